@@ -1,0 +1,955 @@
+/* broker.c - the event loop, the client side of the protocol and the life of a job.
+ *
+ * One thread, one zmq_poll over: the client ROUTER, the worker ROUTER, a signalfd and the
+ * forkserver channel; timers give the poll its timeout. Every readable socket is drained (in
+ * bounded batches, so neither side starves the other) before polling again. Args and result
+ * frames are moved, never copied or decoded: a payload passes only the allocation-free structural
+ * check of wire_check().
+ *
+ * Sending to clients never blocks: the client socket is a ROUTER with ZMQ_ROUTER_MANDATORY, so a
+ * vanished client is EHOSTUNREACH (the result is counted undeliverable, and stays visible to
+ * status) and a full pipe is EAGAIN (the result waits in the client's backlog, retried every
+ * few milliseconds, and counts against the client's limit so the backlog is bounded). */
+#define _GNU_SOURCE
+#include "broker_int.h"
+
+#include "forkserver.h"
+#include "forq_config.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <utlist.h>
+
+#define BATCH       256   /* messages read from one socket before looking at the others */
+#define MAX_FRAMES  5     /* identity, delimiter, header, payload, and one to spot extras */
+#define BACKLOG_MS  5     /* retry interval for results zmq could not take */
+
+/* ---- sending to clients ---- */
+
+static int encode(broker_t *b, const wire_hdr_t *h)
+{
+    msgpack_sbuffer_clear(&b->hbuf);
+    return wire_hdr_encode(&b->hbuf, h);
+}
+
+static client_t *client_get(broker_t *b, const void *ident, size_t len, bool create)
+{
+    client_t *c;
+
+    HASH_FIND(hh, b->client_tab, ident, len, c);
+    if (c || !create)
+        return c;
+    c = xcalloc(1, sizeof(*c) + len);
+    memcpy(c->ident, ident, len);
+    c->ident_len = (uint8_t)len;
+    for (unsigned p = 0; p < SCHED_NPRIO; p++)
+        sched_lane_init(&c->lanes[p], p);
+    HASH_ADD(hh, b->client_tab, ident, len, c);
+    return c;
+}
+
+static void client_release(broker_t *b, client_t *c)
+{
+    if (c->live > 0 || c->backlog_n > 0)
+        return;
+    HASH_DEL(b->client_tab, c);
+    free(c);
+}
+
+/* Send identity, [delimiter], header, [payload] without blocking. Returns 0, -EAGAIN (nothing
+ * was sent: the pipe is full) or -EHOSTUNREACH (no such client). Consumes `payload` on 0. */
+static int try_send(broker_t *b, const void *ident, size_t ilen, bool delim, zmq_msg_t *hdr,
+                    zmq_msg_t *payload)
+{
+    int more = ZMQ_SNDMORE | ZMQ_DONTWAIT;
+
+    if (zmq_send(b->clients, ident, ilen, more) < 0)
+        return errno == EAGAIN ? -EAGAIN : -EHOSTUNREACH;
+    /* the first frame is in: the rest of a multipart message always follows */
+    if (delim)
+        zmq_send(b->clients, "", 0, more);
+    zmq_msg_send(hdr, b->clients, payload ? more : ZMQ_DONTWAIT);
+    if (payload)
+        zmq_msg_send(payload, b->clients, ZMQ_DONTWAIT);
+    return 0;
+}
+
+/* Send a header (and payload, consumed) to a client by identity; see the top comment. */
+static void send_client(broker_t *b, const void *ident, size_t ilen, bool delim,
+                        const wire_hdr_t *h, zmq_msg_t *payload)
+{
+    zmq_msg_t hdr;
+    client_t *c = client_get(b, ident, ilen, false);
+    int r;
+
+    if (encode(b, h) < 0) {
+        log_error("out of memory encoding a reply");
+        if (payload)
+            zmq_msg_close(payload);
+        return;
+    }
+    zmq_msg_init_size(&hdr, b->hbuf.size);
+    memcpy(zmq_msg_data(&hdr), b->hbuf.data, b->hbuf.size);
+    /* results queue behind earlier ones that are still waiting */
+    r = (c && c->backlog_n) ? -EAGAIN : try_send(b, ident, ilen, delim, &hdr, payload);
+    if (r == -EAGAIN) {
+        outmsg_t *m = xcalloc(1, sizeof(*m));
+        c = client_get(b, ident, ilen, true);
+        c->delim = delim;
+        zmq_msg_init(&m->hdr);
+        zmq_msg_move(&m->hdr, &hdr);
+        zmq_msg_init(&m->payload);
+        if (payload) {
+            zmq_msg_move(&m->payload, payload);
+            m->has_payload = true;
+        }
+        if (c->backlog_n++ == 0) {
+            c->backlog = c->backlog_tail = m;
+            DL_APPEND2(b->backlogged, c, bl_prev, bl_next);
+        } else {
+            c->backlog_tail->next = m;
+            c->backlog_tail = m;
+        }
+        return;
+    }
+    if (r == -EHOSTUNREACH) {
+        b->st.undeliverable++;
+        log_debug("reply '%s' for a client that is gone was dropped", wire_cmd_name(h->cmd));
+        if (payload)
+            zmq_msg_close(payload);
+    }
+    zmq_msg_close(&hdr);
+}
+
+static void flush_backlog(broker_t *b)
+{
+    client_t *c, *tmp;
+
+    DL_FOREACH_SAFE2(b->backlogged, c, tmp, bl_next)
+    {
+        while (c->backlog) {
+            outmsg_t *m = c->backlog;
+            int r = try_send(b, c->ident, c->ident_len, c->delim, &m->hdr,
+                             m->has_payload ? &m->payload : NULL);
+            if (r == -EAGAIN)
+                break;
+            if (r == -EHOSTUNREACH)
+                b->st.undeliverable++;
+            c->backlog = m->next;
+            c->backlog_n--;
+            zmq_msg_close(&m->hdr);
+            zmq_msg_close(&m->payload);
+            free(m);
+        }
+        if (c->backlog_n == 0) {
+            c->backlog_tail = NULL;
+            DL_DELETE2(b->backlogged, c, bl_prev, bl_next);
+            client_release(b, c);
+        }
+    }
+}
+
+static void send_error(broker_t *b, const void *ident, size_t ilen, bool delim,
+                       const wire_hdr_t *req, const char *code, const char *msg)
+{
+    wire_hdr_t h = {.cmd = WIRE_ERROR, .code = wire_str(code), .msg = wire_str(msg)};
+    if (req) {
+        h.id = req->id;
+        h.req = req->req;
+        h.has_req = req->has_req;
+    }
+    b->st.malformed++;
+    send_client(b, ident, ilen, delim, &h, NULL);
+}
+
+/* ---- the life of a job ---- */
+
+static void retain(broker_t *b, job_t *job)
+{
+    job->finished_ms = now_ms();
+    DL_APPEND2(b->done, job, done_prev, done_next);
+    b->n_done++;
+}
+
+static void forget(broker_t *b, job_t *job)
+{
+    DL_DELETE2(b->done, job, done_prev, done_next);
+    b->n_done--;
+    HASH_DEL(b->jobs, job);
+    free(job);
+}
+
+static void prune(broker_t *b, uint64_t now)
+{
+    while (b->done && ((long)b->n_done > b->cfg->retain_count ||
+                       b->done->finished_ms + (uint64_t)b->cfg->retain_ms <= now))
+        forget(b, b->done);
+}
+
+static uint64_t *counter_of(broker_t *b, wire_state_t st)
+{
+    switch (st) {
+    case WIRE_ST_OK: return &b->st.ok;
+    case WIRE_ST_ERROR: return &b->st.error;
+    case WIRE_ST_CANCELLED: return &b->st.cancelled;
+    case WIRE_ST_TIMEOUT: return &b->st.timeout;
+    case WIRE_ST_CRASHED: return &b->st.crashed;
+    default: return &b->st.lost;
+    }
+}
+
+void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t *extra,
+                   zmq_msg_t *payload)
+{
+    client_t *c = job->client;
+    wire_hdr_t h = {0};
+
+    if (extra)
+        h = *extra;
+    h.cmd = WIRE_RESULT;
+    h.id = (wire_str_t){job->id, job->id_len};
+    h.state = state;
+    h.attempts = job->attempts;
+    if (job->worker)
+        h.pid = job->worker->pid;
+
+    timers_del(&b->timers, &job->timer);
+    if (job->phase == JOB_QUEUED)
+        sched_remove(&b->sched, &job->item);
+    if (job->phase == JOB_RUNNING) {
+        job->worker->job = NULL;
+        job->worker = NULL;
+        b->running--;
+    }
+    (*counter_of(b, state))++;
+    log_debug("job %s (%s) %s after %u attempt(s)", job->id, job->task, wire_state_name(state),
+              job->attempts);
+    send_client(b, c->ident, c->ident_len, c->delim, &h, state == WIRE_ST_OK ? payload : NULL);
+    if (payload && state != WIRE_ST_OK)
+        zmq_msg_close(payload);
+    zmq_msg_close(&job->args);
+    zmq_msg_init(&job->args);
+    job->phase = JOB_DONE;
+    job->final = state;
+    job->client = NULL;
+    c->live--;
+    client_release(b, c);
+    retain(b, job);
+}
+
+static void enqueue(broker_t *b, job_t *job, bool front)
+{
+    job->phase = JOB_QUEUED;
+    sched_push(&b->sched, &job->client->lanes[job->prio], &job->item, front);
+    if (job->deadline_at)
+        timers_add(&b->timers, &job->timer, job->deadline_at);
+}
+
+void broker_requeue(broker_t *b, job_t *job)
+{
+    if (job->phase == JOB_RUNNING) {
+        job->worker->job = NULL;
+        job->worker = NULL;
+        b->running--;
+    }
+    timers_del(&b->timers, &job->timer);
+    enqueue(b, job, true);
+}
+
+void broker_dispatch(broker_t *b)
+{
+    while (b->idle && b->sched.total > 0) {
+        worker_t *w = pool_take_idle(b);
+        sched_item_t *it = sched_pop(&b->sched);
+        job_t *job = container_of(it, job_t, item);
+
+        timers_del(&b->timers, &job->timer);
+        job->phase = JOB_RUNNING;
+        job->worker = w;
+        job->attempts++;
+        b->running++;
+        if (job->timeout_ms)
+            timers_add(&b->timers, &job->timer, now_ms() + job->timeout_ms);
+        if (!pool_start_job(b, w, job)) {
+            job->attempts--;
+            broker_requeue(b, job);
+        }
+    }
+}
+
+/* ---- client commands ---- */
+
+typedef struct {
+    const uint8_t *ident; /* routing id of the sender */
+    size_t ilen;
+    bool delim;           /* REQ-style envelope */
+} origin_t;
+
+static void reject(broker_t *b, const origin_t *o, const wire_hdr_t *req, const char *code,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void reject(broker_t *b, const origin_t *o, const wire_hdr_t *req, const char *code,
+                   const char *fmt, ...)
+{
+    char msg[WIRE_TEXT_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    wire_hdr_t h = {.cmd = WIRE_RESULT, .id = req->id, .state = WIRE_ST_REJECTED,
+                    .code = wire_str(code), .msg = wire_str(msg)};
+    b->st.rejected++;
+    log_debug("job %.*s rejected: %s", (int)req->id.len, req->id.ptr, msg);
+    send_client(b, o->ident, o->ilen, o->delim, &h, NULL);
+}
+
+static job_t *find_job(broker_t *b, wire_str_t id)
+{
+    job_t *job;
+    HASH_FIND(hh, b->jobs, id.ptr, id.len, job);
+    return job;
+}
+
+static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *args)
+{
+    const config_t *cfg = b->cfg;
+    job_t *old = find_job(b, h->id), *job;
+    task_name_t *t;
+    client_t *c;
+    wire_err_t werr;
+
+    if (old && old->phase != JOB_DONE) {
+        send_error(b, o->ident, o->ilen, o->delim, h, "duplicate_id",
+                   "a job with this id is queued or running; choose a new id");
+        return;
+    }
+    if (b->draining)
+        return reject(b, o, h, "shutting_down",
+                      "forqd is shutting down and accepts no new jobs; retry when it is back");
+    t = pool_task(b, h->task.ptr, h->task.len);
+    if (!t || !t->present)
+        return reject(b, o, h, "unknown_task",
+                      "forqd has no task '%.*s'; 'forq status' lists the tasks it has",
+                      (int)h->task.len, h->task.ptr);
+    if (strcmp(t->name, "exec") == 0 && cfg->exec_allow.n == 0)
+        return reject(b, o, h, "task_disabled",
+                      "the exec task is disabled; start forqd with --allow-exec PROGRAM");
+    if (zmq_msg_size(args) > (size_t)cfg->max_payload)
+        return reject(b, o, h, "too_large",
+                      "the args frame is %zu bytes, more than this forqd's --max-payload of %ld",
+                      zmq_msg_size(args), cfg->max_payload);
+    if (wire_check(zmq_msg_data(args), zmq_msg_size(args), WIRE_DEPTH_MAX, &werr) < 0)
+        return reject(b, o, h, "bad_args", "the args frame is not one valid msgpack value: %s",
+                      werr.msg);
+    if ((long)b->sched.total >= cfg->queue_max)
+        return reject(b, o, h, "queue_full",
+                      "forqd's queue holds %zu jobs, its limit (--queue-max); retry later",
+                      b->sched.total);
+    c = client_get(b, o->ident, o->ilen, true);
+    c->delim = o->delim;
+    if ((long)(c->live + c->backlog_n) >= cfg->client_queue_max) {
+        reject(b, o, h, "client_queue_full",
+               "this client has %zu unfinished jobs and undelivered results, its limit "
+               "(--client-queue-max); wait for results before submitting more",
+               c->live + c->backlog_n);
+        client_release(b, c);
+        return;
+    }
+    if (old)
+        forget(b, old);
+
+    job = xcalloc(1, sizeof(*job) + h->id.len + 1);
+    memcpy(job->id, h->id.ptr, h->id.len);
+    job->id_len = (uint8_t)h->id.len;
+    job->task = t->name;
+    zmq_msg_init(&job->args);
+    zmq_msg_move(&job->args, args);
+    job->client = c;
+    timer_node_init(&job->timer);
+    job->prio = (uint8_t)(h->has_priority ? h->priority : WIRE_PRIORITY_DEF);
+    job->timeout_ms = h->timeout_ms;
+    job->deadline_at = h->deadline_ms ? now_ms() + h->deadline_ms : 0;
+    job->retries_left = h->retries;
+    job->max_result = h->max_result && h->max_result < (uint64_t)cfg->max_payload
+                          ? h->max_result
+                          : (uint64_t)cfg->max_payload;
+    job->as_bytes = h->as_bytes;
+    job->cpu_s = (uint32_t)h->cpu_s;
+    HASH_ADD(hh, b->jobs, id, job->id_len, job);
+    c->live++;
+    b->st.submitted++;
+    enqueue(b, job, false);
+    broker_dispatch(b);
+}
+
+static void on_cancel(broker_t *b, const origin_t *o, const wire_hdr_t *h)
+{
+    job_t *job = find_job(b, h->id);
+    wire_hdr_t r = {.cmd = WIRE_CANCEL_REPLY, .id = h->id, .req = h->req, .has_req = h->has_req};
+
+    if (!job) {
+        r.outcome = wire_str("unknown");
+        send_client(b, o->ident, o->ilen, o->delim, &r, NULL);
+        return;
+    }
+    switch (job->phase) {
+    case JOB_QUEUED: {
+        r.outcome = wire_str("dequeued");
+        send_client(b, o->ident, o->ilen, o->delim, &r, NULL);
+        wire_hdr_t x = {.msg = wire_str("cancelled before it started")};
+        broker_finish(b, job, WIRE_ST_CANCELLED, &x, NULL);
+        break;
+    }
+    case JOB_RUNNING:
+        r.outcome = wire_str("killing");
+        r.pid = job->worker->pid;
+        send_client(b, o->ident, o->ilen, o->delim, &r, NULL);
+        pool_kill(b, job->worker, KILL_CANCEL);
+        break;
+    case JOB_DONE:
+        r.outcome = wire_str("finished");
+        r.state = job->final;
+        send_client(b, o->ident, o->ilen, o->delim, &r, NULL);
+        break;
+    }
+}
+
+static void on_status(broker_t *b, const origin_t *o, const wire_hdr_t *h)
+{
+    job_t *job = find_job(b, h->id);
+    wire_hdr_t r = {.cmd = WIRE_STATUS_REPLY, .id = h->id, .req = h->req, .has_req = h->has_req,
+                    .state = WIRE_ST_UNKNOWN};
+    if (job) {
+        r.task = wire_str(job->task);
+        r.attempts = job->attempts;
+        if (job->phase == JOB_QUEUED) {
+            r.state = WIRE_ST_QUEUED;
+            r.priority = job->prio;
+            r.has_priority = true;
+        } else if (job->phase == JOB_RUNNING) {
+            r.state = WIRE_ST_RUNNING;
+            r.pid = job->worker->pid;
+        } else {
+            r.state = job->final;
+        }
+    }
+    send_client(b, o->ident, o->ilen, o->delim, &r, NULL);
+}
+
+static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    msgpack_pack_str(pk, strlen(k));
+    msgpack_pack_str_body(pk, k, strlen(k));
+    msgpack_pack_uint64(pk, v);
+}
+
+static void pack_key(msgpack_packer *pk, const char *k)
+{
+    msgpack_pack_str(pk, strlen(k));
+    msgpack_pack_str_body(pk, k, strlen(k));
+}
+
+static void pack_strs(msgpack_packer *pk, char **v, size_t n)
+{
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_str(pk, strlen(v[i]));
+        msgpack_pack_str_body(pk, v[i], strlen(v[i]));
+    }
+}
+
+static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    zmq_msg_t payload;
+    size_t idle = 0, busy = 0, ntasks = 0;
+    worker_t *w, *wt;
+    task_name_t *t, *tt;
+
+    HASH_ITER(hh, b->worker_tab, w, wt)
+    {
+        idle += w->state == W_IDLE;
+        busy += w->state == W_BUSY;
+    }
+    HASH_ITER(hh, b->tasks, t, tt)
+        ntasks += t->present;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 30);
+    pack_key(&pk, "version");
+    msgpack_pack_str(&pk, strlen(FORQ_VERSION));
+    msgpack_pack_str_body(&pk, FORQ_VERSION, strlen(FORQ_VERSION));
+    pack_kv_u64(&pk, "pid", (uint64_t)getpid());
+    pack_kv_u64(&pk, "forkserver_pid", (uint64_t)b->fs_pid);
+    pack_kv_u64(&pk, "uptime_ms", now_ms() - b->started_ms);
+    pack_kv_u64(&pk, "workers", (uint64_t)b->cfg->workers);
+    pack_kv_u64(&pk, "workers_live", HASH_COUNT(b->worker_tab));
+    pack_kv_u64(&pk, "workers_idle", idle);
+    pack_kv_u64(&pk, "workers_busy", busy);
+    pack_kv_u64(&pk, "queued", b->sched.total);
+    pack_key(&pk, "queued_by_priority");
+    msgpack_pack_array(&pk, SCHED_NPRIO);
+    for (unsigned p = 0; p < SCHED_NPRIO; p++)
+        msgpack_pack_uint64(&pk, b->sched.len[p]);
+    pack_kv_u64(&pk, "running", b->running);
+    pack_kv_u64(&pk, "clients", HASH_COUNT(b->client_tab));
+    pack_kv_u64(&pk, "retained", b->n_done);
+    pack_kv_u64(&pk, "submitted", b->st.submitted);
+    pack_kv_u64(&pk, "ok", b->st.ok);
+    pack_kv_u64(&pk, "error", b->st.error);
+    pack_kv_u64(&pk, "cancelled", b->st.cancelled);
+    pack_kv_u64(&pk, "timeout", b->st.timeout);
+    pack_kv_u64(&pk, "crashed", b->st.crashed);
+    pack_kv_u64(&pk, "rejected", b->st.rejected);
+    pack_kv_u64(&pk, "lost", b->st.lost);
+    pack_kv_u64(&pk, "retried", b->st.retried);
+    pack_kv_u64(&pk, "undeliverable", b->st.undeliverable);
+    pack_kv_u64(&pk, "malformed", b->st.malformed);
+    pack_kv_u64(&pk, "workers_started", b->st.workers_started);
+    pack_kv_u64(&pk, "worker_crashes", b->st.worker_crashes);
+    pack_kv_u64(&pk, "last_replace_us", b->st.last_replace_us);
+    pack_key(&pk, "endpoints");
+    pack_strs(&pk, b->cfg->listen.items, b->cfg->listen.n);
+    pack_key(&pk, "tasks");
+    msgpack_pack_array(&pk, ntasks);
+    HASH_ITER(hh, b->tasks, t, tt)
+    {
+        if (!t->present)
+            continue;
+        msgpack_pack_str(&pk, strlen(t->name));
+        msgpack_pack_str_body(&pk, t->name, strlen(t->name));
+    }
+    pack_key(&pk, "exec_allowed");
+    pack_strs(&pk, b->cfg->exec_allow.items, b->cfg->exec_allow.n);
+
+    zmq_msg_init_size(&payload, sb.size);
+    memcpy(zmq_msg_data(&payload), sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    wire_hdr_t r = {.cmd = WIRE_STATS_REPLY, .req = h->req, .has_req = h->has_req};
+    send_client(b, o->ident, o->ilen, o->delim, &r, &payload);
+}
+
+static void close_frames(zmq_msg_t *f, int n)
+{
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&f[i]);
+}
+
+/* Read one multipart message into f (extra frames are read and dropped). Returns the number of
+ * frames kept, -1 if there was none, or -2 - kept when frames were dropped. */
+static int recv_multipart(void *sock, zmq_msg_t *f, int max)
+{
+    int n = 0, more = 1;
+    size_t ml = sizeof(more);
+    bool extra = false;
+
+    zmq_msg_init(&f[0]);
+    if (zmq_msg_recv(&f[0], sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&f[0]);
+        return -1;
+    }
+    n = 1;
+    while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml) == 0 && more) {
+        if (n < max) {
+            zmq_msg_init(&f[n]);
+            zmq_msg_recv(&f[n], sock, 0);
+            n++;
+        } else {
+            zmq_msg_t junk;
+            zmq_msg_init(&junk);
+            zmq_msg_recv(&junk, sock, 0);
+            zmq_msg_close(&junk);
+            extra = true;
+        }
+    }
+    return extra ? -2 - n : n;
+}
+
+static bool client_input(broker_t *b)
+{
+    zmq_msg_t f[MAX_FRAMES];
+    int n = recv_multipart(b->clients, f, MAX_FRAMES), first = 1;
+    bool too_many = false;
+    origin_t o;
+    wire_hdr_t h;
+    wire_err_t err;
+
+    if (n == -1)
+        return false;
+    if (n < -1) {
+        n = -2 - n;
+        too_many = true;
+    }
+    o.ident = zmq_msg_data(&f[0]);
+    o.ilen = zmq_msg_size(&f[0]);
+    o.delim = n > 1 && zmq_msg_size(&f[1]) == 0;
+    if (o.delim)
+        first = 2;
+    if (first >= n) {
+        send_error(b, o.ident, o.ilen, o.delim, NULL, "bad_frames",
+                   "message has no header frame");
+        goto out;
+    }
+    msgpack_zone_clear(&b->zone);
+    if (wire_hdr_decode(zmq_msg_data(&f[first]), zmq_msg_size(&f[first]), &b->zone, &h, &err) <
+        0) {
+        send_error(b, o.ident, o.ilen, o.delim, &h, err.code, err.msg);
+        goto out;
+    }
+    int payloads = n - first - 1 + (too_many ? 1 : 0);
+    switch (h.cmd) {
+    case WIRE_SUBMIT:
+        if (payloads != 1) {
+            send_error(b, o.ident, o.ilen, o.delim, &h, "bad_frames",
+                       "submit takes exactly one args frame after the header");
+            break;
+        }
+        on_submit(b, &o, &h, &f[first + 1]);
+        break;
+    case WIRE_CANCEL:
+    case WIRE_STATUS:
+    case WIRE_STATS:
+    case WIRE_PING:
+        if (payloads != 0) {
+            send_error(b, o.ident, o.ilen, o.delim, &h, "bad_frames",
+                       "this command takes no frame after the header");
+            break;
+        }
+        if (h.cmd == WIRE_CANCEL)
+            on_cancel(b, &o, &h);
+        else if (h.cmd == WIRE_STATUS)
+            on_status(b, &o, &h);
+        else if (h.cmd == WIRE_STATS)
+            on_stats(b, &o, &h);
+        else {
+            wire_hdr_t r = {.cmd = WIRE_PONG, .req = h.req, .has_req = h.has_req,
+                            .pid = getpid(), .msg = wire_str("forqd " FORQ_VERSION)};
+            send_client(b, o.ident, o.ilen, o.delim, &r, NULL);
+        }
+        break;
+    default: {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "'%s' is not a command a client may send",
+                 wire_cmd_name(h.cmd));
+        send_error(b, o.ident, o.ilen, o.delim, &h, "unknown_command", msg);
+    }
+    }
+out:
+    close_frames(f, n);
+    return true;
+}
+
+static bool worker_input(broker_t *b)
+{
+    zmq_msg_t f[4];
+    int n = recv_multipart(b->workers_sock, f, 4);
+
+    if (n == -1)
+        return false;
+    if (n < -1)
+        n = -2 - n;
+    pool_worker_input(b, f, n);
+    close_frames(f, n);
+    return true;
+}
+
+/* ---- signals, timers, shutdown ---- */
+
+static void start_drain(broker_t *b)
+{
+    sched_item_t *it;
+    size_t cancelled = 0;
+
+    if (b->draining) {
+        log_notice("second stop signal: cancelling running jobs now");
+        b->drain_deadline = now_ms();
+        return;
+    }
+    b->draining = true;
+    b->drain_deadline = now_ms() + (uint64_t)b->cfg->grace_ms;
+    while ((it = sched_pop(&b->sched))) {
+        job_t *job = container_of(it, job_t, item);
+        wire_hdr_t x = {.code = wire_str("shutting_down"),
+                        .msg = wire_str("forqd is shutting down; the job never started")};
+        broker_finish(b, job, WIRE_ST_CANCELLED, &x, NULL);
+        cancelled++;
+    }
+    log_notice("stopping: %zu queued job(s) cancelled, %zu running job(s) get %ld s to finish",
+               cancelled, b->running, b->cfg->grace_ms / 1000);
+}
+
+static void drain_check(broker_t *b, uint64_t now)
+{
+    if (!b->draining)
+        return;
+    if (b->running == 0) {
+        b->stop = true;
+        return;
+    }
+    if (!b->drain_killed && now >= b->drain_deadline) {
+        worker_t *w, *tmp;
+        log_notice("grace time over: cancelling %zu running job(s)", b->running);
+        HASH_ITER(hh, b->worker_tab, w, tmp)
+            if (w->job)
+                pool_kill(b, w, KILL_SHUTDOWN);
+        b->drain_killed = true;
+        b->drain_deadline = now + 5000;
+    } else if (b->drain_killed && now >= b->drain_deadline) {
+        /* the forkserver did not report the kills: answer the jobs anyway */
+        worker_t *w, *tmp;
+        HASH_ITER(hh, b->worker_tab, w, tmp)
+        {
+            if (w->job) {
+                wire_hdr_t x = {.msg = wire_str("forqd stopped before its worker reported")};
+                broker_finish(b, w->job, WIRE_ST_LOST, &x, NULL);
+            }
+        }
+        b->stop = true;
+    }
+}
+
+static void on_signals(broker_t *b)
+{
+    struct signalfd_siginfo si;
+
+    while (read(b->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            start_drain(b);
+            break;
+        case SIGCHLD:
+            pool_reap(b);
+            break;
+        case SIGHUP:
+            log_notice("SIGHUP: configuration reload is not supported by this version; ignored");
+            break;
+        }
+    }
+}
+
+static void fire_timers(broker_t *b, uint64_t now)
+{
+    timer_node_t *t;
+
+    while ((t = timers_peek(&b->timers)) && t->at <= now) {
+        job_t *job = container_of(t, job_t, timer);
+        timers_del(&b->timers, t);
+        if (job->phase == JOB_QUEUED) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "its queue deadline passed before a worker was free");
+            wire_hdr_t x = {.code = wire_str("deadline"), .msg = wire_str(msg)};
+            broker_finish(b, job, WIRE_ST_TIMEOUT, &x, NULL);
+        } else if (job->phase == JOB_RUNNING) {
+            pool_kill(b, job->worker, KILL_TIMEOUT);
+        }
+    }
+}
+
+static int next_timeout(broker_t *b, uint64_t now)
+{
+    uint64_t at = UINT64_MAX;
+    timer_node_t *t = timers_peek(&b->timers);
+
+    if (t)
+        at = t->at;
+    if (b->backlogged && now + BACKLOG_MS < at)
+        at = now + BACKLOG_MS;
+    if (b->draining && b->drain_deadline < at)
+        at = b->drain_deadline;
+    if (!b->fs_pid && b->fs_restart_at < at)
+        at = b->fs_restart_at;
+    if (b->spawn_at > now && b->spawn_at < at)
+        at = b->spawn_at;
+    if (b->done && b->done->finished_ms + (uint64_t)b->cfg->retain_ms < at)
+        at = b->done->finished_ms + (uint64_t)b->cfg->retain_ms;
+    if (at == UINT64_MAX)
+        return -1;
+    return at <= now ? 0 : (int)(at - now > 60000 ? 60000 : at - now);
+}
+
+/* ---- set-up and tear-down ---- */
+
+/* Refuse to steal the ipc endpoint of a forqd that is alive: zmq would unlink its socket. */
+static int ipc_in_use(const char *ep)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    const char *path = ep + 6;
+    int fd, r;
+
+    if (strncmp(ep, "ipc://", 6) != 0 || strlen(path) >= sizeof(sa.sun_path))
+        return 0;
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    close(fd);
+    return r == 0;
+}
+
+static int bind_all(broker_t *b)
+{
+    const config_t *cfg = b->cfg;
+    int one = 1, hwm = 100000, linger = 2000;
+    int64_t maxmsg = cfg->max_payload + WIRE_HEADER_MAX;
+
+    b->clients = zmq_socket(b->zctx, ZMQ_ROUTER);
+    b->workers_sock = zmq_socket(b->zctx, ZMQ_ROUTER);
+    zmq_setsockopt(b->clients, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+    zmq_setsockopt(b->clients, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(b->clients, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(b->clients, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+    zmq_setsockopt(b->clients, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(b->workers_sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+    zmq_setsockopt(b->workers_sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+    zmq_setsockopt(b->workers_sock, ZMQ_LINGER, &linger, sizeof(linger));
+    for (size_t i = 0; i < cfg->listen.n; i++) {
+        const char *ep = cfg->listen.items[i];
+        if (ipc_in_use(ep)) {
+            fprintf(stderr, "forqd: %s is in use by a running forqd; stop it or choose another "
+                            "endpoint with --listen\n", ep);
+            return -EADDRINUSE;
+        }
+        if (zmq_bind(b->clients, ep) < 0) {
+            fprintf(stderr, "forqd: cannot listen on %s: %s\n", ep, zmq_strerror(errno));
+            return -errno;
+        }
+    }
+    if (zmq_bind(b->workers_sock, cfg->worker_endpoint) < 0) {
+        fprintf(stderr, "forqd: cannot bind the worker endpoint %s: %s\n", cfg->worker_endpoint,
+                zmq_strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+static void teardown(broker_t *b)
+{
+    job_t *job, *jt;
+    client_t *c, *ct;
+    task_name_t *t, *tt;
+    uint64_t until = now_ms() + 2000;
+
+    /* give undelivered results a last chance */
+    while (b->backlogged && now_ms() < until) {
+        flush_backlog(b);
+        if (b->backlogged)
+            usleep(BACKLOG_MS * 1000);
+    }
+    pool_shutdown(b);
+    HASH_ITER(hh, b->jobs, job, jt)
+    {
+        HASH_DEL(b->jobs, job);
+        zmq_msg_close(&job->args);
+        free(job);
+    }
+    HASH_ITER(hh, b->client_tab, c, ct)
+    {
+        while (c->backlog) {
+            outmsg_t *m = c->backlog;
+            c->backlog = m->next;
+            zmq_msg_close(&m->hdr);
+            zmq_msg_close(&m->payload);
+            free(m);
+        }
+        HASH_DEL(b->client_tab, c);
+        free(c);
+    }
+    HASH_ITER(hh, b->tasks, t, tt)
+    {
+        HASH_DEL(b->tasks, t);
+        free(t);
+    }
+    timers_done(&b->timers);
+    msgpack_zone_destroy(&b->zone);
+    msgpack_sbuffer_destroy(&b->hbuf);
+    if (b->clients)
+        zmq_close(b->clients);
+    if (b->workers_sock)
+        zmq_close(b->workers_sock);
+    if (b->zctx)
+        zmq_ctx_term(b->zctx);
+    if (b->sigfd >= 0)
+        close(b->sigfd);
+}
+
+int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
+{
+    broker_t b = {.cfg = cfg, .fs_fd = fs_fd, .fs_pid = fs_pid, .sigfd = -1};
+    sigset_t mask;
+    int status = 1;
+
+    msgpack_zone_init(&b.zone, 4096);
+    msgpack_sbuffer_init(&b.hbuf);
+    sched_init(&b.sched);
+    b.started_ms = now_ms();
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGCHLD);
+    b.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (b.sigfd < 0) {
+        fprintf(stderr, "forqd: cannot create a signalfd: %s\n", strerror(errno));
+        goto out;
+    }
+    if (pool_wait_hello(&b, 30000) < 0)
+        goto out;
+    b.zctx = zmq_ctx_new();
+    if (!b.zctx || bind_all(&b) < 0)
+        goto out;
+    log_notice("forqd %s ready: %ld workers, listening on %s%s", FORQ_VERSION, cfg->workers,
+               cfg->listen.items[0], cfg->listen.n > 1 ? " and more" : "");
+
+    for (;;) {
+        uint64_t now = now_ms();
+        fire_timers(&b, now);
+        if (b.backlogged)
+            flush_backlog(&b);
+        pool_maintain(&b, now);
+        prune(&b, now);
+        drain_check(&b, now);
+        if (b.stop)
+            break;
+        zmq_pollitem_t items[] = {
+            {b.clients, 0, ZMQ_POLLIN, 0},
+            {b.workers_sock, 0, ZMQ_POLLIN, 0},
+            {NULL, b.sigfd, ZMQ_POLLIN, 0},
+            {NULL, b.fs_fd, ZMQ_POLLIN, 0},
+        };
+        int nitems = b.fs_fd >= 0 ? 4 : 3;
+        if (zmq_poll(items, nitems, next_timeout(&b, now)) < 0 && errno != EINTR) {
+            log_error("zmq_poll failed: %s", zmq_strerror(errno));
+            break;
+        }
+        if (items[2].revents)
+            on_signals(&b);
+        if (nitems == 4 && items[3].revents)
+            pool_fs_input(&b);
+        if (items[1].revents)
+            for (int i = 0; i < BATCH && worker_input(&b); i++)
+                ;
+        if (items[0].revents)
+            for (int i = 0; i < BATCH && client_input(&b); i++)
+                ;
+    }
+    log_notice("stopped: %llu jobs submitted, %llu ok, %llu failed otherwise",
+               (unsigned long long)b.st.submitted, (unsigned long long)b.st.ok,
+               (unsigned long long)(b.st.error + b.st.cancelled + b.st.timeout + b.st.crashed +
+                                    b.st.lost));
+    status = 0;
+out:
+    teardown(&b);
+    return status;
+}

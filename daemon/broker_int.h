@@ -1,0 +1,159 @@
+/* broker_int.h - the broker's state, shared by broker.c (event loop, clients, job lifecycle) and
+ * pool.c (workers and the forkserver). Not a public interface.
+ *
+ * Invariants:
+ * - A job is in exactly one phase. QUEUED: in the scheduler, in its client's `live`, its timer
+ *   armed iff it has a queue deadline. RUNNING: `worker` set and worker->job == job, in `live`,
+ *   its timer armed iff it has a run timeout. DONE: answered, args freed, `client` NULL, in the
+ *   retention list until pruned.
+ * - Every job that leaves QUEUED or RUNNING for DONE goes through broker_finish(), which sends
+ *   its one result. */
+#ifndef FORQ_BROKER_INT_H
+#define FORQ_BROKER_INT_H
+
+#include "broker.h"
+#include "config.h"
+#include "sched.h"
+#include "timers.h"
+#include "wire.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uthash.h>
+#include <zmq.h>
+
+typedef struct client client_t;
+typedef struct worker worker_t;
+
+typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_phase_t;
+
+typedef struct job {
+    UT_hash_handle hh;          /* in broker.jobs by id */
+    zmq_msg_t args;             /* the args frame, passed through untouched; kept for retries */
+    client_t *client;           /* submitter while QUEUED or RUNNING */
+    worker_t *worker;           /* while RUNNING */
+    const char *task;           /* interned task name (broker.tasks) */
+    sched_item_t item;          /* queue links while QUEUED */
+    timer_node_t timer;         /* queue deadline while QUEUED, run timeout while RUNNING */
+    struct job *done_prev, *done_next; /* retention list while DONE */
+    uint64_t deadline_at;       /* absolute queue deadline (ms), 0 = none */
+    uint64_t timeout_ms;        /* run timeout, 0 = none */
+    uint64_t max_result;        /* result size limit, 0 = the broker's */
+    uint64_t as_bytes;          /* address-space limit, 0 = none */
+    uint64_t finished_ms;       /* when it became DONE */
+    uint32_t cpu_s;             /* CPU-seconds limit, 0 = none */
+    uint32_t retries_left;      /* crashes it may still survive */
+    uint32_t attempts;          /* times it was started */
+    job_phase_t phase;          /* see the invariants above */
+    wire_state_t final;         /* terminal state when DONE */
+    uint8_t prio;               /* 0..9 */
+    uint8_t id_len;             /* bytes of id */
+    char id[];                  /* the client's job id, NUL-terminated */
+} job_t;
+
+/* A result that zmq could not take yet (the client's pipe was full). */
+typedef struct outmsg {
+    struct outmsg *next;        /* FIFO */
+    zmq_msg_t hdr;              /* encoded header */
+    zmq_msg_t payload;          /* result frame, when has_payload */
+    bool has_payload;
+} outmsg_t;
+
+struct client {
+    UT_hash_handle hh;          /* in broker.clients by identity */
+    sched_lane_t lanes[SCHED_NPRIO]; /* its queued jobs per priority */
+    size_t live;                /* QUEUED + RUNNING jobs */
+    outmsg_t *backlog, *backlog_tail; /* results waiting for room */
+    size_t backlog_n;           /* their count */
+    client_t *bl_prev, *bl_next; /* in broker.backlogged while backlog_n > 0 */
+    bool delim;                 /* it sends an empty delimiter frame (REQ socket) */
+    uint8_t ident_len;          /* bytes of ident */
+    uint8_t ident[];            /* ZeroMQ routing id */
+};
+
+typedef enum { KILL_NONE, KILL_CANCEL, KILL_TIMEOUT, KILL_SHUTDOWN } kill_reason_t;
+typedef enum { W_STARTING, W_IDLE, W_BUSY, W_RETIRING } worker_state_t;
+
+struct worker {
+    UT_hash_handle hh;          /* in broker.workers by pid */
+    pid_t pid;                  /* process id */
+    worker_state_t state;       /* STARTING until READY; RETIRING after its last job */
+    job_t *job;                 /* the job it runs, when BUSY */
+    kill_reason_t kill;         /* why we asked the forkserver to kill it */
+    bool ready;                 /* said READY */
+    uint64_t jobs_done;         /* jobs it finished */
+    uint64_t spawn_us;          /* when it was asked for */
+    worker_t *idle_prev, *idle_next; /* in broker.idle while IDLE */
+    char ident[16];             /* routing id "w<pid>" */
+    uint8_t ident_len;
+};
+
+/* Interned task names: job->task points here; entries live as long as the broker. */
+typedef struct task_name {
+    UT_hash_handle hh;
+    bool present;               /* offered by the current forkserver */
+    char name[];
+} task_name_t;
+
+typedef struct {
+    uint64_t submitted, ok, error, cancelled, timeout, crashed, rejected, lost;
+    uint64_t retried, undeliverable, malformed, workers_started, worker_crashes;
+    uint64_t last_replace_us;   /* a crashed worker's exit to its replacement's READY */
+} counters_t;
+
+struct broker {
+    const config_t *cfg;
+    void *zctx;                 /* ZeroMQ context */
+    void *clients;              /* ROUTER bound to cfg->listen */
+    void *workers_sock;         /* ROUTER bound to cfg->worker_endpoint */
+    int sigfd;                  /* signalfd: TERM, INT, HUP, CHLD */
+    int fs_fd;                  /* channel to the forkserver, -1 while none */
+    pid_t fs_pid;               /* the forkserver, 0 while none */
+    bool fs_ready;              /* it said HELLO */
+    unsigned fs_failures;       /* forkservers that died in a row */
+    uint64_t fs_restart_at;     /* when to start the next one (ms) */
+    job_t *jobs;                /* every known job, by id */
+    client_t *client_tab;       /* clients with live jobs or backlog, by identity */
+    worker_t *worker_tab;       /* workers, by pid */
+    worker_t *idle;             /* IDLE workers, most recently used first */
+    task_name_t *tasks;         /* interned task names */
+    size_t spawn_pending;       /* SPAWNs sent without SPAWNED or SPAWN_ERR */
+    unsigned spawn_failures;    /* workers that died before READY, in a row */
+    uint64_t spawn_at;          /* no spawn before this (ms): crash-loop backoff */
+    uint64_t replace_from_us;   /* when a crashed worker's exit was seen, 0 = none pending */
+    sched_t sched;              /* queued jobs */
+    timers_t timers;            /* job deadlines */
+    job_t *done;                /* retention list, oldest first */
+    size_t n_done;
+    client_t *backlogged;       /* clients with undelivered results */
+    size_t running;             /* RUNNING jobs */
+    msgpack_zone zone;          /* scratch for header decoding */
+    msgpack_sbuffer hbuf;       /* scratch for header encoding */
+    bool draining;              /* SIGTERM seen: reject submits, finish running work */
+    bool drain_killed;          /* grace over: running jobs' workers were killed */
+    uint64_t drain_deadline;    /* end of the grace time (ms) */
+    bool stop;                  /* leave the loop */
+    uint64_t started_ms;        /* for uptime */
+    counters_t st;
+};
+
+/* broker.c */
+void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t *extra,
+                   zmq_msg_t *payload);
+void broker_requeue(broker_t *b, job_t *job);
+void broker_dispatch(broker_t *b);
+
+/* pool.c */
+int pool_wait_hello(broker_t *b, int timeout_ms);
+void pool_fs_input(broker_t *b);
+void pool_worker_input(broker_t *b, zmq_msg_t *frames, int nframes);
+void pool_maintain(broker_t *b, uint64_t now);
+void pool_kill(broker_t *b, worker_t *w, kill_reason_t why);
+bool pool_start_job(broker_t *b, worker_t *w, job_t *job);
+worker_t *pool_take_idle(broker_t *b);
+void pool_reap(broker_t *b);
+void pool_shutdown(broker_t *b);
+task_name_t *pool_task(broker_t *b, const char *name, size_t len);
+
+#endif

@@ -1,0 +1,291 @@
+/* config.c - forqd's flags. Every flag has a long form; errors name the flag and what it takes. */
+#include "config.h"
+
+#include "endpoint.h"
+#include "forq_config.h"
+#include "log.h"
+#include "util.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "Usage: forqd [OPTION]...\n"
+    "Run the forq broker in the foreground: a pool of worker processes that runs the jobs\n"
+    "clients submit over ZeroMQ. With no options it listens on\n"
+    "ipc://$XDG_RUNTIME_DIR/forq/forqd.sock (or ipc:///tmp/forq-UID/forqd.sock).\n"
+    "\n"
+    "  -l, --listen EP             bind a client endpoint (ipc://PATH or tcp://HOST:PORT);\n"
+    "                              repeatable; default: the ipc endpoint above\n"
+    "  -w, --workers N             worker processes (default: number of cores)\n"
+    "  -t, --tasks PATH            load task plugins from a .so file or a directory of\n"
+    "                              them; repeatable\n"
+    "  -m, --max-jobs-per-worker N replace a worker after N jobs (default 0: never)\n"
+    "  -L, --log-level LEVEL       error, warning, notice, info (default) or debug\n"
+    "      --allow-exec PROGRAM    enable the exec task for PROGRAM (a name or an absolute\n"
+    "                              path); repeatable; exec is off unless given\n"
+    "      --queue-max N           queued jobs in all before submits are rejected\n"
+    "                              (default 1000000)\n"
+    "      --client-queue-max N    unfinished jobs of one client before its submits are\n"
+    "                              rejected (default 100000)\n"
+    "      --grace SECONDS         on SIGTERM, how long running jobs may finish before they\n"
+    "                              are cancelled (default 10)\n"
+    "      --max-payload BYTES     largest args or result frame (default 67108864)\n"
+    "      --retain N              finished jobs remembered for status and cancel\n"
+    "                              (default 10000, kept at most 10 minutes)\n"
+    "      --worker-endpoint EP    where workers connect (default: ipc in a private\n"
+    "                              directory under the runtime directory)\n"
+    "  -h, --help                  print this help and exit\n"
+    "  -V, --version               print the version and exit\n"
+    "\n"
+    "Signals: SIGTERM or SIGINT stops accepting jobs, lets running jobs finish within the\n"
+    "grace time, cancels the rest, answers every job and exits 0. A second one skips the\n"
+    "grace time.\n"
+    "Exit status: 0 after a clean stop, 1 on a start-up error (the message says which).\n";
+
+enum {
+    OPT_ALLOW_EXEC = 1000,
+    OPT_QUEUE_MAX,
+    OPT_CLIENT_QUEUE_MAX,
+    OPT_GRACE,
+    OPT_MAX_PAYLOAD,
+    OPT_RETAIN,
+    OPT_WORKER_EP,
+    OPT_FORKSERVER_FD,
+};
+
+static void strv_push(strv_t *v, const char *s)
+{
+    v->items = xrealloc(v->items, (v->n + 1) * sizeof(char *));
+    v->items[v->n++] = xstrdup(s);
+}
+
+static void strv_free(strv_t *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        free(v->items[i]);
+    free(v->items);
+    v->items = NULL;
+    v->n = 0;
+}
+
+static int number(const char *flag, const char *arg, long min, long max, long *ret)
+{
+    if (parse_long(arg, min, max, ret) < 0) {
+        fprintf(stderr, "forqd: %s takes a whole number from %ld to %ld, not '%s'\n", flag, min,
+                max, arg);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static bool endpoint_ok(const char *ep)
+{
+    return strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "tcp://", 6) == 0;
+}
+
+int config_parse(config_t *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"workers", required_argument, NULL, 'w'},
+        {"tasks", required_argument, NULL, 't'},
+        {"max-jobs-per-worker", required_argument, NULL, 'm'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"allow-exec", required_argument, NULL, OPT_ALLOW_EXEC},
+        {"queue-max", required_argument, NULL, OPT_QUEUE_MAX},
+        {"client-queue-max", required_argument, NULL, OPT_CLIENT_QUEUE_MAX},
+        {"grace", required_argument, NULL, OPT_GRACE},
+        {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
+        {"retain", required_argument, NULL, OPT_RETAIN},
+        {"worker-endpoint", required_argument, NULL, OPT_WORKER_EP},
+        {"forkserver-fd", required_argument, NULL, OPT_FORKSERVER_FD},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long v;
+    int c;
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->workers = cores > 0 ? cores : 1;
+    cfg->log_level = LOG_INFO;
+    cfg->queue_max = 1000000;
+    cfg->client_queue_max = 100000;
+    cfg->grace_ms = 10000;
+    cfg->max_payload = WIRE_PAYLOAD_DEF;
+    cfg->retain_count = 10000;
+    cfg->retain_ms = 600000;
+    cfg->forkserver_fd = -1;
+    cfg->argc = argc;
+    cfg->argv = argv;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":l:w:t:m:L:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            if (!endpoint_ok(optarg)) {
+                fprintf(stderr, "forqd: --listen takes ipc://PATH or tcp://HOST:PORT, not '%s'\n",
+                        optarg);
+                return -EINVAL;
+            }
+            strv_push(&cfg->listen, optarg);
+            break;
+        case 'w':
+            if (number("--workers", optarg, 1, 4096, &cfg->workers) < 0)
+                return -EINVAL;
+            break;
+        case 't':
+            strv_push(&cfg->tasks, optarg);
+            break;
+        case 'm':
+            if (number("--max-jobs-per-worker", optarg, 0, 1000000000, &cfg->max_jobs_per_worker) <
+                0)
+                return -EINVAL;
+            break;
+        case 'L':
+            if ((cfg->log_level = log_level_from(optarg)) < 0) {
+                fprintf(stderr, "forqd: --log-level takes error, warning, notice, info or debug, "
+                                "not '%s'\n", optarg);
+                return -EINVAL;
+            }
+            break;
+        case OPT_ALLOW_EXEC:
+            strv_push(&cfg->exec_allow, optarg);
+            break;
+        case OPT_QUEUE_MAX:
+            if (number("--queue-max", optarg, 1, 100000000, &cfg->queue_max) < 0)
+                return -EINVAL;
+            break;
+        case OPT_CLIENT_QUEUE_MAX:
+            if (number("--client-queue-max", optarg, 1, 100000000, &cfg->client_queue_max) < 0)
+                return -EINVAL;
+            break;
+        case OPT_GRACE:
+            if (number("--grace", optarg, 0, 86400, &v) < 0)
+                return -EINVAL;
+            cfg->grace_ms = v * 1000;
+            break;
+        case OPT_MAX_PAYLOAD:
+            if (number("--max-payload", optarg, 1024, 1L << 30, &cfg->max_payload) < 0)
+                return -EINVAL;
+            break;
+        case OPT_RETAIN:
+            if (number("--retain", optarg, 0, 10000000, &cfg->retain_count) < 0)
+                return -EINVAL;
+            break;
+        case OPT_WORKER_EP:
+            if (!endpoint_ok(optarg)) {
+                fprintf(stderr, "forqd: --worker-endpoint takes ipc://PATH or tcp://HOST:PORT, "
+                                "not '%s'\n", optarg);
+                return -EINVAL;
+            }
+            free(cfg->worker_endpoint);
+            cfg->worker_endpoint = xstrdup(optarg);
+            break;
+        case OPT_FORKSERVER_FD:
+            if (number("--forkserver-fd", optarg, 0, 65535, &v) < 0)
+                return -EINVAL;
+            cfg->forkserver_fd = (int)v;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        case 'V':
+            printf("forqd %s (protocol %d)\n", FORQ_VERSION, WIRE_VERSION);
+            return 1;
+        case ':':
+            fprintf(stderr, "forqd: %s needs a value; see forqd --help\n", argv[optind - 1]);
+            return -EINVAL;
+        default:
+            fprintf(stderr, "forqd: unknown option '%s'; see forqd --help\n", argv[optind - 1]);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "forqd: unexpected argument '%s'; forqd takes only options, see --help\n",
+                argv[optind]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int make_dir(const char *dir)
+{
+    struct stat st;
+
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        int r = -errno;
+        fprintf(stderr, "forqd: cannot create runtime directory %s: %s\n", dir, strerror(errno));
+        return r;
+    }
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()) {
+        fprintf(stderr, "forqd: %s is not a directory owned by this user; remove it or set "
+                        "XDG_RUNTIME_DIR\n", dir);
+        return -EPERM;
+    }
+    return 0;
+}
+
+int config_derive(config_t *cfg)
+{
+    char dir[4096], buf[4200];
+    int r;
+
+    if (endpoint_default_dir(dir, sizeof(dir)) < 0) {
+        fprintf(stderr, "forqd: the runtime directory path is too long; set XDG_RUNTIME_DIR\n");
+        return -ENAMETOOLONG;
+    }
+    if (cfg->listen.n == 0 || !cfg->worker_endpoint) {
+        if ((r = make_dir(dir)) < 0)
+            return r;
+    }
+    if (cfg->listen.n == 0) {
+        snprintf(buf, sizeof(buf), "ipc://%s/forqd.sock", dir);
+        strv_push(&cfg->listen, buf);
+    }
+    if (!cfg->worker_endpoint) {
+        snprintf(buf, sizeof(buf), "%s/forqd.XXXXXX", dir);
+        if (!mkdtemp(buf)) {
+            r = -errno;
+            fprintf(stderr, "forqd: cannot create a private directory in %s: %s\n", dir,
+                    strerror(errno));
+            return r;
+        }
+        cfg->private_dir = xstrdup(buf);
+        snprintf(buf, sizeof(buf), "ipc://%s/workers.sock", cfg->private_dir);
+        cfg->worker_endpoint = xstrdup(buf);
+    }
+    return 0;
+}
+
+void config_done(config_t *cfg, bool remove_dirs)
+{
+    if (remove_dirs && cfg->private_dir) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/workers.sock", cfg->private_dir);
+        unlink(path);
+        rmdir(cfg->private_dir);
+    }
+    strv_free(&cfg->listen);
+    strv_free(&cfg->tasks);
+    strv_free(&cfg->exec_allow);
+    free(cfg->worker_endpoint);
+    free(cfg->private_dir);
+    cfg->worker_endpoint = cfg->private_dir = NULL;
+}
+
+bool config_exec_allowed(const config_t *cfg, const char *prog)
+{
+    for (size_t i = 0; i < cfg->exec_allow.n; i++)
+        if (strcmp(cfg->exec_allow.items[i], prog) == 0)
+            return true;
+    return false;
+}

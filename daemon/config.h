@@ -1,0 +1,50 @@
+/* config.h - forqd's configuration: defaults, command-line flags, and the derived endpoints.
+ * One config_t is made at start and shared read-only by the broker, the forkserver and (through
+ * fork) the workers. */
+#ifndef FORQ_CONFIG_H
+#define FORQ_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct {
+    char **items; /* owned strings */
+    size_t n;     /* count */
+} strv_t;
+
+typedef struct {
+    strv_t listen;                /* client endpoints to bind (--listen, repeatable) */
+    char *worker_endpoint;        /* where workers connect (derived unless --worker-endpoint) */
+    char *private_dir;            /* directory forqd made for its worker socket, removed at exit */
+    long workers;                 /* pool size (--workers, default: cores) */
+    strv_t tasks;                 /* plugin files or directories (--tasks, repeatable) */
+    long max_jobs_per_worker;     /* recycle a worker after this many jobs, 0 = never */
+    int log_level;                /* LOG_ERR .. LOG_DEBUG */
+    strv_t exec_allow;            /* programs the exec task may run; empty = exec disabled */
+    long queue_max;               /* queued jobs in total before submits are rejected */
+    long client_queue_max;        /* queued + running + undelivered jobs of one client */
+    long grace_ms;                /* how long running jobs may finish after SIGTERM */
+    long max_payload;             /* bytes of one args or result frame */
+    long retain_count;            /* finished jobs remembered for status and cancel */
+    long retain_ms;               /* and for how long */
+    int forkserver_fd;            /* >= 0: this process is a re-executed forkserver (internal) */
+    char **argv;                  /* argv forqd was started with, for re-executing a forkserver */
+    int argc;                     /* its count */
+} config_t;
+
+/* Parse argv into `cfg` (defaults first). Returns 0 to run, 1 when --help or --version was
+ * printed, or -EINVAL after printing a one-line error naming the flag to stderr. */
+int config_parse(config_t *cfg, int argc, char **argv);
+
+/* Fill in what the flags left to be derived: the default listen endpoint (creating its
+ * directory) and a private directory for the worker endpoint. Returns 0 or -errno after
+ * printing why. Called by the broker only, never by a re-executed forkserver. */
+int config_derive(config_t *cfg);
+
+/* Free everything the config owns and remove the private directory if `remove_dirs`. */
+void config_done(config_t *cfg, bool remove_dirs);
+
+/* Is `prog` (a job's argv[0]) one the operator allowed for the exec task? */
+bool config_exec_allowed(const config_t *cfg, const char *prog);
+
+#endif

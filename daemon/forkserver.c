@@ -1,0 +1,294 @@
+/* forkserver.c - see forkserver.h. One thread, one poll loop over the channel and a signalfd
+ * for SIGCHLD. */
+#define _GNU_SOURCE
+#include "forkserver.h"
+
+#include "log.h"
+#include "plugins.h"
+#include "task_ctx.h"
+#include "util.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int fs_send(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len)
+{
+    char buf[FS_MSG_MAX];
+    fs_msg_t m = {type, pid, arg, len};
+
+    if (sizeof(m) + len > sizeof(buf))
+        return -EMSGSIZE;
+    memcpy(buf, &m, sizeof(m));
+    if (len)
+        memcpy(buf + sizeof(m), text, len);
+    for (;;) {
+        ssize_t n = send(fd, buf, sizeof(m) + len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+ssize_t fs_recv(int fd, void *buf, size_t size)
+{
+    for (;;) {
+        ssize_t n = recv(fd, buf, size, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n > 0 && (size_t)n < sizeof(fs_msg_t))
+            return -EBADMSG;
+        return n;
+    }
+}
+
+static void reset_signals(void)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+}
+
+int forkserver_fork(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
+{
+    int sv[2];
+    pid_t parent = getpid(), pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    pid = fork();
+    if (pid < 0) {
+        int r = -errno;
+        close(sv[0]);
+        close(sv[1]);
+        return r;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+            _exit(1);
+        forkserver_main(cfg, sv[1]);
+    }
+    close(sv[1]);
+    *ret_pid = pid;
+    *ret_fd = sv[0];
+    return 0;
+}
+
+int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
+{
+    int sv[2];
+    pid_t parent = getpid(), pid;
+    char **argv;
+    char fdarg[32];
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    /* everything the child needs is built before fork: after it, only async-signal-safe calls */
+    argv = xcalloc((size_t)cfg->argc + 2, sizeof(char *));
+    snprintf(fdarg, sizeof(fdarg), "--forkserver-fd=%d", 3);
+    argv[0] = cfg->argv[0];
+    argv[1] = fdarg;
+    for (int i = 1; i < cfg->argc; i++)
+        argv[i + 1] = cfg->argv[i];
+    pid = fork();
+    if (pid < 0) {
+        int r = -errno;
+        free(argv);
+        close(sv[0]);
+        close(sv[1]);
+        return r;
+    }
+    if (pid == 0) {
+        sigset_t none;
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* dup2 clears close-on-exec on fd 3; every other descriptor forqd has is O_CLOEXEC */
+        if (dup2(sv[1], 3) < 0)
+            _exit(1);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    free(argv);
+    close(sv[1]);
+    *ret_pid = pid;
+    *ret_fd = sv[0];
+    return 0;
+}
+
+/* ---- the forkserver process ---- */
+
+static pid_t *kids;     /* our unreaped workers */
+static size_t n_kids, cap_kids;
+
+static void kids_add(pid_t pid)
+{
+    if (n_kids == cap_kids) {
+        cap_kids = cap_kids ? 2 * cap_kids : 16;
+        kids = xrealloc(kids, cap_kids * sizeof(*kids));
+    }
+    kids[n_kids++] = pid;
+}
+
+static bool kids_remove(pid_t pid)
+{
+    for (size_t i = 0; i < n_kids; i++) {
+        if (kids[i] == pid) {
+            kids[i] = kids[--n_kids];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void fail_start(int fd, const char *why) __attribute__((noreturn));
+static void fail_start(int fd, const char *why)
+{
+    fs_send(fd, FS_FAILED, getpid(), 0, why, (uint32_t)strlen(why));
+    _exit(1);
+}
+
+static void say_hello(int fd)
+{
+    char buf[FS_MSG_MAX - sizeof(fs_msg_t)];
+    size_t len = 0;
+    const task_entry_t *t;
+
+    for (size_t i = 0; (t = plugins_at(i)); i++) {
+        size_t n = strlen(t->name) + 1;
+        if (len + n > sizeof(buf))
+            fail_start(fd, "too many task names to report to the broker (limit 64 KiB)");
+        memcpy(buf + len, t->name, n);
+        len += n;
+    }
+    if (fs_send(fd, FS_HELLO, getpid(), 0, buf, (uint32_t)len) < 0)
+        _exit(1);
+}
+
+static void spawn(const config_t *cfg, int fd, int sfd)
+{
+    pid_t me = getpid();
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        fs_send(fd, FS_SPAWN_ERR, 0, errno, NULL, 0);
+        return;
+    }
+    if (pid == 0) {
+        close(fd);
+        close(sfd);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != me)
+            _exit(1);
+        reset_signals();
+        free(kids);
+        worker_main(cfg);
+    }
+    kids_add(pid);
+    fs_send(fd, FS_SPAWNED, pid, 0, NULL, 0);
+}
+
+static void reap(int fd)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (kids_remove(pid))
+            fs_send(fd, FS_EXITED, pid, status, NULL, 0);
+    }
+}
+
+void forkserver_main(const config_t *cfg, int fd)
+{
+    char err[1024];
+    sigset_t mask;
+    int sfd;
+
+    log_setup(cfg->log_level, "forkserver");
+    /* our own session: a terminal's SIGINT reaches only the broker, which drains */
+    setsid();
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        fail_start(fd, "forkserver cannot create a signalfd");
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+
+    if (plugins_register(&builtin_plugin, "builtin", err, sizeof(err)) < 0)
+        fail_start(fd, err);
+    for (size_t i = 0; i < cfg->tasks.n; i++)
+        if (plugins_load(cfg->tasks.items[i], err, sizeof(err)) < 0)
+            fail_start(fd, err);
+    say_hello(fd);
+
+    for (;;) {
+        struct pollfd p[2] = {{fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+                ;
+            reap(fd);
+        }
+        if (p[0].revents) {
+            union {
+                fs_msg_t m;
+                char raw[FS_MSG_MAX];
+            } u;
+            ssize_t n = fs_recv(fd, &u, sizeof(u));
+            if (n == 0 || (n < 0 && n != -EAGAIN))
+                break; /* the broker is gone: so are we, and our workers */
+            if (n < 0)
+                continue;
+            if (u.m.type == FS_SPAWN)
+                spawn(cfg, fd, sfd);
+            else if (u.m.type == FS_KILL) {
+                for (size_t i = 0; i < n_kids; i++)
+                    if (kids[i] == u.m.pid)
+                        kill(u.m.pid, u.m.arg);
+            }
+        }
+    }
+    for (size_t i = 0; i < n_kids; i++)
+        kill(kids[i], SIGKILL);
+    while (n_kids > 0) {
+        int status;
+        pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0 && errno != EINTR)
+            break;
+        if (pid > 0)
+            kids_remove(pid);
+    }
+    free(kids);
+    plugins_unload_all();
+    _exit(0);
+}

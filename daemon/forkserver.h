@@ -1,0 +1,61 @@
+/* forkserver.h - the process that forks workers.
+ *
+ * forqd forks the forkserver before it creates any ZeroMQ context (a forked child of a threaded
+ * process may only call async-signal-safe functions). The forkserver loads the task plugins once,
+ * then forks a worker for every SPAWN request, kills workers on request (only its own unreaped
+ * children, so a recycled pid is never hit), reaps them, and reports every exit with its wait
+ * status. It runs in its own session (a terminal's Ctrl-C reaches only the broker, which drains),
+ * dies with forqd (PR_SET_PDEATHSIG) and takes its workers with it.
+ *
+ * When a forkserver dies, forqd — by then threaded — starts a new one by fork + execve of
+ * /proc/self/exe with --forkserver-fd, which runs forkserver_main() in a fresh image.
+ *
+ * The channel is an AF_UNIX SOCK_SEQPACKET pair: each message is one fs_msg_t, followed for
+ * HELLO by the task names (each NUL-terminated) and for FAILED by a one-line reason. */
+#ifndef FORQ_FORKSERVER_H
+#define FORQ_FORKSERVER_H
+
+#include "config.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef enum {
+    FS_SPAWN = 1, /* broker -> fs: fork one worker */
+    FS_KILL,      /* broker -> fs: send signal `arg` to worker `pid` if it is still ours */
+    FS_HELLO,     /* fs -> broker: plugins loaded; the task names follow */
+    FS_FAILED,    /* fs -> broker: start-up failed; the reason follows; the fs exits */
+    FS_SPAWNED,   /* fs -> broker: worker `pid` forked */
+    FS_SPAWN_ERR, /* fs -> broker: fork failed with errno `arg` */
+    FS_EXITED,    /* fs -> broker: worker `pid` ended with wait status `arg` */
+} fs_type_t;
+
+typedef struct {
+    uint32_t type; /* fs_type_t */
+    int32_t pid;   /* worker pid, or the forkserver's own in HELLO */
+    int32_t arg;   /* signal, errno or wait status */
+    uint32_t len;  /* bytes of text that follow */
+} fs_msg_t;
+
+#define FS_MSG_MAX 65536 /* largest message, header and text */
+
+/* Fork the first forkserver (no ZeroMQ context may exist yet). Returns 0 with the child's pid and
+ * the broker's end of the channel, or -errno. */
+int forkserver_fork(const config_t *cfg, pid_t *ret_pid, int *ret_fd);
+
+/* Start a forkserver from a threaded process: fork + execve of /proc/self/exe with
+ * --forkserver-fd. Returns 0 with pid and fd, or -errno. */
+int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd);
+
+/* The forkserver itself: load plugins, say HELLO (or FAILED), serve until the channel closes.
+ * Never returns. */
+void forkserver_main(const config_t *cfg, int fd) __attribute__((noreturn));
+
+/* Send a message (with `len` bytes of text, may be 0). Returns 0 or -errno. */
+int fs_send(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len);
+
+/* Receive one message into buf (FS_MSG_MAX bytes). Returns the bytes read, 0 at end of channel,
+ * or -errno (-EAGAIN when non-blocking and empty, -EBADMSG for a short message). */
+ssize_t fs_recv(int fd, void *buf, size_t size);
+
+#endif

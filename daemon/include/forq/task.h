@@ -1,0 +1,132 @@
+/* forq/task.h - the forq task plugin ABI, version 1.
+ *
+ * A task plugin is a shared object that forqd loads once, in its forkserver, before any worker
+ * exists (`forqd --tasks PATH`). Workers are forked from the forkserver and so inherit the loaded
+ * plugin copy-on-write. A plugin declares its tasks in one exported constant:
+ *
+ *     #include <forq/task.h>
+ *
+ *     static int square(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+ *     {
+ *         int64_t x;
+ *         if (forq_task_arg_int(ctx, args, 0, &x) < 0)
+ *             return -1;                       // the error is already set on ctx
+ *         return msgpack_pack_int64(out, x * x);
+ *     }
+ *
+ *     static const forq_task_def_t tasks[] = {
+ *         {"square", square, "square(x) -> x*x"},
+ *         {NULL, NULL, NULL},
+ *     };
+ *
+ *     FORQ_PLUGIN_DEFINE("example", tasks, NULL, NULL);
+ *
+ * Build it with `cc -shared -fPIC $(pkg-config --cflags --libs forq-task) -o example.so ...`.
+ *
+ * The contract of a task function:
+ * - `args` is the job's argument value, already checked for structure and unpacked; it and
+ *   everything it points to is valid only during the call. By convention args is an array of
+ *   positional arguments (Python's *args); a client may also send a single non-array value,
+ *   which forq_task_arg_*() treat as a one-element array.
+ * - On success the task packs exactly one msgpack value into `out` and returns 0.
+ * - On failure it calls forq_task_error() (which returns -1) and returns -1; whatever it
+ *   packed is discarded. The client receives status "error" with the type and message.
+ * - A task runs in its own worker process, one job at a time. It may block, allocate, and use
+ *   threads; it must not install handlers for SIGTERM or SIGKILL or change the worker's
+ *   process group. A crash (signal, exit) fails only this job, with status "crashed".
+ * - The job may be cancelled or time out at any moment: the worker is then killed with SIGKILL.
+ *
+ * ABI rules: FORQ_TASK_ABI_VERSION changes only when a struct below changes incompatibly; new
+ * functions may be added within a version. forqd refuses a plugin built for another version. */
+#ifndef FORQ_TASK_H
+#define FORQ_TASK_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FORQ_TASK_ABI_VERSION 1
+
+#if defined(__GNUC__)
+#define FORQ_TASK_EXPORT __attribute__((visibility("default")))
+#define FORQ_TASK_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define FORQ_TASK_EXPORT
+#define FORQ_TASK_PRINTF(a, b)
+#endif
+
+/* The context of one running job: opaque, owned by the worker, valid during the task call. */
+typedef struct forq_task_ctx forq_task_ctx_t;
+
+/* A task: see the contract above. Returns 0 on success, -1 after forq_task_error(). */
+typedef int (*forq_task_fn)(forq_task_ctx_t *ctx, const msgpack_object *args,
+                            msgpack_packer *out);
+
+/* One task of a plugin. */
+typedef struct {
+    const char *name; /* 1-64 chars of A-Z a-z 0-9 . _ : -, unique across all plugins */
+    forq_task_fn fn;  /* the function */
+    const char *doc;  /* one line: signature and what it returns, may be NULL */
+} forq_task_def_t;
+
+/* What a plugin exports under the symbol FORQ_PLUGIN_SYMBOL. */
+typedef struct {
+    uint32_t abi_version;          /* FORQ_TASK_ABI_VERSION the plugin was built with */
+    const char *name;              /* the plugin's name, for logs */
+    const forq_task_def_t *tasks;  /* array ended by an entry whose name is NULL */
+    /* Called once in the forkserver after loading (preload: read tables, warm caches); may be
+     * NULL. Returns 0, or -1 to refuse loading (forqd then stops with the plugin's name). */
+    int (*init)(void);
+    /* Called once in each worker after fork, before its first job; may be NULL. Returns 0, or
+     * -1 and the worker exits (forqd logs it and starts another after a backoff). */
+    int (*worker_init)(void);
+} forq_plugin_t;
+
+#define FORQ_PLUGIN_SYMBOL "forq_plugin_v1"
+
+/* Declare the plugin: FORQ_PLUGIN_DEFINE(name, tasks, init, worker_init). */
+#define FORQ_PLUGIN_DEFINE(pname, ptasks, pinit, pworker_init)                                   \
+    FORQ_TASK_EXPORT const forq_plugin_t forq_plugin_v1 = {                                     \
+        FORQ_TASK_ABI_VERSION, (pname), (ptasks), (pinit), (pworker_init)}
+
+/* Fail the job with an error of `type` (a short word such as "ValueError") and a message made
+ * from `fmt`. Both are truncated to 1024 bytes. Always returns -1, so a task can
+ * `return forq_task_error(...)`. Calling it again replaces the earlier error. */
+FORQ_TASK_EXPORT int forq_task_error(forq_task_ctx_t *ctx, const char *type, const char *fmt, ...)
+    FORQ_TASK_PRINTF(3, 4);
+
+/* The id of the running job, as the client chose it. Borrowed: valid during the task call. */
+FORQ_TASK_EXPORT const char *forq_task_job_id(const forq_task_ctx_t *ctx);
+
+/* The name of the running task. Borrowed: valid during the task call. */
+FORQ_TASK_EXPORT const char *forq_task_name(const forq_task_ctx_t *ctx);
+
+/* Number of positional arguments: the array's size, or 1 for a non-array value. */
+FORQ_TASK_EXPORT uint32_t forq_task_arg_count(const msgpack_object *args);
+
+/* Positional argument `i`, or NULL past the end. Borrowed from `args`. */
+FORQ_TASK_EXPORT const msgpack_object *forq_task_arg(const msgpack_object *args, uint32_t i);
+
+/* Read positional argument `i` as an integer / number (integers convert) / string (str or bin;
+ * `*ret_len` gets its length, `*ret` borrows from args and is not NUL-terminated).
+ * On a missing or mistyped argument they set a TypeError on ctx naming the position and
+ * return -1; `*ret` is then untouched. */
+FORQ_TASK_EXPORT int forq_task_arg_int(forq_task_ctx_t *ctx, const msgpack_object *args,
+                                       uint32_t i, int64_t *ret);
+FORQ_TASK_EXPORT int forq_task_arg_double(forq_task_ctx_t *ctx, const msgpack_object *args,
+                                          uint32_t i, double *ret);
+FORQ_TASK_EXPORT int forq_task_arg_bytes(forq_task_ctx_t *ctx, const msgpack_object *args,
+                                         uint32_t i, const char **ret, size_t *ret_len);
+
+/* Fail unless the job has between `min` and `max` positional arguments (TypeError). */
+FORQ_TASK_EXPORT int forq_task_arg_range(forq_task_ctx_t *ctx, const msgpack_object *args,
+                                         uint32_t min, uint32_t max);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

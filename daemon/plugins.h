@@ -1,0 +1,36 @@
+/* plugins.h - the registry of tasks a forkserver preloads: the built-in tasks and those of the
+ * plugins named by --tasks. Workers inherit it through fork and look tasks up by name. */
+#ifndef FORQ_PLUGINS_H
+#define FORQ_PLUGINS_H
+
+#include "forq/task.h"
+
+#include <stddef.h>
+
+typedef struct {
+    const char *name;   /* task name (borrowed from its plugin) */
+    forq_task_fn fn;    /* the function */
+    const char *plugin; /* the plugin's name */
+} task_entry_t;
+
+/* Register the tasks of a plugin descriptor (the built-ins use this too). Returns 0, or -EINVAL
+ * with a one-line reason in err: bad ABI version, bad or duplicate task name. */
+int plugins_register(const forq_plugin_t *plugin, const char *origin, char *err, size_t errlen);
+
+/* Load a plugin file, or every *.so in a directory (in name order), register its tasks and run
+ * its init hook. Returns 0 or -errno with a one-line reason naming the file in err. */
+int plugins_load(const char *path, char *err, size_t errlen);
+
+/* Run every loaded plugin's worker_init hook. Returns 0 or -1 with the plugin named in err. */
+int plugins_worker_init(char *err, size_t errlen);
+
+/* The task called `name` (not NUL-terminated), or NULL. */
+const task_entry_t *plugins_find(const char *name, size_t len);
+
+/* Iterate the registry: entry i, or NULL past the end. */
+const task_entry_t *plugins_at(size_t i);
+
+/* Forget every task and close every plugin. */
+void plugins_unload_all(void);
+
+#endif

@@ -1,0 +1,243 @@
+/* worker.c - see worker.h. Crashes are the worker's to have: a task that segfaults takes the
+ * worker down, the forkserver reports the signal, and the broker answers the job "crashed". */
+#define _GNU_SOURCE
+#include "worker.h"
+
+#include "log.h"
+#include "plugins.h"
+#include "task_ctx.h"
+#include "util.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <zmq.h>
+
+static void set_error(job_outcome_t *o, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_error(job_outcome_t *o, const char *type, const char *fmt, ...)
+{
+    va_list ap;
+    o->ok = false;
+    snprintf(o->etype, sizeof(o->etype), "%s", type);
+    va_start(ap, fmt);
+    vsnprintf(o->emsg, sizeof(o->emsg), fmt, ap);
+    va_end(ap);
+}
+
+void job_outcome_done(job_outcome_t *o)
+{
+    msgpack_sbuffer_destroy(&o->result);
+}
+
+/* Lower the soft limits for one job; `saved` gets what to restore. */
+static void limits_apply(unsigned long long as_bytes, unsigned long long cpu_s, struct rlimit *saved)
+{
+    getrlimit(RLIMIT_AS, &saved[0]);
+    getrlimit(RLIMIT_CPU, &saved[1]);
+    if (as_bytes) {
+        struct rlimit r = saved[0];
+        if (r.rlim_max == RLIM_INFINITY || as_bytes < r.rlim_max)
+            r.rlim_cur = as_bytes;
+        setrlimit(RLIMIT_AS, &r);
+    }
+    if (cpu_s) {
+        struct rusage ru;
+        struct rlimit r = saved[1];
+        getrusage(RUSAGE_SELF, &ru);
+        rlim_t used = (rlim_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1);
+        if (r.rlim_max == RLIM_INFINITY || used + cpu_s < r.rlim_max)
+            r.rlim_cur = used + cpu_s;
+        setrlimit(RLIMIT_CPU, &r);
+    }
+}
+
+static void limits_restore(const struct rlimit *saved)
+{
+    setrlimit(RLIMIT_AS, &saved[0]);
+    setrlimit(RLIMIT_CPU, &saved[1]);
+}
+
+void worker_run(const config_t *cfg, const char *job_id, const char *task, size_t task_len,
+                const void *args, size_t args_len, size_t max_result, unsigned long long as_bytes,
+                unsigned long long cpu_s, job_outcome_t *ret)
+{
+    const task_entry_t *t = plugins_find(task, task_len);
+    msgpack_zone zone;
+    msgpack_object obj;
+    msgpack_packer pk;
+    wire_err_t werr;
+    struct rlimit saved[2];
+    char name[WIRE_TASK_MAX + 1];
+    forq_task_ctx_t ctx = {0};
+    uint64_t t0;
+    int r;
+
+    memset(ret, 0, sizeof(*ret));
+    msgpack_sbuffer_init(&ret->result);
+    snprintf(name, sizeof(name), "%.*s", (int)task_len, task);
+    if (!t) {
+        set_error(ret, "UnknownTask", "this worker has no task '%s'", name);
+        return;
+    }
+    msgpack_zone_init(&zone, 4096);
+    if (wire_unpack(args, args_len, &zone, &obj, &werr) < 0) {
+        set_error(ret, "ValueError", "the job's arguments are not valid msgpack: %s", werr.msg);
+        msgpack_zone_destroy(&zone);
+        return;
+    }
+    ctx.job_id = job_id;
+    ctx.task = name;
+    ctx.cfg = cfg;
+    ctx.max_result = max_result;
+    msgpack_packer_init(&pk, &ret->result, msgpack_sbuffer_write);
+
+    limits_apply(as_bytes, cpu_s, saved);
+    t0 = now_us();
+    r = t->fn(&ctx, &obj, &pk);
+    ret->run_us = now_us() - t0;
+    limits_restore(saved);
+    msgpack_zone_destroy(&zone);
+
+    if (r < 0 || ctx.failed) {
+        if (ctx.failed)
+            set_error(ret, ctx.etype, "%s", ctx.emsg);
+        else
+            set_error(ret, "TaskError", "task '%s' failed without saying why", name);
+    } else if (ret->result.size > max_result) {
+        set_error(ret, "ResultTooLarge", "the result of '%s' is %zu bytes, more than the job's "
+                  "limit of %zu", name, ret->result.size, max_result);
+    } else if (wire_check(ret->result.data, ret->result.size, WIRE_DEPTH_MAX, &werr) < 0) {
+        set_error(ret, "TaskError", "task '%s' packed a bad result: %s", name, werr.msg);
+    } else {
+        ret->ok = true;
+        return;
+    }
+    msgpack_sbuffer_clear(&ret->result);
+}
+
+static void free_sbuf(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+static int send_hdr(void *sock, const wire_hdr_t *h, msgpack_sbuffer *buf, int flags)
+{
+    msgpack_sbuffer_clear(buf);
+    if (wire_hdr_encode(buf, h) < 0)
+        return -ENOMEM;
+    return zmq_send(sock, buf->data, buf->size, flags) < 0 ? -errno : 0;
+}
+
+void worker_main(const config_t *cfg)
+{
+    char ident[32], err[512];
+    void *zctx, *sock;
+    msgpack_sbuffer hbuf;
+    msgpack_zone zone;
+    long done = 0;
+    int linger = 5000;
+    int64_t maxmsg = (int64_t)cfg->max_payload + WIRE_HEADER_MAX;
+
+    log_setup(cfg->log_level, "worker");
+    if (plugins_worker_init(err, sizeof(err)) < 0) {
+        log_error("%s; this worker exits", err);
+        _exit(3);
+    }
+    zctx = zmq_ctx_new();
+    zmq_ctx_set(zctx, ZMQ_IO_THREADS, 1);
+    sock = zmq_socket(zctx, ZMQ_DEALER);
+    snprintf(ident, sizeof(ident), "w%d", (int)getpid());
+    zmq_setsockopt(sock, ZMQ_ROUTING_ID, ident, strlen(ident));
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+    if (zmq_connect(sock, cfg->worker_endpoint) < 0) {
+        log_error("cannot connect to the broker at %s: %s", cfg->worker_endpoint,
+                  zmq_strerror(errno));
+        _exit(3);
+    }
+    msgpack_sbuffer_init(&hbuf);
+    msgpack_zone_init(&zone, 2048);
+
+    wire_hdr_t ready = {.cmd = WIRE_READY, .pid = getpid()};
+    if (send_hdr(sock, &ready, &hbuf, 0) < 0)
+        _exit(3);
+
+    for (;;) {
+        zmq_msg_t hm, am;
+        wire_hdr_t h;
+        wire_err_t werr;
+        job_outcome_t out;
+        char id[WIRE_ID_MAX + 1];
+        int more = 0;
+        size_t more_len = sizeof(more);
+
+        zmq_msg_init(&hm);
+        zmq_msg_init(&am);
+        if (zmq_msg_recv(&hm, sock, 0) < 0)
+            break; /* context terminated: nothing more to do */
+        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &more_len);
+        if (more && zmq_msg_recv(&am, sock, 0) < 0)
+            break;
+        while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &more_len) == 0 && more) {
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            zmq_msg_recv(&extra, sock, 0);
+            zmq_msg_close(&extra);
+        }
+        msgpack_zone_clear(&zone);
+        if (wire_hdr_decode(zmq_msg_data(&hm), zmq_msg_size(&hm), &zone, &h, &werr) < 0 ||
+            h.cmd != WIRE_JOB) {
+            log_error("bad message from the broker (%s); this worker exits",
+                      h.cmd != WIRE_JOB ? "not a job" : werr.msg);
+            _exit(3);
+        }
+        snprintf(id, sizeof(id), "%.*s", (int)h.id.len, h.id.ptr);
+        worker_run(cfg, id, h.task.ptr, h.task.len, zmq_msg_data(&am), zmq_msg_size(&am),
+                   h.max_result ? h.max_result : (size_t)cfg->max_payload, h.as_bytes, h.cpu_s,
+                   &out);
+        done++;
+
+        wire_hdr_t reply = {.cmd = WIRE_DONE, .id = h.id, .run_us = out.run_us};
+        reply.retire = cfg->max_jobs_per_worker > 0 && done >= cfg->max_jobs_per_worker;
+        if (out.ok) {
+            reply.state = WIRE_ST_OK;
+        } else {
+            reply.state = WIRE_ST_ERROR;
+            reply.etype = wire_str(out.etype);
+            reply.msg = wire_str(out.emsg);
+        }
+        /* h's strings borrow from hm: encode before closing it */
+        int r = send_hdr(sock, &reply, &hbuf, out.ok ? ZMQ_SNDMORE : 0);
+        zmq_msg_close(&hm);
+        zmq_msg_close(&am);
+        if (r < 0) {
+            job_outcome_done(&out);
+            break;
+        }
+        if (out.ok) {
+            zmq_msg_t rm;
+            size_t n = out.result.size;
+            zmq_msg_init_data(&rm, msgpack_sbuffer_release(&out.result), n, free_sbuf, NULL);
+            if (zmq_msg_send(&rm, sock, 0) < 0) {
+                zmq_msg_close(&rm);
+                job_outcome_done(&out);
+                break;
+            }
+        }
+        job_outcome_done(&out);
+        if (reply.retire)
+            break;
+    }
+    msgpack_sbuffer_destroy(&hbuf);
+    msgpack_zone_destroy(&zone);
+    zmq_close(sock);
+    zmq_ctx_term(zctx);
+    plugins_unload_all();
+    _exit(0);
+}

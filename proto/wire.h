@@ -1,0 +1,158 @@
+/* wire.h - the forq wire protocol: limits, the structural check of untrusted msgpack, and the
+ * header frame codec shared by forqd, its workers and libforq.
+ *
+ * A forq message is a multipart ZeroMQ message: one msgpack header frame (a flat map of short
+ * string keys to scalars, see proto/PROTOCOL.md), then zero or more payload frames holding
+ * msgpack values that the broker passes through untouched.
+ *
+ * Untrusted bytes never reach msgpack_unpack() directly: msgpack-c 4.0 reserves memory from the
+ * element counts a container declares, before the elements arrive, so a 60-byte frame can make it
+ * ask for gigabytes. wire_check() walks the bytes without allocating and proves that every
+ * declared element is backed by remaining bytes and that nesting stays within a depth; only
+ * then may the frame be unpacked, and the memory msgpack-c then takes is bounded by a small
+ * multiple of the frame's size.
+ *
+ * Decoded headers borrow their strings from the frame: copy what must outlive it. */
+#ifndef FORQ_WIRE_H
+#define FORQ_WIRE_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_VERSION        1
+#define WIRE_HEADER_MAX     4096       /* bytes in a header frame */
+#define WIRE_ID_MAX         64         /* bytes in a job id */
+#define WIRE_TASK_MAX       64         /* bytes in a task name */
+#define WIRE_TEXT_MAX       1024       /* bytes in an error type, message or reason */
+#define WIRE_KEYS_MAX       32         /* entries in a header map */
+#define WIRE_DEPTH_MAX      64         /* nesting of a payload value */
+#define WIRE_PRIORITY_MAX   9          /* priorities are 0..9, larger runs first */
+#define WIRE_PRIORITY_DEF   5
+#define WIRE_RETRIES_MAX    100
+#define WIRE_PAYLOAD_DEF    (64u << 20) /* default limit of a payload frame */
+
+/* Commands. Requests flow client -> broker, replies broker -> client, and the worker commands
+ * between the broker and its workers. Values are internal; the wire carries the names. */
+typedef enum {
+    WIRE_CMD_NONE = 0,
+    /* client -> broker */
+    WIRE_SUBMIT,
+    WIRE_CANCEL,
+    WIRE_STATUS,
+    WIRE_STATS,
+    WIRE_PING,
+    /* broker -> client */
+    WIRE_RESULT,
+    WIRE_CANCEL_REPLY,
+    WIRE_STATUS_REPLY,
+    WIRE_STATS_REPLY,
+    WIRE_PONG,
+    WIRE_ERROR,
+    /* worker <-> broker */
+    WIRE_READY,
+    WIRE_JOB,
+    WIRE_DONE,
+} wire_cmd_t;
+
+/* Terminal and live states of a job, as named on the wire. */
+typedef enum {
+    WIRE_ST_NONE = 0,
+    WIRE_ST_QUEUED,
+    WIRE_ST_RUNNING,
+    WIRE_ST_OK,
+    WIRE_ST_ERROR,
+    WIRE_ST_CANCELLED,
+    WIRE_ST_TIMEOUT,
+    WIRE_ST_CRASHED,
+    WIRE_ST_REJECTED,
+    WIRE_ST_LOST,
+    WIRE_ST_UNKNOWN,
+    WIRE_ST_COUNT_
+} wire_state_t;
+
+/* A borrowed string: points into the frame it was decoded from, not NUL-terminated. */
+typedef struct {
+    const char *ptr; /* NULL when absent */
+    size_t len;      /* bytes */
+} wire_str_t;
+
+/* A decoded or to-be-encoded header. Absent numeric fields are 0 unless their has_ flag says
+ * otherwise; absent strings have ptr == NULL. One struct serves every command: each command
+ * uses the fields PROTOCOL.md lists for it. */
+typedef struct {
+    uint32_t version;      /* "v": protocol version */
+    wire_cmd_t cmd;        /* "cmd" */
+    wire_str_t id;         /* "id": job id */
+    uint64_t req;          /* "req": request number echoed in the reply */
+    bool has_req;          /* "req" was present */
+    wire_str_t task;       /* "task": task name */
+    uint64_t timeout_ms;   /* "timeout_ms": run timeout, 0 = none */
+    uint64_t deadline_ms;  /* "deadline_ms": queue deadline relative to receipt, 0 = none */
+    uint32_t priority;     /* "priority": 0..9 */
+    bool has_priority;     /* "priority" was present */
+    uint32_t retries;      /* "retries": extra attempts after a crash */
+    uint64_t max_result;   /* "max_result": result size limit in bytes, 0 = the broker's */
+    uint64_t as_bytes;     /* "as_bytes": address-space limit of the job, 0 = none */
+    uint64_t cpu_s;        /* "cpu_s": CPU-seconds limit of the job, 0 = none */
+    wire_state_t state;    /* "status" of a result or status reply */
+    wire_str_t code;       /* "code": machine-readable error or rejection code */
+    wire_str_t etype;      /* "etype": error type raised by a task, e.g. "ValueError" */
+    wire_str_t msg;        /* "msg": human-readable text */
+    int64_t signal;        /* "signal": signal that ended a crashed job, 0 = none */
+    int64_t exit_code;     /* "exit": exit code of a crashed job's worker */
+    bool has_exit;         /* "exit" was present */
+    uint32_t attempts;     /* "attempts": times the job was started */
+    int64_t pid;           /* "pid": worker process id */
+    uint64_t run_us;       /* "run_us": run time of the job in microseconds */
+    wire_str_t outcome;    /* "outcome": what a cancel did */
+    bool retire;           /* "retire": the worker exits after this reply */
+    uint64_t position;     /* "position": jobs ahead of a queued job */
+} wire_hdr_t;
+
+/* Why a frame or header was refused. The message is static text naming the problem. */
+typedef struct {
+    const char *code; /* machine-readable code, one of PROTOCOL.md's error codes */
+    char msg[160];    /* one line for the user */
+} wire_err_t;
+
+/* Walk `len` bytes of msgpack and prove that they hold exactly one value whose every declared
+ * element is backed by remaining bytes, nested at most `max_depth` containers deep.
+ * Allocates nothing. Returns 0, or -EBADMSG with `err` filled in. */
+int wire_check(const void *data, size_t len, unsigned max_depth, wire_err_t *err);
+
+/* Check and unpack a payload frame into `zone`. `*ret` borrows from `data` and `zone`.
+ * Returns 0 or -EBADMSG with `err` filled. */
+int wire_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object *ret,
+                wire_err_t *err);
+
+/* Decode a header frame into `ret` (zeroed first). `zone` is scratch memory the caller clears
+ * between messages; strings in `ret` borrow from `data`. Checks structure, version, that the
+ * command is known and that every known field has its type and bounds.
+ * Returns 0, or -EBADMSG / -EPROTO with `err` filled; on error `ret` may be partly filled
+ * (cmd, id and req, for the error reply). */
+int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t *ret,
+                    wire_err_t *err);
+
+/* Encode `hdr` into `buf` (appended). Only fields that are set are written: strings with ptr,
+ * numbers that are non-zero (or have their has_ flag). Returns 0 or -ENOMEM. */
+int wire_hdr_encode(msgpack_sbuffer *buf, const wire_hdr_t *hdr);
+
+/* Names on the wire. Return NULL / WIRE_CMD_NONE / WIRE_ST_NONE for unknown values. */
+const char *wire_cmd_name(wire_cmd_t cmd);
+wire_cmd_t wire_cmd_from(const char *name, size_t len);
+const char *wire_state_name(wire_state_t st);
+wire_state_t wire_state_from(const char *name, size_t len);
+
+/* Is this a valid job id (1..64 bytes of [A-Za-z0-9._:-]) / task name (same alphabet)? */
+bool wire_id_is_valid(const char *s, size_t len);
+bool wire_task_is_valid(const char *s, size_t len);
+
+/* Make a wire_str_t from a C string (NULL stays absent). */
+wire_str_t wire_str(const char *s);
+
+/* Does `s` equal the C string `lit`? */
+bool wire_str_eq(wire_str_t s, const char *lit);
+
+#endif
