@@ -1,0 +1,418 @@
+/* cli.c - the forq command: submit jobs, cancel them, ask about them, JSON in and out.
+ * Each command is a small function over libforq; exit codes are documented in usage[]. */
+#define _GNU_SOURCE
+#include "forq/forq.h"
+#include "forq_config.h"
+#include "json_mp.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum {
+    EXIT_TASK_ERROR = 1,
+    EXIT_USAGE = 2,
+    EXIT_JOB_TIMEOUT = 3,
+    EXIT_CANCELLED = 4,
+    EXIT_CRASHED = 5,
+    EXIT_REJECTED = 6,
+    EXIT_LOST = 7,
+    EXIT_CONNECT = 8,
+    EXIT_PROTOCOL = 9,
+    EXIT_WAIT_TIMEOUT = 10,
+    EXIT_NOT_FOUND = 11,
+};
+
+static const char usage[] =
+    "Usage: forq [-e ENDPOINT] COMMAND [ARGS]\n"
+    "Submit jobs to forqd and ask about them. Values are JSON on the command line and stdout.\n"
+    "\n"
+    "Commands:\n"
+    "  submit TASK [ARGS_JSON] [OPTIONS]  run TASK and print its result as JSON; ARGS_JSON is\n"
+    "                                     a JSON array of positional arguments or one value\n"
+    "                                     (default [])\n"
+    "      --timeout SECONDS       kill the job if it runs longer (answer: timeout)\n"
+    "      --deadline SECONDS      give up if no worker started it in time\n"
+    "      --priority N            0..9, larger runs first (default 5)\n"
+    "      --retries N             run again if its worker crashes (default 0)\n"
+    "      --id ID                 choose the job id (default: a unique one)\n"
+    "      --no-wait               print the job id once forqd has it, do not wait\n"
+    "      --wait-timeout SECONDS  stop waiting after SECONDS (the job goes on)\n"
+    "  cancel ID                   cancel a queued or running job\n"
+    "  status [ID]                 one job's state, or forqd's counters without ID\n"
+    "  ping                        check that forqd answers\n"
+    "\n"
+    "Options:\n"
+    "  -e, --endpoint EP           forqd's endpoint (default: $FORQ_ENDPOINT, else\n"
+    "                              ipc://$XDG_RUNTIME_DIR/forq/forqd.sock)\n"
+    "      --connect-timeout S     how long to wait for forqd to answer (default 5)\n"
+    "  -h, --help                  print this help\n"
+    "  -V, --version               print the version\n"
+    "\n"
+    "Bytes are shown and given as {\"$base64\": \"...\"}.\n"
+    "\n"
+    "Exit status:\n"
+    "   0 ok                        6 the job was rejected\n"
+    "   1 the task raised an error  7 the job was lost\n"
+    "   2 usage error               8 cannot reach forqd\n"
+    "   3 the job timed out         9 protocol or system error\n"
+    "   4 the job was cancelled    10 --wait-timeout expired (the job goes on)\n"
+    "   5 the job's worker crashed 11 no such job / nothing to cancel\n";
+
+typedef struct {
+    const char *endpoint;  /* -e */
+    double connect_timeout; /* seconds */
+} globals_t;
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("forq: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("; see forq --help\n", stderr);
+    return EXIT_USAGE;
+}
+
+static int parse_seconds(const char *flag, const char *s, double *ret)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= 0) || v > 1e9) {
+        fprintf(stderr, "forq: %s takes a number of seconds, not '%s'\n", flag, s);
+        return -1;
+    }
+    *ret = v;
+    return 0;
+}
+
+static int parse_int(const char *flag, const char *s, long min, long max, long *ret)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < min || v > max) {
+        fprintf(stderr, "forq: %s takes a whole number from %ld to %ld, not '%s'\n", flag, min,
+                max, s);
+        return -1;
+    }
+    *ret = v;
+    return 0;
+}
+
+static int connect_client(const globals_t *g, forq_client_t **ret)
+{
+    forq_client_opts_t o;
+    forq_err_t e;
+
+    forq_client_opts_init(&o);
+    o.endpoint = g->endpoint;
+    o.connect_timeout_ms = (int)(g->connect_timeout * 1000);
+    if (o.connect_timeout_ms <= 0)
+        o.connect_timeout_ms = 1;
+    e = forq_client_new(&o, ret);
+    if (e == FORQ_OK)
+        return 0;
+    fprintf(stderr, "forq: %s\n", forq_errdetail());
+    return e == FORQ_ERR_INVALID ? EXIT_USAGE : EXIT_CONNECT;
+}
+
+static void print_json(json_t *j, size_t flags)
+{
+    char *s = json_dumps(j, flags | JSON_ENCODE_ANY);
+    if (s) {
+        puts(s);
+        free(s);
+    }
+}
+
+static void print_msgpack(const void *data, size_t len, size_t flags)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+
+    msgpack_zone_init(&zone, 4096);
+    if (msgpack_unpack(data, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS) {
+        json_t *j = msgpack_to_json(&o);
+        print_json(j, flags);
+        json_decref(j);
+    }
+    msgpack_zone_destroy(&zone);
+}
+
+static int exit_for(forq_state_t st)
+{
+    switch (st) {
+    case FORQ_STATE_OK: return 0;
+    case FORQ_STATE_ERROR: return EXIT_TASK_ERROR;
+    case FORQ_STATE_TIMEOUT: return EXIT_JOB_TIMEOUT;
+    case FORQ_STATE_CANCELLED: return EXIT_CANCELLED;
+    case FORQ_STATE_CRASHED: return EXIT_CRASHED;
+    case FORQ_STATE_REJECTED: return EXIT_REJECTED;
+    default: return EXIT_LOST;
+    }
+}
+
+/* Report how a done future ended: the result on stdout, or one line on stderr. */
+static int report(forq_future_t *f)
+{
+    forq_state_t st = forq_future_state(f);
+    const void *data;
+    size_t len;
+
+    if (forq_future_result(f, &data, &len) == FORQ_OK) {
+        print_msgpack(data, len, JSON_COMPACT);
+        return 0;
+    }
+    if (st == FORQ_STATE_ERROR)
+        fprintf(stderr, "forq: job %s failed: %s: %s\n", forq_future_id(f),
+                forq_future_error_type(f) ? forq_future_error_type(f) : "Error",
+                forq_future_detail(f));
+    else if (st == FORQ_STATE_REJECTED)
+        fprintf(stderr, "forq: job %s rejected (%s): %s\n", forq_future_id(f),
+                forq_future_code(f) ? forq_future_code(f) : "rejected", forq_future_detail(f));
+    else
+        fprintf(stderr, "forq: job %s %s: %s\n", forq_future_id(f), forq_state_name(st),
+                forq_future_detail(f));
+    return exit_for(st);
+}
+
+static int cmd_submit(const globals_t *g, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"timeout", required_argument, NULL, 't'},   {"deadline", required_argument, NULL, 'd'},
+        {"priority", required_argument, NULL, 'p'},  {"retries", required_argument, NULL, 'r'},
+        {"id", required_argument, NULL, 'i'},        {"no-wait", no_argument, NULL, 'n'},
+        {"wait-timeout", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0},
+    };
+    forq_submit_opts_t so;
+    forq_client_t *c = NULL;
+    forq_future_t *f = NULL;
+    json_t *args;
+    json_error_t jerr;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char err[256];
+    double wait_s = -1;
+    bool no_wait = false;
+    long v;
+    int ch, rc;
+
+    forq_submit_opts_init(&so);
+    optind = 0; /* 0: full re-initialisation, so that options may follow operands */
+    while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (ch) {
+        case 't': if (parse_seconds("--timeout", optarg, &so.timeout) < 0) return EXIT_USAGE; break;
+        case 'd': if (parse_seconds("--deadline", optarg, &so.deadline) < 0) return EXIT_USAGE; break;
+        case 'w': if (parse_seconds("--wait-timeout", optarg, &wait_s) < 0) return EXIT_USAGE; break;
+        case 'p':
+            if (parse_int("--priority", optarg, 0, 9, &v) < 0)
+                return EXIT_USAGE;
+            so.priority = (int)v;
+            break;
+        case 'r':
+            if (parse_int("--retries", optarg, 0, 100, &v) < 0)
+                return EXIT_USAGE;
+            so.retries = (unsigned)v;
+            break;
+        case 'i': so.id = optarg; break;
+        case 'n': no_wait = true; break;
+        case ':': return usage_error("%s needs a value", argv[optind - 1]);
+        default: return usage_error("submit has no option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("%s", "submit needs a TASK");
+    if (argc - optind > 2)
+        return usage_error("unexpected argument '%s' (quote ARGS_JSON as one argument)",
+                           argv[optind + 2]);
+    if (optind + 1 < argc) {
+        args = json_loads(argv[optind + 1], JSON_DECODE_ANY, &jerr);
+        if (!args) {
+            fprintf(stderr, "forq: ARGS_JSON is not JSON (%s); quote strings, e.g. '[\"text\"]'\n",
+                    jerr.text);
+            return EXIT_USAGE;
+        }
+    } else {
+        args = json_array();
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    rc = json_to_msgpack(args, &pk, err, sizeof(err));
+    json_decref(args);
+    if (rc < 0) {
+        fprintf(stderr, "forq: ARGS_JSON: %s\n", err);
+        msgpack_sbuffer_destroy(&sb);
+        return EXIT_USAGE;
+    }
+    if ((rc = connect_client(g, &c)) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return rc;
+    }
+    if (forq_submit(c, argv[optind], sb.data, sb.size, &so, &f) != FORQ_OK) {
+        fprintf(stderr, "forq: %s\n", forq_errdetail());
+        rc = EXIT_USAGE;
+    } else if (no_wait) {
+        forq_job_info_t info;
+        /* one round trip: forqd has the job (or its rejection) once this answers */
+        if (forq_client_status(c, forq_future_id(f), (int)(g->connect_timeout * 1000), &info) !=
+            FORQ_OK) {
+            fprintf(stderr, "forq: %s\n", forq_errdetail());
+            rc = EXIT_CONNECT;
+        } else if (forq_future_done(f) && forq_future_state(f) != FORQ_STATE_OK) {
+            rc = report(f);
+        } else {
+            puts(forq_future_id(f));
+            rc = 0;
+        }
+    } else if (forq_future_wait(f, wait_s < 0 ? -1 : (int)(wait_s * 1000)) != FORQ_OK) {
+        fprintf(stderr, "forq: job %s still pending after %g s; it goes on ('forq status %s')\n",
+                forq_future_id(f), wait_s, forq_future_id(f));
+        rc = EXIT_WAIT_TIMEOUT;
+    } else {
+        rc = report(f);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    forq_future_destroy(&f);
+    forq_client_destroy(&c);
+    return rc;
+}
+
+static int cmd_cancel(const globals_t *g, int argc, char **argv)
+{
+    static const char *const names[] = {"unknown", "dequeued", "killing", "finished"};
+    forq_client_t *c;
+    forq_cancel_t out;
+    int rc;
+
+    if (argc != 2)
+        return usage_error("%s", "cancel takes exactly one job ID");
+    if ((rc = connect_client(g, &c)) != 0)
+        return rc;
+    if (forq_client_cancel(c, argv[1], (int)(g->connect_timeout * 1000), &out) != FORQ_OK) {
+        fprintf(stderr, "forq: %s\n", forq_errdetail());
+        forq_client_destroy(&c);
+        return EXIT_CONNECT;
+    }
+    json_t *j = json_pack("{s:s, s:s}", "id", argv[1], "outcome", names[out]);
+    print_json(j, JSON_COMPACT);
+    json_decref(j);
+    forq_client_destroy(&c);
+    return (out == FORQ_CANCEL_DEQUEUED || out == FORQ_CANCEL_KILLING) ? 0 : EXIT_NOT_FOUND;
+}
+
+static int cmd_status(const globals_t *g, int argc, char **argv)
+{
+    forq_client_t *c;
+    int rc, tmo = (int)(g->connect_timeout * 1000);
+
+    if (argc > 2)
+        return usage_error("%s", "status takes at most one job ID");
+    if ((rc = connect_client(g, &c)) != 0)
+        return rc;
+    if (argc == 2) {
+        forq_job_info_t info;
+        if (forq_client_status(c, argv[1], tmo, &info) != FORQ_OK) {
+            fprintf(stderr, "forq: %s\n", forq_errdetail());
+            rc = EXIT_CONNECT;
+        } else {
+            json_t *j = json_pack("{s:s, s:s}", "id", argv[1], "state",
+                                  forq_state_name(info.state));
+            if (info.task[0])
+                json_object_set_new(j, "task", json_string(info.task));
+            if (info.state != FORQ_STATE_UNKNOWN)
+                json_object_set_new(j, "attempts", json_integer(info.attempts));
+            if (info.pid)
+                json_object_set_new(j, "pid", json_integer(info.pid));
+            if (info.priority >= 0)
+                json_object_set_new(j, "priority", json_integer(info.priority));
+            print_json(j, JSON_COMPACT);
+            json_decref(j);
+            rc = info.state == FORQ_STATE_UNKNOWN ? EXIT_NOT_FOUND : 0;
+        }
+    } else {
+        void *data;
+        size_t len;
+        if (forq_client_stats(c, tmo, &data, &len) != FORQ_OK) {
+            fprintf(stderr, "forq: %s\n", forq_errdetail());
+            rc = EXIT_CONNECT;
+        } else {
+            print_msgpack(data, len, JSON_INDENT(2));
+            free(data);
+        }
+    }
+    forq_client_destroy(&c);
+    return rc;
+}
+
+static int cmd_ping(const globals_t *g, int argc, char **argv)
+{
+    forq_client_t *c;
+    struct timespec a, b;
+    char *version = NULL;
+    int rc;
+
+    (void)argv;
+    if (argc != 1)
+        return usage_error("%s", "ping takes no arguments");
+    if ((rc = connect_client(g, &c)) != 0)
+        return rc;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    if (forq_client_ping(c, (int)(g->connect_timeout * 1000), &version) != FORQ_OK) {
+        fprintf(stderr, "forq: %s\n", forq_errdetail());
+        rc = EXIT_CONNECT;
+    } else {
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        printf("%s at %s: %.0f us\n", version, forq_client_endpoint(c),
+               (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3);
+        free(version);
+    }
+    forq_client_destroy(&c);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"endpoint", required_argument, NULL, 'e'},
+        {"connect-timeout", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    globals_t g = {NULL, 5.0};
+    int ch;
+
+    while ((ch = getopt_long(argc, argv, "+:e:hV", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'e': g.endpoint = optarg; break;
+        case 'c':
+            if (parse_seconds("--connect-timeout", optarg, &g.connect_timeout) < 0)
+                return EXIT_USAGE;
+            break;
+        case 'h': fputs(usage, stdout); return 0;
+        case 'V': printf("forq %s\n", FORQ_VERSION); return 0;
+        case ':': return usage_error("%s needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("%s", "a COMMAND is needed");
+    const char *cmd = argv[optind];
+    argc -= optind;
+    argv += optind;
+    if (strcmp(cmd, "submit") == 0)
+        return cmd_submit(&g, argc, argv);
+    if (strcmp(cmd, "cancel") == 0)
+        return cmd_cancel(&g, argc, argv);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(&g, argc, argv);
+    if (strcmp(cmd, "ping") == 0)
+        return cmd_ping(&g, argc, argv);
+    return usage_error("unknown command '%s'", cmd);
+}
