@@ -102,12 +102,15 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
     /* everything the child needs is built before fork: after it, only async-signal-safe calls */
-    argv = xcalloc((size_t)cfg->argc + 2, sizeof(char *));
+    /* the original flags, plus what the broker derived from them (the last flag wins) */
+    argv = xcalloc((size_t)cfg->argc + 4, sizeof(char *));
     snprintf(fdarg, sizeof(fdarg), "--forkserver-fd=%d", 3);
     argv[0] = cfg->argv[0];
     argv[1] = fdarg;
     for (int i = 1; i < cfg->argc; i++)
         argv[i + 1] = cfg->argv[i];
+    argv[cfg->argc + 1] = "--worker-endpoint";
+    argv[cfg->argc + 2] = cfg->worker_endpoint;
     pid = fork();
     if (pid < 0) {
         int r = -errno;

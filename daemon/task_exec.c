@@ -157,11 +157,14 @@ static int resolve(forq_task_ctx_t *ctx, spec_t *s)
                            SAFE_PATH);
 }
 
-/* Async-signal-safe from fork to execve; reports an exec failure's errno through errfd. */
+/* Which step of the child failed, reported with its errno through the error pipe. */
+enum { STEP_DUP = 1, STEP_CHDIR, STEP_EXEC };
+
+/* Async-signal-safe from fork to execve; reports a failed step and its errno through errfd. */
 static void child(const spec_t *s, int in, int out, int err, int errfd)
 {
     sigset_t none;
-    int e;
+    int e[2] = {STEP_DUP, 0};
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     sigemptyset(&none);
@@ -169,12 +172,14 @@ static void child(const spec_t *s, int in, int out, int err, int errfd)
     signal(SIGPIPE, SIG_DFL);
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
         goto fail;
+    e[0] = STEP_CHDIR;
     if (s->cwd && chdir(s->cwd) < 0)
         goto fail;
+    e[0] = STEP_EXEC;
     execve(s->path, s->argv, s->envp);
 fail:
-    e = errno;
-    if (write(errfd, &e, sizeof(e)) < 0) {
+    e[1] = errno;
+    if (write(errfd, e, sizeof(e)) < 0) {
         /* the parent then sees no errno and reports exit code 127 */
     }
     _exit(127);
@@ -287,7 +292,7 @@ int task_exec(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *
     spec_t s = {0};
     buf_t o = {0}, e = {0};
     int in[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1}, ep[2] = {-1, -1};
-    int r = -1, status, child_errno = 0;
+    int r = -1, status, failed[2] = {0, 0};
     pid_t pid;
 
     if (forq_task_arg_range(ctx, args, 1, 1) < 0 ||
@@ -315,8 +320,8 @@ int task_exec(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *
         kill(pid, SIGKILL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    if (read(ep[0], &child_errno, sizeof(child_errno)) != (ssize_t)sizeof(child_errno))
-        child_errno = 0;
+    if (read(ep[0], failed, sizeof(failed)) != (ssize_t)sizeof(failed))
+        failed[0] = 0;
     if (pr == -EFBIG) {
         forq_task_error(ctx, "OutputTooLarge",
                         "exec(): '%s' wrote more than the job's result limit of %zu bytes",
@@ -326,9 +331,16 @@ int task_exec(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *
         forq_task_error(ctx, "OSError", "exec(): %s", strerror(-pr));
         goto out;
     }
-    if (child_errno) {
-        forq_task_error(ctx, child_errno == ENOENT ? "FileNotFoundError" : "OSError",
-                        "exec(): cannot run '%s': %s", s.path, strerror(child_errno));
+    if (failed[0]) {
+        const char *type = failed[1] == ENOENT ? "FileNotFoundError"
+                           : failed[1] == EACCES ? "PermissionError"
+                                                 : "OSError";
+        if (failed[0] == STEP_CHDIR)
+            forq_task_error(ctx, type, "exec(): cannot change to directory '%s': %s", s.cwd,
+                            strerror(failed[1]));
+        else
+            forq_task_error(ctx, type, "exec(): cannot run '%s': %s", s.path,
+                            strerror(failed[1]));
         goto out;
     }
     msgpack_pack_map(out, 4);

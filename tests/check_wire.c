@@ -1,0 +1,500 @@
+/* check_wire.c - the protocol codec: round trips, every truncation, corruption, and limits. */
+#include "testutil.h"
+#include "wire.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static msgpack_zone zone;
+
+static void setup(void)
+{
+    msgpack_zone_init(&zone, 4096);
+}
+
+static void teardown(void)
+{
+    msgpack_zone_destroy(&zone);
+}
+
+static msgpack_sbuffer encode(const wire_hdr_t *h)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    ck_assert_int_eq(wire_hdr_encode(&sb, h), 0);
+    return sb;
+}
+
+static wire_hdr_t full_submit(void)
+{
+    wire_hdr_t h = {.cmd = WIRE_SUBMIT,
+                    .id = wire_str("abc-1"),
+                    .req = 7,
+                    .has_req = true,
+                    .task = wire_str("count_primes"),
+                    .timeout_ms = 1500,
+                    .deadline_ms = 99,
+                    .priority = 0,
+                    .has_priority = true,
+                    .retries = 3,
+                    .max_result = 1 << 20,
+                    .as_bytes = 1ull << 33,
+                    .cpu_s = 12};
+    return h;
+}
+
+START_TEST(test_roundtrip_submit)
+{
+    wire_hdr_t h = full_submit(), d;
+    wire_err_t err;
+    msgpack_sbuffer sb = encode(&h);
+
+    ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_int_eq(d.version, WIRE_VERSION);
+    ck_assert_int_eq(d.cmd, WIRE_SUBMIT);
+    ck_assert(wire_str_eq(d.id, "abc-1"));
+    ck_assert(wire_str_eq(d.task, "count_primes"));
+    ck_assert(d.has_req);
+    ck_assert_uint_eq(d.req, 7);
+    ck_assert_uint_eq(d.timeout_ms, 1500);
+    ck_assert_uint_eq(d.deadline_ms, 99);
+    ck_assert(d.has_priority);
+    ck_assert_uint_eq(d.priority, 0);
+    ck_assert_uint_eq(d.retries, 3);
+    ck_assert_uint_eq(d.max_result, 1 << 20);
+    ck_assert_uint_eq(d.as_bytes, 1ull << 33);
+    ck_assert_uint_eq(d.cpu_s, 12);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(test_roundtrip_result)
+{
+    wire_hdr_t h = {.cmd = WIRE_RESULT, .id = wire_str("x"), .state = WIRE_ST_CRASHED,
+                    .signal = 11, .exit_code = -3, .has_exit = true, .attempts = 2, .pid = 4242,
+                    .etype = wire_str("ValueError"), .msg = wire_str("bad \"thing\""),
+                    .code = wire_str("c"), .run_us = 12345, .outcome = wire_str("killing"),
+                    .retire = true};
+    wire_hdr_t d;
+    wire_err_t err;
+    msgpack_sbuffer sb = encode(&h);
+
+    ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_int_eq(d.state, WIRE_ST_CRASHED);
+    ck_assert_int_eq(d.signal, 11);
+    ck_assert(d.has_exit);
+    ck_assert_int_eq(d.exit_code, -3);
+    ck_assert_uint_eq(d.attempts, 2);
+    ck_assert_int_eq(d.pid, 4242);
+    ck_assert(wire_str_eq(d.etype, "ValueError"));
+    ck_assert(wire_str_eq(d.msg, "bad \"thing\""));
+    ck_assert(wire_str_eq(d.code, "c"));
+    ck_assert(wire_str_eq(d.outcome, "killing"));
+    ck_assert_uint_eq(d.run_us, 12345);
+    ck_assert(d.retire);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(test_every_command_roundtrips)
+{
+    for (int c = WIRE_SUBMIT; c <= WIRE_DONE; c++) {
+        wire_hdr_t h = {.cmd = (wire_cmd_t)c, .id = wire_str("j1"), .task = wire_str("echo"),
+                        .state = WIRE_ST_OK};
+        wire_hdr_t d;
+        wire_err_t err;
+        msgpack_sbuffer sb = encode(&h);
+        ck_assert_msg(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err) == 0, "%s: %s",
+                      wire_cmd_name(h.cmd), err.msg);
+        ck_assert_int_eq(d.cmd, c);
+        ck_assert_int_eq(wire_cmd_from(wire_cmd_name(h.cmd), strlen(wire_cmd_name(h.cmd))), c);
+        msgpack_sbuffer_destroy(&sb);
+        msgpack_zone_clear(&zone);
+    }
+    for (int s = WIRE_ST_QUEUED; s < WIRE_ST_COUNT_; s++)
+        ck_assert_int_eq(wire_state_from(wire_state_name(s), strlen(wire_state_name(s))), s);
+}
+END_TEST
+
+/* Every proper prefix of a valid header must be refused, and never crash. */
+START_TEST(test_every_truncation_rejected)
+{
+    wire_hdr_t h = full_submit(), d;
+    wire_err_t err;
+    msgpack_sbuffer sb = encode(&h);
+
+    for (size_t n = 0; n < sb.size; n++) {
+        char *copy = malloc(n ? n : 1); /* exact size: ASan sees any overread */
+        memcpy(copy, sb.data, n);
+        ck_assert_msg(wire_hdr_decode(copy, n, &zone, &d, &err) < 0, "prefix %zu accepted", n);
+        ck_assert_ptr_nonnull(err.code);
+        ck_assert(strlen(err.msg) > 0);
+        free(copy);
+        msgpack_zone_clear(&zone);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+/* Flip every byte to every value: decode must return cleanly (accept or refuse), never crash. */
+START_TEST(test_corruption_never_crashes)
+{
+    wire_hdr_t h = full_submit(), d;
+    wire_err_t err;
+    msgpack_sbuffer sb = encode(&h);
+    char *copy = malloc(sb.size);
+
+    for (size_t i = 0; i < sb.size; i++) {
+        for (int v = 0; v < 256; v++) {
+            memcpy(copy, sb.data, sb.size);
+            copy[i] = (char)v;
+            int r = wire_hdr_decode(copy, sb.size, &zone, &d, &err);
+            ck_assert(r == 0 || r == -EBADMSG);
+            msgpack_zone_clear(&zone);
+        }
+    }
+    free(copy);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(test_trailing_bytes_rejected)
+{
+    wire_hdr_t h = full_submit(), d;
+    wire_err_t err;
+    msgpack_sbuffer sb = encode(&h);
+    msgpack_sbuffer_write(&sb, "\xc0", 1);
+    ck_assert_int_lt(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_str_eq(err.code, "bad_message");
+    ck_assert_ptr_nonnull(strstr(err.msg, "trailing"));
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+/* The attack msgpack-c 4.0 falls for: a few bytes that declare billions of elements. */
+START_TEST(test_huge_declared_containers_rejected)
+{
+    static const unsigned char array32[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02};
+    static const unsigned char map32[] = {0xdf, 0x7f, 0xff, 0xff, 0xff, 0xc0, 0xc0};
+    static const unsigned char nested[] = {0x91, 0x91, 0xdd, 0x10, 0x00, 0x00, 0x00, 0xc0};
+    static const unsigned char str32[] = {0xdb, 0xff, 0xff, 0xff, 0xf0, 'a'};
+    static const unsigned char bin32[] = {0xc6, 0x7f, 0xff, 0xff, 0xff, 'a'};
+    static const unsigned char ext32[] = {0xc9, 0x7f, 0xff, 0xff, 0xff, 0x01, 'a'};
+    /* 3 elements declared, each needs a byte: only 2 follow */
+    static const unsigned char short_array[] = {0x93, 0xc0, 0xc0};
+    const struct {
+        const unsigned char *b;
+        size_t n;
+    } cases[] = {{array32, sizeof(array32)}, {map32, sizeof(map32)},
+                 {nested, sizeof(nested)},   {str32, sizeof(str32)},
+                 {bin32, sizeof(bin32)},     {ext32, sizeof(ext32)},
+                 {short_array, sizeof(short_array)}};
+    wire_err_t err;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_msg(wire_check(cases[i].b, cases[i].n, WIRE_DEPTH_MAX, &err) == -EBADMSG,
+                      "case %zu accepted", i);
+        ck_assert_str_eq(err.code, "bad_message");
+    }
+}
+END_TEST
+
+START_TEST(test_depth_limit)
+{
+    unsigned char buf[200];
+    wire_err_t err;
+    size_t n = 0;
+
+    for (int i = 0; i < 70; i++)
+        buf[n++] = 0x91; /* array of one */
+    buf[n++] = 0xc0;
+    ck_assert_int_eq(wire_check(buf, n, WIRE_DEPTH_MAX, &err), -EBADMSG);
+    ck_assert_str_eq(err.code, "too_deep");
+    /* within the limit it passes */
+    ck_assert_int_eq(wire_check(buf + 70 - 10, 11, WIRE_DEPTH_MAX, &err), 0);
+}
+END_TEST
+
+START_TEST(test_invalid_type_byte)
+{
+    static const unsigned char c1[] = {0xc1};
+    wire_err_t err;
+    ck_assert_int_eq(wire_check(c1, 1, 4, &err), -EBADMSG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "0xc1"));
+    ck_assert_int_eq(wire_check(c1, 0, 4, &err), -EBADMSG);
+}
+END_TEST
+
+/* Every valid scalar and container encoding passes the check. */
+START_TEST(test_check_accepts_all_types)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    wire_err_t err;
+    msgpack_object o;
+    char big[70000];
+
+    memset(big, 'x', sizeof(big));
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 20);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_true(&pk);
+    msgpack_pack_int8(&pk, -5);
+    msgpack_pack_int16(&pk, -500);
+    msgpack_pack_int32(&pk, -70000);
+    msgpack_pack_int64(&pk, -5000000000);
+    msgpack_pack_uint8(&pk, 200);
+    msgpack_pack_uint16(&pk, 60000);
+    msgpack_pack_uint32(&pk, 4000000000u);
+    msgpack_pack_uint64(&pk, 1ull << 63);
+    msgpack_pack_float(&pk, 1.5f);
+    msgpack_pack_double(&pk, 2.5);
+    msgpack_pack_str(&pk, 300);
+    msgpack_pack_str_body(&pk, big, 300);
+    msgpack_pack_str(&pk, sizeof(big));
+    msgpack_pack_str_body(&pk, big, sizeof(big));
+    msgpack_pack_bin(&pk, 3);
+    msgpack_pack_bin_body(&pk, "abc", 3);
+    msgpack_pack_ext(&pk, 4, 1);
+    msgpack_pack_ext_body(&pk, "abcd", 4);
+    msgpack_pack_ext(&pk, 5, 2);
+    msgpack_pack_ext_body(&pk, "abcde", 5);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_array(&pk, 0);
+    msgpack_pack_array(&pk, 17);
+    for (int i = 0; i < 17; i++)
+        msgpack_pack_int(&pk, i);
+    msgpack_pack_map(&pk, 0);
+    ck_assert_int_eq(wire_check(sb.data, sb.size, WIRE_DEPTH_MAX, &err), 0);
+    ck_assert_int_eq(wire_unpack(sb.data, sb.size, &zone, &o, &err), 0);
+    ck_assert_int_eq(o.type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(o.via.array.size, 20);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+/* A header map with v (unless version < 0), cmd (unless NULL), id, task, and one extra key whose
+ * value is a string (kind 0), -1 (1), 1000 (2) or [nil] (3). */
+static msgpack_sbuffer raw_header(const char *cmd, int version, const char *extra_key,
+                                  int extra_kind)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2 + (version >= 0) + (cmd != NULL) + (extra_key != NULL));
+    if (version >= 0) {
+        msgpack_pack_str_with_body(&pk, "v", 1);
+        msgpack_pack_int(&pk, version);
+    }
+    if (cmd) {
+        msgpack_pack_str_with_body(&pk, "cmd", 3);
+        msgpack_pack_str_with_body(&pk, cmd, strlen(cmd));
+    }
+    msgpack_pack_str_with_body(&pk, "id", 2);
+    msgpack_pack_str_with_body(&pk, "j", 1);
+    msgpack_pack_str_with_body(&pk, "task", 4);
+    msgpack_pack_str_with_body(&pk, "echo", 4);
+    if (extra_key) {
+        msgpack_pack_str_with_body(&pk, extra_key, strlen(extra_key));
+        switch (extra_kind) {
+        case 0: msgpack_pack_str_with_body(&pk, "text", 4); break;
+        case 1: msgpack_pack_int(&pk, -1); break;
+        case 2: msgpack_pack_uint64(&pk, 1000); break;
+        default:
+            msgpack_pack_array(&pk, 1);
+            msgpack_pack_nil(&pk);
+        }
+    }
+    return sb;
+}
+
+static const char *decode_code(msgpack_sbuffer *sb)
+{
+    static wire_err_t err;
+    wire_hdr_t d;
+    int r = wire_hdr_decode(sb->data, sb->size, &zone, &d, &err);
+    msgpack_sbuffer_destroy(sb);
+    msgpack_zone_clear(&zone);
+    return r == 0 ? "ok" : err.code;
+}
+
+START_TEST(test_header_field_errors)
+{
+    msgpack_sbuffer sb;
+
+    sb = raw_header("submit", 1, NULL, 0);
+    ck_assert_str_eq(decode_code(&sb), "ok");
+    sb = raw_header("submit", 2, NULL, 0);
+    ck_assert_str_eq(decode_code(&sb), "bad_version");
+    sb = raw_header("submit", -1, NULL, 0);
+    ck_assert_str_eq(decode_code(&sb), "missing_field");
+    sb = raw_header(NULL, 1, NULL, 0);
+    ck_assert_str_eq(decode_code(&sb), "missing_field");
+    sb = raw_header("launch", 1, NULL, 0);
+    ck_assert_str_eq(decode_code(&sb), "unknown_command");
+    sb = raw_header("submit", 1, "priority", 2); /* 1000 > 9 */
+    ck_assert_str_eq(decode_code(&sb), "bad_field");
+    sb = raw_header("submit", 1, "timeout_ms", 1); /* negative */
+    ck_assert_str_eq(decode_code(&sb), "bad_field");
+    sb = raw_header("submit", 1, "retries", 0); /* string for a number */
+    ck_assert_str_eq(decode_code(&sb), "bad_field");
+    sb = raw_header("submit", 1, "msg", 2); /* number for a string */
+    ck_assert_str_eq(decode_code(&sb), "bad_field");
+    sb = raw_header("submit", 1, "future_field", 0); /* unknown keys are ignored */
+    ck_assert_str_eq(decode_code(&sb), "ok");
+    sb = raw_header("submit", 1, "timeout_ms", 3); /* nested value in a flat header */
+    ck_assert_str_eq(decode_code(&sb), "too_deep");
+}
+END_TEST
+
+START_TEST(test_header_limits)
+{
+    wire_hdr_t h = full_submit(), d;
+    wire_err_t err;
+    char longid[WIRE_ID_MAX + 2], text[WIRE_TEXT_MAX + 2];
+    msgpack_sbuffer sb;
+
+    memset(longid, 'a', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    h.id = wire_str(longid);
+    sb = encode(&h);
+    ck_assert_int_lt(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_str_eq(err.code, "bad_field");
+    msgpack_sbuffer_destroy(&sb);
+
+    h = full_submit();
+    h.id = wire_str("bad id!");
+    sb = encode(&h);
+    ck_assert_int_lt(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_str_eq(err.code, "bad_field");
+    msgpack_sbuffer_destroy(&sb);
+
+    h = full_submit();
+    h.task = wire_str("no/slash");
+    sb = encode(&h);
+    ck_assert_int_lt(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_str_eq(err.code, "bad_field");
+    msgpack_sbuffer_destroy(&sb);
+
+    memset(text, 'm', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    h = (wire_hdr_t){.cmd = WIRE_ERROR, .msg = wire_str(text)};
+    sb = encode(&h);
+    ck_assert_int_lt(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_str_eq(err.code, "bad_field");
+    msgpack_sbuffer_destroy(&sb);
+
+    /* a header larger than WIRE_HEADER_MAX */
+    char *big = calloc(1, WIRE_HEADER_MAX + 10);
+    ck_assert_int_lt(wire_hdr_decode(big, WIRE_HEADER_MAX + 10, &zone, &d, &err), 0);
+    ck_assert_str_eq(err.code, "too_large");
+    free(big);
+
+    /* not a map */
+    ck_assert_int_lt(wire_hdr_decode("\x90", 1, &zone, &d, &err), 0);
+    ck_assert_str_eq(err.code, "bad_header");
+    /* non-string key */
+    ck_assert_int_lt(wire_hdr_decode("\x81\x01\x01", 3, &zone, &d, &err), 0);
+    ck_assert_str_eq(err.code, "bad_header");
+}
+END_TEST
+
+START_TEST(test_too_many_keys)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    wire_hdr_t d;
+    wire_err_t err;
+    char k[8];
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, WIRE_KEYS_MAX + 1);
+    for (int i = 0; i < WIRE_KEYS_MAX + 1; i++) {
+        snprintf(k, sizeof(k), "k%d", i);
+        msgpack_pack_str_with_body(&pk, k, strlen(k));
+        msgpack_pack_nil(&pk);
+    }
+    ck_assert_int_lt(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_str_eq(err.code, "bad_header");
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(test_required_fields)
+{
+    wire_hdr_t h = {.cmd = WIRE_SUBMIT, .id = wire_str("a")}, d;
+    wire_err_t err;
+    msgpack_sbuffer sb = encode(&h);
+    ck_assert_int_lt(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_str_eq(err.code, "missing_field");
+    ck_assert_ptr_nonnull(strstr(err.msg, "task"));
+    /* the error reply can still name the id */
+    ck_assert(wire_str_eq(d.id, "a"));
+    msgpack_sbuffer_destroy(&sb);
+
+    h = (wire_hdr_t){.cmd = WIRE_CANCEL, .req = 5, .has_req = true};
+    sb = encode(&h);
+    ck_assert_int_lt(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.msg, "id"));
+    ck_assert(d.has_req);
+    ck_assert_uint_eq(d.req, 5);
+    msgpack_sbuffer_destroy(&sb);
+
+    h = (wire_hdr_t){.cmd = WIRE_RESULT, .id = wire_str("a")};
+    sb = encode(&h);
+    ck_assert_int_lt(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.msg, "status"));
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+    ck_assert(wire_id_is_valid("a", 1));
+    ck_assert(wire_id_is_valid("A.b_c:d-9", 9));
+    ck_assert(!wire_id_is_valid("", 0));
+    ck_assert(!wire_id_is_valid("a b", 3));
+    ck_assert(!wire_id_is_valid("a\0b", 3));
+    ck_assert(!wire_task_is_valid("x/y", 3));
+    ck_assert_ptr_null(wire_cmd_name(WIRE_CMD_NONE));
+    ck_assert_int_eq(wire_cmd_from("nope", 4), WIRE_CMD_NONE);
+    ck_assert_int_eq(wire_state_from("nope", 4), WIRE_ST_NONE);
+}
+END_TEST
+
+static Suite *wire_suite(void)
+{
+    Suite *s = suite_create("wire");
+    TCase *tc = tcase_create("codec");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_roundtrip_submit);
+    tcase_add_test(tc, test_roundtrip_result);
+    tcase_add_test(tc, test_every_command_roundtrips);
+    tcase_add_test(tc, test_every_truncation_rejected);
+    tcase_add_test(tc, test_corruption_never_crashes);
+    tcase_add_test(tc, test_trailing_bytes_rejected);
+    tcase_add_test(tc, test_huge_declared_containers_rejected);
+    tcase_add_test(tc, test_depth_limit);
+    tcase_add_test(tc, test_invalid_type_byte);
+    tcase_add_test(tc, test_check_accepts_all_types);
+    tcase_add_test(tc, test_header_field_errors);
+    tcase_add_test(tc, test_header_limits);
+    tcase_add_test(tc, test_too_many_keys);
+    tcase_add_test(tc, test_required_fields);
+    tcase_add_test(tc, test_names);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(wire_suite());
+}

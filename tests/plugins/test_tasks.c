@@ -1,0 +1,149 @@
+/* test_tasks.c - a task plugin for the test suites: tasks that misbehave on purpose. */
+#include <forq/task.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* segv() -> dies of SIGSEGV */
+static int t_segv(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)ctx, (void)args, (void)out;
+    raise(SIGSEGV);
+    return 0;
+}
+
+/* abort() -> dies of SIGABRT */
+static int t_abort(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)ctx, (void)args, (void)out;
+    abort();
+}
+
+/* exit(code) -> the worker exits with code */
+static int t_exit(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    int64_t code;
+    (void)out;
+    if (forq_task_arg_int(ctx, args, 0, &code) < 0)
+        return -1;
+    _exit((int)code);
+}
+
+/* getpid() -> the worker's pid */
+static int t_getpid(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)ctx, (void)args;
+    return msgpack_pack_int(out, (int)getpid());
+}
+
+/* spin() -> burns CPU forever */
+static int t_spin(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    volatile unsigned long x = 1;
+    (void)ctx, (void)args;
+    while (x)
+        x++;
+    return msgpack_pack_nil(out);
+}
+
+/* alloc(bytes) -> true if malloc and touching them worked, else MemoryError */
+static int t_alloc(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    int64_t n;
+    char *p;
+    if (forq_task_arg_int(ctx, args, 0, &n) < 0)
+        return -1;
+    p = malloc((size_t)n);
+    if (!p)
+        return forq_task_error(ctx, "MemoryError", "cannot allocate %lld bytes", (long long)n);
+    memset(p, 1, (size_t)n);
+    free(p);
+    return msgpack_pack_true(out);
+}
+
+/* crash_once(path) -> crashes if `path` does not exist yet (creating it), else returns "ok" */
+static int t_crash_once(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    const char *p;
+    size_t n;
+    char path[512];
+    if (forq_task_arg_bytes(ctx, args, 0, &p, &n) < 0 || n >= sizeof(path))
+        return -1;
+    memcpy(path, p, n);
+    path[n] = '\0';
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        raise(SIGSEGV);
+    }
+    msgpack_pack_str(out, 2);
+    return msgpack_pack_str_body(out, "ok", 2);
+}
+
+/* blob(n) -> n bytes */
+static int t_blob(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    int64_t n;
+    if (forq_task_arg_int(ctx, args, 0, &n) < 0)
+        return -1;
+    char *p = calloc(1, (size_t)n + 1);
+    msgpack_pack_bin(out, (size_t)n);
+    msgpack_pack_bin_body(out, p, (size_t)n);
+    free(p);
+    return 0;
+}
+
+/* two_values() -> packs two values: a buggy task the worker must catch */
+static int t_two_values(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)ctx, (void)args;
+    msgpack_pack_int(out, 1);
+    return msgpack_pack_int(out, 2);
+}
+
+/* silent_fail() -> returns -1 without an error */
+static int t_silent_fail(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)ctx, (void)args, (void)out;
+    return -1;
+}
+
+/* job_id() -> the job's id as the task sees it */
+static int t_job_id(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    const char *id = forq_task_job_id(ctx);
+    (void)args;
+    msgpack_pack_str(out, strlen(id));
+    return msgpack_pack_str_body(out, id, strlen(id));
+}
+
+/* now() -> CLOCK_MONOTONIC in nanoseconds, to order jobs by when they ran */
+static int t_now(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    struct timespec ts;
+    (void)ctx, (void)args;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return msgpack_pack_int64(out, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+}
+
+static const forq_task_def_t tasks[] = {
+    {"now", t_now, "now() -> monotonic ns"},
+    {"segv", t_segv, "segv() -> SIGSEGV"},
+    {"abort", t_abort, "abort() -> SIGABRT"},
+    {"exit", t_exit, "exit(code)"},
+    {"getpid", t_getpid, "getpid() -> pid"},
+    {"spin", t_spin, "spin() -> never returns"},
+    {"alloc", t_alloc, "alloc(bytes) -> true"},
+    {"crash_once", t_crash_once, "crash_once(path) -> \"ok\" after one crash"},
+    {"blob", t_blob, "blob(n) -> n zero bytes"},
+    {"two_values", t_two_values, "packs two values"},
+    {"silent_fail", t_silent_fail, "fails without an error"},
+    {"job_id", t_job_id, "job_id() -> the job's id"},
+    {NULL, NULL, NULL},
+};
+
+FORQ_PLUGIN_DEFINE("test", tasks, NULL, NULL);

@@ -1,0 +1,41 @@
+/* testutil.c - see testutil.h. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
+
+static bool wrapped(void)
+{
+    const char *w = getenv("FORQ_TEST_WRAP");
+    return w && *w;
+}
+
+bool test_quick(void)
+{
+    const char *q = getenv("FORQ_TEST_QUICK");
+    return (q && strcmp(q, "1") == 0) || wrapped();
+}
+
+int test_ms(int ms)
+{
+    return wrapped() ? ms * 20 : ms;
+}

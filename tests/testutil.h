@@ -1,0 +1,62 @@
+/* testutil.h - helpers shared by the Check suites: the runner, a real forqd in a temporary
+ * directory, and JSON-written jobs. */
+#ifndef FORQ_TESTUTIL_H
+#define FORQ_TESTUTIL_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Run a suite (forked tests); prints Check's summary. Returns the process exit status. */
+int run_suite(Suite *s);
+
+/* Is this run under valgrind or in quick mode (FORQ_TEST_QUICK=1)? */
+bool test_quick(void);
+
+/* Scale a timeout for slow runs (valgrind). */
+int test_ms(int ms);
+
+#ifdef FORQ_TEST_E2E
+#include "forq/forq.h"
+
+typedef struct {
+    pid_t pid;           /* forqd */
+    char dir[256];       /* its private temporary directory */
+    char endpoint[320];  /* ipc://<dir>/forqd.sock */
+    char log[320];       /* its stderr */
+} forqd_t;
+
+/* Start $FORQD (under $FORQ_TEST_WRAP if set) with `args` (NULL-terminated, may be NULL) on an
+ * ipc endpoint in a new temporary directory, and wait until it answers a ping. Fails the test
+ * if it does not. */
+void forqd_start(forqd_t *d, const char *const *args);
+
+/* Start forqd expecting it to fail: returns its exit status; the log is in d->log. */
+int forqd_start_fail(forqd_t *d, const char *const *args);
+
+/* SIGTERM forqd and wait for it (30 s, more under valgrind). Returns its exit status, or 128 +
+ * the signal that killed it. Prints its log when the status is not 0. Removes the directory. */
+int forqd_stop(forqd_t *d);
+
+/* Does forqd's log contain `text`? */
+bool forqd_log_has(const forqd_t *d, const char *text);
+
+/* A client of d (fails the test if it cannot connect). */
+forq_client_t *forqd_client(const forqd_t *d);
+
+/* Submit `task` with args written as JSON; opts may be NULL. Fails the test on a local error. */
+forq_future_t *submit_json(forq_client_t *c, const char *task, const char *args_json,
+                           const forq_submit_opts_t *opts);
+
+/* Wait (up to ms) and return the future's result as compact JSON (caller frees), or NULL when it
+ * did not end ok. */
+char *result_json(forq_future_t *f, int ms);
+
+/* Wait for f (fails the test after ms) and return its final state. */
+forq_state_t wait_state(forq_future_t *f, int ms);
+
+/* A counter of forqd's stats map. */
+long long stat_of(forq_client_t *c, const char *name);
+#endif
+
+#endif
