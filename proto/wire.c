@@ -357,7 +357,7 @@ static int check_required(const wire_hdr_t *h, wire_err_t *err)
         if (!wire_task_is_valid(h->task.ptr, h->task.len))
             return fail(err, "bad_field",
                         "task name must be 1-%d characters of A-Z a-z 0-9 . _ : -", WIRE_TASK_MAX);
-        /* fall through */
+        __attribute__((fallthrough)); /* a job also needs its id */
     case WIRE_CANCEL:
     case WIRE_STATUS:
     case WIRE_RESULT:
