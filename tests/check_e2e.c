@@ -15,6 +15,14 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
 static forqd_t d;
 static forq_client_t *c;
 
@@ -176,6 +184,20 @@ END_TEST
 
 /* ---- cancel ---- */
 
+/* Wait until job `id` runs. */
+static void wait_running(const char *id)
+{
+    forq_job_info_t info = {0};
+    for (int i = 0; i < test_ms(500); i++) {
+        ck_assert_int_eq(forq_client_status(c, id, test_ms(5000), &info), FORQ_OK);
+        if (info.state == FORQ_STATE_RUNNING)
+            return;
+        usleep(10000);
+    }
+    ck_abort_msg("job %s never ran", id);
+}
+
+
 START_TEST(test_cancel_queued_and_running)
 {
     up(1, NULL);
@@ -186,14 +208,8 @@ START_TEST(test_cancel_queued_and_running)
     o.id = "waiter";
     forq_future_t *wait = submit_json(c, "echo", "1", &o);
     forq_job_info_t info;
-    /* wait until the sleep runs */
-    for (int i = 0; i < test_ms(500); i++) {
-        ck_assert_int_eq(forq_client_status(c, "runner", test_ms(5000), &info), FORQ_OK);
-        if (info.state == FORQ_STATE_RUNNING)
-            break;
-        usleep(10000);
-    }
-    ck_assert_int_eq(info.state, FORQ_STATE_RUNNING);
+    wait_running("runner");
+    ck_assert_int_eq(forq_client_status(c, "runner", test_ms(5000), &info), FORQ_OK);
     ck_assert_int_gt(info.pid, 0);
     ck_assert_str_eq(info.task, "sleep");
     ck_assert_int_eq(forq_client_status(c, "waiter", test_ms(5000), &info), FORQ_OK);
@@ -366,7 +382,7 @@ START_TEST(test_resource_limits)
     ck_assert_int_eq(forq_future_signal(f), SIGXCPU);
     ck_assert_ptr_nonnull(strstr(forq_future_detail(f), "CPU limit"));
     forq_future_destroy(&f);
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef UNDER_ASAN
     /* AddressSanitizer reserves terabytes of shadow address space: no RLIMIT_AS fits it */
     down();
     return;
@@ -784,11 +800,13 @@ END_TEST
 START_TEST(test_sigterm_answers_everything)
 {
     up(1, NULL);
-    forq_future_t *running = submit_json(c, "sleep", "[0.3]", NULL);
+    forq_submit_opts_t o = opts();
+    o.id = "long";
+    forq_future_t *running = submit_json(c, "sleep", "[0.3]", &o);
     forq_future_t *queued[5];
     for (int i = 0; i < 5; i++)
         queued[i] = submit_json(c, "echo", "1", NULL);
-    usleep(100000);
+    wait_running("long");
     kill(d.pid, SIGTERM);
     /* the running job finishes within the grace time, the queued ones are cancelled */
     ck_assert_int_eq(wait_state(running, 10000), FORQ_STATE_OK);
@@ -806,8 +824,10 @@ START_TEST(test_sigterm_grace_over)
 {
     const char *extra[] = {"--grace", "0", NULL};
     up(1, extra);
-    forq_future_t *running = submit_json(c, "sleep", "[30]", NULL);
-    usleep(200000);
+    forq_submit_opts_t o = opts();
+    o.id = "long";
+    forq_future_t *running = submit_json(c, "sleep", "[30]", &o);
+    wait_running("long");
     kill(d.pid, SIGTERM);
     ck_assert_int_eq(wait_state(running, 10000), FORQ_STATE_CANCELLED);
     ck_assert_str_eq(forq_future_code(running), "shutting_down");
