@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # deps.sh - sourced by scripts/demo and scripts/test: make sure the Debian packages a step
 # needs are installed. As root it runs apt-get; otherwise it prints the one command to run.
 #   need_packages PKG...
