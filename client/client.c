@@ -265,13 +265,23 @@ static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_pa
     if (f) {
         void *payload = NULL;
         size_t plen = 0;
-        if (has_payload && (payload = malloc(zmq_msg_size(pm) ? zmq_msg_size(pm) : 1))) {
-            plen = zmq_msg_size(pm);
-            memcpy(payload, zmq_msg_data(pm), plen);
-        }
         HASH_DEL(c->pending, f);
         f->in_table = false;
-        resolve(f, &h, payload, plen);
+        /* results reach callers' unpackers: they get the same check as anything untrusted */
+        if (has_payload &&
+            wire_check(zmq_msg_data(pm), zmq_msg_size(pm), WIRE_DEPTH_MAX, &err) < 0) {
+            char why[sizeof(err.msg) + 64];
+            snprintf(why, sizeof(why), "forqd sent a malformed result frame: %s", err.msg);
+            f->reply_cmd = WIRE_ERROR; /* requests report it as a protocol error */
+            f->code = strdup("bad_message");
+            resolve_local(f, FORQ_STATE_LOST, why);
+        } else {
+            if (has_payload && (payload = malloc(zmq_msg_size(pm) ? zmq_msg_size(pm) : 1))) {
+                plen = zmq_msg_size(pm);
+                memcpy(payload, zmq_msg_data(pm), plen);
+            }
+            resolve(f, &h, payload, plen);
+        }
     }
     pthread_mutex_unlock(&c->lock);
     msgpack_zone_destroy(&zone);
@@ -658,16 +668,24 @@ static bool id_ok(const char *id)
     return id && wire_id_is_valid(id, strlen(id));
 }
 
-forq_err_t forq_client_cancel(forq_client_t *c, const char *id, int timeout_ms,
-                              forq_cancel_t *ret_outcome)
+/* A request about job `id` (cancel, status): checks the id, then request(). */
+static forq_err_t id_request(forq_client_t *c, wire_cmd_t cmd, const char *id, int timeout_ms,
+                             forq_future_t **ret_f)
 {
-    wire_hdr_t h = {.cmd = WIRE_CANCEL, .id = wire_str(id)};
-    forq_future_t *f;
-    forq_err_t e;
+    wire_hdr_t h = {.cmd = cmd, .id = wire_str(id)};
 
     if (!id_ok(id))
         return fail(FORQ_ERR_INVALID, "job id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
-    if ((e = request(c, &h, timeout_ms, &f)) != FORQ_OK)
+    return request(c, &h, timeout_ms, ret_f);
+}
+
+forq_err_t forq_client_cancel(forq_client_t *c, const char *id, int timeout_ms,
+                              forq_cancel_t *ret_outcome)
+{
+    forq_future_t *f;
+    forq_err_t e;
+
+    if ((e = id_request(c, WIRE_CANCEL, id, timeout_ms, &f)) != FORQ_OK)
         return e;
     if (ret_outcome) {
         const char *o = f->outcome ? f->outcome : "";
@@ -683,13 +701,10 @@ forq_err_t forq_client_cancel(forq_client_t *c, const char *id, int timeout_ms,
 forq_err_t forq_client_status(forq_client_t *c, const char *id, int timeout_ms,
                               forq_job_info_t *ret_info)
 {
-    wire_hdr_t h = {.cmd = WIRE_STATUS, .id = wire_str(id)};
     forq_future_t *f;
     forq_err_t e;
 
-    if (!id_ok(id))
-        return fail(FORQ_ERR_INVALID, "job id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
-    if ((e = request(c, &h, timeout_ms, &f)) != FORQ_OK)
+    if ((e = id_request(c, WIRE_STATUS, id, timeout_ms, &f)) != FORQ_OK)
         return e;
     if (ret_info) {
         memset(ret_info, 0, sizeof(*ret_info));

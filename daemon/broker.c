@@ -273,6 +273,7 @@ void broker_dispatch(broker_t *b)
         job_t *job = container_of(it, job_t, item);
 
         timers_del(&b->timers, &job->timer);
+        job->deadline_at = 0; /* it started: the queue deadline is met, retries included */
         job->phase = JOB_RUNNING;
         job->worker = w;
         job->attempts++;

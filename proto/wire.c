@@ -281,7 +281,6 @@ static const field_t fields[] = {
     FLD("run_us", F_UINT, 0, run_us),
     FLD("outcome", F_STR, WIRE_TEXT_MAX, outcome),
     FLD("retire", F_BOOL, 0, retire),
-    FLD("position", F_UINT, 0, position),
 };
 
 /* Store a bounded uint64 into a member of the width it has. */
@@ -466,45 +465,39 @@ typedef struct {
     bool counting;
 } enc_t;
 
-static void put_key(enc_t *e, const char *k)
+/* Count a field that is `present`; true when its value is to be packed now (key written). */
+static bool field(enc_t *e, const char *k, bool present)
 {
     size_t n = strlen(k);
+
+    if (!present)
+        return false;
+    e->count++;
+    if (e->counting)
+        return false;
     msgpack_pack_str(&e->pk, n);
     msgpack_pack_str_body(&e->pk, k, n);
+    return true;
 }
 
 static void put_str(enc_t *e, const char *k, wire_str_t s)
 {
-    if (!s.ptr)
-        return;
-    e->count++;
-    if (e->counting)
-        return;
-    put_key(e, k);
-    msgpack_pack_str(&e->pk, s.len);
-    msgpack_pack_str_body(&e->pk, s.ptr, s.len);
+    if (field(e, k, s.ptr != NULL)) {
+        msgpack_pack_str(&e->pk, s.len);
+        msgpack_pack_str_body(&e->pk, s.ptr, s.len);
+    }
 }
 
 static void put_uint(enc_t *e, const char *k, uint64_t v, bool force)
 {
-    if (!v && !force)
-        return;
-    e->count++;
-    if (e->counting)
-        return;
-    put_key(e, k);
-    msgpack_pack_uint64(&e->pk, v);
+    if (field(e, k, v || force))
+        msgpack_pack_uint64(&e->pk, v);
 }
 
 static void put_int(enc_t *e, const char *k, int64_t v, bool force)
 {
-    if (!v && !force)
-        return;
-    e->count++;
-    if (e->counting)
-        return;
-    put_key(e, k);
-    msgpack_pack_int64(&e->pk, v);
+    if (field(e, k, v || force))
+        msgpack_pack_int64(&e->pk, v);
 }
 
 static void encode_fields(enc_t *e, const wire_hdr_t *h)
@@ -531,14 +524,8 @@ static void encode_fields(enc_t *e, const wire_hdr_t *h)
     put_int(e, "pid", h->pid, false);
     put_uint(e, "run_us", h->run_us, false);
     put_str(e, "outcome", h->outcome);
-    put_uint(e, "position", h->position, false);
-    if (h->retire) {
-        e->count++;
-        if (!e->counting) {
-            put_key(e, "retire");
-            msgpack_pack_true(&e->pk);
-        }
-    }
+    if (field(e, "retire", h->retire))
+        msgpack_pack_true(&e->pk);
 }
 
 int wire_hdr_encode(msgpack_sbuffer *buf, const wire_hdr_t *hdr)

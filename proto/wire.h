@@ -108,7 +108,6 @@ typedef struct {
     uint64_t run_us;       /* "run_us": run time of the job in microseconds */
     wire_str_t outcome;    /* "outcome": what a cancel did */
     bool retire;           /* "retire": the worker exits after this reply */
-    uint64_t position;     /* "position": jobs ahead of a queued job */
 } wire_hdr_t;
 
 /* Why a frame or header was refused. The message is static text naming the problem. */

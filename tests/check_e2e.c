@@ -572,7 +572,7 @@ START_TEST(test_many_clients_exactly_once)
 {
     pthread_t t[4];
     load_t l[4];
-    int per = test_quick() ? 100 : 250;
+    int per = getenv("FORQ_TEST_WRAP") ? 50 : 250; /* 1000 jobs; fewer under valgrind */
     up(2, NULL);
     for (int i = 0; i < 4; i++) {
         l[i] = (load_t){&d, i * 100000, per, 0};
@@ -795,6 +795,60 @@ START_TEST(test_malformed_frames)
 }
 END_TEST
 
+/* libforq applies the structural check to what a broker sends, too. */
+START_TEST(test_client_refuses_malformed_result)
+{
+    char dir[] = "/tmp/forq-fake.XXXXXX", ep[128];
+    void *zctx = zmq_ctx_new(), *router = zmq_socket(zctx, ZMQ_ROUTER);
+    forq_client_opts_t o;
+    forq_client_t *cl;
+    forq_future_t *f;
+    zmq_msg_t ident, hm, am;
+    int tmo = test_ms(5000), zero = 0;
+    msgpack_zone zone;
+    wire_hdr_t h;
+    wire_err_t err;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(ep, sizeof(ep), "ipc://%s/fake.sock", dir);
+    zmq_setsockopt(router, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+    zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof(zero));
+    ck_assert_int_eq(zmq_bind(router, ep), 0);
+    forq_client_opts_init(&o);
+    o.endpoint = ep;
+    ck_assert_int_eq(forq_client_new(&o, &cl), FORQ_OK);
+    f = submit_json(cl, "echo", "1", NULL);
+    /* the fake broker reads the submit and answers "ok" with a lying payload */
+    zmq_msg_init(&ident);
+    zmq_msg_init(&hm);
+    zmq_msg_init(&am);
+    ck_assert_int_ge(zmq_msg_recv(&ident, router, 0), 0);
+    ck_assert_int_ge(zmq_msg_recv(&hm, router, 0), 0);
+    ck_assert_int_ge(zmq_msg_recv(&am, router, 0), 0);
+    msgpack_zone_init(&zone, 1024);
+    ck_assert_int_eq(wire_hdr_decode(zmq_msg_data(&hm), zmq_msg_size(&hm), &zone, &h, &err), 0);
+    wire_hdr_t r = {.cmd = WIRE_RESULT, .id = h.id, .state = WIRE_ST_OK};
+    msgpack_sbuffer sb = hdr(&r);
+    zmq_msg_send(&ident, router, ZMQ_SNDMORE);
+    zmq_send(router, sb.data, sb.size, ZMQ_SNDMORE);
+    zmq_send(router, "\xdd\xff\xff\xff\xff", 5, 0);
+    ck_assert_int_eq(wait_state(f, 5000), FORQ_STATE_LOST);
+    ck_assert_ptr_nonnull(strstr(forq_future_detail(f), "malformed result"));
+    forq_future_destroy(&f);
+    forq_client_destroy(&cl);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_zone_destroy(&zone);
+    zmq_msg_close(&hm);
+    zmq_msg_close(&am);
+    zmq_close(router);
+    zmq_ctx_term(zctx);
+    char path[160];
+    snprintf(path, sizeof(path), "%s/fake.sock", dir);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 /* ---- shutdown ---- */
 
 START_TEST(test_sigterm_answers_everything)
@@ -957,6 +1011,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(full, test_duplicate_id);
     tcase_add_test(full, test_client_destroyed_with_pending_futures);
     tcase_add_test(full, test_sigterm_grace_over);
+    tcase_add_test(full, test_client_refuses_malformed_result);
     tcase_add_test(full, test_start_errors);
     tcase_add_test(full, test_cli_exit_codes);
     suite_add_tcase(s, full);
