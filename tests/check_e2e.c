@@ -572,7 +572,7 @@ START_TEST(test_many_clients_exactly_once)
 {
     pthread_t t[4];
     load_t l[4];
-    int per = getenv("FORQ_TEST_WRAP") ? 50 : 250; /* 1000 jobs; fewer under valgrind */
+    int per = test_quick() ? 50 : 250; /* 1000 jobs; fewer under valgrind or in quick mode */
     up(2, NULL);
     for (int i = 0; i < 4; i++) {
         l[i] = (load_t){&d, i * 100000, per, 0};

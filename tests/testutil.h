@@ -10,7 +10,8 @@
 /* Run a suite (forked tests); prints Check's summary. Returns the process exit status. */
 int run_suite(Suite *s);
 
-/* Is this run under valgrind or in quick mode (FORQ_TEST_QUICK=1)? */
+/* Shorten soak-style loops? True under valgrind, or when FORQ_TEST_QUICK=1 (meson option
+ * test_quick, for a short local run). CI runs the full counts. */
 bool test_quick(void);
 
 /* Scale a timeout for slow runs (valgrind). */
