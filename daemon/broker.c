@@ -473,9 +473,10 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     msgpack_sbuffer sb;
     msgpack_packer pk;
     zmq_msg_t payload;
-    size_t idle = 0, busy = 0, ntasks = 0;
+    size_t idle = 0, busy = 0, ntasks = 0, backlog = 0;
     worker_t *w, *wt;
     task_name_t *t, *tt;
+    client_t *cl;
 
     HASH_ITER(hh, b->worker_tab, w, wt)
     {
@@ -484,9 +485,11 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     }
     HASH_ITER(hh, b->tasks, t, tt)
         ntasks += t->present;
+    DL_FOREACH2(b->backlogged, cl, bl_next)
+        backlog += cl->backlog_n;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 30);
+    msgpack_pack_map(&pk, 31);
     pack_key(&pk, "version");
     msgpack_pack_str(&pk, strlen(FORQ_VERSION));
     msgpack_pack_str_body(&pk, FORQ_VERSION, strlen(FORQ_VERSION));
@@ -504,6 +507,7 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
         msgpack_pack_uint64(&pk, b->sched.len[p]);
     pack_kv_u64(&pk, "running", b->running);
     pack_kv_u64(&pk, "clients", HASH_COUNT(b->client_tab));
+    pack_kv_u64(&pk, "backlog", backlog);
     pack_kv_u64(&pk, "retained", b->n_done);
     pack_kv_u64(&pk, "submitted", b->st.submitted);
     pack_kv_u64(&pk, "ok", b->st.ok);
@@ -802,14 +806,14 @@ static int ipc_in_use(const char *ep)
 static int bind_all(broker_t *b)
 {
     const config_t *cfg = b->cfg;
-    int one = 1, hwm = 100000, linger = 2000;
+    int one = 1, hwm = (int)cfg->client_hwm, rcvhwm = 100000, linger = 2000;
     int64_t maxmsg = cfg->max_payload + WIRE_HEADER_MAX;
 
     b->clients = zmq_socket(b->zctx, ZMQ_ROUTER);
     b->workers_sock = zmq_socket(b->zctx, ZMQ_ROUTER);
     zmq_setsockopt(b->clients, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
     zmq_setsockopt(b->clients, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-    zmq_setsockopt(b->clients, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(b->clients, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
     zmq_setsockopt(b->clients, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
     zmq_setsockopt(b->clients, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(b->workers_sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));

@@ -33,6 +33,9 @@ static const char usage[] =
     "                              (default 1000000)\n"
     "      --client-queue-max N    unfinished jobs of one client before its submits are\n"
     "                              rejected (default 100000)\n"
+    "      --client-hwm N          replies ZeroMQ may buffer for one client; past it forqd\n"
+    "                              holds them (counted against --client-queue-max) until\n"
+    "                              the client reads (default 100000)\n"
     "      --grace SECONDS         on SIGTERM, how long running jobs may finish before they\n"
     "                              are cancelled (default 10)\n"
     "      --max-payload BYTES     largest args or result frame (default 67108864)\n"
@@ -52,6 +55,7 @@ enum {
     OPT_ALLOW_EXEC = 1000,
     OPT_QUEUE_MAX,
     OPT_CLIENT_QUEUE_MAX,
+    OPT_CLIENT_HWM,
     OPT_GRACE,
     OPT_MAX_PAYLOAD,
     OPT_RETAIN,
@@ -100,6 +104,7 @@ int config_parse(config_t *cfg, int argc, char **argv)
         {"allow-exec", required_argument, NULL, OPT_ALLOW_EXEC},
         {"queue-max", required_argument, NULL, OPT_QUEUE_MAX},
         {"client-queue-max", required_argument, NULL, OPT_CLIENT_QUEUE_MAX},
+        {"client-hwm", required_argument, NULL, OPT_CLIENT_HWM},
         {"grace", required_argument, NULL, OPT_GRACE},
         {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
         {"retain", required_argument, NULL, OPT_RETAIN},
@@ -118,6 +123,7 @@ int config_parse(config_t *cfg, int argc, char **argv)
     cfg->log_level = LOG_INFO;
     cfg->queue_max = 1000000;
     cfg->client_queue_max = 100000;
+    cfg->client_hwm = 100000;
     cfg->grace_ms = 10000;
     cfg->max_payload = WIRE_PAYLOAD_DEF;
     cfg->retain_count = 10000;
@@ -166,6 +172,10 @@ int config_parse(config_t *cfg, int argc, char **argv)
             break;
         case OPT_CLIENT_QUEUE_MAX:
             if (number("--client-queue-max", optarg, 1, 100000000, &cfg->client_queue_max) < 0)
+                return -EINVAL;
+            break;
+        case OPT_CLIENT_HWM:
+            if (number("--client-hwm", optarg, 1, 10000000, &cfg->client_hwm) < 0)
                 return -EINVAL;
             break;
         case OPT_GRACE:

@@ -23,6 +23,7 @@ typedef struct {
     strv_t exec_allow;            /* programs the exec task may run; empty = exec disabled */
     long queue_max;               /* queued jobs in total before submits are rejected */
     long client_queue_max;        /* queued + running + undelivered jobs of one client */
+    long client_hwm;              /* replies ZeroMQ buffers per client before forqd keeps them */
     long grace_ms;                /* how long running jobs may finish after SIGTERM */
     long max_payload;             /* bytes of one args or result frame */
     long retain_count;            /* finished jobs remembered for status and cancel */

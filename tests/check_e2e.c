@@ -609,6 +609,73 @@ START_TEST(test_client_destroyed_with_pending_futures)
 }
 END_TEST
 
+/* ---- a client that stops reading ---- */
+
+START_TEST(test_slow_client_backlog)
+{
+    const char *extra[] = {"--client-hwm", "10", NULL};
+    int n = test_quick() ? 500 : 3000, hwm = 1, tmo = test_ms(10000);
+    char *seen;
+    msgpack_sbuffer sb;
+    msgpack_zone zone;
+    up(2, extra);
+    void *zctx = zmq_ctx_new(), *s = zmq_socket(zctx, ZMQ_DEALER);
+
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+    ck_assert_int_eq(zmq_connect(s, d.endpoint), 0);
+    msgpack_sbuffer_init(&sb);
+    char args[200];
+    memset(args, 'x', sizeof(args));
+    args[0] = (char)0xd9; /* str8 of 198 bytes: big enough to fill kernel buffers */
+    args[1] = (char)198;
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "slow-%d", i);
+        wire_hdr_t h = {.cmd = WIRE_SUBMIT, .id = wire_str(id), .task = wire_str("echo")};
+        msgpack_sbuffer_clear(&sb);
+        wire_hdr_encode(&sb, &h);
+        zmq_send(s, sb.data, sb.size, ZMQ_SNDMORE);
+        zmq_send(s, args, sizeof(args), 0);
+    }
+    /* not reading: forqd must hold what zmq will not take, and go on serving others */
+    long long backlog = 0;
+    for (int i = 0; i < test_ms(300) && (backlog = stat_of(c, "backlog")) == 0; i++)
+        usleep(10000);
+    ck_assert_msg(backlog > 0, "forqd never had to hold results back");
+    forq_future_t *other = submit_json(c, "echo", "\"unblocked\"", NULL);
+    ASSERT_RESULT(other, "\"unblocked\"");
+    forq_future_destroy(&other);
+    /* now read: every job answered exactly once, ok */
+    seen = calloc((size_t)n, 1);
+    msgpack_zone_init(&zone, 1024);
+    for (int i = 0; i < n; i++) {
+        char buf[WIRE_HEADER_MAX], junk[256];
+        wire_hdr_t h;
+        wire_err_t err;
+        int len = zmq_recv(s, buf, sizeof(buf), 0), more = 0;
+        size_t ml = sizeof(more);
+        ck_assert_msg(len > 0, "result %d of %d never came", i, n);
+        msgpack_zone_clear(&zone);
+        ck_assert_int_eq(wire_hdr_decode(buf, (size_t)len, &zone, &h, &err), 0);
+        ck_assert_int_eq(h.state, WIRE_ST_OK);
+        int k = atoi(h.id.ptr + 5);
+        ck_assert_int_eq(seen[k], 0);
+        seen[k] = 1;
+        while (zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml) == 0 && more)
+            zmq_recv(s, junk, sizeof(junk), 0);
+    }
+    ck_assert_int_eq(stat_of(c, "backlog"), 0);
+    ck_assert_int_eq(stat_of(c, "undeliverable"), 0);
+    free(seen);
+    msgpack_zone_destroy(&zone);
+    msgpack_sbuffer_destroy(&sb);
+    zmq_close(s);
+    zmq_ctx_term(zctx);
+    down();
+}
+END_TEST
+
 /* ---- malformed input from a raw ZeroMQ peer ---- */
 
 static void *raw_connect(void *zctx, int type, const char *ep)
@@ -1012,6 +1079,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(full, test_client_destroyed_with_pending_futures);
     tcase_add_test(full, test_sigterm_grace_over);
     tcase_add_test(full, test_client_refuses_malformed_result);
+    tcase_add_test(full, test_slow_client_backlog);
     tcase_add_test(full, test_start_errors);
     tcase_add_test(full, test_cli_exit_codes);
     suite_add_tcase(s, full);
