@@ -83,22 +83,17 @@ static int try_send(broker_t *b, const void *ident, size_t ilen, bool delim, zmq
     return 0;
 }
 
-/* Send a header (and payload, consumed) to a client by identity; see the top comment. */
-static void send_client(broker_t *b, const void *ident, size_t ilen, bool delim,
-                        const wire_hdr_t *h, zmq_msg_t *payload)
+/* Send an encoded header (and payload, consumed) to a client by identity; see the top
+ * comment. */
+static void send_raw(broker_t *b, const void *ident, size_t ilen, bool delim, const void *hbytes,
+                     size_t hlen, zmq_msg_t *payload)
 {
     zmq_msg_t hdr;
     client_t *c = client_get(b, ident, ilen, false);
     int r;
 
-    if (encode(b, h) < 0) {
-        log_error("out of memory encoding a reply");
-        if (payload)
-            zmq_msg_close(payload);
-        return;
-    }
-    zmq_msg_init_size(&hdr, b->hbuf.size);
-    memcpy(zmq_msg_data(&hdr), b->hbuf.data, b->hbuf.size);
+    zmq_msg_init_size(&hdr, hlen);
+    memcpy(zmq_msg_data(&hdr), hbytes, hlen);
     /* results queue behind earlier ones that are still waiting */
     r = (c && c->backlog_n) ? -EAGAIN : try_send(b, ident, ilen, delim, &hdr, payload);
     if (r == -EAGAIN) {
@@ -123,11 +118,24 @@ static void send_client(broker_t *b, const void *ident, size_t ilen, bool delim,
     }
     if (r == -EHOSTUNREACH) {
         b->st.undeliverable++;
-        log_debug("reply '%s' for a client that is gone was dropped", wire_cmd_name(h->cmd));
+        log_debug("a reply for a client that is gone was dropped");
         if (payload)
             zmq_msg_close(payload);
     }
     zmq_msg_close(&hdr);
+}
+
+/* Encode a header and send it (and payload, consumed) to a client. */
+static void send_client(broker_t *b, const void *ident, size_t ilen, bool delim,
+                        const wire_hdr_t *h, zmq_msg_t *payload)
+{
+    if (encode(b, h) < 0) {
+        log_error("out of memory encoding a reply");
+        if (payload)
+            zmq_msg_close(payload);
+        return;
+    }
+    send_raw(b, ident, ilen, delim, b->hbuf.data, b->hbuf.size, payload);
 }
 
 static void flush_backlog(broker_t *b)
@@ -180,17 +188,38 @@ static void retain(broker_t *b, job_t *job)
     b->n_done++;
 }
 
+static void free_watchers(job_t *job)
+{
+    while (job->watchers) {
+        watcher_t *w = job->watchers;
+        job->watchers = w->next;
+        free(w);
+    }
+}
+
+/* Free a job record: its args, retained result and watchers. */
+static void job_free(job_t *job)
+{
+    zmq_msg_close(&job->args);
+    zmq_msg_close(&job->result);
+    free(job->rhdr);
+    free_watchers(job);
+    free(job);
+}
+
 static void forget(broker_t *b, job_t *job)
 {
     DL_DELETE2(b->done, job, done_prev, done_next);
     b->n_done--;
+    b->retained_bytes -= job->retained_bytes;
     HASH_DEL(b->jobs, job);
-    free(job);
+    job_free(job);
 }
 
 static void prune(broker_t *b, uint64_t now)
 {
     while (b->done && ((long)b->n_done > b->cfg->retain_count ||
+                       b->retained_bytes > (size_t)b->cfg->retain_bytes ||
                        b->done->finished_ms + (uint64_t)b->cfg->retain_ms <= now))
         forget(b, b->done);
 }
@@ -233,9 +262,33 @@ void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t
     (*counter_of(b, state))++;
     log_debug("job %s (%s) %s after %u attempt(s)", job->id, job->task, wire_state_name(state),
               job->attempts);
-    send_client(b, c->ident, c->ident_len, c->delim, &h, state == WIRE_ST_OK ? payload : NULL);
-    if (payload && state != WIRE_ST_OK)
+    if (payload && state != WIRE_ST_OK) {
         zmq_msg_close(payload);
+        payload = NULL;
+    }
+    /* kept for fetch: the header as sent and a shared (reference-counted) copy of the result */
+    if (encode(b, &h) < 0) {
+        log_error("out of memory encoding a result");
+        abort();
+    }
+    job->rhdr = xmalloc(b->hbuf.size);
+    memcpy(job->rhdr, b->hbuf.data, b->hbuf.size);
+    job->rhdr_len = (uint32_t)b->hbuf.size;
+    if (payload)
+        zmq_msg_copy(&job->result, payload);
+    job->retained_bytes = job->rhdr_len + zmq_msg_size(&job->result);
+    b->retained_bytes += job->retained_bytes;
+    for (watcher_t *w = job->watchers; w; w = w->next) {
+        zmq_msg_t copy;
+        zmq_msg_init(&copy);
+        if (payload)
+            zmq_msg_copy(&copy, payload);
+        send_raw(b, w->ident, w->ident_len, w->delim, job->rhdr, job->rhdr_len,
+                 payload ? &copy : NULL);
+        zmq_msg_close(&copy);
+    }
+    free_watchers(job);
+    send_raw(b, c->ident, c->ident_len, c->delim, job->rhdr, job->rhdr_len, payload);
     zmq_msg_close(&job->args);
     zmq_msg_init(&job->args);
     job->phase = JOB_DONE;
@@ -244,6 +297,19 @@ void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t
     c->live--;
     client_release(b, c);
     retain(b, job);
+}
+
+void broker_progress(broker_t *b, job_t *job, const wire_hdr_t *p)
+{
+    wire_hdr_t h = {.cmd = WIRE_PROGRESS, .id = {job->id, job->id_len}, .done = p->done,
+                    .total = p->total, .msg = p->msg};
+    client_t *c = job->client;
+
+    if (encode(b, &h) < 0)
+        return;
+    for (watcher_t *w = job->watchers; w; w = w->next)
+        send_raw(b, w->ident, w->ident_len, w->delim, b->hbuf.data, b->hbuf.size, NULL);
+    send_raw(b, c->ident, c->ident_len, c->delim, b->hbuf.data, b->hbuf.size, NULL);
 }
 
 static void enqueue(broker_t *b, job_t *job, bool front)
@@ -374,6 +440,8 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
     job->task = t->name;
     zmq_msg_init(&job->args);
     zmq_msg_move(&job->args, args);
+    zmq_msg_init(&job->result);
+    job->chunk = h->chunk;
     job->client = c;
     timer_node_init(&job->timer);
     job->prio = (uint8_t)(h->has_priority ? h->priority : WIRE_PRIORITY_DEF);
@@ -446,6 +514,53 @@ static void on_status(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     send_client(b, o->ident, o->ilen, o->delim, &r, NULL);
 }
 
+/* fetch: the job's result — now if it is finished, when it finishes otherwise. */
+static void on_fetch(broker_t *b, const origin_t *o, const wire_hdr_t *h)
+{
+    job_t *job = find_job(b, h->id);
+    char msg[WIRE_TEXT_MAX];
+
+    if (!job) {
+        snprintf(msg, sizeof(msg),
+                 "forqd has no job '%.*s': it was never submitted here, or finished longer ago "
+                 "than forqd remembers (the last %ld jobs, %ld s, %ld bytes of results)",
+                 (int)h->id.len, h->id.ptr, b->cfg->retain_count, b->cfg->retain_ms / 1000,
+                 b->cfg->retain_bytes);
+        wire_hdr_t r = {.cmd = WIRE_RESULT, .id = h->id, .state = WIRE_ST_UNKNOWN,
+                        .code = wire_str("unknown_job"), .msg = wire_str(msg)};
+        send_client(b, o->ident, o->ilen, o->delim, &r, NULL);
+        return;
+    }
+    if (job->phase == JOB_DONE) {
+        zmq_msg_t copy;
+        bool has = zmq_msg_size(&job->result) > 0;
+        zmq_msg_init(&copy);
+        if (has)
+            zmq_msg_copy(&copy, &job->result);
+        send_raw(b, o->ident, o->ilen, o->delim, job->rhdr, job->rhdr_len, has ? &copy : NULL);
+        zmq_msg_close(&copy);
+        return;
+    }
+    /* the submitter gets the result anyway */
+    if (o->ilen == job->client->ident_len && memcmp(o->ident, job->client->ident, o->ilen) == 0)
+        return;
+    size_t n = 0;
+    for (watcher_t *w = job->watchers; w; w = w->next, n++)
+        if (w->ident_len == o->ilen && memcmp(w->ident, o->ident, o->ilen) == 0)
+            return;
+    if (n >= WATCHERS_MAX) {
+        send_error(b, o->ident, o->ilen, o->delim, h, "too_many_watchers",
+                   "this job already has 16 fetchers waiting; fetch it again once it is done");
+        return;
+    }
+    watcher_t *w = xcalloc(1, sizeof(*w) + o->ilen);
+    w->delim = o->delim;
+    w->ident_len = (uint8_t)o->ilen;
+    memcpy(w->ident, o->ident, o->ilen);
+    w->next = job->watchers;
+    job->watchers = w;
+}
+
 static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
 {
     msgpack_pack_str(pk, strlen(k));
@@ -489,7 +604,7 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
         backlog += cl->backlog_n;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 31);
+    msgpack_pack_map(&pk, 32);
     pack_key(&pk, "version");
     msgpack_pack_str(&pk, strlen(FORQ_VERSION));
     msgpack_pack_str_body(&pk, FORQ_VERSION, strlen(FORQ_VERSION));
@@ -509,6 +624,7 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     pack_kv_u64(&pk, "clients", HASH_COUNT(b->client_tab));
     pack_kv_u64(&pk, "backlog", backlog);
     pack_kv_u64(&pk, "retained", b->n_done);
+    pack_kv_u64(&pk, "retained_bytes", b->retained_bytes);
     pack_kv_u64(&pk, "submitted", b->st.submitted);
     pack_kv_u64(&pk, "ok", b->st.ok);
     pack_kv_u64(&pk, "error", b->st.error);
@@ -625,6 +741,7 @@ static bool client_input(broker_t *b)
     case WIRE_STATUS:
     case WIRE_STATS:
     case WIRE_PING:
+    case WIRE_FETCH:
         if (payloads != 0) {
             send_error(b, o.ident, o.ilen, o.delim, &h, "bad_frames",
                        "this command takes no frame after the header");
@@ -636,6 +753,8 @@ static bool client_input(broker_t *b)
             on_status(b, &o, &h);
         else if (h.cmd == WIRE_STATS)
             on_stats(b, &o, &h);
+        else if (h.cmd == WIRE_FETCH)
+            on_fetch(b, &o, &h);
         else {
             wire_hdr_t r = {.cmd = WIRE_PONG, .req = h.req, .has_req = h.has_req,
                             .pid = getpid(), .msg = wire_str("forqd " FORQ_VERSION)};
@@ -856,8 +975,7 @@ static void teardown(broker_t *b)
     HASH_ITER(hh, b->jobs, job, jt)
     {
         HASH_DEL(b->jobs, job);
-        zmq_msg_close(&job->args);
-        free(job);
+        job_free(job);
     }
     HASH_ITER(hh, b->client_tab, c, ct)
     {

@@ -28,6 +28,16 @@ typedef struct worker worker_t;
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_phase_t;
 
+#define WATCHERS_MAX 16 /* clients that fetch one unfinished job, besides its submitter */
+
+/* A client that asked (fetch) for an unfinished job's result. */
+typedef struct watcher {
+    struct watcher *next;       /* list */
+    bool delim;                 /* REQ-style envelope */
+    uint8_t ident_len;
+    uint8_t ident[];            /* routing id */
+} watcher_t;
+
 typedef struct job {
     UT_hash_handle hh;          /* in broker.jobs by id */
     zmq_msg_t args;             /* the args frame, passed through untouched; kept for retries */
@@ -37,6 +47,10 @@ typedef struct job {
     sched_item_t item;          /* queue links while QUEUED */
     timer_node_t timer;         /* queue deadline while QUEUED, run timeout while RUNNING */
     struct job *done_prev, *done_next; /* retention list while DONE */
+    watcher_t *watchers;        /* fetchers of this unfinished job */
+    uint8_t *rhdr;              /* while DONE: the encoded result header, for fetch */
+    zmq_msg_t result;           /* while DONE: the result frame of an ok job (shared copy) */
+    size_t retained_bytes;      /* rhdr and result, counted in broker.retained_bytes */
     uint64_t deadline_at;       /* absolute queue deadline (ms), 0 = none */
     uint64_t timeout_ms;        /* run timeout, 0 = none */
     uint64_t max_result;        /* result size limit, 0 = the broker's */
@@ -48,6 +62,8 @@ typedef struct job {
     job_phase_t phase;          /* see the invariants above */
     wire_state_t final;         /* terminal state when DONE */
     uint8_t prio;               /* 0..9 */
+    bool chunk;                 /* args is an array of calls */
+    uint32_t rhdr_len;          /* bytes of rhdr */
     uint8_t id_len;             /* bytes of id */
     char id[];                  /* the client's job id, NUL-terminated */
 } job_t;
@@ -126,6 +142,7 @@ struct broker {
     timers_t timers;            /* job deadlines */
     job_t *done;                /* retention list, oldest first */
     size_t n_done;
+    size_t retained_bytes;      /* result headers and frames kept for fetch */
     client_t *backlogged;       /* clients with undelivered results */
     size_t running;             /* RUNNING jobs */
     msgpack_zone zone;          /* scratch for header decoding */
@@ -143,6 +160,8 @@ void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t
                    zmq_msg_t *payload);
 void broker_requeue(broker_t *b, job_t *job);
 void broker_dispatch(broker_t *b);
+
+void broker_progress(broker_t *b, job_t *job, const wire_hdr_t *h);
 
 /* pool.c */
 int pool_wait_hello(broker_t *b, int timeout_ms);

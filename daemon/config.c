@@ -39,8 +39,11 @@ static const char usage[] =
     "      --grace SECONDS         on SIGTERM, how long running jobs may finish before they\n"
     "                              are cancelled (default 10)\n"
     "      --max-payload BYTES     largest args or result frame (default 67108864)\n"
-    "      --retain N              finished jobs remembered for status and cancel\n"
-    "                              (default 10000, kept at most 10 minutes)\n"
+    "      --retain N              finished jobs remembered, with their results, for\n"
+    "                              status, cancel and fetch (default 10000)\n"
+    "      --retain-seconds S      and for how long (default 600)\n"
+    "      --retain-bytes B        and how many bytes of results in all (default\n"
+    "                              268435456); past any limit the oldest are forgotten\n"
     "      --worker-endpoint EP    where workers connect (default: ipc in a private\n"
     "                              directory under the runtime directory)\n"
     "  -h, --help                  print this help and exit\n"
@@ -59,6 +62,8 @@ enum {
     OPT_GRACE,
     OPT_MAX_PAYLOAD,
     OPT_RETAIN,
+    OPT_RETAIN_SECONDS,
+    OPT_RETAIN_BYTES,
     OPT_WORKER_EP,
     OPT_FORKSERVER_FD,
 };
@@ -108,6 +113,8 @@ int config_parse(config_t *cfg, int argc, char **argv)
         {"grace", required_argument, NULL, OPT_GRACE},
         {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
         {"retain", required_argument, NULL, OPT_RETAIN},
+        {"retain-seconds", required_argument, NULL, OPT_RETAIN_SECONDS},
+        {"retain-bytes", required_argument, NULL, OPT_RETAIN_BYTES},
         {"worker-endpoint", required_argument, NULL, OPT_WORKER_EP},
         {"forkserver-fd", required_argument, NULL, OPT_FORKSERVER_FD},
         {"help", no_argument, NULL, 'h'},
@@ -128,6 +135,7 @@ int config_parse(config_t *cfg, int argc, char **argv)
     cfg->max_payload = WIRE_PAYLOAD_DEF;
     cfg->retain_count = 10000;
     cfg->retain_ms = 600000;
+    cfg->retain_bytes = 256L << 20;
     cfg->forkserver_fd = -1;
     cfg->argc = argc;
     cfg->argv = argv;
@@ -189,6 +197,15 @@ int config_parse(config_t *cfg, int argc, char **argv)
             break;
         case OPT_RETAIN:
             if (number("--retain", optarg, 0, 10000000, &cfg->retain_count) < 0)
+                return -EINVAL;
+            break;
+        case OPT_RETAIN_SECONDS:
+            if (number("--retain-seconds", optarg, 0, 31536000, &v) < 0)
+                return -EINVAL;
+            cfg->retain_ms = v * 1000;
+            break;
+        case OPT_RETAIN_BYTES:
+            if (number("--retain-bytes", optarg, 0, 1L << 40, &cfg->retain_bytes) < 0)
                 return -EINVAL;
             break;
         case OPT_WORKER_EP:

@@ -28,6 +28,7 @@ typedef struct {
     long max_payload;             /* bytes of one args or result frame */
     long retain_count;            /* finished jobs remembered for status and cancel */
     long retain_ms;               /* and for how long */
+    long retain_bytes;            /* and how many bytes of their results, at most */
     int forkserver_fd;            /* >= 0: this process is a re-executed forkserver (internal) */
     char **argv;                  /* argv forqd was started with, for re-executing a forkserver */
     int argc;                     /* its count */

@@ -128,7 +128,7 @@ bool pool_start_job(broker_t *b, worker_t *w, job_t *job)
 {
     wire_hdr_t h = {.cmd = WIRE_JOB, .id = {job->id, job->id_len}, .task = wire_str(job->task),
                     .max_result = job->max_result, .as_bytes = job->as_bytes,
-                    .cpu_s = job->cpu_s, .attempts = job->attempts};
+                    .cpu_s = job->cpu_s, .attempts = job->attempts, .chunk = job->chunk};
     zmq_msg_t args;
 
     w->job = job;
@@ -326,6 +326,11 @@ void pool_worker_input(broker_t *b, zmq_msg_t *f, int n)
         on_ready(b, w);
     else if (h.cmd == WIRE_DONE)
         on_done(b, w, &h, n > 2 ? &f[2] : NULL);
+    else if (h.cmd == WIRE_PROGRESS) {
+        if (w->job && h.id.len == w->job->id_len &&
+            memcmp(h.id.ptr, w->job->id, h.id.len) == 0)
+            broker_progress(b, w->job, &h);
+    }
     else
         log_warn("worker %ld sent '%s', which workers may not send", pid, wire_cmd_name(h.cmd));
     broker_dispatch(b);

@@ -2,9 +2,12 @@
  * executable (linked with --export-dynamic) so that plugins resolve them at load. */
 #include "task_ctx.h"
 
+#include "util.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <zmq.h>
 
 int forq_task_error(forq_task_ctx_t *ctx, const char *type, const char *fmt, ...)
 {
@@ -16,6 +19,27 @@ int forq_task_error(forq_task_ctx_t *ctx, const char *type, const char *fmt, ...
     vsnprintf(ctx->emsg, sizeof(ctx->emsg), fmt, ap);
     va_end(ap);
     return -1;
+}
+
+int forq_task_progress(forq_task_ctx_t *ctx, uint64_t done, uint64_t total, const char *text)
+{
+    uint64_t now = now_us();
+    msgpack_sbuffer sb;
+    char t[WIRE_TEXT_MAX + 1];
+
+    if (!ctx->sock)
+        return 0;
+    if (now - ctx->last_progress_us < 50000 && !(total && done >= total))
+        return 0;
+    ctx->last_progress_us = now;
+    snprintf(t, sizeof(t), "%s", text ? text : "");
+    wire_hdr_t h = {.cmd = WIRE_PROGRESS, .id = wire_str(ctx->job_id), .done = done,
+                    .total = total, .msg = text ? wire_str(t) : (wire_str_t){0}};
+    msgpack_sbuffer_init(&sb);
+    if (wire_hdr_encode(&sb, &h) == 0)
+        zmq_send(ctx->sock, sb.data, sb.size, ZMQ_DONTWAIT); /* best effort */
+    msgpack_sbuffer_destroy(&sb);
+    return 0;
 }
 
 const char *forq_task_job_id(const forq_task_ctx_t *ctx)

@@ -62,62 +62,112 @@ static void limits_restore(const struct rlimit *saved)
     setrlimit(RLIMIT_CPU, &saved[1]);
 }
 
-void worker_run(const config_t *cfg, const char *job_id, const char *task, size_t task_len,
-                const void *args, size_t args_len, size_t max_result, unsigned long long as_bytes,
-                unsigned long long cpu_s, job_outcome_t *ret)
+/* One call of the task; on success its result is in `out` (which it may have been part of). */
+static bool call(const task_entry_t *t, forq_task_ctx_t *ctx, const msgpack_object *args,
+                 msgpack_sbuffer *out, job_outcome_t *ret)
 {
-    const task_entry_t *t = plugins_find(task, task_len);
+    msgpack_packer pk;
+    size_t before = out->size;
+    wire_err_t werr;
+    int r;
+
+    ctx->failed = false;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    r = t->fn(ctx, args, &pk);
+    if (r < 0 || ctx->failed) {
+        if (ctx->failed)
+            set_error(ret, ctx->etype, "%s", ctx->emsg);
+        else
+            set_error(ret, "TaskError", "task '%s' failed without saying why", ctx->task);
+    } else if (wire_check(out->data + before, out->size - before, WIRE_DEPTH_MAX, &werr) < 0) {
+        set_error(ret, "TaskError", "task '%s' packed a bad result: %s", ctx->task, werr.msg);
+    } else {
+        return true;
+    }
+    out->size = before;
+    return false;
+}
+
+static void pack_text(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* A chunk: each element of args is one call's args; one entry per call, errors included. */
+static void run_chunk(const task_entry_t *t, forq_task_ctx_t *ctx, const msgpack_object *args,
+                      job_outcome_t *ret)
+{
+    msgpack_packer pk;
+    job_outcome_t item;
+
+    if (args->type != MSGPACK_OBJECT_ARRAY) {
+        set_error(ret, "TypeError", "a chunk job's args must be an array of calls' args");
+        return;
+    }
+    msgpack_packer_init(&pk, &ret->result, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, args->via.array.size);
+    for (uint32_t i = 0; i < args->via.array.size; i++) {
+        size_t mark = ret->result.size;
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_int(&pk, 0);
+        memset(&item, 0, sizeof(item));
+        if (!call(t, ctx, &args->via.array.ptr[i], &ret->result, &item)) {
+            ret->result.size = mark;
+            msgpack_pack_array(&pk, 3);
+            msgpack_pack_int(&pk, 1);
+            pack_text(&pk, item.etype);
+            pack_text(&pk, item.emsg);
+        }
+    }
+    ret->ok = true;
+}
+
+void worker_run(const config_t *cfg, const job_spec_t *job, job_outcome_t *ret)
+{
+    const task_entry_t *t = plugins_find(job->task, job->task_len);
     msgpack_zone zone;
     msgpack_object obj;
-    msgpack_packer pk;
     wire_err_t werr;
     struct rlimit saved[2];
     char name[WIRE_TASK_MAX + 1];
     forq_task_ctx_t ctx = {0};
     uint64_t t0;
-    int r;
 
     memset(ret, 0, sizeof(*ret));
     msgpack_sbuffer_init(&ret->result);
-    snprintf(name, sizeof(name), "%.*s", (int)task_len, task);
+    snprintf(name, sizeof(name), "%.*s", (int)job->task_len, job->task);
     if (!t) {
         set_error(ret, "UnknownTask", "this worker has no task '%s'", name);
         return;
     }
     msgpack_zone_init(&zone, 4096);
-    if (wire_unpack(args, args_len, &zone, &obj, &werr) < 0) {
+    if (wire_unpack(job->args, job->args_len, &zone, &obj, &werr) < 0) {
         set_error(ret, "ValueError", "the job's arguments are not valid msgpack: %s", werr.msg);
         msgpack_zone_destroy(&zone);
         return;
     }
-    ctx.job_id = job_id;
+    ctx.job_id = job->job_id;
     ctx.task = name;
     ctx.cfg = cfg;
-    ctx.max_result = max_result;
-    msgpack_packer_init(&pk, &ret->result, msgpack_sbuffer_write);
+    ctx.max_result = job->max_result;
+    ctx.sock = job->sock;
 
-    limits_apply(as_bytes, cpu_s, saved);
+    limits_apply(job->as_bytes, job->cpu_s, saved);
     t0 = now_us();
-    r = t->fn(&ctx, &obj, &pk);
+    if (job->chunk)
+        run_chunk(t, &ctx, &obj, ret);
+    else
+        ret->ok = call(t, &ctx, &obj, &ret->result, ret);
     ret->run_us = now_us() - t0;
     limits_restore(saved);
     msgpack_zone_destroy(&zone);
 
-    if (r < 0 || ctx.failed) {
-        if (ctx.failed)
-            set_error(ret, ctx.etype, "%s", ctx.emsg);
-        else
-            set_error(ret, "TaskError", "task '%s' failed without saying why", name);
-    } else if (ret->result.size > max_result) {
+    if (ret->ok && ret->result.size > job->max_result) {
         set_error(ret, "ResultTooLarge", "the result of '%s' is %zu bytes, more than the job's "
-                  "limit of %zu", name, ret->result.size, max_result);
-    } else if (wire_check(ret->result.data, ret->result.size, WIRE_DEPTH_MAX, &werr) < 0) {
-        set_error(ret, "TaskError", "task '%s' packed a bad result: %s", name, werr.msg);
-    } else {
-        ret->ok = true;
-        return;
+                  "limit of %zu", name, ret->result.size, job->max_result);
+        msgpack_sbuffer_clear(&ret->result);
     }
-    msgpack_sbuffer_clear(&ret->result);
 }
 
 static void free_sbuf(void *data, void *hint)
@@ -198,9 +248,12 @@ void worker_main(const config_t *cfg)
             _exit(3);
         }
         snprintf(id, sizeof(id), "%.*s", (int)h.id.len, h.id.ptr);
-        worker_run(cfg, id, h.task.ptr, h.task.len, zmq_msg_data(&am), zmq_msg_size(&am),
-                   h.max_result ? h.max_result : (size_t)cfg->max_payload, h.as_bytes, h.cpu_s,
-                   &out);
+        job_spec_t spec = {.job_id = id, .task = h.task.ptr, .task_len = h.task.len,
+                           .args = zmq_msg_data(&am), .args_len = zmq_msg_size(&am),
+                           .max_result = h.max_result ? h.max_result : (size_t)cfg->max_payload,
+                           .as_bytes = h.as_bytes, .cpu_s = h.cpu_s, .chunk = h.chunk,
+                           .sock = sock};
+        worker_run(cfg, &spec, &out);
         done++;
 
         wire_hdr_t reply = {.cmd = WIRE_DONE, .id = h.id, .run_us = out.run_us};

@@ -24,9 +24,22 @@ typedef struct {
 
 /* Run task `task` (len bytes) on the msgpack `args` bytes, under the job's limits. Used by the
  * worker loop and by unit tests. `ret` must be freed with job_outcome_done(). */
-void worker_run(const config_t *cfg, const char *job_id, const char *task, size_t task_len,
-                const void *args, size_t args_len, size_t max_result, unsigned long long as_bytes,
-                unsigned long long cpu_s, job_outcome_t *ret);
+typedef struct {
+    const char *job_id;          /* NUL-terminated */
+    const char *task;            /* task name, task_len bytes */
+    size_t task_len;
+    const void *args;            /* msgpack args (a chunk: an array of calls' args) */
+    size_t args_len;
+    size_t max_result;           /* result size limit */
+    unsigned long long as_bytes; /* RLIMIT_AS for the job, 0 = none */
+    unsigned long long cpu_s;    /* RLIMIT_CPU for the job, 0 = none */
+    bool chunk;                  /* run the task once per element of args */
+    void *sock;                  /* for progress reports, may be NULL */
+} job_spec_t;
+
+/* Run a job under its limits. A chunk's result is an array with one entry per call:
+ * [0, value] or [1, etype, msg]. `ret` must be freed with job_outcome_done(). */
+void worker_run(const config_t *cfg, const job_spec_t *job, job_outcome_t *ret);
 void job_outcome_done(job_outcome_t *o);
 
 #endif

@@ -39,7 +39,9 @@ static uint64_t be(const uint8_t *p, unsigned n)
     return v;
 }
 
-int wire_check(const void *data, size_t len, unsigned max_depth, wire_err_t *err)
+/* Check the one value at the start of data; *ret_len gets its length. */
+static int check_one(const void *data, size_t len, unsigned max_depth, size_t *ret_len,
+                     wire_err_t *err)
 {
     const uint8_t *p = data;
     size_t pos = 0;
@@ -142,9 +144,25 @@ int wire_check(const void *data, size_t len, unsigned max_depth, wire_err_t *err
         }
     }
 done:
-    if (pos != len)
-        return fail(err, "bad_message", "%zu trailing bytes after the msgpack value", len - pos);
+    *ret_len = pos;
     return 0;
+}
+
+int wire_check(const void *data, size_t len, unsigned max_depth, wire_err_t *err)
+{
+    size_t n;
+    int r = check_one(data, len, max_depth, &n, err);
+    if (r < 0)
+        return r;
+    if (n != len)
+        return fail(err, "bad_message", "%zu trailing bytes after the msgpack value", len - n);
+    return 0;
+}
+
+int wire_value_len(const void *data, size_t len, unsigned max_depth, size_t *ret_len,
+                   wire_err_t *err)
+{
+    return check_one(data, len, max_depth, ret_len, err);
 }
 
 int wire_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object *ret,
@@ -167,6 +185,7 @@ static const char *const cmd_names[] = {
     [WIRE_CANCEL_REPLY] = "cancel_reply", [WIRE_STATUS_REPLY] = "status_reply",
     [WIRE_STATS_REPLY] = "stats_reply",   [WIRE_PONG] = "pong", [WIRE_ERROR] = "error",
     [WIRE_READY] = "ready",    [WIRE_JOB] = "job",              [WIRE_DONE] = "done",
+    [WIRE_FETCH] = "fetch",    [WIRE_PROGRESS] = "progress",
 };
 
 static const char *const state_names[] = {
@@ -281,6 +300,9 @@ static const field_t fields[] = {
     FLD("run_us", F_UINT, 0, run_us),
     FLD("outcome", F_STR, WIRE_TEXT_MAX, outcome),
     FLD("retire", F_BOOL, 0, retire),
+    FLD("chunk", F_BOOL, 0, chunk),
+    FLD("done", F_UINT, 0, done),
+    FLD("total", F_UINT, 0, total),
 };
 
 /* Store a bounded uint64 into a member of the width it has. */
@@ -359,6 +381,8 @@ static int check_required(const wire_hdr_t *h, wire_err_t *err)
         __attribute__((fallthrough)); /* a job also needs its id */
     case WIRE_CANCEL:
     case WIRE_STATUS:
+    case WIRE_FETCH:
+    case WIRE_PROGRESS:
     case WIRE_RESULT:
     case WIRE_DONE:
         if (!h->id.ptr)
@@ -526,6 +550,10 @@ static void encode_fields(enc_t *e, const wire_hdr_t *h)
     put_str(e, "outcome", h->outcome);
     if (field(e, "retire", h->retire))
         msgpack_pack_true(&e->pk);
+    if (field(e, "chunk", h->chunk))
+        msgpack_pack_true(&e->pk);
+    put_uint(e, "done", h->done, h->cmd == WIRE_PROGRESS);
+    put_uint(e, "total", h->total, false);
 }
 
 int wire_hdr_encode(msgpack_sbuffer *buf, const wire_hdr_t *hdr)

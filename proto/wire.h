@@ -43,6 +43,7 @@ typedef enum {
     WIRE_STATUS,
     WIRE_STATS,
     WIRE_PING,
+    WIRE_FETCH,
     /* broker -> client */
     WIRE_RESULT,
     WIRE_CANCEL_REPLY,
@@ -54,6 +55,8 @@ typedef enum {
     WIRE_READY,
     WIRE_JOB,
     WIRE_DONE,
+    /* worker -> broker -> client */
+    WIRE_PROGRESS,
 } wire_cmd_t;
 
 /* Terminal and live states of a job, as named on the wire. */
@@ -108,6 +111,9 @@ typedef struct {
     uint64_t run_us;       /* "run_us": run time of the job in microseconds */
     wire_str_t outcome;    /* "outcome": what a cancel did */
     bool retire;           /* "retire": the worker exits after this reply */
+    bool chunk;            /* "chunk": args is an array of calls, the result one entry each */
+    uint64_t done;         /* "done": progress, units done */
+    uint64_t total;        /* "total": progress, units in all (0 = unknown) */
 } wire_hdr_t;
 
 /* Why a frame or header was refused. The message is static text naming the problem. */
@@ -120,6 +126,11 @@ typedef struct {
  * element is backed by remaining bytes, nested at most `max_depth` containers deep.
  * Allocates nothing. Returns 0, or -EBADMSG with `err` filled in. */
 int wire_check(const void *data, size_t len, unsigned max_depth, wire_err_t *err);
+
+/* The length of the one msgpack value that starts at `data` (which may be followed by more
+ * bytes), after the same checks as wire_check(). Returns 0 with *ret_len, or -EBADMSG. */
+int wire_value_len(const void *data, size_t len, unsigned max_depth, size_t *ret_len,
+                   wire_err_t *err);
 
 /* Check and unpack a payload frame into `zone`. `*ret` borrows from `data` and `zone`.
  * Returns 0 or -EBADMSG with `err` filled. */

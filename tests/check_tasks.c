@@ -28,8 +28,18 @@ static void teardown(void)
     plugins_unload_all();
 }
 
-/* Run task on JSON args; returns the result as JSON, or "Type: message" for an error. */
-static char *run(const char *task, const char *json)
+/* Run a job on raw msgpack args. */
+static void run_raw(const char *task, const void *args, size_t len, size_t max_result, bool chunk,
+                    job_outcome_t *out)
+{
+    job_spec_t spec = {.job_id = "job-1", .task = task, .task_len = strlen(task), .args = args,
+                       .args_len = len, .max_result = max_result, .chunk = chunk};
+    worker_run(&cfg, &spec, out);
+}
+
+/* Run task on JSON args (a chunk when `chunk`); returns the result as JSON, or
+ * "Type: message" for an error. */
+static char *run_json(const char *task, const char *json, bool chunk)
 {
     json_error_t jerr;
     json_t *j = json_loads(json, JSON_DECODE_ANY, &jerr);
@@ -43,8 +53,7 @@ static char *run(const char *task, const char *json)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     ck_assert_int_eq(json_to_msgpack(j, &pk, err, sizeof(err)), 0);
     json_decref(j);
-    worker_run(&cfg, "job-1", task, strlen(task), sb.data, sb.size, (size_t)cfg.max_payload, 0, 0,
-               &out);
+    run_raw(task, sb.data, sb.size, (size_t)cfg.max_payload, chunk, &out);
     msgpack_sbuffer_destroy(&sb);
     if (out.ok) {
         msgpack_zone zone;
@@ -64,6 +73,11 @@ static char *run(const char *task, const char *json)
     }
     job_outcome_done(&out);
     return s;
+}
+
+static char *run(const char *task, const char *json)
+{
+    return run_json(task, json, false);
 }
 
 #define CHECK_RUN(task, args, expect)                                                              \
@@ -198,21 +212,44 @@ START_TEST(test_runner_errors)
 
     CHECK_ERR("no_such_task", "[]", "UnknownTask");
     /* args that are not one msgpack value */
-    worker_run(&cfg, "j", "echo", 4, "\xdd\xff\xff\xff\xff", 5, 1000, 0, 0, &out);
+    run_raw("echo", "\xdd\xff\xff\xff\xff", 5, 1000, false, &out);
     ck_assert(!out.ok);
     ck_assert_str_eq(out.etype, "ValueError");
     job_outcome_done(&out);
-    worker_run(&cfg, "j", "echo", 4, "\xc0\xc0", 2, 1000, 0, 0, &out);
+    run_raw("echo", "\xc0\xc0", 2, 1000, false, &out);
     ck_assert(!out.ok);
     job_outcome_done(&out);
     /* an integer beyond int64 (JSON cannot write it): [uint64 max] */
-    worker_run(&cfg, "j", "is_prime", 8, "\x91\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 10, 1000,
-               0, 0, &out);
+    run_raw("is_prime", "\x91\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 10, 1000, false, &out);
     ck_assert(!out.ok);
     ck_assert_str_eq(out.etype, "OverflowError");
     job_outcome_done(&out);
     /* result larger than the job's limit */
-    worker_run(&cfg, "j", "echo", 4, "\xa5hello", 6, 3, 0, 0, &out);
+    run_raw("echo", "\xa5hello", 6, 3, false, &out);
+    ck_assert(!out.ok);
+    ck_assert_str_eq(out.etype, "ResultTooLarge");
+    job_outcome_done(&out);
+}
+END_TEST
+
+START_TEST(test_chunks)
+{
+    char *got;
+    /* one entry per call, in order; an item's error does not stop the others */
+    got = run_json("is_prime", "[[7],[8],[\"x\"],9973,[]]", true);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_msg(strncmp(got, "[[0,true],[0,false],[1,\"TypeError\",", 35) == 0, "%s", got);
+    ck_assert_ptr_nonnull(strstr(got, "[0,true],[1,\"TypeError\","));
+    free(got);
+    got = run_json("echo", "[]", true);
+    ck_assert_str_eq(got, "[]");
+    free(got);
+    got = run_json("echo", "7", true);
+    ck_assert_ptr_nonnull(strstr(got, "TypeError: a chunk job's args must be an array"));
+    free(got);
+    /* the limit covers the whole chunk */
+    job_outcome_t out;
+    run_raw("echo", "\x92\xa3" "abc\xa3" "def", 9, 8, true, &out);
     ck_assert(!out.ok);
     ck_assert_str_eq(out.etype, "ResultTooLarge");
     job_outcome_done(&out);
@@ -250,6 +287,7 @@ static Suite *tasks_suite(void)
     tcase_add_test(tc, test_sha256);
     tcase_add_test(tc, test_exec);
     tcase_add_test(tc, test_runner_errors);
+    tcase_add_test(tc, test_chunks);
     tcase_add_test(tc, test_registry);
     suite_add_tcase(s, tc);
     return s;

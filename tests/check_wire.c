@@ -100,7 +100,7 @@ END_TEST
 
 START_TEST(test_every_command_roundtrips)
 {
-    for (int c = WIRE_SUBMIT; c <= WIRE_DONE; c++) {
+    for (int c = WIRE_SUBMIT; c <= WIRE_PROGRESS; c++) {
         wire_hdr_t h = {.cmd = (wire_cmd_t)c, .id = wire_str("j1"), .task = wire_str("echo"),
                         .state = WIRE_ST_OK};
         wire_hdr_t d;
@@ -156,6 +156,41 @@ START_TEST(test_corruption_never_crashes)
         }
     }
     free(copy);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(test_value_len)
+{
+    wire_err_t err;
+    size_t n = 0;
+    /* [1, "ab"] followed by nil */
+    static const unsigned char two[] = {0x92, 0x01, 0xa2, 'a', 'b', 0xc0};
+    ck_assert_int_eq(wire_value_len(two, sizeof(two), 4, &n, &err), 0);
+    ck_assert_uint_eq(n, 5);
+    ck_assert_int_eq(wire_value_len(two + 5, 1, 4, &n, &err), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_lt(wire_value_len(two, 3, 4, &n, &err), 0);
+}
+END_TEST
+
+START_TEST(test_progress_and_chunk_fields)
+{
+    wire_hdr_t h = {.cmd = WIRE_PROGRESS, .id = wire_str("p"), .done = 0, .total = 10,
+                    .msg = wire_str("starting")}, d;
+    wire_err_t err;
+    msgpack_sbuffer sb = encode(&h);
+    ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_int_eq(d.cmd, WIRE_PROGRESS);
+    ck_assert_uint_eq(d.done, 0);
+    ck_assert_uint_eq(d.total, 10);
+    ck_assert(wire_str_eq(d.msg, "starting"));
+    msgpack_sbuffer_destroy(&sb);
+    h = full_submit();
+    h.chunk = true;
+    sb = encode(&h);
+    ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert(d.chunk);
     msgpack_sbuffer_destroy(&sb);
 }
 END_TEST
@@ -481,6 +516,8 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_every_truncation_rejected);
     tcase_add_test(tc, test_corruption_never_crashes);
     tcase_add_test(tc, test_trailing_bytes_rejected);
+    tcase_add_test(tc, test_value_len);
+    tcase_add_test(tc, test_progress_and_chunk_fields);
     tcase_add_test(tc, test_huge_declared_containers_rejected);
     tcase_add_test(tc, test_depth_limit);
     tcase_add_test(tc, test_invalid_type_byte);

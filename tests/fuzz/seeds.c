@@ -25,7 +25,7 @@ int main(int argc, char **argv)
         return 2;
     }
     msgpack_sbuffer_init(&sb);
-    for (int c = WIRE_SUBMIT; c <= WIRE_DONE; c++) {
+    for (int c = WIRE_SUBMIT; c <= WIRE_PROGRESS; c++) {
         wire_hdr_t h = {.cmd = (wire_cmd_t)c, .id = wire_str("seed-1"), .task = wire_str("echo"),
                         .state = WIRE_ST_OK, .req = 3, .has_req = true, .timeout_ms = 100,
                         .priority = 9, .has_priority = true, .msg = wire_str("m"),

@@ -105,6 +105,13 @@ FORQ_TASK_EXPORT const char *forq_task_job_id(const forq_task_ctx_t *ctx);
 /* The name of the running task. Borrowed: valid during the task call. */
 FORQ_TASK_EXPORT const char *forq_task_name(const forq_task_ctx_t *ctx);
 
+/* Report progress of the running job: `done` of `total` units (total 0 = unknown) and a short
+ * text (may be NULL; truncated to 1024 bytes). The client's future shows the latest report.
+ * Reports closer than 50 ms apart are dropped, except one with done >= total; call it as often
+ * as is convenient. Never fails the job; returns 0. */
+FORQ_TASK_EXPORT int forq_task_progress(forq_task_ctx_t *ctx, uint64_t done, uint64_t total,
+                                        const char *text);
+
 /* Number of positional arguments: the array's size, or 1 for a non-array value. */
 FORQ_TASK_EXPORT uint32_t forq_task_arg_count(const msgpack_object *args);
 
