@@ -32,7 +32,10 @@
  *   own sockets through ZeroMQ).
  * - A job's failure (task error, crash, timeout, cancel, rejection) is a result of its future,
  *   not a failed call: forq_future_wait() returns FORQ_OK when the future is done, whatever
- *   the outcome, and forq_future_result() tells the outcome. */
+ *   the outcome, and forq_future_result() tells the outcome.
+ * - Reconnection: ZeroMQ reconnects by itself. After a reconnection the client asks forqd for
+ *   every pending job (fetch): a job forqd still has is answered as usual; one it lost (forqd
+ *   restarted) is submitted again if it allows retries, else resolves LOST. */
 #ifndef FORQ_FORQ_H
 #define FORQ_FORQ_H
 
@@ -69,6 +72,8 @@ typedef enum {
     FORQ_ERR_REJECTED = 12,   /* forqd refused the job (limits, unknown task, shutting down) */
     FORQ_ERR_LOST = 13,       /* the job's outcome is unknown (forqd or the client went away) */
     FORQ_ERR_SYSTEM = 14,     /* a system or ZeroMQ call failed; the detail says which */
+    FORQ_ERR_NOT_FOUND = 15,  /* forqd has no such job (never submitted, or forgotten) */
+    FORQ_ERR_EXHAUSTED = 16,  /* an iterator has returned everything */
 } forq_err_t;
 
 /* What a job is or became. Values match the wire protocol's states in order. */
@@ -106,6 +111,8 @@ typedef struct {
     size_t max_message;      /* largest message accepted from forqd, bytes; 0: 64 MiB + 4 KiB */
     int linger_ms;           /* how long forq_client_destroy() tries to deliver messages not yet
                                 sent; default 2000 */
+    int lost_after_ms;       /* > 0: if forqd stays unreachable this long, pending futures
+                                resolve as LOST; default 0: wait for forqd to come back */
 } forq_client_opts_t;
 
 /* Options of one job. Initialise with forq_submit_opts_init(). */
@@ -239,8 +246,136 @@ FORQ_EXPORT unsigned forq_future_attempts(forq_future_t *future);
 FORQ_EXPORT forq_err_t forq_future_cancel(forq_future_t *future, int timeout_ms,
                                           forq_cancel_t *ret_outcome);
 
-/* Free a future. A job still pending goes on in forqd; its result is then dropped. */
+/* Free a future (drop the caller's reference). A job still pending goes on in forqd; its result
+ * is then dropped. An as_completed iterator or a callback in progress keeps the memory valid
+ * until it is done with it. */
 FORQ_EXPORT void forq_future_destroy(forq_future_t **future);
+
+/* ---- callbacks and progress ---- */
+
+/* Called once when a future is done. */
+typedef void (*forq_done_fn)(forq_future_t *future, void *userdata);
+
+/* Call fn(future, userdata) exactly once, when the future is done: at once, in this thread, if
+ * it is done already; else in the client's I/O thread when the result arrives, or in the thread
+ * that destroys the client (the future is then LOST). Callbacks run in the order added. fn may
+ * destroy the future; it must not block for long (it holds up the client's other results) and
+ * must not destroy the client. */
+FORQ_EXPORT forq_err_t forq_future_add_done_callback(forq_future_t *future, forq_done_fn fn,
+                                                     void *userdata);
+
+/* Called for each progress report of a running job (in the client's I/O thread). `text` is
+ * borrowed for the call. */
+typedef void (*forq_progress_fn)(forq_future_t *future, uint64_t done, uint64_t total,
+                                 const char *text, void *userdata);
+
+/* Set (or with fn NULL, clear) the future's progress callback. */
+FORQ_EXPORT forq_err_t forq_future_on_progress(forq_future_t *future, forq_progress_fn fn,
+                                               void *userdata);
+
+/* The latest progress report: true with done/total (total 0 = unknown) and, if ret_text is not
+ * NULL, a copy of its text the caller frees; false if the task has reported none. */
+FORQ_EXPORT bool forq_future_progress(forq_future_t *future, uint64_t *ret_done,
+                                      uint64_t *ret_total, char **ret_text);
+
+/* ---- waiting on many ---- */
+
+typedef enum {
+    FORQ_FIRST_COMPLETED = 0, /* return when any future is done */
+    FORQ_FIRST_EXCEPTION = 1, /* when any ends other than ok, or all are done */
+    FORQ_ALL_COMPLETED = 2,   /* when all are done */
+} forq_wait_t;
+
+/* Wait for futures[0..n) until `mode` is met or timeout_ms passes (-1: forever). Returns
+ * FORQ_OK when met, else FORQ_ERR_TIMEOUT; *ret_done (may be NULL) gets how many are done.
+ * Driven by the results forqd pushes: no polling. The futures must not be destroyed during the
+ * call. */
+FORQ_EXPORT forq_err_t forq_wait(forq_future_t *const *futures, size_t n, forq_wait_t mode,
+                                 int timeout_ms, size_t *ret_done);
+
+typedef struct forq_as_completed forq_as_completed_t;
+
+/* An iterator that yields futures[0..n) in the order they finish (Python's as_completed). It
+ * keeps each future alive until it has yielded it. Free with forq_as_completed_destroy(). */
+FORQ_EXPORT forq_err_t forq_as_completed_new(forq_future_t *const *futures, size_t n,
+                                             forq_as_completed_t **ret_iter);
+
+/* The next future to finish (the caller's own, not a new reference), waiting up to timeout_ms
+ * (-1: forever). FORQ_ERR_TIMEOUT if none finished in time, FORQ_ERR_EXHAUSTED after all n. */
+FORQ_EXPORT forq_err_t forq_as_completed_next(forq_as_completed_t *iter, int timeout_ms,
+                                              forq_future_t **ret_future);
+
+FORQ_EXPORT void forq_as_completed_destroy(forq_as_completed_t **iter);
+
+/* ---- detached jobs ---- */
+
+/* A future for job `id`, submitted by any client (a detached job: `forq submit --no-wait`).
+ * forqd answers with the result if it still has it, when the job finishes if it is queued or
+ * running, or FORQ_STATE_UNKNOWN (forq_future_result: FORQ_ERR_NOT_FOUND) if it has no such job:
+ * never submitted, or finished longer ago than it keeps results (its --retain limits). */
+FORQ_EXPORT forq_err_t forq_client_fetch(forq_client_t *client, const char *id,
+                                         forq_future_t **ret_future);
+
+/* ---- map, starmap, imap, imap_unordered ---- */
+
+typedef struct forq_map forq_map_t;
+
+/* Options of a map. Initialise with forq_map_opts_init(). */
+typedef struct {
+    size_t chunksize;        /* items per chunk job; default 64 */
+    size_t window;           /* chunk jobs in flight or waiting to be read; default 8. Memory is
+                                bounded by window * chunksize items, however long the input */
+    bool unordered;          /* yield results as chunks finish, not in input order */
+    bool star;               /* starmap: each item is already an args array; otherwise each item
+                                is one argument (the task gets [item]) */
+    forq_submit_opts_t job;  /* options of every chunk job: timeout (per chunk), priority,
+                                retries, ...; job.id must be NULL */
+} forq_map_opts_t;
+
+/* One result of a map. Pointers are borrowed until the next forq_map_next() or destroy. */
+typedef struct {
+    size_t index;            /* the item's position in the input, from 0 */
+    forq_state_t state;      /* OK; ERROR when the task raised for this item; or its chunk's
+                                fate: CANCELLED, TIMEOUT, CRASHED, REJECTED, LOST */
+    const void *data;        /* OK: the result, msgpack */
+    size_t len;
+    const char *error_type;  /* ERROR: e.g. "ValueError", else NULL */
+    const char *detail;      /* how it failed; "" when OK */
+} forq_map_item_t;
+
+/* Feeds a map: point *ret_item at the next item's msgpack bytes (copied before the next call)
+ * and return 1; return 0 at the end of the input; -1 stops the map (no more items are fed). */
+typedef int (*forq_map_feed_fn)(void *userdata, const void **ret_item, size_t *ret_len);
+
+FORQ_EXPORT void forq_map_opts_init(forq_map_opts_t *opts);
+
+/* imap: run `task` on every item `feed` produces, pulling items only as the window has room
+ * (from inside forq_map_next(), in the caller's thread). opts may be NULL. */
+FORQ_EXPORT forq_err_t forq_imap(forq_client_t *client, const char *task, forq_map_feed_fn feed,
+                                 void *userdata, const forq_map_opts_t *opts,
+                                 forq_map_t **ret_map);
+
+/* map over an array: items[i] (lens[i] bytes of msgpack) for i < n. The array is read lazily
+ * and must stay valid until the map is exhausted or destroyed. */
+FORQ_EXPORT forq_err_t forq_map(forq_client_t *client, const char *task,
+                                const void *const *items, const size_t *lens, size_t n,
+                                const forq_map_opts_t *opts, forq_map_t **ret_map);
+
+/* The next result: in input order, or in completion order with opts.unordered. Waits up to
+ * timeout_ms (-1: forever). FORQ_OK with *ret_item; FORQ_ERR_TIMEOUT; FORQ_ERR_EXHAUSTED when
+ * every fed item was yielded; FORQ_ERR_INVALID if the feed returned -1 (after the fed items). A
+ * failed item is FORQ_OK with its state and detail: the rest go on. */
+FORQ_EXPORT forq_err_t forq_map_next(forq_map_t *map, int timeout_ms, forq_map_item_t *ret_item);
+
+/* Stop the map: feed no more, cancel its chunk jobs in flight (queued ones are removed, running
+ * ones killed). forq_map_next() then yields the items already fed, those cancelled included. */
+FORQ_EXPORT forq_err_t forq_map_cancel(forq_map_t *map);
+
+/* Items that ended other than ok, so far. */
+FORQ_EXPORT size_t forq_map_failed(const forq_map_t *map);
+
+/* Free a map; chunk jobs still in flight are cancelled. */
+FORQ_EXPORT void forq_map_destroy(forq_map_t **map);
 
 #ifdef __cplusplus
 }
