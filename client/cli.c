@@ -5,12 +5,14 @@
 #include "forq_config.h"
 #include "json_mp.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
     EXIT_TASK_ERROR = 1,
@@ -41,6 +43,18 @@ static const char usage[] =
     "      --id ID                 choose the job id (default: a unique one)\n"
     "      --no-wait               print the job id once forqd has it, do not wait\n"
     "      --wait-timeout SECONDS  stop waiting after SECONDS (the job goes on)\n"
+    "  map TASK [OPTIONS]          run TASK on every line of input (one JSON args value per\n"
+    "                              line, as for submit) and print one JSON result per line,\n"
+    "                              in input order; a failed item prints\n"
+    "                              {\"$error\": {\"index\", \"state\", \"type\", \"message\"}}\n"
+    "      --input FILE            read FILE instead of stdin\n"
+    "      --chunksize N           items per job (default 64)\n"
+    "      --window N              jobs in flight (default 8)\n"
+    "      --unordered             print [index, result] lines as they finish\n"
+    "      --timeout SECONDS       run timeout of each job (a chunk of items)\n"
+    "      --priority N, --retries N  as for submit\n"
+    "  wait ID [--timeout S]       wait for a job submitted elsewhere (--no-wait) and print\n"
+    "                              its result\n"
     "  cancel ID                   cancel a queued or running job\n"
     "  status [ID]                 one job's state, or forqd's counters without ID\n"
     "  ping                        check that forqd answers\n"
@@ -60,7 +74,8 @@ static const char usage[] =
     "   2 usage error               8 cannot reach forqd\n"
     "   3 the job timed out         9 protocol or system error\n"
     "   4 the job was cancelled    10 --wait-timeout expired (the job goes on)\n"
-    "   5 the job's worker crashed 11 no such job / nothing to cancel\n";
+    "   5 the job's worker crashed 11 no such job / nothing to cancel\n"
+    "forq map exits 1 when any item failed, and prints a summary of failures on stderr.\n";
 
 typedef struct {
     const char *endpoint;  /* -e */
@@ -283,6 +298,256 @@ static int cmd_submit(const globals_t *g, int argc, char **argv)
     return rc;
 }
 
+/* ---- map ---- */
+
+typedef struct {
+    FILE *in;              /* the input */
+    char *line;            /* getline's buffer */
+    size_t cap;
+    size_t lineno;         /* lines read */
+    msgpack_sbuffer item;  /* the last item, packed */
+    bool bad;              /* a line was not JSON */
+} feed_t;
+
+static int feed_line(void *ud, const void **ret_item, size_t *ret_len)
+{
+    feed_t *fd = ud;
+    json_error_t jerr;
+    msgpack_packer pk;
+    char err[256];
+    ssize_t n;
+
+    while ((n = getline(&fd->line, &fd->cap, fd->in)) >= 0) {
+        fd->lineno++;
+        if (strspn(fd->line, " \t\r\n") == (size_t)n)
+            continue; /* blank lines are not items */
+        json_t *j = json_loads(fd->line, JSON_DECODE_ANY, &jerr);
+        msgpack_sbuffer_clear(&fd->item);
+        msgpack_packer_init(&pk, &fd->item, msgpack_sbuffer_write);
+        if (!j || json_to_msgpack(j, &pk, err, sizeof(err)) < 0) {
+            fprintf(stderr, "forq: input line %zu is not a JSON value (%s); stopping the map\n",
+                    fd->lineno, j ? err : jerr.text);
+            json_decref(j);
+            fd->bad = true;
+            return -1;
+        }
+        json_decref(j);
+        *ret_item = fd->item.data;
+        *ret_len = fd->item.size;
+        return 1;
+    }
+    return 0;
+}
+
+static size_t count_items(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0, n = 0;
+    ssize_t len;
+    if (!f)
+        return 0;
+    while ((len = getline(&line, &cap, f)) >= 0)
+        n += strspn(line, " \t\r\n") != (size_t)len;
+    free(line);
+    fclose(f);
+    return n;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A progress bar on stderr: done/total (when known), rate, ETA. */
+static void draw_progress(size_t done, size_t total, size_t failed, double started)
+{
+    double el = mono_s() - started, rate = el > 0 ? (double)done / el : 0;
+    char bar[32];
+    if (total) {
+        size_t fill = done * 30 / total;
+        memset(bar, '=', fill);
+        memset(bar + fill, ' ', 30 - fill);
+        bar[30] = '\0';
+        double eta = rate > 0 ? (double)(total - done) / rate : 0;
+        fprintf(stderr, "\r[%s] %zu/%zu  %.0f/s  ETA %d:%02d  %zu failed ", bar, done, total, rate,
+                (int)eta / 60, (int)eta % 60, failed);
+    } else {
+        fprintf(stderr, "\r%zu items  %.0f/s  %zu failed ", done, rate, failed);
+    }
+}
+
+static int cmd_map(const globals_t *g, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"input", required_argument, NULL, 'i'},    {"chunksize", required_argument, NULL, 'c'},
+        {"window", required_argument, NULL, 'w'},   {"unordered", no_argument, NULL, 'u'},
+        {"timeout", required_argument, NULL, 't'},  {"priority", required_argument, NULL, 'p'},
+        {"retries", required_argument, NULL, 'r'},  {NULL, 0, NULL, 0},
+    };
+    forq_map_opts_t mo;
+    feed_t fd = {0};
+    forq_client_t *c = NULL;
+    forq_map_t *m = NULL;
+    forq_map_item_t it;
+    const char *input = NULL;
+    size_t total = 0, done = 0, shown = 0;
+    double started = mono_s(), last_draw = 0;
+    bool tty = isatty(STDERR_FILENO);
+    long v;
+    int ch, rc = 0;
+    forq_err_t e;
+
+    forq_map_opts_init(&mo);
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'i': input = optarg; break;
+        case 'c':
+            if (parse_int("--chunksize", optarg, 1, 1000000, &v) < 0)
+                return EXIT_USAGE;
+            mo.chunksize = (size_t)v;
+            break;
+        case 'w':
+            if (parse_int("--window", optarg, 1, 100000, &v) < 0)
+                return EXIT_USAGE;
+            mo.window = (size_t)v;
+            break;
+        case 'u': mo.unordered = true; break;
+        case 't': if (parse_seconds("--timeout", optarg, &mo.job.timeout) < 0) return EXIT_USAGE; break;
+        case 'p':
+            if (parse_int("--priority", optarg, 0, 9, &v) < 0)
+                return EXIT_USAGE;
+            mo.job.priority = (int)v;
+            break;
+        case 'r':
+            if (parse_int("--retries", optarg, 0, 100, &v) < 0)
+                return EXIT_USAGE;
+            mo.job.retries = (unsigned)v;
+            break;
+        case ':': return usage_error("%s needs a value", argv[optind - 1]);
+        default: return usage_error("map has no option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != argc)
+        return usage_error("%s", "map takes exactly one TASK (items come from stdin or --input)");
+    mo.star = true; /* each line is a call's args, as for submit */
+    fd.in = stdin;
+    if (input) {
+        if (!(fd.in = fopen(input, "r"))) {
+            fprintf(stderr, "forq: cannot read %s: %s\n", input, strerror(errno));
+            return EXIT_USAGE;
+        }
+        total = count_items(input);
+    }
+    msgpack_sbuffer_init(&fd.item);
+    if ((rc = connect_client(g, &c)) != 0)
+        goto out;
+    if (forq_imap(c, argv[optind], feed_line, &fd, &mo, &m) != FORQ_OK) {
+        fprintf(stderr, "forq: %s\n", forq_errdetail());
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    while ((e = forq_map_next(m, -1, &it)) == FORQ_OK) {
+        json_t *out;
+        if (it.state == FORQ_STATE_OK) {
+            msgpack_zone zone;
+            msgpack_object o;
+            size_t off = 0;
+            msgpack_zone_init(&zone, 1024);
+            msgpack_unpack(it.data, it.len, &off, &zone, &o);
+            out = msgpack_to_json(&o);
+            msgpack_zone_destroy(&zone);
+        } else {
+            out = json_pack("{s:{s:I, s:s, s:s, s:s}}", "$error", "index", (json_int_t)it.index,
+                            "state", forq_state_name(it.state), "type",
+                            it.error_type ? it.error_type : forq_state_name(it.state), "message",
+                            it.detail);
+            if (shown++ < 10)
+                fprintf(stderr, "%sforq: item %zu %s: %s%s%s\n",
+                        tty ? "\r\033[K" : "", it.index,
+                        forq_state_name(it.state), it.error_type ? it.error_type : "",
+                        it.error_type ? ": " : "", it.detail);
+        }
+        if (mo.unordered) {
+            json_t *pair = json_pack("[I, o]", (json_int_t)it.index, out);
+            print_json(pair, JSON_COMPACT);
+            json_decref(pair);
+        } else {
+            print_json(out, JSON_COMPACT);
+            json_decref(out);
+        }
+        done++;
+        if (tty && mono_s() - last_draw > 0.1) {
+            fflush(stdout);
+            draw_progress(done, total, forq_map_failed(m), started);
+            last_draw = mono_s();
+        }
+    }
+    if (tty)
+        fprintf(stderr, "\r\033[K");
+    if (e != FORQ_ERR_EXHAUSTED && !fd.bad)
+        fprintf(stderr, "forq: %s\n", forq_errdetail());
+    if (forq_map_failed(m))
+        fprintf(stderr, "forq: %zu of %zu items failed%s\n", forq_map_failed(m), done,
+                shown > 10 ? " (the first 10 are listed above)" : "");
+    else if (tty)
+        fprintf(stderr, "forq: %zu items in %.1f s\n", done, mono_s() - started);
+    rc = fd.bad || e != FORQ_ERR_EXHAUSTED ? EXIT_USAGE : forq_map_failed(m) ? 1 : 0;
+out:
+    forq_map_destroy(&m);
+    forq_client_destroy(&c);
+    msgpack_sbuffer_destroy(&fd.item);
+    free(fd.line);
+    if (input && fd.in)
+        fclose(fd.in);
+    return rc;
+}
+
+static int cmd_wait(const globals_t *g, int argc, char **argv)
+{
+    static const struct option opts[] = {{"timeout", required_argument, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
+    forq_client_t *c = NULL;
+    forq_future_t *f = NULL;
+    double wait_s = -1;
+    int ch, rc;
+
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (ch == 't') {
+            if (parse_seconds("--timeout", optarg, &wait_s) < 0)
+                return EXIT_USAGE;
+        } else if (ch == ':') {
+            return usage_error("%s needs a value", argv[optind - 1]);
+        } else {
+            return usage_error("wait has no option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != argc)
+        return usage_error("%s", "wait takes exactly one job ID");
+    if ((rc = connect_client(g, &c)) != 0)
+        return rc;
+    if (forq_client_fetch(c, argv[optind], &f) != FORQ_OK) {
+        fprintf(stderr, "forq: %s\n", forq_errdetail());
+        rc = EXIT_USAGE;
+    } else if (forq_future_wait(f, wait_s < 0 ? -1 : (int)(wait_s * 1000)) != FORQ_OK) {
+        fprintf(stderr, "forq: job %s still pending after %g s; it goes on\n", argv[optind],
+                wait_s);
+        rc = EXIT_WAIT_TIMEOUT;
+    } else if (forq_future_state(f) == FORQ_STATE_UNKNOWN) {
+        fprintf(stderr, "forq: %s\n", forq_future_detail(f));
+        rc = EXIT_NOT_FOUND;
+    } else {
+        rc = report(f);
+    }
+    forq_future_destroy(&f);
+    forq_client_destroy(&c);
+    return rc;
+}
+
 static int cmd_cancel(const globals_t *g, int argc, char **argv)
 {
     static const char *const names[] = {"unknown", "dequeued", "killing", "finished"};
@@ -410,6 +675,10 @@ int main(int argc, char **argv)
         return cmd_submit(&g, argc, argv);
     if (strcmp(cmd, "cancel") == 0)
         return cmd_cancel(&g, argc, argv);
+    if (strcmp(cmd, "map") == 0)
+        return cmd_map(&g, argc, argv);
+    if (strcmp(cmd, "wait") == 0)
+        return cmd_wait(&g, argc, argv);
     if (strcmp(cmd, "status") == 0)
         return cmd_status(&g, argc, argv);
     if (strcmp(cmd, "ping") == 0)

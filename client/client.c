@@ -286,7 +286,10 @@ static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_pa
     if (h.has_req && h.cmd != WIRE_RESULT && h.cmd != WIRE_PROGRESS) {
         snprintf(key, sizeof(key), "#%llu", (unsigned long long)h.req);
         HASH_FIND_STR(c->pending, key, f);
-    } else if (h.id.ptr) {
+    } else if (h.id.ptr &&
+               (h.cmd == WIRE_RESULT || h.cmd == WIRE_PROGRESS || h.cmd == WIRE_ERROR)) {
+        /* only a job's own messages go to it by id (not, say, the reply to a cancel sent
+         * without waiting) */
         HASH_FIND(hh, c->pending, h.id.ptr, h.id.len, f);
         if (f && f->is_request)
             f = NULL;

@@ -166,8 +166,11 @@ void future_listen(forq_future_t *f, reg_t *r)
 {
     pthread_mutex_lock(&f->mu);
     if (!f->done) {
-        r->next = f->regs;
-        f->regs = r;
+        reg_t **p = &f->regs;
+        while (*p)
+            p = &(*p)->next; /* fired in the order added */
+        r->next = NULL;
+        *p = r;
         pthread_mutex_unlock(&f->mu);
         return;
     }

@@ -26,46 +26,16 @@
 static forqd_t d;
 static forq_client_t *c;
 
-static const char *plugin(void)
-{
-    const char *p = getenv("FORQ_TEST_PLUGIN");
-    ck_assert_msg(p != NULL, "FORQ_TEST_PLUGIN is not set");
-    return p;
-}
-
 /* Start forqd with the test plugin, `workers` workers and extra args, and connect c. */
 static void up(int workers, const char *const *extra)
 {
-    const char *args[32];
-    char w[16];
-    int n = 0;
-
-    snprintf(w, sizeof(w), "%d", workers);
-    args[n++] = "--workers";
-    args[n++] = w;
-    args[n++] = "--tasks";
-    args[n++] = plugin();
-    for (int i = 0; extra && extra[i]; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    forqd_start(&d, args);
-    c = forqd_client(&d);
+    e2e_up(&d, &c, workers, extra);
 }
 
 static void down(void)
 {
-    forq_client_destroy(&c);
-    ck_assert_int_eq(forqd_stop(&d), 0);
+    e2e_down(&d, &c);
 }
-
-#define ASSERT_RESULT(f, expect)                                                                   \
-    do {                                                                                           \
-        char *got_ = result_json(f, 30000);                                                        \
-        ck_assert_msg(got_ && strcmp(got_, expect) == 0, "job %s: got %s (%s: %s), want %s",       \
-                      forq_future_id(f), got_ ? got_ : "no result",                                \
-                      forq_state_name(forq_future_state(f)), forq_future_detail(f), expect);       \
-        free(got_);                                                                                \
-    } while (0)
 
 static forq_submit_opts_t opts(void)
 {

@@ -5,6 +5,8 @@
 
 #include <check.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 
 /* Run a suite (forked tests); prints Check's summary. Returns the process exit status. */
@@ -56,8 +58,29 @@ char *result_json(forq_future_t *f, int ms);
 /* Wait for f (fails the test after ms) and return its final state. */
 forq_state_t wait_state(forq_future_t *f, int ms);
 
+/* Assert that future f ends ok with a result whose JSON is `expect`. */
+#define ASSERT_RESULT(f, expect)                                                                   \
+    do {                                                                                           \
+        char *got_ = result_json(f, 30000);                                                        \
+        ck_assert_msg(got_ && strcmp(got_, expect) == 0, "job %s: got %s (%s: %s), want %s",       \
+                      forq_future_id(f), got_ ? got_ : "no result",                                \
+                      forq_state_name(forq_future_state(f)), forq_future_detail(f), expect);       \
+        free(got_);                                                                                \
+    } while (0)
+
 /* A counter of forqd's stats map. */
 long long stat_of(forq_client_t *c, const char *name);
+
+/* Start forqd with the test plugin ($FORQ_TEST_PLUGIN), `workers` workers and extra args
+ * (NULL-terminated, may be NULL), and connect *ret_client to it. */
+void e2e_up(forqd_t *d, forq_client_t **ret_client, int workers, const char *const *extra);
+
+/* Destroy the client and stop forqd, asserting a clean exit. */
+void e2e_down(forqd_t *d, forq_client_t **client);
+
+/* Kill forqd with SIGKILL (its forkserver and workers die with it) and start a new one on the
+ * same endpoint with the same arguments as e2e_up() was given. */
+void e2e_crash_restart(forqd_t *d, int workers, const char *const *extra);
 #endif
 
 #endif

@@ -15,7 +15,14 @@
 #include <time.h>
 #include <unistd.h>
 
+static pid_t spawn_in(forqd_t *d, const char *const *args, bool fresh_dir);
+
 static pid_t spawn(forqd_t *d, const char *const *args)
+{
+    return spawn_in(d, args, true);
+}
+
+static pid_t spawn_in(forqd_t *d, const char *const *args, bool fresh_dir)
 {
     const char *bin = getenv("FORQD");
     const char *wrap = getenv("FORQ_TEST_WRAP");
@@ -24,8 +31,10 @@ static pid_t spawn(forqd_t *d, const char *const *args)
     pid_t pid;
 
     ck_assert_msg(bin != NULL, "FORQD is not set (run the tests through meson test)");
-    strcpy(d->dir, "/tmp/forq-test.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(d->dir));
+    if (fresh_dir) {
+        strcpy(d->dir, "/tmp/forq-test.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(d->dir));
+    }
     snprintf(d->endpoint, sizeof(d->endpoint), "ipc://%s/forqd.sock", d->dir);
     snprintf(d->log, sizeof(d->log), "%s/forqd.log", d->dir);
     if (wrap && *wrap) {
@@ -56,13 +65,20 @@ static pid_t spawn(forqd_t *d, const char *const *args)
     return pid;
 }
 
+static void wait_ready(forqd_t *d);
+
 void forqd_start(forqd_t *d, const char *const *args)
+{
+    d->pid = spawn(d, args);
+    wait_ready(d);
+}
+
+static void wait_ready(forqd_t *d)
 {
     forq_client_opts_t o;
     forq_client_t *c = NULL;
     int status;
 
-    d->pid = spawn(d, args);
     forq_client_opts_init(&o);
     o.endpoint = d->endpoint;
     ck_assert_int_eq(forq_client_new(&o, &c), FORQ_OK);
@@ -251,4 +267,51 @@ long long stat_of(forq_client_t *c, const char *name)
     free(data);
     ck_assert_msg(v >= 0, "no counter '%s' in stats", name);
     return v;
+}
+
+/* Arguments for forqd with the test plugin. */
+static void plugin_args(const char **args, char *w, size_t wsize, int workers,
+                        const char *const *extra)
+{
+    int n = 0;
+    const char *plugin = getenv("FORQ_TEST_PLUGIN");
+
+    ck_assert_msg(plugin != NULL, "FORQ_TEST_PLUGIN is not set");
+    snprintf(w, wsize, "%d", workers);
+    args[n++] = "--workers";
+    args[n++] = w;
+    args[n++] = "--tasks";
+    args[n++] = plugin;
+    for (int i = 0; extra && extra[i] && n < 30; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+}
+
+void e2e_up(forqd_t *d, forq_client_t **ret_client, int workers, const char *const *extra)
+{
+    const char *args[32];
+    char w[16];
+
+    plugin_args(args, w, sizeof(w), workers, extra);
+    forqd_start(d, args);
+    *ret_client = forqd_client(d);
+}
+
+void e2e_down(forqd_t *d, forq_client_t **client)
+{
+    forq_client_destroy(client);
+    ck_assert_int_eq(forqd_stop(d), 0);
+}
+
+void e2e_crash_restart(forqd_t *d, int workers, const char *const *extra)
+{
+    const char *args[32];
+    char w[16];
+    int status;
+
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, &status, 0);
+    plugin_args(args, w, sizeof(w), workers, extra);
+    d->pid = spawn_in(d, args, false);
+    wait_ready(d);
 }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,7 +131,36 @@ static int t_now(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packe
     return msgpack_pack_int64(out, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
 }
 
+/* progress_steps(n) -> n, reporting progress after each of n steps of 60 ms */
+static int t_progress_steps(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    int64_t n;
+    struct timespec step = {0, 60 * 1000000};
+    if (forq_task_arg_int(ctx, args, 0, &n) < 0)
+        return -1;
+    for (int64_t i = 1; i <= n; i++) {
+        char text[32];
+        nanosleep(&step, NULL);
+        snprintf(text, sizeof(text), "step %lld", (long long)i);
+        forq_task_progress(ctx, (uint64_t)i, (uint64_t)n, text);
+    }
+    return msgpack_pack_int64(out, n);
+}
+
+/* crash_on(n, bad) -> n, or SIGSEGV when n == bad */
+static int t_crash_on(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    int64_t n, bad;
+    if (forq_task_arg_int(ctx, args, 0, &n) < 0 || forq_task_arg_int(ctx, args, 1, &bad) < 0)
+        return -1;
+    if (n == bad)
+        raise(SIGSEGV);
+    return msgpack_pack_int64(out, n);
+}
+
 static const forq_task_def_t tasks[] = {
+    {"progress_steps", t_progress_steps, "progress_steps(n) -> n"},
+    {"crash_on", t_crash_on, "crash_on(n, bad) -> n"},
     {"now", t_now, "now() -> monotonic ns"},
     {"segv", t_segv, "segv() -> SIGSEGV"},
     {"abort", t_abort, "abort() -> SIGABRT"},
