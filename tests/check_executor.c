@@ -17,6 +17,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
 static forqd_t d;
 static forq_client_t *c;
 
@@ -785,7 +793,13 @@ START_TEST(test_imap_million_items_flat_memory)
         k++;
     }
     ck_assert_uint_eq(k, g.n);
+#ifndef UNDER_ASAN
+    /* (AddressSanitizer holds freed memory in a 256 MiB quarantine on purpose: RSS says nothing
+     * there; the plain build asserts the bound) */
     ck_assert_msg(peak < bound_kib, "client memory grew by %ld KiB over %zu items", peak, k);
+#else
+    (void)bound_kib;
+#endif
     fprintf(stderr, "imap: %zu items, client RSS growth peaked at %ld KiB\n", k, peak);
     forq_map_destroy(&m);
     e2e_down(&d, &c);
