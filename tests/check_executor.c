@@ -849,6 +849,21 @@ START_TEST(test_cli_map_and_wait)
              cli, d.endpoint);
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
     ck_assert_str_eq(out, "[0,1]\n[1,2]\n[2,3]\n");
+    /* on a terminal (script(1) gives it one): a progress bar with done/total, rate and ETA */
+    if (system("command -v script >/dev/null") == 0) {
+        char in[300];
+        snprintf(in, sizeof(in), "%s/in.jsonl", d.dir);
+        FILE *f = fopen(in, "w");
+        for (int i = 0; i < 20; i++)
+            fprintf(f, "0.02\n");
+        fclose(f);
+        snprintf(cmd, sizeof(cmd),
+                 "script -qc '%s -e %s map sleep --input %s --chunksize 1 --window 2 >/dev/null' "
+                 "/dev/null </dev/null | tr '\\r' '\\n'", cli, d.endpoint, in);
+        sh(cmd, out, sizeof(out));
+        ck_assert_msg(strstr(out, "/20 ") && strstr(out, "/s  ETA ") && strstr(out, "20 items in"),
+                      "no progress bar: %s", out);
+    }
     snprintf(cmd, sizeof(cmd), "%s -e %s map echo --chunksize 0 2>/dev/null", cli, d.endpoint);
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 2);
     /* wait for a detached job */

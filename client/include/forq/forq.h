@@ -259,13 +259,15 @@ typedef void (*forq_done_fn)(forq_future_t *future, void *userdata);
 /* Call fn(future, userdata) exactly once, when the future is done: at once, in this thread, if
  * it is done already; else in the client's I/O thread when the result arrives, or in the thread
  * that destroys the client (the future is then LOST). Callbacks run in the order added. fn may
- * destroy the future; it must not block for long (it holds up the client's other results) and
- * must not destroy the client. */
+ * destroy the future and submit jobs; it must not block for long (it holds up the client's
+ * other results), must not make blocking calls on the client (forq_client_cancel, _status,
+ * _stats, _ping, forq_future_wait on a pending future: their replies need the I/O thread it
+ * is running on) and must not destroy the client. */
 FORQ_EXPORT forq_err_t forq_future_add_done_callback(forq_future_t *future, forq_done_fn fn,
                                                      void *userdata);
 
-/* Called for each progress report of a running job (in the client's I/O thread). `text` is
- * borrowed for the call. */
+/* Called for each progress report of a running job (in the client's I/O thread, under the same
+ * rules as a done callback). `text` is borrowed for the call. */
 typedef void (*forq_progress_fn)(forq_future_t *future, uint64_t done, uint64_t total,
                                  const char *text, void *userdata);
 
