@@ -15,14 +15,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 static forqd_t d;
 static forq_client_t *c;
 
@@ -35,13 +27,6 @@ static void up(int workers, const char *const *extra)
 static void down(void)
 {
     e2e_down(&d, &c);
-}
-
-static forq_submit_opts_t opts(void)
-{
-    forq_submit_opts_t o;
-    forq_submit_opts_init(&o);
-    return o;
 }
 
 /* ---- every built-in task ---- */
@@ -130,7 +115,7 @@ START_TEST(test_rejections)
     ck_assert_str_eq(forq_future_code(f), "too_large");
     forq_future_destroy(&f);
     /* a result over the job's limit */
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     o.max_result = 100;
     f = submit_json(c, "blob", "[1000]", &o);
     ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_ERROR);
@@ -139,10 +124,10 @@ START_TEST(test_rejections)
     /* local checks: bad task name, bad id, bad priority, args not msgpack */
     forq_future_t *g = NULL;
     ck_assert_int_eq(forq_submit(c, "bad name", "\x90", 1, NULL, &g), FORQ_ERR_INVALID);
-    o = opts();
+    o = submit_opts();
     o.id = "has space";
     ck_assert_int_eq(forq_submit(c, "echo", "\x90", 1, &o, &g), FORQ_ERR_INVALID);
-    o = opts();
+    o = submit_opts();
     o.priority = 10;
     ck_assert_int_eq(forq_submit(c, "echo", "\x90", 1, &o, &g), FORQ_ERR_INVALID);
     ck_assert_int_eq(forq_submit(c, "echo", "\x92\x01", 2, NULL, &g), FORQ_ERR_INVALID);
@@ -154,31 +139,18 @@ END_TEST
 
 /* ---- cancel ---- */
 
-/* Wait until job `id` runs. */
-static void wait_running(const char *id)
-{
-    forq_job_info_t info = {0};
-    for (int i = 0; i < test_ms(500); i++) {
-        ck_assert_int_eq(forq_client_status(c, id, test_ms(5000), &info), FORQ_OK);
-        if (info.state == FORQ_STATE_RUNNING)
-            return;
-        usleep(10000);
-    }
-    ck_abort_msg("job %s never ran", id);
-}
-
 
 START_TEST(test_cancel_queued_and_running)
 {
     up(1, NULL);
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     forq_cancel_t out;
     o.id = "runner";
     forq_future_t *run = submit_json(c, "sleep", "[30]", &o);
     o.id = "waiter";
     forq_future_t *wait = submit_json(c, "echo", "1", &o);
     forq_job_info_t info;
-    wait_running("runner");
+    wait_running(c, "runner");
     ck_assert_int_eq(forq_client_status(c, "runner", test_ms(5000), &info), FORQ_OK);
     ck_assert_int_gt(info.pid, 0);
     ck_assert_str_eq(info.task, "sleep");
@@ -221,7 +193,7 @@ END_TEST
 START_TEST(test_run_timeout)
 {
     up(1, NULL);
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     o.timeout = 0.3;
     forq_future_t *f = submit_json(c, "spin", "[]", &o);
     forq_future_t *next = submit_json(c, "echo", "\"after\"", NULL);
@@ -238,7 +210,7 @@ END_TEST
 START_TEST(test_queue_deadline)
 {
     up(1, NULL);
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     forq_future_t *blocker = submit_json(c, "sleep", "[0.6]", NULL);
     o.deadline = 0.1;
     forq_future_t *late = submit_json(c, "echo", "1", &o);
@@ -302,7 +274,7 @@ START_TEST(test_retries)
     up(1, NULL);
     snprintf(marker, sizeof(marker), "%s/crashed-once", d.dir);
     snprintf(args, sizeof(args), "[\"%s\"]", marker);
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     o.retries = 1;
     forq_future_t *f = submit_json(c, "crash_once", args, &o);
     ASSERT_RESULT(f, "\"ok\"");
@@ -345,7 +317,7 @@ END_TEST
 START_TEST(test_resource_limits)
 {
     up(1, NULL);
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     o.max_cpu_seconds = 1;
     forq_future_t *f = submit_json(c, "spin", "[]", &o);
     ck_assert_int_eq(wait_state(f, 20000), FORQ_STATE_CRASHED);
@@ -357,7 +329,7 @@ START_TEST(test_resource_limits)
     down();
     return;
 #endif
-    o = opts();
+    o = submit_opts();
     o.max_memory = 256u << 20;
     f = submit_json(c, "alloc", "[1073741824]", &o);
     ck_assert_int_eq(wait_state(f, 20000), FORQ_STATE_ERROR);
@@ -400,7 +372,7 @@ START_TEST(test_priorities)
     forq_future_t *f[6];
     int prio[6] = {0, 9, 5, 0, 9, 5};
     for (int i = 0; i < 6; i++) {
-        forq_submit_opts_t o = opts();
+        forq_submit_opts_t o = submit_opts();
         o.priority = prio[i];
         f[i] = submit_json(c, "now", "[]", &o);
     }
@@ -490,7 +462,7 @@ START_TEST(test_duplicate_id)
 {
     up(1, NULL);
     forq_client_t *other = forqd_client(&d);
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     o.id = "same";
     forq_future_t *first = submit_json(c, "sleep", "[0.3]", &o);
     usleep(50000);
@@ -891,13 +863,13 @@ END_TEST
 START_TEST(test_sigterm_answers_everything)
 {
     up(1, NULL);
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     o.id = "long";
     forq_future_t *running = submit_json(c, "sleep", "[0.3]", &o);
     forq_future_t *queued[5];
     for (int i = 0; i < 5; i++)
         queued[i] = submit_json(c, "echo", "1", NULL);
-    wait_running("long");
+    wait_running(c, "long");
     kill(d.pid, SIGTERM);
     /* the running job finishes within the grace time, the queued ones are cancelled */
     ck_assert_int_eq(wait_state(running, 10000), FORQ_STATE_OK);
@@ -915,10 +887,10 @@ START_TEST(test_sigterm_grace_over)
 {
     const char *extra[] = {"--grace", "0", NULL};
     up(1, extra);
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     o.id = "long";
     forq_future_t *running = submit_json(c, "sleep", "[30]", &o);
-    wait_running("long");
+    wait_running(c, "long");
     kill(d.pid, SIGTERM);
     ck_assert_int_eq(wait_state(running, 10000), FORQ_STATE_CANCELLED);
     ck_assert_str_eq(forq_future_code(running), "shutting_down");

@@ -17,23 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 static forqd_t d;
 static forq_client_t *c;
-
-static forq_submit_opts_t opts(void)
-{
-    forq_submit_opts_t o;
-    forq_submit_opts_init(&o);
-    return o;
-}
 
 /* Items 0..n-1 as packed msgpack integers. */
 typedef struct {
@@ -585,7 +570,7 @@ END_TEST
 
 START_TEST(test_detached_fetch)
 {
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     forq_future_t *f, *g, *h;
 
     e2e_up(&d, &c, 1, NULL);
@@ -626,7 +611,7 @@ END_TEST
 START_TEST(test_retention_limits)
 {
     const char *extra[] = {"--retain", "2", "--retain-bytes", "5000", NULL};
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     forq_future_t *f, *g;
     const char *ids[] = {"r1", "r2", "r3"};
 
@@ -666,21 +651,9 @@ END_TEST
 
 /* ---- forqd restarts under pending futures ---- */
 
-static void wait_running(const char *id)
-{
-    forq_job_info_t info = {0};
-    for (int i = 0; i < test_ms(500); i++) {
-        ck_assert_int_eq(forq_client_status(c, id, test_ms(5000), &info), FORQ_OK);
-        if (info.state == FORQ_STATE_RUNNING)
-            return;
-        usleep(10000);
-    }
-    ck_abort_msg("job %s never ran", id);
-}
-
 START_TEST(test_forqd_restart_under_pending_futures)
 {
-    forq_submit_opts_t o = opts();
+    forq_submit_opts_t o = submit_opts();
     forq_future_t *lost, *again;
 
     e2e_up(&d, &c, 2, NULL);
@@ -689,8 +662,8 @@ START_TEST(test_forqd_restart_under_pending_futures)
     o.id = "with-retries";
     o.retries = 1;
     again = submit_json(c, "sleep", "[0.2]", &o);
-    wait_running("no-retries");
-    wait_running("with-retries");
+    wait_running(c, "no-retries");
+    wait_running(c, "with-retries");
     e2e_crash_restart(&d, 2, NULL);
     /* the client reconnects by itself, asks about both, and neither hangs */
     ck_assert_int_eq(wait_state(lost, 15000), FORQ_STATE_LOST);
@@ -715,7 +688,7 @@ START_TEST(test_lost_after_forqd_gone)
     co.lost_after_ms = 300;
     ck_assert_int_eq(forq_client_new(&co, &cl), FORQ_OK);
     f = submit_json(cl, "sleep", "[30]", NULL);
-    wait_running(forq_future_id(f));
+    wait_running(c, forq_future_id(f));
     kill(d.pid, SIGKILL);
     waitpid(d.pid, &status, 0);
     d.pid = 0;

@@ -9,6 +9,15 @@
 #include <string.h>
 #include <sys/types.h>
 
+/* Built with AddressSanitizer (gcc or clang)? */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
 /* Run a suite (forked tests); prints Check's summary. Returns the process exit status. */
 int run_suite(Suite *s);
 
@@ -70,6 +79,12 @@ forq_state_t wait_state(forq_future_t *f, int ms);
 
 /* A counter of forqd's stats map. */
 long long stat_of(forq_client_t *c, const char *name);
+
+/* Default submit options. */
+forq_submit_opts_t submit_opts(void);
+
+/* Wait (up to 5 s, scaled) until job `id` runs; fails the test otherwise. */
+void wait_running(forq_client_t *c, const char *id);
 
 /* Start forqd with the test plugin ($FORQ_TEST_PLUGIN), `workers` workers and extra args
  * (NULL-terminated, may be NULL), and connect *ret_client to it. */

@@ -315,3 +315,22 @@ void e2e_crash_restart(forqd_t *d, int workers, const char *const *extra)
     d->pid = spawn_in(d, args, false);
     wait_ready(d);
 }
+
+forq_submit_opts_t submit_opts(void)
+{
+    forq_submit_opts_t o;
+    forq_submit_opts_init(&o);
+    return o;
+}
+
+void wait_running(forq_client_t *c, const char *id)
+{
+    forq_job_info_t info = {0};
+    for (int i = 0; i < test_ms(500); i++) {
+        ck_assert_int_eq(forq_client_status(c, id, test_ms(5000), &info), FORQ_OK);
+        if (info.state == FORQ_STATE_RUNNING)
+            return;
+        usleep(10000);
+    }
+    ck_abort_msg("job %s never ran", id);
+}
