@@ -1,0 +1,399 @@
+/* dict.c - see dict.h. Two levels of uthash tables: dicts by name, entries by key. uthash keeps
+ * insertion order for iteration, which gives keys/items paging a stable order. A dict exists
+ * while it has keys. */
+#include "dict.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <string.h>
+#include <uthash.h>
+
+typedef struct entry {
+    UT_hash_handle hh;   /* in dict->entries by key */
+    uint64_t ver;        /* version of the current value */
+    void *val;           /* msgpack value (owned) */
+    size_t vlen;
+    size_t klen;
+    char key[];          /* NUL-terminated */
+} entry_t;
+
+typedef struct dict {
+    UT_hash_handle hh;   /* in store->dicts by name */
+    entry_t *entries;    /* by key */
+    size_t nlen;
+    char name[];         /* NUL-terminated */
+} dict_t;
+
+struct dstore {
+    dict_t *dicts;             /* by name */
+    dstore_limits_t lim;
+    size_t keys;               /* keys in all dicts */
+    size_t bytes;              /* bytes of keys and values */
+    uint64_t ver;              /* the last version handed out */
+    dstore_changed_fn changed; /* hook, may be NULL */
+    void *ud;
+};
+
+dstore_t *dstore_new(const dstore_limits_t *limits, dstore_changed_fn changed, void *ud)
+{
+    dstore_t *s = xcalloc(1, sizeof(*s));
+    s->lim = *limits;
+    s->changed = changed;
+    s->ud = ud;
+    return s;
+}
+
+static void entry_free(entry_t *e)
+{
+    free(e->val);
+    free(e);
+}
+
+static void dict_free(dict_t *d)
+{
+    entry_t *e, *tmp;
+    HASH_ITER(hh, d->entries, e, tmp)
+    {
+        HASH_DEL(d->entries, e);
+        entry_free(e);
+    }
+    free(d);
+}
+
+void dstore_free(dstore_t *s)
+{
+    dict_t *d, *tmp;
+    if (!s)
+        return;
+    HASH_ITER(hh, s->dicts, d, tmp)
+    {
+        HASH_DEL(s->dicts, d);
+        dict_free(d);
+    }
+    free(s);
+}
+
+static dict_t *find_dict(dstore_t *s, const char *name, size_t nlen, bool create)
+{
+    dict_t *d;
+    HASH_FIND(hh, s->dicts, name, nlen, d);
+    if (d || !create)
+        return d;
+    d = xcalloc(1, sizeof(*d) + nlen + 1);
+    memcpy(d->name, name, nlen);
+    d->nlen = nlen;
+    HASH_ADD_KEYPTR(hh, s->dicts, d->name, nlen, d);
+    return d;
+}
+
+static entry_t *find_entry(dstore_t *s, const char *name, size_t nlen, const char *key,
+                           size_t klen)
+{
+    dict_t *d = find_dict(s, name, nlen, false);
+    entry_t *e = NULL;
+    if (d)
+        HASH_FIND(hh, d->entries, key, klen, e);
+    return e;
+}
+
+static void notify(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen)
+{
+    if (s->changed)
+        s->changed(s->ud, name, nlen, key, klen);
+}
+
+/* Would storing vlen bytes under a key (new or replacing old_vlen) fit? */
+static int fits(const dstore_t *s, bool is_new, size_t klen, size_t old_vlen, size_t vlen)
+{
+    if (vlen > s->lim.max_value)
+        return -E2BIG;
+    if (is_new && s->keys + 1 > s->lim.max_keys)
+        return -ENOSPC;
+    if (s->bytes - old_vlen + vlen + (is_new ? klen : 0) > s->lim.max_bytes)
+        return -ENOSPC;
+    return 0;
+}
+
+/* Store a copy of val under key; limits already checked. */
+static entry_t *put(dstore_t *s, dict_t *d, const char *key, size_t klen, const void *val,
+                    size_t vlen)
+{
+    entry_t *e;
+    void *copy = xmalloc(vlen);
+
+    memcpy(copy, val, vlen);
+    HASH_FIND(hh, d->entries, key, klen, e);
+    if (e) {
+        s->bytes -= e->vlen;
+        free(e->val);
+    } else {
+        e = xcalloc(1, sizeof(*e) + klen + 1);
+        memcpy(e->key, key, klen);
+        e->klen = klen;
+        HASH_ADD_KEYPTR(hh, d->entries, e->key, klen, e);
+        s->keys++;
+        s->bytes += klen;
+    }
+    e->val = copy;
+    e->vlen = vlen;
+    e->ver = ++s->ver;
+    s->bytes += vlen;
+    return e;
+}
+
+/* Remove an entry (and its dict when it empties). */
+static void drop(dstore_t *s, dict_t *d, entry_t *e)
+{
+    HASH_DEL(d->entries, e);
+    s->keys--;
+    s->bytes -= e->klen + e->vlen;
+    entry_free(e);
+    if (!d->entries) {
+        HASH_DEL(s->dicts, d);
+        dict_free(d);
+    }
+}
+
+int dstore_get(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+               dval_t *ret)
+{
+    entry_t *e = find_entry(s, name, nlen, key, klen);
+    if (!e)
+        return -ENOENT;
+    *ret = (dval_t){e->val, e->vlen, e->ver};
+    return 0;
+}
+
+int dstore_set(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+               const void *val, size_t vlen, uint64_t *ret_ver)
+{
+    entry_t *e = find_entry(s, name, nlen, key, klen);
+    int r = fits(s, !e, klen, e ? e->vlen : 0, vlen);
+    if (r < 0)
+        return r;
+    e = put(s, find_dict(s, name, nlen, true), key, klen, val, vlen);
+    *ret_ver = e->ver;
+    notify(s, name, nlen, key, klen);
+    return 0;
+}
+
+int dstore_del(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen)
+{
+    dict_t *d = find_dict(s, name, nlen, false);
+    entry_t *e = NULL;
+    if (d)
+        HASH_FIND(hh, d->entries, key, klen, e);
+    if (!e)
+        return -ENOENT;
+    drop(s, d, e);
+    notify(s, name, nlen, key, klen);
+    return 0;
+}
+
+int dstore_setdefault(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+                      const void *val, size_t vlen, dval_t *ret)
+{
+    entry_t *e = find_entry(s, name, nlen, key, klen);
+    if (!e) {
+        int r = fits(s, true, klen, 0, vlen);
+        if (r < 0)
+            return r;
+        e = put(s, find_dict(s, name, nlen, true), key, klen, val, vlen);
+        notify(s, name, nlen, key, klen);
+    }
+    *ret = (dval_t){e->val, e->vlen, e->ver};
+    return 0;
+}
+
+int dstore_pop(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+               void **ret_val, size_t *ret_len, uint64_t *ret_ver)
+{
+    dict_t *d = find_dict(s, name, nlen, false);
+    entry_t *e = NULL;
+    if (d)
+        HASH_FIND(hh, d->entries, key, klen, e);
+    if (!e)
+        return -ENOENT;
+    *ret_val = e->val;
+    *ret_len = e->vlen;
+    *ret_ver = e->ver;
+    e->val = NULL;
+    s->bytes -= e->vlen;
+    e->vlen = 0;
+    drop(s, d, e);
+    notify(s, name, nlen, key, klen);
+    return 0;
+}
+
+/* A msgpack integer's value, or -EINVAL. */
+static int read_int(const void *data, size_t len, int64_t *ret)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+    int r = -EINVAL;
+
+    msgpack_zone_init(&zone, 64);
+    if (msgpack_unpack(data, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS) {
+        if (o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+            (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER && o.via.u64 <= INT64_MAX)) {
+            *ret = o.via.i64;
+            r = 0;
+        } else if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            r = -ERANGE;
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    return r;
+}
+
+int dstore_incr(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+                int64_t delta, int64_t *ret_value, uint64_t *ret_ver)
+{
+    entry_t *e = find_entry(s, name, nlen, key, klen);
+    int64_t v = 0, sum;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int r;
+
+    if (e && (r = read_int(e->val, e->vlen, &v)) < 0)
+        return r;
+    if (__builtin_add_overflow(v, delta, &sum))
+        return -ERANGE;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_int64(&pk, sum);
+    r = fits(s, !e, klen, e ? e->vlen : 0, sb.size);
+    if (r == 0) {
+        e = put(s, find_dict(s, name, nlen, true), key, klen, sb.data, sb.size);
+        *ret_value = sum;
+        *ret_ver = e->ver;
+        notify(s, name, nlen, key, klen);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
+int dstore_cas(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+               uint64_t expect, const void *val, size_t vlen, uint64_t *ret_ver)
+{
+    entry_t *e = find_entry(s, name, nlen, key, klen);
+    uint64_t cur = e ? e->ver : 0;
+    int r;
+
+    if (cur != expect) {
+        *ret_ver = cur;
+        return -ESTALE;
+    }
+    if ((r = fits(s, !e, klen, e ? e->vlen : 0, vlen)) < 0)
+        return r;
+    e = put(s, find_dict(s, name, nlen, true), key, klen, val, vlen);
+    *ret_ver = e->ver;
+    notify(s, name, nlen, key, klen);
+    return 0;
+}
+
+int dstore_update(dstore_t *s, const char *name, size_t nlen, size_t n, const char *const *keys,
+                  const size_t *klens, const void *const *vals, const size_t *vlens,
+                  uint64_t *ret_ver)
+{
+    size_t add_keys = 0, bytes = s->bytes;
+    dict_t *d;
+
+    /* check the whole batch first: all or nothing (a key given twice counts once as new) */
+    for (size_t i = 0; i < n; i++) {
+        entry_t *e = find_entry(s, name, nlen, keys[i], klens[i]);
+        bool seen = false;
+        if (vlens[i] > s->lim.max_value)
+            return -E2BIG;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = klens[j] == klens[i] && memcmp(keys[j], keys[i], klens[i]) == 0;
+        if (!e && !seen) {
+            add_keys++;
+            bytes += klens[i];
+        }
+        bytes += vlens[i] - (e && !seen ? e->vlen : 0);
+    }
+    if (s->keys + add_keys > s->lim.max_keys || bytes > s->lim.max_bytes)
+        return -ENOSPC;
+    if (n == 0) {
+        *ret_ver = s->ver;
+        return 0;
+    }
+    d = find_dict(s, name, nlen, true);
+    for (size_t i = 0; i < n; i++) {
+        *ret_ver = put(s, d, keys[i], klens[i], vals[i], vlens[i])->ver;
+        notify(s, name, nlen, keys[i], klens[i]);
+    }
+    return 0;
+}
+
+size_t dstore_len(dstore_t *s, const char *name, size_t nlen)
+{
+    dict_t *d = find_dict(s, name, nlen, false);
+    return d ? HASH_COUNT(d->entries) : 0;
+}
+
+size_t dstore_clear(dstore_t *s, const char *name, size_t nlen)
+{
+    dict_t *d = find_dict(s, name, nlen, false);
+    size_t n;
+    entry_t *e, *tmp;
+
+    if (!d)
+        return 0;
+    n = HASH_COUNT(d->entries);
+    HASH_ITER(hh, d->entries, e, tmp)
+    {
+        s->keys--;
+        s->bytes -= e->klen + e->vlen;
+    }
+    HASH_DEL(s->dicts, d);
+    dict_free(d);
+    notify(s, name, nlen, NULL, 0);
+    return n;
+}
+
+long dstore_iter(dstore_t *s, const char *name, size_t nlen, const char *after, size_t alen,
+                 size_t limit, dstore_visit_fn fn, void *ud, bool *ret_more)
+{
+    dict_t *d = find_dict(s, name, nlen, false);
+    entry_t *e;
+    long n = 0;
+
+    *ret_more = false;
+    if (!d)
+        return after ? -ENOENT : 0;
+    if (after) {
+        HASH_FIND(hh, d->entries, after, alen, e);
+        if (!e)
+            return -ENOENT;
+        e = e->hh.next;
+    } else {
+        e = d->entries;
+    }
+    for (; e && (size_t)n < limit; e = e->hh.next, n++) {
+        dval_t v = {e->val, e->vlen, e->ver};
+        if (fn(ud, e->key, e->klen, &v) != 0)
+            break;
+    }
+    *ret_more = e != NULL;
+    return n;
+}
+
+size_t dstore_keys(const dstore_t *s)
+{
+    return s->keys;
+}
+
+size_t dstore_bytes(const dstore_t *s)
+{
+    return s->bytes;
+}
+
+size_t dstore_dicts(const dstore_t *s)
+{
+    return HASH_COUNT(s->dicts);
+}

@@ -1,0 +1,83 @@
+/* dict.h - the dict service's store: named dicts of string keys to msgpack values, each value
+ * with a version that grows on every change (one counter for the whole store, so versions are
+ * unique and ordered). The broker is single-threaded, so every operation is atomic.
+ *
+ * The store owns copies of keys and values; views it returns borrow from it until the next
+ * change. Every change calls the `changed` hook (wait wake-ups now; the append-only log later).
+ * Limits on keys, value size and total bytes are checked before anything is changed: past them
+ * an operation fails with -ENOSPC or -E2BIG and nothing is evicted. */
+#ifndef FORQ_DICT_H
+#define FORQ_DICT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DICT_NAME_MAX 64   /* bytes in a dict name (same alphabet as job ids) */
+#define DICT_KEY_MAX  1024 /* bytes in a key (any UTF-8 text but NUL) */
+
+typedef struct dstore dstore_t;
+
+typedef struct {
+    size_t max_keys;   /* keys in all dicts together */
+    size_t max_value;  /* bytes of one value */
+    size_t max_bytes;  /* bytes of all keys and values together */
+} dstore_limits_t;
+
+/* A borrowed view of a value: valid until the next change of the store. */
+typedef struct {
+    const void *data;
+    size_t len;
+    uint64_t ver;
+} dval_t;
+
+/* Called after every change of (name, key); key NULL when a whole dict changed (clear). */
+typedef void (*dstore_changed_fn)(void *ud, const char *name, size_t nlen, const char *key,
+                                  size_t klen);
+
+dstore_t *dstore_new(const dstore_limits_t *limits, dstore_changed_fn changed, void *ud);
+void dstore_free(dstore_t *s);
+
+/* Each returns 0 or -errno: -ENOENT (no such key), -E2BIG (value over max_value), -ENOSPC (over
+ * max_keys or max_bytes), -ESTALE (cas: the version differs), -EINVAL (incr: the value is not an
+ * integer), -ERANGE (incr: overflow). Values are single msgpack values the caller checked. */
+int dstore_get(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+               dval_t *ret);
+int dstore_set(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+               const void *val, size_t vlen, uint64_t *ret_ver);
+int dstore_del(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen);
+/* Store val unless the key exists; *ret is the value now stored either way. */
+int dstore_setdefault(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+                      const void *val, size_t vlen, dval_t *ret);
+/* Remove the key and hand its value to the caller (*ret_val malloc'ed, caller frees). */
+int dstore_pop(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+               void **ret_val, size_t *ret_len, uint64_t *ret_ver);
+/* Add delta to an integer value (a missing key counts as 0). */
+int dstore_incr(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+                int64_t delta, int64_t *ret_value, uint64_t *ret_ver);
+/* Set if the key's version is `expect` (0: the key must not exist). On -ESTALE, *ret_ver is the
+ * current version (0 when the key does not exist). */
+int dstore_cas(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+               uint64_t expect, const void *val, size_t vlen, uint64_t *ret_ver);
+/* Set several keys at once (all or none): keys[i]/klens[i] to vals[i]/vlens[i]. */
+int dstore_update(dstore_t *s, const char *name, size_t nlen, size_t n, const char *const *keys,
+                  const size_t *klens, const void *const *vals, const size_t *vlens,
+                  uint64_t *ret_ver);
+/* Number of keys of a dict (0 when it does not exist). */
+size_t dstore_len(dstore_t *s, const char *name, size_t nlen);
+/* Remove every key of a dict; returns how many there were. */
+size_t dstore_clear(dstore_t *s, const char *name, size_t nlen);
+
+/* Visit up to `limit` keys of a dict in insertion order, starting after key `after` (NULL:
+ * from the start). fn returns 0 to go on. Returns the number visited, -ENOENT if `after` is
+ * not a key (it was deleted meanwhile: start again), and sets *ret_more when keys remain. */
+typedef int (*dstore_visit_fn)(void *ud, const char *key, size_t klen, const dval_t *val);
+long dstore_iter(dstore_t *s, const char *name, size_t nlen, const char *after, size_t alen,
+                 size_t limit, dstore_visit_fn fn, void *ud, bool *ret_more);
+
+/* Totals for stats. */
+size_t dstore_keys(const dstore_t *s);
+size_t dstore_bytes(const dstore_t *s);
+size_t dstore_dicts(const dstore_t *s);
+
+#endif

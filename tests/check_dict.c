@@ -1,0 +1,181 @@
+/* check_dict.c - the dict store: every operation's semantics, versions, limits, atomic update,
+ * paging, and the change hook. */
+#include "dict.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static dstore_t *s;
+static int changes;
+static char last_key[64];
+
+static void on_change(void *ud, const char *name, size_t nlen, const char *key, size_t klen)
+{
+    (void)ud, (void)name, (void)nlen;
+    changes++;
+    snprintf(last_key, sizeof(last_key), "%.*s", key ? (int)klen : 5, key ? key : "(all)");
+}
+
+static void setup(void)
+{
+    dstore_limits_t lim = {.max_keys = 5, .max_value = 100, .max_bytes = 1000};
+    s = dstore_new(&lim, on_change, NULL);
+    changes = 0;
+}
+
+static void teardown(void)
+{
+    dstore_free(s);
+}
+
+#define N(x) x, strlen(x)
+
+START_TEST(test_set_get_versions)
+{
+    dval_t v;
+    uint64_t v1, v2, v3;
+    ck_assert_int_eq(dstore_get(s, N("d"), N("a"), &v), -ENOENT);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("a"), "\x01", 1, &v1), 0);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("b"), "\x02", 1, &v2), 0);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("a"), "\x03", 1, &v3), 0);
+    ck_assert_uint_lt(v1, v2);
+    ck_assert_uint_lt(v2, v3);
+    ck_assert_int_eq(dstore_get(s, N("d"), N("a"), &v), 0);
+    ck_assert_uint_eq(v.ver, v3);
+    ck_assert_int_eq(((const char *)v.data)[0], 3);
+    ck_assert_uint_eq(dstore_len(s, N("d")), 2);
+    ck_assert_uint_eq(dstore_len(s, N("other")), 0);
+    ck_assert_int_eq(changes, 3);
+    ck_assert_str_eq(last_key, "a");
+    ck_assert_int_eq(dstore_del(s, N("d"), N("a")), 0);
+    ck_assert_int_eq(dstore_del(s, N("d"), N("a")), -ENOENT);
+    ck_assert_uint_eq(dstore_len(s, N("d")), 1);
+    ck_assert_uint_eq(dstore_dicts(s), 1);
+}
+END_TEST
+
+START_TEST(test_incr)
+{
+    int64_t v;
+    uint64_t ver;
+    ck_assert_int_eq(dstore_incr(s, N("c"), N("n"), 5, &v, &ver), 0);
+    ck_assert_int_eq(v, 5);
+    ck_assert_int_eq(dstore_incr(s, N("c"), N("n"), -7, &v, &ver), 0);
+    ck_assert_int_eq(v, -2);
+    ck_assert_int_eq(dstore_set(s, N("c"), N("s"), "\xa1x", 2, &ver), 0);
+    ck_assert_int_eq(dstore_incr(s, N("c"), N("s"), 1, &v, &ver), -EINVAL);
+    ck_assert_int_eq(dstore_set(s, N("c"), N("big"), "\xd3\x7f\xff\xff\xff\xff\xff\xff\xff", 9,
+                                &ver),
+                     0);
+    ck_assert_int_eq(dstore_incr(s, N("c"), N("big"), 1, &v, &ver), -ERANGE);
+}
+END_TEST
+
+START_TEST(test_cas_setdefault_pop)
+{
+    uint64_t ver, cur;
+    dval_t v;
+    void *val;
+    size_t len;
+    ck_assert_int_eq(dstore_cas(s, N("d"), N("k"), 0, "\x01", 1, &ver), 0); /* must not exist */
+    ck_assert_int_eq(dstore_cas(s, N("d"), N("k"), 0, "\x02", 1, &cur), -ESTALE);
+    ck_assert_uint_eq(cur, ver);
+    ck_assert_int_eq(dstore_cas(s, N("d"), N("k"), ver, "\x02", 1, &cur), 0);
+    ck_assert_uint_gt(cur, ver);
+    ck_assert_int_eq(dstore_setdefault(s, N("d"), N("k"), "\x09", 1, &v), 0);
+    ck_assert_int_eq(((const char *)v.data)[0], 2);
+    ck_assert_int_eq(dstore_setdefault(s, N("d"), N("new"), "\x09", 1, &v), 0);
+    ck_assert_int_eq(((const char *)v.data)[0], 9);
+    ck_assert_int_eq(dstore_pop(s, N("d"), N("k"), &val, &len, &ver), 0);
+    ck_assert_int_eq(((char *)val)[0], 2);
+    free(val);
+    ck_assert_int_eq(dstore_pop(s, N("d"), N("k"), &val, &len, &ver), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_limits_never_evict)
+{
+    uint64_t ver;
+    char big[101] = {0};
+    char key[8];
+    ck_assert_int_eq(dstore_set(s, N("d"), N("x"), big, sizeof(big), &ver), -E2BIG);
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(dstore_set(s, N("d"), N(key), "\x01", 1, &ver), 0);
+    }
+    ck_assert_int_eq(dstore_set(s, N("d"), N("k9"), "\x01", 1, &ver), -ENOSPC);
+    ck_assert_uint_eq(dstore_keys(s), 5);
+    /* replacing an existing key is fine */
+    ck_assert_int_eq(dstore_set(s, N("d"), N("k0"), "\x02", 1, &ver), 0);
+    ck_assert_uint_eq(dstore_clear(s, N("d")), 5);
+    ck_assert_uint_eq(dstore_keys(s), 0);
+    ck_assert_uint_eq(dstore_bytes(s), 0);
+    ck_assert_str_eq(last_key, "(all)");
+}
+END_TEST
+
+START_TEST(test_update_all_or_nothing)
+{
+    const char *keys[] = {"a", "b", "c", "d", "e", "f"};
+    size_t klens[] = {1, 1, 1, 1, 1, 1};
+    const void *vals[] = {"\x01", "\x02", "\x03", "\x04", "\x05", "\x06"};
+    size_t vlens[] = {1, 1, 1, 1, 1, 1};
+    uint64_t ver;
+    ck_assert_int_eq(dstore_update(s, N("u"), 6, keys, klens, vals, vlens, &ver), -ENOSPC);
+    ck_assert_uint_eq(dstore_len(s, N("u")), 0);
+    ck_assert_int_eq(dstore_update(s, N("u"), 3, keys, klens, vals, vlens, &ver), 0);
+    ck_assert_uint_eq(dstore_len(s, N("u")), 3);
+}
+END_TEST
+
+static int collect(void *ud, const char *key, size_t klen, const dval_t *val)
+{
+    char *out = ud;
+    (void)val;
+    strncat(out, key, klen);
+    return 0;
+}
+
+START_TEST(test_paging)
+{
+    uint64_t ver;
+    char out[64] = "";
+    bool more;
+    const char *keys[] = {"a", "b", "c", "d", "e"};
+    for (int i = 0; i < 5; i++)
+        dstore_set(s, N("p"), N(keys[i]), "\x01", 1, &ver);
+    ck_assert_int_eq(dstore_iter(s, N("p"), NULL, 0, 2, collect, out, &more), 2);
+    ck_assert(more);
+    ck_assert_int_eq(dstore_iter(s, N("p"), N("b"), 2, collect, out, &more), 2);
+    ck_assert(more);
+    ck_assert_int_eq(dstore_iter(s, N("p"), N("d"), 2, collect, out, &more), 1);
+    ck_assert(!more);
+    ck_assert_str_eq(out, "abcde");
+    ck_assert_int_eq(dstore_iter(s, N("p"), N("zz"), 2, collect, out, &more), -ENOENT);
+    ck_assert_int_eq(dstore_iter(s, N("none"), NULL, 0, 2, collect, out, &more), 0);
+}
+END_TEST
+
+static Suite *dict_suite(void)
+{
+    Suite *su = suite_create("dict");
+    TCase *tc = tcase_create("store");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_set_get_versions);
+    tcase_add_test(tc, test_incr);
+    tcase_add_test(tc, test_cas_setdefault_pop);
+    tcase_add_test(tc, test_limits_never_evict);
+    tcase_add_test(tc, test_update_all_or_nothing);
+    tcase_add_test(tc, test_paging);
+    suite_add_tcase(su, tc);
+    return su;
+}
+
+int main(void)
+{
+    return run_suite(dict_suite());
+}
