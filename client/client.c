@@ -93,6 +93,8 @@ const char *forq_strerror(forq_err_t err)
         [FORQ_ERR_SYSTEM] = "system error",
         [FORQ_ERR_NOT_FOUND] = "no such job",
         [FORQ_ERR_EXHAUSTED] = "no more items",
+        [FORQ_ERR_CONFLICT] = "version conflict",
+        [FORQ_ERR_FULL] = "dict service full",
     };
     if ((unsigned)err < sizeof(names) / sizeof(names[0]) && names[err])
         return names[err];
@@ -676,9 +678,13 @@ const char *forq_client_endpoint(const forq_client_t *c)
     return c ? c->endpoint : NULL;
 }
 
-/* Send a request header and wait for its reply. On FORQ_OK *ret_f is the resolved request
- * future, which the caller drops with future_unref(). */
 static forq_err_t request(forq_client_t *c, wire_hdr_t *h, int timeout_ms, forq_future_t **ret_f)
+{
+    return client_request(c, h, NULL, 0, timeout_ms, ret_f);
+}
+
+forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, size_t plen,
+                          int timeout_ms, forq_future_t **ret_f)
 {
     forq_future_t *f;
     forq_err_t e;
@@ -693,7 +699,7 @@ static forq_err_t request(forq_client_t *c, wire_hdr_t *h, int timeout_ms, forq_
     pthread_mutex_unlock(&c->lock);
     h->has_req = true;
     snprintf(f->key, sizeof(f->key), "#%llu", (unsigned long long)h->req);
-    if ((e = enqueue(c, encode_msg(h, NULL, 0, false), f)) != FORQ_OK) {
+    if ((e = enqueue(c, encode_msg(h, payload, plen, payload != NULL), f)) != FORQ_OK) {
         future_unref(f);
         return e;
     }

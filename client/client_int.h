@@ -62,6 +62,10 @@ struct forq_future {
     char *etype, *detail, *code, *outcome, *task_name; /* owned strings, NULL if absent */
     int signal, exit_code, pid, priority;
     unsigned attempts;
+    /* dict replies */
+    bool found, more;
+    uint64_t ver, count;
+    char *cursor;               /* owned: the next page's starting key */
 };
 
 /* future.c */
@@ -89,6 +93,11 @@ forq_err_t client_submit(forq_client_t *c, forq_future_t *f, const void *args, s
  * pending (the caller drops it plainly), 1 if it was the last (f left the table; the caller
  * frees it), 0 otherwise. */
 int client_drop_pending(forq_client_t *c, forq_future_t *f);
+/* Send a request (h, with an optional payload frame) and wait for its reply. On FORQ_OK *ret_f
+ * is the resolved request future; drop it with future_unref(). A reply `error` is
+ * FORQ_ERR_PROTOCOL (detail "code: message"); no reply in time is FORQ_ERR_TIMEOUT. */
+forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, size_t plen,
+                          int timeout_ms, forq_future_t **ret_f);
 /* A fresh job id of this client (for a map's chunks). */
 void client_new_id(forq_client_t *c, char *buf, size_t size);
 /* Send cancel for job `id` without waiting for the reply. */

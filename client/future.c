@@ -43,6 +43,7 @@ static void future_free(forq_future_t *f)
     free(f->code);
     free(f->outcome);
     free(f->task_name);
+    free(f->cursor);
     free(f);
 }
 
@@ -122,6 +123,11 @@ void future_resolve(forq_future_t *f, const wire_hdr_t *h, void *payload, size_t
     f->pid = (int)h->pid;
     f->priority = h->has_priority ? (int)h->priority : -1;
     f->attempts = h->attempts;
+    f->found = h->found;
+    f->more = h->more;
+    f->ver = h->ver;
+    f->count = h->count;
+    f->cursor = dup_str(h->key);
     f->result = payload;
     f->result_len = plen;
     finish(f);

@@ -166,6 +166,20 @@ static void flush_backlog(broker_t *b)
     }
 }
 
+void broker_send(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
+{
+    send_client(b, o->ident, o->ilen, o->delim, h, payload);
+}
+
+static void send_error(broker_t *b, const void *ident, size_t ilen, bool delim,
+                       const wire_hdr_t *req, const char *code, const char *msg);
+
+void broker_error(broker_t *b, const origin_t *o, const wire_hdr_t *req, const char *code,
+                  const char *msg)
+{
+    send_error(b, o->ident, o->ilen, o->delim, req, code, msg);
+}
+
 static void send_error(broker_t *b, const void *ident, size_t ilen, bool delim,
                        const wire_hdr_t *req, const char *code, const char *msg)
 {
@@ -354,12 +368,6 @@ void broker_dispatch(broker_t *b)
 }
 
 /* ---- client commands ---- */
-
-typedef struct {
-    const uint8_t *ident; /* routing id of the sender */
-    size_t ilen;
-    bool delim;           /* REQ-style envelope */
-} origin_t;
 
 static void reject(broker_t *b, const origin_t *o, const wire_hdr_t *req, const char *code,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -604,7 +612,7 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
         backlog += cl->backlog_n;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 32);
+    msgpack_pack_map(&pk, 32 + 5); /* + dict_pack_stats() */
     pack_key(&pk, "version");
     msgpack_pack_str(&pk, strlen(FORQ_VERSION));
     msgpack_pack_str_body(&pk, FORQ_VERSION, strlen(FORQ_VERSION));
@@ -652,6 +660,7 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     }
     pack_key(&pk, "exec_allowed");
     pack_strs(&pk, b->cfg->exec_allow.items, b->cfg->exec_allow.n);
+    dict_pack_stats(b, &pk);
 
     zmq_msg_init_size(&payload, sb.size);
     memcpy(zmq_msg_data(&payload), sb.data, sb.size);
@@ -736,6 +745,14 @@ static bool client_input(broker_t *b)
             break;
         }
         on_submit(b, &o, &h, &f[first + 1]);
+        break;
+    case WIRE_DICT:
+        if (payloads > 1) {
+            send_error(b, o.ident, o.ilen, o.delim, &h, "bad_frames",
+                       "dict takes at most one value frame after the header");
+            break;
+        }
+        dict_on_request(b, &o, &h, payloads ? &f[first + 1] : NULL);
         break;
     case WIRE_CANCEL:
     case WIRE_STATUS:
@@ -867,6 +884,10 @@ static void fire_timers(broker_t *b, uint64_t now)
     timer_node_t *t;
 
     while ((t = timers_peek(&b->timers)) && t->at <= now) {
+        if (t->kind == TIMER_DICT_WAIT) {
+            dict_on_timer(b, t); /* disarms it */
+            continue;
+        }
         job_t *job = container_of(t, job_t, timer);
         timers_del(&b->timers, t);
         if (job->phase == JOB_QUEUED) {
@@ -972,6 +993,7 @@ static void teardown(broker_t *b)
             usleep(BACKLOG_MS * 1000);
     }
     pool_shutdown(b);
+    dict_service_done(b);
     HASH_ITER(hh, b->jobs, job, jt)
     {
         HASH_DEL(b->jobs, job);
@@ -1016,6 +1038,7 @@ int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
     msgpack_zone_init(&b.zone, 4096);
     msgpack_sbuffer_init(&b.hbuf);
     sched_init(&b.sched);
+    dict_service_init(&b);
     b.started_ms = now_ms();
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);

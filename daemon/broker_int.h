@@ -13,6 +13,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "dict.h"
 #include "sched.h"
 #include "timers.h"
 #include "wire.h"
@@ -25,6 +26,17 @@
 
 typedef struct client client_t;
 typedef struct worker worker_t;
+typedef struct dwaiter dwaiter_t;
+
+/* What a timer node belongs to. */
+enum { TIMER_JOB = 0, TIMER_DICT_WAIT = 1 };
+
+/* Who sent a client message. */
+typedef struct {
+    const uint8_t *ident; /* routing id of the sender */
+    size_t ilen;
+    bool delim;           /* REQ-style envelope */
+} origin_t;
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_phase_t;
 
@@ -153,6 +165,9 @@ struct broker {
     bool stop;                  /* leave the loop */
     uint64_t started_ms;        /* for uptime */
     counters_t st;
+    dstore_t *dict;             /* the dict service's store */
+    dwaiter_t *dict_waiters;    /* clients in a dict wait */
+    size_t n_dict_waiters;
 };
 
 /* broker.c */
@@ -162,6 +177,16 @@ void broker_requeue(broker_t *b, job_t *job);
 void broker_dispatch(broker_t *b);
 
 void broker_progress(broker_t *b, job_t *job, const wire_hdr_t *h);
+void broker_send(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload);
+void broker_error(broker_t *b, const origin_t *o, const wire_hdr_t *req, const char *code,
+                  const char *msg);
+
+/* broker_dict.c */
+void dict_service_init(broker_t *b);
+void dict_service_done(broker_t *b);
+void dict_on_request(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload);
+void dict_on_timer(broker_t *b, timer_node_t *t);
+size_t dict_pack_stats(broker_t *b, msgpack_packer *pk); /* returns the entries packed */
 
 /* pool.c */
 int pool_wait_hello(broker_t *b, int timeout_ms);

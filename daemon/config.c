@@ -44,6 +44,11 @@ static const char usage[] =
     "      --retain-seconds S      and for how long (default 600)\n"
     "      --retain-bytes B        and how many bytes of results in all (default\n"
     "                              268435456); past any limit the oldest are forgotten\n"
+    "      --dict-max-keys N       keys in all dicts together (default 1000000)\n"
+    "      --dict-max-value BYTES  bytes of one dict value (default 16777216)\n"
+    "      --dict-max-bytes BYTES  bytes of all dict keys and values (default 1073741824);\n"
+    "                              past a limit writes fail with a clear error, nothing is\n"
+    "                              evicted\n"
     "      --worker-endpoint EP    where workers connect (default: ipc in a private\n"
     "                              directory under the runtime directory)\n"
     "  -h, --help                  print this help and exit\n"
@@ -65,6 +70,9 @@ enum {
     OPT_RETAIN_SECONDS,
     OPT_RETAIN_BYTES,
     OPT_WORKER_EP,
+    OPT_DICT_MAX_KEYS,
+    OPT_DICT_MAX_VALUE,
+    OPT_DICT_MAX_BYTES,
     OPT_FORKSERVER_FD,
 };
 
@@ -116,6 +124,9 @@ int config_parse(config_t *cfg, int argc, char **argv)
         {"retain-seconds", required_argument, NULL, OPT_RETAIN_SECONDS},
         {"retain-bytes", required_argument, NULL, OPT_RETAIN_BYTES},
         {"worker-endpoint", required_argument, NULL, OPT_WORKER_EP},
+        {"dict-max-keys", required_argument, NULL, OPT_DICT_MAX_KEYS},
+        {"dict-max-value", required_argument, NULL, OPT_DICT_MAX_VALUE},
+        {"dict-max-bytes", required_argument, NULL, OPT_DICT_MAX_BYTES},
         {"forkserver-fd", required_argument, NULL, OPT_FORKSERVER_FD},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -136,6 +147,9 @@ int config_parse(config_t *cfg, int argc, char **argv)
     cfg->retain_count = 10000;
     cfg->retain_ms = 600000;
     cfg->retain_bytes = 256L << 20;
+    cfg->dict_max_keys = 1000000;
+    cfg->dict_max_value = 16L << 20;
+    cfg->dict_max_bytes = 1L << 30;
     cfg->forkserver_fd = -1;
     cfg->argc = argc;
     cfg->argv = argv;
@@ -206,6 +220,18 @@ int config_parse(config_t *cfg, int argc, char **argv)
             break;
         case OPT_RETAIN_BYTES:
             if (number("--retain-bytes", optarg, 0, 1L << 40, &cfg->retain_bytes) < 0)
+                return -EINVAL;
+            break;
+        case OPT_DICT_MAX_KEYS:
+            if (number("--dict-max-keys", optarg, 1, 1L << 32, &cfg->dict_max_keys) < 0)
+                return -EINVAL;
+            break;
+        case OPT_DICT_MAX_VALUE:
+            if (number("--dict-max-value", optarg, 16, 1L << 30, &cfg->dict_max_value) < 0)
+                return -EINVAL;
+            break;
+        case OPT_DICT_MAX_BYTES:
+            if (number("--dict-max-bytes", optarg, 1024, 1L << 40, &cfg->dict_max_bytes) < 0)
                 return -EINVAL;
             break;
         case OPT_WORKER_EP:

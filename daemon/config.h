@@ -29,6 +29,9 @@ typedef struct {
     long retain_count;            /* finished jobs remembered for status and cancel */
     long retain_ms;               /* and for how long */
     long retain_bytes;            /* and how many bytes of their results, at most */
+    long dict_max_keys;           /* keys in all dicts */
+    long dict_max_value;          /* bytes of one dict value */
+    long dict_max_bytes;          /* bytes of all dict keys and values */
     int forkserver_fd;            /* >= 0: this process is a re-executed forkserver (internal) */
     char **argv;                  /* argv forqd was started with, for re-executing a forkserver */
     int argc;                     /* its count */

@@ -7,6 +7,7 @@ void timer_node_init(timer_node_t *t)
 {
     t->at = 0;
     t->idx = TIMER_IDLE;
+    t->kind = 0;
 }
 
 static void put(timers_t *h, size_t i, timer_node_t *t)

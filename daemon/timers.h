@@ -9,8 +9,9 @@
 #define TIMER_IDLE SIZE_MAX
 
 typedef struct {
-    uint64_t at; /* when it fires, in now_ms() time */
-    size_t idx;  /* position in the heap, TIMER_IDLE when not armed */
+    uint64_t at;   /* when it fires, in now_ms() time */
+    size_t idx;    /* position in the heap, TIMER_IDLE when not armed */
+    uint8_t kind;  /* what it belongs to (the owner's enum; 0 by default) */
 } timer_node_t;
 
 typedef struct {

@@ -186,6 +186,7 @@ static const char *const cmd_names[] = {
     [WIRE_STATS_REPLY] = "stats_reply",   [WIRE_PONG] = "pong", [WIRE_ERROR] = "error",
     [WIRE_READY] = "ready",    [WIRE_JOB] = "job",              [WIRE_DONE] = "done",
     [WIRE_FETCH] = "fetch",    [WIRE_PROGRESS] = "progress",
+    [WIRE_DICT] = "dict",      [WIRE_DICT_REPLY] = "dict_reply",
 };
 
 static const char *const state_names[] = {
@@ -303,6 +304,15 @@ static const field_t fields[] = {
     FLD("chunk", F_BOOL, 0, chunk),
     FLD("done", F_UINT, 0, done),
     FLD("total", F_UINT, 0, total),
+    FLD("op", F_STR, 16, op),
+    FLD("name", F_STR, WIRE_ID_MAX, name),
+    FLD("key", F_STR, WIRE_KEY_MAX, key),
+    FLDH("ver", F_UINT, 0, ver, has_ver),
+    FLDH("delta", F_INT, 0, delta, has_delta),
+    FLD("limit", F_UINT, 0, limit),
+    FLD("found", F_BOOL, 0, found),
+    FLD("count", F_UINT, 0, count),
+    FLD("more", F_BOOL, 0, more),
 };
 
 /* Store a bounded uint64 into a member of the width it has. */
@@ -393,6 +403,13 @@ static int check_required(const wire_hdr_t *h, wire_err_t *err)
         break;
     default:
         break;
+    }
+    if (h->cmd == WIRE_DICT) {
+        if (!h->op.ptr || !h->name.ptr)
+            return fail(err, "missing_field", "'dict' needs 'op' and 'name' fields");
+        if (!wire_id_is_valid(h->name.ptr, h->name.len))
+            return fail(err, "bad_field",
+                        "dict name must be 1-%d characters of A-Z a-z 0-9 . _ : -", WIRE_ID_MAX);
     }
     if ((h->cmd == WIRE_RESULT || h->cmd == WIRE_DONE || h->cmd == WIRE_STATUS_REPLY) &&
         h->state == WIRE_ST_NONE)
@@ -554,6 +571,17 @@ static void encode_fields(enc_t *e, const wire_hdr_t *h)
         msgpack_pack_true(&e->pk);
     put_uint(e, "done", h->done, h->cmd == WIRE_PROGRESS);
     put_uint(e, "total", h->total, false);
+    put_str(e, "op", h->op);
+    put_str(e, "name", h->name);
+    put_str(e, "key", h->key);
+    put_uint(e, "ver", h->ver, h->has_ver);
+    put_int(e, "delta", h->delta, h->has_delta);
+    put_uint(e, "limit", h->limit, false);
+    if (field(e, "found", h->cmd == WIRE_DICT_REPLY))
+        h->found ? msgpack_pack_true(&e->pk) : msgpack_pack_false(&e->pk);
+    put_uint(e, "count", h->count, false);
+    if (field(e, "more", h->more))
+        msgpack_pack_true(&e->pk);
 }
 
 int wire_hdr_encode(msgpack_sbuffer *buf, const wire_hdr_t *hdr)

@@ -26,6 +26,7 @@
 #define WIRE_ID_MAX         64         /* bytes in a job id */
 #define WIRE_TASK_MAX       64         /* bytes in a task name */
 #define WIRE_TEXT_MAX       1024       /* bytes in an error type, message or reason */
+#define WIRE_KEY_MAX        1024       /* bytes in a dict key */
 #define WIRE_KEYS_MAX       32         /* entries in a header map */
 #define WIRE_DEPTH_MAX      64         /* nesting of a payload value */
 #define WIRE_PRIORITY_MAX   9          /* priorities are 0..9, larger runs first */
@@ -44,6 +45,7 @@ typedef enum {
     WIRE_STATS,
     WIRE_PING,
     WIRE_FETCH,
+    WIRE_DICT,
     /* broker -> client */
     WIRE_RESULT,
     WIRE_CANCEL_REPLY,
@@ -51,6 +53,7 @@ typedef enum {
     WIRE_STATS_REPLY,
     WIRE_PONG,
     WIRE_ERROR,
+    WIRE_DICT_REPLY,
     /* worker <-> broker */
     WIRE_READY,
     WIRE_JOB,
@@ -114,6 +117,17 @@ typedef struct {
     bool chunk;            /* "chunk": args is an array of calls, the result one entry each */
     uint64_t done;         /* "done": progress, units done */
     uint64_t total;        /* "total": progress, units in all (0 = unknown) */
+    wire_str_t op;         /* "op": dict operation */
+    wire_str_t name;       /* "name": dict name */
+    wire_str_t key;        /* "key": dict key */
+    uint64_t ver;          /* "ver": a value's version */
+    bool has_ver;          /* "ver" was present */
+    int64_t delta;         /* "delta": incr amount */
+    bool has_delta;        /* "delta" was present */
+    uint64_t limit;        /* "limit": page size */
+    bool found;            /* "found": the key exists */
+    uint64_t count;        /* "count": number of keys */
+    bool more;             /* "more": keys remain after this page */
 } wire_hdr_t;
 
 /* Why a frame or header was refused. The message is static text naming the problem. */

@@ -74,6 +74,8 @@ typedef enum {
     FORQ_ERR_SYSTEM = 14,     /* a system or ZeroMQ call failed; the detail says which */
     FORQ_ERR_NOT_FOUND = 15,  /* forqd has no such job (never submitted, or forgotten) */
     FORQ_ERR_EXHAUSTED = 16,  /* an iterator has returned everything */
+    FORQ_ERR_CONFLICT = 17,   /* dict compare-and-set: the version differs */
+    FORQ_ERR_FULL = 18,       /* the dict service is at its limits (keys or bytes) */
 } forq_err_t;
 
 /* What a job is or became. Values match the wire protocol's states in order. */
@@ -378,6 +380,87 @@ FORQ_EXPORT size_t forq_map_failed(const forq_map_t *map);
 
 /* Free a map; chunk jobs still in flight are cancelled. */
 FORQ_EXPORT void forq_map_destroy(forq_map_t **map);
+
+/* ---- the dict service: a shared Manager().dict() ---- */
+
+/* Named dicts inside forqd, shared by every client and task: keys are non-empty strings of up to
+ * 1024 bytes, values are one msgpack value each, and every value has a version that grows on each
+ * change. Every operation is atomic (forqd is single-threaded): incr is a real counter, cas a
+ * real compare-and-set. Each call waits up to timeout_ms (-1: forever) for forqd's answer and
+ * returns FORQ_ERR_TIMEOUT if none comes. Values returned through ret_value are malloc'ed msgpack
+ * the caller frees. Errors: FORQ_ERR_INVALID (bad name, key or value; the detail says which),
+ * FORQ_ERR_FULL (the service is at --dict-max-keys / --dict-max-bytes: nothing is ever evicted),
+ * FORQ_ERR_NOT_FOUND where a key must exist. Dict names: 1-64 of A-Z a-z 0-9 . _ : -. */
+
+#define FORQ_DICT_NEXT_CHANGE UINT64_MAX /* forq_dict_wait: wait for the next change from now */
+
+/* The value and version of key. FORQ_ERR_NOT_FOUND if it does not exist. */
+FORQ_EXPORT forq_err_t forq_dict_get(forq_client_t *client, const char *name, const char *key,
+                                     int timeout_ms, void **ret_value, size_t *ret_len,
+                                     uint64_t *ret_version);
+
+/* Store value (one msgpack value, len bytes) under key; *ret_version (may be NULL) its version. */
+FORQ_EXPORT forq_err_t forq_dict_set(forq_client_t *client, const char *name, const char *key,
+                                     const void *value, size_t len, int timeout_ms,
+                                     uint64_t *ret_version);
+
+/* Delete key. FORQ_ERR_NOT_FOUND if it did not exist. */
+FORQ_EXPORT forq_err_t forq_dict_del(forq_client_t *client, const char *name, const char *key,
+                                     int timeout_ms);
+
+/* Does key exist? */
+FORQ_EXPORT forq_err_t forq_dict_has(forq_client_t *client, const char *name, const char *key,
+                                     int timeout_ms, bool *ret_has);
+
+/* Number of keys of the dict (0 for a dict that does not exist). */
+FORQ_EXPORT forq_err_t forq_dict_len(forq_client_t *client, const char *name, int timeout_ms,
+                                     size_t *ret_len);
+
+/* Delete every key of the dict; *ret_removed (may be NULL) how many there were. */
+FORQ_EXPORT forq_err_t forq_dict_clear(forq_client_t *client, const char *name, int timeout_ms,
+                                       size_t *ret_removed);
+
+/* Set several keys at once, all or none: `map` is a msgpack map of string keys to values. */
+FORQ_EXPORT forq_err_t forq_dict_update(forq_client_t *client, const char *name, const void *map,
+                                        size_t len, int timeout_ms);
+
+/* Store value under key unless it exists; *ret_value gets the value now stored either way. */
+FORQ_EXPORT forq_err_t forq_dict_setdefault(forq_client_t *client, const char *name,
+                                            const char *key, const void *value, size_t len,
+                                            int timeout_ms, void **ret_value, size_t *ret_len);
+
+/* Remove key and return its value. FORQ_ERR_NOT_FOUND if it did not exist. */
+FORQ_EXPORT forq_err_t forq_dict_pop(forq_client_t *client, const char *name, const char *key,
+                                     int timeout_ms, void **ret_value, size_t *ret_len);
+
+/* Add delta to the integer under key (a missing key counts as 0) and return the new value.
+ * FORQ_ERR_INVALID if the value is not an integer or the sum overflows. */
+FORQ_EXPORT forq_err_t forq_dict_incr(forq_client_t *client, const char *name, const char *key,
+                                      int64_t delta, int timeout_ms, int64_t *ret_value);
+
+/* Store value under key only if the key's version is expected_version (0: the key must not
+ * exist). FORQ_OK with the new version, or FORQ_ERR_CONFLICT with *ret_version the current one
+ * (0 when the key does not exist). */
+FORQ_EXPORT forq_err_t forq_dict_cas(forq_client_t *client, const char *name, const char *key,
+                                     uint64_t expected_version, const void *value, size_t len,
+                                     int timeout_ms, uint64_t *ret_version);
+
+/* Block until key's version differs from seen_version (0: the key is absent;
+ * FORQ_DICT_NEXT_CHANGE: the next change from now) — at once if it already does — or until
+ * timeout_ms passes (FORQ_ERR_TIMEOUT). Then ret_value, ret_len and ret_version (each may be NULL)
+ * describe the key now; FORQ_ERR_NOT_FOUND if the change was its deletion. */
+FORQ_EXPORT forq_err_t forq_dict_wait(forq_client_t *client, const char *name, const char *key,
+                                      uint64_t seen_version, int timeout_ms, void **ret_value,
+                                      size_t *ret_len, uint64_t *ret_version);
+
+/* One page of the dict in insertion order: up to `limit` (0: 1000, at most 10000) keys after key
+ * `after` (NULL: from the start). *ret_data is a msgpack array of keys or, with `items`, of
+ * [key, version, value] triples (caller frees); *ret_next (may be NULL) is the key to pass as
+ * `after` for the next page, or NULL after the last page (caller frees). FORQ_ERR_INVALID with
+ * "cursor_expired" if `after` was deleted meanwhile. */
+FORQ_EXPORT forq_err_t forq_dict_page(forq_client_t *client, const char *name, bool items,
+                                      const char *after, size_t limit, int timeout_ms,
+                                      void **ret_data, size_t *ret_len, char **ret_next);
 
 #ifdef __cplusplus
 }

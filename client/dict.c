@@ -1,0 +1,312 @@
+/* dict.c - libforq's side of the dict service: each call is one `dict` request (PROTOCOL.md) and
+ * its `dict_reply`, through the client's request machinery. */
+#define _GNU_SOURCE
+#include "client_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WAIT_GRACE_MS 5000 /* how much longer than forqd's wait the client waits for its answer */
+
+static bool name_ok(const char *name)
+{
+    return name && wire_id_is_valid(name, strlen(name));
+}
+
+static bool key_ok(const char *key)
+{
+    size_t n = key ? strlen(key) : 0;
+    return n > 0 && n <= WIRE_KEY_MAX;
+}
+
+/* The error code of a failed dict request, from the reply's code in forq_errdetail(). */
+static forq_err_t map_error(forq_err_t e)
+{
+    const char *d = forq_errdetail();
+    if (e != FORQ_ERR_PROTOCOL)
+        return e;
+    if (strncmp(d, "dict_full", 9) == 0)
+        return FORQ_ERR_FULL;
+    if (strncmp(d, "too_large", 9) == 0 || strncmp(d, "not_integer", 11) == 0 ||
+        strncmp(d, "overflow", 8) == 0 || strncmp(d, "bad_", 4) == 0 ||
+        strncmp(d, "cursor_expired", 14) == 0 || strncmp(d, "missing_field", 13) == 0)
+        return FORQ_ERR_INVALID;
+    return e;
+}
+
+/* Send one dict request; on FORQ_OK *ret_f is the reply (future_unref it). */
+static forq_err_t call(forq_client_t *c, wire_hdr_t *h, const char *name, const char *key,
+                       bool needs_key, const void *val, size_t vlen, int timeout_ms,
+                       forq_future_t **ret_f)
+{
+    wire_err_t werr;
+
+    if (!c)
+        return client_fail(FORQ_ERR_INVALID, "client is NULL");
+    if (!name_ok(name))
+        return client_fail(FORQ_ERR_INVALID,
+                           "dict name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+    if (needs_key && !key_ok(key))
+        return client_fail(FORQ_ERR_INVALID, "dict key must be a string of 1-1024 bytes");
+    if (val && wire_check(val, vlen, WIRE_DEPTH_MAX, &werr) < 0)
+        return client_fail(FORQ_ERR_INVALID, "the value must be one msgpack value: %s", werr.msg);
+    h->cmd = WIRE_DICT;
+    h->name = wire_str(name);
+    if (key)
+        h->key = wire_str(key);
+    return map_error(client_request(c, h, val, vlen, timeout_ms, ret_f));
+}
+
+/* Hand the reply's value to the caller. */
+static void take_value(forq_future_t *f, void **ret_value, size_t *ret_len)
+{
+    if (ret_value) {
+        *ret_value = f->result;
+        f->result = NULL;
+    }
+    if (ret_len)
+        *ret_len = f->result_len;
+}
+
+forq_err_t forq_dict_get(forq_client_t *c, const char *name, const char *key, int timeout_ms,
+                         void **ret_value, size_t *ret_len, uint64_t *ret_version)
+{
+    wire_hdr_t h = {.op = wire_str("get")};
+    forq_future_t *f;
+    forq_err_t e = call(c, &h, name, key, true, NULL, 0, timeout_ms, &f);
+
+    if (e != FORQ_OK)
+        return e;
+    if (!f->found) {
+        future_unref(f);
+        return client_fail(FORQ_ERR_NOT_FOUND, "dict '%s' has no key '%s'", name, key);
+    }
+    take_value(f, ret_value, ret_len);
+    if (ret_version)
+        *ret_version = f->ver;
+    future_unref(f);
+    return FORQ_OK;
+}
+
+forq_err_t forq_dict_set(forq_client_t *c, const char *name, const char *key, const void *value,
+                         size_t len, int timeout_ms, uint64_t *ret_version)
+{
+    wire_hdr_t h = {.op = wire_str("set")};
+    forq_future_t *f;
+    forq_err_t e;
+
+    if (!value)
+        return client_fail(FORQ_ERR_INVALID, "value is NULL");
+    if ((e = call(c, &h, name, key, true, value, len, timeout_ms, &f)) != FORQ_OK)
+        return e;
+    if (ret_version)
+        *ret_version = f->ver;
+    future_unref(f);
+    return FORQ_OK;
+}
+
+/* del, has: a key op whose answer is `found`. */
+static forq_err_t found_op(forq_client_t *c, const char *op, const char *name, const char *key,
+                           int timeout_ms, bool *ret_found)
+{
+    wire_hdr_t h = {.op = wire_str(op)};
+    forq_future_t *f;
+    forq_err_t e = call(c, &h, name, key, true, NULL, 0, timeout_ms, &f);
+
+    if (e != FORQ_OK)
+        return e;
+    *ret_found = f->found;
+    future_unref(f);
+    return FORQ_OK;
+}
+
+forq_err_t forq_dict_del(forq_client_t *c, const char *name, const char *key, int timeout_ms)
+{
+    bool found;
+    forq_err_t e = found_op(c, "del", name, key, timeout_ms, &found);
+    if (e == FORQ_OK && !found)
+        return client_fail(FORQ_ERR_NOT_FOUND, "dict '%s' has no key '%s'", name, key);
+    return e;
+}
+
+forq_err_t forq_dict_has(forq_client_t *c, const char *name, const char *key, int timeout_ms,
+                         bool *ret_has)
+{
+    bool found;
+    forq_err_t e = found_op(c, "has", name, key, timeout_ms, &found);
+    if (e == FORQ_OK && ret_has)
+        *ret_has = found;
+    return e;
+}
+
+/* len, clear: a dict op whose answer is `count`. */
+static forq_err_t count_op(forq_client_t *c, const char *op, const char *name, int timeout_ms,
+                           size_t *ret_count)
+{
+    wire_hdr_t h = {.op = wire_str(op)};
+    forq_future_t *f;
+    forq_err_t e = call(c, &h, name, NULL, false, NULL, 0, timeout_ms, &f);
+
+    if (e != FORQ_OK)
+        return e;
+    if (ret_count)
+        *ret_count = (size_t)f->count;
+    future_unref(f);
+    return FORQ_OK;
+}
+
+forq_err_t forq_dict_len(forq_client_t *c, const char *name, int timeout_ms, size_t *ret_len)
+{
+    return count_op(c, "len", name, timeout_ms, ret_len);
+}
+
+forq_err_t forq_dict_clear(forq_client_t *c, const char *name, int timeout_ms,
+                           size_t *ret_removed)
+{
+    return count_op(c, "clear", name, timeout_ms, ret_removed);
+}
+
+forq_err_t forq_dict_update(forq_client_t *c, const char *name, const void *map, size_t len,
+                            int timeout_ms)
+{
+    wire_hdr_t h = {.op = wire_str("update")};
+    forq_future_t *f;
+    forq_err_t e;
+
+    if (!map)
+        return client_fail(FORQ_ERR_INVALID, "map is NULL");
+    if ((e = call(c, &h, name, NULL, false, map, len, timeout_ms, &f)) != FORQ_OK)
+        return e;
+    future_unref(f);
+    return FORQ_OK;
+}
+
+forq_err_t forq_dict_setdefault(forq_client_t *c, const char *name, const char *key,
+                                const void *value, size_t len, int timeout_ms, void **ret_value,
+                                size_t *ret_len)
+{
+    wire_hdr_t h = {.op = wire_str("setdefault")};
+    forq_future_t *f;
+    forq_err_t e;
+
+    if (!value)
+        return client_fail(FORQ_ERR_INVALID, "value is NULL");
+    if ((e = call(c, &h, name, key, true, value, len, timeout_ms, &f)) != FORQ_OK)
+        return e;
+    take_value(f, ret_value, ret_len);
+    future_unref(f);
+    return FORQ_OK;
+}
+
+forq_err_t forq_dict_pop(forq_client_t *c, const char *name, const char *key, int timeout_ms,
+                         void **ret_value, size_t *ret_len)
+{
+    wire_hdr_t h = {.op = wire_str("pop")};
+    forq_future_t *f;
+    forq_err_t e = call(c, &h, name, key, true, NULL, 0, timeout_ms, &f);
+
+    if (e != FORQ_OK)
+        return e;
+    if (!f->found) {
+        future_unref(f);
+        return client_fail(FORQ_ERR_NOT_FOUND, "dict '%s' has no key '%s'", name, key);
+    }
+    take_value(f, ret_value, ret_len);
+    future_unref(f);
+    return FORQ_OK;
+}
+
+forq_err_t forq_dict_incr(forq_client_t *c, const char *name, const char *key, int64_t delta,
+                          int timeout_ms, int64_t *ret_value)
+{
+    wire_hdr_t h = {.op = wire_str("incr"), .delta = delta, .has_delta = true};
+    forq_future_t *f;
+    forq_err_t e = call(c, &h, name, key, true, NULL, 0, timeout_ms, &f);
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+
+    if (e != FORQ_OK)
+        return e;
+    msgpack_zone_init(&zone, 64);
+    if (!f->result ||
+        msgpack_unpack(f->result, f->result_len, &off, &zone, &o) != MSGPACK_UNPACK_SUCCESS ||
+        (o.type != MSGPACK_OBJECT_POSITIVE_INTEGER && o.type != MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
+        e = client_fail(FORQ_ERR_PROTOCOL, "forqd's incr reply had no integer");
+    } else if (ret_value) {
+        *ret_value = o.via.i64;
+    }
+    msgpack_zone_destroy(&zone);
+    future_unref(f);
+    return e;
+}
+
+forq_err_t forq_dict_cas(forq_client_t *c, const char *name, const char *key,
+                         uint64_t expected_version, const void *value, size_t len, int timeout_ms,
+                         uint64_t *ret_version)
+{
+    wire_hdr_t h = {.op = wire_str("cas"), .ver = expected_version, .has_ver = true};
+    forq_future_t *f;
+    forq_err_t e;
+
+    if (!value)
+        return client_fail(FORQ_ERR_INVALID, "value is NULL");
+    if ((e = call(c, &h, name, key, true, value, len, timeout_ms, &f)) != FORQ_OK)
+        return e;
+    if (ret_version)
+        *ret_version = f->ver;
+    if (f->code && strcmp(f->code, "conflict") == 0)
+        e = client_fail(FORQ_ERR_CONFLICT, "'%s' is at version %llu, not %llu", key,
+                        (unsigned long long)f->ver, (unsigned long long)expected_version);
+    future_unref(f);
+    return e;
+}
+
+forq_err_t forq_dict_wait(forq_client_t *c, const char *name, const char *key,
+                          uint64_t seen_version, int timeout_ms, void **ret_value,
+                          size_t *ret_len, uint64_t *ret_version)
+{
+    wire_hdr_t h = {.op = wire_str("wait"), .ver = seen_version,
+                    .has_ver = seen_version != FORQ_DICT_NEXT_CHANGE,
+                    .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0};
+    forq_future_t *f;
+    forq_err_t e = call(c, &h, name, key, true, NULL, 0,
+                        timeout_ms < 0 ? -1 : timeout_ms + WAIT_GRACE_MS, &f);
+
+    if (e != FORQ_OK)
+        return e;
+    if (f->code && strcmp(f->code, "timeout") == 0)
+        e = client_fail(FORQ_ERR_TIMEOUT, "'%s' did not change within %d ms", key, timeout_ms);
+    else if (!f->found)
+        e = client_fail(FORQ_ERR_NOT_FOUND, "'%s' was deleted", key);
+    if (ret_version)
+        *ret_version = f->found ? f->ver : 0;
+    if (e == FORQ_OK)
+        take_value(f, ret_value, ret_len);
+    future_unref(f);
+    return e;
+}
+
+forq_err_t forq_dict_page(forq_client_t *c, const char *name, bool items, const char *after,
+                          size_t limit, int timeout_ms, void **ret_data, size_t *ret_len,
+                          char **ret_next)
+{
+    wire_hdr_t h = {.op = wire_str(items ? "items" : "keys"), .limit = limit};
+    forq_future_t *f;
+    forq_err_t e;
+
+    if (!ret_data || !ret_len)
+        return client_fail(FORQ_ERR_INVALID, "ret_data and ret_len are required");
+    if (after && !key_ok(after))
+        return client_fail(FORQ_ERR_INVALID, "after must be a key of 1-1024 bytes");
+    if ((e = call(c, &h, name, after, false, NULL, 0, timeout_ms, &f)) != FORQ_OK)
+        return e;
+    take_value(f, ret_data, ret_len);
+    if (ret_next) {
+        *ret_next = f->more ? f->cursor : NULL;
+        if (f->more)
+            f->cursor = NULL;
+    }
+    future_unref(f);
+    return FORQ_OK;
+}

@@ -1,0 +1,475 @@
+/* broker_dict.c - the dict service inside the broker: decodes `dict` requests, runs them on the
+ * store (dict.c), answers `dict_reply`, and keeps the clients that wait for a key to change.
+ *
+ * The broker is single-threaded, so every operation is atomic without locks. A waiter is woken
+ * by the store's change hook the moment a write changes its key's version (or deletes it), or
+ * by its timer. In this version the store lives in memory only: `stats` says so
+ * (dict_durability: "memory"). */
+#define _GNU_SOURCE
+#include "broker_int.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <utlist.h>
+
+#define PAGE_DEF     1000   /* keys or items per page */
+#define PAGE_MAX     10000
+#define WAITERS_MAX  10000  /* clients in a wait at once */
+
+struct dwaiter {
+    dwaiter_t *prev, *next;   /* broker.dict_waiters */
+    timer_node_t timer;       /* its timeout (kind TIMER_DICT_WAIT) */
+    uint64_t req;             /* echoed in the reply */
+    bool has_req;
+    uint64_t ver;             /* the version the client has seen (0: the key was absent) */
+    bool delim;
+    uint8_t ident_len;
+    uint8_t ident[255];
+    uint8_t nlen;
+    char name[WIRE_ID_MAX + 1];
+    size_t klen;
+    char key[];
+};
+
+static void on_change(void *ud, const char *name, size_t nlen, const char *key, size_t klen);
+
+void dict_service_init(broker_t *b)
+{
+    dstore_limits_t lim = {(size_t)b->cfg->dict_max_keys, (size_t)b->cfg->dict_max_value,
+                           (size_t)b->cfg->dict_max_bytes};
+    b->dict = dstore_new(&lim, on_change, b);
+}
+
+void dict_service_done(broker_t *b)
+{
+    while (b->dict_waiters) {
+        dwaiter_t *w = b->dict_waiters;
+        DL_DELETE(b->dict_waiters, w);
+        timers_del(&b->timers, &w->timer);
+        free(w);
+    }
+    b->n_dict_waiters = 0;
+    dstore_free(b->dict);
+    b->dict = NULL;
+}
+
+static void msg_of(zmq_msg_t *m, const void *data, size_t len)
+{
+    zmq_msg_init_size(m, len);
+    memcpy(zmq_msg_data(m), data, len);
+}
+
+/* Reply with h (cmd, req set here) and, when data is not NULL, one value frame. */
+static void reply(broker_t *b, const origin_t *o, const wire_hdr_t *req, wire_hdr_t *h,
+                  const void *data, size_t len)
+{
+    zmq_msg_t m;
+    h->cmd = WIRE_DICT_REPLY;
+    h->req = req->req;
+    h->has_req = req->has_req;
+    if (data) {
+        msg_of(&m, data, len);
+        broker_send(b, o, h, &m);
+    } else {
+        broker_send(b, o, h, NULL);
+    }
+}
+
+/* An error from the store as an error reply. */
+static void store_error(broker_t *b, const origin_t *o, const wire_hdr_t *h, int r)
+{
+    char msg[256];
+    const char *code;
+
+    switch (r) {
+    case -E2BIG:
+        code = "too_large";
+        snprintf(msg, sizeof(msg), "the value is larger than this forqd's --dict-max-value of %ld "
+                 "bytes", b->cfg->dict_max_value);
+        break;
+    case -ENOSPC:
+        code = "dict_full";
+        snprintf(msg, sizeof(msg), "the dicts hold %zu keys and %zu bytes, at their limits "
+                 "(--dict-max-keys %ld, --dict-max-bytes %ld); delete keys or raise the limits",
+                 dstore_keys(b->dict), dstore_bytes(b->dict), b->cfg->dict_max_keys,
+                 b->cfg->dict_max_bytes);
+        break;
+    case -EINVAL:
+        code = "not_integer";
+        snprintf(msg, sizeof(msg), "incr: the value of '%.*s' is not an integer", (int)h->key.len,
+                 h->key.ptr);
+        break;
+    case -ERANGE:
+        code = "overflow";
+        snprintf(msg, sizeof(msg), "incr: the result does not fit in a 64-bit integer");
+        break;
+    default:
+        code = "internal";
+        snprintf(msg, sizeof(msg), "the dict operation failed: %s", strerror(-r));
+    }
+    broker_error(b, o, h, code, msg);
+}
+
+/* ---- waiters ---- */
+
+/* Answer a waiter with the key's current state (code "timeout" when it timed out). */
+static void wake(broker_t *b, dwaiter_t *w, const char *code)
+{
+    origin_t o = {w->ident, w->ident_len, w->delim};
+    wire_hdr_t req = {.req = w->req, .has_req = w->has_req};
+    wire_hdr_t h = {.code = wire_str(code)};
+    dval_t v;
+
+    if (dstore_get(b->dict, w->name, w->nlen, w->key, w->klen, &v) == 0) {
+        h.found = true;
+        h.ver = v.ver;
+        h.has_ver = true;
+        reply(b, &o, &req, &h, v.data, v.len);
+    } else {
+        reply(b, &o, &req, &h, NULL, 0);
+    }
+    DL_DELETE(b->dict_waiters, w);
+    timers_del(&b->timers, &w->timer);
+    b->n_dict_waiters--;
+    free(w);
+}
+
+static void on_change(void *ud, const char *name, size_t nlen, const char *key, size_t klen)
+{
+    broker_t *b = ud;
+    dwaiter_t *w, *tmp;
+
+    DL_FOREACH_SAFE(b->dict_waiters, w, tmp)
+    {
+        if (w->nlen != nlen || memcmp(w->name, name, nlen) != 0)
+            continue;
+        if (key && (w->klen != klen || memcmp(w->key, key, klen) != 0))
+            continue;
+        dval_t v;
+        uint64_t now = dstore_get(b->dict, w->name, w->nlen, w->key, w->klen, &v) == 0 ? v.ver : 0;
+        if (now != w->ver)
+            wake(b, w, NULL);
+    }
+}
+
+void dict_on_timer(broker_t *b, timer_node_t *t)
+{
+    wake(b, container_of(t, dwaiter_t, timer), "timeout");
+}
+
+static void op_wait(broker_t *b, const origin_t *o, const wire_hdr_t *h)
+{
+    dval_t v;
+    uint64_t now = dstore_get(b->dict, h->name.ptr, h->name.len, h->key.ptr, h->key.len, &v) == 0
+                       ? v.ver
+                       : 0;
+    dwaiter_t *w;
+
+    if (h->has_ver && h->ver != now) {
+        /* it changed already: answer at once */
+        wire_hdr_t r = {.found = now != 0, .ver = now, .has_ver = now != 0};
+        reply(b, o, h, &r, now ? v.data : NULL, now ? v.len : 0);
+        return;
+    }
+    if (b->n_dict_waiters >= WAITERS_MAX) {
+        broker_error(b, o, h, "too_many_waiters",
+                     "forqd already has 10000 dict waits open; retry later");
+        return;
+    }
+    w = xcalloc(1, sizeof(*w) + h->key.len + 1);
+    timer_node_init(&w->timer);
+    w->timer.kind = TIMER_DICT_WAIT;
+    w->req = h->req;
+    w->has_req = h->has_req;
+    w->ver = now;
+    w->delim = o->delim;
+    w->ident_len = (uint8_t)o->ilen;
+    memcpy(w->ident, o->ident, o->ilen);
+    w->nlen = (uint8_t)h->name.len;
+    memcpy(w->name, h->name.ptr, h->name.len);
+    w->klen = h->key.len;
+    memcpy(w->key, h->key.ptr, h->key.len);
+    DL_APPEND(b->dict_waiters, w);
+    b->n_dict_waiters++;
+    if (h->timeout_ms)
+        timers_add(&b->timers, &w->timer, now_ms() + h->timeout_ms);
+}
+
+/* ---- paging ---- */
+
+typedef struct {
+    msgpack_packer pk;
+    bool items;       /* [key, ver, value] triples rather than keys */
+    const char *last; /* the last key visited: the next page's cursor */
+    size_t last_len;
+} page_t;
+
+static int visit(void *ud, const char *key, size_t klen, const dval_t *val)
+{
+    page_t *p = ud;
+    if (p->items)
+        msgpack_pack_array(&p->pk, 3);
+    msgpack_pack_str(&p->pk, klen);
+    msgpack_pack_str_body(&p->pk, key, klen);
+    if (p->items) {
+        msgpack_pack_uint64(&p->pk, val->ver);
+        /* the value is msgpack already: append its bytes */
+        msgpack_sbuffer_write(p->pk.data, val->data, val->len);
+    }
+    p->last = key;
+    p->last_len = klen;
+    return 0;
+}
+
+static void op_page(broker_t *b, const origin_t *o, const wire_hdr_t *h, bool items)
+{
+    size_t limit = h->limit ? (h->limit > PAGE_MAX ? PAGE_MAX : h->limit) : PAGE_DEF;
+    msgpack_sbuffer body, out;
+    page_t p = {.items = items};
+    bool more;
+    long n;
+
+    msgpack_sbuffer_init(&body);
+    msgpack_packer_init(&p.pk, &body, msgpack_sbuffer_write);
+    n = dstore_iter(b->dict, h->name.ptr, h->name.len, h->key.ptr, h->key.len, limit, visit, &p,
+                    &more);
+    if (n < 0) {
+        msgpack_sbuffer_destroy(&body);
+        broker_error(b, o, h, "cursor_expired",
+                     "the page cursor's key was deleted meanwhile; list the dict again from the "
+                     "start");
+        return;
+    }
+    /* the array header goes first, now that the count is known */
+    msgpack_sbuffer_init(&out);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, (size_t)n);
+    msgpack_sbuffer_write(&out, body.data, body.size);
+    wire_hdr_t r = {.count = (uint64_t)n, .more = more};
+    char cursor[WIRE_KEY_MAX];
+    if (more && p.last) {
+        memcpy(cursor, p.last, p.last_len);
+        r.key = (wire_str_t){cursor, p.last_len};
+    }
+    reply(b, o, h, &r, out.data, out.size);
+    msgpack_sbuffer_destroy(&body);
+    msgpack_sbuffer_destroy(&out);
+}
+
+/* ---- update: a map of string keys ---- */
+
+static void op_update(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
+{
+    msgpack_zone zone;
+    msgpack_object m;
+    size_t off = 0;
+    int r;
+
+    msgpack_zone_init(&zone, 1024);
+    if (msgpack_unpack(zmq_msg_data(payload), zmq_msg_size(payload), &off, &zone, &m) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        m.type != MSGPACK_OBJECT_MAP) {
+        msgpack_zone_destroy(&zone);
+        broker_error(b, o, h, "bad_value", "update takes a map of string keys to values");
+        return;
+    }
+    size_t n = m.via.map.size;
+    const char **keys = xcalloc(n ? n : 1, sizeof(*keys));
+    size_t *klens = xcalloc(n ? n : 1, sizeof(*klens));
+    const void **vals = xcalloc(n ? n : 1, sizeof(*vals));
+    size_t *vlens = xcalloc(n ? n : 1, sizeof(*vlens));
+    msgpack_sbuffer packed;
+    msgpack_packer pk;
+    size_t *offs = xcalloc(n ? n : 1, sizeof(*offs));
+
+    /* values go to the store as msgpack bytes: pack each into one buffer */
+    msgpack_sbuffer_init(&packed);
+    msgpack_packer_init(&pk, &packed, msgpack_sbuffer_write);
+    r = 0;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        const msgpack_object_kv *kv = &m.via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size == 0 ||
+            kv->key.via.str.size > WIRE_KEY_MAX ||
+            memchr(kv->key.via.str.ptr, '\0', kv->key.via.str.size))
+            r = -EBADMSG;
+        keys[i] = kv->key.via.str.ptr;
+        klens[i] = kv->key.via.str.size;
+        offs[i] = packed.size;
+        msgpack_pack_object(&pk, kv->val);
+        vlens[i] = packed.size - offs[i];
+    }
+    if (r == 0) {
+        for (size_t i = 0; i < n; i++)
+            vals[i] = packed.data + offs[i];
+        uint64_t ver = 0;
+        r = dstore_update(b->dict, h->name.ptr, h->name.len, n, keys, klens, vals, vlens, &ver);
+        if (r == 0) {
+            wire_hdr_t rep = {.count = n, .ver = ver, .has_ver = true, .found = true};
+            reply(b, o, h, &rep, NULL, 0);
+        } else {
+            store_error(b, o, h, r);
+        }
+    } else {
+        broker_error(b, o, h, "bad_key", "update: keys must be non-empty strings of at most "
+                                         "1024 bytes without NUL");
+    }
+    msgpack_sbuffer_destroy(&packed);
+    free(keys);
+    free(klens);
+    free(vals);
+    free(vlens);
+    free(offs);
+    msgpack_zone_destroy(&zone);
+}
+
+/* ---- the request ---- */
+
+typedef enum { NEEDS_NOTHING, NEEDS_KEY, NEEDS_KEY_VALUE, NEEDS_VALUE } needs_t;
+
+static const struct {
+    const char *op;
+    needs_t needs;
+} ops[] = {
+    {"get", NEEDS_KEY},        {"set", NEEDS_KEY_VALUE}, {"del", NEEDS_KEY},
+    {"has", NEEDS_KEY},        {"keys", NEEDS_NOTHING},  {"items", NEEDS_NOTHING},
+    {"len", NEEDS_NOTHING},    {"clear", NEEDS_NOTHING}, {"update", NEEDS_VALUE},
+    {"setdefault", NEEDS_KEY_VALUE}, {"pop", NEEDS_KEY}, {"incr", NEEDS_KEY},
+    {"cas", NEEDS_KEY_VALUE},  {"wait", NEEDS_KEY},
+};
+
+void dict_on_request(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
+{
+    const char *name = h->name.ptr, *key = h->key.ptr;
+    size_t nlen = h->name.len, klen = h->key.len;
+    needs_t needs = NEEDS_NOTHING;
+    const char *op = NULL;
+    wire_err_t werr;
+    dval_t v;
+    uint64_t ver = 0;
+    int r;
+
+    for (size_t i = 0; i < ELEMENTSOF(ops); i++)
+        if (wire_str_eq(h->op, ops[i].op)) {
+            op = ops[i].op;
+            needs = ops[i].needs;
+        }
+    if (!op) {
+        broker_error(b, o, h, "bad_op", "unknown dict op; use get, set, del, has, keys, items, "
+                                        "len, clear, update, setdefault, pop, incr, cas or wait");
+        return;
+    }
+    if ((needs == NEEDS_KEY || needs == NEEDS_KEY_VALUE) &&
+        (!key || klen == 0 || memchr(key, '\0', klen))) {
+        broker_error(b, o, h, "missing_field", "this dict op needs a non-empty 'key' without NUL");
+        return;
+    }
+    if ((needs == NEEDS_KEY_VALUE || needs == NEEDS_VALUE) != (payload != NULL)) {
+        broker_error(b, o, h, "bad_frames", payload ? "this dict op takes no value frame"
+                                                    : "this dict op needs one value frame");
+        return;
+    }
+    if (payload && wire_check(zmq_msg_data(payload), zmq_msg_size(payload), WIRE_DEPTH_MAX,
+                              &werr) < 0) {
+        broker_error(b, o, h, "bad_value", werr.msg);
+        return;
+    }
+    const void *val = payload ? zmq_msg_data(payload) : NULL;
+    size_t vlen = payload ? zmq_msg_size(payload) : 0;
+    wire_hdr_t rep = {0};
+
+    if (strcmp(op, "get") == 0 || strcmp(op, "has") == 0) {
+        if (dstore_get(b->dict, name, nlen, key, klen, &v) == 0) {
+            rep.found = true;
+            rep.ver = v.ver;
+            rep.has_ver = true;
+            reply(b, o, h, &rep, op[0] == 'g' ? v.data : NULL, v.len);
+        } else {
+            reply(b, o, h, &rep, NULL, 0);
+        }
+    } else if (strcmp(op, "set") == 0) {
+        if ((r = dstore_set(b->dict, name, nlen, key, klen, val, vlen, &ver)) < 0)
+            return store_error(b, o, h, r);
+        rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
+        reply(b, o, h, &rep, NULL, 0);
+    } else if (strcmp(op, "del") == 0) {
+        rep.found = dstore_del(b->dict, name, nlen, key, klen) == 0;
+        reply(b, o, h, &rep, NULL, 0);
+    } else if (strcmp(op, "keys") == 0 || strcmp(op, "items") == 0) {
+        op_page(b, o, h, op[0] == 'i');
+    } else if (strcmp(op, "len") == 0) {
+        rep.count = dstore_len(b->dict, name, nlen);
+        reply(b, o, h, &rep, NULL, 0);
+    } else if (strcmp(op, "clear") == 0) {
+        rep.count = dstore_clear(b->dict, name, nlen);
+        reply(b, o, h, &rep, NULL, 0);
+    } else if (strcmp(op, "update") == 0) {
+        op_update(b, o, h, payload);
+    } else if (strcmp(op, "setdefault") == 0) {
+        bool existed = dstore_get(b->dict, name, nlen, key, klen, &v) == 0;
+        if ((r = dstore_setdefault(b->dict, name, nlen, key, klen, val, vlen, &v)) < 0)
+            return store_error(b, o, h, r);
+        rep = (wire_hdr_t){.found = existed, .ver = v.ver, .has_ver = true};
+        reply(b, o, h, &rep, v.data, v.len);
+    } else if (strcmp(op, "pop") == 0) {
+        void *popped;
+        size_t plen;
+        if (dstore_pop(b->dict, name, nlen, key, klen, &popped, &plen, &ver) == 0) {
+            rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
+            reply(b, o, h, &rep, popped, plen);
+            free(popped);
+        } else {
+            reply(b, o, h, &rep, NULL, 0);
+        }
+    } else if (strcmp(op, "incr") == 0) {
+        int64_t now;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        if ((r = dstore_incr(b->dict, name, nlen, key, klen, h->has_delta ? h->delta : 1, &now,
+                             &ver)) < 0)
+            return store_error(b, o, h, r);
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_int64(&pk, now);
+        rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
+        reply(b, o, h, &rep, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+    } else if (strcmp(op, "cas") == 0) {
+        if (!h->has_ver) {
+            broker_error(b, o, h, "missing_field", "cas needs 'ver' (0: the key must not exist)");
+            return;
+        }
+        r = dstore_cas(b->dict, name, nlen, key, klen, h->ver, val, vlen, &ver);
+        if (r == -ESTALE) {
+            rep = (wire_hdr_t){.code = wire_str("conflict"), .found = ver != 0, .ver = ver,
+                               .has_ver = true};
+            reply(b, o, h, &rep, NULL, 0);
+            return;
+        }
+        if (r < 0)
+            return store_error(b, o, h, r);
+        rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
+        reply(b, o, h, &rep, NULL, 0);
+    } else {
+        op_wait(b, o, h);
+    }
+}
+
+size_t dict_pack_stats(broker_t *b, msgpack_packer *pk)
+{
+    static const char *const keys[] = {"dict_keys", "dict_bytes", "dicts", "dict_waiters"};
+    uint64_t vals[] = {dstore_keys(b->dict), dstore_bytes(b->dict), dstore_dicts(b->dict),
+                       b->n_dict_waiters};
+
+    for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+        msgpack_pack_str_with_body(pk, keys[i], strlen(keys[i]));
+        msgpack_pack_uint64(pk, vals[i]);
+    }
+    msgpack_pack_str_with_body(pk, "dict_durability", 15);
+    msgpack_pack_str_with_body(pk, "memory", 6);
+    return ELEMENTSOF(keys) + 1;
+}
