@@ -266,8 +266,8 @@ forq_err_t forq_dict_wait(forq_client_t *c, const char *name, const char *key,
                           uint64_t seen_version, int timeout_ms, void **ret_value,
                           size_t *ret_len, uint64_t *ret_version)
 {
-    wire_hdr_t h = {.op = wire_str("wait"), .ver = seen_version,
-                    .has_ver = seen_version != FORQ_DICT_NEXT_CHANGE,
+    bool next = seen_version == FORQ_DICT_NEXT_CHANGE;
+    wire_hdr_t h = {.op = wire_str("wait"), .ver = next ? 0 : seen_version, .has_ver = !next,
                     .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0};
     forq_future_t *f;
     forq_err_t e = call(c, &h, name, key, true, NULL, 0,

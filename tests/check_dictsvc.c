@@ -1,0 +1,451 @@
+/* check_dictsvc.c - the dict service end to end: every operation through libforq and its errors,
+ * 4 clients x 10,000 incr, wait (wakes on change and deletion, times out), limits, malformed
+ * requests from a raw peer, and the CLI. */
+#define _GNU_SOURCE
+#define FORQ_TEST_E2E
+#include "testutil.h"
+#include "wire.h"
+
+#include <check.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+static forqd_t d;
+static forq_client_t *c;
+
+#define T (test_ms(5000))
+
+/* Pack a small value: an int, or a string when s is not NULL. */
+static msgpack_sbuffer val_int(int64_t v)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_int64(&pk, v);
+    return sb;
+}
+
+static int64_t as_int(const void *data, size_t len)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+    int64_t v = -12345;
+    msgpack_zone_init(&zone, 64);
+    if (msgpack_unpack(data, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
+        (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER || o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
+        v = o.via.i64;
+    msgpack_zone_destroy(&zone);
+    return v;
+}
+
+START_TEST(test_operations)
+{
+    msgpack_sbuffer one = val_int(1), two = val_int(2), nine = val_int(9);
+    void *v;
+    size_t len, n;
+    uint64_t v1, v2, cur;
+    int64_t now;
+    bool has;
+
+    e2e_up(&d, &c, 1, NULL);
+    ck_assert_int_eq(forq_dict_get(c, "d", "a", T, &v, &len, NULL), FORQ_ERR_NOT_FOUND);
+    ck_assert_int_eq(forq_dict_set(c, "d", "a", one.data, one.size, T, &v1), FORQ_OK);
+    ck_assert_int_eq(forq_dict_get(c, "d", "a", T, &v, &len, &cur), FORQ_OK);
+    ck_assert_int_eq(as_int(v, len), 1);
+    ck_assert_uint_eq(cur, v1);
+    free(v);
+    ck_assert_int_eq(forq_dict_set(c, "d", "a", two.data, two.size, T, &v2), FORQ_OK);
+    ck_assert_uint_gt(v2, v1); /* versions grow on every change */
+    ck_assert_int_eq(forq_dict_has(c, "d", "a", T, &has), FORQ_OK);
+    ck_assert(has);
+    ck_assert_int_eq(forq_dict_has(c, "d", "zz", T, &has), FORQ_OK);
+    ck_assert(!has);
+    /* setdefault keeps what is there; stores when absent */
+    ck_assert_int_eq(forq_dict_setdefault(c, "d", "a", nine.data, nine.size, T, &v, &len), FORQ_OK);
+    ck_assert_int_eq(as_int(v, len), 2);
+    free(v);
+    ck_assert_int_eq(forq_dict_setdefault(c, "d", "b", nine.data, nine.size, T, &v, &len), FORQ_OK);
+    ck_assert_int_eq(as_int(v, len), 9);
+    free(v);
+    /* incr: a counter, a missing key counts as 0 */
+    ck_assert_int_eq(forq_dict_incr(c, "d", "n", 5, T, &now), FORQ_OK);
+    ck_assert_int_eq(now, 5);
+    ck_assert_int_eq(forq_dict_incr(c, "d", "n", -8, T, &now), FORQ_OK);
+    ck_assert_int_eq(now, -3);
+    ck_assert_int_eq(forq_dict_incr(c, "d", "b", 1, T, &now), FORQ_OK);
+    ck_assert_int_eq(now, 10);
+    /* cas against the version */
+    ck_assert_int_eq(forq_dict_cas(c, "d", "a", v1, one.data, one.size, T, &cur),
+                     FORQ_ERR_CONFLICT);
+    ck_assert_uint_eq(cur, v2);
+    ck_assert_int_eq(forq_dict_cas(c, "d", "a", v2, nine.data, nine.size, T, &cur), FORQ_OK);
+    ck_assert_int_eq(forq_dict_cas(c, "d", "new", 0, one.data, one.size, T, &cur), FORQ_OK);
+    ck_assert_int_eq(forq_dict_cas(c, "d", "new", 0, one.data, one.size, T, &cur),
+                     FORQ_ERR_CONFLICT);
+    /* len, update (all at once), pop, del, clear */
+    ck_assert_int_eq(forq_dict_len(c, "d", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 4);
+    static const char map[] = "\x82\xa2k1\x01\xa2k2\xa3two";
+    ck_assert_int_eq(forq_dict_update(c, "d", map, sizeof(map) - 1, T), FORQ_OK);
+    ck_assert_int_eq(forq_dict_len(c, "d", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 6);
+    ck_assert_int_eq(forq_dict_pop(c, "d", "k1", T, &v, &len), FORQ_OK);
+    ck_assert_int_eq(as_int(v, len), 1);
+    free(v);
+    ck_assert_int_eq(forq_dict_pop(c, "d", "k1", T, &v, &len), FORQ_ERR_NOT_FOUND);
+    ck_assert_int_eq(forq_dict_del(c, "d", "k2", T), FORQ_OK);
+    ck_assert_int_eq(forq_dict_del(c, "d", "k2", T), FORQ_ERR_NOT_FOUND);
+    ck_assert_int_eq(forq_dict_clear(c, "d", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_int_eq(forq_dict_len(c, "d", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 0);
+    /* errors: a clear message, and nothing else disturbed */
+    ck_assert_int_eq(forq_dict_set(c, "bad name", "a", one.data, one.size, T, NULL),
+                     FORQ_ERR_INVALID);
+    ck_assert_int_eq(forq_dict_set(c, "d", "", one.data, one.size, T, NULL), FORQ_ERR_INVALID);
+    ck_assert_int_eq(forq_dict_set(c, "d", "a", "\x92\x01", 2, T, NULL), FORQ_ERR_INVALID);
+    ck_assert_int_eq(forq_dict_set(c, "d", "s", "\xa1x", 2, T, NULL), FORQ_OK);
+    ck_assert_int_eq(forq_dict_incr(c, "d", "s", 1, T, &now), FORQ_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "not an integer"));
+    static const char bigint[] = "\xd3\x7f\xff\xff\xff\xff\xff\xff\xfe";
+    ck_assert_int_eq(forq_dict_set(c, "d", "big", bigint, 9, T, NULL), FORQ_OK);
+    ck_assert_int_eq(forq_dict_incr(c, "d", "big", 1, T, &now), FORQ_OK);
+    ck_assert_int_eq(forq_dict_incr(c, "d", "big", 1, T, &now), FORQ_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "overflow"));
+    ck_assert_int_eq(forq_dict_update(c, "d", "\x81\x01\x01", 3, T), FORQ_ERR_INVALID);
+    ck_assert_int_eq(forq_dict_get(c, "d", "s", T, &v, &len, NULL), FORQ_OK);
+    free(v);
+    msgpack_sbuffer_destroy(&one);
+    msgpack_sbuffer_destroy(&two);
+    msgpack_sbuffer_destroy(&nine);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+START_TEST(test_paging)
+{
+    void *data;
+    size_t len, total = 0;
+    char *after = NULL, key[16];
+    msgpack_sbuffer one = val_int(1);
+
+    e2e_up(&d, &c, 1, NULL);
+    for (int i = 0; i < 25; i++) {
+        snprintf(key, sizeof(key), "key%02d", i);
+        ck_assert_int_eq(forq_dict_set(c, "p", key, one.data, one.size, T, NULL), FORQ_OK);
+    }
+    do {
+        char *next = NULL;
+        msgpack_zone zone;
+        msgpack_object o;
+        size_t off = 0;
+        ck_assert_int_eq(forq_dict_page(c, "p", true, after, 10, T, &data, &len, &next), FORQ_OK);
+        msgpack_zone_init(&zone, 1024);
+        ck_assert_int_eq(msgpack_unpack(data, len, &off, &zone, &o), MSGPACK_UNPACK_SUCCESS);
+        ck_assert_int_eq(o.type, MSGPACK_OBJECT_ARRAY);
+        for (uint32_t i = 0; i < o.via.array.size; i++) {
+            msgpack_object *t = o.via.array.ptr[i].via.array.ptr;
+            snprintf(key, sizeof(key), "key%02zu", total + i);
+            ck_assert_int_eq(t[0].via.str.size, strlen(key)); /* insertion order */
+            ck_assert(memcmp(t[0].via.str.ptr, key, strlen(key)) == 0);
+        }
+        total += o.via.array.size;
+        msgpack_zone_destroy(&zone);
+        free(data);
+        free(after);
+        after = next;
+    } while (after);
+    ck_assert_uint_eq(total, 25);
+    /* a cursor whose key was deleted */
+    ck_assert_int_eq(forq_dict_del(c, "p", "key05", T), FORQ_OK);
+    ck_assert_int_eq(forq_dict_page(c, "p", false, "key05", 10, T, &data, &len, NULL),
+                     FORQ_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "cursor_expired"));
+    msgpack_sbuffer_destroy(&one);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+typedef struct {
+    const forqd_t *d;
+    int n, failed;
+} incr_t;
+
+static void *incr_main(void *arg)
+{
+    incr_t *t = arg;
+    forq_client_t *cl = forqd_client(t->d);
+    int64_t now;
+    for (int i = 0; i < t->n; i++)
+        t->failed += forq_dict_incr(cl, "counters", "hits", 1, test_ms(10000), &now) != FORQ_OK;
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+START_TEST(test_concurrent_incr_is_atomic)
+{
+    pthread_t th[4];
+    incr_t t[4];
+    int per = test_quick() ? 1000 : 10000;
+    void *v;
+    size_t len;
+
+    e2e_up(&d, &c, 1, NULL);
+    for (int i = 0; i < 4; i++) {
+        t[i] = (incr_t){&d, per, 0};
+        pthread_create(&th[i], NULL, incr_main, &t[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(t[i].failed, 0);
+    }
+    ck_assert_int_eq(forq_dict_get(c, "counters", "hits", T, &v, &len, NULL), FORQ_OK);
+    ck_assert_int_eq(as_int(v, len), 4 * per);
+    free(v);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+typedef struct {
+    const forqd_t *d;
+    uint64_t seen;
+    forq_err_t e;
+    int64_t value;
+} waiter_t;
+
+static void *wait_main(void *arg)
+{
+    waiter_t *w = arg;
+    forq_client_t *cl = forqd_client(w->d);
+    void *v = NULL;
+    size_t len;
+    w->e = forq_dict_wait(cl, "w", "k", w->seen, test_ms(10000), &v, &len, NULL);
+    if (w->e == FORQ_OK)
+        w->value = as_int(v, len);
+    free(v);
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+START_TEST(test_wait)
+{
+    msgpack_sbuffer one = val_int(1), two = val_int(2);
+    pthread_t th[3];
+    waiter_t w[3];
+    uint64_t ver;
+    void *v;
+    size_t len;
+
+    e2e_up(&d, &c, 1, NULL);
+    /* three clients wait for the key to appear; one write wakes them all */
+    for (int i = 0; i < 3; i++) {
+        w[i] = (waiter_t){&d, 0, FORQ_ERR_SYSTEM, 0};
+        pthread_create(&th[i], NULL, wait_main, &w[i]);
+    }
+    for (int i = 0; i < test_ms(300) && stat_of(c, "dict_waiters") < 3; i++)
+        usleep(10000);
+    ck_assert_int_eq(stat_of(c, "dict_waiters"), 3);
+    ck_assert_int_eq(forq_dict_set(c, "w", "k", one.data, one.size, T, &ver), FORQ_OK);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(w[i].e, FORQ_OK);
+        ck_assert_int_eq(w[i].value, 1);
+    }
+    /* already different from what the caller saw: at once */
+    ck_assert_int_eq(forq_dict_wait(c, "w", "k", ver - 1, T, &v, &len, NULL), FORQ_OK);
+    free(v);
+    /* nothing changes: a timeout */
+    ck_assert_int_eq(forq_dict_wait(c, "w", "k", ver, 200, NULL, NULL, NULL), FORQ_ERR_TIMEOUT);
+    /* the next change from now, even one to the same value */
+    w[0] = (waiter_t){&d, FORQ_DICT_NEXT_CHANGE, FORQ_ERR_SYSTEM, 0};
+    pthread_create(&th[0], NULL, wait_main, &w[0]);
+    for (int i = 0; i < test_ms(300) && stat_of(c, "dict_waiters") < 1; i++)
+        usleep(10000);
+    ck_assert_int_eq(forq_dict_set(c, "w", "k", two.data, two.size, T, NULL), FORQ_OK);
+    pthread_join(th[0], NULL);
+    ck_assert_int_eq(w[0].e, FORQ_OK);
+    ck_assert_int_eq(w[0].value, 2);
+    /* a deletion wakes a waiter too */
+    w[1] = (waiter_t){&d, FORQ_DICT_NEXT_CHANGE, FORQ_ERR_SYSTEM, 0};
+    pthread_create(&th[1], NULL, wait_main, &w[1]);
+    for (int i = 0; i < test_ms(300) && stat_of(c, "dict_waiters") < 1; i++)
+        usleep(10000);
+    ck_assert_int_eq(forq_dict_del(c, "w", "k", T), FORQ_OK);
+    pthread_join(th[1], NULL);
+    ck_assert_int_eq(w[1].e, FORQ_ERR_NOT_FOUND);
+    ck_assert_int_eq(stat_of(c, "dict_waiters"), 0);
+    msgpack_sbuffer_destroy(&one);
+    msgpack_sbuffer_destroy(&two);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+START_TEST(test_limits)
+{
+    const char *extra[] = {"--dict-max-keys", "3", "--dict-max-value", "100", NULL};
+    msgpack_sbuffer one = val_int(1);
+    char big[200];
+
+    e2e_up(&d, &c, 1, extra);
+    memset(big, 'x', sizeof(big));
+    big[0] = (char)0xd9;
+    big[1] = (char)198;
+    ck_assert_int_eq(forq_dict_set(c, "l", "big", big, sizeof(big), T, NULL), FORQ_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "--dict-max-value"));
+    ck_assert_int_eq(forq_dict_set(c, "l", "a", one.data, one.size, T, NULL), FORQ_OK);
+    ck_assert_int_eq(forq_dict_set(c, "l", "b", one.data, one.size, T, NULL), FORQ_OK);
+    ck_assert_int_eq(forq_dict_set(c, "l", "c", one.data, one.size, T, NULL), FORQ_OK);
+    ck_assert_int_eq(forq_dict_set(c, "l", "d", one.data, one.size, T, NULL), FORQ_ERR_FULL);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "--dict-max-keys"));
+    /* nothing was evicted, and existing keys can still change */
+    size_t n;
+    ck_assert_int_eq(forq_dict_len(c, "l", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(forq_dict_set(c, "l", "a", one.data, one.size, T, NULL), FORQ_OK);
+    msgpack_sbuffer_destroy(&one);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+START_TEST(test_malformed_requests)
+{
+    void *zctx = zmq_ctx_new(), *s = zmq_socket(zctx, ZMQ_DEALER);
+    int tmo = test_ms(5000), zero = 0;
+    msgpack_zone zone;
+    wire_hdr_t h, r;
+    wire_err_t err;
+    msgpack_sbuffer sb;
+    char buf[WIRE_HEADER_MAX];
+    const struct {
+        wire_hdr_t h;
+        int frames;
+        const char *code;
+    } cases[] = {
+        {{.cmd = WIRE_DICT, .op = wire_str("explode"), .name = wire_str("d")}, 0, "bad_op"},
+        {{.cmd = WIRE_DICT, .op = wire_str("get"), .name = wire_str("d")}, 0, "missing_field"},
+        {{.cmd = WIRE_DICT, .op = wire_str("set"), .name = wire_str("d"), .key = wire_str("k")},
+         0, "bad_frames"},
+        {{.cmd = WIRE_DICT, .op = wire_str("get"), .name = wire_str("d"), .key = wire_str("k")},
+         1, "bad_frames"},
+        {{.cmd = WIRE_DICT, .op = wire_str("set"), .name = wire_str("d"), .key = wire_str("k")},
+         2, "bad_frames"},
+        {{.cmd = WIRE_DICT, .op = wire_str("cas"), .name = wire_str("d"), .key = wire_str("k")},
+         1, "missing_field"},
+    };
+
+    e2e_up(&d, &c, 1, NULL);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+    ck_assert_int_eq(zmq_connect(s, d.endpoint), 0);
+    msgpack_zone_init(&zone, 1024);
+    msgpack_sbuffer_init(&sb);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        h = cases[i].h;
+        h.req = i + 1;
+        h.has_req = true;
+        msgpack_sbuffer_clear(&sb);
+        wire_hdr_encode(&sb, &h);
+        zmq_send(s, sb.data, sb.size, cases[i].frames ? ZMQ_SNDMORE : 0);
+        for (int f = 0; f < cases[i].frames; f++)
+            zmq_send(s, "\x01", 1, f + 1 < cases[i].frames ? ZMQ_SNDMORE : 0);
+        int len = zmq_recv(s, buf, sizeof(buf), 0);
+        ck_assert_int_gt(len, 0);
+        msgpack_zone_clear(&zone);
+        ck_assert_int_eq(wire_hdr_decode(buf, (size_t)len, &zone, &r, &err), 0);
+        ck_assert_int_eq(r.cmd, WIRE_ERROR);
+        ck_assert_msg(wire_str_eq(r.code, cases[i].code), "case %zu: got %.*s", i, (int)r.code.len,
+                      r.code.ptr);
+        ck_assert_uint_eq(r.req, i + 1);
+    }
+    /* and the service still works for everybody */
+    msgpack_sbuffer one = val_int(1);
+    ck_assert_int_eq(forq_dict_set(c, "d", "k", one.data, one.size, T, NULL), FORQ_OK);
+    msgpack_sbuffer_destroy(&one);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_zone_destroy(&zone);
+    zmq_close(s);
+    zmq_ctx_term(zctx);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+static int sh(const char *cmd, char *out, size_t outlen)
+{
+    FILE *p = popen(cmd, "r");
+    size_t n;
+    int status;
+    ck_assert_ptr_nonnull(p);
+    n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+START_TEST(test_cli)
+{
+    char cmd[1024], out[4096], pre[512];
+    e2e_up(&d, &c, 1, NULL);
+    snprintf(pre, sizeof(pre), "%s -e %s dict", getenv("FORQ_CLI"), d.endpoint);
+#define RUN(args) (snprintf(cmd, sizeof(cmd), "%s %s 2>/dev/null", pre, args), sh(cmd, out, sizeof(out)))
+    ck_assert_int_eq(RUN("set d a '{\"x\": [1, 2]}'"), 0);
+    ck_assert_int_eq(RUN("get d a"), 0);
+    ck_assert_str_eq(out, "{\"x\":[1,2]}\n");
+    ck_assert_int_eq(RUN("get d nope"), 11);
+    ck_assert_int_eq(RUN("incr d n 41"), 0);
+    ck_assert_str_eq(out, "41\n");
+    ck_assert_int_eq(RUN("incr d a"), 2);
+    ck_assert_int_eq(RUN("cas d c 0 '\"first\"'"), 0);
+    ck_assert_int_eq(RUN("cas d c 0 '\"again\"'"), 12);
+    ck_assert_int_eq(RUN("update d '{\"k\": true}'"), 0);
+    ck_assert_int_eq(RUN("keys d"), 0);
+    ck_assert_str_eq(out, "[\"a\",\"n\",\"c\",\"k\"]\n");
+    ck_assert_int_eq(RUN("items d"), 0);
+    ck_assert_str_eq(out, "{\"a\":{\"x\":[1,2]},\"n\":41,\"c\":\"first\",\"k\":true}\n");
+    ck_assert_int_eq(RUN("dump d"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "{\"key\":\"n\",\"version\":2,\"value\":41}\n"));
+    ck_assert_int_eq(RUN("len d"), 0);
+    ck_assert_str_eq(out, "4\n");
+    ck_assert_int_eq(RUN("wait d k --timeout 0.1"), 10);
+    ck_assert_int_eq(RUN("has d k"), 0);
+    ck_assert_str_eq(out, "true\n");
+    ck_assert_int_eq(RUN("pop d k"), 0);
+    ck_assert_str_eq(out, "true\n");
+    ck_assert_int_eq(RUN("del d k"), 11);
+    ck_assert_int_eq(RUN("clear d"), 0);
+    ck_assert_str_eq(out, "3\n");
+    ck_assert_int_eq(RUN("set d a '[1,'"), 2);
+    ck_assert_int_eq(RUN("frob d"), 2);
+    ck_assert_int_eq(RUN("get 'bad name' a"), 2);
+#undef RUN
+    e2e_down(&d, &c);
+}
+END_TEST
+
+static Suite *dictsvc_suite(void)
+{
+    Suite *s = suite_create("dictsvc");
+    TCase *tc = tcase_create("dict");
+    tcase_set_timeout(tc, test_ms(120));
+    tcase_add_test(tc, test_operations);
+    tcase_add_test(tc, test_paging);
+    tcase_add_test(tc, test_concurrent_incr_is_atomic);
+    tcase_add_test(tc, test_wait);
+    tcase_add_test(tc, test_limits);
+    tcase_add_test(tc, test_malformed_requests);
+    tcase_add_test(tc, test_cli);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(dictsvc_suite());
+}
