@@ -4,6 +4,7 @@
 #include "forq/forq.h"
 #include "forq_config.h"
 #include "json_mp.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -43,6 +44,7 @@ static const char usage[] =
     "      --priority N            0..9, larger runs first (default 5)\n"
     "      --retries N             run again if its worker crashes (default 0)\n"
     "      --id ID                 choose the job id (default: a unique one)\n"
+    "      --store DICT/KEY        also store the result in the dict service\n"
     "      --no-wait               print the job id once forqd has it, do not wait\n"
     "      --wait-timeout SECONDS  stop waiting after SECONDS (the job goes on)\n"
     "  map TASK [OPTIONS]          run TASK on every line of input (one JSON args value per\n"
@@ -212,9 +214,11 @@ static int cmd_submit(const globals_t *g, int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},   {"deadline", required_argument, NULL, 'd'},
         {"priority", required_argument, NULL, 'p'},  {"retries", required_argument, NULL, 'r'},
         {"id", required_argument, NULL, 'i'},        {"no-wait", no_argument, NULL, 'n'},
-        {"wait-timeout", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0},
+        {"wait-timeout", required_argument, NULL, 'w'}, {"store", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
     };
     forq_submit_opts_t so;
+    char store[WIRE_ID_MAX + 1 + 1024 + 1];
     forq_client_t *c = NULL;
     forq_future_t *f = NULL;
     json_t *args;
@@ -245,6 +249,16 @@ static int cmd_submit(const globals_t *g, int argc, char **argv)
             so.retries = (unsigned)v;
             break;
         case 'i': so.id = optarg; break;
+        case 's': {
+            char *slash = strchr(optarg, '/');
+            if (!slash || slash == optarg || !slash[1] || strlen(optarg) >= sizeof(store))
+                return usage_error("--store takes DICT/KEY, not '%s'", optarg);
+            snprintf(store, sizeof(store), "%s", optarg);
+            store[slash - optarg] = '\0';
+            so.store_dict = store;
+            so.store_key = store + (slash - optarg) + 1;
+            break;
+        }
         case 'n': no_wait = true; break;
         case ':': return usage_error("%s needs a value", argv[optind - 1]);
         default: return usage_error("submit has no option '%s'", argv[optind - 1]);

@@ -242,7 +242,9 @@ static outmsg_t *submit_msg(const forq_future_t *f, const void *args, size_t arg
                     .max_result = o->max_result,
                     .as_bytes = o->max_memory,
                     .cpu_s = o->max_cpu_seconds,
-                    .chunk = f->chunk};
+                    .chunk = f->chunk,
+                    .name = wire_str(o->store_dict),
+                    .key = wire_str(o->store_key)};
     return encode_msg(&h, args, args_len, true);
 }
 
@@ -884,6 +886,11 @@ forq_err_t forq_submit(forq_client_t *c, const char *task, const void *args, siz
         return client_fail(FORQ_ERR_INVALID, "retries must be at most %d", WIRE_RETRIES_MAX);
     if (!(opts->timeout >= 0) || !(opts->deadline >= 0))
         return client_fail(FORQ_ERR_INVALID, "timeout and deadline must not be negative");
+    if ((opts->store_dict || opts->store_key) &&
+        (!opts->store_dict || !wire_id_is_valid(opts->store_dict, strlen(opts->store_dict)) ||
+         !opts->store_key || !*opts->store_key || strlen(opts->store_key) > WIRE_KEY_MAX))
+        return client_fail(FORQ_ERR_INVALID, "store_dict (a dict name) and store_key (1-1024 "
+                                             "bytes) go together");
     if (!args || wire_check(args, args_len, WIRE_DEPTH_MAX, &werr) < 0)
         return client_fail(FORQ_ERR_INVALID, "args must be exactly one msgpack value: %s",
                            args ? werr.msg : "args is NULL");

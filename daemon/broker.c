@@ -214,6 +214,7 @@ static void free_watchers(job_t *job)
 /* Free a job record: its args, retained result and watchers. */
 static void job_free(job_t *job)
 {
+    free(job->store);
     zmq_msg_close(&job->args);
     zmq_msg_close(&job->result);
     free(job->rhdr);
@@ -279,6 +280,21 @@ void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t
     if (payload && state != WIRE_ST_OK) {
         zmq_msg_close(payload);
         payload = NULL;
+    }
+    char store_msg[256];
+    if (job->store && payload) {
+        const char *key = job->store + strlen(job->store) + 1;
+        uint64_t ver;
+        int r = dstore_set(b->dict, job->store, strlen(job->store), key, strlen(key),
+                           zmq_msg_data(payload), zmq_msg_size(payload), &ver);
+        if (r < 0) {
+            snprintf(store_msg, sizeof(store_msg),
+                     "the result could not be stored in dict '%s' (%s); it is only in this reply",
+                     job->store, r == -E2BIG ? "larger than --dict-max-value"
+                                             : "the dict service is full");
+            h.code = wire_str("store_failed");
+            h.msg = wire_str(store_msg);
+        }
     }
     /* kept for fetch: the header as sent and a shared (reference-counted) copy of the result */
     if (encode(b, &h) < 0) {
@@ -425,6 +441,12 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
     if (wire_check(zmq_msg_data(args), zmq_msg_size(args), WIRE_DEPTH_MAX, &werr) < 0)
         return reject(b, o, h, "bad_args", "the args frame is not one valid msgpack value: %s",
                       werr.msg);
+    if ((h->name.ptr || h->key.ptr) &&
+        (!h->name.ptr || !h->key.ptr || !wire_id_is_valid(h->name.ptr, h->name.len) ||
+         h->key.len == 0 || memchr(h->key.ptr, '\0', h->key.len)))
+        return reject(b, o, h, "bad_store",
+                      "to store the result give both 'name' (a dict name) and 'key' (1-1024 "
+                      "bytes, no NUL)");
     if ((long)b->sched.total >= cfg->queue_max)
         return reject(b, o, h, "queue_full",
                       "forqd's queue holds %zu jobs, its limit (--queue-max); retry later",
@@ -450,6 +472,13 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
     zmq_msg_move(&job->args, args);
     zmq_msg_init(&job->result);
     job->chunk = h->chunk;
+    if (h->name.ptr) {
+        job->store = xmalloc(h->name.len + h->key.len + 2);
+        memcpy(job->store, h->name.ptr, h->name.len);
+        job->store[h->name.len] = '\0';
+        memcpy(job->store + h->name.len + 1, h->key.ptr, h->key.len);
+        job->store[h->name.len + 1 + h->key.len] = '\0';
+    }
     job->client = c;
     timer_node_init(&job->timer);
     job->prio = (uint8_t)(h->has_priority ? h->priority : WIRE_PRIORITY_DEF);

@@ -60,6 +60,7 @@ typedef struct job {
     timer_node_t timer;         /* queue deadline while QUEUED, run timeout while RUNNING */
     struct job *done_prev, *done_next; /* retention list while DONE */
     watcher_t *watchers;        /* fetchers of this unfinished job */
+    char *store;                /* "name\0key": store an ok result there (owned), or NULL */
     uint8_t *rhdr;              /* while DONE: the encoded result header, for fetch */
     zmq_msg_t result;           /* while DONE: the result frame of an ok job (shared copy) */
     size_t retained_bytes;      /* rhdr and result, counted in broker.retained_bytes */

@@ -377,6 +377,55 @@ START_TEST(test_malformed_requests)
 }
 END_TEST
 
+START_TEST(test_store_option)
+{
+    const char *extra[] = {"--dict-max-value", "100", NULL};
+    forq_submit_opts_t o = submit_opts();
+    forq_future_t *f;
+    void *v;
+    size_t len;
+
+    e2e_up(&d, &c, 1, extra);
+    o.store_dict = "results";
+    o.store_key = "primes";
+    f = submit_json(c, "count_primes", "[1,1000]", &o);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    ck_assert_ptr_null(forq_future_code(f));
+    forq_future_destroy(&f);
+    ck_assert_int_eq(forq_dict_get(c, "results", "primes", T, &v, &len, NULL), FORQ_OK);
+    ck_assert_int_eq(as_int(v, len), 168);
+    free(v);
+    /* the stored result outlives the client that submitted the job */
+    forq_client_t *gone = forqd_client(&d);
+    o.store_key = "detached";
+    f = submit_json(gone, "sleep", "[0.2]", &o);
+    forq_future_destroy(&f);
+    forq_client_destroy(&gone);
+    ck_assert_int_eq(forq_dict_wait(c, "results", "detached", 0, test_ms(5000), &v, &len, NULL),
+                     FORQ_OK);
+    free(v);
+    /* a failed job stores nothing */
+    o.store_key = "failed";
+    f = submit_json(c, "is_prime", "[\"x\"]", &o);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_ERROR);
+    forq_future_destroy(&f);
+    ck_assert_int_eq(forq_dict_get(c, "results", "failed", T, &v, &len, NULL), FORQ_ERR_NOT_FOUND);
+    /* a result the service cannot take: the job is still ok, and its reply says so */
+    o.store_key = "big";
+    f = submit_json(c, "blob", "[500]", &o);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    ck_assert_str_eq(forq_future_code(f), "store_failed");
+    ck_assert_ptr_nonnull(strstr(forq_future_detail(f), "--dict-max-value"));
+    forq_future_destroy(&f);
+    /* half a store option is refused before it is sent */
+    o.store_key = NULL;
+    f = NULL;
+    ck_assert_int_eq(forq_submit(c, "echo", "\x90", 1, &o, &f), FORQ_ERR_INVALID);
+    ck_assert_ptr_null(f);
+    e2e_down(&d, &c);
+}
+END_TEST
+
 static int sh(const char *cmd, char *out, size_t outlen)
 {
     FILE *p = popen(cmd, "r");
@@ -440,6 +489,7 @@ static Suite *dictsvc_suite(void)
     tcase_add_test(tc, test_wait);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_malformed_requests);
+    tcase_add_test(tc, test_store_option);
     tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
     return s;

@@ -127,6 +127,10 @@ typedef struct {
     size_t max_result;       /* result size limit in bytes; 0: forqd's --max-payload */
     size_t max_memory;       /* address-space limit of the job in bytes; 0: none */
     unsigned max_cpu_seconds; /* CPU-time limit of the job; 0: none */
+    const char *store_dict;  /* with store_key: when the job ends ok, forqd also stores its result
+                                in this dict under store_key (forq_dict_get), where it outlives
+                                the client; NULL: not stored */
+    const char *store_key;
 } forq_submit_opts_t;
 
 /* What forq_client_status() tells about a job. */
