@@ -166,9 +166,26 @@ static void flush_backlog(broker_t *b)
     }
 }
 
+/* To a worker: its task waits for the answer, and its pipe holds at most this one. */
+static void send_worker(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
+{
+    if (encode(b, h) < 0 ||
+        zmq_send(b->workers_sock, o->ident, o->ilen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (payload)
+            zmq_msg_close(payload);
+        return; /* gone: its exit report follows */
+    }
+    zmq_send(b->workers_sock, b->hbuf.data, b->hbuf.size, payload ? ZMQ_SNDMORE : 0);
+    if (payload && zmq_msg_send(payload, b->workers_sock, 0) < 0)
+        zmq_msg_close(payload);
+}
+
 void broker_send(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
 {
-    send_client(b, o->ident, o->ilen, o->delim, h, payload);
+    if (o->worker)
+        send_worker(b, o, h, payload);
+    else
+        send_client(b, o->ident, o->ilen, o->delim, h, payload);
 }
 
 static void send_error(broker_t *b, const void *ident, size_t ilen, bool delim,
@@ -177,6 +194,12 @@ static void send_error(broker_t *b, const void *ident, size_t ilen, bool delim,
 void broker_error(broker_t *b, const origin_t *o, const wire_hdr_t *req, const char *code,
                   const char *msg)
 {
+    if (o->worker) {
+        wire_hdr_t h = {.cmd = WIRE_ERROR, .code = wire_str(code), .msg = wire_str(msg),
+                        .req = req->req, .has_req = req->has_req};
+        send_worker(b, o, &h, NULL);
+        return;
+    }
     send_error(b, o->ident, o->ilen, o->delim, req, code, msg);
 }
 
@@ -739,7 +762,7 @@ static bool client_input(broker_t *b)
     zmq_msg_t f[MAX_FRAMES];
     int n = recv_multipart(b->clients, f, MAX_FRAMES), first = 1;
     bool too_many = false;
-    origin_t o;
+    origin_t o = {0};
     wire_hdr_t h;
     wire_err_t err;
 

@@ -27,6 +27,7 @@ struct dwaiter {
     bool has_req;
     uint64_t ver;             /* the version the client has seen (0: the key was absent) */
     bool delim;
+    bool worker;              /* a task waits, on the worker socket */
     uint8_t ident_len;
     uint8_t ident[255];
     uint8_t nlen;
@@ -119,7 +120,7 @@ static void store_error(broker_t *b, const origin_t *o, const wire_hdr_t *h, int
 /* Answer a waiter with the key's current state (code "timeout" when it timed out). */
 static void wake(broker_t *b, dwaiter_t *w, const char *code)
 {
-    origin_t o = {w->ident, w->ident_len, w->delim};
+    origin_t o = {w->ident, w->ident_len, w->delim, w->worker};
     wire_hdr_t req = {.req = w->req, .has_req = w->has_req};
     wire_hdr_t h = {.code = wire_str(code)};
     dval_t v;
@@ -187,6 +188,7 @@ static void op_wait(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     w->has_req = h->has_req;
     w->ver = now;
     w->delim = o->delim;
+    w->worker = o->worker;
     w->ident_len = (uint8_t)o->ilen;
     memcpy(w->ident, o->ident, o->ilen);
     w->nlen = (uint8_t)h->name.len;

@@ -31,11 +31,12 @@ typedef struct dwaiter dwaiter_t;
 /* What a timer node belongs to. */
 enum { TIMER_JOB = 0, TIMER_DICT_WAIT = 1 };
 
-/* Who sent a client message. */
+/* Who sent a request: a client, or a worker asking for its running task (dict). */
 typedef struct {
     const uint8_t *ident; /* routing id of the sender */
     size_t ilen;
     bool delim;           /* REQ-style envelope */
+    bool worker;          /* on the worker socket */
 } origin_t;
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_phase_t;

@@ -326,7 +326,11 @@ void pool_worker_input(broker_t *b, zmq_msg_t *f, int n)
         on_ready(b, w);
     else if (h.cmd == WIRE_DONE)
         on_done(b, w, &h, n > 2 ? &f[2] : NULL);
-    else if (h.cmd == WIRE_PROGRESS) {
+    else if (h.cmd == WIRE_DICT) {
+        /* the running task uses the dict service */
+        origin_t o = {(const uint8_t *)ident, ilen, false, true};
+        dict_on_request(b, &o, &h, n > 2 ? &f[2] : NULL);
+    } else if (h.cmd == WIRE_PROGRESS) {
         if (w->job && h.id.len == w->job->id_len &&
             memcmp(h.id.ptr, w->job->id, h.id.len) == 0)
             broker_progress(b, w->job, &h);

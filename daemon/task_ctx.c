@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -40,6 +41,154 @@ int forq_task_progress(forq_task_ctx_t *ctx, uint64_t done, uint64_t total, cons
         zmq_send(ctx->sock, sb.data, sb.size, ZMQ_DONTWAIT); /* best effort */
     msgpack_sbuffer_destroy(&sb);
     return 0;
+}
+
+/* ---- the dict service ---- */
+
+static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->dict_error, sizeof(ctx->dict_error), fmt, ap);
+    va_end(ap);
+    return FORQ_TASK_DICT_ERROR;
+}
+
+/* Wait for the reply to request `req` on the worker's socket (older replies are skipped).
+ * Returns 0 with the header and payload frames, or -1 on timeout. */
+static int dict_recv(void *sock, uint64_t req, int timeout_ms, zmq_msg_t *hm, zmq_msg_t *pm,
+                     bool *has_payload, msgpack_zone *zone, wire_hdr_t *h)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    wire_err_t err;
+
+    for (;;) {
+        int64_t left = (int64_t)(deadline - now_ms());
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+        int more = 0;
+        size_t ml = sizeof(more);
+
+        if (left <= 0 || zmq_poll(&it, 1, (long)left) <= 0)
+            return -1;
+        zmq_msg_close(hm);
+        zmq_msg_close(pm);
+        zmq_msg_init(hm);
+        zmq_msg_init(pm);
+        *has_payload = false;
+        if (zmq_msg_recv(hm, sock, 0) < 0)
+            return -1;
+        while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml) == 0 && more) {
+            zmq_msg_close(pm);
+            zmq_msg_init(pm);
+            zmq_msg_recv(pm, sock, 0);
+            *has_payload = true;
+        }
+        msgpack_zone_clear(zone);
+        if (wire_hdr_decode(zmq_msg_data(hm), zmq_msg_size(hm), zone, h, &err) == 0 &&
+            h->has_req && h->req == req &&
+            (!*has_payload || wire_check(zmq_msg_data(pm), zmq_msg_size(pm), WIRE_DEPTH_MAX,
+                                         &err) == 0))
+            return 0;
+    }
+}
+
+int forq_task_dict(forq_task_ctx_t *ctx, const char *op, const char *name, const char *key,
+                   const void *value, size_t len, int64_t delta, uint64_t version, int timeout_ms,
+                   void **ret_value, size_t *ret_len, uint64_t *ret_version)
+{
+    bool next = version == FORQ_TASK_DICT_NEXT_CHANGE, has_payload = false;
+    wire_hdr_t h = {.cmd = WIRE_DICT, .op = wire_str(op), .name = wire_str(name),
+                    .key = wire_str(key), .req = ++ctx->dict_req, .has_req = true,
+                    .delta = delta, .has_delta = op && strcmp(op, "incr") == 0,
+                    .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0};
+    msgpack_sbuffer sb;
+    msgpack_zone zone;
+    zmq_msg_t hm, pm;
+    wire_hdr_t r;
+    wire_err_t err;
+    int rc;
+
+    if (!ctx->sock)
+        return dict_fail(ctx, "the dict service is reachable only from a task run by forqd");
+    if (!op || !name || !wire_id_is_valid(name, strlen(name)))
+        return dict_fail(ctx, "dict name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+    if (value && wire_check(value, len, WIRE_DEPTH_MAX, &err) < 0)
+        return dict_fail(ctx, "the value is not one msgpack value: %s", err.msg);
+    if (op && (strcmp(op, "cas") == 0 || (strcmp(op, "wait") == 0 && !next))) {
+        h.ver = version;
+        h.has_ver = true;
+    }
+    msgpack_sbuffer_init(&sb);
+    if (wire_hdr_encode(&sb, &h) < 0 ||
+        zmq_send(ctx->sock, sb.data, sb.size, value ? ZMQ_SNDMORE : 0) < 0 ||
+        (value && zmq_send(ctx->sock, value, len, 0) < 0)) {
+        msgpack_sbuffer_destroy(&sb);
+        return dict_fail(ctx, "cannot send the dict request to forqd");
+    }
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_zone_init(&zone, 1024);
+    zmq_msg_init(&hm);
+    zmq_msg_init(&pm);
+    if (dict_recv(ctx->sock, h.req, timeout_ms > 0 ? timeout_ms + 5000 : 30000, &hm, &pm,
+                  &has_payload, &zone, &r) < 0) {
+        rc = dict_fail(ctx, "forqd did not answer the dict request");
+    } else if (r.cmd == WIRE_ERROR) {
+        rc = dict_fail(ctx, "%.*s: %.*s", (int)r.code.len, r.code.ptr, (int)r.msg.len, r.msg.ptr);
+    } else {
+        rc = FORQ_TASK_DICT_OK;
+        if (wire_str_eq(r.code, "conflict"))
+            rc = FORQ_TASK_DICT_CONFLICT;
+        else if (wire_str_eq(r.code, "timeout"))
+            rc = FORQ_TASK_DICT_TIMEOUT;
+        else if (!r.found && (strcmp(op, "get") == 0 || strcmp(op, "del") == 0 ||
+                              strcmp(op, "pop") == 0 || strcmp(op, "wait") == 0))
+            rc = FORQ_TASK_DICT_NOT_FOUND;
+        if (ret_version)
+            *ret_version = (strcmp(op, "len") == 0 || strcmp(op, "clear") == 0) ? r.count : r.ver;
+        if (ret_value) {
+            *ret_value = NULL;
+            if (has_payload && rc == FORQ_TASK_DICT_OK) {
+                *ret_value = xmalloc(zmq_msg_size(&pm) ? zmq_msg_size(&pm) : 1);
+                memcpy(*ret_value, zmq_msg_data(&pm), zmq_msg_size(&pm));
+            }
+        }
+        if (ret_len)
+            *ret_len = has_payload ? zmq_msg_size(&pm) : 0;
+    }
+    zmq_msg_close(&hm);
+    zmq_msg_close(&pm);
+    msgpack_zone_destroy(&zone);
+    return rc;
+}
+
+const char *forq_task_dict_error(const forq_task_ctx_t *ctx)
+{
+    return ctx->dict_error;
+}
+
+int forq_task_dict_incr(forq_task_ctx_t *ctx, const char *name, const char *key, int64_t delta,
+                        int64_t *ret_value)
+{
+    void *v = NULL;
+    size_t len = 0, off = 0;
+    msgpack_zone zone;
+    msgpack_object o;
+    int rc = forq_task_dict(ctx, "incr", name, key, NULL, 0, delta, 0, 0, &v, &len, NULL);
+
+    if (rc != FORQ_TASK_DICT_OK)
+        return rc;
+    msgpack_zone_init(&zone, 64);
+    if (v && msgpack_unpack(v, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
+        (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER || o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
+        if (ret_value)
+            *ret_value = o.via.i64;
+    } else {
+        rc = dict_fail(ctx, "forqd's incr answer had no integer");
+    }
+    msgpack_zone_destroy(&zone);
+    free(v);
+    return rc;
 }
 
 const char *forq_task_job_id(const forq_task_ctx_t *ctx)

@@ -19,6 +19,8 @@ struct forq_task_ctx {
     char emsg[WIRE_TEXT_MAX + 1];    /* error message, when failed */
     void *sock;                      /* the worker's socket, for progress (NULL in unit tests) */
     uint64_t last_progress_us;       /* when the last progress report went out */
+    uint64_t dict_req;               /* request numbers of dict calls */
+    char dict_error[WIRE_TEXT_MAX + 1]; /* why the last dict call failed */
 };
 
 /* The built-in tasks, registered in every forkserver. */

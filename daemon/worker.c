@@ -241,6 +241,13 @@ void worker_main(const config_t *cfg)
             zmq_msg_close(&extra);
         }
         msgpack_zone_clear(&zone);
+        if (wire_hdr_decode(zmq_msg_data(&hm), zmq_msg_size(&hm), &zone, &h, &werr) == 0 &&
+            (h.cmd == WIRE_DICT_REPLY || h.cmd == WIRE_ERROR)) {
+            /* a late answer to a dict call its task stopped waiting for */
+            zmq_msg_close(&hm);
+            zmq_msg_close(&am);
+            continue;
+        }
         if (wire_hdr_decode(zmq_msg_data(&hm), zmq_msg_size(&hm), &zone, &h, &werr) < 0 ||
             h.cmd != WIRE_JOB) {
             log_error("bad message from the broker (%s); this worker exits",

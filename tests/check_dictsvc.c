@@ -426,6 +426,31 @@ START_TEST(test_store_option)
 }
 END_TEST
 
+START_TEST(test_from_tasks)
+{
+    forq_future_t *f[20];
+    void *v;
+    size_t len;
+
+    e2e_up(&d, &c, 2, NULL);
+    /* 20 jobs on 2 workers, 100 increments each, through the task context */
+    for (int i = 0; i < 20; i++)
+        f[i] = submit_json(c, "dict_count", "[\"shared\", \"n\", 100]", NULL);
+    for (int i = 0; i < 20; i++) {
+        ck_assert_msg(wait_state(f[i], 30000) == FORQ_STATE_OK, "job %d: %s", i,
+                      forq_future_detail(f[i]));
+        forq_future_destroy(&f[i]);
+    }
+    ck_assert_int_eq(forq_dict_get(c, "shared", "n", T, &v, &len, NULL), FORQ_OK);
+    ck_assert_int_eq(as_int(v, len), 2000);
+    free(v);
+    size_t n;
+    ck_assert_int_eq(forq_dict_len(c, "shared", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 1); /* every job deleted its private key */
+    e2e_down(&d, &c);
+}
+END_TEST
+
 static int sh(const char *cmd, char *out, size_t outlen)
 {
     FILE *p = popen(cmd, "r");
@@ -490,6 +515,7 @@ static Suite *dictsvc_suite(void)
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_malformed_requests);
     tcase_add_test(tc, test_store_option);
+    tcase_add_test(tc, test_from_tasks);
     tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
     return s;

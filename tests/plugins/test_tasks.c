@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,7 +159,49 @@ static int t_crash_on(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_
     return msgpack_pack_int64(out, n);
 }
 
+/* dict_count(name, key, n) -> the counter after n increments through the task's dict access;
+ * also checks get, set, cas and del from a task, failing with DictError if one misbehaves */
+static int t_dict_count(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    const char *name, *key;
+    size_t nl, kl;
+    int64_t n, now = 0;
+    char nb[65], kb[256];
+    uint64_t ver;
+    void *v;
+    size_t len;
+
+    if (forq_task_arg_bytes(ctx, args, 0, &name, &nl) < 0 ||
+        forq_task_arg_bytes(ctx, args, 1, &key, &kl) < 0 || forq_task_arg_int(ctx, args, 2, &n) < 0)
+        return -1;
+    snprintf(nb, sizeof(nb), "%.*s", (int)nl, name);
+    snprintf(kb, sizeof(kb), "%.*s", (int)kl, key);
+    for (int64_t i = 0; i < n; i++)
+        if (forq_task_dict_incr(ctx, nb, kb, 1, &now) != FORQ_TASK_DICT_OK)
+            return forq_task_error(ctx, "DictError", "incr: %s", forq_task_dict_error(ctx));
+    /* a private key: set, get, cas (a conflict, then a success), del */
+    char mine[300];
+    snprintf(mine, sizeof(mine), "%s-%s", kb, forq_task_job_id(ctx));
+    if (forq_task_dict(ctx, "set", nb, mine, "\x07", 1, 0, 0, 0, NULL, NULL, &ver) != 0 ||
+        forq_task_dict(ctx, "get", nb, mine, NULL, 0, 0, 0, 0, &v, &len, NULL) != 0 || len != 1 ||
+        ((char *)v)[0] != 7)
+        return forq_task_error(ctx, "DictError", "set/get: %s", forq_task_dict_error(ctx));
+    free(v);
+    if (forq_task_dict(ctx, "cas", nb, mine, "\x08", 1, 0, ver + 1000, 0, NULL, NULL, NULL) !=
+            FORQ_TASK_DICT_CONFLICT ||
+        forq_task_dict(ctx, "cas", nb, mine, "\x08", 1, 0, ver, 0, NULL, NULL, NULL) != 0 ||
+        forq_task_dict(ctx, "del", nb, mine, NULL, 0, 0, 0, 0, NULL, NULL, NULL) != 0 ||
+        forq_task_dict(ctx, "del", nb, mine, NULL, 0, 0, 0, 0, NULL, NULL, NULL) !=
+            FORQ_TASK_DICT_NOT_FOUND)
+        return forq_task_error(ctx, "DictError", "cas/del: %s", forq_task_dict_error(ctx));
+    if (forq_task_dict(ctx, "set", "bad name", "k", "\x01", 1, 0, 0, 0, NULL, NULL, NULL) !=
+        FORQ_TASK_DICT_ERROR)
+        return forq_task_error(ctx, "DictError", "a bad name was accepted");
+    return msgpack_pack_int64(out, now);
+}
+
 static const forq_task_def_t tasks[] = {
+    {"dict_count", t_dict_count, "dict_count(name, key, n) -> counter"},
     {"progress_steps", t_progress_steps, "progress_steps(n) -> n"},
     {"crash_on", t_crash_on, "crash_on(n, bad) -> n"},
     {"now", t_now, "now() -> monotonic ns"},

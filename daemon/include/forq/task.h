@@ -133,6 +133,38 @@ FORQ_TASK_EXPORT int forq_task_arg_bytes(forq_task_ctx_t *ctx, const msgpack_obj
 FORQ_TASK_EXPORT int forq_task_arg_range(forq_task_ctx_t *ctx, const msgpack_object *args,
                                          uint32_t min, uint32_t max);
 
+/* ---- the dict service, from a running task ---- */
+
+/* What forq_task_dict() returns. */
+#define FORQ_TASK_DICT_OK        0  /* done */
+#define FORQ_TASK_DICT_NOT_FOUND 1  /* get, del, pop: the key does not exist; wait: it was deleted */
+#define FORQ_TASK_DICT_CONFLICT  2  /* cas: the key's version differs (*ret_version: the current) */
+#define FORQ_TASK_DICT_TIMEOUT   3  /* wait: nothing changed within timeout_ms */
+#define FORQ_TASK_DICT_ERROR    -1  /* refused (limits, bad name, key or value) or no answer:
+                                       forq_task_dict_error() says why; the job goes on */
+#define FORQ_TASK_DICT_NEXT_CHANGE UINT64_MAX
+
+/* Use forqd's dict service (the same named dicts as forq_dict_*() in <forq/forq.h>) from a
+ * task: send one operation and wait for forqd's answer. `op` is one of "get", "set", "del",
+ * "has", "setdefault", "pop", "incr", "cas", "update", "len", "clear", "wait" (see
+ * proto/PROTOCOL.md, dict). In: `key` (NULL for len, clear, update), `value` (msgpack, len bytes;
+ * NULL when the op takes none), `delta` (incr), `version` (cas: expected, 0 = absent; wait: seen,
+ * FORQ_TASK_DICT_NEXT_CHANGE = from now), `timeout_ms` (wait; 0 = none). Out, each may be NULL:
+ * *ret_value (msgpack, malloc'ed: the caller frees) and *ret_len, *ret_version (also the count
+ * for len and clear). A wait ties up this worker: give it a timeout. */
+FORQ_TASK_EXPORT int forq_task_dict(forq_task_ctx_t *ctx, const char *op, const char *name,
+                                    const char *key, const void *value, size_t len, int64_t delta,
+                                    uint64_t version, int timeout_ms, void **ret_value,
+                                    size_t *ret_len, uint64_t *ret_version);
+
+/* Why the last forq_task_dict() call returned FORQ_TASK_DICT_ERROR. Borrowed: valid during the
+ * task call. */
+FORQ_TASK_EXPORT const char *forq_task_dict_error(const forq_task_ctx_t *ctx);
+
+/* dict "incr": add delta to an integer (a missing key counts as 0); *ret_value the new value. */
+FORQ_TASK_EXPORT int forq_task_dict_incr(forq_task_ctx_t *ctx, const char *name, const char *key,
+                                         int64_t delta, int64_t *ret_value);
+
 #ifdef __cplusplus
 }
 #endif
