@@ -34,6 +34,7 @@ struct dstore {
     uint64_t ver;              /* the last version handed out */
     dstore_changed_fn changed; /* hook, may be NULL */
     void *ud;
+    bool quiet;                /* the hook is off */
 };
 
 dstore_t *dstore_new(const dstore_limits_t *limits, dstore_changed_fn changed, void *ud)
@@ -100,7 +101,7 @@ static entry_t *find_entry(dstore_t *s, const char *name, size_t nlen, const cha
 
 static void notify(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen)
 {
-    if (s->changed)
+    if (s->changed && !s->quiet)
         s->changed(s->ud, name, nlen, key, klen);
 }
 
@@ -381,6 +382,47 @@ long dstore_iter(dstore_t *s, const char *name, size_t nlen, const char *after, 
     }
     *ret_more = e != NULL;
     return n;
+}
+
+void dstore_restore(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+                    const void *val, size_t vlen, uint64_t ver)
+{
+    entry_t *e = put(s, find_dict(s, name, nlen, true), key, klen, val, vlen);
+    s->ver--; /* put() took a fresh version: hand it back, and use the given one */
+    e->ver = ver;
+    if (ver > s->ver)
+        s->ver = ver;
+}
+
+void dstore_forget(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen)
+{
+    bool q = s->quiet;
+    s->quiet = true;
+    if (key)
+        dstore_del(s, name, nlen, key, klen);
+    else
+        dstore_clear(s, name, nlen);
+    s->quiet = q;
+}
+
+void dstore_quiet(dstore_t *s, bool quiet)
+{
+    s->quiet = quiet;
+}
+
+void dstore_each(dstore_t *s, dstore_all_fn fn, void *ud)
+{
+    dict_t *d, *dt;
+    entry_t *e, *et;
+    HASH_ITER(hh, s->dicts, d, dt)
+    {
+        HASH_ITER(hh, d->entries, e, et)
+        {
+            dval_t v = {e->val, e->vlen, e->ver};
+            if (fn(ud, d->name, d->nlen, e->key, e->klen, &v) != 0)
+                return;
+        }
+    }
 }
 
 size_t dstore_keys(const dstore_t *s)

@@ -75,6 +75,22 @@ typedef int (*dstore_visit_fn)(void *ud, const char *key, size_t klen, const dva
 long dstore_iter(dstore_t *s, const char *name, size_t nlen, const char *after, size_t alen,
                  size_t limit, dstore_visit_fn fn, void *ud, bool *ret_more);
 
+/* Put a value back with a given version, without limits or the change hook: replay of the log,
+ * and undoing a change the log could not record. Versions handed out later stay above it. */
+void dstore_restore(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
+                    const void *val, size_t vlen, uint64_t ver);
+
+/* Remove a key, or (key NULL) a whole dict, without the change hook. */
+void dstore_forget(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen);
+
+/* Turn the change hook off (replay, undo) or on again. */
+void dstore_quiet(dstore_t *s, bool quiet);
+
+/* Visit every key of every dict (compaction). fn returns 0 to go on. */
+typedef int (*dstore_all_fn)(void *ud, const char *name, size_t nlen, const char *key,
+                             size_t klen, const dval_t *val);
+void dstore_each(dstore_t *s, dstore_all_fn fn, void *ud);
+
 /* Totals for stats. */
 size_t dstore_keys(const dstore_t *s);
 size_t dstore_bytes(const dstore_t *s);

@@ -1,0 +1,69 @@
+/* dictlog.h - the dict service's append-only log in the state directory (DIR/dict.log).
+ *
+ * The log is a sequence of frames, each the changes of one request:
+ *
+ *     frame  = length:u32le crc32:u32le payload      ; crc32 (zlib) of the payload
+ *     payload = msgpack array of record
+ *     record = [0, name, key, ver, value-bin]        ; key now holds value (msgpack) at ver
+ *            / [1, name, key]                        ; key deleted
+ *            / [2, name]                             ; dict cleared
+ *
+ * Records hold the resulting state, not the operation, so replay restores values and versions
+ * exactly, and a frame is all-or-nothing: a multi-key update survives a crash whole or not at
+ * all. At open the log is replayed; a torn or corrupt tail (a crash in the middle of a write) is
+ * truncated and reported, never fatal. When the log grows past twice the live data (and 1 MiB)
+ * it is rewritten compactly: a new file of the current state, fsynced, renamed over the old.
+ *
+ * Durability follows the fsync policy: `always` syncs every frame before dictlog_commit()
+ * returns (the broker replies only after that), `everysec` at most a second later, `no` when the
+ * kernel pleases. A write that fails (disk full, I/O error) leaves the file as it was and
+ * returns the error: the caller undoes the change and refuses the write. */
+#ifndef FORQ_DICTLOG_H
+#define FORQ_DICTLOG_H
+
+#include "dict.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef enum { FSYNC_ALWAYS, FSYNC_EVERYSEC, FSYNC_NO } fsync_policy_t;
+
+typedef struct dictlog dictlog_t;
+
+/* Fault injection for tests (beanstalkd's falloc): every write to the log goes through this
+ * function; tests replace it to simulate a full or failing disk. */
+extern ssize_t (*dictlog_write_fn)(int fd, const void *buf, size_t n);
+
+/* Parse "always", "everysec", "no"; -1 otherwise. */
+int dictlog_policy_from(const char *name);
+const char *dictlog_policy_name(fsync_policy_t p);
+
+/* Open (creating DIR and the log if needed) and replay the log into `store` (quietly). Returns
+ * 0 with *ret, or -errno with one line in err. `*ret_truncated` gets the bytes of a torn tail
+ * that were cut off (0 if none). */
+int dictlog_open(const char *dir, fsync_policy_t policy, dstore_t *store, dictlog_t **ret,
+                 size_t *ret_truncated, char *err, size_t errlen);
+
+/* Add the state of one key (or a dict's clearing) to the pending frame. val NULL: deleted. */
+void dictlog_put(dictlog_t *l, const char *name, size_t nlen, const char *key, size_t klen,
+                 const void *val, size_t vlen, uint64_t ver);
+void dictlog_put_clear(dictlog_t *l, const char *name, size_t nlen);
+
+/* Write the pending frame (if any), and sync it under `always`. Returns 0, or -errno after
+ * putting the file back as it was (the pending frame is dropped either way). */
+int dictlog_commit(dictlog_t *l);
+
+/* Once in a while (each second is plenty): sync under `everysec`, compact when due. Returns 0 or
+ * -errno of a failed compaction (the old log is kept). */
+int dictlog_tick(dictlog_t *l, dstore_t *store, uint64_t now_ms);
+
+/* Rewrite the log as the current state of `store`. 0 or -errno (the old log is kept). */
+int dictlog_compact(dictlog_t *l, dstore_t *store);
+
+/* Bytes in the log file. */
+uint64_t dictlog_size(const dictlog_t *l);
+
+/* Sync and close. */
+void dictlog_close(dictlog_t **l);
+
+#endif
