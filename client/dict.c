@@ -25,8 +25,10 @@ static forq_err_t map_error(forq_err_t e)
     const char *d = forq_errdetail();
     if (e != FORQ_ERR_PROTOCOL)
         return e;
-    if (strncmp(d, "dict_full", 9) == 0)
+    if (strncmp(d, "dict_full", 9) == 0 || strncmp(d, "disk_full", 9) == 0)
         return FORQ_ERR_FULL;
+    if (strncmp(d, "disk_error", 10) == 0)
+        return FORQ_ERR_SYSTEM;
     if (strncmp(d, "too_large", 9) == 0 || strncmp(d, "not_integer", 11) == 0 ||
         strncmp(d, "overflow", 8) == 0 || strncmp(d, "bad_", 4) == 0 ||
         strncmp(d, "cursor_expired", 14) == 0 || strncmp(d, "missing_field", 13) == 0)

@@ -307,14 +307,14 @@ void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t
     char store_msg[256];
     if (job->store && payload) {
         const char *key = job->store + strlen(job->store) + 1;
-        uint64_t ver;
-        int r = dstore_set(b->dict, job->store, strlen(job->store), key, strlen(key),
-                           zmq_msg_data(payload), zmq_msg_size(payload), &ver);
+        int r = dict_store_result(b, job->store, key, zmq_msg_data(payload),
+                                  zmq_msg_size(payload));
         if (r < 0) {
             snprintf(store_msg, sizeof(store_msg),
                      "the result could not be stored in dict '%s' (%s); it is only in this reply",
-                     job->store, r == -E2BIG ? "larger than --dict-max-value"
-                                             : "the dict service is full");
+                     job->store, r == -E2BIG    ? "larger than --dict-max-value"
+                                 : r == -ENOSPC ? "the dict service or its disk is full"
+                                                : strerror(-r));
             h.code = wire_str("store_failed");
             h.msg = wire_str(store_msg);
         }
@@ -664,7 +664,7 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
         backlog += cl->backlog_n;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 32 + 5); /* + dict_pack_stats() */
+    msgpack_pack_map(&pk, 32 + 6); /* + dict_pack_stats() */
     pack_key(&pk, "version");
     msgpack_pack_str(&pk, strlen(FORQ_VERSION));
     msgpack_pack_str_body(&pk, FORQ_VERSION, strlen(FORQ_VERSION));
@@ -970,6 +970,8 @@ static int next_timeout(broker_t *b, uint64_t now)
         at = b->spawn_at;
     if (b->done && b->done->finished_ms + (uint64_t)b->cfg->retain_ms < at)
         at = b->done->finished_ms + (uint64_t)b->cfg->retain_ms;
+    if (b->dict_log && now + 1000 < at)
+        at = now + 1000; /* the dict log's fsync every second, and compaction */
     if (at == UINT64_MAX)
         return -1;
     return at <= now ? 0 : (int)(at - now > 60000 ? 60000 : at - now);
@@ -1090,8 +1092,9 @@ int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
     msgpack_zone_init(&b.zone, 4096);
     msgpack_sbuffer_init(&b.hbuf);
     sched_init(&b.sched);
-    dict_service_init(&b);
     b.started_ms = now_ms();
+    if (dict_service_init(&b) < 0)
+        goto out;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
@@ -1117,6 +1120,7 @@ int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
             flush_backlog(&b);
         pool_maintain(&b, now);
         prune(&b, now);
+        dict_tick(&b, now);
         drain_check(&b, now);
         if (b.stop)
             break;

@@ -3,8 +3,15 @@
  *
  * The broker is single-threaded, so every operation is atomic without locks. A waiter is woken
  * by the store's change hook the moment a write changes its key's version (or deletes it), or
- * by its timer. In this version the store lives in memory only: `stats` says so
- * (dict_durability: "memory"). */
+ * by its timer.
+ *
+ * With --state-dir every change also goes to the log (dictlog.c): the store's change hook adds
+ * each changed key's new state to the pending frame, and the frame is committed just before the
+ * request's reply is sent, so a reply never promises more than the log holds (under fsync
+ * always: nothing an acknowledged write did is lost to a crash). If the log cannot take the
+ * frame (disk full, I/O error) the request's changes are undone from the values kept before it,
+ * the client gets an error saying so, and reads go on working. Waiters are woken only after a
+ * change is committed. */
 #define _GNU_SOURCE
 #include "broker_int.h"
 
@@ -36,17 +43,144 @@ struct dwaiter {
     char key[];
 };
 
+/* A key changed by the request under way (key NULL: the whole dict). */
+typedef struct dchange {
+    struct dchange *next;
+    size_t nlen, klen;
+    bool all;
+    char name[WIRE_ID_MAX + 1];
+    char key[];
+} dchange_t;
+
+/* A key's state before the request under way, to undo it if the log cannot take the change. */
+typedef struct dundo {
+    struct dundo *next;
+    bool had;                /* it existed */
+    uint64_t ver;
+    void *val;               /* owned copy */
+    size_t vlen, nlen, klen;
+    char name[WIRE_ID_MAX + 1];
+    char key[];
+} dundo_t;
+
 static void on_change(void *ud, const char *name, size_t nlen, const char *key, size_t klen);
 
-void dict_service_init(broker_t *b)
+int dict_service_init(broker_t *b)
 {
     dstore_limits_t lim = {(size_t)b->cfg->dict_max_keys, (size_t)b->cfg->dict_max_value,
                            (size_t)b->cfg->dict_max_bytes};
+    char err[512];
+    size_t cut = 0;
+
     b->dict = dstore_new(&lim, on_change, b);
+    if (!b->cfg->state_dir)
+        return 0;
+    if (dictlog_open(b->cfg->state_dir, (fsync_policy_t)b->cfg->fsync_policy, b->dict,
+                     &b->dict_log, &cut, err, sizeof(err)) < 0) {
+        fprintf(stderr, "forqd: %s\n", err);
+        return -1;
+    }
+    if (cut)
+        log_warn("dict log %s/dict.log: a torn tail of %zu bytes (a crash during a write) was "
+                 "cut off%s%s", b->cfg->state_dir, cut, err[0] ? "; " : "", err);
+    log_info("dict log %s/dict.log: %zu keys in %zu dicts restored, fsync %s", b->cfg->state_dir,
+             dstore_keys(b->dict), dstore_dicts(b->dict),
+             dictlog_policy_name((fsync_policy_t)b->cfg->fsync_policy));
+    return 0;
 }
+
+static void free_undo(broker_t *b)
+{
+    while (b->dict_undo) {
+        dundo_t *u = b->dict_undo;
+        b->dict_undo = u->next;
+        free(u->val);
+        free(u);
+    }
+}
+
+static void free_changed(broker_t *b)
+{
+    while (b->dict_changed) {
+        dchange_t *c = b->dict_changed;
+        b->dict_changed = c->next;
+        free(c);
+    }
+}
+
+/* Keep key's state before a change (only while a log is kept: it is for undoing). */
+static void remember(broker_t *b, const char *name, size_t nlen, const char *key, size_t klen)
+{
+    dval_t v;
+    dundo_t *u;
+
+    if (!b->dict_log)
+        return;
+    u = xcalloc(1, sizeof(*u) + klen + 1);
+    memcpy(u->name, name, nlen);
+    u->nlen = nlen;
+    memcpy(u->key, key, klen);
+    u->klen = klen;
+    if (dstore_get(b->dict, name, nlen, key, klen, &v) == 0) {
+        u->had = true;
+        u->ver = v.ver;
+        u->val = xmalloc(v.len ? v.len : 1);
+        memcpy(u->val, v.data, v.len);
+        u->vlen = v.len;
+    }
+    u->next = b->dict_undo;
+    b->dict_undo = u;
+}
+
+static int remember_visit(void *ud, const char *key, size_t klen, const dval_t *val)
+{
+    void **a = ud;
+    (void)val;
+    remember(a[0], a[1], *(size_t *)a[2], key, klen);
+    return 0;
+}
+
+/* Keep every key of a dict (before clear). */
+static void remember_dict(broker_t *b, const char *name, size_t nlen)
+{
+    void *a[3] = {b, (void *)name, &nlen};
+    bool more;
+    if (b->dict_log)
+        dstore_iter(b->dict, name, nlen, NULL, 0, SIZE_MAX, remember_visit, a, &more);
+}
+
+/* Commit the pending frame; if the log cannot take it, undo the request's changes. */
+static int commit_or_undo(broker_t *b)
+{
+    int r;
+
+    if (!b->dict_log)
+        return 0;
+    r = dictlog_commit(b->dict_log);
+    if (r < 0) {
+        dstore_quiet(b->dict, true);
+        for (dundo_t *u = b->dict_undo; u; u = u->next) {
+            if (u->had)
+                dstore_restore(b->dict, u->name, u->nlen, u->key, u->klen, u->val, u->vlen,
+                               u->ver);
+            else
+                dstore_forget(b->dict, u->name, u->nlen, u->key, u->klen);
+        }
+        dstore_quiet(b->dict, false);
+        free_changed(b); /* nothing changed after all */
+        log_error("dict log: a write failed (%s); the change was undone and refused", strerror(-r));
+    }
+    free_undo(b);
+    return r;
+}
+
+static void wake_changed(broker_t *b);
 
 void dict_service_done(broker_t *b)
 {
+    free_undo(b);
+    free_changed(b);
+    dictlog_close(&b->dict_log);
     while (b->dict_waiters) {
         dwaiter_t *w = b->dict_waiters;
         DL_DELETE(b->dict_waiters, w);
@@ -64,11 +198,21 @@ static void msg_of(zmq_msg_t *m, const void *data, size_t len)
     memcpy(zmq_msg_data(m), data, len);
 }
 
-/* Reply with h (cmd, req set here) and, when data is not NULL, one value frame. */
+/* Reply with h (cmd, req set here) and, when data is not NULL, one value frame — once the
+ * request's changes are in the log; if they cannot be, an error instead. */
 static void reply(broker_t *b, const origin_t *o, const wire_hdr_t *req, wire_hdr_t *h,
                   const void *data, size_t len)
 {
     zmq_msg_t m;
+    int r = commit_or_undo(b);
+    if (r < 0) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "the dict log in %s could not take the change (%s): nothing "
+                 "was changed; reads still work; free space or fix the disk and retry",
+                 b->cfg->state_dir, strerror(-r));
+        broker_error(b, o, req, r == -ENOSPC ? "disk_full" : "disk_error", msg);
+        return;
+    }
     h->cmd = WIRE_DICT_REPLY;
     h->req = req->req;
     h->has_req = req->has_req;
@@ -142,19 +286,73 @@ static void wake(broker_t *b, dwaiter_t *w, const char *code)
 static void on_change(void *ud, const char *name, size_t nlen, const char *key, size_t klen)
 {
     broker_t *b = ud;
-    dwaiter_t *w, *tmp;
+    dchange_t *c = xcalloc(1, sizeof(*c) + klen + 1);
+    dval_t v;
 
-    DL_FOREACH_SAFE(b->dict_waiters, w, tmp)
-    {
-        if (w->nlen != nlen || memcmp(w->name, name, nlen) != 0)
-            continue;
-        if (key && (w->klen != klen || memcmp(w->key, key, klen) != 0))
-            continue;
-        dval_t v;
-        uint64_t now = dstore_get(b->dict, w->name, w->nlen, w->key, w->klen, &v) == 0 ? v.ver : 0;
-        if (now != w->ver)
-            wake(b, w, NULL);
+    if (b->dict_log) {
+        if (!key)
+            dictlog_put_clear(b->dict_log, name, nlen);
+        else if (dstore_get(b->dict, name, nlen, key, klen, &v) == 0)
+            dictlog_put(b->dict_log, name, nlen, key, klen, v.data, v.len, v.ver);
+        else
+            dictlog_put(b->dict_log, name, nlen, key, klen, NULL, 0, 0);
     }
+    memcpy(c->name, name, nlen);
+    c->nlen = nlen;
+    c->all = key == NULL;
+    if (key)
+        memcpy(c->key, key, klen);
+    c->klen = klen;
+    c->next = b->dict_changed;
+    b->dict_changed = c;
+}
+
+/* After a request's changes are committed: answer the waiters whose key changed. */
+static void wake_changed(broker_t *b)
+{
+    while (b->dict_changed) {
+        dchange_t *c = b->dict_changed;
+        dwaiter_t *w, *tmp;
+        b->dict_changed = c->next;
+        DL_FOREACH_SAFE(b->dict_waiters, w, tmp)
+        {
+            if (w->nlen != c->nlen || memcmp(w->name, c->name, c->nlen) != 0)
+                continue;
+            if (!c->all && (w->klen != c->klen || memcmp(w->key, c->key, c->klen) != 0))
+                continue;
+            dval_t v;
+            uint64_t now =
+                dstore_get(b->dict, w->name, w->nlen, w->key, w->klen, &v) == 0 ? v.ver : 0;
+            if (now != w->ver)
+                wake(b, w, NULL);
+        }
+        free(c);
+    }
+}
+
+int dict_store_result(broker_t *b, const char *name, const char *key, const void *val,
+                      size_t vlen)
+{
+    uint64_t ver;
+    int r;
+
+    remember(b, name, strlen(name), key, strlen(key));
+    r = dstore_set(b->dict, name, strlen(name), key, strlen(key), val, vlen, &ver);
+    if (r < 0) {
+        free_undo(b);
+        return r;
+    }
+    if ((r = commit_or_undo(b)) < 0)
+        return r;
+    wake_changed(b);
+    return 0;
+}
+
+void dict_tick(broker_t *b, uint64_t now)
+{
+    int r;
+    if (b->dict_log && (r = dictlog_tick(b->dict_log, b->dict, now)) < 0)
+        log_error("dict log: compaction failed (%s); the old log is kept", strerror(-r));
 }
 
 void dict_on_timer(broker_t *b, timer_node_t *t)
@@ -309,6 +507,8 @@ static void op_update(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
         for (size_t i = 0; i < n; i++)
             vals[i] = packed.data + offs[i];
         uint64_t ver = 0;
+        for (size_t i = 0; i < n; i++)
+            remember(b, h->name.ptr, h->name.len, keys[i], klens[i]);
         r = dstore_update(b->dict, h->name.ptr, h->name.len, n, keys, klens, vals, vlens, &ver);
         if (r == 0) {
             wire_hdr_t rep = {.count = n, .ver = ver, .has_ver = true, .found = true};
@@ -383,6 +583,12 @@ void dict_on_request(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_ms
     const void *val = payload ? zmq_msg_data(payload) : NULL;
     size_t vlen = payload ? zmq_msg_size(payload) : 0;
     wire_hdr_t rep = {0};
+
+    /* what a mutating op may change, kept to undo it if the log cannot take it */
+    if (strcmp(op, "clear") == 0)
+        remember_dict(b, name, nlen);
+    else if (key && strcmp(op, "get") != 0 && strcmp(op, "has") != 0 && strcmp(op, "wait") != 0)
+        remember(b, name, nlen, key, klen);
 
     if (strcmp(op, "get") == 0 || strcmp(op, "has") == 0) {
         if (dstore_get(b->dict, name, nlen, key, klen, &v) == 0) {
@@ -459,6 +665,8 @@ void dict_on_request(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_ms
     } else {
         op_wait(b, o, h);
     }
+    free_undo(b); /* an op that changed nothing kept its pre-images for nothing */
+    wake_changed(b);
 }
 
 size_t dict_pack_stats(broker_t *b, msgpack_packer *pk)
@@ -471,7 +679,14 @@ size_t dict_pack_stats(broker_t *b, msgpack_packer *pk)
         msgpack_pack_str_with_body(pk, keys[i], strlen(keys[i]));
         msgpack_pack_uint64(pk, vals[i]);
     }
+    char dur[64];
+    snprintf(dur, sizeof(dur), "log, fsync %s",
+             dictlog_policy_name((fsync_policy_t)b->cfg->fsync_policy));
+    if (!b->dict_log)
+        snprintf(dur, sizeof(dur), "memory");
     msgpack_pack_str_with_body(pk, "dict_durability", 15);
-    msgpack_pack_str_with_body(pk, "memory", 6);
-    return ELEMENTSOF(keys) + 1;
+    msgpack_pack_str_with_body(pk, dur, strlen(dur));
+    msgpack_pack_str_with_body(pk, "dict_log_bytes", 14);
+    msgpack_pack_uint64(pk, b->dict_log ? dictlog_size(b->dict_log) : 0);
+    return ELEMENTSOF(keys) + 2;
 }

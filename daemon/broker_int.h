@@ -14,6 +14,7 @@
 #include "broker.h"
 #include "config.h"
 #include "dict.h"
+#include "dictlog.h"
 #include "sched.h"
 #include "timers.h"
 #include "wire.h"
@@ -168,8 +169,11 @@ struct broker {
     uint64_t started_ms;        /* for uptime */
     counters_t st;
     dstore_t *dict;             /* the dict service's store */
+    dictlog_t *dict_log;        /* its log, NULL without --state-dir */
     dwaiter_t *dict_waiters;    /* clients in a dict wait */
     size_t n_dict_waiters;
+    struct dchange *dict_changed; /* keys changed by the request under way */
+    struct dundo *dict_undo;    /* their values before it, while a log is kept */
 };
 
 /* broker.c */
@@ -184,11 +188,15 @@ void broker_error(broker_t *b, const origin_t *o, const wire_hdr_t *req, const c
                   const char *msg);
 
 /* broker_dict.c */
-void dict_service_init(broker_t *b);
+int dict_service_init(broker_t *b);
 void dict_service_done(broker_t *b);
 void dict_on_request(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload);
 void dict_on_timer(broker_t *b, timer_node_t *t);
 size_t dict_pack_stats(broker_t *b, msgpack_packer *pk); /* returns the entries packed */
+void dict_tick(broker_t *b, uint64_t now);
+/* Store a finished job's result (the `store` option). 0, or -errno when it could not be kept. */
+int dict_store_result(broker_t *b, const char *name, const char *key, const void *val,
+                      size_t vlen);
 
 /* pool.c */
 int pool_wait_hello(broker_t *b, int timeout_ms);

@@ -1,6 +1,8 @@
 /* config.c - forqd's flags. Every flag has a long form; errors name the flag and what it takes. */
 #include "config.h"
 
+#include "dictlog.h"
+
 #include "endpoint.h"
 #include "forq_config.h"
 #include "log.h"
@@ -44,6 +46,11 @@ static const char usage[] =
     "      --retain-seconds S      and for how long (default 600)\n"
     "      --retain-bytes B        and how many bytes of results in all (default\n"
     "                              268435456); past any limit the oldest are forgotten\n"
+    "      --state-dir DIR         keep the dicts durable in DIR (an append-only log,\n"
+    "                              replayed at start); without it they live in memory\n"
+    "      --fsync POLICY          always (a write is acknowledged once on disk),\n"
+    "                              everysec (default: at most a second of writes at risk)\n"
+    "                              or no (the kernel decides)\n"
     "      --dict-max-keys N       keys in all dicts together (default 1000000)\n"
     "      --dict-max-value BYTES  bytes of one dict value (default 16777216)\n"
     "      --dict-max-bytes BYTES  bytes of all dict keys and values (default 1073741824);\n"
@@ -71,6 +78,8 @@ enum {
     OPT_RETAIN_BYTES,
     OPT_WORKER_EP,
     OPT_DICT_MAX_KEYS,
+    OPT_STATE_DIR,
+    OPT_FSYNC,
     OPT_DICT_MAX_VALUE,
     OPT_DICT_MAX_BYTES,
     OPT_FORKSERVER_FD,
@@ -125,6 +134,8 @@ int config_parse(config_t *cfg, int argc, char **argv)
         {"retain-bytes", required_argument, NULL, OPT_RETAIN_BYTES},
         {"worker-endpoint", required_argument, NULL, OPT_WORKER_EP},
         {"dict-max-keys", required_argument, NULL, OPT_DICT_MAX_KEYS},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+        {"fsync", required_argument, NULL, OPT_FSYNC},
         {"dict-max-value", required_argument, NULL, OPT_DICT_MAX_VALUE},
         {"dict-max-bytes", required_argument, NULL, OPT_DICT_MAX_BYTES},
         {"forkserver-fd", required_argument, NULL, OPT_FORKSERVER_FD},
@@ -147,6 +158,7 @@ int config_parse(config_t *cfg, int argc, char **argv)
     cfg->retain_count = 10000;
     cfg->retain_ms = 600000;
     cfg->retain_bytes = 256L << 20;
+    cfg->fsync_policy = FSYNC_EVERYSEC;
     cfg->dict_max_keys = 1000000;
     cfg->dict_max_value = 16L << 20;
     cfg->dict_max_bytes = 1L << 30;
@@ -221,6 +233,16 @@ int config_parse(config_t *cfg, int argc, char **argv)
         case OPT_RETAIN_BYTES:
             if (number("--retain-bytes", optarg, 0, 1L << 40, &cfg->retain_bytes) < 0)
                 return -EINVAL;
+            break;
+        case OPT_STATE_DIR:
+            free(cfg->state_dir);
+            cfg->state_dir = xstrdup(optarg);
+            break;
+        case OPT_FSYNC:
+            if ((cfg->fsync_policy = dictlog_policy_from(optarg)) < 0) {
+                fprintf(stderr, "forqd: --fsync takes always, everysec or no, not '%s'\n", optarg);
+                return -EINVAL;
+            }
             break;
         case OPT_DICT_MAX_KEYS:
             if (number("--dict-max-keys", optarg, 1, 1L << 32, &cfg->dict_max_keys) < 0)
@@ -332,7 +354,8 @@ void config_done(config_t *cfg, bool remove_dirs)
     strv_free(&cfg->exec_allow);
     free(cfg->worker_endpoint);
     free(cfg->private_dir);
-    cfg->worker_endpoint = cfg->private_dir = NULL;
+    free(cfg->state_dir);
+    cfg->worker_endpoint = cfg->private_dir = cfg->state_dir = NULL;
 }
 
 bool config_exec_allowed(const config_t *cfg, const char *prog)

@@ -29,6 +29,8 @@ typedef struct {
     long retain_count;            /* finished jobs remembered for status and cancel */
     long retain_ms;               /* and for how long */
     long retain_bytes;            /* and how many bytes of their results, at most */
+    char *state_dir;              /* where the dict log lives; NULL: dicts in memory only */
+    int fsync_policy;             /* fsync_policy_t of the dict log */
     long dict_max_keys;           /* keys in all dicts */
     long dict_max_value;          /* bytes of one dict value */
     long dict_max_bytes;          /* bytes of all dict keys and values */
