@@ -859,26 +859,33 @@ END_TEST
 static Suite *executor_suite(void)
 {
     Suite *s = suite_create("executor");
-    TCase *tc = tcase_create("executor");
-    tcase_set_timeout(tc, test_ms(120));
-    tcase_add_test(tc, test_map_ordered);
-    tcase_add_test(tc, test_starmap);
-    tcase_add_test(tc, test_imap_unordered);
-    tcase_add_test(tc, test_item_errors_inside_a_chunk);
-    tcase_add_test(tc, test_map_bad_input);
-    tcase_add_test(tc, test_map_cancel_midway);
-    tcase_add_test(tc, test_crash_inside_a_map);
-    tcase_add_test(tc, test_done_callbacks);
-    tcase_add_test(tc, test_progress);
-    tcase_add_test(tc, test_wait_modes);
-    tcase_add_test(tc, test_as_completed);
-    tcase_add_test(tc, test_detached_fetch);
-    tcase_add_test(tc, test_retention_limits);
-    tcase_add_test(tc, test_forqd_restart_under_pending_futures);
-    tcase_add_test(tc, test_lost_after_forqd_gone);
-    tcase_add_test(tc, test_imap_million_items_flat_memory);
-    tcase_add_test(tc, test_cli_map_and_wait);
-    suite_add_tcase(s, tc);
+    TCase *core = tcase_create("core"), *full;
+
+    tcase_set_timeout(core, test_ms(120));
+    tcase_add_test(core, test_map_ordered);
+    tcase_add_test(core, test_item_errors_inside_a_chunk);
+    tcase_add_test(core, test_map_cancel_midway);
+    tcase_add_test(core, test_done_callbacks);
+    tcase_add_test(core, test_progress);
+    tcase_add_test(core, test_wait_modes);
+    tcase_add_test(core, test_as_completed);
+    tcase_add_test(core, test_detached_fetch);
+    suite_add_tcase(s, core);
+    /* under valgrind (FORQ_TEST_CORE_ONLY) the core cases only; ASan runs them all */
+    if (getenv("FORQ_TEST_CORE_ONLY"))
+        return s;
+    full = tcase_create("full");
+    tcase_set_timeout(full, test_ms(120));
+    tcase_add_test(full, test_starmap);
+    tcase_add_test(full, test_imap_unordered);
+    tcase_add_test(full, test_map_bad_input);
+    tcase_add_test(full, test_crash_inside_a_map);
+    tcase_add_test(full, test_retention_limits);
+    tcase_add_test(full, test_forqd_restart_under_pending_futures);
+    tcase_add_test(full, test_lost_after_forqd_gone);
+    tcase_add_test(full, test_imap_million_items_flat_memory);
+    tcase_add_test(full, test_cli_map_and_wait);
+    suite_add_tcase(s, full);
     return s;
 }
 

@@ -93,8 +93,13 @@ void e2e_up(forqd_t *d, forq_client_t **ret_client, int workers, const char *con
 /* Destroy the client and stop forqd, asserting a clean exit. */
 void e2e_down(forqd_t *d, forq_client_t **client);
 
-/* Kill forqd with SIGKILL (its forkserver and workers die with it) and start a new one on the
- * same endpoint with the same arguments as e2e_up() was given. */
+/* Kill forqd with SIGKILL (its forkserver and workers die with it). */
+void e2e_kill(forqd_t *d);
+
+/* Start a new forqd on the same endpoint, with the same arguments as e2e_up() was given. */
+void e2e_restart(forqd_t *d, int workers, const char *const *extra);
+
+/* e2e_kill, then e2e_restart. */
 void e2e_crash_restart(forqd_t *d, int workers, const char *const *extra);
 #endif
 

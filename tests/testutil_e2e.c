@@ -303,17 +303,28 @@ void e2e_down(forqd_t *d, forq_client_t **client)
     ck_assert_int_eq(forqd_stop(d), 0);
 }
 
-void e2e_crash_restart(forqd_t *d, int workers, const char *const *extra)
+void e2e_kill(forqd_t *d)
+{
+    int status;
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, &status, 0);
+    d->pid = 0;
+}
+
+void e2e_restart(forqd_t *d, int workers, const char *const *extra)
 {
     const char *args[32];
     char w[16];
-    int status;
 
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, &status, 0);
     plugin_args(args, w, sizeof(w), workers, extra);
     d->pid = spawn_in(d, args, false);
     wait_ready(d);
+}
+
+void e2e_crash_restart(forqd_t *d, int workers, const char *const *extra)
+{
+    e2e_kill(d);
+    e2e_restart(d, workers, extra);
 }
 
 forq_submit_opts_t submit_opts(void)
