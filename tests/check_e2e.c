@@ -910,6 +910,14 @@ START_TEST(test_start_errors)
     ck_assert_int_eq(forqd_start_fail(&x, bad), 1);
     ck_assert(forqd_log_has(&x, "task ABI"));
     forqd_stop(&x);
+    const char *sd[] = {"--state-dir", "/proc/forq-cannot-be", NULL};
+    ck_assert_int_eq(forqd_start_fail(&x, sd), 1);
+    ck_assert(forqd_log_has(&x, "cannot create the state directory"));
+    forqd_stop(&x);
+    const char *fs[] = {"--fsync", "sometimes", NULL};
+    ck_assert_int_eq(forqd_start_fail(&x, fs), 1);
+    ck_assert(forqd_log_has(&x, "--fsync takes always, everysec or no"));
+    forqd_stop(&x);
     const char *flag[] = {"--workers", "zero", NULL};
     ck_assert_int_eq(forqd_start_fail(&x, flag), 1);
     ck_assert(forqd_log_has(&x, "--workers takes a whole number"));
