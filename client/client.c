@@ -685,8 +685,8 @@ static forq_err_t request(forq_client_t *c, wire_hdr_t *h, int timeout_ms, forq_
     return client_request(c, h, NULL, 0, timeout_ms, ret_f);
 }
 
-forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, size_t plen,
-                          int timeout_ms, forq_future_t **ret_f)
+forq_err_t client_request_async(forq_client_t *c, wire_hdr_t *h, const void *payload,
+                                size_t plen, forq_future_t **ret_f)
 {
     forq_future_t *f;
     forq_err_t e;
@@ -705,6 +705,18 @@ forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, 
         future_unref(f);
         return e;
     }
+    *ret_f = f;
+    return FORQ_OK;
+}
+
+forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, size_t plen,
+                          int timeout_ms, forq_future_t **ret_f)
+{
+    forq_future_t *f;
+    forq_err_t e;
+
+    if ((e = client_request_async(c, h, payload, plen, &f)) != FORQ_OK)
+        return e;
     if (!future_wait_done(f, timeout_ms)) {
         future_unref(f); /* leaves the table with its last reference */
         return client_fail(h->cmd == WIRE_PING ? FORQ_ERR_CONNECT : FORQ_ERR_TIMEOUT,

@@ -98,6 +98,9 @@ int client_drop_pending(forq_client_t *c, forq_future_t *f);
  * FORQ_ERR_PROTOCOL (detail "code: message"); no reply in time is FORQ_ERR_TIMEOUT. */
 forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, size_t plen,
                           int timeout_ms, forq_future_t **ret_f);
+/* Send a request without waiting: *ret_f resolves with the reply. */
+forq_err_t client_request_async(forq_client_t *c, wire_hdr_t *h, const void *payload,
+                                size_t plen, forq_future_t **ret_f);
 /* A fresh job id of this client (for a map's chunks). */
 void client_new_id(forq_client_t *c, char *buf, size_t size);
 /* Send cancel for job `id` without waiting for the reply. */

@@ -36,10 +36,9 @@ static forq_err_t map_error(forq_err_t e)
     return e;
 }
 
-/* Send one dict request; on FORQ_OK *ret_f is the reply (future_unref it). */
-static forq_err_t call(forq_client_t *c, wire_hdr_t *h, const char *name, const char *key,
-                       bool needs_key, const void *val, size_t vlen, int timeout_ms,
-                       forq_future_t **ret_f)
+/* Check a dict request's arguments and fill in its header. */
+static forq_err_t build(forq_client_t *c, wire_hdr_t *h, const char *name, const char *key,
+                        bool needs_key, const void *val, size_t vlen)
 {
     wire_err_t werr;
 
@@ -56,7 +55,16 @@ static forq_err_t call(forq_client_t *c, wire_hdr_t *h, const char *name, const 
     h->name = wire_str(name);
     if (key)
         h->key = wire_str(key);
-    return map_error(client_request(c, h, val, vlen, timeout_ms, ret_f));
+    return FORQ_OK;
+}
+
+/* Send one dict request and wait; on FORQ_OK *ret_f is the reply (future_unref it). */
+static forq_err_t call(forq_client_t *c, wire_hdr_t *h, const char *name, const char *key,
+                       bool needs_key, const void *val, size_t vlen, int timeout_ms,
+                       forq_future_t **ret_f)
+{
+    forq_err_t e = build(c, h, name, key, needs_key, val, vlen);
+    return e != FORQ_OK ? e : map_error(client_request(c, h, val, vlen, timeout_ms, ret_f));
 }
 
 /* Hand the reply's value to the caller. */
@@ -310,5 +318,77 @@ forq_err_t forq_dict_page(forq_client_t *c, const char *name, bool items, const 
             f->cursor = NULL;
     }
     future_unref(f);
+    return FORQ_OK;
+}
+
+/* ---- asynchronous ---- */
+
+void forq_dict_op_init(forq_dict_op_t *op)
+{
+    memset(op, 0, sizeof(*op));
+    op->version = FORQ_DICT_NEXT_CHANGE;
+}
+
+forq_err_t forq_dict_submit(forq_client_t *c, const forq_dict_op_t *op, forq_future_t **ret)
+{
+    static const char *const key_ops[] = {"get", "set", "del", "has", "setdefault",
+                                          "pop", "incr", "cas", "wait"};
+    bool needs_key = false, valid = false;
+    wire_hdr_t h = {0};
+    forq_err_t e;
+
+    if (!op || !op->op || !ret)
+        return client_fail(FORQ_ERR_INVALID, "op, op->op and ret_future are required");
+    for (size_t i = 0; i < sizeof(key_ops) / sizeof(key_ops[0]); i++)
+        if (strcmp(op->op, key_ops[i]) == 0)
+            valid = needs_key = true;
+    valid |= strcmp(op->op, "len") == 0 || strcmp(op->op, "clear") == 0 ||
+             strcmp(op->op, "update") == 0 || strcmp(op->op, "keys") == 0 ||
+             strcmp(op->op, "items") == 0;
+    if (!valid)
+        return client_fail(FORQ_ERR_INVALID, "unknown dict op '%s'", op->op);
+    h.op = wire_str(op->op);
+    h.limit = op->limit;
+    if (strcmp(op->op, "incr") == 0) {
+        h.delta = op->delta;
+        h.has_delta = true;
+    }
+    if (strcmp(op->op, "cas") == 0 ||
+        (strcmp(op->op, "wait") == 0 && op->version != FORQ_DICT_NEXT_CHANGE)) {
+        h.ver = op->version;
+        h.has_ver = true;
+    }
+    if (strcmp(op->op, "wait") == 0 && op->timeout_ms > 0)
+        h.timeout_ms = (uint64_t)op->timeout_ms;
+    if ((e = build(c, &h, op->name, op->key, needs_key, op->value, op->len)) != FORQ_OK)
+        return e;
+    return client_request_async(c, &h, op->value, op->len, ret);
+}
+
+forq_err_t forq_dict_reply(forq_future_t *f, bool *ret_found, uint64_t *ret_version,
+                           uint64_t *ret_count)
+{
+    if (!f)
+        return client_fail(FORQ_ERR_INVALID, "future is NULL");
+    if (!forq_future_done(f))
+        return client_fail(FORQ_ERR_PENDING, "the dict request is not answered yet");
+    if (f->reply_cmd == WIRE_ERROR) {
+        client_fail(FORQ_ERR_PROTOCOL, "%s: %s", f->code ? f->code : "error",
+                    f->detail ? f->detail : "");
+        return map_error(FORQ_ERR_PROTOCOL);
+    }
+    if (f->reply_cmd != WIRE_DICT_REPLY)
+        return client_fail(FORQ_ERR_LOST, "%s", f->detail ? f->detail : "no answer");
+    if (ret_found)
+        *ret_found = f->found;
+    if (ret_version)
+        *ret_version = f->ver;
+    if (ret_count)
+        *ret_count = f->count;
+    if (f->code && strcmp(f->code, "conflict") == 0)
+        return client_fail(FORQ_ERR_CONFLICT, "version conflict: the key is at %llu",
+                           (unsigned long long)f->ver);
+    if (f->code && strcmp(f->code, "timeout") == 0)
+        return client_fail(FORQ_ERR_TIMEOUT, "the key did not change in time");
     return FORQ_OK;
 }

@@ -112,7 +112,9 @@ void future_resolve(forq_future_t *f, const wire_hdr_t *h, void *payload, size_t
         return;
     }
     f->reply_cmd = h->cmd;
-    f->state = h->cmd == WIRE_ERROR ? FORQ_STATE_REJECTED : (forq_state_t)h->state;
+    f->state = h->cmd == WIRE_ERROR        ? FORQ_STATE_REJECTED
+               : h->cmd == WIRE_DICT_REPLY ? FORQ_STATE_OK
+                                           : (forq_state_t)h->state;
     f->code = dup_str(h->code);
     f->etype = dup_str(h->etype);
     f->detail = dup_str(h->msg);

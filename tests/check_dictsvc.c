@@ -452,6 +452,92 @@ START_TEST(test_from_tasks)
 }
 END_TEST
 
+/* ---- the asynchronous API ---- */
+
+static void count_done(forq_future_t *f, void *ud)
+{
+    (void)f;
+    (*(int *)ud)++;
+}
+
+START_TEST(test_async)
+{
+    forq_future_t *f[100], *w, *g;
+    forq_dict_op_t op;
+    char seen[101] = {0};
+    int callbacks = 0;
+    bool found;
+    uint64_t ver;
+    const void *data;
+    size_t len;
+
+    e2e_up(&d, &c, 1, NULL);
+    /* 100 increments in flight at once: each gets its own value */
+    forq_dict_op_init(&op);
+    op.op = "incr";
+    op.name = "a";
+    op.key = "n";
+    op.delta = 1;
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(forq_dict_submit(c, &op, &f[i]), FORQ_OK);
+        forq_future_add_done_callback(f[i], count_done, &callbacks);
+    }
+    ck_assert_int_eq(forq_wait(f, 100, FORQ_ALL_COMPLETED, test_ms(10000), NULL), FORQ_OK);
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(forq_dict_reply(f[i], &found, &ver, NULL), FORQ_OK);
+        ck_assert_int_eq(forq_future_result(f[i], &data, &len), FORQ_OK);
+        int64_t v = as_int(data, len);
+        ck_assert(v >= 1 && v <= 100 && !seen[v]);
+        seen[v] = 1;
+        forq_future_destroy(&f[i]);
+    }
+    for (int i = 0; i < 100 && callbacks < 100; i++)
+        usleep(10000);
+    ck_assert_int_eq(callbacks, 100);
+    /* a wait as a future, answered by a later write */
+    forq_dict_op_init(&op);
+    op.op = "wait";
+    op.name = "a";
+    op.key = "flag";
+    op.version = 0; /* absent now */
+    ck_assert_int_eq(forq_dict_submit(c, &op, &w), FORQ_OK);
+    usleep(100000);
+    ck_assert(!forq_future_done(w));
+    forq_dict_op_init(&op);
+    op.op = "set";
+    op.name = "a";
+    op.key = "flag";
+    op.value = "\xc3";
+    op.len = 1;
+    ck_assert_int_eq(forq_dict_submit(c, &op, &g), FORQ_OK);
+    ck_assert_int_eq(forq_future_wait(w, test_ms(5000)), FORQ_OK);
+    ck_assert_int_eq(forq_dict_reply(w, &found, &ver, NULL), FORQ_OK);
+    ck_assert(found);
+    ck_assert_int_eq(forq_future_wait(g, test_ms(5000)), FORQ_OK);
+    forq_future_destroy(&w);
+    forq_future_destroy(&g);
+    /* a cas conflict, and an error, through the reply */
+    op.op = "cas";
+    op.version = 0;
+    ck_assert_int_eq(forq_dict_submit(c, &op, &g), FORQ_OK);
+    forq_future_wait(g, test_ms(5000));
+    ck_assert_int_eq(forq_dict_reply(g, &found, &ver, NULL), FORQ_ERR_CONFLICT);
+    ck_assert_uint_gt(ver, 0);
+    forq_future_destroy(&g);
+    op.op = "incr";
+    op.value = NULL;
+    op.len = 0;
+    ck_assert_int_eq(forq_dict_submit(c, &op, &g), FORQ_OK); /* "flag" holds true */
+    forq_future_wait(g, test_ms(5000));
+    ck_assert_int_eq(forq_dict_reply(g, NULL, NULL, NULL), FORQ_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "not_integer"));
+    forq_future_destroy(&g);
+    op.op = "explode";
+    ck_assert_int_eq(forq_dict_submit(c, &op, &g), FORQ_ERR_INVALID);
+    e2e_down(&d, &c);
+}
+END_TEST
+
 /* ---- durability ---- */
 
 static char state[64];
@@ -726,6 +812,7 @@ static Suite *dictsvc_suite(void)
     full = tcase_create("full");
     tcase_set_timeout(full, test_ms(120));
     tcase_add_test(full, test_paging);
+    tcase_add_test(full, test_async);
     tcase_add_test(full, test_concurrent_incr_is_atomic);
     tcase_add_test(full, test_limits);
     tcase_add_test(full, test_store_option);

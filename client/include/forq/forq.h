@@ -466,6 +466,37 @@ FORQ_EXPORT forq_err_t forq_dict_page(forq_client_t *client, const char *name, b
                                       const char *after, size_t limit, int timeout_ms,
                                       void **ret_data, size_t *ret_len, char **ret_next);
 
+/* ---- the dict service, asynchronously ---- */
+
+/* One dict operation for forq_dict_submit(). Initialise with forq_dict_op_init(). */
+typedef struct {
+    const char *op;          /* "get", "set", "del", "has", "setdefault", "pop", "incr", "cas",
+                                "wait", "len", "clear", "update", "keys" or "items" */
+    const char *name;        /* the dict */
+    const char *key;         /* the key (keys, items: the page cursor, or NULL) */
+    const void *value;       /* msgpack value (set, setdefault, cas; update: a map), or NULL */
+    size_t len;
+    int64_t delta;           /* incr */
+    uint64_t version;        /* cas: expected (0: absent); wait: seen (FORQ_DICT_NEXT_CHANGE) */
+    int timeout_ms;          /* wait: forqd's timeout, 0: none */
+    size_t limit;            /* keys, items: page size, 0: 1000 */
+} forq_dict_op_t;
+
+FORQ_EXPORT void forq_dict_op_init(forq_dict_op_t *op);
+
+/* Send a dict operation without waiting: *ret_future resolves with forqd's answer, and works
+ * with forq_future_wait, callbacks, forq_wait and as_completed like any future (destroy it).
+ * Read the answer with forq_dict_reply() and, where the op returns a value, with
+ * forq_future_result() (the value, or for keys/items the page). */
+FORQ_EXPORT forq_err_t forq_dict_submit(forq_client_t *client, const forq_dict_op_t *op,
+                                        forq_future_t **ret_future);
+
+/* The answer of a dict future: FORQ_OK with found, version and count (len, clear, keys, items)
+ * (each may be NULL), or how it failed: FORQ_ERR_CONFLICT (cas; version: the current one),
+ * FORQ_ERR_TIMEOUT (wait), FORQ_ERR_FULL, FORQ_ERR_INVALID, FORQ_ERR_PENDING, FORQ_ERR_LOST. */
+FORQ_EXPORT forq_err_t forq_dict_reply(forq_future_t *future, bool *ret_found,
+                                       uint64_t *ret_version, uint64_t *ret_count);
+
 #ifdef __cplusplus
 }
 #endif
