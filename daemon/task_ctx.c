@@ -93,15 +93,16 @@ static int dict_recv(void *sock, uint64_t req, int timeout_ms, zmq_msg_t *hm, zm
     }
 }
 
-int forq_task_dict(forq_task_ctx_t *ctx, const char *op, const char *name, const char *key,
-                   const void *value, size_t len, int64_t delta, uint64_t version, int timeout_ms,
-                   void **ret_value, size_t *ret_len, uint64_t *ret_version)
+static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, const char *key,
+                     const void *value, size_t len, int64_t delta, uint64_t version,
+                     int timeout_ms, size_t limit, void **ret_value, size_t *ret_len,
+                     uint64_t *ret_version, char **ret_next)
 {
     bool next = version == FORQ_TASK_DICT_NEXT_CHANGE, has_payload = false;
     wire_hdr_t h = {.cmd = WIRE_DICT, .op = wire_str(op), .name = wire_str(name),
                     .key = wire_str(key), .req = ++ctx->dict_req, .has_req = true,
                     .delta = delta, .has_delta = op && strcmp(op, "incr") == 0,
-                    .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0};
+                    .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0, .limit = limit};
     msgpack_sbuffer sb;
     msgpack_zone zone;
     zmq_msg_t hm, pm;
@@ -155,11 +156,28 @@ int forq_task_dict(forq_task_ctx_t *ctx, const char *op, const char *name, const
         }
         if (ret_len)
             *ret_len = has_payload ? zmq_msg_size(&pm) : 0;
+        if (ret_next)
+            *ret_next = r.more && r.key.ptr ? xstrndup(r.key.ptr, r.key.len) : NULL;
     }
     zmq_msg_close(&hm);
     zmq_msg_close(&pm);
     msgpack_zone_destroy(&zone);
     return rc;
+}
+
+int forq_task_dict(forq_task_ctx_t *ctx, const char *op, const char *name, const char *key,
+                   const void *value, size_t len, int64_t delta, uint64_t version, int timeout_ms,
+                   void **ret_value, size_t *ret_len, uint64_t *ret_version)
+{
+    return dict_call(ctx, op, name, key, value, len, delta, version, timeout_ms, 0, ret_value,
+                     ret_len, ret_version, NULL);
+}
+
+int forq_task_dict_page(forq_task_ctx_t *ctx, const char *name, int items, const char *after,
+                        size_t limit, void **ret_data, size_t *ret_len, char **ret_next)
+{
+    return dict_call(ctx, items ? "items" : "keys", name, after, NULL, 0, 0, 0, 0, limit,
+                     ret_data, ret_len, NULL, ret_next);
 }
 
 const char *forq_task_dict_error(const forq_task_ctx_t *ctx)

@@ -448,6 +448,17 @@ START_TEST(test_from_tasks)
     size_t n;
     ck_assert_int_eq(forq_dict_len(c, "shared", T, &n), FORQ_OK);
     ck_assert_uint_eq(n, 1); /* every job deleted its private key */
+    /* paging from a task */
+    msgpack_sbuffer one = val_int(1);
+    for (int i = 0; i < 7; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "p%d", i);
+        ck_assert_int_eq(forq_dict_set(c, "paged", key, one.data, one.size, T, NULL), FORQ_OK);
+    }
+    msgpack_sbuffer_destroy(&one);
+    forq_future_t *p = submit_json(c, "dict_count_keys", "[\"paged\"]", NULL);
+    ASSERT_RESULT(p, "7");
+    forq_future_destroy(&p);
     e2e_down(&d, &c);
 }
 END_TEST

@@ -200,8 +200,38 @@ static int t_dict_count(forq_task_ctx_t *ctx, const msgpack_object *args, msgpac
     return msgpack_pack_int64(out, now);
 }
 
+/* dict_count_keys(name) -> the number of keys of a dict, paging through it 2 at a time */
+static int t_dict_count_keys(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    const char *name;
+    size_t nl, total = 0;
+    char nb[65], *after = NULL;
+    if (forq_task_arg_bytes(ctx, args, 0, &name, &nl) < 0)
+        return -1;
+    snprintf(nb, sizeof(nb), "%.*s", (int)nl, name);
+    do {
+        void *page;
+        size_t len, off = 0;
+        char *next = NULL;
+        msgpack_zone zone;
+        msgpack_object o;
+        if (forq_task_dict_page(ctx, nb, 0, after, 2, &page, &len, &next) != FORQ_TASK_DICT_OK)
+            return forq_task_error(ctx, "DictError", "page: %s", forq_task_dict_error(ctx));
+        msgpack_zone_init(&zone, 256);
+        if (msgpack_unpack(page, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
+            o.type == MSGPACK_OBJECT_ARRAY)
+            total += o.via.array.size;
+        msgpack_zone_destroy(&zone);
+        free(page);
+        free(after);
+        after = next;
+    } while (after);
+    return msgpack_pack_uint64(out, total);
+}
+
 static const forq_task_def_t tasks[] = {
     {"dict_count", t_dict_count, "dict_count(name, key, n) -> counter"},
+    {"dict_count_keys", t_dict_count_keys, "dict_count_keys(name) -> keys, paged"},
     {"progress_steps", t_progress_steps, "progress_steps(n) -> n"},
     {"crash_on", t_crash_on, "crash_on(n, bad) -> n"},
     {"now", t_now, "now() -> monotonic ns"},

@@ -161,6 +161,14 @@ FORQ_TASK_EXPORT int forq_task_dict(forq_task_ctx_t *ctx, const char *op, const 
  * task call. */
 FORQ_TASK_EXPORT const char *forq_task_dict_error(const forq_task_ctx_t *ctx);
 
+/* dict "keys" / "items" (with `items`) from a task: up to `limit` (0: 1000) keys after `after`
+ * (NULL: from the start) as a msgpack array (of keys, or of [key, version, value]) in *ret_data
+ * (malloc'ed: the caller frees); *ret_next the cursor of the next page (malloc'ed) or NULL after
+ * the last. Returns FORQ_TASK_DICT_OK or FORQ_TASK_DICT_ERROR. */
+FORQ_TASK_EXPORT int forq_task_dict_page(forq_task_ctx_t *ctx, const char *name, int items,
+                                         const char *after, size_t limit, void **ret_data,
+                                         size_t *ret_len, char **ret_next);
+
 /* dict "incr": add delta to an integer (a missing key counts as 0); *ret_value the new value. */
 FORQ_TASK_EXPORT int forq_task_dict_incr(forq_task_ctx_t *ctx, const char *name, const char *key,
                                          int64_t delta, int64_t *ret_value);
