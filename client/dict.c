@@ -78,10 +78,12 @@ static void take_value(forq_future_t *f, void **ret_value, size_t *ret_len)
         *ret_len = f->result_len;
 }
 
-forq_err_t forq_dict_get(forq_client_t *c, const char *name, const char *key, int timeout_ms,
-                         void **ret_value, size_t *ret_len, uint64_t *ret_version)
+/* get, pop: the key must exist; hand its value (and version) to the caller. */
+static forq_err_t value_op(forq_client_t *c, const char *op, const char *name, const char *key,
+                           int timeout_ms, void **ret_value, size_t *ret_len,
+                           uint64_t *ret_version)
 {
-    wire_hdr_t h = {.op = wire_str("get")};
+    wire_hdr_t h = {.op = wire_str(op)};
     forq_future_t *f;
     forq_err_t e = call(c, &h, name, key, true, NULL, 0, timeout_ms, &f);
 
@@ -96,6 +98,12 @@ forq_err_t forq_dict_get(forq_client_t *c, const char *name, const char *key, in
         *ret_version = f->ver;
     future_unref(f);
     return FORQ_OK;
+}
+
+forq_err_t forq_dict_get(forq_client_t *c, const char *name, const char *key, int timeout_ms,
+                         void **ret_value, size_t *ret_len, uint64_t *ret_version)
+{
+    return value_op(c, "get", name, key, timeout_ms, ret_value, ret_len, ret_version);
 }
 
 forq_err_t forq_dict_set(forq_client_t *c, const char *name, const char *key, const void *value,
@@ -211,19 +219,7 @@ forq_err_t forq_dict_setdefault(forq_client_t *c, const char *name, const char *
 forq_err_t forq_dict_pop(forq_client_t *c, const char *name, const char *key, int timeout_ms,
                          void **ret_value, size_t *ret_len)
 {
-    wire_hdr_t h = {.op = wire_str("pop")};
-    forq_future_t *f;
-    forq_err_t e = call(c, &h, name, key, true, NULL, 0, timeout_ms, &f);
-
-    if (e != FORQ_OK)
-        return e;
-    if (!f->found) {
-        future_unref(f);
-        return client_fail(FORQ_ERR_NOT_FOUND, "dict '%s' has no key '%s'", name, key);
-    }
-    take_value(f, ret_value, ret_len);
-    future_unref(f);
-    return FORQ_OK;
+    return value_op(c, "pop", name, key, timeout_ms, ret_value, ret_len, NULL);
 }
 
 forq_err_t forq_dict_incr(forq_client_t *c, const char *name, const char *key, int64_t delta,

@@ -781,18 +781,6 @@ END_TEST
 
 /* ---- the CLI ---- */
 
-static int sh(const char *cmd, char *out, size_t outlen)
-{
-    FILE *p = popen(cmd, "r");
-    size_t n;
-    int status;
-    ck_assert_ptr_nonnull(p);
-    n = fread(out, 1, outlen - 1, p);
-    out[n] = '\0';
-    status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 START_TEST(test_cli_map_and_wait)
 {
     char cmd[1024], out[8192];

@@ -39,3 +39,15 @@ int test_ms(int ms)
 {
     return wrapped() ? ms * 20 : ms;
 }
+
+int sh(const char *cmd, char *out, size_t outlen)
+{
+    FILE *p = popen(cmd, "r");
+    size_t n;
+    int status;
+    ck_assert_ptr_nonnull(p);
+    n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

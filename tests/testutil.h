@@ -25,6 +25,10 @@ int run_suite(Suite *s);
  * test_quick, for a short local run). CI runs the full counts. */
 bool test_quick(void);
 
+/* Run a shell command; its stdout (NUL-terminated, truncated to outlen) in out. Returns its
+ * exit status, or -1 if it did not exit. */
+int sh(const char *cmd, char *out, size_t outlen);
+
 /* Scale a timeout for slow runs (valgrind). */
 int test_ms(int ms);
 
