@@ -19,8 +19,7 @@ static dstore_limits_t lim = {1000000, 1 << 20, 1 << 30};
 
 static void setup(void)
 {
-    strcpy(dir, "/tmp/forq-dictlog.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    temp_dir(dir, sizeof(dir), "forq-dictlog");
 }
 
 static void teardown(void)

@@ -555,8 +555,7 @@ static char state[64];
 
 static void make_state_dir(void)
 {
-    strcpy(state, "/tmp/forq-state.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(state));
+    temp_dir(state, sizeof(state), "forq-state");
 }
 
 static void remove_state_dir(void)

@@ -807,7 +807,7 @@ END_TEST
 /* libforq applies the structural check to what a broker sends, too. */
 START_TEST(test_client_refuses_malformed_result)
 {
-    char dir[] = "/tmp/forq-fake.XXXXXX", ep[128];
+    char dir[64], ep[128];
     void *zctx = zmq_ctx_new(), *router = zmq_socket(zctx, ZMQ_ROUTER);
     forq_client_opts_t o;
     forq_client_t *cl;
@@ -818,7 +818,7 @@ START_TEST(test_client_refuses_malformed_result)
     wire_hdr_t h;
     wire_err_t err;
 
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    temp_dir(dir, sizeof(dir), "forq-fake");
     snprintf(ep, sizeof(ep), "ipc://%s/fake.sock", dir);
     zmq_setsockopt(router, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
     zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof(zero));

@@ -148,9 +148,9 @@ END_TEST
 
 START_TEST(test_sha256)
 {
-    char path[] = "/tmp/forq-sha.XXXXXX";
+    char path[64];
     char args[128];
-    int fd = mkstemp(path);
+    int fd = temp_file(path, sizeof(path), "forq-sha");
 
     CHECK_RUN("sha256", "[\"abc\"]",
               "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"");

@@ -51,3 +51,28 @@ int sh(const char *cmd, char *out, size_t outlen)
     status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+/* "/tmp/<name>." followed by the six characters mkdtemp and mkstemp replace. */
+static void temp_template(char *buf, size_t size, const char *name)
+{
+    int n = snprintf(buf, size, "/tmp/%s.", name);
+    ck_assert_msg(n > 0 && (size_t)n + 7 <= size, "temporary path for %s too long", name);
+    memset(buf + n, 'X', 6);
+    buf[n + 6] = '\0';
+}
+
+char *temp_dir(char *buf, size_t size, const char *name)
+{
+    temp_template(buf, size, name);
+    ck_assert_msg(mkdtemp(buf) != NULL, "mkdtemp %s: %s", buf, strerror(errno));
+    return buf;
+}
+
+int temp_file(char *buf, size_t size, const char *name)
+{
+    int fd;
+    temp_template(buf, size, name);
+    fd = mkstemp(buf);
+    ck_assert_msg(fd >= 0, "mkstemp %s: %s", buf, strerror(errno));
+    return fd;
+}

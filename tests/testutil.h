@@ -25,6 +25,13 @@ int run_suite(Suite *s);
  * test_quick, for a short local run). CI runs the full counts. */
 bool test_quick(void);
 
+/* Make a fresh private directory /tmp/<name>.<random> into buf (fails the test otherwise);
+ * returns buf. */
+char *temp_dir(char *buf, size_t size, const char *name);
+
+/* Make a fresh file /tmp/<name>.<random>, its path into buf; returns its descriptor. */
+int temp_file(char *buf, size_t size, const char *name);
+
 /* Run a shell command; its stdout (NUL-terminated, truncated to outlen) in out. Returns its
  * exit status, or -1 if it did not exit. */
 int sh(const char *cmd, char *out, size_t outlen);

@@ -32,8 +32,7 @@ static pid_t spawn_in(forqd_t *d, const char *const *args, bool fresh_dir)
 
     ck_assert_msg(bin != NULL, "FORQD is not set (run the tests through meson test)");
     if (fresh_dir) {
-        strcpy(d->dir, "/tmp/forq-test.XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(d->dir));
+        temp_dir(d->dir, sizeof(d->dir), "forq-test");
     }
     snprintf(d->endpoint, sizeof(d->endpoint), "ipc://%s/forqd.sock", d->dir);
     snprintf(d->log, sizeof(d->log), "%s/forqd.log", d->dir);
