@@ -1,11 +1,24 @@
 /* client.c - libforq: the connection, its I/O thread, requests and submission.
  *
- * A ZeroMQ socket may not be used by two threads at once, so one I/O thread owns the DEALER
- * socket. API threads put encoded messages on a mutex-protected queue and wake the thread
- * through an eventfd (only when the queue was empty: a burst of submissions costs one wake-up).
- * The thread sends them, receives replies, finds the waiting future by job id (results,
- * progress) or by request number (replies to cancel, status, stats, ping), and resolves it.
- * Every pending thing is a future: job futures are the caller's, request futures belong to the
+ * A ZeroMQ socket may not be used by two threads at once, so the DEALER socket has one owner at
+ * a time (c->owner, under the client lock; the lock hand-off is the memory barrier ZeroMQ asks
+ * for when a socket changes threads):
+ * - a thread blocked in a call that waits (forq_future_wait, the synchronous requests and dict
+ *   calls) drives the socket itself when nobody else does: it sends, receives and resolves
+ *   futures, its own and others', and wakes the other waiters. A round trip then costs no
+ *   thread hand-off inside libforq; without this, the two hand-offs to and from an I/O thread
+ *   were a third of a round trip's latency (README, "Performance").
+ * - a thread that submits when nobody owns the socket sends its message itself.
+ * - the I/O thread owns it when work is pending and no caller waits: results for callbacks,
+ *   as_completed, forq_wait and maps, and everything pending once a submitter walked away. It
+ *   is woken at once when someone registers a listener, and otherwise 1 ms after the last owner
+ *   left pending work behind (HANDOFF_NS) - so that a submit followed at once by a wait never
+ *   wakes it. It also watches the connection.
+ * Messages wait on a mutex-protected queue until the owner sends them; a thread that queues one
+ * pokes the owner (the I/O thread's eventfd, or the driving caller's) only when the queue was
+ * empty, so a burst of submissions costs one wake-up. Replies find their future by job id
+ * (results, progress) or by request number (replies to cancel, status, stats, ping). Every
+ * pending thing is a future: job futures are the caller's, request futures belong to the
  * blocking calls.
  *
  * A socket monitor tells the I/O thread when the connection drops and comes back; after a
@@ -27,6 +40,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -38,14 +52,28 @@ typedef struct outmsg {
     char data[];                /* header then payload */
 } outmsg_t;
 
+#define HANDOFF_NS 1000000 /* pending work left by a caller goes to the I/O thread after this */
+
+enum { OWN_NONE, OWN_IO, OWN_CALLER };
+
+/* The client whose socket this thread drives, if any (a callback may wait again). */
+static __thread forq_client_t *tl_driving;
+
 struct forq_client {
     void *zctx;                 /* ZeroMQ context */
-    void *sock;                 /* DEALER, used only by the I/O thread after start */
+    void *sock;                 /* DEALER, used only by its owner (see the top comment) */
     void *monitor;              /* PAIR receiving the socket's connect/disconnect events */
     pthread_t io;               /* the I/O thread */
-    int wake_fd;                /* eventfd: the queue has messages, or stop */
+    int wake_fd;                /* eventfd: the I/O thread should look again */
+    int drive_fd;               /* eventfd: the caller driving the socket should look again */
+    int timer_fd;               /* timerfd: hand pending work to the I/O thread */
+    pthread_cond_t owner_cv;    /* the socket was released, or futures were resolved */
     pthread_mutex_t lock;       /* guards everything below */
-    outmsg_t *out_head, *out_tail; /* messages for the I/O thread */
+    int owner;                  /* OWN_NONE, OWN_IO or OWN_CALLER */
+    unsigned waiting;           /* threads in client_wait() waiting for the socket or a result */
+    bool io_wanted;             /* a listener waits: give pending work to the I/O thread at once */
+    bool timer_armed;
+    outmsg_t *out_head, *out_tail; /* messages for the socket's owner to send */
     forq_future_t *pending;     /* futures awaiting a reply, by key */
     bool stopping;              /* destroy has begun */
     uint64_t next_req;          /* request numbers */
@@ -122,6 +150,8 @@ static bool table_add(forq_client_t *c, forq_future_t *f)
     HASH_ADD_STR(c->pending, key, f);
     pthread_mutex_lock(&f->mu);
     f->client = c;
+    if (!f->conn)
+        f->conn = c; /* written once, before the caller sees f */
     pthread_mutex_unlock(&f->mu);
     return true;
 }
@@ -195,7 +225,7 @@ static outmsg_t *outmsg_new(const msgpack_sbuffer *hdr, const void *payload, siz
     return m;
 }
 
-/* Put m on the queue (client lock held); returns whether the I/O thread must be woken. */
+/* Put m on the queue (client lock held); returns whether its owner must be poked. */
 static bool queue_locked(forq_client_t *c, outmsg_t *m)
 {
     bool wake = c->out_head == NULL;
@@ -207,11 +237,51 @@ static bool queue_locked(forq_client_t *c, outmsg_t *m)
     return wake;
 }
 
-static void wake(forq_client_t *c)
+static void signal_fd(int fd)
 {
     uint64_t one = 1;
-    if (write(c->wake_fd, &one, sizeof(one)) < 0) {
-        /* the counter is saturated: the thread is awake anyway */
+    if (write(fd, &one, sizeof(one)) < 0) {
+        /* the counter is saturated: its reader is awake anyway */
+    }
+}
+
+static void drain_fd(int fd)
+{
+    uint64_t v;
+    if (read(fd, &v, sizeof(v)) < 0) {
+        /* nothing to read: another wake-up already consumed it */
+    }
+}
+
+/* Tell whoever owns the socket to look again (client lock held). */
+static void poke_locked(forq_client_t *c)
+{
+    signal_fd(c->owner == OWN_CALLER ? c->drive_fd : c->wake_fd);
+}
+
+/* Is there anything the socket's owner must do (client lock held)? */
+static bool has_work_locked(forq_client_t *c)
+{
+    return c->out_head || c->pending || c->stopping;
+}
+
+/* Send what is queued; the socket's owner only. Returns false if some must wait for room. */
+static bool flush_out(forq_client_t *c);
+
+/* Give the socket up (its owner, lock held): to a waiting caller, else to the I/O thread when
+ * work is pending - at once if a listener waits, else after HANDOFF_NS, so that a caller that
+ * submits and then waits does not wake it. */
+static void release_locked(forq_client_t *c)
+{
+    c->owner = OWN_NONE;
+    if (c->waiting) {
+        pthread_cond_broadcast(&c->owner_cv);
+    } else if (c->io_wanted && has_work_locked(c)) {
+        signal_fd(c->wake_fd);
+    } else if (has_work_locked(c) && !c->timer_armed) {
+        struct itimerspec its = {.it_value = {0, HANDOFF_NS}};
+        timerfd_settime(c->timer_fd, 0, &its, NULL);
+        c->timer_armed = true;
     }
 }
 
@@ -261,9 +331,9 @@ static void job_unknown_after_reconnect(forq_client_t *c, forq_future_t *f)
     pthread_mutex_lock(&c->lock);
     if (m && !c->stopping && table_add(c, f)) {
         f->refetching = false;
-        queue_locked(c, m);
+        if (queue_locked(c, m))
+            poke_locked(c);
         pthread_mutex_unlock(&c->lock);
-        wake(c);
         return;
     }
     pthread_mutex_unlock(&c->lock);
@@ -331,9 +401,10 @@ static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_pa
     msgpack_zone_destroy(&zone);
 }
 
-static void recv_all(forq_client_t *c)
+/* Receive and handle every reply that is there; returns how many. */
+static int recv_all(forq_client_t *c)
 {
-    for (;;) {
+    for (int k = 0;; k++) {
         zmq_msg_t f[3];
         int n = 0, more = 1;
         size_t ml = sizeof(more);
@@ -341,7 +412,7 @@ static void recv_all(forq_client_t *c)
         zmq_msg_init(&f[0]);
         if (zmq_msg_recv(&f[0], c->sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&f[0]);
-            return;
+            return k;
         }
         n = 1;
         while (zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &ml) == 0 && more) {
@@ -359,11 +430,11 @@ static void recv_all(forq_client_t *c)
     }
 }
 
-/* After a reconnection: ask forqd about every pending job. Returns the fetch messages. */
-static outmsg_t *refetch_all(forq_client_t *c)
+/* After a reconnection: ask forqd about every pending job. */
+static void refetch_all(forq_client_t *c)
 {
-    outmsg_t *head = NULL, **tail = &head;
     forq_future_t *f, *tmp;
+    bool poke = false;
 
     pthread_mutex_lock(&c->lock);
     HASH_ITER(hh, c->pending, f, tmp)
@@ -375,11 +446,11 @@ static outmsg_t *refetch_all(forq_client_t *c)
         if (!m)
             continue;
         f->refetching = true;
-        *tail = m;
-        tail = &m->next;
+        poke |= queue_locked(c, m);
     }
+    if (poke)
+        poke_locked(c);
     pthread_mutex_unlock(&c->lock);
-    return head;
 }
 
 /* Resolve every pending future LOST (forqd unreachable too long, or the client destroyed). */
@@ -407,6 +478,12 @@ static void lose_all(forq_client_t *c, const char *why)
         future_unref(lost[i]);
     }
     free(lost);
+    /* and the waiters look again */
+    pthread_mutex_lock(&c->lock);
+    pthread_cond_broadcast(&c->owner_cv);
+    if (c->owner == OWN_CALLER)
+        signal_fd(c->drive_fd);
+    pthread_mutex_unlock(&c->lock);
 }
 
 /* Read the monitor's events: true if the connection came back after dropping. */
@@ -445,77 +522,198 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static bool flush_out(forq_client_t *c)
+{
+    outmsg_t *m, *last;
+
+    pthread_mutex_lock(&c->lock);
+    m = c->out_head;
+    c->out_head = c->out_tail = NULL;
+    pthread_mutex_unlock(&c->lock);
+    while (m) {
+        outmsg_t *next = m->next;
+        if (send_out(c, m) < 0)
+            break;
+        m = next;
+    }
+    if (!m)
+        return true;
+    /* what could not go goes back to the front, before anything queued meanwhile */
+    for (last = m; last->next; last = last->next)
+        ;
+    pthread_mutex_lock(&c->lock);
+    last->next = c->out_head;
+    if (!c->out_head)
+        c->out_tail = last;
+    c->out_head = m;
+    pthread_mutex_unlock(&c->lock);
+    return false;
+}
+
 static void *io_main(void *arg)
 {
     forq_client_t *c = arg;
-    outmsg_t *held = NULL, *held_tail = NULL; /* taken from the queue, not yet sent */
-    bool stopping = false, down = false;
+    bool down = false;
     uint64_t down_since = 0;
 
-    while (!stopping || held) {
-        zmq_pollitem_t items[3] = {{c->sock, 0, ZMQ_POLLIN | (held ? ZMQ_POLLOUT : 0), 0},
-                                   {NULL, c->wake_fd, ZMQ_POLLIN, 0},
-                                   {c->monitor, 0, ZMQ_POLLIN, 0}};
-        int tmo = stopping ? c->linger_ms : (down && c->lost_after_ms > 0) ? 100 : -1;
-        if (zmq_poll(items, 3, tmo) < 0 && errno != EINTR)
-            break;
-        if (stopping && !items[0].revents && !items[1].revents && !items[2].revents)
-            break; /* linger over: give up on what was not sent */
-        if (items[2].revents && monitor_events(c, &down, &down_since)) {
-            outmsg_t *m = refetch_all(c);
-            while (m) {
-                outmsg_t *next = m->next;
-                m->next = NULL;
-                if (held_tail)
-                    held_tail->next = m;
-                else
-                    held = m;
-                held_tail = m;
-                m = next;
-            }
+    for (;;) {
+        bool mine, stopping, out;
+
+        pthread_mutex_lock(&c->lock);
+        if (c->owner == OWN_NONE && !c->waiting && has_work_locked(c)) {
+            c->owner = OWN_IO;
+            c->io_wanted = false;
         }
+        mine = c->owner == OWN_IO;
+        stopping = c->stopping;
+        out = c->out_head != NULL;
+        pthread_mutex_unlock(&c->lock);
+        if (stopping && mine && !out)
+            break; /* everything delivered */
+
+        zmq_pollitem_t items[4] = {{NULL, c->wake_fd, ZMQ_POLLIN, 0},
+                                   {c->monitor, 0, ZMQ_POLLIN, 0},
+                                   {NULL, c->timer_fd, ZMQ_POLLIN, 0},
+                                   {c->sock, 0, ZMQ_POLLIN | (out ? ZMQ_POLLOUT : 0), 0}};
+        int tmo = stopping ? c->linger_ms : (down && c->lost_after_ms > 0) ? 100 : -1;
+        int r = zmq_poll(items, mine ? 4 : 3, tmo);
+        if (r < 0 && errno != EINTR)
+            break;
+        if (stopping && r == 0)
+            break; /* linger over: give up on what was not sent */
+        if (items[1].revents && monitor_events(c, &down, &down_since))
+            refetch_all(c);
         if (down && c->lost_after_ms > 0 && mono_ms() - down_since >= (uint64_t)c->lost_after_ms) {
             lose_all(c, "forqd was unreachable for longer than the client's lost_after_ms");
             down_since = mono_ms();
         }
-        if (items[1].revents) {
-            uint64_t v;
-            if (read(c->wake_fd, &v, sizeof(v)) < 0) {
-                /* nothing to read: another wake-up already consumed it */
-            }
+        if (items[0].revents)
+            drain_fd(c->wake_fd);
+        if (items[2].revents) {
+            drain_fd(c->timer_fd);
+            pthread_mutex_lock(&c->lock);
+            c->timer_armed = false;
+            pthread_mutex_unlock(&c->lock);
         }
-        /* take the queue (also messages queued by this thread itself: resubmissions) */
+        if (mine) {
+            tl_driving = c; /* a callback that waits drives on, in this thread */
+            flush_out(c);
+            if (items[3].revents & ZMQ_POLLIN)
+                recv_all(c);
+            tl_driving = NULL;
+        }
         pthread_mutex_lock(&c->lock);
-        if (c->out_head) {
-            if (held_tail)
-                held_tail->next = c->out_head;
-            else
-                held = c->out_head;
-            held_tail = c->out_tail;
-            c->out_head = c->out_tail = NULL;
+        if (c->owner == OWN_IO && (c->waiting || !has_work_locked(c))) {
+            c->owner = OWN_NONE;
+            if (c->waiting)
+                pthread_cond_broadcast(&c->owner_cv);
         }
-        stopping = c->stopping;
         pthread_mutex_unlock(&c->lock);
-        while (held) {
-            outmsg_t *next = held->next;
-            if (send_out(c, held) < 0)
-                break;
-            held = next;
-            if (!held)
-                held_tail = NULL;
-        }
-        if (items[0].revents & ZMQ_POLLIN)
-            recv_all(c);
     }
-    while (held) {
-        outmsg_t *next = held->next;
-        free(held);
-        held = next;
+    pthread_mutex_lock(&c->lock);
+    while (c->out_head) {
+        outmsg_t *m = c->out_head;
+        c->out_head = m->next;
+        free(m);
     }
+    c->out_tail = NULL;
+    pthread_mutex_unlock(&c->lock);
     return NULL;
 }
 
-/* Queue a message for the I/O thread and register `f` (if not NULL) for its reply. Takes m. */
+/* Drive the socket (this thread owns it) until f is done or the deadline (ms, monotonic; 0 =
+ * none) passes. */
+static bool drive(forq_client_t *c, forq_future_t *f, uint64_t deadline)
+{
+    /* the owner never changes under its own feet: this thread is the owner */
+    int poke_fd = c->owner == OWN_IO ? c->wake_fd : c->drive_fd;
+
+    for (;;) {
+        bool out_left = !flush_out(c);
+        if (recv_all(c) > 0) {
+            pthread_mutex_lock(&c->lock);
+            if (c->waiting)
+                pthread_cond_broadcast(&c->owner_cv); /* some may be theirs */
+            pthread_mutex_unlock(&c->lock);
+        }
+        if (future_wait_done(f, 0))
+            return true;
+        uint64_t now = mono_ms();
+        if (deadline && now >= deadline)
+            return false;
+        zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN | (out_left ? ZMQ_POLLOUT : 0), 0},
+                                   {NULL, poke_fd, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, deadline ? (long)(deadline - now) : -1) < 0 && errno != EINTR)
+            return future_wait_done(f, deadline ? (int)(deadline - now) : -1);
+        if (items[1].revents)
+            drain_fd(poke_fd);
+    }
+}
+
+bool client_wait(forq_client_t *c, forq_future_t *f, int timeout_ms)
+{
+    uint64_t deadline = timeout_ms >= 0 ? mono_ms() + (uint64_t)timeout_ms : 0;
+    bool done;
+
+    if (timeout_ms == 0 && deadline == 0)
+        deadline = 1; /* already passed */
+    if (tl_driving == c)
+        return drive(c, f, deadline); /* a callback of our own drive waits again */
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        if (future_wait_done(f, 0)) {
+            pthread_mutex_unlock(&c->lock);
+            return true;
+        }
+        if (c->owner == OWN_NONE && !c->stopping) {
+            c->owner = OWN_CALLER;
+            break;
+        }
+        uint64_t now = mono_ms();
+        if (deadline && now >= deadline) {
+            pthread_mutex_unlock(&c->lock);
+            return false;
+        }
+        if (c->owner == OWN_IO)
+            signal_fd(c->wake_fd); /* it hands over once it has looked */
+        c->waiting++;
+        if (deadline) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += (time_t)((deadline - now) / 1000);
+            until.tv_nsec += (long)((deadline - now) % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&c->owner_cv, &c->lock, &until);
+        } else {
+            pthread_cond_wait(&c->owner_cv, &c->lock);
+        }
+        c->waiting--;
+    }
+    pthread_mutex_unlock(&c->lock);
+    tl_driving = c;
+    done = drive(c, f, deadline);
+    tl_driving = NULL;
+    pthread_mutex_lock(&c->lock);
+    release_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    return done;
+}
+
+void client_want_io(forq_client_t *c)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->owner == OWN_NONE && !c->waiting)
+        signal_fd(c->wake_fd);
+    else if (c->owner == OWN_CALLER)
+        c->io_wanted = true;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Queue a message for the socket's owner, or send it now if nobody owns the socket, and
+ * register `f` (if not NULL) for its reply. Takes m. */
 static forq_err_t enqueue(forq_client_t *c, outmsg_t *m, forq_future_t *f)
 {
     bool w;
@@ -534,9 +732,17 @@ static forq_err_t enqueue(forq_client_t *c, outmsg_t *m, forq_future_t *f)
         return client_fail(FORQ_ERR_INVALID, "this client already waits for job '%s'", f->key);
     }
     w = queue_locked(c, m);
+    if (c->owner == OWN_NONE && !c->waiting && tl_driving != c) {
+        /* nobody owns the socket: send it from this thread */
+        c->owner = OWN_CALLER;
+        pthread_mutex_unlock(&c->lock);
+        flush_out(c);
+        pthread_mutex_lock(&c->lock);
+        release_locked(c);
+    } else if (w) {
+        poke_locked(c);
+    }
     pthread_mutex_unlock(&c->lock);
-    if (w)
-        wake(c);
     return FORQ_OK;
 }
 
@@ -563,6 +769,11 @@ static void client_free(forq_client_t *c)
         zmq_ctx_term(c->zctx);
     if (c->wake_fd >= 0)
         close(c->wake_fd);
+    if (c->drive_fd >= 0)
+        close(c->drive_fd);
+    if (c->timer_fd >= 0)
+        close(c->timer_fd);
+    pthread_cond_destroy(&c->owner_cv);
     pthread_mutex_destroy(&c->lock);
     free(c->endpoint);
     free(c);
@@ -599,7 +810,15 @@ forq_err_t forq_client_new(const forq_client_opts_t *opts, forq_client_t **ret_c
         free(c);
         return client_fail(FORQ_ERR_NOMEM, "out of memory creating a client");
     }
+    c->wake_fd = c->drive_fd = c->timer_fd = -1;
     pthread_mutex_init(&c->lock, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->owner_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     c->max_message = opts->max_message ? opts->max_message : WIRE_PAYLOAD_DEF + WIRE_HEADER_MAX;
     c->linger_ms = opts->linger_ms >= 0 ? opts->linger_ms : 0;
     c->lost_after_ms = opts->lost_after_ms;
@@ -610,8 +829,10 @@ forq_err_t forq_client_new(const forq_client_opts_t *opts, forq_client_t **ret_c
     for (int i = 0; i < 8; i++)
         snprintf(c->prefix + 2 * i, 3, "%02x", rnd[i]);
     c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    c->drive_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     c->zctx = zmq_ctx_new();
-    if (c->wake_fd < 0 || !c->zctx)
+    if (c->wake_fd < 0 || c->drive_fd < 0 || c->timer_fd < 0 || !c->zctx)
         goto sys;
     zmq_ctx_set(c->zctx, ZMQ_IO_THREADS, 1);
     c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
@@ -669,7 +890,7 @@ void forq_client_destroy(forq_client_t **cp)
     c->stopping = true;
     pthread_mutex_unlock(&c->lock);
     lose_all(c, "the client was destroyed before the result arrived");
-    wake(c);
+    signal_fd(c->wake_fd);
     pthread_join(c->io, NULL);
     zmq_socket_monitor(c->sock, NULL, 0);
     client_free(c);
@@ -712,12 +933,12 @@ forq_err_t client_request_async(forq_client_t *c, wire_hdr_t *h, const void *pay
 forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, size_t plen,
                           int timeout_ms, forq_future_t **ret_f)
 {
-    forq_future_t *f;
+    forq_future_t *f = NULL;
     forq_err_t e;
 
     if ((e = client_request_async(c, h, payload, plen, &f)) != FORQ_OK)
         return e;
-    if (!future_wait_done(f, timeout_ms)) {
+    if (!client_wait(c, f, timeout_ms)) {
         future_unref(f); /* leaves the table with its last reference */
         return client_fail(h->cmd == WIRE_PING ? FORQ_ERR_CONNECT : FORQ_ERR_TIMEOUT,
                            "forqd did not answer at %s within %d ms; is it running?",

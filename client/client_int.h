@@ -35,6 +35,7 @@ struct forq_future {
     UT_hash_handle hh;          /* in client->pending while `client` is set */
     atomic_int refs;            /* references; see the top comment */
     forq_client_t *client;      /* set while pending in its client's table (client lock) */
+    forq_client_t *conn;        /* the client it was sent on; set once, before it is shared */
     bool is_request;            /* internal request (cancel, status, ...), keyed "#<req>" */
     bool refetching;            /* asked again after a reconnection */
     pthread_mutex_t mu;         /* guards what follows */
@@ -101,6 +102,11 @@ forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, 
 /* Send a request without waiting: *ret_f resolves with the reply. */
 forq_err_t client_request_async(forq_client_t *c, wire_hdr_t *h, const void *payload,
                                 size_t plen, forq_future_t **ret_f);
+/* Wait until f (sent on c) is done or timeout_ms passes (-1: no limit), driving c's socket in
+ * this thread when nobody else does. Returns whether f is done. */
+bool client_wait(forq_client_t *c, forq_future_t *f, int timeout_ms);
+/* A listener was registered on a pending future of c: make sure someone reads the socket. */
+void client_want_io(forq_client_t *c);
 /* A fresh job id of this client (for a map's chunks). */
 void client_new_id(forq_client_t *c, char *buf, size_t size);
 /* Send cancel for job `id` without waiting for the reply. */

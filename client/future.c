@@ -180,6 +180,8 @@ void future_listen(forq_future_t *f, reg_t *r)
         r->next = NULL;
         *p = r;
         pthread_mutex_unlock(&f->mu);
+        if (f->conn)
+            client_want_io(f->conn); /* nobody may be reading the socket now */
         return;
     }
     pthread_mutex_unlock(&f->mu);
@@ -253,7 +255,9 @@ forq_err_t forq_future_wait(forq_future_t *f, int timeout_ms)
 {
     if (!f)
         return client_fail(FORQ_ERR_INVALID, "future is NULL");
-    return future_wait_done(f, timeout_ms)
+    /* not done means its client is alive (destroying a client resolves its futures) */
+    return (future_wait_done(f, 0) || (f->conn ? client_wait(f->conn, f, timeout_ms)
+                                                : future_wait_done(f, timeout_ms)))
                ? FORQ_OK
                : client_fail(FORQ_ERR_TIMEOUT, "job %s is not done after %d ms", f->key,
                              timeout_ms);

@@ -1,7 +1,7 @@
 /* broker.c - the event loop, the client side of the protocol and the life of a job.
  *
- * One thread, one zmq_poll over: the client ROUTER, the worker ROUTER, a signalfd and the
- * forkserver channel; timers give the poll its timeout. Every readable socket is drained (in
+ * One thread, one zmq_poll over: the client ROUTER, a signalfd, the forkserver channel and the
+ * workers' links (socketpairs, wlink.h); timers give the poll its timeout. Every readable socket is drained (in
  * bounded batches, so neither side starves the other) before polling again. Args and result
  * frames are moved, never copied or decoded: a payload passes only the allocation-free structural
  * check of wire_check().
@@ -29,7 +29,6 @@
 #include <unistd.h>
 #include <utlist.h>
 
-#define BATCH       256   /* messages read from one socket before looking at the others */
 #define MAX_FRAMES  5     /* identity, delimiter, header, payload, and one to spot extras */
 #define BACKLOG_MS  5     /* retry interval for results zmq could not take */
 
@@ -166,18 +165,25 @@ static void flush_backlog(broker_t *b)
     }
 }
 
-/* To a worker: its task waits for the answer, and its pipe holds at most this one. */
+/* To a worker: its task waits for the answer. */
 static void send_worker(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
 {
-    if (encode(b, h) < 0 ||
-        zmq_send(b->workers_sock, o->ident, o->ilen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    char buf[16];
+    long pid;
+    worker_t *w = NULL;
+
+    if (o->ilen > 1 && o->ilen < sizeof(buf)) {
+        memcpy(buf, o->ident + 1, o->ilen - 1);
+        buf[o->ilen - 1] = '\0';
+        if (parse_long(buf, 1, INT32_MAX, &pid) == 0)
+            w = pool_worker(b, (pid_t)pid);
+    }
+    if (!w || encode(b, h) < 0) {
         if (payload)
             zmq_msg_close(payload);
         return; /* gone: its exit report follows */
     }
-    zmq_send(b->workers_sock, b->hbuf.data, b->hbuf.size, payload ? ZMQ_SNDMORE : 0);
-    if (payload && zmq_msg_send(payload, b->workers_sock, 0) < 0)
-        zmq_msg_close(payload);
+    pool_send(b, w, b->hbuf.data, b->hbuf.size, payload);
 }
 
 void broker_send(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
@@ -842,20 +848,6 @@ out:
     return true;
 }
 
-static bool worker_input(broker_t *b)
-{
-    zmq_msg_t f[4];
-    int n = recv_multipart(b->workers_sock, f, 4);
-
-    if (n == -1)
-        return false;
-    if (n < -1)
-        n = -2 - n;
-    pool_worker_input(b, f, n);
-    close_frames(f, n);
-    return true;
-}
-
 /* ---- signals, timers, shutdown ---- */
 
 static void start_drain(broker_t *b)
@@ -1004,15 +996,11 @@ static int bind_all(broker_t *b)
     int64_t maxmsg = cfg->max_payload + WIRE_HEADER_MAX;
 
     b->clients = zmq_socket(b->zctx, ZMQ_ROUTER);
-    b->workers_sock = zmq_socket(b->zctx, ZMQ_ROUTER);
     zmq_setsockopt(b->clients, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
     zmq_setsockopt(b->clients, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(b->clients, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
     zmq_setsockopt(b->clients, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
     zmq_setsockopt(b->clients, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(b->workers_sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-    zmq_setsockopt(b->workers_sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
-    zmq_setsockopt(b->workers_sock, ZMQ_LINGER, &linger, sizeof(linger));
     for (size_t i = 0; i < cfg->listen.n; i++) {
         const char *ep = cfg->listen.items[i];
         if (ipc_in_use(ep)) {
@@ -1024,11 +1012,6 @@ static int bind_all(broker_t *b)
             fprintf(stderr, "forqd: cannot listen on %s: %s\n", ep, zmq_strerror(errno));
             return -errno;
         }
-    }
-    if (zmq_bind(b->workers_sock, cfg->worker_endpoint) < 0) {
-        fprintf(stderr, "forqd: cannot bind the worker endpoint %s: %s\n", cfg->worker_endpoint,
-                zmq_strerror(errno));
-        return -errno;
     }
     return 0;
 }
@@ -1075,8 +1058,6 @@ static void teardown(broker_t *b)
     msgpack_sbuffer_destroy(&b->hbuf);
     if (b->clients)
         zmq_close(b->clients);
-    if (b->workers_sock)
-        zmq_close(b->workers_sock);
     if (b->zctx)
         zmq_ctx_term(b->zctx);
     if (b->sigfd >= 0)
@@ -1086,6 +1067,9 @@ static void teardown(broker_t *b)
 int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
 {
     broker_t b = {.cfg = cfg, .fs_fd = fs_fd, .fs_pid = fs_pid, .sigfd = -1};
+    zmq_pollitem_t *items = NULL; /* clients, signals, forkserver, then the workers' links */
+    pid_t *pids = NULL;
+    size_t n_items = 0;
     sigset_t mask;
     int status = 1;
 
@@ -1124,28 +1108,34 @@ int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
         drain_check(&b, now);
         if (b.stop)
             break;
-        zmq_pollitem_t items[] = {
-            {b.clients, 0, ZMQ_POLLIN, 0},
-            {b.workers_sock, 0, ZMQ_POLLIN, 0},
-            {NULL, b.sigfd, ZMQ_POLLIN, 0},
-            {NULL, b.fs_fd, ZMQ_POLLIN, 0},
-        };
-        int nitems = b.fs_fd >= 0 ? 4 : 3;
-        if (zmq_poll(items, nitems, next_timeout(&b, now)) < 0 && errno != EINTR) {
+        size_t cap = 3 + pool_count(&b);
+        if (cap > n_items) {
+            n_items = cap + 16;
+            items = xrealloc(items, n_items * sizeof(*items));
+            pids = xrealloc(pids, n_items * sizeof(*pids));
+        }
+        items[0] = (zmq_pollitem_t){b.clients, 0, ZMQ_POLLIN, 0};
+        items[1] = (zmq_pollitem_t){NULL, b.sigfd, ZMQ_POLLIN, 0};
+        items[2] = (zmq_pollitem_t){NULL, b.fs_fd, b.fs_fd >= 0 ? ZMQ_POLLIN : 0, 0};
+        size_t nw = pool_poll_items(&b, items + 3, pids, n_items - 3);
+        if (zmq_poll(items, (int)(3 + nw), next_timeout(&b, now)) < 0 && errno != EINTR) {
             log_error("zmq_poll failed: %s", zmq_strerror(errno));
             break;
         }
-        if (items[2].revents)
-            on_signals(&b);
-        if (nitems == 4 && items[3].revents)
-            pool_fs_input(&b);
+        /* workers first: their records stay valid until the forkserver reports them gone */
+        for (size_t i = 0; i < nw; i++)
+            if (items[3 + i].revents)
+                pool_worker_io(&b, pids[i], items[3 + i].revents);
         if (items[1].revents)
-            for (int i = 0; i < BATCH && worker_input(&b); i++)
-                ;
+            on_signals(&b);
+        if (items[2].revents)
+            pool_fs_input(&b);
         if (items[0].revents)
-            for (int i = 0; i < BATCH && client_input(&b); i++)
+            for (int i = 0; i < BROKER_BATCH && client_input(&b); i++)
                 ;
     }
+    free(items);
+    free(pids);
     log_notice("stopped: %llu jobs submitted, %llu ok, %llu failed otherwise",
                (unsigned long long)b.st.submitted, (unsigned long long)b.st.ok,
                (unsigned long long)(b.st.error + b.st.cancelled + b.st.timeout + b.st.crashed +

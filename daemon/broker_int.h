@@ -18,6 +18,7 @@
 #include "sched.h"
 #include "timers.h"
 #include "wire.h"
+#include "wlink.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,6 +30,8 @@ typedef struct client client_t;
 typedef struct worker worker_t;
 typedef struct dwaiter dwaiter_t;
 
+#define BROKER_BATCH 256 /* messages read from one socket before looking at the others */
+
 /* What a timer node belongs to. */
 enum { TIMER_JOB = 0, TIMER_DICT_WAIT = 1 };
 
@@ -37,7 +40,7 @@ typedef struct {
     const uint8_t *ident; /* routing id of the sender */
     size_t ilen;
     bool delim;           /* REQ-style envelope */
-    bool worker;          /* on the worker socket */
+    bool worker;          /* from a worker's link (ident "w<pid>") */
 } origin_t;
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_phase_t;
@@ -104,6 +107,15 @@ struct client {
 };
 
 typedef enum { KILL_NONE, KILL_CANCEL, KILL_TIMEOUT, KILL_SHUTDOWN } kill_reason_t;
+
+/* A message to a worker that its link could not take yet. */
+typedef struct wout {
+    struct wout *next;          /* FIFO */
+    size_t len, off;            /* bytes in all (prefix, header, payload), bytes written */
+    size_t hlen;                /* prefix + header bytes in head */
+    zmq_msg_t payload;          /* empty when the message has none */
+    uint8_t head[];             /* prefix and header */
+} wout_t;
 typedef enum { W_STARTING, W_IDLE, W_BUSY, W_RETIRING } worker_state_t;
 
 struct worker {
@@ -116,7 +128,9 @@ struct worker {
     uint64_t jobs_done;         /* jobs it finished */
     uint64_t spawn_us;          /* when it was asked for */
     worker_t *idle_prev, *idle_next; /* in broker.idle while IDLE */
-    char ident[16];             /* routing id "w<pid>" */
+    wlink_t link;               /* to the worker process; link.fd -1 once it closed */
+    wout_t *out, *out_tail;     /* messages waiting for room on the link */
+    char ident[16];             /* "w<pid>": names it as the origin of a dict request */
     uint8_t ident_len;
 };
 
@@ -137,7 +151,6 @@ struct broker {
     const config_t *cfg;
     void *zctx;                 /* ZeroMQ context */
     void *clients;              /* ROUTER bound to cfg->listen */
-    void *workers_sock;         /* ROUTER bound to cfg->worker_endpoint */
     int sigfd;                  /* signalfd: TERM, INT, HUP, CHLD */
     int fs_fd;                  /* channel to the forkserver, -1 while none */
     pid_t fs_pid;               /* the forkserver, 0 while none */
@@ -201,7 +214,16 @@ int dict_store_result(broker_t *b, const char *name, const char *key, const void
 /* pool.c */
 int pool_wait_hello(broker_t *b, int timeout_ms);
 void pool_fs_input(broker_t *b);
-void pool_worker_input(broker_t *b, zmq_msg_t *frames, int nframes);
+/* Fill poll items for the workers' links (POLLOUT too where messages wait); pids[i] names the
+ * worker of items[i]. Returns how many were filled (at most max). */
+size_t pool_poll_items(broker_t *b, zmq_pollitem_t *items, pid_t *pids, size_t max);
+size_t pool_count(broker_t *b);
+/* A worker's link is readable or writable (revents of its poll item). */
+void pool_worker_io(broker_t *b, pid_t pid, short revents);
+/* Send a message to a worker (payload, may be NULL, is taken). 0, or -EPIPE if its link is
+ * gone (its exit report follows). Never blocks: what the link cannot take waits. */
+int pool_send(broker_t *b, worker_t *w, const void *hdr, size_t hlen, zmq_msg_t *payload);
+worker_t *pool_worker(broker_t *b, pid_t pid);
 void pool_maintain(broker_t *b, uint64_t now);
 void pool_kill(broker_t *b, worker_t *w, kill_reason_t why);
 bool pool_start_job(broker_t *b, worker_t *w, job_t *job);

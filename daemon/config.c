@@ -56,8 +56,6 @@ static const char usage[] =
     "      --dict-max-bytes BYTES  bytes of all dict keys and values (default 1073741824);\n"
     "                              past a limit writes fail with a clear error, nothing is\n"
     "                              evicted\n"
-    "      --worker-endpoint EP    where workers connect (default: ipc in a private\n"
-    "                              directory under the runtime directory)\n"
     "  -h, --help                  print this help and exit\n"
     "  -V, --version               print the version and exit\n"
     "\n"
@@ -76,7 +74,6 @@ enum {
     OPT_RETAIN,
     OPT_RETAIN_SECONDS,
     OPT_RETAIN_BYTES,
-    OPT_WORKER_EP,
     OPT_DICT_MAX_KEYS,
     OPT_STATE_DIR,
     OPT_FSYNC,
@@ -132,7 +129,6 @@ int config_parse(config_t *cfg, int argc, char **argv)
         {"retain", required_argument, NULL, OPT_RETAIN},
         {"retain-seconds", required_argument, NULL, OPT_RETAIN_SECONDS},
         {"retain-bytes", required_argument, NULL, OPT_RETAIN_BYTES},
-        {"worker-endpoint", required_argument, NULL, OPT_WORKER_EP},
         {"dict-max-keys", required_argument, NULL, OPT_DICT_MAX_KEYS},
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"fsync", required_argument, NULL, OPT_FSYNC},
@@ -256,15 +252,6 @@ int config_parse(config_t *cfg, int argc, char **argv)
             if (number("--dict-max-bytes", optarg, 1024, 1L << 40, &cfg->dict_max_bytes) < 0)
                 return -EINVAL;
             break;
-        case OPT_WORKER_EP:
-            if (!endpoint_ok(optarg)) {
-                fprintf(stderr, "forqd: --worker-endpoint takes ipc://PATH or tcp://HOST:PORT, "
-                                "not '%s'\n", optarg);
-                return -EINVAL;
-            }
-            free(cfg->worker_endpoint);
-            cfg->worker_endpoint = xstrdup(optarg);
-            break;
         case OPT_FORKSERVER_FD:
             if (number("--forkserver-fd", optarg, 0, 65535, &v) < 0)
                 return -EINVAL;
@@ -318,44 +305,22 @@ int config_derive(config_t *cfg)
         fprintf(stderr, "forqd: the runtime directory path is too long; set XDG_RUNTIME_DIR\n");
         return -ENAMETOOLONG;
     }
-    if (cfg->listen.n == 0 || !cfg->worker_endpoint) {
+    if (cfg->listen.n == 0) {
         if ((r = make_dir(dir)) < 0)
             return r;
-    }
-    if (cfg->listen.n == 0) {
         snprintf(buf, sizeof(buf), "ipc://%s/forqd.sock", dir);
         strv_push(&cfg->listen, buf);
-    }
-    if (!cfg->worker_endpoint) {
-        snprintf(buf, sizeof(buf), "%s/forqd.XXXXXX", dir);
-        if (!mkdtemp(buf)) {
-            r = -errno;
-            fprintf(stderr, "forqd: cannot create a private directory in %s: %s\n", dir,
-                    strerror(errno));
-            return r;
-        }
-        cfg->private_dir = xstrdup(buf);
-        snprintf(buf, sizeof(buf), "ipc://%s/workers.sock", cfg->private_dir);
-        cfg->worker_endpoint = xstrdup(buf);
     }
     return 0;
 }
 
-void config_done(config_t *cfg, bool remove_dirs)
+void config_done(config_t *cfg)
 {
-    if (remove_dirs && cfg->private_dir) {
-        char path[4200];
-        snprintf(path, sizeof(path), "%s/workers.sock", cfg->private_dir);
-        unlink(path);
-        rmdir(cfg->private_dir);
-    }
     strv_free(&cfg->listen);
     strv_free(&cfg->tasks);
     strv_free(&cfg->exec_allow);
-    free(cfg->worker_endpoint);
-    free(cfg->private_dir);
     free(cfg->state_dir);
-    cfg->worker_endpoint = cfg->private_dir = cfg->state_dir = NULL;
+    cfg->state_dir = NULL;
 }
 
 bool config_exec_allowed(const config_t *cfg, const char *prog)

@@ -14,8 +14,6 @@ typedef struct {
 
 typedef struct {
     strv_t listen;                /* client endpoints to bind (--listen, repeatable) */
-    char *worker_endpoint;        /* where workers connect (derived unless --worker-endpoint) */
-    char *private_dir;            /* directory forqd made for its worker socket, removed at exit */
     long workers;                 /* pool size (--workers, default: cores) */
     strv_t tasks;                 /* plugin files or directories (--tasks, repeatable) */
     long max_jobs_per_worker;     /* recycle a worker after this many jobs, 0 = never */
@@ -44,12 +42,12 @@ typedef struct {
 int config_parse(config_t *cfg, int argc, char **argv);
 
 /* Fill in what the flags left to be derived: the default listen endpoint (creating its
- * directory) and a private directory for the worker endpoint. Returns 0 or -errno after
+ * directory). Returns 0 or -errno after
  * printing why. Called by the broker only, never by a re-executed forkserver. */
 int config_derive(config_t *cfg);
 
-/* Free everything the config owns and remove the private directory if `remove_dirs`. */
-void config_done(config_t *cfg, bool remove_dirs);
+/* Free everything the config owns. */
+void config_done(config_t *cfg);
 
 /* Is `prog` (a job's argv[0]) one the operator allowed for the exec task? */
 bool config_exec_allowed(const config_t *cfg, const char *prog);

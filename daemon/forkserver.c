@@ -18,21 +18,39 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-int fs_send(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len)
+int fs_send_fd(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text,
+               uint32_t len, int pass_fd)
 {
     char buf[FS_MSG_MAX];
     fs_msg_t m = {type, pid, arg, len};
+    struct iovec iov = {buf, sizeof(m) + len};
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
     if (sizeof(m) + len > sizeof(buf))
         return -EMSGSIZE;
     memcpy(buf, &m, sizeof(m));
     if (len)
         memcpy(buf + sizeof(m), text, len);
+    if (pass_fd >= 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        mh.msg_control = ctl.space;
+        mh.msg_controllen = sizeof(ctl.space);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    }
     for (;;) {
-        ssize_t n = send(fd, buf, sizeof(m) + len, MSG_NOSIGNAL);
+        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
         if (n >= 0)
             return 0;
         if (errno != EINTR)
@@ -40,16 +58,46 @@ int fs_send(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text, 
     }
 }
 
-ssize_t fs_recv(int fd, void *buf, size_t size)
+int fs_send(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len)
 {
+    return fs_send_fd(fd, type, pid, arg, text, len, -1);
+}
+
+ssize_t fs_recv(int fd, void *buf, size_t size, int *ret_fd)
+{
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+
+    if (ret_fd)
+        *ret_fd = -1;
     for (;;) {
-        ssize_t n = recv(fd, buf, size, MSG_DONTWAIT);
+        struct iovec iov = {buf, size};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
+                            .msg_controllen = sizeof(ctl.space)};
+        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return -errno;
-        if (n > 0 && (size_t)n < sizeof(fs_msg_t))
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                int passed;
+                memcpy(&passed, CMSG_DATA(c), sizeof(int));
+                if (ret_fd && *ret_fd < 0)
+                    *ret_fd = passed;
+                else
+                    close(passed);
+            }
+        }
+        if (n > 0 && (size_t)n < sizeof(fs_msg_t)) {
+            if (ret_fd && *ret_fd >= 0)
+                close(*ret_fd);
+            if (ret_fd)
+                *ret_fd = -1;
             return -EBADMSG;
+        }
         return n;
     }
 }
@@ -103,14 +151,12 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
         return -errno;
     /* everything the child needs is built before fork: after it, only async-signal-safe calls */
     /* the original flags, plus what the broker derived from them (the last flag wins) */
-    argv = xcalloc((size_t)cfg->argc + 4, sizeof(char *));
+    argv = xcalloc((size_t)cfg->argc + 2, sizeof(char *));
     snprintf(fdarg, sizeof(fdarg), "--forkserver-fd=%d", 3);
     argv[0] = cfg->argv[0];
     argv[1] = fdarg;
     for (int i = 1; i < cfg->argc; i++)
         argv[i + 1] = cfg->argv[i];
-    argv[cfg->argc + 1] = "--worker-endpoint";
-    argv[cfg->argc + 2] = cfg->worker_endpoint;
     pid = fork();
     if (pid < 0) {
         int r = -errno;
@@ -191,23 +237,34 @@ static void say_hello(int fd)
 static void spawn(const config_t *cfg, int fd, int sfd)
 {
     pid_t me = getpid();
-    pid_t pid = fork();
+    pid_t pid;
+    int link[2];
 
-    if (pid < 0) {
+    /* the worker's link to the broker: our end goes to the broker with the SPAWNED report */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link) < 0) {
         fs_send(fd, FS_SPAWN_ERR, 0, errno, NULL, 0);
+        return;
+    }
+    if ((pid = fork()) < 0) {
+        fs_send(fd, FS_SPAWN_ERR, 0, errno, NULL, 0);
+        close(link[0]);
+        close(link[1]);
         return;
     }
     if (pid == 0) {
         close(fd);
         close(sfd);
+        close(link[0]);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != me)
             _exit(1);
         reset_signals();
         free(kids);
-        worker_main(cfg);
+        worker_main(cfg, link[1]);
     }
+    close(link[1]);
     kids_add(pid);
-    fs_send(fd, FS_SPAWNED, pid, 0, NULL, 0);
+    fs_send_fd(fd, FS_SPAWNED, pid, 0, NULL, 0, link[0]);
+    close(link[0]);
 }
 
 static void reap(int fd)
@@ -267,7 +324,7 @@ void forkserver_main(const config_t *cfg, int fd)
                 fs_msg_t m;
                 char raw[FS_MSG_MAX];
             } u;
-            ssize_t n = fs_recv(fd, &u, sizeof(u));
+            ssize_t n = fs_recv(fd, &u, sizeof(u), NULL);
             if (n == 0 || (n < 0 && n != -EAGAIN))
                 break; /* the broker is gone: so are we, and our workers */
             if (n < 0)

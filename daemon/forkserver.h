@@ -11,7 +11,8 @@
  * /proc/self/exe with --forkserver-fd, which runs forkserver_main() in a fresh image.
  *
  * The channel is an AF_UNIX SOCK_SEQPACKET pair: each message is one fs_msg_t, followed for
- * HELLO by the task names (each NUL-terminated) and for FAILED by a one-line reason. */
+ * HELLO by the task names (each NUL-terminated) and for FAILED by a one-line reason. SPAWNED
+ * carries the broker's end of the new worker's link (wlink.h) as SCM_RIGHTS. */
 #ifndef FORQ_FORKSERVER_H
 #define FORQ_FORKSERVER_H
 
@@ -54,8 +55,13 @@ void forkserver_main(const config_t *cfg, int fd) __attribute__((noreturn));
 /* Send a message (with `len` bytes of text, may be 0). Returns 0 or -errno. */
 int fs_send(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len);
 
-/* Receive one message into buf (FS_MSG_MAX bytes). Returns the bytes read, 0 at end of channel,
- * or -errno (-EAGAIN when non-blocking and empty, -EBADMSG for a short message). */
-ssize_t fs_recv(int fd, void *buf, size_t size);
+/* The same, passing a descriptor along (SCM_RIGHTS) when pass_fd >= 0. */
+int fs_send_fd(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len,
+               int pass_fd);
+
+/* Receive one message into buf (FS_MSG_MAX bytes), without waiting. Returns the bytes read, 0 at
+ * end of channel, or -errno (-EAGAIN when empty, -EBADMSG for a short message). A descriptor
+ * passed along goes to *ret_fd (close-on-exec; -1 if none), or is closed when ret_fd is NULL. */
+ssize_t fs_recv(int fd, void *buf, size_t size, int *ret_fd);
 
 #endif

@@ -19,14 +19,14 @@ int main(int argc, char **argv)
 
     r = config_parse(&cfg, argc, argv);
     if (r != 0) {
-        config_done(&cfg, false);
+        config_done(&cfg);
         return r > 0 ? 0 : 1;
     }
     if (cfg.forkserver_fd >= 0)
         forkserver_main(&cfg, cfg.forkserver_fd);
     log_setup(cfg.log_level, "forqd");
     if (config_derive(&cfg) < 0) {
-        config_done(&cfg, true);
+        config_done(&cfg);
         return 1;
     }
     /* blocked before any thread exists, so that every ZeroMQ thread inherits the mask and the
@@ -42,10 +42,10 @@ int main(int argc, char **argv)
     r = forkserver_fork(&cfg, &fs_pid, &fs_fd);
     if (r < 0) {
         fprintf(stderr, "forqd: cannot fork the forkserver: %s\n", strerror(-r));
-        config_done(&cfg, true);
+        config_done(&cfg);
         return 1;
     }
     status = broker_run(&cfg, fs_pid, fs_fd);
-    config_done(&cfg, true);
+    config_done(&cfg);
     return status;
 }

@@ -1,8 +1,10 @@
-/* pool.c - the broker's side of the worker pool: the forkserver channel, worker records, READY
- * and DONE from workers, exits, kills, crash handling and replacement.
+/* pool.c - the broker's side of the worker pool: the forkserver channel, worker records and
+ * their links (wlink.h), READY and DONE from workers, exits, kills, crash handling and
+ * replacement.
  *
- * A worker is asked for with SPAWN; the forkserver answers SPAWNED(pid); the worker connects and
- * says READY (either may arrive first). A worker that ends — by its task's crash, by our kill
+ * A worker is asked for with SPAWN; the forkserver answers SPAWNED(pid) with the broker's end of
+ * the worker's link; the worker says READY on it. Writes to a link never block: what it cannot
+ * take waits in the worker's out queue, written when the link is writable. A worker that ends — by its task's crash, by our kill
  * for a cancel or a timeout, by recycling — is reported by the forkserver with its wait status,
  * which is how a crash becomes a precise result: its job, and only its job, is answered (or
  * retried), and a replacement is asked for at once. Workers being killed or retiring no longer
@@ -15,13 +17,22 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <utlist.h>
+
+static void free_base(void *data, void *hint)
+{
+    (void)data;
+    free(hint);
+}
 
 task_name_t *pool_task(broker_t *b, const char *name, size_t len)
 {
@@ -67,7 +78,7 @@ int pool_wait_hello(broker_t *b, int timeout_ms)
         fprintf(stderr, "forqd: the forkserver did not start within %d s\n", timeout_ms / 1000);
         return -ETIMEDOUT;
     }
-    n = fs_recv(b->fs_fd, &u, sizeof(u));
+    n = fs_recv(b->fs_fd, &u, sizeof(u), NULL);
     if (n <= 0 || u.m.type == FS_FAILED) {
         if (n > 0)
             fprintf(stderr, "forqd: %.*s\n", (int)u.m.len, u.raw + sizeof(fs_msg_t));
@@ -84,26 +95,53 @@ int pool_wait_hello(broker_t *b, int timeout_ms)
     return 0;
 }
 
-static worker_t *worker_get(broker_t *b, pid_t pid, bool create)
+static worker_t *worker_new(broker_t *b, pid_t pid, int fd)
 {
-    worker_t *w;
+    worker_t *w = xcalloc(1, sizeof(*w));
 
-    HASH_FIND_INT(b->worker_tab, &pid, w);
-    if (w || !create)
-        return w;
-    w = xcalloc(1, sizeof(*w));
     w->pid = pid;
     w->state = W_STARTING;
     w->spawn_us = now_us();
     w->ident_len = (uint8_t)snprintf(w->ident, sizeof(w->ident), "w%d", (int)pid);
+    if (wlink_init(&w->link, fd, (size_t)b->cfg->max_payload + WIRE_HEADER_MAX) < 0) {
+        log_error("out of memory for worker %d's link; it will be replaced", (int)pid);
+        wlink_done(&w->link);
+    } else {
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    }
     HASH_ADD_INT(b->worker_tab, pid, w);
     return w;
+}
+
+worker_t *pool_worker(broker_t *b, pid_t pid)
+{
+    worker_t *w;
+    HASH_FIND_INT(b->worker_tab, &pid, w);
+    return w;
+}
+
+size_t pool_count(broker_t *b)
+{
+    return HASH_COUNT(b->worker_tab);
+}
+
+static void link_close(worker_t *w)
+{
+    while (w->out) {
+        wout_t *o = w->out;
+        w->out = o->next;
+        zmq_msg_close(&o->payload);
+        free(o);
+    }
+    w->out_tail = NULL;
+    wlink_done(&w->link);
 }
 
 static void worker_forget(broker_t *b, worker_t *w)
 {
     if (w->state == W_IDLE)
         DL_DELETE2(b->idle, w, idle_prev, idle_next);
+    link_close(w);
     HASH_DEL(b->worker_tab, w);
     free(w);
 }
@@ -124,6 +162,109 @@ worker_t *pool_take_idle(broker_t *b)
     return w;
 }
 
+/* Write what the link takes of one message from byte `off`: bytes written, or -errno. */
+static ssize_t link_write(worker_t *w, const uint8_t *head, size_t hlen, zmq_msg_t *payload,
+                          size_t off)
+{
+    size_t plen = zmq_msg_size(payload);
+    struct iovec iov[2];
+    struct msghdr mh = {.msg_iov = iov};
+
+    if (off < hlen) {
+        iov[0] = (struct iovec){(void *)(head + off), hlen - off};
+        iov[1] = (struct iovec){zmq_msg_data(payload), plen};
+        mh.msg_iovlen = plen ? 2 : 1;
+    } else {
+        iov[0] = (struct iovec){(uint8_t *)zmq_msg_data(payload) + (off - hlen), plen - (off - hlen)};
+        mh.msg_iovlen = 1;
+    }
+    for (;;) {
+        ssize_t n = sendmsg(w->link.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* The link failed: it is closed; the worker's exit report will tell the rest. */
+static void link_failed(worker_t *w, const char *why)
+{
+    log_warn("the link to worker %d failed (%s); its exit report follows", (int)w->pid, why);
+    link_close(w);
+}
+
+static void link_flush(worker_t *w)
+{
+    while (w->out) {
+        wout_t *o = w->out;
+        ssize_t n = link_write(w, o->head, o->hlen, &o->payload, o->off);
+        if (n < 0) {
+            link_failed(w, strerror((int)-n));
+            return;
+        }
+        o->off += (size_t)n;
+        if (o->off < o->len)
+            return;
+        w->out = o->next;
+        if (!w->out)
+            w->out_tail = NULL;
+        zmq_msg_close(&o->payload);
+        free(o);
+    }
+}
+
+int pool_send(broker_t *b, worker_t *w, const void *hdr, size_t hlen, zmq_msg_t *payload)
+{
+    uint8_t head[WLINK_PREFIX + WIRE_HEADER_MAX];
+    zmq_msg_t none;
+    size_t off = 0, len;
+    wout_t *o;
+
+    (void)b;
+    zmq_msg_init(&none);
+    if (!payload)
+        payload = &none;
+    if (w->link.fd < 0 || hlen > WIRE_HEADER_MAX) {
+        zmq_msg_close(payload);
+        return -EPIPE;
+    }
+    wlink_prefix(head, hlen, zmq_msg_size(payload), payload != &none);
+    memcpy(head + WLINK_PREFIX, hdr, hlen);
+    hlen += WLINK_PREFIX;
+    len = hlen + zmq_msg_size(payload);
+    if (!w->out) {
+        ssize_t n = link_write(w, head, hlen, payload, 0);
+        if (n < 0) {
+            zmq_msg_close(payload);
+            link_failed(w, strerror((int)-n));
+            return -EPIPE;
+        }
+        if ((size_t)n == len) {
+            zmq_msg_close(payload);
+            return 0;
+        }
+        off = (size_t)n;
+    }
+    o = xmalloc(sizeof(*o) + hlen);
+    o->next = NULL;
+    o->len = len;
+    o->off = off;
+    o->hlen = hlen;
+    memcpy(o->head, head, hlen);
+    zmq_msg_init(&o->payload);
+    zmq_msg_move(&o->payload, payload);
+    zmq_msg_close(payload);
+    if (w->out_tail)
+        w->out_tail->next = o;
+    else
+        w->out = o;
+    w->out_tail = o;
+    return 0;
+}
+
 bool pool_start_job(broker_t *b, worker_t *w, job_t *job)
 {
     wire_hdr_t h = {.cmd = WIRE_JOB, .id = {job->id, job->id_len}, .task = wire_str(job->task),
@@ -131,20 +272,16 @@ bool pool_start_job(broker_t *b, worker_t *w, job_t *job)
                     .cpu_s = job->cpu_s, .attempts = job->attempts, .chunk = job->chunk};
     zmq_msg_t args;
 
-    w->job = job;
     msgpack_sbuffer_clear(&b->hbuf);
     wire_hdr_encode(&b->hbuf, &h);
-    if (zmq_send(b->workers_sock, w->ident, w->ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        /* its connection is gone; its exit report will follow */
+    zmq_msg_init(&args);
+    zmq_msg_copy(&args, &job->args); /* reference-counted: no copy of the bytes */
+    if (pool_send(b, w, b->hbuf.data, b->hbuf.size, &args) < 0) {
         log_warn("worker %d is unreachable; job %s goes back to the queue", (int)w->pid, job->id);
-        w->job = NULL;
         w->state = W_RETIRING;
         return false;
     }
-    zmq_send(b->workers_sock, b->hbuf.data, b->hbuf.size, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_msg_init(&args);
-    zmq_msg_copy(&args, &job->args); /* reference-counted: no copy of the bytes */
-    zmq_msg_send(&args, b->workers_sock, ZMQ_DONTWAIT);
+    w->job = job;
     log_debug("job %s (%s) started on worker %d", job->id, job->task, (int)w->pid);
     return true;
 }
@@ -223,13 +360,18 @@ static void job_of_dead_worker(broker_t *b, worker_t *w, int status, bool fs_die
     broker_finish(b, job, WIRE_ST_CRASHED, &x, NULL);
 }
 
+static void link_read(broker_t *b, worker_t *w, size_t max_msgs);
+
 static void on_exit_report(broker_t *b, pid_t pid, int status)
 {
-    worker_t *w = worker_get(b, pid, false);
+    worker_t *w = pool_worker(b, pid);
     char what[128];
 
     if (!w)
         return;
+    /* it is gone, so everything it wrote is in the link: a DONE sent just before a planned
+     * exit (recycling) is read before its job is judged */
+    link_read(b, w, SIZE_MAX);
     describe(status, what, sizeof(what));
     if (w->job) {
         if (w->kill == KILL_NONE) {
@@ -296,47 +438,95 @@ static void on_done(broker_t *b, worker_t *w, const wire_hdr_t *h, zmq_msg_t *pa
     broker_dispatch(b);
 }
 
-void pool_worker_input(broker_t *b, zmq_msg_t *f, int n)
+/* One message from a worker. */
+static void on_worker_msg(broker_t *b, worker_t *w, wlink_msg_t *m)
 {
-    const char *ident = zmq_msg_data(&f[0]);
-    size_t ilen = zmq_msg_size(&f[0]);
-    char buf[16];
-    long pid;
     wire_hdr_t h;
     wire_err_t err;
-    worker_t *w;
+    zmq_msg_t pm;
 
-    if (ilen < 2 || ilen >= sizeof(buf) || ident[0] != 'w')
-        return;
-    memcpy(buf, ident + 1, ilen - 1);
-    buf[ilen - 1] = '\0';
-    if (parse_long(buf, 1, INT32_MAX, &pid) < 0 || n < 2)
-        return;
     msgpack_zone_clear(&b->zone);
-    if (wire_hdr_decode(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &b->zone, &h, &err) < 0) {
-        log_warn("bad message from worker %ld: %s", pid, err.msg);
+    if (wire_hdr_decode(m->hdr, m->hlen, &b->zone, &h, &err) < 0) {
+        log_warn("bad message from worker %d: %s", (int)w->pid, err.msg);
+        free(m->base);
         return;
     }
-    w = worker_get(b, (pid_t)pid, h.cmd == WIRE_READY);
-    if (!w) {
-        log_debug("message from unknown worker %ld ignored", pid);
-        return;
+    if (m->has_payload) {
+        if (m->base) /* its own allocation: handed to ZeroMQ as it is */
+            zmq_msg_init_data(&pm, m->payload, m->plen, free_base, m->base);
+        else if (zmq_msg_init_size(&pm, m->plen) == 0)
+            memcpy(zmq_msg_data(&pm), m->payload, m->plen);
+        m->base = NULL;
     }
     if (h.cmd == WIRE_READY)
         on_ready(b, w);
     else if (h.cmd == WIRE_DONE)
-        on_done(b, w, &h, n > 2 ? &f[2] : NULL);
+        on_done(b, w, &h, m->has_payload ? &pm : NULL);
     else if (h.cmd == WIRE_DICT) {
         /* the running task uses the dict service */
-        origin_t o = {(const uint8_t *)ident, ilen, false, true};
-        dict_on_request(b, &o, &h, n > 2 ? &f[2] : NULL);
+        origin_t o = {(const uint8_t *)w->ident, w->ident_len, false, true};
+        dict_on_request(b, &o, &h, m->has_payload ? &pm : NULL);
     } else if (h.cmd == WIRE_PROGRESS) {
         if (w->job && h.id.len == w->job->id_len &&
             memcmp(h.id.ptr, w->job->id, h.id.len) == 0)
             broker_progress(b, w->job, &h);
+    } else {
+        log_warn("worker %d sent '%s', which workers may not send", (int)w->pid,
+                 wire_cmd_name(h.cmd));
     }
-    else
-        log_warn("worker %ld sent '%s', which workers may not send", pid, wire_cmd_name(h.cmd));
+    if (m->has_payload)
+        zmq_msg_close(&pm);
+    free(m->base);
+}
+
+/* Read and handle up to max_msgs messages that the link has now. */
+static void link_read(broker_t *b, worker_t *w, size_t max_msgs)
+{
+    for (size_t i = 0; i < max_msgs && w->link.fd >= 0; i++) {
+        wlink_msg_t m;
+        int r = wlink_recv(&w->link, 0, false, &m);
+        if (r == 0)
+            return;
+        if (r < 0) {
+            if (r != -EPIPE) {
+                log_error("worker %d broke the worker protocol (%s); killing it", (int)w->pid,
+                          strerror(-r));
+                pool_kill(b, w, KILL_NONE);
+            }
+            link_close(w);
+            return;
+        }
+        on_worker_msg(b, w, &m);
+    }
+}
+
+size_t pool_poll_items(broker_t *b, zmq_pollitem_t *items, pid_t *pids, size_t max)
+{
+    worker_t *w, *tmp;
+    size_t n = 0;
+
+    HASH_ITER(hh, b->worker_tab, w, tmp)
+    {
+        if (n == max)
+            break;
+        if (w->link.fd < 0)
+            continue;
+        items[n] = (zmq_pollitem_t){NULL, w->link.fd, ZMQ_POLLIN | (w->out ? ZMQ_POLLOUT : 0), 0};
+        pids[n++] = w->pid;
+    }
+    return n;
+}
+
+void pool_worker_io(broker_t *b, pid_t pid, short revents)
+{
+    worker_t *w = pool_worker(b, pid);
+
+    if (!w)
+        return;
+    if (revents & ZMQ_POLLOUT)
+        link_flush(w);
+    if (revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+        link_read(b, w, BROKER_BATCH);
     broker_dispatch(b);
 }
 
@@ -370,7 +560,8 @@ void pool_fs_input(broker_t *b)
     } u;
 
     while (b->fs_fd >= 0) {
-        ssize_t n = fs_recv(b->fs_fd, &u, sizeof(u));
+        int fd;
+        ssize_t n = fs_recv(b->fs_fd, &u, sizeof(u), &fd);
         if (n == -EAGAIN)
             return;
         if (n <= 0) {
@@ -389,7 +580,16 @@ void pool_fs_input(broker_t *b)
         case FS_SPAWNED:
             if (b->spawn_pending)
                 b->spawn_pending--;
-            worker_get(b, u.m.pid, true);
+            if (fd < 0 || pool_worker(b, u.m.pid)) {
+                log_error("the forkserver reported worker %d without its link; killing it",
+                          (int)u.m.pid);
+                if (fd >= 0)
+                    close(fd);
+                fs_send(b->fs_fd, FS_KILL, u.m.pid, SIGKILL, NULL, 0);
+                break;
+            }
+            worker_new(b, u.m.pid, fd);
+            fd = -1;
             b->st.workers_started++;
             break;
         case FS_SPAWN_ERR:
@@ -404,6 +604,8 @@ void pool_fs_input(broker_t *b)
         default:
             log_warn("unexpected message %u from the forkserver", u.m.type);
         }
+        if (fd >= 0)
+            close(fd);
     }
 }
 

@@ -3,12 +3,12 @@
 #include "task_ctx.h"
 
 #include "util.h"
+#include "wlink.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
 
 int forq_task_error(forq_task_ctx_t *ctx, const char *type, const char *fmt, ...)
 {
@@ -28,7 +28,7 @@ int forq_task_progress(forq_task_ctx_t *ctx, uint64_t done, uint64_t total, cons
     msgpack_sbuffer sb;
     char t[WIRE_TEXT_MAX + 1];
 
-    if (!ctx->sock)
+    if (!ctx->link)
         return 0;
     if (now - ctx->last_progress_us < 50000 && !(total && done >= total))
         return 0;
@@ -38,7 +38,7 @@ int forq_task_progress(forq_task_ctx_t *ctx, uint64_t done, uint64_t total, cons
                     .total = total, .msg = text ? wire_str(t) : (wire_str_t){0}};
     msgpack_sbuffer_init(&sb);
     if (wire_hdr_encode(&sb, &h) == 0)
-        zmq_send(ctx->sock, sb.data, sb.size, ZMQ_DONTWAIT); /* best effort */
+        wlink_send(ctx->link->fd, sb.data, sb.size, NULL, 0, false); /* best effort */
     msgpack_sbuffer_destroy(&sb);
     return 0;
 }
@@ -55,40 +55,24 @@ static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...)
     return FORQ_TASK_DICT_ERROR;
 }
 
-/* Wait for the reply to request `req` on the worker's socket (older replies are skipped).
- * Returns 0 with the header and payload frames, or -1 on timeout. */
-static int dict_recv(void *sock, uint64_t req, int timeout_ms, zmq_msg_t *hm, zmq_msg_t *pm,
-                     bool *has_payload, msgpack_zone *zone, wire_hdr_t *h)
+/* Wait for the reply to request `req` on the worker's link (older replies are skipped).
+ * Returns 0 with the reply in *m (borrowed from the link) and its header in *h, or -1 when none
+ * came in time or the link failed. */
+static int dict_recv(wlink_t *l, uint64_t req, int timeout_ms, wlink_msg_t *m,
+                     msgpack_zone *zone, wire_hdr_t *h)
 {
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
     wire_err_t err;
 
     for (;;) {
         int64_t left = (int64_t)(deadline - now_ms());
-        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
-        int more = 0;
-        size_t ml = sizeof(more);
 
-        if (left <= 0 || zmq_poll(&it, 1, (long)left) <= 0)
+        if (left <= 0 || wlink_recv(l, (int)left, false, m) <= 0)
             return -1;
-        zmq_msg_close(hm);
-        zmq_msg_close(pm);
-        zmq_msg_init(hm);
-        zmq_msg_init(pm);
-        *has_payload = false;
-        if (zmq_msg_recv(hm, sock, 0) < 0)
-            return -1;
-        while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml) == 0 && more) {
-            zmq_msg_close(pm);
-            zmq_msg_init(pm);
-            zmq_msg_recv(pm, sock, 0);
-            *has_payload = true;
-        }
         msgpack_zone_clear(zone);
-        if (wire_hdr_decode(zmq_msg_data(hm), zmq_msg_size(hm), zone, h, &err) == 0 &&
-            h->has_req && h->req == req &&
-            (!*has_payload || wire_check(zmq_msg_data(pm), zmq_msg_size(pm), WIRE_DEPTH_MAX,
-                                         &err) == 0))
+        if (wire_hdr_decode(m->hdr, m->hlen, zone, h, &err) == 0 && h->has_req &&
+            h->req == req &&
+            (!m->has_payload || wire_check(m->payload, m->plen, WIRE_DEPTH_MAX, &err) == 0))
             return 0;
     }
 }
@@ -98,19 +82,19 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
                      int timeout_ms, size_t limit, void **ret_value, size_t *ret_len,
                      uint64_t *ret_version, char **ret_next)
 {
-    bool next = version == FORQ_TASK_DICT_NEXT_CHANGE, has_payload = false;
+    bool next = version == FORQ_TASK_DICT_NEXT_CHANGE;
     wire_hdr_t h = {.cmd = WIRE_DICT, .op = wire_str(op), .name = wire_str(name),
                     .key = wire_str(key), .req = ++ctx->dict_req, .has_req = true,
                     .delta = delta, .has_delta = op && strcmp(op, "incr") == 0,
                     .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0, .limit = limit};
     msgpack_sbuffer sb;
     msgpack_zone zone;
-    zmq_msg_t hm, pm;
+    wlink_msg_t m;
     wire_hdr_t r;
     wire_err_t err;
     int rc;
 
-    if (!ctx->sock)
+    if (!ctx->link)
         return dict_fail(ctx, "the dict service is reachable only from a task run by forqd");
     if (!op || !name || !wire_id_is_valid(name, strlen(name)))
         return dict_fail(ctx, "dict name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
@@ -122,17 +106,14 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
     }
     msgpack_sbuffer_init(&sb);
     if (wire_hdr_encode(&sb, &h) < 0 ||
-        zmq_send(ctx->sock, sb.data, sb.size, value ? ZMQ_SNDMORE : 0) < 0 ||
-        (value && zmq_send(ctx->sock, value, len, 0) < 0)) {
+        wlink_send(ctx->link->fd, sb.data, sb.size, value, value ? len : 0, value != NULL) < 0) {
         msgpack_sbuffer_destroy(&sb);
         return dict_fail(ctx, "cannot send the dict request to forqd");
     }
     msgpack_sbuffer_destroy(&sb);
     msgpack_zone_init(&zone, 1024);
-    zmq_msg_init(&hm);
-    zmq_msg_init(&pm);
-    if (dict_recv(ctx->sock, h.req, timeout_ms > 0 ? timeout_ms + 5000 : 30000, &hm, &pm,
-                  &has_payload, &zone, &r) < 0) {
+    if (dict_recv(ctx->link, h.req, timeout_ms > 0 ? timeout_ms + 5000 : 30000, &m, &zone,
+                  &r) < 0) {
         rc = dict_fail(ctx, "forqd did not answer the dict request");
     } else if (r.cmd == WIRE_ERROR) {
         rc = dict_fail(ctx, "%.*s: %.*s", (int)r.code.len, r.code.ptr, (int)r.msg.len, r.msg.ptr);
@@ -149,18 +130,16 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
             *ret_version = (strcmp(op, "len") == 0 || strcmp(op, "clear") == 0) ? r.count : r.ver;
         if (ret_value) {
             *ret_value = NULL;
-            if (has_payload && rc == FORQ_TASK_DICT_OK) {
-                *ret_value = xmalloc(zmq_msg_size(&pm) ? zmq_msg_size(&pm) : 1);
-                memcpy(*ret_value, zmq_msg_data(&pm), zmq_msg_size(&pm));
+            if (m.has_payload && rc == FORQ_TASK_DICT_OK) {
+                *ret_value = xmalloc(m.plen ? m.plen : 1);
+                memcpy(*ret_value, m.payload, m.plen);
             }
         }
         if (ret_len)
-            *ret_len = has_payload ? zmq_msg_size(&pm) : 0;
+            *ret_len = m.has_payload ? m.plen : 0;
         if (ret_next)
             *ret_next = r.more && r.key.ptr ? xstrndup(r.key.ptr, r.key.len) : NULL;
     }
-    zmq_msg_close(&hm);
-    zmq_msg_close(&pm);
     msgpack_zone_destroy(&zone);
     return rc;
 }

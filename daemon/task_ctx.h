@@ -17,7 +17,7 @@ struct forq_task_ctx {
     bool failed;                     /* forq_task_error() was called */
     char etype[WIRE_TEXT_MAX + 1];   /* error type, when failed */
     char emsg[WIRE_TEXT_MAX + 1];    /* error message, when failed */
-    void *sock;                      /* the worker's socket, for progress (NULL in unit tests) */
+    struct wlink *link;              /* the worker's link to forqd (NULL in unit tests) */
     uint64_t last_progress_us;       /* when the last progress report went out */
     uint64_t dict_req;               /* request numbers of dict calls */
     char dict_error[WIRE_TEXT_MAX + 1]; /* why the last dict call failed */

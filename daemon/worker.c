@@ -8,6 +8,7 @@
 #include "task_ctx.h"
 #include "util.h"
 #include "wire.h"
+#include "wlink.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -15,7 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
-#include <zmq.h>
+#include <stdlib.h>
 
 static void set_error(job_outcome_t *o, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -151,16 +152,18 @@ void worker_run(const config_t *cfg, const job_spec_t *job, job_outcome_t *ret)
     ctx.task = name;
     ctx.cfg = cfg;
     ctx.max_result = job->max_result;
-    ctx.sock = job->sock;
+    ctx.link = job->link;
 
-    limits_apply(job->as_bytes, job->cpu_s, saved);
+    if (job->as_bytes || job->cpu_s)
+        limits_apply(job->as_bytes, job->cpu_s, saved);
     t0 = now_us();
     if (job->chunk)
         run_chunk(t, &ctx, &obj, ret);
     else
         ret->ok = call(t, &ctx, &obj, &ret->result, ret);
     ret->run_us = now_us() - t0;
-    limits_restore(saved);
+    if (job->as_bytes || job->cpu_s)
+        limits_restore(saved);
     msgpack_zone_destroy(&zone);
 
     if (ret->ok && ret->result.size > job->max_result) {
@@ -170,96 +173,69 @@ void worker_run(const config_t *cfg, const job_spec_t *job, job_outcome_t *ret)
     }
 }
 
-static void free_sbuf(void *data, void *hint)
-{
-    (void)hint;
-    free(data);
-}
-
-static int send_hdr(void *sock, const wire_hdr_t *h, msgpack_sbuffer *buf, int flags)
+static int send_hdr(wlink_t *l, const wire_hdr_t *h, msgpack_sbuffer *buf, const void *payload,
+                    size_t plen, bool has_payload)
 {
     msgpack_sbuffer_clear(buf);
     if (wire_hdr_encode(buf, h) < 0)
         return -ENOMEM;
-    return zmq_send(sock, buf->data, buf->size, flags) < 0 ? -errno : 0;
+    return wlink_send(l->fd, buf->data, buf->size, payload, plen, has_payload);
 }
 
-void worker_main(const config_t *cfg)
+void worker_main(const config_t *cfg, int fd)
 {
-    char ident[32], err[512];
-    void *zctx, *sock;
+    char err[512];
+    wlink_t link;
     msgpack_sbuffer hbuf;
     msgpack_zone zone;
     long done = 0;
-    int linger = 5000;
-    int64_t maxmsg = (int64_t)cfg->max_payload + WIRE_HEADER_MAX;
 
     log_setup(cfg->log_level, "worker");
     if (plugins_worker_init(err, sizeof(err)) < 0) {
         log_error("%s; this worker exits", err);
         _exit(3);
     }
-    zctx = zmq_ctx_new();
-    zmq_ctx_set(zctx, ZMQ_IO_THREADS, 1);
-    sock = zmq_socket(zctx, ZMQ_DEALER);
-    snprintf(ident, sizeof(ident), "w%d", (int)getpid());
-    zmq_setsockopt(sock, ZMQ_ROUTING_ID, ident, strlen(ident));
-    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
-    if (zmq_connect(sock, cfg->worker_endpoint) < 0) {
-        log_error("cannot connect to the broker at %s: %s", cfg->worker_endpoint,
-                  zmq_strerror(errno));
+    if (wlink_init(&link, fd, (size_t)cfg->max_payload + WIRE_HEADER_MAX) < 0)
         _exit(3);
-    }
     msgpack_sbuffer_init(&hbuf);
     msgpack_zone_init(&zone, 2048);
 
     wire_hdr_t ready = {.cmd = WIRE_READY, .pid = getpid()};
-    if (send_hdr(sock, &ready, &hbuf, 0) < 0)
+    if (send_hdr(&link, &ready, &hbuf, NULL, 0, false) < 0)
         _exit(3);
 
     for (;;) {
-        zmq_msg_t hm, am;
+        wlink_msg_t m;
         wire_hdr_t h;
         wire_err_t werr;
         job_outcome_t out;
         char id[WIRE_ID_MAX + 1];
-        int more = 0;
-        size_t more_len = sizeof(more);
+        int r;
 
-        zmq_msg_init(&hm);
-        zmq_msg_init(&am);
-        if (zmq_msg_recv(&hm, sock, 0) < 0)
-            break; /* context terminated: nothing more to do */
-        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &more_len);
-        if (more && zmq_msg_recv(&am, sock, 0) < 0)
-            break;
-        while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &more_len) == 0 && more) {
-            zmq_msg_t extra;
-            zmq_msg_init(&extra);
-            zmq_msg_recv(&extra, sock, 0);
-            zmq_msg_close(&extra);
+        /* owned: the task may read the link (dict calls) while it uses its args */
+        if ((r = wlink_recv(&link, -1, true, &m)) < 0) {
+            if (r != -EPIPE)
+                log_error("bad message from the broker (%s); this worker exits", strerror(-r));
+            break; /* EPIPE: the broker is gone, nothing more to do */
         }
         msgpack_zone_clear(&zone);
-        if (wire_hdr_decode(zmq_msg_data(&hm), zmq_msg_size(&hm), &zone, &h, &werr) == 0 &&
+        if (wire_hdr_decode(m.hdr, m.hlen, &zone, &h, &werr) == 0 &&
             (h.cmd == WIRE_DICT_REPLY || h.cmd == WIRE_ERROR)) {
             /* a late answer to a dict call its task stopped waiting for */
-            zmq_msg_close(&hm);
-            zmq_msg_close(&am);
+            free(m.base);
             continue;
         }
-        if (wire_hdr_decode(zmq_msg_data(&hm), zmq_msg_size(&hm), &zone, &h, &werr) < 0 ||
-            h.cmd != WIRE_JOB) {
+        if (wire_hdr_decode(m.hdr, m.hlen, &zone, &h, &werr) < 0 || h.cmd != WIRE_JOB) {
             log_error("bad message from the broker (%s); this worker exits",
                       h.cmd != WIRE_JOB ? "not a job" : werr.msg);
             _exit(3);
         }
         snprintf(id, sizeof(id), "%.*s", (int)h.id.len, h.id.ptr);
         job_spec_t spec = {.job_id = id, .task = h.task.ptr, .task_len = h.task.len,
-                           .args = zmq_msg_data(&am), .args_len = zmq_msg_size(&am),
+                           .args = m.payload, .args_len = m.plen,
                            .max_result = h.max_result ? h.max_result : (size_t)cfg->max_payload,
                            .as_bytes = h.as_bytes, .cpu_s = h.cpu_s, .chunk = h.chunk,
-                           .sock = sock};
+                           .link = &link};
         worker_run(cfg, &spec, &out);
         done++;
 
@@ -272,32 +248,17 @@ void worker_main(const config_t *cfg)
             reply.etype = wire_str(out.etype);
             reply.msg = wire_str(out.emsg);
         }
-        /* h's strings borrow from hm: encode before closing it */
-        int r = send_hdr(sock, &reply, &hbuf, out.ok ? ZMQ_SNDMORE : 0);
-        zmq_msg_close(&hm);
-        zmq_msg_close(&am);
-        if (r < 0) {
-            job_outcome_done(&out);
-            break;
-        }
-        if (out.ok) {
-            zmq_msg_t rm;
-            size_t n = out.result.size;
-            zmq_msg_init_data(&rm, msgpack_sbuffer_release(&out.result), n, free_sbuf, NULL);
-            if (zmq_msg_send(&rm, sock, 0) < 0) {
-                zmq_msg_close(&rm);
-                job_outcome_done(&out);
-                break;
-            }
-        }
+        /* h's strings borrow from m: encode before freeing it */
+        r = send_hdr(&link, &reply, &hbuf, out.result.data, out.ok ? out.result.size : 0,
+                     out.ok);
+        free(m.base);
         job_outcome_done(&out);
-        if (reply.retire)
+        if (r < 0 || reply.retire)
             break;
     }
     msgpack_sbuffer_destroy(&hbuf);
     msgpack_zone_destroy(&zone);
-    zmq_close(sock);
-    zmq_ctx_term(zctx);
+    wlink_done(&link);
     plugins_unload_all();
     _exit(0);
 }

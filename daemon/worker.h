@@ -1,6 +1,6 @@
-/* worker.h - a worker process: forked by the forkserver, it makes its own ZeroMQ context,
- * connects a DEALER to the broker's worker endpoint, says READY, then runs one job at a time
- * until the broker is gone or it has run --max-jobs-per-worker jobs. */
+/* worker.h - a worker process: forked by the forkserver with one end of a socketpair to the
+ * broker (wlink.h), it says READY, then runs one job at a time until the broker is gone or it
+ * has run --max-jobs-per-worker jobs. It has no ZeroMQ context and no threads. */
 #ifndef FORQ_WORKER_H
 #define FORQ_WORKER_H
 
@@ -11,7 +11,7 @@
 #include <msgpack.h>
 
 /* Run the worker loop. Never returns. */
-void worker_main(const config_t *cfg) __attribute__((noreturn));
+void worker_main(const config_t *cfg, int link_fd) __attribute__((noreturn));
 
 /* The outcome of one job, as the worker reports it. */
 typedef struct {
@@ -34,7 +34,7 @@ typedef struct {
     unsigned long long as_bytes; /* RLIMIT_AS for the job, 0 = none */
     unsigned long long cpu_s;    /* RLIMIT_CPU for the job, 0 = none */
     bool chunk;                  /* run the task once per element of args */
-    void *sock;                  /* for progress reports, may be NULL */
+    struct wlink *link;           /* to the broker, for progress and dict calls; may be NULL */
 } job_spec_t;
 
 /* Run a job under its limits. A chunk's result is an array with one entry per call:

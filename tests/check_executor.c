@@ -369,14 +369,15 @@ START_TEST(test_done_callbacks)
     forq_future_t *f, *g, *h;
 
     e2e_up(&d, &c, 1, NULL);
-    /* fires once, on the I/O thread, when the result arrives */
+    /* fires once when the result arrives; with no thread waiting, on the I/O thread */
     f = submit_json(c, "sleep", "[0.1]", NULL);
     ck_assert_int_eq(forq_future_add_done_callback(f, on_done, &a), FORQ_OK);
-    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
-    for (int i = 0; i < 100 && atomic_load(&a.calls) == 0; i++)
+    for (int i = 0; i < 1000 && atomic_load(&a.calls) == 0; i++)
         usleep(10000);
     ck_assert_int_eq(atomic_load(&a.calls), 1);
     ck_assert(!pthread_equal(a.thread, pthread_self()));
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    ck_assert_int_eq(a.state, FORQ_STATE_OK);
     /* added after done: fires at once, in this thread */
     ck_assert_int_eq(forq_future_add_done_callback(f, on_done, &b), FORQ_OK);
     ck_assert_int_eq(atomic_load(&b.calls), 1);
@@ -411,6 +412,111 @@ START_TEST(test_done_callbacks)
     ck_assert(pthread_equal(t.thread, pthread_self()));
     forq_future_destroy(&p);
     ck_assert_int_eq(atomic_load(&t.calls), 1);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+/* ---- one client shared by threads; callbacks that wait ---- */
+
+typedef struct {
+    int id, n, bad;
+    bool dict;
+} sharer_t;
+
+/* Submit-and-wait (or a synchronous dict incr) n times on the shared client. */
+static void *share_loop(void *arg)
+{
+    sharer_t *t = arg;
+    char args[32], want[32];
+
+    for (int i = 0; i < t->n; i++) {
+        if (t->dict) {
+            int64_t v;
+            if (forq_dict_incr(c, "shared", "n", 1, 10000, &v) != FORQ_OK)
+                t->bad++;
+            continue;
+        }
+        snprintf(args, sizeof(args), "[%d]", t->id * 100000 + i);
+        snprintf(want, sizeof(want), "[%d]", t->id * 100000 + i);
+        forq_future_t *f = submit_json(c, "echo", args, NULL);
+        char *got = result_json(f, 30000);
+        if (!got || strcmp(got, want) != 0)
+            t->bad++;
+        free(got);
+        forq_future_destroy(&f);
+    }
+    return NULL;
+}
+
+START_TEST(test_shared_client_threads)
+{
+    /* waiting threads take turns reading the one socket and deliver each other's results */
+    enum { N = 6 };
+    pthread_t th[N];
+    sharer_t t[N];
+    int64_t v = 0;
+    int n = test_quick() ? 50 : 300;
+
+    e2e_up(&d, &c, 2, NULL);
+    for (int i = 0; i < N; i++) {
+        t[i] = (sharer_t){.id = i, .n = n, .dict = i >= 4};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, share_loop, &t[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(t[i].bad == 0, "thread %d: %d of %d calls went wrong", i, t[i].bad, n);
+    }
+    ck_assert_int_eq(forq_dict_incr(c, "shared", "n", 0, 5000, &v), FORQ_OK);
+    ck_assert_int_eq(v, 2 * n);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+typedef struct {
+    atomic_int calls;
+    forq_err_t ping;
+    char *nested;
+} waiting_cb_t;
+
+/* A callback that makes waiting calls on the client it runs for. */
+static void on_done_wait(forq_future_t *f, void *ud)
+{
+    waiting_cb_t *w = ud;
+    (void)f;
+    w->ping = forq_client_ping(c, 5000, NULL);
+    forq_future_t *g = submit_json(c, "echo", "[7]", NULL);
+    w->nested = result_json(g, 10000);
+    forq_future_destroy(&g);
+    atomic_fetch_add(&w->calls, 1);
+}
+
+START_TEST(test_callback_may_wait)
+{
+    waiting_cb_t a = {0}, b = {0};
+    forq_future_t *f, *g;
+
+    e2e_up(&d, &c, 2, NULL);
+    /* fired by the I/O thread: nobody waits */
+    f = submit_json(c, "sleep", "[0.05]", NULL);
+    forq_future_add_done_callback(f, on_done_wait, &a);
+    for (int i = 0; i < 1000 && atomic_load(&a.calls) == 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(atomic_load(&a.calls), 1);
+    ck_assert_int_eq(a.ping, FORQ_OK);
+    ck_assert_str_eq(a.nested, "[7]");
+    /* fired by this thread, which reads the socket while it waits */
+    g = submit_json(c, "sleep", "[0.05]", NULL);
+    forq_future_add_done_callback(g, on_done_wait, &b);
+    ck_assert_int_eq(wait_state(g, 10000), FORQ_STATE_OK);
+    for (int i = 0; i < 1000 && atomic_load(&b.calls) == 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(atomic_load(&b.calls), 1);
+    ck_assert_int_eq(b.ping, FORQ_OK);
+    ck_assert_str_eq(b.nested, "[7]");
+    free(a.nested);
+    free(b.nested);
+    forq_future_destroy(&f);
+    forq_future_destroy(&g);
     e2e_down(&d, &c);
 }
 END_TEST
@@ -854,6 +960,8 @@ static Suite *executor_suite(void)
     tcase_add_test(core, test_item_errors_inside_a_chunk);
     tcase_add_test(core, test_map_cancel_midway);
     tcase_add_test(core, test_done_callbacks);
+    tcase_add_test(core, test_shared_client_threads);
+    tcase_add_test(core, test_callback_may_wait);
     tcase_add_test(core, test_progress);
     tcase_add_test(core, test_wait_modes);
     tcase_add_test(core, test_as_completed);

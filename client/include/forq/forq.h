@@ -199,7 +199,7 @@ FORQ_EXPORT forq_err_t forq_client_stats(forq_client_t *client, int timeout_ms, 
 FORQ_EXPORT void forq_submit_opts_init(forq_submit_opts_t *opts);
 
 /* Submit a job: run `task` with `args` (exactly one msgpack value, args_len bytes; by convention
- * an array of positional arguments). Does not wait: the message is queued for the I/O thread.
+ * an array of positional arguments). Does not wait: the message is sent at once or queued.
  * opts may be NULL for the defaults. Returns FORQ_OK with *ret_future owned by the caller
  * (forq_future_destroy), or FORQ_ERR_INVALID (bad task name, id or args; detail says which),
  * FORQ_ERR_CLOSED, FORQ_ERR_NOMEM. A job forqd refuses still returns FORQ_OK here: its future
@@ -263,17 +263,18 @@ FORQ_EXPORT void forq_future_destroy(forq_future_t **future);
 typedef void (*forq_done_fn)(forq_future_t *future, void *userdata);
 
 /* Call fn(future, userdata) exactly once, when the future is done: at once, in this thread, if
- * it is done already; else in the client's I/O thread when the result arrives, or in the thread
- * that destroys the client (the future is then LOST). Callbacks run in the order added. fn may
- * destroy the future and submit jobs; it must not block for long (it holds up the client's
- * other results), must not make blocking calls on the client (forq_client_cancel, _status,
- * _stats, _ping, forq_future_wait on a pending future: their replies need the I/O thread it
- * is running on) and must not destroy the client. */
+ * it is done already; else in the thread that receives the result - the client's I/O thread,
+ * or a thread blocked in a waiting call on the same client (forq_future_wait, a synchronous
+ * request or dict call), which reads the client's socket itself while it waits - or in the
+ * thread that destroys the client (the future is then LOST). Callbacks run in the order added.
+ * fn may destroy the future, submit jobs and make waiting calls on the client (they are served
+ * in the same thread); it should not block for long (it holds up the client's other results)
+ * and must not destroy the client. */
 FORQ_EXPORT forq_err_t forq_future_add_done_callback(forq_future_t *future, forq_done_fn fn,
                                                      void *userdata);
 
-/* Called for each progress report of a running job (in the client's I/O thread, under the same
- * rules as a done callback). `text` is borrowed for the call. */
+/* Called for each progress report of a running job (in the thread that receives it, under the
+ * same rules as a done callback). `text` is borrowed for the call. */
 typedef void (*forq_progress_fn)(forq_future_t *future, uint64_t done, uint64_t total,
                                  const char *text, void *userdata);
 
