@@ -19,6 +19,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -240,6 +241,28 @@ static void free_watchers(job_t *job)
     }
 }
 
+
+/* Take an AHEAD job out of its worker's list. */
+static void unlink_ahead(broker_t *b, job_t *job)
+{
+    worker_t *w = job->worker;
+    job_t **p = &w->ahead, *prev = NULL;
+
+    while (*p && *p != job) {
+        prev = *p;
+        p = &(*p)->ahead_next;
+    }
+    if (*p) {
+        *p = job->ahead_next;
+        if (w->ahead_tail == job)
+            w->ahead_tail = prev;
+        w->n_ahead--;
+        b->ahead--;
+    }
+    job->ahead_next = NULL;
+    job->worker = NULL;
+}
+
 /* Free a job record: its args, retained result and watchers. */
 static void job_free(job_t *job)
 {
@@ -247,6 +270,11 @@ static void job_free(job_t *job)
     zmq_msg_close(&job->args);
     zmq_msg_close(&job->result);
     free(job->rhdr);
+    while (job->canceller) {
+        canceller_t *k = job->canceller;
+        job->canceller = k->next;
+        free(k);
+    }
     free_watchers(job);
     free(job);
 }
@@ -303,6 +331,10 @@ void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t
         job->worker = NULL;
         b->running--;
     }
+    if (job->phase == JOB_AHEAD)
+        unlink_ahead(b, job);
+    if (job->canceller)
+        broker_answer_canceller(b, job, state == WIRE_ST_CANCELLED ? "dequeued" : "finished");
     (*counter_of(b, state))++;
     log_debug("job %s (%s) %s after %u attempt(s)", job->id, job->task, wire_state_name(state),
               job->attempts);
@@ -386,29 +418,119 @@ void broker_requeue(broker_t *b, job_t *job)
         job->worker = NULL;
         b->running--;
     }
+    if (job->phase == JOB_AHEAD)
+        unlink_ahead(b, job);
     timers_del(&b->timers, &job->timer);
     enqueue(b, job, true);
+}
+
+/* The job starts running on w (which is not idle any more). */
+static void start_running(broker_t *b, worker_t *w, job_t *job)
+{
+    timers_del(&b->timers, &job->timer);
+    job->deadline_at = 0; /* it started: the queue deadline is met, retries included */
+    job->phase = JOB_RUNNING;
+    job->worker = w;
+    job->attempts++;
+    w->job = job;
+    b->running++;
+    if (job->timeout_ms)
+        timers_add(&b->timers, &job->timer, now_ms() + job->timeout_ms);
+}
+
+/* Is this job's task one that runs in under a millisecond, on average of its recent jobs?
+ * Only such jobs go ahead to busy workers: for them the round trip of handing out one job at
+ * a time is most of the cost, and a job waiting behind another costs little. */
+static bool short_task(const job_t *job)
+{
+    const task_name_t *t = (const task_name_t *)(job->task - offsetof(task_name_t, name));
+    return t->samples >= 3 && t->avg_us < 1000;
+}
+
+/* A busy worker that may take one more job ahead: the one with fewest, within --prefetch and
+ * its --max-jobs-per-worker budget; NULL if none. */
+static worker_t *ahead_slot(broker_t *b)
+{
+    worker_t *w, *tmp, *best = NULL;
+    long limit = b->cfg->prefetch, max_jobs = b->cfg->max_jobs_per_worker;
+
+    HASH_ITER(hh, b->worker_tab, w, tmp)
+    {
+        if (w->state != W_BUSY || !w->job || w->kill != KILL_NONE || w->link.fd < 0 ||
+            (long)w->n_ahead >= limit ||
+            (max_jobs > 0 && (long)(w->jobs_done + 1 + w->n_ahead) >= max_jobs))
+            continue;
+        if (!best || w->n_ahead < best->n_ahead)
+            best = w;
+    }
+    return best;
 }
 
 void broker_dispatch(broker_t *b)
 {
     while (b->idle && b->sched.total > 0) {
         worker_t *w = pool_take_idle(b);
-        sched_item_t *it = sched_pop(&b->sched);
-        job_t *job = container_of(it, job_t, item);
+        job_t *job = container_of(sched_pop(&b->sched), job_t, item);
 
-        timers_del(&b->timers, &job->timer);
-        job->deadline_at = 0; /* it started: the queue deadline is met, retries included */
-        job->phase = JOB_RUNNING;
-        job->worker = w;
-        job->attempts++;
-        b->running++;
-        if (job->timeout_ms)
-            timers_add(&b->timers, &job->timer, now_ms() + job->timeout_ms);
-        if (!pool_start_job(b, w, job)) {
+        start_running(b, w, job);
+        if (!pool_send_job(b, w, job)) {
             job->attempts--;
             broker_requeue(b, job);
         }
+    }
+    while (b->sched.total > 0 && !b->draining) {
+        job_t *job = container_of(sched_peek(&b->sched), job_t, item);
+        worker_t *w;
+
+        if (!short_task(job) || !(w = ahead_slot(b)))
+            return;
+        sched_pop(&b->sched);
+        timers_del(&b->timers, &job->timer);
+        job->deadline_at = 0; /* handed to a worker: it starts within moments */
+        job->phase = JOB_AHEAD;
+        job->worker = w;
+        job->ahead_next = NULL;
+        if (w->ahead_tail)
+            w->ahead_tail->ahead_next = job;
+        else
+            w->ahead = job;
+        w->ahead_tail = job;
+        w->n_ahead++;
+        b->ahead++;
+        b->st.sent_ahead++;
+        if (!pool_send_job(b, w, job)) {
+            broker_requeue(b, job);
+            return;
+        }
+    }
+}
+
+void broker_promote(broker_t *b, worker_t *w)
+{
+    job_t *job = w->ahead;
+
+    if (!job)
+        return;
+    unlink_ahead(b, job);
+    start_running(b, w, job);
+    if (job->canceller) {
+        /* it started before the worker saw the cancel: as for any running job, kill it */
+        broker_answer_canceller(b, job, "killing");
+        pool_kill(b, w, KILL_CANCEL);
+    }
+}
+
+void broker_answer_canceller(broker_t *b, job_t *job, const char *outcome)
+{
+    while (job->canceller) {
+        canceller_t *k = job->canceller;
+        wire_hdr_t r = {.cmd = WIRE_CANCEL_REPLY, .id = {job->id, job->id_len}, .req = k->req,
+                        .has_req = k->has_req, .outcome = wire_str(outcome)};
+        job->canceller = k->next;
+        if (job->worker && strcmp(outcome, "killing") == 0)
+            r.pid = job->worker->pid;
+        send_client(b, k->ident, k->ident_len, k->delim, &r, NULL);
+        free(k);
     }
 }
 
@@ -497,6 +619,7 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
     memcpy(job->id, h->id.ptr, h->id.len);
     job->id_len = (uint8_t)h->id.len;
     job->task = t->name;
+    job->seq = ++b->next_seq;
     zmq_msg_init(&job->args);
     zmq_msg_move(&job->args, args);
     zmq_msg_init(&job->result);
@@ -544,6 +667,22 @@ static void on_cancel(broker_t *b, const origin_t *o, const wire_hdr_t *h)
         broker_finish(b, job, WIRE_ST_CANCELLED, &x, NULL);
         break;
     }
+    case JOB_AHEAD:
+    {
+        /* the worker has it: the answer waits for it to say whether it had started the job
+         * (then it is killed like any running job) or skipped it */
+        canceller_t *k = xmalloc(sizeof(*k) + o->ilen);
+        k->next = job->canceller;
+        k->req = h->req;
+        k->has_req = h->has_req;
+        k->delim = o->delim;
+        k->ident_len = (uint8_t)o->ilen;
+        memcpy(k->ident, o->ident, o->ilen);
+        if (!job->canceller)
+            pool_cancel_ahead(b, job->worker, job);
+        job->canceller = k;
+        break;
+    }
     case JOB_RUNNING:
         r.outcome = wire_str("killing");
         r.pid = job->worker->pid;
@@ -566,7 +705,7 @@ static void on_status(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     if (job) {
         r.task = wire_str(job->task);
         r.attempts = job->attempts;
-        if (job->phase == JOB_QUEUED) {
+        if (job->phase == JOB_QUEUED || job->phase == JOB_AHEAD) {
             r.state = WIRE_ST_QUEUED;
             r.priority = job->prio;
             r.has_priority = true;
@@ -670,7 +809,7 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
         backlog += cl->backlog_n;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 32 + 6); /* + dict_pack_stats() */
+    msgpack_pack_map(&pk, 34 + 6); /* + dict_pack_stats() */
     pack_key(&pk, "version");
     msgpack_pack_str(&pk, strlen(FORQ_VERSION));
     msgpack_pack_str_body(&pk, FORQ_VERSION, strlen(FORQ_VERSION));
@@ -687,6 +826,7 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     for (unsigned p = 0; p < SCHED_NPRIO; p++)
         msgpack_pack_uint64(&pk, b->sched.len[p]);
     pack_kv_u64(&pk, "running", b->running);
+    pack_kv_u64(&pk, "ahead", b->ahead);
     pack_kv_u64(&pk, "clients", HASH_COUNT(b->client_tab));
     pack_kv_u64(&pk, "backlog", backlog);
     pack_kv_u64(&pk, "retained", b->n_done);
@@ -705,6 +845,7 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     pack_kv_u64(&pk, "workers_started", b->st.workers_started);
     pack_kv_u64(&pk, "worker_crashes", b->st.worker_crashes);
     pack_kv_u64(&pk, "last_replace_us", b->st.last_replace_us);
+    pack_kv_u64(&pk, "sent_ahead", b->st.sent_ahead);
     pack_key(&pk, "endpoints");
     pack_strs(&pk, b->cfg->listen.items, b->cfg->listen.n);
     pack_key(&pk, "tasks");
@@ -877,7 +1018,7 @@ static void drain_check(broker_t *b, uint64_t now)
 {
     if (!b->draining)
         return;
-    if (b->running == 0) {
+    if (b->running == 0 && b->ahead == 0) {
         b->stop = true;
         return;
     }
@@ -1108,6 +1249,7 @@ int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
         drain_check(&b, now);
         if (b.stop)
             break;
+        pool_flush(&b); /* what this iteration sent to workers, a write each */
         size_t cap = 3 + pool_count(&b);
         if (cap > n_items) {
             n_items = cap + 16;
@@ -1136,6 +1278,7 @@ int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
     }
     free(items);
     free(pids);
+    free(b.dirty);
     log_notice("stopped: %llu jobs submitted, %llu ok, %llu failed otherwise",
                (unsigned long long)b.st.submitted, (unsigned long long)b.st.ok,
                (unsigned long long)(b.st.error + b.st.cancelled + b.st.timeout + b.st.crashed +

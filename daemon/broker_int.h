@@ -43,7 +43,19 @@ typedef struct {
     bool worker;          /* from a worker's link (ident "w<pid>") */
 } origin_t;
 
-typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_phase_t;
+/* AHEAD: sent to a busy worker, which starts it when it has finished the jobs before it
+ * (--prefetch, short tasks only). */
+typedef enum { JOB_QUEUED, JOB_AHEAD, JOB_RUNNING, JOB_DONE } job_phase_t;
+
+/* Who asked to cancel a job sent ahead, answered when the worker has said whether it had
+ * started it. */
+typedef struct canceller {
+    struct canceller *next;     /* list: each cancel gets its answer */
+    uint64_t req;
+    bool has_req, delim;
+    uint8_t ident_len;
+    uint8_t ident[];
+} canceller_t;
 
 #define WATCHERS_MAX 16 /* clients that fetch one unfinished job, besides its submitter */
 
@@ -59,7 +71,10 @@ typedef struct job {
     UT_hash_handle hh;          /* in broker.jobs by id */
     zmq_msg_t args;             /* the args frame, passed through untouched; kept for retries */
     client_t *client;           /* submitter while QUEUED or RUNNING */
-    worker_t *worker;           /* while RUNNING */
+    worker_t *worker;           /* while AHEAD or RUNNING */
+    struct job *ahead_next;     /* in worker->ahead while AHEAD */
+    canceller_t *canceller;     /* cancels waiting for the worker's answer (AHEAD), owned */
+    uint64_t seq;               /* order of acceptance: names it across reuse of its memory */
     const char *task;           /* interned task name (broker.tasks) */
     sched_item_t item;          /* queue links while QUEUED */
     timer_node_t timer;         /* queue deadline while QUEUED, run timeout while RUNNING */
@@ -124,12 +139,16 @@ struct worker {
     worker_state_t state;       /* STARTING until READY; RETIRING after its last job */
     job_t *job;                 /* the job it runs, when BUSY */
     kill_reason_t kill;         /* why we asked the forkserver to kill it */
+    uint64_t kill_seq;          /* the job the kill was meant for (its seq), 0 = none */
+    job_t *ahead, *ahead_tail;  /* jobs sent ahead, in the order it will start them */
+    unsigned n_ahead;
     bool ready;                 /* said READY */
     uint64_t jobs_done;         /* jobs it finished */
     uint64_t spawn_us;          /* when it was asked for */
     worker_t *idle_prev, *idle_next; /* in broker.idle while IDLE */
     wlink_t link;               /* to the worker process; link.fd -1 once it closed */
-    wout_t *out, *out_tail;     /* messages waiting for room on the link */
+    wout_t *out, *out_tail;     /* messages waiting to be written on the link */
+    bool dirty;                 /* in broker.dirty */
     char ident[16];             /* "w<pid>": names it as the origin of a dict request */
     uint8_t ident_len;
 };
@@ -138,12 +157,14 @@ struct worker {
 typedef struct task_name {
     UT_hash_handle hh;
     bool present;               /* offered by the current forkserver */
+    uint64_t avg_us;            /* moving average of its jobs' run time */
+    uint32_t samples;           /* jobs in it, up to a cap */
     char name[];
 } task_name_t;
 
 typedef struct {
     uint64_t submitted, ok, error, cancelled, timeout, crashed, rejected, lost;
-    uint64_t retried, undeliverable, malformed, workers_started, worker_crashes;
+    uint64_t retried, undeliverable, malformed, workers_started, worker_crashes, sent_ahead;
     uint64_t last_replace_us;   /* a crashed worker's exit to its replacement's READY */
 } counters_t;
 
@@ -173,6 +194,10 @@ struct broker {
     size_t retained_bytes;      /* result headers and frames kept for fetch */
     client_t *backlogged;       /* clients with undelivered results */
     size_t running;             /* RUNNING jobs */
+    size_t ahead;               /* AHEAD jobs */
+    pid_t *dirty;               /* workers with messages queued this loop iteration */
+    size_t n_dirty, cap_dirty;
+    uint64_t next_seq;          /* job->seq */
     msgpack_zone zone;          /* scratch for header decoding */
     msgpack_sbuffer hbuf;       /* scratch for header encoding */
     bool draining;              /* SIGTERM seen: reject submits, finish running work */
@@ -194,6 +219,10 @@ void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t
                    zmq_msg_t *payload);
 void broker_requeue(broker_t *b, job_t *job);
 void broker_dispatch(broker_t *b);
+/* A worker finished its running job: the next job sent ahead to it, if any, now runs. */
+void broker_promote(broker_t *b, worker_t *w);
+/* Answer a cancel that waited for the worker (see canceller_t). */
+void broker_answer_canceller(broker_t *b, job_t *job, const char *outcome);
 
 void broker_progress(broker_t *b, job_t *job, const wire_hdr_t *h);
 void broker_send(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload);
@@ -220,13 +249,19 @@ size_t pool_poll_items(broker_t *b, zmq_pollitem_t *items, pid_t *pids, size_t m
 size_t pool_count(broker_t *b);
 /* A worker's link is readable or writable (revents of its poll item). */
 void pool_worker_io(broker_t *b, pid_t pid, short revents);
-/* Send a message to a worker (payload, may be NULL, is taken). 0, or -EPIPE if its link is
- * gone (its exit report follows). Never blocks: what the link cannot take waits. */
+/* Send a message to a worker (payload, may be NULL, is taken): queued, and written by
+ * pool_flush() at the end of the loop iteration. 0, or -EPIPE if its link is gone (its exit
+ * report follows). Never blocks: what the link cannot take waits for it to be writable. */
 int pool_send(broker_t *b, worker_t *w, const void *hdr, size_t hlen, zmq_msg_t *payload);
+/* Write the messages queued this loop iteration (many to a write). */
+void pool_flush(broker_t *b);
 worker_t *pool_worker(broker_t *b, pid_t pid);
 void pool_maintain(broker_t *b, uint64_t now);
 void pool_kill(broker_t *b, worker_t *w, kill_reason_t why);
-bool pool_start_job(broker_t *b, worker_t *w, job_t *job);
+/* Send a job (RUNNING or AHEAD on w) to the worker; false if its link is gone (w retires). */
+bool pool_send_job(broker_t *b, worker_t *w, job_t *job);
+/* Ask the worker to skip a job sent ahead; it answers DONE(cancelled) or starts it anyway. */
+void pool_cancel_ahead(broker_t *b, worker_t *w, job_t *job);
 worker_t *pool_take_idle(broker_t *b);
 void pool_reap(broker_t *b);
 void pool_shutdown(broker_t *b);

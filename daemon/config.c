@@ -28,6 +28,8 @@ static const char usage[] =
     "  -t, --tasks PATH            load task plugins from a .so file or a directory of\n"
     "                              them; repeatable\n"
     "  -m, --max-jobs-per-worker N replace a worker after N jobs (default 0: never)\n"
+    "      --prefetch N            jobs of a short task (under 1 ms on average) a busy worker\n"
+    "                              may hold beyond the one it runs (default 16; 0: none)\n"
     "  -L, --log-level LEVEL       error, warning, notice, info (default) or debug\n"
     "      --allow-exec PROGRAM    enable the exec task for PROGRAM (a name or an absolute\n"
     "                              path); repeatable; exec is off unless given\n"
@@ -80,6 +82,7 @@ enum {
     OPT_DICT_MAX_VALUE,
     OPT_DICT_MAX_BYTES,
     OPT_FORKSERVER_FD,
+    OPT_PREFETCH,
 };
 
 static void strv_push(strv_t *v, const char *s)
@@ -119,6 +122,7 @@ int config_parse(config_t *cfg, int argc, char **argv)
         {"workers", required_argument, NULL, 'w'},
         {"tasks", required_argument, NULL, 't'},
         {"max-jobs-per-worker", required_argument, NULL, 'm'},
+        {"prefetch", required_argument, NULL, OPT_PREFETCH},
         {"log-level", required_argument, NULL, 'L'},
         {"allow-exec", required_argument, NULL, OPT_ALLOW_EXEC},
         {"queue-max", required_argument, NULL, OPT_QUEUE_MAX},
@@ -145,6 +149,7 @@ int config_parse(config_t *cfg, int argc, char **argv)
 
     memset(cfg, 0, sizeof(*cfg));
     cfg->workers = cores > 0 ? cores : 1;
+    cfg->prefetch = 16;
     cfg->log_level = LOG_INFO;
     cfg->queue_max = 1000000;
     cfg->client_queue_max = 100000;
@@ -184,6 +189,10 @@ int config_parse(config_t *cfg, int argc, char **argv)
         case 'm':
             if (number("--max-jobs-per-worker", optarg, 0, 1000000000, &cfg->max_jobs_per_worker) <
                 0)
+                return -EINVAL;
+            break;
+        case OPT_PREFETCH:
+            if (number("--prefetch", optarg, 0, 1024, &cfg->prefetch) < 0)
                 return -EINVAL;
             break;
         case 'L':

@@ -17,6 +17,7 @@ typedef struct {
     long workers;                 /* pool size (--workers, default: cores) */
     strv_t tasks;                 /* plugin files or directories (--tasks, repeatable) */
     long max_jobs_per_worker;     /* recycle a worker after this many jobs, 0 = never */
+    long prefetch;                /* short-task jobs a busy worker may hold ahead, 0 = none */
     int log_level;                /* LOG_ERR .. LOG_DEBUG */
     strv_t exec_allow;            /* programs the exec task may run; empty = exec disabled */
     long queue_max;               /* queued jobs in total before submits are rejected */

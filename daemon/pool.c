@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -162,33 +163,6 @@ worker_t *pool_take_idle(broker_t *b)
     return w;
 }
 
-/* Write what the link takes of one message from byte `off`: bytes written, or -errno. */
-static ssize_t link_write(worker_t *w, const uint8_t *head, size_t hlen, zmq_msg_t *payload,
-                          size_t off)
-{
-    size_t plen = zmq_msg_size(payload);
-    struct iovec iov[2];
-    struct msghdr mh = {.msg_iov = iov};
-
-    if (off < hlen) {
-        iov[0] = (struct iovec){(void *)(head + off), hlen - off};
-        iov[1] = (struct iovec){zmq_msg_data(payload), plen};
-        mh.msg_iovlen = plen ? 2 : 1;
-    } else {
-        iov[0] = (struct iovec){(uint8_t *)zmq_msg_data(payload) + (off - hlen), plen - (off - hlen)};
-        mh.msg_iovlen = 1;
-    }
-    for (;;) {
-        ssize_t n = sendmsg(w->link.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n >= 0)
-            return n;
-        if (errno == EAGAIN)
-            return 0;
-        if (errno != EINTR)
-            return -errno;
-    }
-}
-
 /* The link failed: it is closed; the worker's exit report will tell the rest. */
 static void link_failed(worker_t *w, const char *why)
 {
@@ -196,34 +170,72 @@ static void link_failed(worker_t *w, const char *why)
     link_close(w);
 }
 
+/* Write what the link takes of the out queue, many messages to a write. */
 static void link_flush(worker_t *w)
 {
-    while (w->out) {
-        wout_t *o = w->out;
-        ssize_t n = link_write(w, o->head, o->hlen, &o->payload, o->off);
-        if (n < 0) {
-            link_failed(w, strerror((int)-n));
+    while (w->out && w->link.fd >= 0) {
+        struct iovec iov[128];
+        struct msghdr mh = {.msg_iov = iov};
+        size_t n = 0, want = 0;
+        ssize_t k;
+
+        for (wout_t *o = w->out; o && n + 2 <= 128; o = o->next) {
+            size_t plen = zmq_msg_size(&o->payload);
+            uint8_t *pl = zmq_msg_data(&o->payload);
+            if (o->off < o->hlen) {
+                iov[n++] = (struct iovec){o->head + o->off, o->hlen - o->off};
+                if (plen)
+                    iov[n++] = (struct iovec){pl, plen};
+            } else {
+                iov[n++] = (struct iovec){pl + (o->off - o->hlen), o->len - o->off};
+            }
+            want += o->len - o->off;
+        }
+        mh.msg_iovlen = n;
+        k = sendmsg(w->link.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                link_failed(w, strerror(errno));
             return;
         }
-        o->off += (size_t)n;
-        if (o->off < o->len)
-            return;
-        w->out = o->next;
-        if (!w->out)
-            w->out_tail = NULL;
-        zmq_msg_close(&o->payload);
-        free(o);
+        for (size_t left = (size_t)k; left > 0 && w->out;) {
+            wout_t *o = w->out;
+            size_t rest = o->len - o->off;
+            if (left < rest) {
+                o->off += left;
+                break;
+            }
+            left -= rest;
+            w->out = o->next;
+            if (!w->out)
+                w->out_tail = NULL;
+            zmq_msg_close(&o->payload);
+            free(o);
+        }
+        if ((size_t)k < want)
+            return; /* the link is full: the rest when it is writable */
     }
+}
+
+void pool_flush(broker_t *b)
+{
+    for (size_t i = 0; i < b->n_dirty; i++) {
+        worker_t *w = pool_worker(b, b->dirty[i]);
+        if (w) {
+            w->dirty = false;
+            link_flush(w);
+        }
+    }
+    b->n_dirty = 0;
 }
 
 int pool_send(broker_t *b, worker_t *w, const void *hdr, size_t hlen, zmq_msg_t *payload)
 {
-    uint8_t head[WLINK_PREFIX + WIRE_HEADER_MAX];
     zmq_msg_t none;
-    size_t off = 0, len;
     wout_t *o;
 
-    (void)b;
     zmq_msg_init(&none);
     if (!payload)
         payload = &none;
@@ -231,29 +243,14 @@ int pool_send(broker_t *b, worker_t *w, const void *hdr, size_t hlen, zmq_msg_t 
         zmq_msg_close(payload);
         return -EPIPE;
     }
-    wlink_prefix(head, hlen, zmq_msg_size(payload), payload != &none);
-    memcpy(head + WLINK_PREFIX, hdr, hlen);
-    hlen += WLINK_PREFIX;
-    len = hlen + zmq_msg_size(payload);
-    if (!w->out) {
-        ssize_t n = link_write(w, head, hlen, payload, 0);
-        if (n < 0) {
-            zmq_msg_close(payload);
-            link_failed(w, strerror((int)-n));
-            return -EPIPE;
-        }
-        if ((size_t)n == len) {
-            zmq_msg_close(payload);
-            return 0;
-        }
-        off = (size_t)n;
-    }
-    o = xmalloc(sizeof(*o) + hlen);
+    /* queued, and written with the others at the end of the broker's loop iteration */
+    o = xmalloc(sizeof(*o) + WLINK_PREFIX + hlen);
     o->next = NULL;
-    o->len = len;
-    o->off = off;
-    o->hlen = hlen;
-    memcpy(o->head, head, hlen);
+    o->hlen = WLINK_PREFIX + hlen;
+    o->len = o->hlen + zmq_msg_size(payload);
+    o->off = 0;
+    wlink_prefix(o->head, hlen, zmq_msg_size(payload), payload != &none);
+    memcpy(o->head + WLINK_PREFIX, hdr, hlen);
     zmq_msg_init(&o->payload);
     zmq_msg_move(&o->payload, payload);
     zmq_msg_close(payload);
@@ -262,10 +259,18 @@ int pool_send(broker_t *b, worker_t *w, const void *hdr, size_t hlen, zmq_msg_t 
     else
         w->out = o;
     w->out_tail = o;
+    if (!w->dirty) {
+        w->dirty = true;
+        if (b->n_dirty == b->cap_dirty) {
+            b->cap_dirty = b->cap_dirty ? 2 * b->cap_dirty : 16;
+            b->dirty = xrealloc(b->dirty, b->cap_dirty * sizeof(*b->dirty));
+        }
+        b->dirty[b->n_dirty++] = w->pid;
+    }
     return 0;
 }
 
-bool pool_start_job(broker_t *b, worker_t *w, job_t *job)
+bool pool_send_job(broker_t *b, worker_t *w, job_t *job)
 {
     wire_hdr_t h = {.cmd = WIRE_JOB, .id = {job->id, job->id_len}, .task = wire_str(job->task),
                     .max_result = job->max_result, .as_bytes = job->as_bytes,
@@ -281,9 +286,50 @@ bool pool_start_job(broker_t *b, worker_t *w, job_t *job)
         w->state = W_RETIRING;
         return false;
     }
-    w->job = job;
-    log_debug("job %s (%s) started on worker %d", job->id, job->task, (int)w->pid);
+    log_debug("job %s (%s) %s worker %d", job->id, job->task,
+              job->phase == JOB_AHEAD ? "sent ahead to" : "started on", (int)w->pid);
     return true;
+}
+
+void pool_cancel_ahead(broker_t *b, worker_t *w, job_t *job)
+{
+    wire_hdr_t h = {.cmd = WIRE_CANCEL, .id = {job->id, job->id_len}};
+
+    msgpack_sbuffer_clear(&b->hbuf);
+    wire_hdr_encode(&b->hbuf, &h);
+    pool_send(b, w, b->hbuf.data, b->hbuf.size, NULL); /* a dead link: its exit report answers */
+}
+
+/* The jobs sent ahead to a worker that will not run them: back to the front of the queue in
+ * their order (never started, so no retry is spent), or cancelled when that was asked or forqd
+ * is stopping. */
+static void requeue_ahead(broker_t *b, worker_t *w)
+{
+    job_t **list, *job;
+    size_t n = 0;
+
+    if (!w->ahead)
+        return;
+    list = xmalloc(w->n_ahead * sizeof(*list));
+    for (job = w->ahead; job && n < w->n_ahead; job = job->ahead_next)
+        list[n++] = job;
+    {
+        /* the last first: each goes to the front */
+        while (n-- > 0) {
+            job = list[n];
+            if (job->canceller || b->draining) {
+                wire_hdr_t x = {.msg = wire_str("cancelled before it started")};
+                if (b->draining) {
+                    x.code = wire_str("shutting_down");
+                    x.msg = wire_str("forqd is shutting down; the job never started");
+                }
+                broker_finish(b, job, WIRE_ST_CANCELLED, &x, NULL);
+            } else {
+                broker_requeue(b, job);
+            }
+        }
+    }
+    free(list);
 }
 
 void pool_kill(broker_t *b, worker_t *w, kill_reason_t why)
@@ -291,6 +337,7 @@ void pool_kill(broker_t *b, worker_t *w, kill_reason_t why)
     if (w->kill != KILL_NONE || b->fs_fd < 0)
         return;
     w->kill = why;
+    w->kill_seq = w->job ? w->job->seq : 0;
     fs_send(b->fs_fd, FS_KILL, w->pid, SIGKILL, NULL, 0);
 }
 
@@ -310,6 +357,19 @@ static void job_of_dead_worker(broker_t *b, worker_t *w, int status, bool fs_die
     wire_hdr_t x = {0};
 
     describe(status, what, sizeof(what));
+    if (w->kill != KILL_NONE && w->kill_seq != job->seq) {
+        /* the job the kill was for had just finished and this one, sent ahead, had started */
+        if (job->retries_left > 0 && !b->draining) {
+            job->retries_left--;
+            b->st.retried++;
+            broker_requeue(b, job);
+            return;
+        }
+        x.msg = wire_str("its worker was killed to stop the job before it, which finished just "
+                         "as this one started; submit it with retries to have it run again");
+        broker_finish(b, job, WIRE_ST_CRASHED, &x, NULL);
+        return;
+    }
     switch (w->kill) {
     case KILL_CANCEL:
         x.msg = wire_str("cancelled while running; its worker was killed");
@@ -379,6 +439,7 @@ static void on_exit_report(broker_t *b, pid_t pid, int status)
             b->replace_from_us = now_us();
         }
         job_of_dead_worker(b, w, status, false);
+        requeue_ahead(b, w);
     } else if (!w->ready) {
         b->spawn_failures++;
         log_warn("worker %d %s before it was ready", (int)pid, what);
@@ -407,15 +468,38 @@ static void on_ready(broker_t *b, worker_t *w)
         w->state = W_RETIRING;
 }
 
+/* A job's run time, into its task's moving average (what decides sending ahead). */
+static void learn_run_time(job_t *job, uint64_t run_us)
+{
+    task_name_t *t = (task_name_t *)(job->task - offsetof(task_name_t, name));
+
+    if (t->samples == 0)
+        t->avg_us = run_us;
+    else
+        t->avg_us = t->avg_us - t->avg_us / 8 + run_us / 8;
+    if (t->samples < 1000)
+        t->samples++;
+}
+
 static void on_done(broker_t *b, worker_t *w, const wire_hdr_t *h, zmq_msg_t *payload)
 {
     job_t *job = w->job;
 
     if (!job || h->id.len != job->id_len || memcmp(h->id.ptr, job->id, job->id_len) != 0) {
+        /* a job sent ahead that the worker skipped, as we asked */
+        for (job = w->ahead; job; job = job->ahead_next)
+            if (h->id.len == job->id_len && memcmp(h->id.ptr, job->id, job->id_len) == 0)
+                break;
+        if (job && h->state == WIRE_ST_CANCELLED && job->canceller) {
+            wire_hdr_t x = {.msg = wire_str("cancelled before it started")};
+            broker_finish(b, job, WIRE_ST_CANCELLED, &x, NULL);
+            return;
+        }
         log_warn("worker %d reported a job it was not running; ignored", (int)w->pid);
         return;
     }
     w->jobs_done++;
+    learn_run_time(job, h->run_us);
     if (h->state == WIRE_ST_OK) {
         wire_hdr_t x = {.run_us = h->run_us};
         if (!payload) {
@@ -431,7 +515,11 @@ static void on_done(broker_t *b, worker_t *w, const wire_hdr_t *h, zmq_msg_t *pa
             x.etype = wire_str("Error");
         broker_finish(b, job, WIRE_ST_ERROR, &x, NULL);
     }
-    if (w->kill != KILL_NONE || h->retire || b->draining)
+    if (h->retire)
+        requeue_ahead(b, w); /* it exits now: what it holds goes back */
+    if (w->ahead)
+        broker_promote(b, w); /* the worker has started the next one by now */
+    else if (w->kill != KILL_NONE || h->retire || b->draining)
         w->state = W_RETIRING;
     else
         set_idle(b, w);
@@ -488,7 +576,8 @@ static void link_read(broker_t *b, worker_t *w, size_t max_msgs)
         if (r == 0)
             return;
         if (r < 0) {
-            if (r != -EPIPE) {
+            /* EPIPE: it closed its end; ECONNRESET: it died with our messages unread */
+            if (r != -EPIPE && r != -ECONNRESET) {
                 log_error("worker %d broke the worker protocol (%s); killing it", (int)w->pid,
                           strerror(-r));
                 pool_kill(b, w, KILL_NONE);
@@ -546,6 +635,7 @@ static void forkserver_lost(broker_t *b, const char *why)
     {
         if (w->job)
             job_of_dead_worker(b, w, 0, true);
+        requeue_ahead(b, w);
         worker_forget(b, w);
     }
     b->fs_failures++;
@@ -563,10 +653,10 @@ void pool_fs_input(broker_t *b)
         int fd;
         ssize_t n = fs_recv(b->fs_fd, &u, sizeof(u), &fd);
         if (n == -EAGAIN)
-            return;
+            break;
         if (n <= 0) {
             forkserver_lost(b, "closed its channel");
-            return;
+            break;
         }
         switch (u.m.type) {
         case FS_HELLO:
@@ -607,6 +697,7 @@ void pool_fs_input(broker_t *b)
         if (fd >= 0)
             close(fd);
     }
+    broker_dispatch(b); /* jobs of a dead worker went back to the queue */
 }
 
 void pool_reap(broker_t *b)

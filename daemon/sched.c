@@ -63,6 +63,16 @@ sched_item_t *sched_pop(sched_t *s)
     return NULL;
 }
 
+sched_item_t *sched_peek(const sched_t *s)
+{
+    if (s->total == 0)
+        return NULL;
+    for (int p = SCHED_NPRIO - 1; p >= 0; p--)
+        if (s->ring[p])
+            return s->ring[p]->items;
+    return NULL;
+}
+
 void sched_remove(sched_t *s, sched_item_t *item)
 {
     if (item->lane)

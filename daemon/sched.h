@@ -46,6 +46,9 @@ void sched_push(sched_t *s, sched_lane_t *lane, sched_item_t *item, bool front);
 /* The next item to run, removed from its lane; NULL when nothing is queued. */
 sched_item_t *sched_pop(sched_t *s);
 
+/* The item sched_pop() would return, left queued; NULL when nothing is queued. */
+sched_item_t *sched_peek(const sched_t *s);
+
 /* Remove a queued item (cancel, deadline). Does nothing if it is not queued. */
 void sched_remove(sched_t *s, sched_item_t *item);
 

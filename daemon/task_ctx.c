@@ -38,7 +38,7 @@ int forq_task_progress(forq_task_ctx_t *ctx, uint64_t done, uint64_t total, cons
                     .total = total, .msg = text ? wire_str(t) : (wire_str_t){0}};
     msgpack_sbuffer_init(&sb);
     if (wire_hdr_encode(&sb, &h) == 0)
-        wlink_send(ctx->link->fd, sb.data, sb.size, NULL, 0, false); /* best effort */
+        wlink_send(ctx->link, sb.data, sb.size, NULL, 0, false); /* best effort */
     msgpack_sbuffer_destroy(&sb);
     return 0;
 }
@@ -55,9 +55,9 @@ static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...)
     return FORQ_TASK_DICT_ERROR;
 }
 
-/* Wait for the reply to request `req` on the worker's link (older replies are skipped).
- * Returns 0 with the reply in *m (borrowed from the link) and its header in *h, or -1 when none
- * came in time or the link failed. */
+/* Wait for the reply to request `req` on the worker's link: older replies are dropped, a job
+ * sent ahead (or its cancel) is kept for the worker loop. Returns 0 with the reply in *m (owned:
+ * free m->base) and its header in *h, or -1 when none came in time or the link failed. */
 static int dict_recv(wlink_t *l, uint64_t req, int timeout_ms, wlink_msg_t *m,
                      msgpack_zone *zone, wire_hdr_t *h)
 {
@@ -67,13 +67,21 @@ static int dict_recv(wlink_t *l, uint64_t req, int timeout_ms, wlink_msg_t *m,
     for (;;) {
         int64_t left = (int64_t)(deadline - now_ms());
 
-        if (left <= 0 || wlink_recv(l, (int)left, false, m) <= 0)
+        if (left <= 0 || wlink_recv(l, (int)left, true, m) <= 0)
             return -1;
         msgpack_zone_clear(zone);
-        if (wire_hdr_decode(m->hdr, m->hlen, zone, h, &err) == 0 && h->has_req &&
-            h->req == req &&
+        if (wire_hdr_decode(m->hdr, m->hlen, zone, h, &err) < 0) {
+            free(m->base);
+            continue;
+        }
+        if (h->cmd == WIRE_JOB || h->cmd == WIRE_CANCEL) {
+            wlink_hold(l, m);
+            continue;
+        }
+        if (h->has_req && h->req == req &&
             (!m->has_payload || wire_check(m->payload, m->plen, WIRE_DEPTH_MAX, &err) == 0))
             return 0;
+        free(m->base);
     }
 }
 
@@ -106,7 +114,7 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
     }
     msgpack_sbuffer_init(&sb);
     if (wire_hdr_encode(&sb, &h) < 0 ||
-        wlink_send(ctx->link->fd, sb.data, sb.size, value, value ? len : 0, value != NULL) < 0) {
+        wlink_send(ctx->link, sb.data, sb.size, value, value ? len : 0, value != NULL) < 0) {
         msgpack_sbuffer_destroy(&sb);
         return dict_fail(ctx, "cannot send the dict request to forqd");
     }
@@ -117,6 +125,7 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
         rc = dict_fail(ctx, "forqd did not answer the dict request");
     } else if (r.cmd == WIRE_ERROR) {
         rc = dict_fail(ctx, "%.*s: %.*s", (int)r.code.len, r.code.ptr, (int)r.msg.len, r.msg.ptr);
+        free(m.base);
     } else {
         rc = FORQ_TASK_DICT_OK;
         if (wire_str_eq(r.code, "conflict"))
@@ -139,6 +148,7 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
             *ret_len = m.has_payload ? m.plen : 0;
         if (ret_next)
             *ret_next = r.more && r.key.ptr ? xstrndup(r.key.ptr, r.key.len) : NULL;
+        free(m.base);
     }
     msgpack_zone_destroy(&zone);
     return rc;

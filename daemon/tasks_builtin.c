@@ -1,6 +1,7 @@
 /* tasks_builtin.c - the tasks every forqd has, written against the same <forq/task.h> ABI as
  * any plugin. Arguments follow Python's *args convention; bad arguments give TypeError or
  * ValueError results, never a crash. */
+#include "primes.h"
 #include "task_ctx.h"
 
 #include <errno.h>
@@ -37,20 +38,6 @@ static int t_sleep(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_pac
 }
 
 /* Trial division by 6k +- 1: deliberately the classic CPU-bound example, not a sieve. */
-static bool prime(int64_t n)
-{
-    if (n < 2)
-        return false;
-    if (n < 4)
-        return true;
-    if (n % 2 == 0 || n % 3 == 0)
-        return false;
-    for (int64_t i = 5; i <= n / i; i += 6)
-        if (n % i == 0 || n % (i + 2) == 0)
-            return false;
-    return true;
-}
-
 /* is_prime(n) -> bool */
 static int t_is_prime(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
 {
@@ -58,7 +45,7 @@ static int t_is_prime(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_
 
     if (forq_task_arg_range(ctx, args, 1, 1) < 0 || forq_task_arg_int(ctx, args, 0, &n) < 0)
         return -1;
-    return prime(n) ? msgpack_pack_true(out) : msgpack_pack_false(out);
+    return forq_prime(n) ? msgpack_pack_true(out) : msgpack_pack_false(out);
 }
 
 /* count_primes(lo, hi) -> number of primes p with lo <= p < hi (Python's range) */
@@ -71,8 +58,7 @@ static int t_count_primes(forq_task_ctx_t *ctx, const msgpack_object *args, msgp
         return -1;
     if (lo < 0 || hi < 0)
         return forq_task_error(ctx, "ValueError", "count_primes() bounds must not be negative");
-    for (int64_t n = lo; n < hi; n++)
-        count += prime(n);
+    count = forq_count_primes(lo, hi);
     return msgpack_pack_int64(out, count);
 }
 

@@ -34,8 +34,48 @@ int wlink_init(wlink_t *l, int fd, size_t max)
     return l->buf ? 0 : -ENOMEM;
 }
 
+struct wlink_held {
+    wlink_held_t *next;
+    wlink_msg_t m;
+};
+
+void wlink_hold(wlink_t *l, const wlink_msg_t *m)
+{
+    wlink_held_t *h = malloc(sizeof(*h));
+
+    if (!h) {
+        free(m->base); /* out of memory: the message is lost, as if never sent */
+        return;
+    }
+    h->next = NULL;
+    h->m = *m;
+    if (l->held_tail)
+        l->held_tail->next = h;
+    else
+        l->held = h;
+    l->held_tail = h;
+}
+
+bool wlink_take_held(wlink_t *l, wlink_msg_t *m)
+{
+    wlink_held_t *h = l->held;
+
+    if (!h)
+        return false;
+    l->held = h->next;
+    if (!l->held)
+        l->held_tail = NULL;
+    *m = h->m;
+    free(h);
+    return true;
+}
+
 void wlink_done(wlink_t *l)
 {
+    wlink_msg_t m;
+
+    while (wlink_take_held(l, &m))
+        free(m.base);
     if (l->fd >= 0)
         close(l->fd);
     free(l->buf);
@@ -172,30 +212,40 @@ int wlink_recv(wlink_t *l, int timeout_ms, bool own, wlink_msg_t *m)
     }
 }
 
-int wlink_send(int fd, const void *hdr, size_t hlen, const void *payload, size_t plen,
-               bool has_payload)
+/* Write iov[0..n) whole on fd, waiting for room. */
+static int write_all(int fd, struct iovec *iov, size_t n)
 {
-    uint8_t prefix[WLINK_PREFIX];
-    struct iovec iov[3] = {{prefix, sizeof(prefix)}, {(void *)hdr, hlen}, {(void *)payload, plen}};
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = plen ? 3 : 2};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
 
-    wlink_prefix(prefix, hlen, plen, has_payload);
     while (mh.msg_iovlen > 0) {
-        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-        if (n < 0) {
+        ssize_t k = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (k < 0) {
+            struct pollfd p = {fd, POLLOUT, 0};
+            if (errno == EAGAIN && (poll(&p, 1, -1) >= 0 || errno == EINTR))
+                continue; /* a non-blocking fd that is full: wait for room */
             if (errno == EINTR)
                 continue;
             return -errno;
         }
-        while (mh.msg_iovlen > 0 && (size_t)n >= mh.msg_iov[0].iov_len) {
-            n -= (ssize_t)mh.msg_iov[0].iov_len;
+        while (mh.msg_iovlen > 0 && (size_t)k >= mh.msg_iov[0].iov_len) {
+            k -= (ssize_t)mh.msg_iov[0].iov_len;
             mh.msg_iov++;
             mh.msg_iovlen--;
         }
         if (mh.msg_iovlen > 0) {
-            mh.msg_iov[0].iov_base = (uint8_t *)mh.msg_iov[0].iov_base + n;
-            mh.msg_iov[0].iov_len -= (size_t)n;
+            mh.msg_iov[0].iov_base = (uint8_t *)mh.msg_iov[0].iov_base + k;
+            mh.msg_iov[0].iov_len -= (size_t)k;
         }
     }
     return 0;
+}
+
+int wlink_send(wlink_t *l, const void *hdr, size_t hlen, const void *payload, size_t plen,
+               bool has_payload)
+{
+    uint8_t prefix[WLINK_PREFIX];
+    struct iovec iov[3] = {{prefix, sizeof(prefix)}, {(void *)hdr, hlen}, {(void *)payload, plen}};
+
+    wlink_prefix(prefix, hlen, plen, has_payload);
+    return write_all(l->fd, iov, plen ? 3 : 2);
 }

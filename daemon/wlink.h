@@ -25,6 +25,8 @@
 #define WLINK_HAS_PAYLOAD 0x80000000u
 #define WLINK_RBUF (64 * 1024)      /* read-ahead buffer; longer messages get their own */
 
+typedef struct wlink_held wlink_held_t;
+
 typedef struct wlink {
     int fd;
     size_t max;                     /* longest message accepted (header + payload) */
@@ -32,6 +34,7 @@ typedef struct wlink {
     size_t rpos, wpos;              /* unread bytes are buf[rpos, wpos) */
     uint8_t *big;                   /* body of a message longer than the buffer, being read */
     size_t big_len, big_have;
+    wlink_held_t *held, *held_tail; /* messages read early, kept for later (wlink_hold) */
 } wlink_t;
 
 /* One message. Its bytes are owned (base != NULL: free(base) when done, or hand them on) or
@@ -55,11 +58,18 @@ void wlink_done(wlink_t *l);
  * longer than the link's max, -EBADMSG for a malformed frame, -ENOMEM, or another -errno. */
 int wlink_recv(wlink_t *l, int timeout_ms, bool own, wlink_msg_t *m);
 
+/* Keep an owned message read while waiting for another (a worker's task waits for a dict
+ * reply; a job sent ahead comes first) to be taken, in order, by wlink_take_held(). */
+void wlink_hold(wlink_t *l, const wlink_msg_t *m);
+bool wlink_take_held(wlink_t *l, wlink_msg_t *m);
+
 /* The frame prefix of a message. */
 void wlink_prefix(uint8_t out[WLINK_PREFIX], size_t hlen, size_t plen, bool has_payload);
 
-/* Send a whole message on a blocking fd (the worker's side). Returns 0 or -errno. */
-int wlink_send(int fd, const void *hdr, size_t hlen, const void *payload, size_t plen,
+/* Send a whole message, waiting for room as long as it takes (the worker's side). Returns 0 or
+ * -errno. */
+int wlink_send(wlink_t *l, const void *hdr, size_t hlen, const void *payload, size_t plen,
                bool has_payload);
+
 
 #endif

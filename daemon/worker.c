@@ -11,6 +11,7 @@
 #include "wlink.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -179,22 +180,99 @@ static int send_hdr(wlink_t *l, const wire_hdr_t *h, msgpack_sbuffer *buf, const
     msgpack_sbuffer_clear(buf);
     if (wire_hdr_encode(buf, h) < 0)
         return -ENOMEM;
-    return wlink_send(l->fd, buf->data, buf->size, payload, plen, has_payload);
+    return wlink_send(l, buf->data, buf->size, payload, plen, has_payload);
+}
+
+/* Jobs this worker has received and not started (the broker sends jobs of short tasks ahead:
+ * --prefetch), in order. */
+typedef struct pending {
+    struct pending *next;
+    wlink_msg_t m;                /* owned; the strings below point into it */
+    job_spec_t spec;              /* the job, decoded */
+    wire_str_t id;
+    char id_z[WIRE_ID_MAX + 1];   /* spec.job_id */
+} pending_t;
+
+typedef struct {
+    pending_t *head, *tail;
+} inbox_t;
+
+/* Handle one message from the broker: queue a job; skip a queued job the broker cancels
+ * (answering DONE cancelled; a job already run is not found, and its DONE went out before);
+ * drop a late dict reply. Returns -1 on a message a worker cannot take. */
+static int take(wlink_t *l, inbox_t *in, wlink_msg_t *m, msgpack_zone *zone,
+                msgpack_sbuffer *hbuf, size_t max_payload)
+{
+    wire_hdr_t h;
+    wire_err_t werr;
+
+    msgpack_zone_clear(zone);
+    if (wire_hdr_decode(m->hdr, m->hlen, zone, &h, &werr) < 0) {
+        log_error("bad message from the broker (%s); this worker exits", werr.msg);
+        return -1;
+    }
+    if (h.cmd == WIRE_JOB) {
+        pending_t *p = xmalloc(sizeof(*p));
+        p->next = NULL;
+        p->m = *m;
+        p->id = h.id;
+        snprintf(p->id_z, sizeof(p->id_z), "%.*s", (int)h.id.len, h.id.ptr);
+        p->spec = (job_spec_t){.job_id = p->id_z, .task = h.task.ptr, .task_len = h.task.len,
+                               .args = m->payload, .args_len = m->plen,
+                               .max_result = h.max_result ? h.max_result : max_payload,
+                               .as_bytes = h.as_bytes, .cpu_s = h.cpu_s, .chunk = h.chunk,
+                               .link = l};
+        if (in->tail)
+            in->tail->next = p;
+        else
+            in->head = p;
+        in->tail = p;
+        return 0;
+    }
+    if (h.cmd == WIRE_CANCEL) {
+        for (pending_t **pp = &in->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+            pending_t *p = *pp;
+            if (p->id.len != h.id.len || memcmp(p->id.ptr, h.id.ptr, h.id.len) != 0)
+                continue;
+            *pp = p->next;
+            if (in->tail == p)
+                in->tail = prev;
+            wire_hdr_t done = {.cmd = WIRE_DONE, .id = p->id, .state = WIRE_ST_CANCELLED};
+            if (send_hdr(l, &done, hbuf, NULL, 0, false) < 0) {
+                /* a broken link shows at the next read */
+            }
+            free(p->m.base);
+            free(p);
+            break;
+        }
+        free(m->base);
+        return 0;
+    }
+    free(m->base);
+    if (h.cmd == WIRE_DICT_REPLY || h.cmd == WIRE_ERROR)
+        return 0; /* a late answer to a dict call its task stopped waiting for */
+    log_error("bad message from the broker (not a job: %s); this worker exits",
+              wire_cmd_name(h.cmd));
+    return -1;
 }
 
 void worker_main(const config_t *cfg, int fd)
 {
     char err[512];
     wlink_t link;
+    inbox_t in = {0};
     msgpack_sbuffer hbuf;
     msgpack_zone zone;
     long done = 0;
+    bool quit = false;
 
     log_setup(cfg->log_level, "worker");
     if (plugins_worker_init(err, sizeof(err)) < 0) {
         log_error("%s; this worker exits", err);
         _exit(3);
     }
+    /* non-blocking: between jobs it takes in whatever is there without waiting */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     if (wlink_init(&link, fd, (size_t)cfg->max_payload + WIRE_HEADER_MAX) < 0)
         _exit(3);
     msgpack_sbuffer_init(&hbuf);
@@ -204,42 +282,40 @@ void worker_main(const config_t *cfg, int fd)
     if (send_hdr(&link, &ready, &hbuf, NULL, 0, false) < 0)
         _exit(3);
 
-    for (;;) {
-        wlink_msg_t m;
-        wire_hdr_t h;
-        wire_err_t werr;
+    while (!quit) {
         job_outcome_t out;
-        char id[WIRE_ID_MAX + 1];
+        wlink_msg_t m;
         int r;
 
-        /* owned: the task may read the link (dict calls) while it uses its args */
-        if ((r = wlink_recv(&link, -1, true, &m)) < 0) {
-            if (r != -EPIPE)
-                log_error("bad message from the broker (%s); this worker exits", strerror(-r));
-            break; /* EPIPE: the broker is gone, nothing more to do */
+        /* everything that has come (waiting only while no job is queued): a cancel of a queued
+         * job must be seen before that job starts */
+        for (;;) {
+            if (wlink_take_held(&link, &m))
+                r = 1;
+            else
+                r = wlink_recv(&link, in.head ? 0 : -1, true, &m);
+            if (r == 0)
+                break;
+            if (r < 0) {
+                if (r != -EPIPE)
+                    log_error("bad message from the broker (%s); this worker exits",
+                              strerror(-r));
+                quit = true; /* EPIPE: the broker is gone, nothing more to do */
+                break;
+            }
+            if (take(&link, &in, &m, &zone, &hbuf, (size_t)cfg->max_payload) < 0)
+                _exit(3);
         }
-        msgpack_zone_clear(&zone);
-        if (wire_hdr_decode(m.hdr, m.hlen, &zone, &h, &werr) == 0 &&
-            (h.cmd == WIRE_DICT_REPLY || h.cmd == WIRE_ERROR)) {
-            /* a late answer to a dict call its task stopped waiting for */
-            free(m.base);
-            continue;
-        }
-        if (wire_hdr_decode(m.hdr, m.hlen, &zone, &h, &werr) < 0 || h.cmd != WIRE_JOB) {
-            log_error("bad message from the broker (%s); this worker exits",
-                      h.cmd != WIRE_JOB ? "not a job" : werr.msg);
-            _exit(3);
-        }
-        snprintf(id, sizeof(id), "%.*s", (int)h.id.len, h.id.ptr);
-        job_spec_t spec = {.job_id = id, .task = h.task.ptr, .task_len = h.task.len,
-                           .args = m.payload, .args_len = m.plen,
-                           .max_result = h.max_result ? h.max_result : (size_t)cfg->max_payload,
-                           .as_bytes = h.as_bytes, .cpu_s = h.cpu_s, .chunk = h.chunk,
-                           .link = &link};
-        worker_run(cfg, &spec, &out);
+        if (quit || !in.head)
+            break;
+        pending_t *p = in.head;
+        in.head = p->next;
+        if (!in.head)
+            in.tail = NULL;
+        worker_run(cfg, &p->spec, &out);
         done++;
 
-        wire_hdr_t reply = {.cmd = WIRE_DONE, .id = h.id, .run_us = out.run_us};
+        wire_hdr_t reply = {.cmd = WIRE_DONE, .id = p->id, .run_us = out.run_us};
         reply.retire = cfg->max_jobs_per_worker > 0 && done >= cfg->max_jobs_per_worker;
         if (out.ok) {
             reply.state = WIRE_ST_OK;
@@ -248,13 +324,21 @@ void worker_main(const config_t *cfg, int fd)
             reply.etype = wire_str(out.etype);
             reply.msg = wire_str(out.emsg);
         }
-        /* h's strings borrow from m: encode before freeing it */
+        /* at once, never held back for the next job's: when the broker kills this worker, what
+         * it has written tells exactly which jobs finished */
         r = send_hdr(&link, &reply, &hbuf, out.result.data, out.ok ? out.result.size : 0,
                      out.ok);
-        free(m.base);
+        free(p->m.base);
+        free(p);
         job_outcome_done(&out);
         if (r < 0 || reply.retire)
             break;
+    }
+    while (in.head) {
+        pending_t *p = in.head;
+        in.head = p->next;
+        free(p->m.base);
+        free(p);
     }
     msgpack_sbuffer_destroy(&hbuf);
     msgpack_zone_destroy(&zone);

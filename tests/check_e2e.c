@@ -71,6 +71,181 @@ START_TEST(test_large_payloads_through_the_worker_link)
 }
 END_TEST
 
+/* ---- jobs sent ahead to busy workers (--prefetch) ---- */
+
+/* Run `n` jobs of a task so that forqd learns it is short. */
+static void train(const char *task, const char *args, int n)
+{
+    for (int i = 0; i < n; i++) {
+        forq_future_t *f = submit_json(c, task, args, NULL);
+        ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+        forq_future_destroy(&f);
+    }
+}
+
+/* n echo jobs [base+i] with ids "<prefix>-i" behind one worker busy with `sleep [secs]`. */
+static forq_future_t *busy_with(const char *id, const char *secs, const forq_submit_opts_t *o)
+{
+    forq_submit_opts_t oo = o ? *o : submit_opts();
+    char args[32];
+    oo.id = id;
+    snprintf(args, sizeof(args), "[%s]", secs);
+    forq_future_t *f = submit_json(c, "sleep", args, &oo);
+    wait_running(c, id);
+    return f;
+}
+
+static void queue_echoes(forq_future_t **f, int n, const char *prefix)
+{
+    char id[32], args[32];
+    for (int i = 0; i < n; i++) {
+        forq_submit_opts_t o = submit_opts();
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        snprintf(args, sizeof(args), "[%d]", i);
+        o.id = id;
+        f[i] = submit_json(c, "echo", args, &o);
+    }
+}
+
+static void expect_echoes(forq_future_t **f, int n, int skip)
+{
+    char want[32];
+    for (int i = 0; i < n; i++) {
+        if (i == skip)
+            continue;
+        snprintf(want, sizeof(want), "[%d]", i);
+        ASSERT_RESULT(f[i], want);
+    }
+}
+
+START_TEST(test_jobs_sent_ahead)
+{
+    enum { N = 6 };
+    forq_future_t *f[N], *busy, *many[2000];
+    forq_job_info_t info = {0};
+    forq_cancel_t out;
+    char want[32];
+
+    up(1, NULL);
+    train("echo", "[0]", 3);
+    /* behind a running job, short jobs go to the busy worker at once, and still run in order */
+    busy = busy_with("busy1", "0.5", NULL);
+    queue_echoes(f, N, "a");
+    for (int i = 0; i < 500 && stat_of(c, "ahead") < N; i++)
+        usleep(10000);
+    ck_assert_int_eq(stat_of(c, "ahead"), N);
+    ck_assert_int_eq(forq_client_status(c, "a-1", test_ms(5000), &info), FORQ_OK);
+    ck_assert_int_eq(info.state, FORQ_STATE_QUEUED); /* not started: queued, as far as anyone knows */
+    /* cancel one of them: the worker skips it, the others run */
+    ck_assert_int_eq(forq_client_cancel(c, "a-2", test_ms(5000), &out), FORQ_OK);
+    ck_assert_int_eq(out, FORQ_CANCEL_DEQUEUED);
+    ck_assert_int_eq(wait_state(f[2], 10000), FORQ_STATE_CANCELLED);
+    ck_assert_int_eq(wait_state(busy, 10000), FORQ_STATE_OK);
+    expect_echoes(f, N, 2);
+    for (int i = 0; i < N; i++)
+        forq_future_destroy(&f[i]);
+    forq_future_destroy(&busy);
+    /* the worker dies under a running job: that job crashed; those sent ahead never started,
+     * so they run on the replacement, not counted as retries */
+    busy = busy_with("busy2", "5", NULL);
+    queue_echoes(f, N, "b");
+    for (int i = 0; i < 500 && stat_of(c, "ahead") < N; i++)
+        usleep(10000);
+    forq_client_status(c, "busy2", test_ms(5000), &info);
+    ck_assert_int_gt(info.pid, 0);
+    kill(info.pid, SIGKILL);
+    ck_assert_int_eq(wait_state(busy, 10000), FORQ_STATE_CRASHED);
+    expect_echoes(f, N, -1);
+    for (int i = 0; i < N; i++) {
+        ck_assert_uint_eq(forq_future_attempts(f[i]), 1);
+        forq_future_destroy(&f[i]);
+    }
+    forq_future_destroy(&busy);
+    /* a run timeout kills the worker: the same */
+    forq_submit_opts_t o = submit_opts();
+    o.timeout = 0.3;
+    busy = busy_with("busy3", "5", &o);
+    queue_echoes(f, N, "c");
+    ck_assert_int_eq(wait_state(busy, 10000), FORQ_STATE_TIMEOUT);
+    expect_echoes(f, N, -1);
+    for (int i = 0; i < N; i++)
+        forq_future_destroy(&f[i]);
+    forq_future_destroy(&busy);
+    /* jobs sent ahead while the running task waits for dict replies on the same link: kept
+     * for later, not taken for replies (nor dropped) */
+    busy = submit_json(c, "dict_count", "[\"ahead\", \"n\", 3000]", NULL);
+    for (int i = 0; i < 500 && stat_of(c, "running") == 0; i++)
+        usleep(1000);
+    queue_echoes(f, N, "d");
+    for (int i = 0; i < 500 && stat_of(c, "ahead") < N; i++)
+        usleep(1000);
+    ck_assert_int_eq(stat_of(c, "ahead"), N); /* while the dict calls go on */
+    ASSERT_RESULT(busy, "3000");
+    expect_echoes(f, N, -1);
+    for (int i = 0; i < N; i++)
+        forq_future_destroy(&f[i]);
+    forq_future_destroy(&busy);
+    /* and a stream of them: every one answered, in full */
+    for (int i = 0; i < 2000; i++) {
+        snprintf(want, sizeof(want), "[%d]", i);
+        many[i] = submit_json(c, "echo", want, NULL);
+    }
+    for (int i = 0; i < 2000; i++) {
+        snprintf(want, sizeof(want), "[%d]", i);
+        ASSERT_RESULT(many[i], want);
+        forq_future_destroy(&many[i]);
+    }
+    ck_assert_int_gt(stat_of(c, "sent_ahead"), N);
+    down();
+}
+END_TEST
+
+START_TEST(test_ahead_within_max_jobs_per_worker)
+{
+    /* a worker recycled every 3 jobs is never sent more than it will run */
+    const char *extra[] = {"--max-jobs-per-worker", "3", NULL};
+    forq_future_t *f[300];
+    char args[32];
+
+    up(2, extra);
+    train("echo", "[0]", 3);
+    for (int i = 0; i < 300; i++) {
+        snprintf(args, sizeof(args), "[%d]", i);
+        f[i] = submit_json(c, "echo", args, NULL);
+    }
+    expect_echoes(f, 300, -1);
+    for (int i = 0; i < 300; i++)
+        forq_future_destroy(&f[i]);
+    ck_assert_int_eq(stat_of(c, "crashed"), 0);
+    ck_assert_int_eq(stat_of(c, "retried"), 0);
+    ck_assert_int_ge(stat_of(c, "workers_started"), 300 / 3);
+    down();
+}
+END_TEST
+
+START_TEST(test_prefetch_off)
+{
+    /* --prefetch 0: a busy worker is sent nothing more */
+    const char *extra[] = {"--prefetch", "0", NULL};
+    forq_future_t *f[3], *busy;
+
+    up(1, extra);
+    train("echo", "[0]", 3);
+    busy = busy_with("busy", "0.3", NULL);
+    queue_echoes(f, 3, "p");
+    usleep(100000);
+    ck_assert_int_eq(stat_of(c, "ahead"), 0);
+    ck_assert_int_eq(stat_of(c, "queued"), 3);
+    ck_assert_int_eq(wait_state(busy, 10000), FORQ_STATE_OK);
+    expect_echoes(f, 3, -1);
+    for (int i = 0; i < 3; i++)
+        forq_future_destroy(&f[i]);
+    forq_future_destroy(&busy);
+    ck_assert_int_eq(stat_of(c, "sent_ahead"), 0);
+    down();
+}
+END_TEST
+
 START_TEST(test_builtin_tasks)
 {
     const char *extra[] = {"--allow-exec", "cat", NULL};
@@ -1045,6 +1220,7 @@ static Suite *e2e_suite(void)
     tcase_set_timeout(core, test_ms(60));
     tcase_add_test(core, test_builtin_tasks);
     tcase_add_test(core, test_large_payloads_through_the_worker_link);
+    tcase_add_test(core, test_jobs_sent_ahead);
     tcase_add_test(core, test_cancel_queued_and_running);
     tcase_add_test(core, test_crashes_fail_only_their_job);
     tcase_add_test(core, test_malformed_frames);
@@ -1055,6 +1231,8 @@ static Suite *e2e_suite(void)
     if (getenv("FORQ_TEST_CORE_ONLY"))
         return s;
     full = tcase_create("full");
+    tcase_add_test(full, test_ahead_within_max_jobs_per_worker);
+    tcase_add_test(full, test_prefetch_off);
     tcase_set_timeout(full, test_ms(60));
     tcase_add_test(full, test_bad_args_are_errors);
     tcase_add_test(full, test_rejections);

@@ -17,19 +17,20 @@
 #include <unistd.h>
 
 static int sv[2];
-static wlink_t rx;
+static wlink_t rx, tx;
 
 static void setup(void)
 {
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     ck_assert_int_eq(wlink_init(&rx, sv[0], 1 << 20), 0);
+    ck_assert_int_eq(wlink_init(&tx, sv[1], 1 << 20), 0);
 }
 
 static void teardown(void)
 {
     wlink_done(&rx);
     if (sv[1] >= 0)
-        close(sv[1]);
+        wlink_done(&tx);
 }
 
 static void nonblocking(int fd)
@@ -41,9 +42,9 @@ START_TEST(test_messages_round_trip)
 {
     wlink_msg_t m;
 
-    ck_assert_int_eq(wlink_send(sv[1], "hdr1", 4, "payload", 7, true), 0);
-    ck_assert_int_eq(wlink_send(sv[1], "h2", 2, NULL, 0, false), 0);
-    ck_assert_int_eq(wlink_send(sv[1], "h3", 2, NULL, 0, true), 0); /* an empty payload frame */
+    ck_assert_int_eq(wlink_send(&tx, "hdr1", 4, "payload", 7, true), 0);
+    ck_assert_int_eq(wlink_send(&tx, "h2", 2, NULL, 0, false), 0);
+    ck_assert_int_eq(wlink_send(&tx, "h3", 2, NULL, 0, true), 0); /* an empty payload frame */
     ck_assert_int_eq(wlink_recv(&rx, -1, false, &m), 1);
     ck_assert_ptr_null(m.base);
     ck_assert_uint_eq(m.hlen, 4);
@@ -120,7 +121,7 @@ START_TEST(test_big_message_in_pieces)
     ck_assert_mem_eq(m.payload, data, len);
     free(m.base);
     /* and the link goes on with small ones */
-    ck_assert_int_eq(wlink_send(sv[1], "after", 5, "x", 1, true), 0);
+    ck_assert_int_eq(wlink_send(&tx, "after", 5, "x", 1, true), 0);
     ck_assert_int_eq(wlink_recv(&rx, 1000, false, &m), 1);
     ck_assert_mem_eq(m.hdr, "after", 5);
     free(data);
@@ -134,7 +135,7 @@ START_TEST(test_many_in_one_read)
 
     for (int i = 0; i < 1000; i++) {
         int n = snprintf(h, sizeof(h), "m%d", i);
-        ck_assert_int_eq(wlink_send(sv[1], h, (size_t)n, &i, sizeof(i), true), 0);
+        ck_assert_int_eq(wlink_send(&tx, h, (size_t)n, &i, sizeof(i), true), 0);
         if (i % 100 == 99) { /* keep the socket buffer from filling */
             for (int j = i - 99; j <= i; j++) {
                 int n2 = snprintf(h, sizeof(h), "m%d", j);
@@ -163,7 +164,7 @@ START_TEST(test_bad_frames)
     send_raw(b, 8);
     ck_assert_int_eq(wlink_recv(&rx, 1000, false, &m), -EMSGSIZE);
     wlink_done(&rx);
-    close(sv[1]);
+    wlink_done(&tx);
     setup();
     /* a header longer than its message */
     wlink_prefix(b, 4, 0, false);
@@ -172,7 +173,7 @@ START_TEST(test_bad_frames)
     send_raw(b, 12);
     ck_assert_int_eq(wlink_recv(&rx, 1000, false, &m), -EBADMSG);
     wlink_done(&rx);
-    close(sv[1]);
+    wlink_done(&tx);
     setup();
     /* a length too short to hold the header length */
     memset(b, 0, 8);
@@ -180,12 +181,12 @@ START_TEST(test_bad_frames)
     send_raw(b, 8);
     ck_assert_int_eq(wlink_recv(&rx, 1000, false, &m), -EBADMSG);
     wlink_done(&rx);
-    close(sv[1]);
+    wlink_done(&tx);
     setup();
     /* the peer goes away in the middle of a message */
     wlink_prefix(b, 4, 100, true);
     send_raw(b, 8);
-    close(sv[1]);
+    wlink_done(&tx);
     sv[1] = -1;
     ck_assert_int_eq(wlink_recv(&rx, 1000, false, &m), -EPIPE);
 }
@@ -194,7 +195,7 @@ END_TEST
 START_TEST(test_send_to_closed_peer)
 {
     wlink_done(&rx); /* closes our end */
-    ck_assert_int_eq(wlink_send(sv[1], "h", 1, NULL, 0, false), -EPIPE);
+    ck_assert_int_eq(wlink_send(&tx, "h", 1, NULL, 0, false), -EPIPE);
     ck_assert_int_eq(wlink_init(&rx, -1, 16), 0); /* for teardown */
 }
 END_TEST
