@@ -60,7 +60,7 @@ enum { OWN_NONE, OWN_IO, OWN_CALLER };
 static __thread forq_client_t *tl_driving;
 
 struct forq_client {
-    void *zctx;                 /* ZeroMQ context */
+    void *zctx;                 /* the process's shared ZeroMQ context (shared_ctx_get) */
     void *sock;                 /* DEALER, used only by its owner (see the top comment) */
     void *monitor;              /* PAIR receiving the socket's connect/disconnect events */
     pthread_t io;               /* the I/O thread */
@@ -714,7 +714,7 @@ void client_want_io(forq_client_t *c)
 
 /* Queue a message for the socket's owner, or send it now if nobody owns the socket, and
  * register `f` (if not NULL) for its reply. Takes m. */
-static forq_err_t enqueue(forq_client_t *c, outmsg_t *m, forq_future_t *f)
+static forq_err_t enqueue_for(forq_client_t *c, outmsg_t *m, forq_future_t *f, bool will_wait)
 {
     bool w;
 
@@ -732,7 +732,10 @@ static forq_err_t enqueue(forq_client_t *c, outmsg_t *m, forq_future_t *f)
         return client_fail(FORQ_ERR_INVALID, "this client already waits for job '%s'", f->key);
     }
     w = queue_locked(c, m);
-    if (c->owner == OWN_NONE && !c->waiting && tl_driving != c) {
+    if (c->owner == OWN_NONE && !c->waiting && tl_driving != c && will_wait) {
+        /* nobody owns the socket, and this thread waits for the reply at once: it sends the
+         * message as it starts driving (client_wait) */
+    } else if (c->owner == OWN_NONE && !c->waiting && tl_driving != c) {
         /* nobody owns the socket: send it from this thread */
         c->owner = OWN_CALLER;
         pthread_mutex_unlock(&c->lock);
@@ -746,7 +749,45 @@ static forq_err_t enqueue(forq_client_t *c, outmsg_t *m, forq_future_t *f)
     return FORQ_OK;
 }
 
+static forq_err_t enqueue(forq_client_t *c, outmsg_t *m, forq_future_t *f)
+{
+    return enqueue_for(c, m, f, false);
+}
+
 /* ---- client ---- */
+
+/* One ZeroMQ context for all the clients of a process: one ZeroMQ I/O thread, not one per
+ * connection (50 clients in one process were 50 I/O threads, each a wake-up per message). */
+static pthread_mutex_t shared_ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *shared_ctx;
+static unsigned shared_ctx_refs;
+
+static void *shared_ctx_get(void)
+{
+    void *ctx;
+    pthread_mutex_lock(&shared_ctx_lock);
+    if (!shared_ctx && (shared_ctx = zmq_ctx_new()))
+        zmq_ctx_set(shared_ctx, ZMQ_IO_THREADS, 1);
+    if (shared_ctx)
+        shared_ctx_refs++;
+    ctx = shared_ctx;
+    pthread_mutex_unlock(&shared_ctx_lock);
+    return ctx;
+}
+
+/* The last client gone: the context goes too (its sockets are closed by then). */
+static void shared_ctx_put(void)
+{
+    void *ctx = NULL;
+    pthread_mutex_lock(&shared_ctx_lock);
+    if (--shared_ctx_refs == 0) {
+        ctx = shared_ctx;
+        shared_ctx = NULL;
+    }
+    pthread_mutex_unlock(&shared_ctx_lock);
+    if (ctx)
+        zmq_ctx_term(ctx);
+}
 
 void forq_client_opts_init(forq_client_opts_t *o)
 {
@@ -766,7 +807,7 @@ static void client_free(forq_client_t *c)
         free(m);
     }
     if (c->zctx)
-        zmq_ctx_term(c->zctx);
+        shared_ctx_put();
     if (c->wake_fd >= 0)
         close(c->wake_fd);
     if (c->drive_fd >= 0)
@@ -831,10 +872,9 @@ forq_err_t forq_client_new(const forq_client_opts_t *opts, forq_client_t **ret_c
     c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     c->drive_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    c->zctx = zmq_ctx_new();
+    c->zctx = shared_ctx_get();
     if (c->wake_fd < 0 || c->drive_fd < 0 || c->timer_fd < 0 || !c->zctx)
         goto sys;
-    zmq_ctx_set(c->zctx, ZMQ_IO_THREADS, 1);
     c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
     c->monitor = zmq_socket(c->zctx, ZMQ_PAIR);
     if (!c->sock || !c->monitor)
@@ -906,8 +946,8 @@ static forq_err_t request(forq_client_t *c, wire_hdr_t *h, int timeout_ms, forq_
     return client_request(c, h, NULL, 0, timeout_ms, ret_f);
 }
 
-forq_err_t client_request_async(forq_client_t *c, wire_hdr_t *h, const void *payload,
-                                size_t plen, forq_future_t **ret_f)
+static forq_err_t request_send(forq_client_t *c, wire_hdr_t *h, const void *payload, size_t plen,
+                               bool will_wait, forq_future_t **ret_f)
 {
     forq_future_t *f;
     forq_err_t e;
@@ -922,12 +962,19 @@ forq_err_t client_request_async(forq_client_t *c, wire_hdr_t *h, const void *pay
     pthread_mutex_unlock(&c->lock);
     h->has_req = true;
     snprintf(f->key, sizeof(f->key), "#%llu", (unsigned long long)h->req);
-    if ((e = enqueue(c, encode_msg(h, payload, plen, payload != NULL), f)) != FORQ_OK) {
+    if ((e = enqueue_for(c, encode_msg(h, payload, plen, payload != NULL), f, will_wait)) !=
+        FORQ_OK) {
         future_unref(f);
         return e;
     }
     *ret_f = f;
     return FORQ_OK;
+}
+
+forq_err_t client_request_async(forq_client_t *c, wire_hdr_t *h, const void *payload,
+                                size_t plen, forq_future_t **ret_f)
+{
+    return request_send(c, h, payload, plen, false, ret_f);
 }
 
 forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, size_t plen,
@@ -936,7 +983,7 @@ forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, 
     forq_future_t *f = NULL;
     forq_err_t e;
 
-    if ((e = client_request_async(c, h, payload, plen, &f)) != FORQ_OK)
+    if ((e = request_send(c, h, payload, plen, true, &f)) != FORQ_OK)
         return e;
     if (!client_wait(c, f, timeout_ms)) {
         future_unref(f); /* leaves the table with its last reference */

@@ -234,9 +234,9 @@ static void retain(broker_t *b, job_t *job)
 
 static void free_watchers(job_t *job)
 {
-    while (job->watchers) {
-        watcher_t *w = job->watchers;
-        job->watchers = w->next;
+    while (job->x && job->x->watchers) {
+        watcher_t *w = job->x->watchers;
+        job->x->watchers = w->next;
         free(w);
     }
 }
@@ -266,25 +266,35 @@ static void unlink_ahead(broker_t *b, job_t *job)
 /* Free a job record: its args, retained result and watchers. */
 static void job_free(job_t *job)
 {
-    free(job->store);
-    zmq_msg_close(&job->args);
-    zmq_msg_close(&job->result);
+    zmq_msg_close(&job->msg);
     free(job->rhdr);
-    while (job->canceller) {
-        canceller_t *k = job->canceller;
-        job->canceller = k->next;
-        free(k);
+    if (job->x) {
+        while (job->x->canceller) {
+            canceller_t *k = job->x->canceller;
+            job->x->canceller = k->next;
+            free(k);
+        }
+        free_watchers(job);
+        free(job->x->store);
+        free(job->x);
     }
-    free_watchers(job);
     free(job);
+}
+
+/* The job's extra part, made when first needed. */
+static job_extra_t *extra(job_t *job)
+{
+    if (!job->x)
+        job->x = xcalloc(1, sizeof(*job->x));
+    return job->x;
 }
 
 static void forget(broker_t *b, job_t *job)
 {
     DL_DELETE2(b->done, job, done_prev, done_next);
     b->n_done--;
-    b->retained_bytes -= job->retained_bytes;
-    HASH_DEL(b->jobs, job);
+    b->retained_bytes -= job->rhdr_len + zmq_msg_size(&job->msg);
+    jobtab_del(&b->jobs, job);
     job_free(job);
 }
 
@@ -333,7 +343,7 @@ void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t
     }
     if (job->phase == JOB_AHEAD)
         unlink_ahead(b, job);
-    if (job->canceller)
+    if (job->x && job->x->canceller)
         broker_answer_canceller(b, job, state == WIRE_ST_CANCELLED ? "dequeued" : "finished");
     (*counter_of(b, state))++;
     log_debug("job %s (%s) %s after %u attempt(s)", job->id, job->task, wire_state_name(state),
@@ -343,14 +353,15 @@ void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t
         payload = NULL;
     }
     char store_msg[256];
-    if (job->store && payload) {
-        const char *key = job->store + strlen(job->store) + 1;
-        int r = dict_store_result(b, job->store, key, zmq_msg_data(payload),
+    const char *store = job->x ? job->x->store : NULL;
+    if (store && payload) {
+        const char *key = store + strlen(store) + 1;
+        int r = dict_store_result(b, store, key, zmq_msg_data(payload),
                                   zmq_msg_size(payload));
         if (r < 0) {
             snprintf(store_msg, sizeof(store_msg),
                      "the result could not be stored in dict '%s' (%s); it is only in this reply",
-                     job->store, r == -E2BIG    ? "larger than --dict-max-value"
+                     store, r == -E2BIG    ? "larger than --dict-max-value"
                                  : r == -ENOSPC ? "the dict service or its disk is full"
                                                 : strerror(-r));
             h.code = wire_str("store_failed");
@@ -365,11 +376,13 @@ void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t
     job->rhdr = xmalloc(b->hbuf.size);
     memcpy(job->rhdr, b->hbuf.data, b->hbuf.size);
     job->rhdr_len = (uint32_t)b->hbuf.size;
+    /* the args are not needed any more: their place holds the result */
+    zmq_msg_close(&job->msg);
+    zmq_msg_init(&job->msg);
     if (payload)
-        zmq_msg_copy(&job->result, payload);
-    job->retained_bytes = job->rhdr_len + zmq_msg_size(&job->result);
-    b->retained_bytes += job->retained_bytes;
-    for (watcher_t *w = job->watchers; w; w = w->next) {
+        zmq_msg_copy(&job->msg, payload);
+    b->retained_bytes += job->rhdr_len + zmq_msg_size(&job->msg);
+    for (watcher_t *w = job->x ? job->x->watchers : NULL; w; w = w->next) {
         zmq_msg_t copy;
         zmq_msg_init(&copy);
         if (payload)
@@ -380,8 +393,6 @@ void broker_finish(broker_t *b, job_t *job, wire_state_t state, const wire_hdr_t
     }
     free_watchers(job);
     send_raw(b, c->ident, c->ident_len, c->delim, job->rhdr, job->rhdr_len, payload);
-    zmq_msg_close(&job->args);
-    zmq_msg_init(&job->args);
     job->phase = JOB_DONE;
     job->final = state;
     job->client = NULL;
@@ -398,7 +409,7 @@ void broker_progress(broker_t *b, job_t *job, const wire_hdr_t *p)
 
     if (encode(b, &h) < 0)
         return;
-    for (watcher_t *w = job->watchers; w; w = w->next)
+    for (watcher_t *w = job->x ? job->x->watchers : NULL; w; w = w->next)
         send_raw(b, w->ident, w->ident_len, w->delim, b->hbuf.data, b->hbuf.size, NULL);
     send_raw(b, c->ident, c->ident_len, c->delim, b->hbuf.data, b->hbuf.size, NULL);
 }
@@ -513,7 +524,7 @@ void broker_promote(broker_t *b, worker_t *w)
         return;
     unlink_ahead(b, job);
     start_running(b, w, job);
-    if (job->canceller) {
+    if (job->x && job->x->canceller) {
         /* it started before the worker saw the cancel: as for any running job, kill it */
         broker_answer_canceller(b, job, "killing");
         pool_kill(b, w, KILL_CANCEL);
@@ -522,11 +533,11 @@ void broker_promote(broker_t *b, worker_t *w)
 
 void broker_answer_canceller(broker_t *b, job_t *job, const char *outcome)
 {
-    while (job->canceller) {
-        canceller_t *k = job->canceller;
+    while (job->x && job->x->canceller) {
+        canceller_t *k = job->x->canceller;
         wire_hdr_t r = {.cmd = WIRE_CANCEL_REPLY, .id = {job->id, job->id_len}, .req = k->req,
                         .has_req = k->has_req, .outcome = wire_str(outcome)};
-        job->canceller = k->next;
+        job->x->canceller = k->next;
         if (job->worker && strcmp(outcome, "killing") == 0)
             r.pid = job->worker->pid;
         send_client(b, k->ident, k->ident_len, k->delim, &r, NULL);
@@ -557,7 +568,7 @@ static void reject(broker_t *b, const origin_t *o, const wire_hdr_t *req, const 
 static job_t *find_job(broker_t *b, wire_str_t id)
 {
     job_t *job;
-    HASH_FIND(hh, b->jobs, id.ptr, id.len, job);
+    job = jobtab_find(&b->jobs, id.ptr, id.len);
     return job;
 }
 
@@ -619,30 +630,31 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
     memcpy(job->id, h->id.ptr, h->id.len);
     job->id_len = (uint8_t)h->id.len;
     job->task = t->name;
-    job->seq = ++b->next_seq;
-    zmq_msg_init(&job->args);
-    zmq_msg_move(&job->args, args);
-    zmq_msg_init(&job->result);
+    if (++b->next_seq == 0)
+        b->next_seq = 1; /* 0 means none */
+    job->seq = b->next_seq;
+    zmq_msg_init(&job->msg);
+    zmq_msg_move(&job->msg, args);
     job->chunk = h->chunk;
     if (h->name.ptr) {
-        job->store = xmalloc(h->name.len + h->key.len + 2);
-        memcpy(job->store, h->name.ptr, h->name.len);
-        job->store[h->name.len] = '\0';
-        memcpy(job->store + h->name.len + 1, h->key.ptr, h->key.len);
-        job->store[h->name.len + 1 + h->key.len] = '\0';
+        char *store = extra(job)->store = xmalloc(h->name.len + h->key.len + 2);
+        memcpy(store, h->name.ptr, h->name.len);
+        store[h->name.len] = '\0';
+        memcpy(store + h->name.len + 1, h->key.ptr, h->key.len);
+        store[h->name.len + 1 + h->key.len] = '\0';
     }
     job->client = c;
     timer_node_init(&job->timer);
     job->prio = (uint8_t)(h->has_priority ? h->priority : WIRE_PRIORITY_DEF);
-    job->timeout_ms = h->timeout_ms;
+    job->timeout_ms = h->timeout_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)h->timeout_ms;
     job->deadline_at = h->deadline_ms ? now_ms() + h->deadline_ms : 0;
     job->retries_left = h->retries;
-    job->max_result = h->max_result && h->max_result < (uint64_t)cfg->max_payload
-                          ? h->max_result
-                          : (uint64_t)cfg->max_payload;
+    job->max_result = (uint32_t)(h->max_result && h->max_result < (uint64_t)cfg->max_payload
+                                     ? h->max_result
+                                     : (uint64_t)cfg->max_payload);
     job->as_bytes = h->as_bytes;
     job->cpu_s = (uint32_t)h->cpu_s;
-    HASH_ADD(hh, b->jobs, id, job->id_len, job);
+    jobtab_add(&b->jobs, job);
     c->live++;
     b->st.submitted++;
     enqueue(b, job, false);
@@ -672,15 +684,15 @@ static void on_cancel(broker_t *b, const origin_t *o, const wire_hdr_t *h)
         /* the worker has it: the answer waits for it to say whether it had started the job
          * (then it is killed like any running job) or skipped it */
         canceller_t *k = xmalloc(sizeof(*k) + o->ilen);
-        k->next = job->canceller;
+        k->next = extra(job)->canceller;
         k->req = h->req;
         k->has_req = h->has_req;
         k->delim = o->delim;
         k->ident_len = (uint8_t)o->ilen;
         memcpy(k->ident, o->ident, o->ilen);
-        if (!job->canceller)
+        if (!k->next)
             pool_cancel_ahead(b, job->worker, job);
-        job->canceller = k;
+        job->x->canceller = k;
         break;
     }
     case JOB_RUNNING:
@@ -738,10 +750,10 @@ static void on_fetch(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     }
     if (job->phase == JOB_DONE) {
         zmq_msg_t copy;
-        bool has = zmq_msg_size(&job->result) > 0;
+        bool has = zmq_msg_size(&job->msg) > 0;
         zmq_msg_init(&copy);
         if (has)
-            zmq_msg_copy(&copy, &job->result);
+            zmq_msg_copy(&copy, &job->msg);
         send_raw(b, o->ident, o->ilen, o->delim, job->rhdr, job->rhdr_len, has ? &copy : NULL);
         zmq_msg_close(&copy);
         return;
@@ -750,7 +762,7 @@ static void on_fetch(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     if (o->ilen == job->client->ident_len && memcmp(o->ident, job->client->ident, o->ilen) == 0)
         return;
     size_t n = 0;
-    for (watcher_t *w = job->watchers; w; w = w->next, n++)
+    for (watcher_t *w = job->x ? job->x->watchers : NULL; w; w = w->next, n++)
         if (w->ident_len == o->ilen && memcmp(w->ident, o->ident, o->ilen) == 0)
             return;
     if (n >= WATCHERS_MAX) {
@@ -762,8 +774,8 @@ static void on_fetch(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     w->delim = o->delim;
     w->ident_len = (uint8_t)o->ilen;
     memcpy(w->ident, o->ident, o->ilen);
-    w->next = job->watchers;
-    job->watchers = w;
+    w->next = extra(job)->watchers;
+    job->x->watchers = w;
 }
 
 static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
@@ -1159,7 +1171,7 @@ static int bind_all(broker_t *b)
 
 static void teardown(broker_t *b)
 {
-    job_t *job, *jt;
+    job_t *job;
     client_t *c, *ct;
     task_name_t *t, *tt;
     uint64_t until = now_ms() + 2000;
@@ -1172,11 +1184,10 @@ static void teardown(broker_t *b)
     }
     pool_shutdown(b);
     dict_service_done(b);
-    HASH_ITER(hh, b->jobs, job, jt)
-    {
-        HASH_DEL(b->jobs, job);
-        job_free(job);
-    }
+    for (size_t i = 0; i < b->jobs.cap; i++)
+        if ((job = jobtab_at(&b->jobs, i)))
+            job_free(job);
+    jobtab_free(&b->jobs);
     HASH_ITER(hh, b->client_tab, c, ct)
     {
         while (c->backlog) {

@@ -18,6 +18,7 @@
 #include "sched.h"
 #include "timers.h"
 #include "wire.h"
+#include "jobtab.h"
 #include "wlink.h"
 
 #include <stdbool.h>
@@ -67,36 +68,48 @@ typedef struct watcher {
     uint8_t ident[];            /* routing id */
 } watcher_t;
 
-typedef struct job {
-    UT_hash_handle hh;          /* in broker.jobs by id */
-    zmq_msg_t args;             /* the args frame, passed through untouched; kept for retries */
-    client_t *client;           /* submitter while QUEUED or RUNNING */
-    worker_t *worker;           /* while AHEAD or RUNNING */
-    struct job *ahead_next;     /* in worker->ahead while AHEAD */
-    canceller_t *canceller;     /* cancels waiting for the worker's answer (AHEAD), owned */
-    uint64_t seq;               /* order of acceptance: names it across reuse of its memory */
-    const char *task;           /* interned task name (broker.tasks) */
-    sched_item_t item;          /* queue links while QUEUED */
-    timer_node_t timer;         /* queue deadline while QUEUED, run timeout while RUNNING */
-    struct job *done_prev, *done_next; /* retention list while DONE */
+/* What few jobs need, allocated when first needed. */
+typedef struct job_extra {
     watcher_t *watchers;        /* fetchers of this unfinished job */
     char *store;                /* "name\0key": store an ok result there (owned), or NULL */
+    canceller_t *canceller;     /* cancels waiting for the worker's answer (AHEAD), owned */
+} job_extra_t;
+
+/* A job. Kept small: a million of them may be queued (bench/, workload 7). */
+typedef struct job {
+    zmq_msg_t msg;              /* the args frame until DONE (passed through untouched, kept for
+                                   retries); then the result frame of an ok job (a shared copy,
+                                   for fetch), empty otherwise */
+    client_t *client;           /* submitter until DONE */
+    worker_t *worker;           /* while AHEAD or RUNNING */
+    struct job *ahead_next;     /* in worker->ahead while AHEAD */
+    job_extra_t *x;             /* NULL unless fetched, stored or cancelled ahead (owned) */
+    const char *task;           /* interned task name (broker.tasks) */
+    union {
+        sched_item_t item;      /* queue links while QUEUED */
+        struct {
+            struct job *done_prev, *done_next; /* retention list while DONE */
+        };
+    };
+    timer_node_t timer;         /* queue deadline while QUEUED, run timeout while RUNNING */
     uint8_t *rhdr;              /* while DONE: the encoded result header, for fetch */
-    zmq_msg_t result;           /* while DONE: the result frame of an ok job (shared copy) */
-    size_t retained_bytes;      /* rhdr and result, counted in broker.retained_bytes */
-    uint64_t deadline_at;       /* absolute queue deadline (ms), 0 = none */
-    uint64_t timeout_ms;        /* run timeout, 0 = none */
-    uint64_t max_result;        /* result size limit, 0 = the broker's */
+    union {
+        uint64_t deadline_at;   /* until it starts: absolute queue deadline (ms), 0 = none */
+        uint64_t finished_ms;   /* once DONE: when */
+    };
     uint64_t as_bytes;          /* address-space limit, 0 = none */
-    uint64_t finished_ms;       /* when it became DONE */
+    uint32_t seq;               /* order of acceptance (wrapping): names it across reuse of its
+                                   memory for the moment a kill is on its way */
+    uint32_t max_result;        /* result size limit (<= --max-payload, at most 1 GiB) */
+    uint32_t timeout_ms;        /* run timeout, 0 = none (at most 49 days) */
     uint32_t cpu_s;             /* CPU-seconds limit, 0 = none */
-    uint32_t retries_left;      /* crashes it may still survive */
-    uint32_t attempts;          /* times it was started */
-    job_phase_t phase;          /* see the invariants above */
-    wire_state_t final;         /* terminal state when DONE */
+    uint32_t rhdr_len;          /* bytes of rhdr */
+    uint16_t retries_left;      /* crashes it may still survive (<= WIRE_RETRIES_MAX) */
+    uint16_t attempts;          /* times it was started */
+    uint8_t phase;              /* job_phase_t; see the invariants above */
+    uint8_t final;              /* wire_state_t: terminal state when DONE */
     uint8_t prio;               /* 0..9 */
     bool chunk;                 /* args is an array of calls */
-    uint32_t rhdr_len;          /* bytes of rhdr */
     uint8_t id_len;             /* bytes of id */
     char id[];                  /* the client's job id, NUL-terminated */
 } job_t;
@@ -139,7 +152,7 @@ struct worker {
     worker_state_t state;       /* STARTING until READY; RETIRING after its last job */
     job_t *job;                 /* the job it runs, when BUSY */
     kill_reason_t kill;         /* why we asked the forkserver to kill it */
-    uint64_t kill_seq;          /* the job the kill was meant for (its seq), 0 = none */
+    uint32_t kill_seq;          /* the job the kill was meant for (its seq), 0 = none */
     job_t *ahead, *ahead_tail;  /* jobs sent ahead, in the order it will start them */
     unsigned n_ahead;
     bool ready;                 /* said READY */
@@ -178,7 +191,7 @@ struct broker {
     bool fs_ready;              /* it said HELLO */
     unsigned fs_failures;       /* forkservers that died in a row */
     uint64_t fs_restart_at;     /* when to start the next one (ms) */
-    job_t *jobs;                /* every known job, by id */
+    jobtab_t jobs;              /* every known job, by id */
     client_t *client_tab;       /* clients with live jobs or backlog, by identity */
     worker_t *worker_tab;       /* workers, by pid */
     worker_t *idle;             /* IDLE workers, most recently used first */
@@ -197,7 +210,7 @@ struct broker {
     size_t ahead;               /* AHEAD jobs */
     pid_t *dirty;               /* workers with messages queued this loop iteration */
     size_t n_dirty, cap_dirty;
-    uint64_t next_seq;          /* job->seq */
+    uint32_t next_seq;          /* job->seq */
     msgpack_zone zone;          /* scratch for header decoding */
     msgpack_sbuffer hbuf;       /* scratch for header encoding */
     bool draining;              /* SIGTERM seen: reject submits, finish running work */

@@ -280,7 +280,7 @@ bool pool_send_job(broker_t *b, worker_t *w, job_t *job)
     msgpack_sbuffer_clear(&b->hbuf);
     wire_hdr_encode(&b->hbuf, &h);
     zmq_msg_init(&args);
-    zmq_msg_copy(&args, &job->args); /* reference-counted: no copy of the bytes */
+    zmq_msg_copy(&args, &job->msg); /* reference-counted: no copy of the bytes */
     if (pool_send(b, w, b->hbuf.data, b->hbuf.size, &args) < 0) {
         log_warn("worker %d is unreachable; job %s goes back to the queue", (int)w->pid, job->id);
         w->state = W_RETIRING;
@@ -317,7 +317,7 @@ static void requeue_ahead(broker_t *b, worker_t *w)
         /* the last first: each goes to the front */
         while (n-- > 0) {
             job = list[n];
-            if (job->canceller || b->draining) {
+            if ((job->x && job->x->canceller) || b->draining) {
                 wire_hdr_t x = {.msg = wire_str("cancelled before it started")};
                 if (b->draining) {
                     x.code = wire_str("shutting_down");
@@ -490,7 +490,7 @@ static void on_done(broker_t *b, worker_t *w, const wire_hdr_t *h, zmq_msg_t *pa
         for (job = w->ahead; job; job = job->ahead_next)
             if (h->id.len == job->id_len && memcmp(h->id.ptr, job->id, job->id_len) == 0)
                 break;
-        if (job && h->state == WIRE_ST_CANCELLED && job->canceller) {
+        if (job && h->state == WIRE_ST_CANCELLED && job->x && job->x->canceller) {
             wire_hdr_t x = {.msg = wire_str("cancelled before it started")};
             broker_finish(b, job, WIRE_ST_CANCELLED, &x, NULL);
             return;

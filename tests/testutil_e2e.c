@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,9 @@ static pid_t spawn_in(forqd_t *d, const char *const *args, bool fresh_dir)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        /* a test that fails without forking (valgrind runs) never stops its forqd: it must not
+         * outlive the test and hold its output pipe open */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         char rt[300];
         snprintf(rt, sizeof(rt), "%s", d->dir);
         setenv("XDG_RUNTIME_DIR", rt, 1); /* its private worker socket goes there too */

@@ -229,7 +229,27 @@ static int t_dict_count_keys(forq_task_ctx_t *ctx, const msgpack_object *args, m
     return msgpack_pack_uint64(out, total);
 }
 
+/* gate(name, key) -> true once the key exists (waits up to 60 s for the test to open it) */
+static int t_gate(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    const char *name, *key;
+    size_t nl, kl;
+    char nb[65], kb[256];
+
+    if (forq_task_arg_bytes(ctx, args, 0, &name, &nl) < 0 ||
+        forq_task_arg_bytes(ctx, args, 1, &key, &kl) < 0)
+        return -1;
+    snprintf(nb, sizeof(nb), "%.*s", (int)nl, name);
+    snprintf(kb, sizeof(kb), "%.*s", (int)kl, key);
+    if (forq_task_dict(ctx, "wait", nb, kb, NULL, 0, 0, 0, 60000, NULL, NULL, NULL) !=
+        FORQ_TASK_DICT_OK)
+        return forq_task_error(ctx, "GateError", "the gate never opened: %s",
+                               forq_task_dict_error(ctx));
+    return msgpack_pack_true(out);
+}
+
 static const forq_task_def_t tasks[] = {
+    {"gate", t_gate, "gate(name, key) -> true once the key exists"},
     {"dict_count", t_dict_count, "dict_count(name, key, n) -> counter"},
     {"dict_count_keys", t_dict_count_keys, "dict_count_keys(name) -> keys, paged"},
     {"progress_steps", t_progress_steps, "progress_steps(n) -> n"},

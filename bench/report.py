@@ -1,0 +1,169 @@
+"""scripts/bench's report: reads the values it recorded (DIR/<placement>/<metric>, one number a
+line, one line a run), prints the table - median, min-max, ratio forq/peer and each target of
+issue 5 met or missed - and writes the same as JSON.
+
+    report.py VALUES_DIR OUT.json RUNS SMOKE
+
+With SMOKE=1 it also checks that every workload yielded positive numbers (exit 1 if not): the
+smoke run asserts nothing about speed, only that the suite runs and its output is well-formed."""
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+
+def load(root):
+    data = {}
+    for placement in sorted(os.listdir(root)):
+        d = os.path.join(root, placement)
+        data[placement] = {}
+        for metric in sorted(os.listdir(d)):
+            with open(os.path.join(d, metric)) as f:
+                data[placement][metric] = [float(x) for x in f.read().split()]
+    return data
+
+
+def summary(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "values": values}
+
+
+def fmt(x):
+    if x >= 100:
+        return "{:,.0f}".format(x)
+    return "{:.3g}".format(x)
+
+
+def cell(s):
+    if s is None:
+        return "-"
+    if s["min"] == s["max"]:
+        return fmt(s["median"])
+    return "%s (%s-%s)" % (fmt(s["median"]), fmt(s["min"]), fmt(s["max"]))
+
+
+def main(argv):
+    root, out, runs, smoke = argv[1], argv[2], int(argv[3]), argv[4] == "1"
+    raw = load(root)
+    res = {p: {m: summary(v) for m, v in ms.items()} for p, ms in raw.items()}
+    targets = []
+    rows = []  # (placement, workload, unit, forq, [(peer name, summary)], ratios text)
+
+    def get(p, m):
+        return res.get(p, {}).get(m)
+
+    def ratio(a, b):
+        return a["median"] / b["median"] if a and b and b["median"] else float("nan")
+
+    def target(p, name, value, goal, met):
+        targets.append({"placement": p, "target": name, "value": value, "goal": goal,
+                        "met": bool(met)})
+
+    for p in [x for x in ("default", "pinned") if x in res]:
+        jobs, ppe, pool = get(p, "forq.jobs"), get(p, "ppe.jobs"), get(p, "pool.jobs")
+        rows.append((p, "1 tiny jobs, 1,000 in flight", "jobs/s", jobs,
+                     [("ProcessPoolExecutor.submit", ppe), ("Pool.apply_async", pool)],
+                     "%.1fx PPE, %.1fx Pool" % (ratio(jobs, ppe), ratio(jobs, pool))))
+        target(p, "1: >= 100,000 jobs/s", jobs["median"], 100000, jobs["median"] >= 100000)
+        target(p, "1: >= 5x ProcessPoolExecutor.submit", ratio(jobs, ppe), 5, ratio(jobs, ppe) >= 5)
+
+        f50, p50, z50 = get(p, "forq.p50"), get(p, "ppe.p50"), get(p, "zmq.p50")
+        f99, p99, z99 = get(p, "forq.p99"), get(p, "ppe.p99"), get(p, "zmq.p99")
+        rows.append((p, "2 submit, wait; one at a time: p50", "us", f50,
+                     [("PPE submit().result()", p50), ("raw ZeroMQ echo (floor)", z50)],
+                     "%.2fx PPE, %.2fx ZeroMQ" % (ratio(f50, p50), ratio(f50, z50))))
+        rows.append((p, "2 the same: p99", "us", f99,
+                     [("PPE submit().result()", p99), ("raw ZeroMQ echo (floor)", z99)],
+                     "%.2fx PPE, %.2fx ZeroMQ" % (ratio(f99, p99), ratio(f99, z99))))
+        target(p, "2: p50 <= ProcessPoolExecutor's", ratio(f50, p50), 1, ratio(f50, p50) <= 1)
+        target(p, "2: p50 <= 2x raw ZeroMQ round trip", ratio(f50, z50), 2, ratio(f50, z50) <= 2)
+
+        fm, fi, pm, plm = (get(p, "forq.map"), get(p, "forq.imap"), get(p, "ppe.map"),
+                           get(p, "pool.map"))
+        rows.append((p, "3 map of tiny items (chunks of 1000)", "items/s", fm,
+                     [("PPE.map(chunksize=1000)", pm), ("Pool.map", plm)],
+                     "%.2fx PPE, %.2fx Pool; imap %s" % (ratio(fm, pm), ratio(fm, plm), cell(fi))))
+        target(p, "3: map >= Pool.map", ratio(fm, plm), 1, ratio(fm, plm) >= 1)
+
+        local = raw[p].get("local.cpu_s", [])
+        eff = [l / (2 * f) for l, f in zip(local, raw[p].get("forq.cpu_s", []))]
+        peff = [l / (2 * f) for l, f in zip(local, raw[p].get("ppe.cpu_s", []))]
+        if eff:
+            res[p]["forq.efficiency"] = summary(eff)
+            res[p]["ppe.efficiency"] = summary(peff)
+            rows.append((p, "4 primes < 3M, 64 chunks, 2 workers", "efficiency",
+                         res[p]["forq.efficiency"],
+                         [("PPE, same split, same C code", res[p]["ppe.efficiency"]),
+                          ("one process (s)", get(p, "local.cpu_s"))],
+                         "time %.2fx PPE's" % ratio(get(p, "forq.cpu_s"), get(p, "ppe.cpu_s"))))
+            e = res[p]["forq.efficiency"]["median"]
+            target(p, "4: parallel efficiency >= 0.95", e, 0.95, e >= 0.95)
+
+        for clients in (1, 50):
+            for op in ("get", "set", "incr"):
+                f = get(p, "forq.dict%d.%s" % (clients, op))
+                m = get(p, "manager.dict%d.%s" % (clients, op))
+                r = get(p, "redis.dict%d.%s" % (clients, op))
+                rows.append((p, "5 dict %s, %d client%s" % (op, clients, "s" if clients > 1 else ""),
+                             "ops/s", f, [("Manager().dict()", m), ("redis-benchmark", r)],
+                             "%.1fx Manager, %.2fx Redis" % (ratio(f, m), ratio(f, r))))
+                target(p, "5: dict %s %d: >= 10x Manager" % (op, clients), ratio(f, m), 10,
+                       ratio(f, m) >= 10)
+                target(p, "5: dict %s %d: >= redis-benchmark" % (op, clients), ratio(f, r), 1,
+                       ratio(f, r) >= 1)
+
+        rep, fs, ps = get(p, "forq.replace_us"), get(p, "forq.spawn"), get(p, "py.spawn")
+        rows.append((p, "6 worker death to replacement READY", "us", rep, [], ""))
+        rows.append((p, "6 fresh workers (one job each)", "/s", fs,
+                     [("forkserver Process start+join", ps)], "%.1fx Python" % ratio(fs, ps)))
+        target(p, "6: replacement <= 2 ms", rep["median"], 2000, rep["median"] <= 2000)
+
+    if "memory" in res:
+        bpj = get("memory", "forq.bytes_per_job")
+        rows.append(("any", "7 broker memory per queued tiny job", "bytes", bpj, [],
+                     "beyond its 2-byte payload"))
+        rows.append(("any", "7 an idle worker: RSS", "KiB", get("memory", "forq.worker_rss_kib"),
+                     [("PSS (its share)", get("memory", "forq.worker_pss_kib"))], ""))
+        target("any", "7: <= 300 bytes per queued job", bpj["median"], 300, bpj["median"] <= 300)
+
+    print()
+    print("forq against its peers: median of %d run(s) (min-max); ratios are forq/peer" % runs)
+    for p, name, unit, f, peers, note in rows:
+        line = "%-8s %-40s %-10s forq %-28s" % (p, name, unit, cell(f))
+        for pn, s in peers:
+            line += "  %s %s" % (pn, cell(s))
+        if note:
+            line += "  [%s]" % note
+        print(line)
+    print()
+    print("targets (issue 5):")
+    for t in targets:
+        print("  %-5s %-8s %-42s %s" % ("met" if t["met"] else "MISS", t["placement"], t["target"],
+                                        fmt(t["value"])))
+    doc = {"bench": "forq", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "runs": runs, "smoke": smoke,
+           "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                       "python": platform.python_version()},
+           "results": res, "targets": targets}
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+    print()
+    print("written: %s" % out)
+    if smoke:
+        bad = [(p, m) for p, ms in raw.items() for m, v in ms.items()
+               if not v or any(not (x > 0) for x in v)]
+        # what scripts/bench records: 37 metrics per placement, and 3 of memory
+        expected = 37 * len([p for p in raw if p != "memory"]) + 3
+        count = sum(len(ms) for ms in raw.values())
+        if bad or count != expected:
+            print("smoke: missing or non-positive figures: %s (%d metrics of %d)"
+                  % (bad, count, expected))
+            return 1
+        print("smoke: %d metrics, all positive" % count)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
