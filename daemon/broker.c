@@ -1047,10 +1047,11 @@ static void drain_check(broker_t *b, uint64_t now)
         worker_t *w, *tmp;
         HASH_ITER(hh, b->worker_tab, w, tmp)
         {
-            if (w->job) {
-                wire_hdr_t x = {.msg = wire_str("forqd stopped before its worker reported")};
+            wire_hdr_t x = {.msg = wire_str("forqd stopped before its worker reported")};
+            if (w->job)
                 broker_finish(b, w->job, WIRE_ST_LOST, &x, NULL);
-            }
+            while (w->ahead)
+                broker_finish(b, w->ahead, WIRE_ST_LOST, &x, NULL);
         }
         b->stop = true;
     }
