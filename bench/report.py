@@ -3,6 +3,7 @@ line, one line a run), prints the table - median, min-max, ratio forq/peer and e
 issue 5 met or missed - and writes the same as JSON.
 
     report.py VALUES_DIR OUT.json RUNS SMOKE
+    report.py --markdown RESULTS.json       the README's table, from a written result
 
 With SMOKE=1 it also checks that every workload yielded positive numbers (exit 1 if not): the
 smoke run asserts nothing about speed, only that the suite runs and its output is well-formed."""
@@ -44,7 +45,71 @@ def cell(s):
     return "%s (%s-%s)" % (fmt(s["median"]), fmt(s["min"]), fmt(s["max"]))
 
 
+MARKDOWN_ROWS = [
+    # (label, unit, forq metric, [(peer label, metric)], higher is better)
+    ("1 tiny jobs, 1,000 in flight", "jobs/s", "forq.jobs",
+     [("ProcessPoolExecutor", "ppe.jobs"), ("Pool.apply_async", "pool.jobs")], True),
+    ("2 submit+wait, p50", "µs", "forq.p50",
+     [("ProcessPoolExecutor", "ppe.p50"), ("raw ZeroMQ echo", "zmq.p50")], False),
+    ("2 submit+wait, p99", "µs", "forq.p99",
+     [("ProcessPoolExecutor", "ppe.p99"), ("raw ZeroMQ echo", "zmq.p99")], False),
+    ("3 map, 1M tiny items", "items/s", "forq.map",
+     [("PPE.map(chunksize=1000)", "ppe.map"), ("Pool.map", "pool.map")], True),
+    ("4 primes, 64 chunks: efficiency", "", "forq.efficiency",
+     [("ProcessPoolExecutor", "ppe.efficiency")], True),
+    ("5 dict get, 1 client", "ops/s", "forq.dict1.get",
+     [("Manager().dict()", "manager.dict1.get"), ("redis-benchmark", "redis.dict1.get")], True),
+    ("5 dict set, 1 client", "ops/s", "forq.dict1.set",
+     [("Manager().dict()", "manager.dict1.set"), ("redis-benchmark", "redis.dict1.set")], True),
+    ("5 dict incr, 1 client", "ops/s", "forq.dict1.incr",
+     [("Manager().dict()", "manager.dict1.incr"), ("redis-benchmark", "redis.dict1.incr")], True),
+    ("5 dict get, 50 clients", "ops/s", "forq.dict50.get",
+     [("Manager().dict()", "manager.dict50.get"), ("redis-benchmark", "redis.dict50.get")], True),
+    ("5 dict set, 50 clients", "ops/s", "forq.dict50.set",
+     [("Manager().dict()", "manager.dict50.set"), ("redis-benchmark", "redis.dict50.set")], True),
+    ("5 dict incr, 50 clients", "ops/s", "forq.dict50.incr",
+     [("Manager().dict()", "manager.dict50.incr"), ("redis-benchmark", "redis.dict50.incr")],
+     True),
+    ("6 crash to replacement READY", "µs", "forq.replace_us", [], False),
+    ("6 fresh workers", "/s", "forq.spawn", [("Python forkserver", "py.spawn")], True),
+]
+
+
+def markdown(path):
+    with open(path) as f:
+        doc = json.load(f)
+    res = doc["results"]
+    places = [p for p in ("default", "pinned") if p in res]
+    print("| workload | unit | " + " | ".join("forq (%s)" % p for p in places) +
+          " | peers (%s) |" % ", ".join(places))
+    print("|---|---|" + "---|" * len(places) + "---|")
+    for label, unit, fm, peers, _ in MARKDOWN_ROWS:
+        cells = []
+        for p in places:
+            s = res[p].get(fm)
+            cells.append("**%s**" % fmt(s["median"]) if s else "-")
+        ptext = []
+        for pl, pm in peers:
+            vals = []
+            for p in places:
+                s, f = res[p].get(pm), res[p].get(fm)
+                if s and f:
+                    vals.append("%s (%.2f×)" % (fmt(s["median"]), f["median"] / s["median"]))
+            ptext.append("%s %s" % (pl, " / ".join(vals)))
+        print("| %s | %s | %s | %s |" % (label, unit, " | ".join(cells), "; ".join(ptext)))
+    mem = res.get("memory", {})
+    if mem:
+        print("| 7 broker memory per queued job | bytes | **%s** | | beyond its payload |"
+              % fmt(mem["forq.bytes_per_job"]["median"]))
+        print("| 7 idle worker | KiB | RSS **%s**, PSS **%s** | | |"
+              % (fmt(mem["forq.worker_rss_kib"]["median"]),
+                 fmt(mem["forq.worker_pss_kib"]["median"])))
+    return 0
+
+
 def main(argv):
+    if len(argv) == 3 and argv[1] == "--markdown":
+        return markdown(argv[2])
     root, out, runs, smoke = argv[1], argv[2], int(argv[3]), argv[4] == "1"
     raw = load(root)
     res = {p: {m: summary(v) for m, v in ms.items()} for p, ms in raw.items()}
@@ -66,7 +131,10 @@ def main(argv):
         rows.append((p, "1 tiny jobs, 1,000 in flight", "jobs/s", jobs,
                      [("ProcessPoolExecutor.submit", ppe), ("Pool.apply_async", pool)],
                      "%.1fx PPE, %.1fx Pool" % (ratio(jobs, ppe), ratio(jobs, pool))))
-        target(p, "1: >= 100,000 jobs/s", jobs["median"], 100000, jobs["median"] >= 100000)
+        # throughput and parallel efficiency are judged with default placement: pinned to one
+        # core, two workers cannot run in parallel (that run is for latency)
+        if p == "default":
+            target(p, "1: >= 100,000 jobs/s", jobs["median"], 100000, jobs["median"] >= 100000)
         target(p, "1: >= 5x ProcessPoolExecutor.submit", ratio(jobs, ppe), 5, ratio(jobs, ppe) >= 5)
 
         f50, p50, z50 = get(p, "forq.p50"), get(p, "ppe.p50"), get(p, "zmq.p50")
@@ -99,7 +167,8 @@ def main(argv):
                           ("one process (s)", get(p, "local.cpu_s"))],
                          "time %.2fx PPE's" % ratio(get(p, "forq.cpu_s"), get(p, "ppe.cpu_s"))))
             e = res[p]["forq.efficiency"]["median"]
-            target(p, "4: parallel efficiency >= 0.95", e, 0.95, e >= 0.95)
+            if p == "default":
+                target(p, "4: parallel efficiency >= 0.95", e, 0.95, e >= 0.95)
 
         for clients in (1, 50):
             for op in ("get", "set", "incr"):
