@@ -282,6 +282,11 @@ static void release_locked(forq_client_t *c)
         struct itimerspec its = {.it_value = {0, HANDOFF_NS}};
         timerfd_settime(c->timer_fd, 0, &its, NULL);
         c->timer_armed = true;
+    } else if (!has_work_locked(c) && c->timer_armed) {
+        /* nothing left for it: a wake-up for nothing costs more than this call */
+        struct itimerspec off = {0};
+        timerfd_settime(c->timer_fd, 0, &off, NULL);
+        c->timer_armed = false;
     }
 }
 
