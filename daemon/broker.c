@@ -1,10 +1,11 @@
 /* broker.c - the event loop, the client side of the protocol and the life of a job.
  *
  * One thread, one zmq_poll over: the client ROUTER, a signalfd, the forkserver channel and the
- * workers' links (socketpairs, wlink.h); timers give the poll its timeout. Every readable socket is drained (in
- * bounded batches, so neither side starves the other) before polling again. Args and result
- * frames are moved, never copied or decoded: a payload passes only the allocation-free structural
- * check of wire_check().
+ * workers' links (socketpairs, wlink.h); timers give the poll its timeout. Every readable
+ * socket is drained (in bounded batches, so neither side starves the other) before polling
+ * again; what the iteration sends to workers goes out at its end, many messages to a write.
+ * Args and result frames are moved, never copied or decoded: a payload passes only the
+ * allocation-free structural check of wire_check().
  *
  * Sending to clients never blocks: the client socket is a ROUTER with ZMQ_ROUTER_MANDATORY, so a
  * vanished client is EHOSTUNREACH (the result is counted undeliverable, and stays visible to

@@ -3,8 +3,9 @@
  * replacement.
  *
  * A worker is asked for with SPAWN; the forkserver answers SPAWNED(pid) with the broker's end of
- * the worker's link; the worker says READY on it. Writes to a link never block: what it cannot
- * take waits in the worker's out queue, written when the link is writable. A worker that ends — by its task's crash, by our kill
+ * the worker's link; the worker says READY on it. Messages to workers are queued and written at
+ * the end of each loop iteration, many to a write; writes never block: what a link cannot take
+ * waits until it is writable. A worker that ends — by its task's crash, by our kill
  * for a cancel or a timeout, by recycling — is reported by the forkserver with its wait status,
  * which is how a crash becomes a precise result: its job, and only its job, is answered (or
  * retried), and a replacement is asked for at once. Workers being killed or retiring no longer
@@ -313,20 +314,18 @@ static void requeue_ahead(broker_t *b, worker_t *w)
     list = xmalloc(w->n_ahead * sizeof(*list));
     for (job = w->ahead; job && n < w->n_ahead; job = job->ahead_next)
         list[n++] = job;
-    {
-        /* the last first: each goes to the front */
-        while (n-- > 0) {
-            job = list[n];
-            if ((job->x && job->x->canceller) || b->draining) {
-                wire_hdr_t x = {.msg = wire_str("cancelled before it started")};
-                if (b->draining) {
-                    x.code = wire_str("shutting_down");
-                    x.msg = wire_str("forqd is shutting down; the job never started");
-                }
-                broker_finish(b, job, WIRE_ST_CANCELLED, &x, NULL);
-            } else {
-                broker_requeue(b, job);
+    /* the last first: each goes to the front */
+    while (n-- > 0) {
+        job = list[n];
+        if ((job->x && job->x->canceller) || b->draining) {
+            wire_hdr_t x = {.msg = wire_str("cancelled before it started")};
+            if (b->draining) {
+                x.code = wire_str("shutting_down");
+                x.msg = wire_str("forqd is shutting down; the job never started");
             }
+            broker_finish(b, job, WIRE_ST_CANCELLED, &x, NULL);
+        } else {
+            broker_requeue(b, job);
         }
     }
     free(list);
@@ -439,13 +438,13 @@ static void on_exit_report(broker_t *b, pid_t pid, int status)
             b->replace_from_us = now_us();
         }
         job_of_dead_worker(b, w, status, false);
-        requeue_ahead(b, w);
     } else if (!w->ready) {
         b->spawn_failures++;
         log_warn("worker %d %s before it was ready", (int)pid, what);
     } else if (w->state != W_RETIRING && w->kill == KILL_NONE) {
         log_warn("idle worker %d %s", (int)pid, what);
     }
+    requeue_ahead(b, w); /* never started: they run elsewhere */
     worker_forget(b, w);
 }
 
