@@ -1,4 +1,6 @@
-/* config.c - forqd's flags. Every flag has a long form; errors name the flag and what it takes. */
+/* config.c - forqd's settings: defaults, a config file (INI, read with inih) and flags, which
+ * win. Every setting has one name, the long flag's; errors name the flag, or the file and line,
+ * and what the setting takes. */
 #include "config.h"
 
 #include "dictlog.h"
@@ -11,7 +13,9 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <ini.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,6 +62,11 @@ static const char usage[] =
     "      --dict-max-bytes BYTES  bytes of all dict keys and values (default 1073741824);\n"
     "                              past a limit writes fail with a clear error, nothing is\n"
     "                              evicted\n"
+    "  -c, --config FILE           read settings from FILE (INI: every option above as\n"
+    "                              `name = value`, repeatable ones on several lines);\n"
+    "                              default " FORQ_CONFIG_DEFAULT " if it exists; flags win\n"
+    "      --check-config          check the configuration, print it as it would be used\n"
+    "                              and exit (0 if good, 1 with the error)\n"
     "  -h, --help                  print this help and exit\n"
     "  -V, --version               print the version and exit\n"
     "\n"
@@ -83,6 +92,7 @@ enum {
     OPT_DICT_MAX_BYTES,
     OPT_FORKSERVER_FD,
     OPT_PREFETCH,
+    OPT_CHECK_CONFIG,
 };
 
 static void strv_push(strv_t *v, const char *s)
@@ -115,37 +125,40 @@ static bool endpoint_ok(const char *ep)
     return strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "tcp://", 6) == 0;
 }
 
-int config_parse(config_t *cfg, int argc, char **argv)
+static const struct option long_opts[] = {
+    {"listen", required_argument, NULL, 'l'},
+    {"workers", required_argument, NULL, 'w'},
+    {"tasks", required_argument, NULL, 't'},
+    {"max-jobs-per-worker", required_argument, NULL, 'm'},
+    {"prefetch", required_argument, NULL, OPT_PREFETCH},
+    {"log-level", required_argument, NULL, 'L'},
+    {"allow-exec", required_argument, NULL, OPT_ALLOW_EXEC},
+    {"queue-max", required_argument, NULL, OPT_QUEUE_MAX},
+    {"client-queue-max", required_argument, NULL, OPT_CLIENT_QUEUE_MAX},
+    {"client-hwm", required_argument, NULL, OPT_CLIENT_HWM},
+    {"grace", required_argument, NULL, OPT_GRACE},
+    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
+    {"retain", required_argument, NULL, OPT_RETAIN},
+    {"retain-seconds", required_argument, NULL, OPT_RETAIN_SECONDS},
+    {"retain-bytes", required_argument, NULL, OPT_RETAIN_BYTES},
+    {"dict-max-keys", required_argument, NULL, OPT_DICT_MAX_KEYS},
+    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+    {"fsync", required_argument, NULL, OPT_FSYNC},
+    {"dict-max-value", required_argument, NULL, OPT_DICT_MAX_VALUE},
+    {"dict-max-bytes", required_argument, NULL, OPT_DICT_MAX_BYTES},
+    /* the options above are the settings a config file may hold; these are not */
+    {"config", required_argument, NULL, 'c'},
+    {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+    {"forkserver-fd", required_argument, NULL, OPT_FORKSERVER_FD},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+#define N_SETTINGS 20 /* the first entries of long_opts */
+
+static void defaults(config_t *cfg)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"workers", required_argument, NULL, 'w'},
-        {"tasks", required_argument, NULL, 't'},
-        {"max-jobs-per-worker", required_argument, NULL, 'm'},
-        {"prefetch", required_argument, NULL, OPT_PREFETCH},
-        {"log-level", required_argument, NULL, 'L'},
-        {"allow-exec", required_argument, NULL, OPT_ALLOW_EXEC},
-        {"queue-max", required_argument, NULL, OPT_QUEUE_MAX},
-        {"client-queue-max", required_argument, NULL, OPT_CLIENT_QUEUE_MAX},
-        {"client-hwm", required_argument, NULL, OPT_CLIENT_HWM},
-        {"grace", required_argument, NULL, OPT_GRACE},
-        {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
-        {"retain", required_argument, NULL, OPT_RETAIN},
-        {"retain-seconds", required_argument, NULL, OPT_RETAIN_SECONDS},
-        {"retain-bytes", required_argument, NULL, OPT_RETAIN_BYTES},
-        {"dict-max-keys", required_argument, NULL, OPT_DICT_MAX_KEYS},
-        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
-        {"fsync", required_argument, NULL, OPT_FSYNC},
-        {"dict-max-value", required_argument, NULL, OPT_DICT_MAX_VALUE},
-        {"dict-max-bytes", required_argument, NULL, OPT_DICT_MAX_BYTES},
-        {"forkserver-fd", required_argument, NULL, OPT_FORKSERVER_FD},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    long v;
-    int c;
 
     memset(cfg, 0, sizeof(*cfg));
     cfg->workers = cores > 0 ? cores : 1;
@@ -164,107 +177,201 @@ int config_parse(config_t *cfg, int argc, char **argv)
     cfg->dict_max_value = 16L << 20;
     cfg->dict_max_bytes = 1L << 30;
     cfg->forkserver_fd = -1;
+}
+
+/* Apply one setting. `what` names it in errors: "--workers" for a flag, "FILE:LINE: workers"
+ * for a line of a config file. Returns 0 or -EINVAL after printing the error. */
+static int set_option(config_t *cfg, int code, const char *what, const char *arg)
+{
+    long v;
+
+    switch (code) {
+    case 'l':
+        if (!endpoint_ok(arg)) {
+            fprintf(stderr, "forqd: %s takes ipc://PATH or tcp://HOST:PORT, not '%s'\n", what, arg);
+            return -EINVAL;
+        }
+        strv_push(&cfg->listen, arg);
+        return 0;
+    case 'w':
+        return number(what, arg, 1, 4096, &cfg->workers);
+    case 't':
+        strv_push(&cfg->tasks, arg);
+        return 0;
+    case 'm':
+        return number(what, arg, 0, 1000000000, &cfg->max_jobs_per_worker);
+    case OPT_PREFETCH:
+        return number(what, arg, 0, 1024, &cfg->prefetch);
+    case 'L':
+        if ((cfg->log_level = log_level_from(arg)) < 0) {
+            fprintf(stderr, "forqd: %s takes error, warning, notice, info or debug, not '%s'\n",
+                    what, arg);
+            return -EINVAL;
+        }
+        return 0;
+    case OPT_ALLOW_EXEC:
+        strv_push(&cfg->exec_allow, arg);
+        return 0;
+    case OPT_QUEUE_MAX:
+        return number(what, arg, 1, 100000000, &cfg->queue_max);
+    case OPT_CLIENT_QUEUE_MAX:
+        return number(what, arg, 1, 100000000, &cfg->client_queue_max);
+    case OPT_CLIENT_HWM:
+        return number(what, arg, 1, 10000000, &cfg->client_hwm);
+    case OPT_GRACE:
+        if (number(what, arg, 0, 86400, &v) < 0)
+            return -EINVAL;
+        cfg->grace_ms = v * 1000;
+        return 0;
+    case OPT_MAX_PAYLOAD:
+        return number(what, arg, 1024, 1L << 30, &cfg->max_payload);
+    case OPT_RETAIN:
+        return number(what, arg, 0, 10000000, &cfg->retain_count);
+    case OPT_RETAIN_SECONDS:
+        if (number(what, arg, 0, 31536000, &v) < 0)
+            return -EINVAL;
+        cfg->retain_ms = v * 1000;
+        return 0;
+    case OPT_RETAIN_BYTES:
+        return number(what, arg, 0, 1L << 40, &cfg->retain_bytes);
+    case OPT_STATE_DIR:
+        free(cfg->state_dir);
+        cfg->state_dir = xstrdup(arg);
+        return 0;
+    case OPT_FSYNC:
+        if ((cfg->fsync_policy = dictlog_policy_from(arg)) < 0) {
+            fprintf(stderr, "forqd: %s takes always, everysec or no, not '%s'\n", what, arg);
+            return -EINVAL;
+        }
+        return 0;
+    case OPT_DICT_MAX_KEYS:
+        return number(what, arg, 1, 1L << 32, &cfg->dict_max_keys);
+    case OPT_DICT_MAX_VALUE:
+        return number(what, arg, 16, 1L << 30, &cfg->dict_max_value);
+    case OPT_DICT_MAX_BYTES:
+        return number(what, arg, 1024, 1L << 40, &cfg->dict_max_bytes);
+    case OPT_FORKSERVER_FD:
+        if (number(what, arg, 0, 65535, &v) < 0)
+            return -EINVAL;
+        cfg->forkserver_fd = (int)v;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* ---- the config file ---- */
+
+typedef struct {
+    config_t *cfg;
+    const char *path;
+    FILE *fp;
+    int line;           /* of the last line read */
+    bool failed;        /* an error was printed */
+} ini_state_t;
+
+/* inih's reader, counting lines so that errors can name theirs */
+static char *read_line(char *str, int num, void *stream)
+{
+    ini_state_t *st = stream;
+    char *r = fgets(str, num, st->fp);
+    if (r)
+        st->line++;
+    return r;
+}
+
+static int on_setting(void *user, const char *section, const char *name, const char *value)
+{
+    ini_state_t *st = user;
+    char what[4200];
+
+    snprintf(what, sizeof(what), "%s:%d: %s", st->path, st->line, name);
+    if (*section && strcmp(section, "forqd") != 0) {
+        fprintf(stderr, "forqd: %s:%d: unknown section [%s]; settings go at the top or under "
+                        "[forqd]\n", st->path, st->line, section);
+        st->failed = true;
+        return 0;
+    }
+    for (int i = 0; i < N_SETTINGS; i++) {
+        if (strcmp(long_opts[i].name, name) == 0) {
+            if (!*value) {
+                fprintf(stderr, "forqd: %s needs a value\n", what);
+                st->failed = true;
+                return 0;
+            }
+            if (set_option(st->cfg, long_opts[i].val, what, value) < 0) {
+                st->failed = true;
+                return 0;
+            }
+            return 1;
+        }
+    }
+    fprintf(stderr, "forqd: %s:%d: unknown setting '%s'; see forqd --help for the names\n",
+            st->path, st->line, name);
+    st->failed = true;
+    return 0;
+}
+
+/* Load a config file. A missing file is an error only when `required`. 0 or -errno/-EINVAL. */
+static int load_file(config_t *cfg, const char *path, bool required)
+{
+    ini_state_t st = {cfg, path, NULL, 0, false};
+    int r;
+
+    if (!(st.fp = fopen(path, "r"))) {
+        if (errno == ENOENT && !required)
+            return 0;
+        r = -errno;
+        fprintf(stderr, "forqd: cannot read the config file %s: %s\n", path, strerror(errno));
+        return r;
+    }
+    r = ini_parse_stream(read_line, &st, on_setting, &st);
+    fclose(st.fp);
+    if (r > 0 && !st.failed)
+        fprintf(stderr, "forqd: %s:%d: not a setting (want `name = value`, a [section] or a "
+                        "# comment)\n", path, r);
+    if (r != 0)
+        return -EINVAL;
+    free(cfg->config_file);
+    cfg->config_file = xstrdup(path);
+    return 0;
+}
+
+static bool is_list(int code)
+{
+    return code == 'l' || code == 't' || code == OPT_ALLOW_EXEC;
+}
+
+static void strv_clear(strv_t *v)
+{
+    strv_free(v);
+}
+
+static strv_t *list_of(config_t *cfg, int code)
+{
+    return code == 'l' ? &cfg->listen : code == 't' ? &cfg->tasks : &cfg->exec_allow;
+}
+
+int config_parse(config_t *cfg, int argc, char **argv)
+{
+    const char *config_path = NULL;
+    bool cleared[3] = {false, false, false}; /* listen, tasks, allow-exec given as flags */
+    char what[80];
+    int c, r;
+
+    defaults(cfg);
     cfg->argc = argc;
     cfg->argv = argv;
 
+    /* first pass: what to do and where the config file is; flags are applied after it */
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":l:w:t:m:L:hV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":l:w:t:m:L:c:hV", long_opts, NULL)) != -1) {
         switch (c) {
-        case 'l':
-            if (!endpoint_ok(optarg)) {
-                fprintf(stderr, "forqd: --listen takes ipc://PATH or tcp://HOST:PORT, not '%s'\n",
-                        optarg);
-                return -EINVAL;
-            }
-            strv_push(&cfg->listen, optarg);
+        case 'c':
+            config_path = optarg;
             break;
-        case 'w':
-            if (number("--workers", optarg, 1, 4096, &cfg->workers) < 0)
-                return -EINVAL;
-            break;
-        case 't':
-            strv_push(&cfg->tasks, optarg);
-            break;
-        case 'm':
-            if (number("--max-jobs-per-worker", optarg, 0, 1000000000, &cfg->max_jobs_per_worker) <
-                0)
-                return -EINVAL;
-            break;
-        case OPT_PREFETCH:
-            if (number("--prefetch", optarg, 0, 1024, &cfg->prefetch) < 0)
-                return -EINVAL;
-            break;
-        case 'L':
-            if ((cfg->log_level = log_level_from(optarg)) < 0) {
-                fprintf(stderr, "forqd: --log-level takes error, warning, notice, info or debug, "
-                                "not '%s'\n", optarg);
-                return -EINVAL;
-            }
-            break;
-        case OPT_ALLOW_EXEC:
-            strv_push(&cfg->exec_allow, optarg);
-            break;
-        case OPT_QUEUE_MAX:
-            if (number("--queue-max", optarg, 1, 100000000, &cfg->queue_max) < 0)
-                return -EINVAL;
-            break;
-        case OPT_CLIENT_QUEUE_MAX:
-            if (number("--client-queue-max", optarg, 1, 100000000, &cfg->client_queue_max) < 0)
-                return -EINVAL;
-            break;
-        case OPT_CLIENT_HWM:
-            if (number("--client-hwm", optarg, 1, 10000000, &cfg->client_hwm) < 0)
-                return -EINVAL;
-            break;
-        case OPT_GRACE:
-            if (number("--grace", optarg, 0, 86400, &v) < 0)
-                return -EINVAL;
-            cfg->grace_ms = v * 1000;
-            break;
-        case OPT_MAX_PAYLOAD:
-            if (number("--max-payload", optarg, 1024, 1L << 30, &cfg->max_payload) < 0)
-                return -EINVAL;
-            break;
-        case OPT_RETAIN:
-            if (number("--retain", optarg, 0, 10000000, &cfg->retain_count) < 0)
-                return -EINVAL;
-            break;
-        case OPT_RETAIN_SECONDS:
-            if (number("--retain-seconds", optarg, 0, 31536000, &v) < 0)
-                return -EINVAL;
-            cfg->retain_ms = v * 1000;
-            break;
-        case OPT_RETAIN_BYTES:
-            if (number("--retain-bytes", optarg, 0, 1L << 40, &cfg->retain_bytes) < 0)
-                return -EINVAL;
-            break;
-        case OPT_STATE_DIR:
-            free(cfg->state_dir);
-            cfg->state_dir = xstrdup(optarg);
-            break;
-        case OPT_FSYNC:
-            if ((cfg->fsync_policy = dictlog_policy_from(optarg)) < 0) {
-                fprintf(stderr, "forqd: --fsync takes always, everysec or no, not '%s'\n", optarg);
-                return -EINVAL;
-            }
-            break;
-        case OPT_DICT_MAX_KEYS:
-            if (number("--dict-max-keys", optarg, 1, 1L << 32, &cfg->dict_max_keys) < 0)
-                return -EINVAL;
-            break;
-        case OPT_DICT_MAX_VALUE:
-            if (number("--dict-max-value", optarg, 16, 1L << 30, &cfg->dict_max_value) < 0)
-                return -EINVAL;
-            break;
-        case OPT_DICT_MAX_BYTES:
-            if (number("--dict-max-bytes", optarg, 1024, 1L << 40, &cfg->dict_max_bytes) < 0)
-                return -EINVAL;
-            break;
-        case OPT_FORKSERVER_FD:
-            if (number("--forkserver-fd", optarg, 0, 65535, &v) < 0)
-                return -EINVAL;
-            cfg->forkserver_fd = (int)v;
+        case OPT_CHECK_CONFIG:
+            cfg->check_config = true;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -275,7 +382,7 @@ int config_parse(config_t *cfg, int argc, char **argv)
         case ':':
             fprintf(stderr, "forqd: %s needs a value; see forqd --help\n", argv[optind - 1]);
             return -EINVAL;
-        default:
+        case '?':
             fprintf(stderr, "forqd: unknown option '%s'; see forqd --help\n", argv[optind - 1]);
             return -EINVAL;
         }
@@ -285,7 +392,87 @@ int config_parse(config_t *cfg, int argc, char **argv)
                 argv[optind]);
         return -EINVAL;
     }
+    if ((r = load_file(cfg, config_path ? config_path : FORQ_CONFIG_DEFAULT, config_path != NULL)) <
+        0)
+        return r;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":l:w:t:m:L:c:hV", long_opts, NULL)) != -1) {
+        const char *name = NULL;
+        if (c == 'c' || c == OPT_CHECK_CONFIG)
+            continue;
+        for (int i = 0; long_opts[i].name; i++)
+            if (long_opts[i].val == c)
+                name = long_opts[i].name;
+        if (is_list(c)) {
+            int k = c == 'l' ? 0 : c == 't' ? 1 : 2;
+            if (!cleared[k]) /* flags replace what the file listed */
+                strv_clear(list_of(cfg, c));
+            cleared[k] = true;
+        }
+        snprintf(what, sizeof(what), "--%s", name ? name : "?");
+        if (set_option(cfg, c, what, optarg) < 0)
+            return -EINVAL;
+    }
     return 0;
+}
+
+int config_check(const config_t *cfg)
+{
+    struct stat st;
+
+    for (size_t i = 0; i < cfg->tasks.n; i++) {
+        if (stat(cfg->tasks.items[i], &st) < 0) {
+            int r = -errno;
+            fprintf(stderr, "forqd: tasks: cannot use %s: %s\n", cfg->tasks.items[i],
+                    strerror(errno));
+            return r;
+        }
+    }
+    if (cfg->state_dir && (stat(cfg->state_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        fprintf(stderr, "forqd: state-dir: %s is not a directory; create it or change the "
+                        "setting\n", cfg->state_dir);
+        return -ENOTDIR;
+    }
+    return 0;
+}
+
+static void print_list(FILE *out, const char *name, const strv_t *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        fprintf(out, "%s = %s\n", name, v->items[i]);
+}
+
+void config_print(const config_t *cfg, FILE *out)
+{
+    static const char *const fsyncs[] = {"always", "everysec", "no"};
+
+    fprintf(out, "# forqd %s: the configuration in effect (%s)\n", FORQ_VERSION,
+            cfg->config_file ? cfg->config_file : "no config file; defaults and flags");
+    fprintf(out, "[forqd]\n");
+    if (!cfg->listen.n)
+        fprintf(out, "# listen: the default ipc endpoint (see forqd --help)\n");
+    print_list(out, "listen", &cfg->listen);
+    fprintf(out, "workers = %ld\n", cfg->workers);
+    print_list(out, "tasks", &cfg->tasks);
+    fprintf(out, "max-jobs-per-worker = %ld\n", cfg->max_jobs_per_worker);
+    fprintf(out, "prefetch = %ld\n", cfg->prefetch);
+    fprintf(out, "log-level = %s\n", log_level_name(cfg->log_level));
+    print_list(out, "allow-exec", &cfg->exec_allow);
+    fprintf(out, "queue-max = %ld\n", cfg->queue_max);
+    fprintf(out, "client-queue-max = %ld\n", cfg->client_queue_max);
+    fprintf(out, "client-hwm = %ld\n", cfg->client_hwm);
+    fprintf(out, "grace = %ld\n", cfg->grace_ms / 1000);
+    fprintf(out, "max-payload = %ld\n", cfg->max_payload);
+    fprintf(out, "retain = %ld\n", cfg->retain_count);
+    fprintf(out, "retain-seconds = %ld\n", cfg->retain_ms / 1000);
+    fprintf(out, "retain-bytes = %ld\n", cfg->retain_bytes);
+    if (cfg->state_dir)
+        fprintf(out, "state-dir = %s\n", cfg->state_dir);
+    fprintf(out, "fsync = %s\n", fsyncs[cfg->fsync_policy < 3 ? cfg->fsync_policy : 1]);
+    fprintf(out, "dict-max-keys = %ld\n", cfg->dict_max_keys);
+    fprintf(out, "dict-max-value = %ld\n", cfg->dict_max_value);
+    fprintf(out, "dict-max-bytes = %ld\n", cfg->dict_max_bytes);
 }
 
 static int make_dir(const char *dir)
@@ -329,7 +516,8 @@ void config_done(config_t *cfg)
     strv_free(&cfg->tasks);
     strv_free(&cfg->exec_allow);
     free(cfg->state_dir);
-    cfg->state_dir = NULL;
+    free(cfg->config_file);
+    cfg->state_dir = cfg->config_file = NULL;
 }
 
 bool config_exec_allowed(const config_t *cfg, const char *prog)

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct {
     char **items; /* owned strings */
@@ -34,13 +35,24 @@ typedef struct {
     long dict_max_value;          /* bytes of one dict value */
     long dict_max_bytes;          /* bytes of all dict keys and values */
     int forkserver_fd;            /* >= 0: this process is a re-executed forkserver (internal) */
+    char *config_file;            /* the config file read, NULL if none */
+    bool check_config;            /* --check-config: print the configuration and exit */
     char **argv;                  /* argv forqd was started with, for re-executing a forkserver */
     int argc;                     /* its count */
 } config_t;
 
-/* Parse argv into `cfg` (defaults first). Returns 0 to run, 1 when --help or --version was
- * printed, or -EINVAL after printing a one-line error naming the flag to stderr. */
+/* Make `cfg` from the defaults, the config file (--config FILE, else FORQ_CONFIG_DEFAULT if it
+ * exists) and argv's flags, in that order (a repeatable flag replaces the file's list). Returns
+ * 0 to run, 1 when --help or --version was printed, or -EINVAL/-errno after printing a one-line
+ * error naming the flag, or the file and line, to stderr. */
 int config_parse(config_t *cfg, int argc, char **argv);
+
+/* What --check-config checks beyond parsing: the plugin paths and the state directory exist.
+ * 0, or -errno after printing the problem. */
+int config_check(const config_t *cfg);
+
+/* Print the configuration in effect as a config file forqd would read back. */
+void config_print(const config_t *cfg, FILE *out);
 
 /* Fill in what the flags left to be derived: the default listen endpoint (creating its
  * directory). Returns 0 or -errno after

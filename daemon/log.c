@@ -36,17 +36,26 @@ int log_level(void)
     return cur_level;
 }
 
+static const struct {
+    const char *name;
+    int level;
+} level_names[] = {{"error", LOG_ERR},  {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
+                   {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
+
 int log_level_from(const char *name)
 {
-    static const struct {
-        const char *name;
-        int level;
-    } names[] = {{"error", LOG_ERR},  {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
-                 {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(name, names[i].name) == 0)
-            return names[i].level;
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+        if (strcmp(name, level_names[i].name) == 0)
+            return level_names[i].level;
     return -1;
+}
+
+const char *log_level_name(int level)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+        if (level_names[i].level == level)
+            return level_names[i].name;
+    return "info";
 }
 
 void log_msg(int level, const char *fmt, ...)

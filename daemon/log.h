@@ -12,6 +12,8 @@ int log_level(void);
 
 /* Parse "error", "warning", "notice", "info", "debug"; returns the level or -1. */
 int log_level_from(const char *name);
+/* The name of a level log_level_from() takes. */
+const char *log_level_name(int level);
 
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

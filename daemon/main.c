@@ -24,6 +24,13 @@ int main(int argc, char **argv)
     }
     if (cfg.forkserver_fd >= 0)
         forkserver_main(&cfg, cfg.forkserver_fd);
+    if (cfg.check_config) {
+        r = config_check(&cfg);
+        if (r == 0)
+            config_print(&cfg, stdout);
+        config_done(&cfg);
+        return r == 0 ? 0 : 1;
+    }
     log_setup(cfg.log_level, "forqd");
     if (config_derive(&cfg) < 0) {
         config_done(&cfg);
