@@ -17,6 +17,7 @@
 #include "forkserver.h"
 #include "forq_config.h"
 #include "log.h"
+#include "notify.h"
 #include "util.h"
 
 #include <errno.h>
@@ -1016,6 +1017,7 @@ static void start_drain(broker_t *b)
     }
     b->draining = true;
     b->drain_deadline = now_ms() + (uint64_t)b->cfg->grace_ms;
+    notify_stopping();
     while ((it = sched_pop(&b->sched))) {
         job_t *job = container_of(it, job_t, item);
         wire_hdr_t x = {.code = wire_str("shutting_down"),
@@ -1100,13 +1102,53 @@ static void fire_timers(broker_t *b, uint64_t now)
     }
 }
 
+/* Jobs finished since start, whatever their end. */
+static uint64_t finished(const broker_t *b)
+{
+    return b->st.ok + b->st.error + b->st.cancelled + b->st.timeout + b->st.crashed + b->st.lost;
+}
+
+/* The service manager's view: READY=1 once the endpoints are bound and the pool is up, then a
+ * STATUS line every second; the watchdog ping. */
+static void service_tick(broker_t *b, uint64_t now)
+{
+    char status[160];
+    size_t busy = 0, ready = 0;
+    worker_t *w, *tmp;
+
+    notify_tick(now);
+    if (!b->notify || (b->notified_ready && now < b->status_at) || b->draining)
+        return;
+    HASH_ITER(hh, b->worker_tab, w, tmp)
+    {
+        ready += w->ready && w->kill == KILL_NONE;
+        busy += w->state == W_BUSY;
+    }
+    if (!b->notified_ready && ready < (size_t)b->cfg->workers)
+        return;
+    double rate = b->status_at ? (double)(finished(b) - b->status_finished) * 1000.0 /
+                                     (double)(now - b->status_at + 1000)
+                               : 0;
+    snprintf(status, sizeof(status), "%zu/%ld workers busy, %zu queued, %.0f jobs/s", busy,
+             b->cfg->workers, b->sched.total, rate);
+    if (!b->notified_ready)
+        notify_ready(status);
+    else
+        notify_status(status);
+    b->notified_ready = true;
+    b->status_at = now + 1000;
+    b->status_finished = finished(b);
+}
+
 static int next_timeout(broker_t *b, uint64_t now)
 {
-    uint64_t at = UINT64_MAX;
+    uint64_t at = notify_next();
     timer_node_t *t = timers_peek(&b->timers);
 
-    if (t)
+    if (t && t->at < at)
         at = t->at;
+    if (b->notify && b->notified_ready && !b->draining && b->status_at < at)
+        at = b->status_at;
     if (b->backlogged && now + BACKLOG_MS < at)
         at = now + BACKLOG_MS;
     if (b->draining && b->drain_deadline < at)
@@ -1231,6 +1273,7 @@ int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
     msgpack_sbuffer_init(&b.hbuf);
     sched_init(&b.sched);
     b.started_ms = now_ms();
+    b.notify = notify_init();
     if (dict_service_init(&b) < 0)
         goto out;
     sigemptyset(&mask);
@@ -1257,6 +1300,7 @@ int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
         if (b.backlogged)
             flush_backlog(&b);
         pool_maintain(&b, now);
+        service_tick(&b, now);
         prune(&b, now);
         dict_tick(&b, now);
         drain_check(&b, now);

@@ -211,6 +211,10 @@ struct broker {
     pid_t *dirty;               /* workers with messages queued this loop iteration */
     size_t n_dirty, cap_dirty;
     uint32_t next_seq;          /* job->seq */
+    bool notify;                /* a service manager listens (notify.h) */
+    bool notified_ready;        /* READY=1 was sent */
+    uint64_t status_at;         /* when to send the next STATUS (ms) */
+    uint64_t status_finished;   /* jobs finished at the last STATUS, for the rate */
     msgpack_zone zone;          /* scratch for header decoding */
     msgpack_sbuffer hbuf;       /* scratch for header encoding */
     bool draining;              /* SIGTERM seen: reject submits, finish running work */

@@ -6,6 +6,10 @@
 #include "wire.h"
 
 #include <check.h>
+#include <time.h>
+#include <sys/un.h>
+#include <sys/socket.h>
+#include <poll.h>
 #include <msgpack.h>
 #include <pthread.h>
 #include <signal.h>
@@ -268,6 +272,77 @@ START_TEST(test_prefetch_off)
     forq_future_destroy(&busy);
     ck_assert_int_eq(stat_of(c, "sent_ahead"), 0);
     down();
+}
+END_TEST
+
+/* ---- systemd's service protocol (sd_notify), from a NOTIFY_SOCKET the test binds ---- */
+
+/* The next datagram, or "" after ms. */
+static void notify_recv(int fd, char *buf, size_t size, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    ssize_t n = 0;
+    buf[0] = '\0';
+    if (poll(&p, 1, ms) == 1 && (n = recv(fd, buf, size - 1, 0)) > 0)
+        buf[n] = '\0';
+}
+
+static uint64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+START_TEST(test_sd_notify)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char buf[512], sockpath[100], dirbuf[64];
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), pings = 0, statuses = 0;
+    uint64_t first = 0, last = 0, t0;
+
+    temp_dir(dirbuf, sizeof(dirbuf), "forq-notify");
+    snprintf(sockpath, sizeof(sockpath), "%s/notify.sock", dirbuf);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sockpath);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    setenv("NOTIFY_SOCKET", sockpath, 1);
+    setenv("WATCHDOG_USEC", "200000", 1); /* a ping every 100 ms */
+    up(2, NULL);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    /* READY once both workers are up, with a status line */
+    t0 = ms_now();
+    do
+        notify_recv(fd, buf, sizeof(buf), test_ms(5000));
+    while (buf[0] && strstr(buf, "READY=1") == NULL);
+    ck_assert_msg(strstr(buf, "READY=1\nSTATUS=0/2 workers busy, 0 queued"), "got '%s'", buf);
+    /* watchdog pings at half the period, and a status every second */
+    while (ms_now() - t0 < 1500) {
+        notify_recv(fd, buf, sizeof(buf), 500);
+        if (strcmp(buf, "WATCHDOG=1") == 0) {
+            pings++;
+            if (!first)
+                first = ms_now();
+            last = ms_now();
+        } else if (strncmp(buf, "STATUS=", 7) == 0) {
+            statuses++;
+            ck_assert_ptr_nonnull(strstr(buf, "workers busy"));
+        }
+    }
+    ck_assert_int_ge(pings, 8);
+    ck_assert_int_le(pings, 20);
+    ck_assert_uint_ge(last - first, (uint64_t)(pings - 1) * 80);
+    ck_assert_int_ge(statuses, 1);
+    /* SIGTERM: STOPPING */
+    kill(d.pid, SIGTERM);
+    do
+        notify_recv(fd, buf, sizeof(buf), test_ms(5000));
+    while (buf[0] && strncmp(buf, "STOPPING=1", 10) != 0);
+    ck_assert_str_eq(buf, "STOPPING=1\nSTATUS=stopping: draining running jobs");
+    down();
+    close(fd);
+    unlink(sockpath);
+    rmdir(dirbuf);
 }
 END_TEST
 
@@ -1259,6 +1334,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(full, test_jobs_sent_ahead);
     tcase_add_test(full, test_ahead_within_max_jobs_per_worker);
     tcase_add_test(full, test_prefetch_off);
+    tcase_add_test(full, test_sd_notify);
     tcase_set_timeout(full, test_ms(60));
     tcase_add_test(full, test_bad_args_are_errors);
     tcase_add_test(full, test_rejections);
