@@ -275,6 +275,7 @@ START_TEST(test_prefetch_off)
 }
 END_TEST
 
+#ifdef FORQ_TEST_SYSTEMD
 /* ---- systemd's service protocol (sd_notify), from a NOTIFY_SOCKET the test binds ---- */
 
 /* The next datagram, or "" after ms. */
@@ -345,6 +346,7 @@ START_TEST(test_sd_notify)
     rmdir(dirbuf);
 }
 END_TEST
+#endif
 
 START_TEST(test_builtin_tasks)
 {
@@ -1334,7 +1336,9 @@ static Suite *e2e_suite(void)
     tcase_add_test(full, test_jobs_sent_ahead);
     tcase_add_test(full, test_ahead_within_max_jobs_per_worker);
     tcase_add_test(full, test_prefetch_off);
+#ifdef FORQ_TEST_SYSTEMD
     tcase_add_test(full, test_sd_notify);
+#endif
     tcase_set_timeout(full, test_ms(60));
     tcase_add_test(full, test_bad_args_are_errors);
     tcase_add_test(full, test_rejections);
