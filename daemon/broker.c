@@ -21,6 +21,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -802,6 +803,53 @@ static void pack_strs(msgpack_packer *pk, char **v, size_t n)
     }
 }
 
+static void rate_update(broker_t *b, uint64_t now_us);
+
+/* A worker's resident memory in KiB, 0 if unknown. */
+static uint64_t rss_kib(pid_t pid)
+{
+    char path[64];
+    unsigned long size = 0, resident = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
+}
+
+/* "worker_list": each worker's pid, state, running job, jobs done, jobs sent ahead, RSS. */
+static void pack_worker_list(broker_t *b, msgpack_packer *pk)
+{
+    static const char *const states[] = {"starting", "idle", "busy", "retiring"};
+    worker_t *w, *wt;
+
+    pack_key(pk, "worker_list");
+    msgpack_pack_array(pk, HASH_COUNT(b->worker_tab));
+    HASH_ITER(hh, b->worker_tab, w, wt)
+    {
+        const char *st = w->kill != KILL_NONE ? "killed" : states[w->state];
+        msgpack_pack_map(pk, 6);
+        pack_kv_u64(pk, "pid", (uint64_t)w->pid);
+        pack_key(pk, "state");
+        msgpack_pack_str(pk, strlen(st));
+        msgpack_pack_str_body(pk, st, strlen(st));
+        pack_key(pk, "job");
+        if (w->job) {
+            msgpack_pack_str(pk, w->job->id_len);
+            msgpack_pack_str_body(pk, w->job->id, w->job->id_len);
+        } else {
+            msgpack_pack_nil(pk);
+        }
+        pack_kv_u64(pk, "jobs_done", w->jobs_done);
+        pack_kv_u64(pk, "ahead", w->n_ahead);
+        pack_kv_u64(pk, "rss_kib", rss_kib(w->pid));
+    }
+}
+
 static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
 {
     msgpack_sbuffer sb;
@@ -823,7 +871,8 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
         backlog += cl->backlog_n;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 34 + 6); /* + dict_pack_stats() */
+    rate_update(b, now_us());
+    msgpack_pack_map(&pk, 36 + 6); /* + dict_pack_stats() */
     pack_key(&pk, "version");
     msgpack_pack_str(&pk, strlen(FORQ_VERSION));
     msgpack_pack_str_body(&pk, FORQ_VERSION, strlen(FORQ_VERSION));
@@ -860,6 +909,9 @@ static void on_stats(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     pack_kv_u64(&pk, "worker_crashes", b->st.worker_crashes);
     pack_kv_u64(&pk, "last_replace_us", b->st.last_replace_us);
     pack_kv_u64(&pk, "sent_ahead", b->st.sent_ahead);
+    pack_key(&pk, "jobs_per_s");
+    msgpack_pack_double(&pk, b->rate);
+    pack_worker_list(b, &pk);
     pack_key(&pk, "endpoints");
     pack_strs(&pk, b->cfg->listen.items, b->cfg->listen.n);
     pack_key(&pk, "tasks");
@@ -1108,6 +1160,28 @@ static uint64_t finished(const broker_t *b)
     return b->st.ok + b->st.error + b->st.cancelled + b->st.timeout + b->st.crashed + b->st.lost;
 }
 
+/* jobs/s over about the last 10 s: an exponentially decaying average of finished jobs */
+#define RATE_TAU_S 10.0
+
+static void rate_update(broker_t *b, uint64_t now)
+{
+    double dt = (double)(now - b->rate_at_us) / 1e6; /* now: in us */
+    uint64_t done = finished(b);
+
+    if (b->rate_at_us == 0) {
+        b->rate_at_us = now;
+        b->rate_count = done;
+        return;
+    }
+    if (dt < 0.05)
+        return;
+    double decay = exp(-dt / RATE_TAU_S);
+    /* the jobs of the interval, spread evenly over it, into the average */
+    b->rate = b->rate * decay + (double)(done - b->rate_count) / dt * (1.0 - decay);
+    b->rate_at_us = now;
+    b->rate_count = done;
+}
+
 /* The service manager's view: READY=1 once the endpoints are bound and the pool is up, then a
  * STATUS line every second; the watchdog ping. */
 static void service_tick(broker_t *b, uint64_t now)
@@ -1117,6 +1191,7 @@ static void service_tick(broker_t *b, uint64_t now)
     worker_t *w, *tmp;
 
     notify_tick(now);
+    rate_update(b, now * 1000);
     if (!b->notify || (b->notified_ready && now < b->status_at) || b->draining)
         return;
     HASH_ITER(hh, b->worker_tab, w, tmp)
@@ -1126,18 +1201,14 @@ static void service_tick(broker_t *b, uint64_t now)
     }
     if (!b->notified_ready && ready < (size_t)b->cfg->workers)
         return;
-    double rate = b->status_at ? (double)(finished(b) - b->status_finished) * 1000.0 /
-                                     (double)(now - b->status_at + 1000)
-                               : 0;
     snprintf(status, sizeof(status), "%zu/%ld workers busy, %zu queued, %.0f jobs/s", busy,
-             b->cfg->workers, b->sched.total, rate);
+             b->cfg->workers, b->sched.total, b->rate);
     if (!b->notified_ready)
         notify_ready(status);
     else
         notify_status(status);
     b->notified_ready = true;
     b->status_at = now + 1000;
-    b->status_finished = finished(b);
 }
 
 static int next_timeout(broker_t *b, uint64_t now)

@@ -214,7 +214,9 @@ struct broker {
     bool notify;                /* a service manager listens (notify.h) */
     bool notified_ready;        /* READY=1 was sent */
     uint64_t status_at;         /* when to send the next STATUS (ms) */
-    uint64_t status_finished;   /* jobs finished at the last STATUS, for the rate */
+    double rate;                /* jobs/s, about the last 10 s (rate_update) */
+    uint64_t rate_at_us;        /* when it was last brought up to date */
+    uint64_t rate_count;        /* jobs finished then */
     msgpack_zone zone;          /* scratch for header decoding */
     msgpack_sbuffer hbuf;       /* scratch for header encoding */
     bool draining;              /* SIGTERM seen: reject submits, finish running work */

@@ -1300,8 +1300,18 @@ START_TEST(test_cli_exit_codes)
     ck_assert_int_eq(cli("status nope", NULL, 0), 11);
     ck_assert_int_eq(cli("cancel nope", NULL, 0), 11);
     ck_assert_int_eq(cli("ping", NULL, 0), 0);
-    ck_assert_int_eq(cli("status", out, sizeof(out)), 0);
+    ck_assert_int_eq(cli("status --json", out, sizeof(out)), 0);
     ck_assert_ptr_nonnull(strstr(out, "\"workers\": 1"));
+    ck_assert_ptr_nonnull(strstr(out, "\"worker_list\": ["));
+    ck_assert_ptr_nonnull(strstr(out, "\"jobs_per_s\""));
+    /* the operator's view */
+    ck_assert_int_eq(cli("status", out, sizeof(out)), 0);
+    ck_assert_ptr_nonnull(strstr(out, "forqd " FORQ_TEST_VERSION ", pid "));
+    ck_assert_ptr_nonnull(strstr(out, "workers:   1 configured, 1 live"));
+    ck_assert_ptr_nonnull(strstr(out, "PID      STATE     JOBS DONE"));
+    ck_assert_ptr_nonnull(strstr(out, "jobs:      "));
+    ck_assert_ptr_nonnull(strstr(out, " submitted, "));
+    ck_assert_int_eq(cli("status --bogus", NULL, 0), 2);
     ck_assert_int_eq(cli("frobnicate", NULL, 0), 2);
     down();
     /* nobody listening */
