@@ -471,7 +471,7 @@ static worker_t *ahead_slot(broker_t *b)
     HASH_ITER(hh, b->worker_tab, w, tmp)
     {
         if (w->state != W_BUSY || !w->job || w->kill != KILL_NONE || w->link.fd < 0 ||
-            (long)w->n_ahead >= limit ||
+            w->fs_pid != b->fs_pid || (long)w->n_ahead >= limit ||
             (max_jobs > 0 && (long)(w->jobs_done + 1 + w->n_ahead) >= max_jobs))
             continue;
         if (!best || w->n_ahead < best->n_ahead)
@@ -1126,7 +1126,7 @@ static void on_signals(broker_t *b)
             pool_reap(b);
             break;
         case SIGHUP:
-            log_notice("SIGHUP: configuration reload is not supported by this version; ignored");
+            pool_reload(b);
             break;
         }
     }
@@ -1158,6 +1158,17 @@ static void fire_timers(broker_t *b, uint64_t now)
 static uint64_t finished(const broker_t *b)
 {
     return b->st.ok + b->st.error + b->st.cancelled + b->st.timeout + b->st.crashed + b->st.lost;
+}
+
+void broker_status_line(broker_t *b, char *buf, size_t size)
+{
+    size_t busy = 0;
+    worker_t *w, *tmp;
+
+    HASH_ITER(hh, b->worker_tab, w, tmp)
+        busy += w->state == W_BUSY;
+    snprintf(buf, size, "%zu/%ld workers busy, %zu queued, %.0f jobs/s", busy, b->cfg->workers,
+             b->sched.total, b->rate);
 }
 
 /* jobs/s over about the last 10 s: an exponentially decaying average of finished jobs */
@@ -1201,8 +1212,8 @@ static void service_tick(broker_t *b, uint64_t now)
     }
     if (!b->notified_ready && ready < (size_t)b->cfg->workers)
         return;
-    snprintf(status, sizeof(status), "%zu/%ld workers busy, %zu queued, %.0f jobs/s", busy,
-             b->cfg->workers, b->sched.total, b->rate);
+    (void)busy;
+    broker_status_line(b, status, sizeof(status));
     if (!b->notified_ready)
         notify_ready(status);
     else
@@ -1284,6 +1295,47 @@ static int bind_all(broker_t *b)
     return 0;
 }
 
+static bool listed(const strv_t *v, const char *s)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (strcmp(v->items[i], s) == 0)
+            return true;
+    return false;
+}
+
+int broker_rebind(broker_t *b, const config_t *next)
+{
+    const strv_t *old = &b->cfg->listen, *now = &next->listen;
+    size_t bound = 0;
+    int r = 0;
+
+    for (; bound < now->n; bound++) {
+        const char *ep = now->items[bound];
+        if (listed(old, ep))
+            continue;
+        if (ipc_in_use(ep) || zmq_bind(b->clients, ep) < 0) {
+            r = errno ? -errno : -EADDRINUSE;
+            log_error("reload: cannot listen on %s: %s", ep,
+                      ipc_in_use(ep) ? "another forqd uses it" : zmq_strerror(errno));
+            break;
+        }
+        log_notice("reload: now listening on %s too", ep);
+    }
+    if (r < 0) { /* undo: the old configuration stays whole */
+        for (size_t i = 0; i < bound; i++)
+            if (!listed(old, now->items[i]))
+                zmq_unbind(b->clients, now->items[i]);
+        return r;
+    }
+    for (size_t i = 0; i < old->n; i++) {
+        if (!listed(now, old->items[i])) {
+            zmq_unbind(b->clients, old->items[i]);
+            log_notice("reload: no longer listening on %s", old->items[i]);
+        }
+    }
+    return 0;
+}
+
 static void teardown(broker_t *b)
 {
     job_t *job;
@@ -1333,7 +1385,8 @@ static void teardown(broker_t *b)
 
 int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
 {
-    broker_t b = {.cfg = cfg, .fs_fd = fs_fd, .fs_pid = fs_pid, .sigfd = -1};
+    broker_t b = {.cfg = cfg, .fs_fd = fs_fd, .fs_pid = fs_pid, .sigfd = -1,
+                  .next_fs = {0, -1}};
     zmq_pollitem_t *items = NULL; /* clients, signals, forkserver, then the workers' links */
     pid_t *pids = NULL;
     size_t n_items = 0;
@@ -1345,6 +1398,8 @@ int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
     sched_init(&b.sched);
     b.started_ms = now_ms();
     b.notify = notify_init();
+    for (int i = 0; i < OLD_FS_MAX; i++)
+        b.old_fs[i] = (fsrv_t){0, -1};
     if (dict_service_init(&b) < 0)
         goto out;
     sigemptyset(&mask);
@@ -1378,24 +1433,29 @@ int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
         if (b.stop)
             break;
         pool_flush(&b); /* what this iteration sent to workers, a write each */
-        size_t cap = 3 + pool_count(&b);
+        size_t cap = 3 + 1 + OLD_FS_MAX + pool_count(&b);
         if (cap > n_items) {
             n_items = cap + 16;
             items = xrealloc(items, n_items * sizeof(*items));
             pids = xrealloc(pids, n_items * sizeof(*pids));
         }
+        int roles[1 + OLD_FS_MAX];
         items[0] = (zmq_pollitem_t){b.clients, 0, ZMQ_POLLIN, 0};
         items[1] = (zmq_pollitem_t){NULL, b.sigfd, ZMQ_POLLIN, 0};
         items[2] = (zmq_pollitem_t){NULL, b.fs_fd, b.fs_fd >= 0 ? ZMQ_POLLIN : 0, 0};
-        size_t nw = pool_poll_items(&b, items + 3, pids, n_items - 3);
-        if (zmq_poll(items, (int)(3 + nw), next_timeout(&b, now)) < 0 && errno != EINTR) {
+        size_t nf = pool_fs_items(&b, items + 3, roles);
+        size_t nw = pool_poll_items(&b, items + 3 + nf, pids, n_items - 3 - nf);
+        if (zmq_poll(items, (int)(3 + nf + nw), next_timeout(&b, now)) < 0 && errno != EINTR) {
             log_error("zmq_poll failed: %s", zmq_strerror(errno));
             break;
         }
         /* workers first: their records stay valid until the forkserver reports them gone */
         for (size_t i = 0; i < nw; i++)
+            if (items[3 + nf + i].revents)
+                pool_worker_io(&b, pids[i], items[3 + nf + i].revents);
+        for (size_t i = 0; i < nf; i++)
             if (items[3 + i].revents)
-                pool_worker_io(&b, pids[i], items[3 + i].revents);
+                pool_fs_extra_input(&b, roles[i]);
         if (items[1].revents)
             on_signals(&b);
         if (items[2].revents)
@@ -1407,6 +1467,10 @@ int broker_run(const config_t *cfg, pid_t fs_pid, int fs_fd)
     free(items);
     free(pids);
     free(b.dirty);
+    if (b.cfg_owned) {
+        config_done(b.cfg_owned);
+        free(b.cfg_owned);
+    }
     log_notice("stopped: %llu jobs submitted, %llu ok, %llu failed otherwise",
                (unsigned long long)b.st.submitted, (unsigned long long)b.st.ok,
                (unsigned long long)(b.st.error + b.st.cancelled + b.st.timeout + b.st.crashed +

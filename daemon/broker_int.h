@@ -134,7 +134,16 @@ struct client {
     uint8_t ident[];            /* ZeroMQ routing id */
 };
 
-typedef enum { KILL_NONE, KILL_CANCEL, KILL_TIMEOUT, KILL_SHUTDOWN } kill_reason_t;
+/* KILL_RETIRE: an idle worker of a forkserver a reload replaced */
+typedef enum { KILL_NONE, KILL_CANCEL, KILL_TIMEOUT, KILL_SHUTDOWN, KILL_RETIRE } kill_reason_t;
+
+/* A forkserver: the current one, a reload's new one, or one a reload replaced. */
+typedef struct {
+    pid_t pid;                  /* 0 = none */
+    int fd;                     /* its channel, -1 = none */
+} fsrv_t;
+
+#define OLD_FS_MAX 4            /* replaced forkservers whose workers still finish jobs */
 
 /* A message to a worker that its link could not take yet. */
 typedef struct wout {
@@ -149,6 +158,7 @@ typedef enum { W_STARTING, W_IDLE, W_BUSY, W_RETIRING } worker_state_t;
 struct worker {
     UT_hash_handle hh;          /* in broker.workers by pid */
     pid_t pid;                  /* process id */
+    pid_t fs_pid;               /* the forkserver that forked it */
     worker_state_t state;       /* STARTING until READY; RETIRING after its last job */
     job_t *job;                 /* the job it runs, when BUSY */
     kill_reason_t kill;         /* why we asked the forkserver to kill it */
@@ -211,6 +221,10 @@ struct broker {
     pid_t *dirty;               /* workers with messages queued this loop iteration */
     size_t n_dirty, cap_dirty;
     uint32_t next_seq;          /* job->seq */
+    fsrv_t next_fs;             /* a reload's new forkserver, until it says HELLO */
+    config_t *next_cfg;         /* the reload's configuration (owned) */
+    fsrv_t old_fs[OLD_FS_MAX];  /* forkservers a reload replaced, while workers of theirs run */
+    config_t *cfg_owned;        /* b->cfg when a reload made it (owned) */
     bool notify;                /* a service manager listens (notify.h) */
     bool notified_ready;        /* READY=1 was sent */
     uint64_t status_at;         /* when to send the next STATUS (ms) */
@@ -242,6 +256,11 @@ void broker_dispatch(broker_t *b);
 void broker_promote(broker_t *b, worker_t *w);
 /* Answer a cancel that waited for the worker (see canceller_t). */
 void broker_answer_canceller(broker_t *b, job_t *job, const char *outcome);
+/* Bind the endpoints of `next` that are not bound, unbind those it lacks. 0, or -errno after
+ * logging why (nothing changed then). */
+int broker_rebind(broker_t *b, const config_t *next);
+/* Status line for the service manager. */
+void broker_status_line(broker_t *b, char *buf, size_t size);
 
 void broker_progress(broker_t *b, job_t *job, const wire_hdr_t *h);
 void broker_send(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload);
@@ -284,6 +303,13 @@ void pool_cancel_ahead(broker_t *b, worker_t *w, job_t *job);
 worker_t *pool_take_idle(broker_t *b);
 void pool_reap(broker_t *b);
 void pool_shutdown(broker_t *b);
+/* SIGHUP: read the configuration again and start a forkserver with it; the reload completes
+ * when that one says HELLO (pool_reload_input), or is refused, the old configuration kept. */
+void pool_reload(broker_t *b);
+/* Poll items for the reload's forkserver and the replaced ones; roles[i]: -1 the new one, else
+ * the index in old_fs. Returns how many. */
+size_t pool_fs_items(broker_t *b, zmq_pollitem_t *items, int *roles);
+void pool_fs_extra_input(broker_t *b, int role);
 task_name_t *pool_task(broker_t *b, const char *name, size_t len);
 
 #endif

@@ -72,7 +72,7 @@ static const char usage[] =
     "\n"
     "Signals: SIGTERM or SIGINT stops accepting jobs, lets running jobs finish within the\n"
     "grace time, cancels the rest, answers every job and exits 0. A second one skips the\n"
-    "grace time.\n"
+    "grace time. SIGHUP reloads the configuration and the plugins (a bad one is refused).\n"
     "Exit status: 0 after a clean stop, 1 on a start-up error (the message says which).\n";
 
 enum {

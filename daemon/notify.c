@@ -36,6 +36,11 @@ void notify_status(const char *status)
     sd_notifyf(0, "STATUS=%s", status);
 }
 
+void notify_reloading(void)
+{
+    sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+}
+
 void notify_tick(uint64_t now)
 {
     if (period_ms && now - last_ping >= period_ms) {
@@ -68,6 +73,10 @@ void notify_stopping(void)
 void notify_status(const char *status)
 {
     (void)status;
+}
+
+void notify_reloading(void)
+{
 }
 
 void notify_tick(uint64_t now)

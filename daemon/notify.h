@@ -12,6 +12,7 @@
 bool notify_init(void);
 void notify_ready(const char *status);
 void notify_stopping(void);
+void notify_reloading(void);
 void notify_status(const char *status);
 /* Ping the watchdog if half its period has passed since the last ping (now in ms). */
 void notify_tick(uint64_t now);

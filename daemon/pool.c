@@ -15,6 +15,7 @@
 
 #include "forkserver.h"
 #include "log.h"
+#include "notify.h"
 #include "util.h"
 
 #include <errno.h>
@@ -29,6 +30,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <utlist.h>
+
+static void reload_refuse(broker_t *b, const char *why);
 
 static void free_base(void *data, void *hint)
 {
@@ -102,6 +105,7 @@ static worker_t *worker_new(broker_t *b, pid_t pid, int fd)
     worker_t *w = xcalloc(1, sizeof(*w));
 
     w->pid = pid;
+    w->fs_pid = b->fs_pid;
     w->state = W_STARTING;
     w->spawn_us = now_us();
     w->ident_len = (uint8_t)snprintf(w->ident, sizeof(w->ident), "w%d", (int)pid);
@@ -331,13 +335,43 @@ static void requeue_ahead(broker_t *b, worker_t *w)
     free(list);
 }
 
+/* The channel of the forkserver that forked a worker, -1 if gone. */
+static int fs_fd_of(broker_t *b, pid_t fs)
+{
+    if (fs == b->fs_pid)
+        return b->fs_fd;
+    for (int i = 0; i < OLD_FS_MAX; i++)
+        if (b->old_fs[i].pid == fs)
+            return b->old_fs[i].fd;
+    return -1;
+}
+
+/* Is the worker one of a forkserver a reload replaced? */
+static bool outdated(const broker_t *b, const worker_t *w)
+{
+    return w->fs_pid != b->fs_pid;
+}
+
 void pool_kill(broker_t *b, worker_t *w, kill_reason_t why)
 {
-    if (w->kill != KILL_NONE || b->fs_fd < 0)
+    int fd = fs_fd_of(b, w->fs_pid);
+
+    if (w->kill != KILL_NONE || fd < 0)
         return;
     w->kill = why;
     w->kill_seq = w->job ? w->job->seq : 0;
-    fs_send(b->fs_fd, FS_KILL, w->pid, SIGKILL, NULL, 0);
+    fs_send(fd, FS_KILL, w->pid, SIGKILL, NULL, 0);
+}
+
+/* A worker of a replaced forkserver with nothing left to run goes. */
+static void retire_if_outdated(broker_t *b, worker_t *w)
+{
+    if (!outdated(b, w) || w->job || w->ahead)
+        return;
+    if (w->state == W_IDLE)
+        DL_DELETE2(b->idle, w, idle_prev, idle_next);
+    w->state = W_RETIRING;
+    pool_kill(b, w, KILL_RETIRE);
 }
 
 static void describe(int status, char *buf, size_t size)
@@ -386,6 +420,7 @@ static void job_of_dead_worker(broker_t *b, worker_t *w, int status, bool fs_die
         broker_finish(b, job, WIRE_ST_CANCELLED, &x, NULL);
         return;
     case KILL_NONE:
+    case KILL_RETIRE:
         break;
     }
     if (job->retries_left > 0 && !b->draining) {
@@ -421,6 +456,26 @@ static void job_of_dead_worker(broker_t *b, worker_t *w, int status, bool fs_die
 
 static void link_read(broker_t *b, worker_t *w, size_t max_msgs);
 
+/* A forkserver a reload replaced goes once the last of its workers is gone. */
+static void close_old_fs_if_done(broker_t *b, pid_t fs)
+{
+    worker_t *w, *tmp;
+
+    if (fs == b->fs_pid)
+        return;
+    HASH_ITER(hh, b->worker_tab, w, tmp)
+        if (w->fs_pid == fs)
+            return;
+    for (int i = 0; i < OLD_FS_MAX; i++) {
+        if (b->old_fs[i].pid == fs) {
+            log_info("forkserver %d, replaced by a reload, has no workers left; it exits",
+                     (int)fs);
+            close(b->old_fs[i].fd); /* it exits; pool_reap collects it */
+            b->old_fs[i] = (fsrv_t){0, -1};
+        }
+    }
+}
+
 static void on_exit_report(broker_t *b, pid_t pid, int status)
 {
     worker_t *w = pool_worker(b, pid);
@@ -445,7 +500,9 @@ static void on_exit_report(broker_t *b, pid_t pid, int status)
         log_warn("idle worker %d %s", (int)pid, what);
     }
     requeue_ahead(b, w); /* never started: they run elsewhere */
+    pid_t fs = w->fs_pid;
     worker_forget(b, w);
+    close_old_fs_if_done(b, fs);
 }
 
 static void on_ready(broker_t *b, worker_t *w)
@@ -461,8 +518,10 @@ static void on_ready(broker_t *b, worker_t *w)
     }
     log_debug("worker %d ready after %llu us", (int)w->pid,
               (unsigned long long)(now_us() - w->spawn_us));
-    if (w->kill == KILL_NONE && !b->draining)
+    if (w->kill == KILL_NONE && !b->draining && !outdated(b, w))
         set_idle(b, w);
+    else if (w->kill == KILL_NONE && outdated(b, w))
+        retire_if_outdated(b, w);
     else
         w->state = W_RETIRING;
 }
@@ -520,6 +579,8 @@ static void on_done(broker_t *b, worker_t *w, const wire_hdr_t *h, zmq_msg_t *pa
         broker_promote(b, w); /* the worker has started the next one by now */
     else if (w->kill != KILL_NONE || h->retire || b->draining)
         w->state = W_RETIRING;
+    else if (outdated(b, w))
+        retire_if_outdated(b, w);
     else
         set_idle(b, w);
     broker_dispatch(b);
@@ -705,7 +766,10 @@ void pool_reap(broker_t *b)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (pid == b->fs_pid) {
+        if (pid == b->next_fs.pid) {
+            b->next_fs.pid = 0; /* reaped: do not kill its pid again */
+            reload_refuse(b, "the new forkserver died during start-up");
+        } else if (pid == b->fs_pid) {
             char what[128];
             describe(status, what, sizeof(what));
             forkserver_lost(b, what);
@@ -728,7 +792,19 @@ void pool_maintain(broker_t *b, uint64_t now)
     if (!b->fs_ready || b->draining || now < b->spawn_at)
         return;
     HASH_ITER(hh, b->worker_tab, w, tmp)
-        have += w->state != W_RETIRING && w->kill == KILL_NONE;
+        have += w->state != W_RETIRING && w->kill == KILL_NONE && !outdated(b, w);
+    /* fewer workers after a reload: idle ones go */
+    HASH_ITER(hh, b->worker_tab, w, tmp)
+    {
+        if (have <= (size_t)b->cfg->workers)
+            break;
+        if (w->state == W_IDLE && w->kill == KILL_NONE) {
+            DL_DELETE2(b->idle, w, idle_prev, idle_next);
+            w->state = W_RETIRING;
+            pool_kill(b, w, KILL_RETIRE);
+            have--;
+        }
+    }
     while (have < (size_t)b->cfg->workers) {
         if (fs_send(b->fs_fd, FS_SPAWN, 0, 0, NULL, 0) < 0)
             return;
@@ -746,10 +822,199 @@ void pool_maintain(broker_t *b, uint64_t now)
     }
 }
 
+/* ---- reload (SIGHUP) ---- */
+
+static void reload_refuse(broker_t *b, const char *why)
+{
+    char status[160];
+
+    log_error("reload refused: %s; forqd goes on with the configuration it had", why);
+    if (b->next_fs.fd >= 0)
+        close(b->next_fs.fd); /* it exits */
+    if (b->next_fs.pid > 0)
+        kill(b->next_fs.pid, SIGKILL);
+    b->next_fs = (fsrv_t){0, -1};
+    if (b->next_cfg) {
+        config_done(b->next_cfg);
+        free(b->next_cfg);
+        b->next_cfg = NULL;
+    }
+    broker_status_line(b, status, sizeof(status));
+    notify_ready(status);
+}
+
+void pool_reload(broker_t *b)
+{
+    config_t *n;
+
+    if (b->next_cfg) {
+        log_warn("SIGHUP: a reload is already under way; this one is ignored");
+        return;
+    }
+    if (b->draining) {
+        log_warn("SIGHUP: forqd is stopping; no reload");
+        return;
+    }
+    notify_reloading();
+    log_notice("SIGHUP: reloading the configuration%s%s", b->cfg->config_file ? " from " : "",
+               b->cfg->config_file ? b->cfg->config_file : "");
+    n = xcalloc(1, sizeof(*n));
+    b->next_cfg = n;
+    /* the same flags, the file as it is now; errors were printed, one line each */
+    if (config_parse(n, b->cfg->argc, b->cfg->argv) != 0 || config_derive(n) < 0 ||
+        config_check(n) < 0) {
+        reload_refuse(b, "the configuration has an error (the line above says which)");
+        return;
+    }
+    if (n->state_dir ? !b->cfg->state_dir || strcmp(n->state_dir, b->cfg->state_dir) != 0
+                     : b->cfg->state_dir != NULL)
+        log_warn("reload: a new state-dir takes effect at the next start");
+    /* the plugins are loaded afresh by a new forkserver; the reload completes at its HELLO */
+    if (forkserver_exec(n, &b->next_fs.pid, &b->next_fs.fd) < 0) {
+        reload_refuse(b, "cannot start a new forkserver");
+        return;
+    }
+}
+
+/* The new forkserver is up with its plugins: switch to it and to the new configuration. */
+static void reload_commit(broker_t *b, const char *names, size_t len)
+{
+    config_t *n = b->next_cfg;
+    worker_t *w, *tmp;
+    char status[160];
+    int slot = -1;
+
+    for (int i = 0; i < OLD_FS_MAX; i++)
+        if (b->old_fs[i].pid == 0)
+            slot = i;
+    if (slot < 0) {
+        reload_refuse(b, "the workers of earlier reloads are still finishing their jobs");
+        return;
+    }
+    if (broker_rebind(b, n) < 0) {
+        reload_refuse(b, "an endpoint cannot be bound");
+        return;
+    }
+    /* the old forkserver stays while its workers finish what they run */
+    b->old_fs[slot] = (fsrv_t){b->fs_pid, b->fs_fd};
+    b->fs_pid = b->next_fs.pid;
+    b->fs_fd = b->next_fs.fd;
+    b->next_fs = (fsrv_t){0, -1};
+    b->fs_ready = true;
+    b->fs_failures = 0;
+    b->spawn_pending = 0;
+    learn_tasks(b, names, len);
+    if (b->cfg_owned) {
+        config_done(b->cfg_owned);
+        free(b->cfg_owned);
+    }
+    b->cfg = b->cfg_owned = n;
+    b->next_cfg = NULL;
+    log_setup(n->log_level, "forqd");
+    HASH_ITER(hh, b->worker_tab, w, tmp)
+        retire_if_outdated(b, w);
+    close_old_fs_if_done(b, b->old_fs[slot].pid);
+    log_notice("reloaded: %ld workers, %zu endpoint(s); busy workers of the old plugins finish "
+               "their jobs first", b->cfg->workers, b->cfg->listen.n);
+    broker_status_line(b, status, sizeof(status));
+    notify_ready(status);
+}
+
+size_t pool_fs_items(broker_t *b, zmq_pollitem_t *items, int *roles)
+{
+    size_t n = 0;
+
+    if (b->next_fs.fd >= 0) {
+        items[n] = (zmq_pollitem_t){NULL, b->next_fs.fd, ZMQ_POLLIN, 0};
+        roles[n++] = -1;
+    }
+    for (int i = 0; i < OLD_FS_MAX; i++) {
+        if (b->old_fs[i].fd >= 0) {
+            items[n] = (zmq_pollitem_t){NULL, b->old_fs[i].fd, ZMQ_POLLIN, 0};
+            roles[n++] = i;
+        }
+    }
+    return n;
+}
+
+void pool_fs_extra_input(broker_t *b, int role)
+{
+    union {
+        fs_msg_t m;
+        char raw[FS_MSG_MAX];
+    } u;
+
+    for (;;) {
+        int fd = role < 0 ? b->next_fs.fd : b->old_fs[role].fd, passed;
+        ssize_t n;
+
+        if (fd < 0)
+            return;
+        n = fs_recv(fd, &u, sizeof(u), &passed);
+        if (passed >= 0)
+            close(passed); /* neither sends workers */
+        if (n == -EAGAIN)
+            break;
+        if (role < 0) {
+            if (n > 0 && u.m.type == FS_HELLO) {
+                reload_commit(b, u.raw + sizeof(fs_msg_t), (size_t)n - sizeof(fs_msg_t));
+            } else if (n > 0 && u.m.type == FS_FAILED) {
+                char why[600];
+                snprintf(why, sizeof(why), "the new plugins do not load: %.*s", (int)u.m.len,
+                         u.raw + sizeof(fs_msg_t));
+                reload_refuse(b, why);
+            } else if (n <= 0) {
+                reload_refuse(b, "the new forkserver died during start-up");
+            }
+            return;
+        }
+        if (n <= 0) {
+            /* a replaced forkserver died: its workers died with it */
+            pid_t fs = b->old_fs[role].pid;
+            worker_t *w, *tmp;
+            close(fd);
+            b->old_fs[role] = (fsrv_t){0, -1};
+            HASH_ITER(hh, b->worker_tab, w, tmp)
+            {
+                if (w->fs_pid != fs)
+                    continue;
+                if (w->job)
+                    job_of_dead_worker(b, w, 0, true);
+                requeue_ahead(b, w);
+                worker_forget(b, w);
+            }
+            break;
+        }
+        if (u.m.type == FS_EXITED)
+            on_exit_report(b, u.m.pid, u.m.arg);
+    }
+    broker_dispatch(b);
+}
+
 void pool_shutdown(broker_t *b)
 {
     worker_t *w, *tmp;
     int status;
+
+    for (int i = 0; i < OLD_FS_MAX; i++) {
+        if (b->old_fs[i].fd >= 0)
+            close(b->old_fs[i].fd);
+        if (b->old_fs[i].pid > 0)
+            waitpid(b->old_fs[i].pid, &status, 0);
+        b->old_fs[i] = (fsrv_t){0, -1};
+    }
+    if (b->next_fs.pid > 0) {
+        if (b->next_fs.fd >= 0)
+            close(b->next_fs.fd);
+        kill(b->next_fs.pid, SIGKILL);
+        waitpid(b->next_fs.pid, &status, 0);
+        b->next_fs = (fsrv_t){0, -1};
+    }
+    if (b->next_cfg) {
+        config_done(b->next_cfg);
+        free(b->next_cfg);
+        b->next_cfg = NULL;
+    }
 
     if (b->fs_fd >= 0)
         close(b->fs_fd); /* the forkserver kills its workers and exits */

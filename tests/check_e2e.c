@@ -334,6 +334,16 @@ START_TEST(test_sd_notify)
     ck_assert_int_le(pings, 20);
     ck_assert_uint_ge(last - first, (uint64_t)(pings - 1) * 80);
     ck_assert_int_ge(statuses, 1);
+    /* SIGHUP: RELOADING, then READY once the new forkserver is up */
+    kill(d.pid, SIGHUP);
+    do
+        notify_recv(fd, buf, sizeof(buf), test_ms(5000));
+    while (buf[0] && strncmp(buf, "RELOADING=1", 11) != 0);
+    ck_assert_str_eq(buf, "RELOADING=1\nSTATUS=reloading the configuration");
+    do
+        notify_recv(fd, buf, sizeof(buf), test_ms(5000));
+    while (buf[0] && strncmp(buf, "READY=1", 7) != 0);
+    ck_assert_msg(strncmp(buf, "READY=1\nSTATUS=", 15) == 0, "got '%s'", buf);
     /* SIGTERM: STOPPING */
     kill(d.pid, SIGTERM);
     do
@@ -347,6 +357,92 @@ START_TEST(test_sd_notify)
 }
 END_TEST
 #endif
+
+/* ---- SIGHUP: reload the configuration and the plugins in place ---- */
+
+static void write_conf(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Send SIGHUP and wait until forqd's log says `what`. */
+static void reload_and_wait(const char *what)
+{
+    kill(d.pid, SIGHUP);
+    for (int i = 0; i < test_ms(500) && !forqd_log_has(&d, what); i++)
+        usleep(10000);
+    ck_assert_msg(forqd_log_has(&d, what), "the log never said '%s'", what);
+}
+
+START_TEST(test_reload)
+{
+    char cdir[64], conf[128], text[600];
+    const char *args[] = {"--config", conf, NULL};
+    forq_future_t *f, *busy;
+
+    temp_dir(cdir, sizeof(cdir), "forq-reload");
+    snprintf(conf, sizeof(conf), "%s/forqd.conf", cdir);
+    write_conf(conf, "[forqd]\nworkers = 1\n"); /* the built-in tasks only */
+    forqd_start(&d, args);
+    c = forqd_client(&d);
+    f = submit_json(c, "getpid", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_REJECTED);
+    ck_assert_str_eq(forq_future_code(f), "unknown_task");
+    forq_future_destroy(&f);
+    /* a job runs on the old worker through the reload, and finishes */
+    busy = submit_json(c, "sleep", "[1]", NULL);
+    for (int i = 0; i < test_ms(500) && stat_of(c, "running") == 0; i++)
+        usleep(1000);
+    /* a plugin, two workers: the reload loads the plugin in a new forkserver */
+    snprintf(text, sizeof(text), "[forqd]\nworkers = 2\ntasks = %s\n", getenv("FORQ_TEST_PLUGIN"));
+    write_conf(conf, text);
+    reload_and_wait("reloaded: 2 workers");
+    ASSERT_RESULT(busy, "null");
+    forq_future_destroy(&busy);
+    f = submit_json(c, "getpid", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    forq_future_destroy(&f);
+    for (int i = 0; i < test_ms(500) && stat_of(c, "workers_live") != 2; i++)
+        usleep(10000);
+    ck_assert_int_eq(stat_of(c, "workers_live"), 2);
+    /* a bad configuration is refused: the old one goes on */
+    write_conf(conf, "[forqd]\nworkers = lots\n");
+    reload_and_wait("reload refused: the configuration has an error");
+    ck_assert(forqd_log_has(&d, "forqd.conf:2: workers takes a whole number"));
+    f = submit_json(c, "getpid", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    forq_future_destroy(&f);
+    /* so is a plugin that is not there */
+    write_conf(conf, "[forqd]\ntasks = /nonexistent/plugin.so\n");
+    reload_and_wait("tasks: cannot use /nonexistent/plugin.so");
+    f = submit_json(c, "getpid", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    forq_future_destroy(&f);
+    /* and back to the built-ins: the plugin's tasks are gone */
+    write_conf(conf, "[forqd]\nworkers = 1\n");
+    kill(d.pid, SIGHUP);
+    for (int i = 0; i < test_ms(500); i++) {
+        f = submit_json(c, "getpid", "[]", NULL);
+        forq_state_t st = wait_state(f, 10000);
+        forq_future_destroy(&f);
+        if (st == FORQ_STATE_REJECTED)
+            break;
+        usleep(10000);
+    }
+    f = submit_json(c, "getpid", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_REJECTED);
+    forq_future_destroy(&f);
+    f = submit_json(c, "echo", "[3]", NULL);
+    ASSERT_RESULT(f, "[3]");
+    forq_future_destroy(&f);
+    down();
+    unlink(conf);
+    rmdir(cdir);
+}
+END_TEST
 
 START_TEST(test_builtin_tasks)
 {
@@ -1346,6 +1442,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(full, test_jobs_sent_ahead);
     tcase_add_test(full, test_ahead_within_max_jobs_per_worker);
     tcase_add_test(full, test_prefetch_off);
+    tcase_add_test(full, test_reload);
 #ifdef FORQ_TEST_SYSTEMD
     tcase_add_test(full, test_sd_notify);
 #endif
