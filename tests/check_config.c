@@ -3,6 +3,7 @@
  * forqd --check-config prints the configuration in effect, which reads back the same. */
 #define _GNU_SOURCE
 #include "config.h"
+#include "log.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[64], path[128], errpath[128];
@@ -167,6 +169,38 @@ START_TEST(test_check_config_reads_back)
 }
 END_TEST
 
+/* When stderr is the journal (JOURNAL_STREAM names it), each line carries its syslog level;
+ * otherwise a plain prefix. */
+START_TEST(test_log_lines_for_the_journal)
+{
+    char buf[512];
+    struct stat st;
+    int saved = dup(2), fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    snprintf(buf, sizeof(buf), "%lu:%lu", (unsigned long)st.st_dev, (unsigned long)st.st_ino);
+    dup2(fd, 2);
+    setenv("JOURNAL_STREAM", buf, 1);
+    log_setup(LOG_INFO, "forqd");
+    log_notice("to the journal: %d", 1);
+    log_debug("not at info level");
+    unsetenv("JOURNAL_STREAM");
+    log_setup(LOG_INFO, "forqd");
+    log_warn("to a terminal");
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    FILE *f = fopen(errpath, "r");
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    char want[128];
+    snprintf(want, sizeof(want), "<5>forqd: to the journal: 1\nforqd[%d]: warning: to a terminal\n",
+             (int)getpid());
+    ck_assert_str_eq(buf, want);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *su = suite_create("config");
@@ -176,6 +210,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_file_then_flags);
     tcase_add_test(tc, test_bad_files_name_file_and_line);
     tcase_add_test(tc, test_check_config_reads_back);
+    tcase_add_test(tc, test_log_lines_for_the_journal);
     suite_add_tcase(su, tc);
     return su;
 }

@@ -444,6 +444,47 @@ START_TEST(test_reload)
 }
 END_TEST
 
+/* Endpoints follow the file on reload (forqd started with no --listen flag, which would win). */
+START_TEST(test_reload_endpoints)
+{
+    char dir[64], conf[128], cmd[1024], out[256], log[128];
+    long pid;
+
+    temp_dir(dir, sizeof(dir), "forq-reload-ep");
+    snprintf(conf, sizeof(conf), "%s/forqd.conf", dir);
+    snprintf(log, sizeof(log), "%s/forqd.log", dir);
+    snprintf(cmd, sizeof(cmd), "listen = ipc://%s/a.sock\nworkers = 1\n", dir);
+    write_conf(conf, cmd);
+    snprintf(cmd, sizeof(cmd), "XDG_RUNTIME_DIR=%s %s --config %s >/dev/null 2>%s & echo $!", dir,
+             getenv("FORQD"), conf, log);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
+    pid = atol(out);
+    ck_assert_int_gt(pid, 0);
+    snprintf(cmd, sizeof(cmd), "%s -e ipc://%s/a.sock --connect-timeout %d ping >/dev/null 2>&1",
+             getenv("FORQ_CLI"), dir, test_ms(5000) / 1000);
+    ck_assert_int_eq(system(cmd), 0);
+    /* move to b.sock */
+    snprintf(cmd, sizeof(cmd), "listen = ipc://%s/b.sock\nworkers = 1\n", dir);
+    write_conf(conf, cmd);
+    kill((pid_t)pid, SIGHUP);
+    snprintf(cmd, sizeof(cmd), "grep -q 'reloaded:' %s", log);
+    for (int i = 0; i < test_ms(500) && system(cmd) != 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s -e ipc://%s/b.sock --connect-timeout %d ping >/dev/null 2>&1",
+             getenv("FORQ_CLI"), dir, test_ms(5000) / 1000);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s -e ipc://%s/a.sock --connect-timeout 0.3 ping >/dev/null 2>&1",
+             getenv("FORQ_CLI"), dir);
+    ck_assert_int_eq(WEXITSTATUS(system(cmd)), 8); /* nobody there any more */
+    kill((pid_t)pid, SIGTERM);
+    for (int i = 0; i < test_ms(500) && kill((pid_t)pid, 0) == 0; i++)
+        usleep(10000);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(test_builtin_tasks)
 {
     const char *extra[] = {"--allow-exec", "cat", NULL};
@@ -1443,6 +1484,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(full, test_ahead_within_max_jobs_per_worker);
     tcase_add_test(full, test_prefetch_off);
     tcase_add_test(full, test_reload);
+    tcase_add_test(full, test_reload_endpoints);
 #ifdef FORQ_TEST_SYSTEMD
     tcase_add_test(full, test_sd_notify);
 #endif
