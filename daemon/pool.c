@@ -866,9 +866,16 @@ void pool_reload(broker_t *b)
         reload_refuse(b, "the configuration has an error (the line above says which)");
         return;
     }
-    if (n->state_dir ? !b->cfg->state_dir || strcmp(n->state_dir, b->cfg->state_dir) != 0
-                     : b->cfg->state_dir != NULL)
+    /* what was set up once at start does not change in place: say so */
+    const config_t *o = b->cfg;
+    if (n->state_dir ? !o->state_dir || strcmp(n->state_dir, o->state_dir) != 0
+                     : o->state_dir != NULL)
         log_warn("reload: a new state-dir takes effect at the next start");
+    if (n->fsync_policy != o->fsync_policy || n->dict_max_keys != o->dict_max_keys ||
+        n->dict_max_value != o->dict_max_value || n->dict_max_bytes != o->dict_max_bytes)
+        log_warn("reload: new fsync and dict-max-* settings take effect at the next start");
+    if (n->max_payload != o->max_payload || n->client_hwm != o->client_hwm)
+        log_warn("reload: new max-payload and client-hwm settings take effect at the next start");
     /* the plugins are loaded afresh by a new forkserver; the reload completes at its HELLO */
     if (forkserver_exec(n, &b->next_fs.pid, &b->next_fs.fd) < 0) {
         reload_refuse(b, "cannot start a new forkserver");
