@@ -682,6 +682,7 @@ void pool_worker_io(broker_t *b, pid_t pid, short revents)
 static void forkserver_lost(broker_t *b, const char *why)
 {
     worker_t *w, *tmp;
+    pid_t fs = b->fs_pid;
 
     log_error("forkserver %d %s; its workers died with it; starting a new one", (int)b->fs_pid,
               why);
@@ -693,6 +694,8 @@ static void forkserver_lost(broker_t *b, const char *why)
     b->spawn_pending = 0;
     HASH_ITER(hh, b->worker_tab, w, tmp)
     {
+        if (w->fs_pid != fs)
+            continue; /* a replaced forkserver's worker: still alive */
         if (w->job)
             job_of_dead_worker(b, w, 0, true);
         requeue_ahead(b, w);
