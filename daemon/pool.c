@@ -493,7 +493,7 @@ static void on_exit_report(broker_t *b, pid_t pid, int status)
             b->replace_from_us = now_us();
         }
         job_of_dead_worker(b, w, status, false);
-    } else if (!w->ready) {
+    } else if (!w->ready && w->kill == KILL_NONE) {
         b->spawn_failures++;
         log_warn("worker %d %s before it was ready", (int)pid, what);
     } else if (w->state != W_RETIRING && w->kill == KILL_NONE) {
