@@ -1198,21 +1198,19 @@ static void rate_update(broker_t *b, uint64_t now)
 static void service_tick(broker_t *b, uint64_t now)
 {
     char status[160];
-    size_t busy = 0, ready = 0;
-    worker_t *w, *tmp;
 
     notify_tick(now);
     rate_update(b, now * 1000);
     if (!b->notify || (b->notified_ready && now < b->status_at) || b->draining)
         return;
-    HASH_ITER(hh, b->worker_tab, w, tmp)
-    {
-        ready += w->ready && w->kill == KILL_NONE;
-        busy += w->state == W_BUSY;
+    if (!b->notified_ready) { /* READY waits for the whole pool */
+        size_t ready = 0;
+        worker_t *w, *tmp;
+        HASH_ITER(hh, b->worker_tab, w, tmp)
+            ready += w->ready && w->kill == KILL_NONE;
+        if (ready < (size_t)b->cfg->workers)
+            return;
     }
-    if (!b->notified_ready && ready < (size_t)b->cfg->workers)
-        return;
-    (void)busy;
     broker_status_line(b, status, sizeof(status));
     if (!b->notified_ready)
         notify_ready(status);

@@ -341,11 +341,6 @@ static bool is_list(int code)
     return code == 'l' || code == 't' || code == OPT_ALLOW_EXEC;
 }
 
-static void strv_clear(strv_t *v)
-{
-    strv_free(v);
-}
-
 static strv_t *list_of(config_t *cfg, int code)
 {
     return code == 'l' ? &cfg->listen : code == 't' ? &cfg->tasks : &cfg->exec_allow;
@@ -407,7 +402,7 @@ int config_parse(config_t *cfg, int argc, char **argv)
         if (is_list(c)) {
             int k = c == 'l' ? 0 : c == 't' ? 1 : 2;
             if (!cleared[k]) /* flags replace what the file listed */
-                strv_clear(list_of(cfg, c));
+                strv_free(list_of(cfg, c));
             cleared[k] = true;
         }
         snprintf(what, sizeof(what), "--%s", name ? name : "?");

@@ -583,7 +583,8 @@ static void on_done(broker_t *b, worker_t *w, const wire_hdr_t *h, zmq_msg_t *pa
         retire_if_outdated(b, w);
     else
         set_idle(b, w);
-    broker_dispatch(b);
+    /* the caller dispatches once it has read what the link had (pool_worker_io, and after an
+     * exit report pool_fs_input / pool_fs_extra_input) */
 }
 
 /* One message from a worker. */
