@@ -1,10 +1,10 @@
 /* bench_tasks.c - the task plugin of scripts/bench: a job that takes its worker down, for the
  * worker-replacement figure; and, for Python's ctypes, the trial division forqd's count_primes
- * runs (the same code, daemon/primes.h), so that the CPU-bound peer runs the very same work.
+ * runs (the same code, daemon/worker/primes.h), so that the CPU-bound peer runs the very same work.
  *     forqd --tasks build-release/bench/bench_tasks.so */
 #include <forq/task.h>
 
-#include "../daemon/primes.h"
+#include "../daemon/worker/primes.h"
 
 #include <stdlib.h>
 

@@ -20,7 +20,7 @@
 #define _GNU_SOURCE
 #include <forq/forq.h>
 
-#include "../daemon/primes.h"
+#include "../daemon/worker/primes.h"
 
 #include <dirent.h>
 #include <msgpack.h>

@@ -1,9 +1,11 @@
-/* main.c - forqd: parse flags, fork the forkserver while still single-threaded, run the broker.
+/* main.c - forqd: parse flags, fork the forkserver while still single-threaded, run the broker
+ * with the dict service attached.
  * With --forkserver-fd (internal) this process is a re-executed forkserver instead. */
 #include "broker.h"
 #include "config.h"
 #include "forkserver.h"
 #include "log.h"
+#include "service.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -52,7 +54,11 @@ int main(int argc, char **argv)
         config_done(&cfg);
         return 1;
     }
-    status = broker_run(&cfg, fs_pid, fs_fd);
+    broker_t *b = broker_new(&cfg, fs_pid, fs_fd);
+    dict_service_t *dict = b ? dict_service_new(b, &cfg) : NULL;
+    status = dict ? broker_run(b) : 1;
+    dict_service_destroy(&dict);
+    broker_destroy(&b);
     config_done(&cfg);
     return status;
 }

@@ -1,6 +1,6 @@
 /* check_dict.c - the dict store: every operation's semantics, versions, limits, atomic update,
  * paging, and the change hook. */
-#include "dict.h"
+#include "store.h"
 #include "testutil.h"
 
 #include <check.h>

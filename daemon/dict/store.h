@@ -1,13 +1,14 @@
-/* dict.h - the dict service's store: named dicts of string keys to msgpack values, each value
+/* store.h - the dict service's store: named dicts of string keys to msgpack values, each value
  * with a version that grows on every change (one counter for the whole store, so versions are
  * unique and ordered). The broker is single-threaded, so every operation is atomic.
  *
  * The store owns copies of keys and values; views it returns borrow from it until the next
- * change. Every change calls the `changed` hook (wait wake-ups now; the append-only log later).
+ * change. Every change calls the `changed` hook: the service wakes waiters and adds the change to the
+ * append-only log (dictlog.h).
  * Limits on keys, value size and total bytes are checked before anything is changed: past them
  * an operation fails with -ENOSPC or -E2BIG and nothing is evicted. */
-#ifndef FORQ_DICT_H
-#define FORQ_DICT_H
+#ifndef FORQ_DSTORE_H
+#define FORQ_DSTORE_H
 
 #include <stdbool.h>
 #include <stddef.h>

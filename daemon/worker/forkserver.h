@@ -40,6 +40,17 @@ typedef struct {
 
 #define FS_MSG_MAX 65536 /* largest message, header and text */
 
+/* Room for one received message; its text follows the header. */
+typedef union {
+    fs_msg_t m;
+    char raw[FS_MSG_MAX];
+} fs_buf_t;
+
+static inline const char *fs_buf_text(const fs_buf_t *u)
+{
+    return u->raw + sizeof(fs_msg_t);
+}
+
 /* Fork the first forkserver (no ZeroMQ context may exist yet). Returns 0 with the child's pid and
  * the broker's end of the channel, or -errno. */
 int forkserver_fork(const config_t *cfg, pid_t *ret_pid, int *ret_fd);

@@ -13,7 +13,11 @@
  * the client gets an error saying so, and reads go on working. Waiters are woken only after a
  * change is committed. */
 #define _GNU_SOURCE
-#include "broker_int.h"
+#include "service.h"
+
+#include "dictlog.h"
+#include "outbox.h"
+#include "store.h"
 
 #include "log.h"
 #include "util.h"
@@ -27,14 +31,16 @@
 #define PAGE_MAX     10000
 #define WAITERS_MAX  10000  /* clients in a wait at once */
 
+typedef struct dwaiter dwaiter_t;
+
 struct dwaiter {
-    dwaiter_t *prev, *next;   /* broker.dict_waiters */
-    timer_node_t timer;       /* its timeout (kind TIMER_DICT_WAIT) */
+    dwaiter_t *prev, *next;   /* the service's waiters */
+    timer_node_t timer;       /* its timeout */
     uint64_t req;             /* echoed in the reply */
     bool has_req;
     uint64_t ver;             /* the version the client has seen (0: the key was absent) */
     bool delim;
-    bool worker;              /* a task waits, on the worker socket */
+    pid_t worker;             /* or a task waits: its worker */
     uint8_t ident_len;
     uint8_t ident[255];
     uint8_t nlen;
@@ -63,73 +69,87 @@ typedef struct dundo {
     char key[];
 } dundo_t;
 
+struct dict_service {
+    const config_t *cfg;        /* as at start: the dict settings wait for a restart */
+    loop_t *loop;               /* for the waits' timeouts */
+    outbox_t *out;              /* replies leave by it */
+    uint8_t timer_kind;         /* of dwaiter_t.timer */
+    dstore_t *store;            /* the dicts */
+    dictlog_t *log;             /* their log, NULL without --state-dir */
+    dwaiter_t *waiters;         /* clients and tasks in a wait */
+    size_t n_waiters;
+    dchange_t *changed;         /* keys changed by the request under way */
+    dundo_t *undo;              /* their values before it, while a log is kept */
+};
+
 static void on_change(void *ud, const char *name, size_t nlen, const char *key, size_t klen);
 
-int dict_service_init(broker_t *b)
+/* The store, and with --state-dir the log replayed into it. 0, or -1 after printing why. */
+static int open_store(dict_service_t *s)
 {
-    dstore_limits_t lim = {(size_t)b->cfg->dict_max_keys, (size_t)b->cfg->dict_max_value,
-                           (size_t)b->cfg->dict_max_bytes};
+    dstore_limits_t lim = {(size_t)s->cfg->dict_max_keys, (size_t)s->cfg->dict_max_value,
+                           (size_t)s->cfg->dict_max_bytes};
     char err[512];
     size_t cut = 0;
 
-    b->dict = dstore_new(&lim, on_change, b);
-    if (!b->cfg->state_dir)
+    s->store = dstore_new(&lim, on_change, s);
+    if (!s->cfg->state_dir)
         return 0;
-    if (dictlog_open(b->cfg->state_dir, (fsync_policy_t)b->cfg->fsync_policy, b->dict,
-                     &b->dict_log, &cut, err, sizeof(err)) < 0) {
+    if (dictlog_open(s->cfg->state_dir, (fsync_policy_t)s->cfg->fsync_policy, s->store,
+                     &s->log, &cut, err, sizeof(err)) < 0) {
         fprintf(stderr, "forqd: %s\n", err);
         return -1;
     }
     if (cut)
         log_warn("dict log %s/dict.log: a torn tail of %zu bytes (a crash during a write) was "
-                 "cut off%s%s", b->cfg->state_dir, cut, err[0] ? "; " : "", err);
-    log_info("dict log %s/dict.log: %zu keys in %zu dicts restored, fsync %s", b->cfg->state_dir,
-             dstore_keys(b->dict), dstore_dicts(b->dict),
-             dictlog_policy_name((fsync_policy_t)b->cfg->fsync_policy));
+                 "cut off%s%s", s->cfg->state_dir, cut, err[0] ? "; " : "", err);
+    log_info("dict log %s/dict.log: %zu keys in %zu dicts restored, fsync %s", s->cfg->state_dir,
+             dstore_keys(s->store), dstore_dicts(s->store),
+             dictlog_policy_name((fsync_policy_t)s->cfg->fsync_policy));
     return 0;
 }
 
-static void free_undo(broker_t *b)
+static void free_undo(dict_service_t *s)
 {
-    while (b->dict_undo) {
-        dundo_t *u = b->dict_undo;
-        b->dict_undo = u->next;
+    while (s->undo) {
+        dundo_t *u = s->undo;
+        s->undo = u->next;
         free(u->val);
         free(u);
     }
 }
 
-static void free_changed(broker_t *b)
+static void free_changed(dict_service_t *s)
 {
-    while (b->dict_changed) {
-        dchange_t *c = b->dict_changed;
-        b->dict_changed = c->next;
+    while (s->changed) {
+        dchange_t *c = s->changed;
+        s->changed = c->next;
         free(c);
     }
 }
 
 /* Keep key's state before a change (only while a log is kept: it is for undoing). */
-static void remember(broker_t *b, const char *name, size_t nlen, const char *key, size_t klen)
+static void remember(dict_service_t *s, const char *name, size_t nlen, const char *key, size_t klen)
 {
     dval_t v;
     dundo_t *u;
 
-    if (!b->dict_log)
+    if (!s->log)
         return;
     u = xcalloc(1, sizeof(*u) + klen + 1);
     memcpy(u->name, name, nlen);
     u->nlen = nlen;
     memcpy(u->key, key, klen);
     u->klen = klen;
-    if (dstore_get(b->dict, name, nlen, key, klen, &v) == 0) {
+    if (dstore_get(s->store, name, nlen, key, klen, &v) == 0) {
         u->had = true;
         u->ver = v.ver;
         u->val = xmalloc(v.len ? v.len : 1);
         memcpy(u->val, v.data, v.len);
         u->vlen = v.len;
     }
-    u->next = b->dict_undo;
-    b->dict_undo = u;
+    u->next = s->undo;
+    s->undo = u;
 }
 
 static int remember_visit(void *ud, const char *key, size_t klen, const dval_t *val)
@@ -141,55 +161,59 @@ static int remember_visit(void *ud, const char *key, size_t klen, const dval_t *
 }
 
 /* Keep every key of a dict (before clear). */
-static void remember_dict(broker_t *b, const char *name, size_t nlen)
+static void remember_dict(dict_service_t *s, const char *name, size_t nlen)
 {
-    void *a[3] = {b, (void *)name, &nlen};
+    void *a[3] = {s, (void *)name, &nlen};
     bool more;
-    if (b->dict_log)
-        dstore_iter(b->dict, name, nlen, NULL, 0, SIZE_MAX, remember_visit, a, &more);
+    if (s->log)
+        dstore_iter(s->store, name, nlen, NULL, 0, SIZE_MAX, remember_visit, a, &more);
 }
 
 /* Commit the pending frame; if the log cannot take it, undo the request's changes. */
-static int commit_or_undo(broker_t *b)
+static int commit_or_undo(dict_service_t *s)
 {
     int r;
 
-    if (!b->dict_log)
+    if (!s->log)
         return 0;
-    r = dictlog_commit(b->dict_log);
+    r = dictlog_commit(s->log);
     if (r < 0) {
-        dstore_quiet(b->dict, true);
-        for (dundo_t *u = b->dict_undo; u; u = u->next) {
+        dstore_quiet(s->store, true);
+        for (dundo_t *u = s->undo; u; u = u->next) {
             if (u->had)
-                dstore_restore(b->dict, u->name, u->nlen, u->key, u->klen, u->val, u->vlen,
+                dstore_restore(s->store, u->name, u->nlen, u->key, u->klen, u->val, u->vlen,
                                u->ver);
             else
-                dstore_forget(b->dict, u->name, u->nlen, u->key, u->klen);
+                dstore_forget(s->store, u->name, u->nlen, u->key, u->klen);
         }
-        dstore_quiet(b->dict, false);
-        free_changed(b); /* nothing changed after all */
+        dstore_quiet(s->store, false);
+        free_changed(s); /* nothing changed after all */
         log_error("dict log: a write failed (%s); the change was undone and refused", strerror(-r));
     }
-    free_undo(b);
+    free_undo(s);
     return r;
 }
 
-static void wake_changed(broker_t *b);
+static void wake_changed(dict_service_t *s);
 
-void dict_service_done(broker_t *b)
+void dict_service_destroy(dict_service_t **sp)
 {
-    free_undo(b);
-    free_changed(b);
-    dictlog_close(&b->dict_log);
-    while (b->dict_waiters) {
-        dwaiter_t *w = b->dict_waiters;
-        DL_DELETE(b->dict_waiters, w);
-        timers_del(&b->timers, &w->timer);
+    dict_service_t *s = *sp;
+
+    if (!s)
+        return;
+    free_undo(s);
+    free_changed(s);
+    dictlog_close(&s->log);
+    while (s->waiters) {
+        dwaiter_t *w = s->waiters;
+        DL_DELETE(s->waiters, w);
+        loop_timer_disarm(s->loop, &w->timer);
         free(w);
     }
-    b->n_dict_waiters = 0;
-    dstore_free(b->dict);
-    b->dict = NULL;
+    dstore_free(s->store);
+    free(s);
+    *sp = NULL;
 }
 
 static void msg_of(zmq_msg_t *m, const void *data, size_t len)
@@ -200,17 +224,17 @@ static void msg_of(zmq_msg_t *m, const void *data, size_t len)
 
 /* Reply with h (cmd, req set here) and, when data is not NULL, one value frame — once the
  * request's changes are in the log; if they cannot be, an error instead. */
-static void reply(broker_t *b, const origin_t *o, const wire_hdr_t *req, wire_hdr_t *h,
+static void reply(dict_service_t *s, const origin_t *o, const wire_hdr_t *req, wire_hdr_t *h,
                   const void *data, size_t len)
 {
     zmq_msg_t m;
-    int r = commit_or_undo(b);
+    int r = commit_or_undo(s);
     if (r < 0) {
         char msg[256];
         snprintf(msg, sizeof(msg), "the dict log in %s could not take the change (%s): nothing "
                  "was changed; reads still work; free space or fix the disk and retry",
-                 b->cfg->state_dir, strerror(-r));
-        broker_error(b, o, req, r == -ENOSPC ? "disk_full" : "disk_error", msg);
+                 s->cfg->state_dir, strerror(-r));
+        outbox_error(s->out, o, req, r == -ENOSPC ? "disk_full" : "disk_error", msg);
         return;
     }
     h->cmd = WIRE_DICT_REPLY;
@@ -218,14 +242,14 @@ static void reply(broker_t *b, const origin_t *o, const wire_hdr_t *req, wire_hd
     h->has_req = req->has_req;
     if (data) {
         msg_of(&m, data, len);
-        broker_send(b, o, h, &m);
+        outbox_send(s->out, o, h, &m);
     } else {
-        broker_send(b, o, h, NULL);
+        outbox_send(s->out, o, h, NULL);
     }
 }
 
 /* An error from the store as an error reply. */
-static void store_error(broker_t *b, const origin_t *o, const wire_hdr_t *h, int r)
+static void store_error(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, int r)
 {
     char msg[256];
     const char *code;
@@ -234,14 +258,14 @@ static void store_error(broker_t *b, const origin_t *o, const wire_hdr_t *h, int
     case -E2BIG:
         code = "too_large";
         snprintf(msg, sizeof(msg), "the value is larger than this forqd's --dict-max-value of %ld "
-                 "bytes", b->cfg->dict_max_value);
+                 "bytes", s->cfg->dict_max_value);
         break;
     case -ENOSPC:
         code = "dict_full";
         snprintf(msg, sizeof(msg), "the dicts hold %zu keys and %zu bytes, at their limits "
                  "(--dict-max-keys %ld, --dict-max-bytes %ld); delete keys or raise the limits",
-                 dstore_keys(b->dict), dstore_bytes(b->dict), b->cfg->dict_max_keys,
-                 b->cfg->dict_max_bytes);
+                 dstore_keys(s->store), dstore_bytes(s->store), s->cfg->dict_max_keys,
+                 s->cfg->dict_max_bytes);
         break;
     case -EINVAL:
         code = "not_integer";
@@ -256,46 +280,46 @@ static void store_error(broker_t *b, const origin_t *o, const wire_hdr_t *h, int
         code = "internal";
         snprintf(msg, sizeof(msg), "the dict operation failed: %s", strerror(-r));
     }
-    broker_error(b, o, h, code, msg);
+    outbox_error(s->out, o, h, code, msg);
 }
 
 /* ---- waiters ---- */
 
 /* Answer a waiter with the key's current state (code "timeout" when it timed out). */
-static void wake(broker_t *b, dwaiter_t *w, const char *code)
+static void wake(dict_service_t *s, dwaiter_t *w, const char *code)
 {
     origin_t o = {w->ident, w->ident_len, w->delim, w->worker};
     wire_hdr_t req = {.req = w->req, .has_req = w->has_req};
     wire_hdr_t h = {.code = wire_str(code)};
     dval_t v;
 
-    if (dstore_get(b->dict, w->name, w->nlen, w->key, w->klen, &v) == 0) {
+    if (dstore_get(s->store, w->name, w->nlen, w->key, w->klen, &v) == 0) {
         h.found = true;
         h.ver = v.ver;
         h.has_ver = true;
-        reply(b, &o, &req, &h, v.data, v.len);
+        reply(s, &o, &req, &h, v.data, v.len);
     } else {
-        reply(b, &o, &req, &h, NULL, 0);
+        reply(s, &o, &req, &h, NULL, 0);
     }
-    DL_DELETE(b->dict_waiters, w);
-    timers_del(&b->timers, &w->timer);
-    b->n_dict_waiters--;
+    DL_DELETE(s->waiters, w);
+    loop_timer_disarm(s->loop, &w->timer);
+    s->n_waiters--;
     free(w);
 }
 
 static void on_change(void *ud, const char *name, size_t nlen, const char *key, size_t klen)
 {
-    broker_t *b = ud;
+    dict_service_t *s = ud;
     dchange_t *c = xcalloc(1, sizeof(*c) + klen + 1);
     dval_t v;
 
-    if (b->dict_log) {
+    if (s->log) {
         if (!key)
-            dictlog_put_clear(b->dict_log, name, nlen);
-        else if (dstore_get(b->dict, name, nlen, key, klen, &v) == 0)
-            dictlog_put(b->dict_log, name, nlen, key, klen, v.data, v.len, v.ver);
+            dictlog_put_clear(s->log, name, nlen);
+        else if (dstore_get(s->store, name, nlen, key, klen, &v) == 0)
+            dictlog_put(s->log, name, nlen, key, klen, v.data, v.len, v.ver);
         else
-            dictlog_put(b->dict_log, name, nlen, key, klen, NULL, 0, 0);
+            dictlog_put(s->log, name, nlen, key, klen, NULL, 0, 0);
     }
     memcpy(c->name, name, nlen);
     c->nlen = nlen;
@@ -303,18 +327,18 @@ static void on_change(void *ud, const char *name, size_t nlen, const char *key, 
     if (key)
         memcpy(c->key, key, klen);
     c->klen = klen;
-    c->next = b->dict_changed;
-    b->dict_changed = c;
+    c->next = s->changed;
+    s->changed = c;
 }
 
 /* After a request's changes are committed: answer the waiters whose key changed. */
-static void wake_changed(broker_t *b)
+static void wake_changed(dict_service_t *s)
 {
-    while (b->dict_changed) {
-        dchange_t *c = b->dict_changed;
+    while (s->changed) {
+        dchange_t *c = s->changed;
         dwaiter_t *w, *tmp;
-        b->dict_changed = c->next;
-        DL_FOREACH_SAFE(b->dict_waiters, w, tmp)
+        s->changed = c->next;
+        DL_FOREACH_SAFE(s->waiters, w, tmp)
         {
             if (w->nlen != c->nlen || memcmp(w->name, c->name, c->nlen) != 0)
                 continue;
@@ -322,48 +346,56 @@ static void wake_changed(broker_t *b)
                 continue;
             dval_t v;
             uint64_t now =
-                dstore_get(b->dict, w->name, w->nlen, w->key, w->klen, &v) == 0 ? v.ver : 0;
+                dstore_get(s->store, w->name, w->nlen, w->key, w->klen, &v) == 0 ? v.ver : 0;
             if (now != w->ver)
-                wake(b, w, NULL);
+                wake(s, w, NULL);
         }
         free(c);
     }
 }
 
-int dict_store_result(broker_t *b, const char *name, const char *key, const void *val,
-                      size_t vlen)
+/* A finished job's result, stored under name/key (the submit option `store`). */
+static int store_result(void *ud, const char *name, const char *key, const void *val, size_t vlen)
 {
+    dict_service_t *s = ud;
     uint64_t ver;
     int r;
 
-    remember(b, name, strlen(name), key, strlen(key));
-    r = dstore_set(b->dict, name, strlen(name), key, strlen(key), val, vlen, &ver);
+    remember(s, name, strlen(name), key, strlen(key));
+    r = dstore_set(s->store, name, strlen(name), key, strlen(key), val, vlen, &ver);
     if (r < 0) {
-        free_undo(b);
+        free_undo(s);
         return r;
     }
-    if ((r = commit_or_undo(b)) < 0)
+    if ((r = commit_or_undo(s)) < 0)
         return r;
-    wake_changed(b);
+    wake_changed(s);
     return 0;
 }
 
-void dict_tick(broker_t *b, uint64_t now)
+/* The log's fsync every second (everysec) and its compaction. */
+static uint64_t tick(void *ud, uint64_t now)
 {
+    dict_service_t *s = ud;
     int r;
-    if (b->dict_log && (r = dictlog_tick(b->dict_log, b->dict, now)) < 0)
+
+    if (!s->log)
+        return LOOP_NEVER;
+    if ((r = dictlog_tick(s->log, s->store, now)) < 0)
         log_error("dict log: compaction failed (%s); the old log is kept", strerror(-r));
+    return now + 1000;
 }
 
-void dict_on_timer(broker_t *b, timer_node_t *t)
+static void on_timer(void *ud, timer_node_t *t, uint64_t now)
 {
-    wake(b, container_of(t, dwaiter_t, timer), "timeout");
+    (void)now;
+    wake(ud, container_of(t, dwaiter_t, timer), "timeout"); /* disarms and frees it */
 }
 
-static void op_wait(broker_t *b, const origin_t *o, const wire_hdr_t *h)
+static void op_wait(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
 {
     dval_t v;
-    uint64_t now = dstore_get(b->dict, h->name.ptr, h->name.len, h->key.ptr, h->key.len, &v) == 0
+    uint64_t now = dstore_get(s->store, h->name.ptr, h->name.len, h->key.ptr, h->key.len, &v) == 0
                        ? v.ver
                        : 0;
     dwaiter_t *w;
@@ -371,17 +403,17 @@ static void op_wait(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     if (h->has_ver && h->ver != now) {
         /* it changed already: answer at once */
         wire_hdr_t r = {.found = now != 0, .ver = now, .has_ver = now != 0};
-        reply(b, o, h, &r, now ? v.data : NULL, now ? v.len : 0);
+        reply(s, o, h, &r, now ? v.data : NULL, now ? v.len : 0);
         return;
     }
-    if (b->n_dict_waiters >= WAITERS_MAX) {
-        broker_error(b, o, h, "too_many_waiters",
+    if (s->n_waiters >= WAITERS_MAX) {
+        outbox_error(s->out, o, h, "too_many_waiters",
                      "forqd already has 10000 dict waits open; retry later");
         return;
     }
     w = xcalloc(1, sizeof(*w) + h->key.len + 1);
     timer_node_init(&w->timer);
-    w->timer.kind = TIMER_DICT_WAIT;
+    w->timer.kind = s->timer_kind;
     w->req = h->req;
     w->has_req = h->has_req;
     w->ver = now;
@@ -393,10 +425,10 @@ static void op_wait(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     memcpy(w->name, h->name.ptr, h->name.len);
     w->klen = h->key.len;
     memcpy(w->key, h->key.ptr, h->key.len);
-    DL_APPEND(b->dict_waiters, w);
-    b->n_dict_waiters++;
+    DL_APPEND(s->waiters, w);
+    s->n_waiters++;
     if (h->timeout_ms)
-        timers_add(&b->timers, &w->timer, now_ms() + h->timeout_ms);
+        loop_timer_arm(s->loop, &w->timer, now_ms() + h->timeout_ms);
 }
 
 /* ---- paging ---- */
@@ -425,7 +457,7 @@ static int visit(void *ud, const char *key, size_t klen, const dval_t *val)
     return 0;
 }
 
-static void op_page(broker_t *b, const origin_t *o, const wire_hdr_t *h, bool items)
+static void op_page(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, bool items)
 {
     size_t limit = h->limit ? (h->limit > PAGE_MAX ? PAGE_MAX : h->limit) : PAGE_DEF;
     msgpack_sbuffer body, out;
@@ -435,11 +467,11 @@ static void op_page(broker_t *b, const origin_t *o, const wire_hdr_t *h, bool it
 
     msgpack_sbuffer_init(&body);
     msgpack_packer_init(&p.pk, &body, msgpack_sbuffer_write);
-    n = dstore_iter(b->dict, h->name.ptr, h->name.len, h->key.ptr, h->key.len, limit, visit, &p,
+    n = dstore_iter(s->store, h->name.ptr, h->name.len, h->key.ptr, h->key.len, limit, visit, &p,
                     &more);
     if (n < 0) {
         msgpack_sbuffer_destroy(&body);
-        broker_error(b, o, h, "cursor_expired",
+        outbox_error(s->out, o, h, "cursor_expired",
                      "the page cursor's key was deleted meanwhile; list the dict again from the "
                      "start");
         return;
@@ -456,14 +488,14 @@ static void op_page(broker_t *b, const origin_t *o, const wire_hdr_t *h, bool it
         memcpy(cursor, p.last, p.last_len);
         r.key = (wire_str_t){cursor, p.last_len};
     }
-    reply(b, o, h, &r, out.data, out.size);
+    reply(s, o, h, &r, out.data, out.size);
     msgpack_sbuffer_destroy(&body);
     msgpack_sbuffer_destroy(&out);
 }
 
 /* ---- update: a map of string keys ---- */
 
-static void op_update(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
+static void op_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
 {
     msgpack_zone zone;
     msgpack_object m;
@@ -475,7 +507,7 @@ static void op_update(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
             MSGPACK_UNPACK_SUCCESS ||
         m.type != MSGPACK_OBJECT_MAP) {
         msgpack_zone_destroy(&zone);
-        broker_error(b, o, h, "bad_value", "update takes a map of string keys to values");
+        outbox_error(s->out, o, h, "bad_value", "update takes a map of string keys to values");
         return;
     }
     size_t n = m.via.map.size;
@@ -508,16 +540,16 @@ static void op_update(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
             vals[i] = packed.data + offs[i];
         uint64_t ver = 0;
         for (size_t i = 0; i < n; i++)
-            remember(b, h->name.ptr, h->name.len, keys[i], klens[i]);
-        r = dstore_update(b->dict, h->name.ptr, h->name.len, n, keys, klens, vals, vlens, &ver);
+            remember(s, h->name.ptr, h->name.len, keys[i], klens[i]);
+        r = dstore_update(s->store, h->name.ptr, h->name.len, n, keys, klens, vals, vlens, &ver);
         if (r == 0) {
             wire_hdr_t rep = {.count = n, .ver = ver, .has_ver = true, .found = true};
-            reply(b, o, h, &rep, NULL, 0);
+            reply(s, o, h, &rep, NULL, 0);
         } else {
-            store_error(b, o, h, r);
+            store_error(s, o, h, r);
         }
     } else {
-        broker_error(b, o, h, "bad_key", "update: keys must be non-empty strings of at most "
+        outbox_error(s->out, o, h, "bad_key", "update: keys must be non-empty strings of at most "
                                          "1024 bytes without NUL");
     }
     msgpack_sbuffer_destroy(&packed);
@@ -544,8 +576,9 @@ static const struct {
     {"cas", NEEDS_KEY_VALUE},  {"wait", NEEDS_KEY},
 };
 
-void dict_on_request(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
+static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
 {
+    dict_service_t *s = ud;
     const char *name = h->name.ptr, *key = h->key.ptr;
     size_t nlen = h->name.len, klen = h->key.len;
     needs_t needs = NEEDS_NOTHING;
@@ -561,23 +594,23 @@ void dict_on_request(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_ms
             needs = ops[i].needs;
         }
     if (!op) {
-        broker_error(b, o, h, "bad_op", "unknown dict op; use get, set, del, has, keys, items, "
+        outbox_error(s->out, o, h, "bad_op", "unknown dict op; use get, set, del, has, keys, items, "
                                         "len, clear, update, setdefault, pop, incr, cas or wait");
         return;
     }
     if ((needs == NEEDS_KEY || needs == NEEDS_KEY_VALUE) &&
         (!key || klen == 0 || memchr(key, '\0', klen))) {
-        broker_error(b, o, h, "missing_field", "this dict op needs a non-empty 'key' without NUL");
+        outbox_error(s->out, o, h, "missing_field", "this dict op needs a non-empty 'key' without NUL");
         return;
     }
     if ((needs == NEEDS_KEY_VALUE || needs == NEEDS_VALUE) != (payload != NULL)) {
-        broker_error(b, o, h, "bad_frames", payload ? "this dict op takes no value frame"
+        outbox_error(s->out, o, h, "bad_frames", payload ? "this dict op takes no value frame"
                                                     : "this dict op needs one value frame");
         return;
     }
     if (payload && wire_check(zmq_msg_data(payload), zmq_msg_size(payload), WIRE_DEPTH_MAX,
                               &werr) < 0) {
-        broker_error(b, o, h, "bad_value", werr.msg);
+        outbox_error(s->out, o, h, "bad_value", werr.msg);
         return;
     }
     const void *val = payload ? zmq_msg_data(payload) : NULL;
@@ -586,94 +619,95 @@ void dict_on_request(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_ms
 
     /* what a mutating op may change, kept to undo it if the log cannot take it */
     if (strcmp(op, "clear") == 0)
-        remember_dict(b, name, nlen);
+        remember_dict(s, name, nlen);
     else if (key && strcmp(op, "get") != 0 && strcmp(op, "has") != 0 && strcmp(op, "wait") != 0)
-        remember(b, name, nlen, key, klen);
+        remember(s, name, nlen, key, klen);
 
     if (strcmp(op, "get") == 0 || strcmp(op, "has") == 0) {
-        if (dstore_get(b->dict, name, nlen, key, klen, &v) == 0) {
+        if (dstore_get(s->store, name, nlen, key, klen, &v) == 0) {
             rep.found = true;
             rep.ver = v.ver;
             rep.has_ver = true;
-            reply(b, o, h, &rep, op[0] == 'g' ? v.data : NULL, v.len);
+            reply(s, o, h, &rep, op[0] == 'g' ? v.data : NULL, v.len);
         } else {
-            reply(b, o, h, &rep, NULL, 0);
+            reply(s, o, h, &rep, NULL, 0);
         }
     } else if (strcmp(op, "set") == 0) {
-        if ((r = dstore_set(b->dict, name, nlen, key, klen, val, vlen, &ver)) < 0)
-            return store_error(b, o, h, r);
+        if ((r = dstore_set(s->store, name, nlen, key, klen, val, vlen, &ver)) < 0)
+            return store_error(s, o, h, r);
         rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
-        reply(b, o, h, &rep, NULL, 0);
+        reply(s, o, h, &rep, NULL, 0);
     } else if (strcmp(op, "del") == 0) {
-        rep.found = dstore_del(b->dict, name, nlen, key, klen) == 0;
-        reply(b, o, h, &rep, NULL, 0);
+        rep.found = dstore_del(s->store, name, nlen, key, klen) == 0;
+        reply(s, o, h, &rep, NULL, 0);
     } else if (strcmp(op, "keys") == 0 || strcmp(op, "items") == 0) {
-        op_page(b, o, h, op[0] == 'i');
+        op_page(s, o, h, op[0] == 'i');
     } else if (strcmp(op, "len") == 0) {
-        rep.count = dstore_len(b->dict, name, nlen);
-        reply(b, o, h, &rep, NULL, 0);
+        rep.count = dstore_len(s->store, name, nlen);
+        reply(s, o, h, &rep, NULL, 0);
     } else if (strcmp(op, "clear") == 0) {
-        rep.count = dstore_clear(b->dict, name, nlen);
-        reply(b, o, h, &rep, NULL, 0);
+        rep.count = dstore_clear(s->store, name, nlen);
+        reply(s, o, h, &rep, NULL, 0);
     } else if (strcmp(op, "update") == 0) {
-        op_update(b, o, h, payload);
+        op_update(s, o, h, payload);
     } else if (strcmp(op, "setdefault") == 0) {
-        bool existed = dstore_get(b->dict, name, nlen, key, klen, &v) == 0;
-        if ((r = dstore_setdefault(b->dict, name, nlen, key, klen, val, vlen, &v)) < 0)
-            return store_error(b, o, h, r);
+        bool existed = dstore_get(s->store, name, nlen, key, klen, &v) == 0;
+        if ((r = dstore_setdefault(s->store, name, nlen, key, klen, val, vlen, &v)) < 0)
+            return store_error(s, o, h, r);
         rep = (wire_hdr_t){.found = existed, .ver = v.ver, .has_ver = true};
-        reply(b, o, h, &rep, v.data, v.len);
+        reply(s, o, h, &rep, v.data, v.len);
     } else if (strcmp(op, "pop") == 0) {
         void *popped;
         size_t plen;
-        if (dstore_pop(b->dict, name, nlen, key, klen, &popped, &plen, &ver) == 0) {
+        if (dstore_pop(s->store, name, nlen, key, klen, &popped, &plen, &ver) == 0) {
             rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
-            reply(b, o, h, &rep, popped, plen);
+            reply(s, o, h, &rep, popped, plen);
             free(popped);
         } else {
-            reply(b, o, h, &rep, NULL, 0);
+            reply(s, o, h, &rep, NULL, 0);
         }
     } else if (strcmp(op, "incr") == 0) {
         int64_t now;
         msgpack_sbuffer sb;
         msgpack_packer pk;
-        if ((r = dstore_incr(b->dict, name, nlen, key, klen, h->has_delta ? h->delta : 1, &now,
+        if ((r = dstore_incr(s->store, name, nlen, key, klen, h->has_delta ? h->delta : 1, &now,
                              &ver)) < 0)
-            return store_error(b, o, h, r);
+            return store_error(s, o, h, r);
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_pack_int64(&pk, now);
         rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
-        reply(b, o, h, &rep, sb.data, sb.size);
+        reply(s, o, h, &rep, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
     } else if (strcmp(op, "cas") == 0) {
         if (!h->has_ver) {
-            broker_error(b, o, h, "missing_field", "cas needs 'ver' (0: the key must not exist)");
+            outbox_error(s->out, o, h, "missing_field", "cas needs 'ver' (0: the key must not exist)");
             return;
         }
-        r = dstore_cas(b->dict, name, nlen, key, klen, h->ver, val, vlen, &ver);
+        r = dstore_cas(s->store, name, nlen, key, klen, h->ver, val, vlen, &ver);
         if (r == -ESTALE) {
             rep = (wire_hdr_t){.code = wire_str("conflict"), .found = ver != 0, .ver = ver,
                                .has_ver = true};
-            reply(b, o, h, &rep, NULL, 0);
+            reply(s, o, h, &rep, NULL, 0);
             return;
         }
         if (r < 0)
-            return store_error(b, o, h, r);
+            return store_error(s, o, h, r);
         rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
-        reply(b, o, h, &rep, NULL, 0);
+        reply(s, o, h, &rep, NULL, 0);
     } else {
-        op_wait(b, o, h);
+        op_wait(s, o, h);
     }
-    free_undo(b); /* an op that changed nothing kept its pre-images for nothing */
-    wake_changed(b);
+    free_undo(s); /* an op that changed nothing kept its pre-images for nothing */
+    wake_changed(s);
 }
 
-size_t dict_pack_stats(broker_t *b, msgpack_packer *pk)
+static void pack_stats(void *ud, msgpack_packer *pk)
 {
+    dict_service_t *s = ud;
     static const char *const keys[] = {"dict_keys", "dict_bytes", "dicts", "dict_waiters"};
-    uint64_t vals[] = {dstore_keys(b->dict), dstore_bytes(b->dict), dstore_dicts(b->dict),
-                       b->n_dict_waiters};
+    uint64_t vals[] = {dstore_keys(s->store), dstore_bytes(s->store), dstore_dicts(s->store),
+                       s->n_waiters};
 
     for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
         msgpack_pack_str_with_body(pk, keys[i], strlen(keys[i]));
@@ -681,12 +715,35 @@ size_t dict_pack_stats(broker_t *b, msgpack_packer *pk)
     }
     char dur[64];
     snprintf(dur, sizeof(dur), "log, fsync %s",
-             dictlog_policy_name((fsync_policy_t)b->cfg->fsync_policy));
-    if (!b->dict_log)
+             dictlog_policy_name((fsync_policy_t)s->cfg->fsync_policy));
+    if (!s->log)
         snprintf(dur, sizeof(dur), "memory");
     msgpack_pack_str_with_body(pk, "dict_durability", 15);
     msgpack_pack_str_with_body(pk, dur, strlen(dur));
     msgpack_pack_str_with_body(pk, "dict_log_bytes", 14);
-    msgpack_pack_uint64(pk, b->dict_log ? dictlog_size(b->dict_log) : 0);
-    return ELEMENTSOF(keys) + 2;
+    msgpack_pack_uint64(pk, s->log ? dictlog_size(s->log) : 0);
+}
+
+static const broker_dict_ops_t ops_for_broker = {
+    .request = on_request,
+    .pack_stats = pack_stats,
+    .n_stats = 6,
+    .store = store_result,
+};
+
+dict_service_t *dict_service_new(broker_t *b, const config_t *cfg)
+{
+    dict_service_t *s = xcalloc(1, sizeof(*s));
+
+    s->cfg = cfg;
+    s->loop = broker_loop(b);
+    s->out = broker_outbox(b);
+    if (open_store(s) < 0) {
+        dict_service_destroy(&s);
+        return NULL;
+    }
+    s->timer_kind = loop_timer_kind(s->loop, on_timer, s);
+    loop_tick_add(s->loop, tick, s);
+    broker_attach_dict(b, &ops_for_broker, s);
+    return s;
 }

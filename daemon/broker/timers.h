@@ -11,7 +11,7 @@
 typedef struct {
     uint64_t at;   /* when it fires, in now_ms() time */
     size_t idx;    /* position in the heap, TIMER_IDLE when not armed */
-    uint8_t kind;  /* what it belongs to (the owner's enum; 0 by default) */
+    uint8_t kind;  /* which callback fires it (loop_timer_kind()); 0 by default */
 } timer_node_t;
 
 typedef struct {

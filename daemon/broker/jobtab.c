@@ -1,7 +1,7 @@
 /* jobtab.c - see jobtab.h. */
 #include "jobtab.h"
 
-#include "broker_int.h"
+#include "job.h"
 #include "util.h"
 
 #include <stdlib.h>

@@ -21,7 +21,7 @@
 #ifndef FORQ_DICTLOG_H
 #define FORQ_DICTLOG_H
 
-#include "dict.h"
+#include "store.h"
 
 #include <stdint.h>
 #include <sys/types.h>

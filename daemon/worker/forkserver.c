@@ -320,10 +320,7 @@ void forkserver_main(const config_t *cfg, int fd)
             reap(fd);
         }
         if (p[0].revents) {
-            union {
-                fs_msg_t m;
-                char raw[FS_MSG_MAX];
-            } u;
+            fs_buf_t u;
             ssize_t n = fs_recv(fd, &u, sizeof(u), NULL);
             if (n == 0 || (n < 0 && n != -EAGAIN))
                 break; /* the broker is gone: so are we, and our workers */

@@ -1,7 +1,7 @@
 /* dict.c - see dict.h. Two levels of uthash tables: dicts by name, entries by key. uthash keeps
  * insertion order for iteration, which gives keys/items paging a stable order. A dict exists
  * while it has keys. */
-#include "dict.h"
+#include "store.h"
 
 #include "util.h"
 

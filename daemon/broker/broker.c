@@ -1,0 +1,112 @@
+/* broker.c - the broker's hub: makes the subsystems (broker_int.h lists them), registers what
+ * no single one owns (the stop signals), runs the loop, and takes everything down in order.
+ *
+ * One thread, one loop (loop.h) over the client ROUTER, a signalfd, the forkserver channels and
+ * the workers' links; timers and ticks give the poll its timeout. */
+#define _GNU_SOURCE
+#include "broker_int.h"
+
+#include "forq_config.h"
+#include "jobs.h"
+#include "log.h"
+#include "notify.h"
+#include "outbox.h"
+#include "pool.h"
+#include "reload.h"
+#include "stats.h"
+#include "tasks.h"
+#include "util.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LAST_CHANCE_MS 2000 /* undelivered replies may still leave after the stop */
+
+static void on_stop_signal(void *ud, int signo)
+{
+    broker_t *b = ud;
+
+    (void)signo;
+    if (!b->draining)
+        notify_stopping();
+    jobs_drain(b->jobs);
+}
+
+broker_t *broker_new(const config_t *cfg, pid_t fs_pid, int fs_fd)
+{
+    broker_t *b = xcalloc(1, sizeof(*b));
+    int r;
+
+    b->cfg = cfg;
+    b->started_ms = now_ms();
+    b->loop = loop_new();
+    b->tasks = tasks_new();
+    /* the order of their ticks in a turn: replies that waited, the job queue, the service
+     * manager; then what services attach; then the pool (pool_start), whose last tick writes
+     * what the turn queued for workers */
+    b->out = outbox_new(b);
+    b->jobs = jobs_new(b);
+    b->stats = stats_new(b);
+    b->pool = pool_new(b, fs_pid, fs_fd);
+    b->reload = reload_new(b);
+    b->listen = listener_new(b);
+    if ((r = loop_signal_add(b->loop, SIGTERM, ORDER_SIGNALS, on_stop_signal, b)) < 0 ||
+        (r = loop_signal_add(b->loop, SIGINT, ORDER_SIGNALS, on_stop_signal, b)) < 0) {
+        fprintf(stderr, "forqd: cannot create a signalfd: %s\n", strerror(-r));
+        broker_destroy(&b);
+        return NULL;
+    }
+    return b;
+}
+
+loop_t *broker_loop(broker_t *b)
+{
+    return b->loop;
+}
+
+outbox_t *broker_outbox(broker_t *b)
+{
+    return b->out;
+}
+
+void broker_attach_dict(broker_t *b, const broker_dict_ops_t *ops, void *ud)
+{
+    b->dict = ops;
+    b->dict_ud = ud;
+}
+
+int broker_run(broker_t *b)
+{
+    const counters_t *st = &b->st;
+
+    if (pool_start(b->pool, 30000) < 0 || listener_bind(b->listen) < 0)
+        return 1;
+    log_notice("forqd %s ready: %ld workers, listening on %s%s", FORQ_VERSION, b->cfg->workers,
+               b->cfg->listen.items[0], b->cfg->listen.n > 1 ? " and more" : "");
+    if (loop_run(b->loop) < 0)
+        return 1;
+    log_notice("stopped: %llu jobs submitted, %llu ok, %llu failed otherwise",
+               (unsigned long long)st->submitted, (unsigned long long)st->ok,
+               (unsigned long long)(st->error + st->cancelled + st->timeout + st->crashed +
+                                    st->lost));
+    return 0;
+}
+
+void broker_destroy(broker_t **bp)
+{
+    broker_t *b = *bp;
+
+    if (!b)
+        return;
+    outbox_destroy(&b->out, now_ms() + LAST_CHANCE_MS);
+    pool_destroy(&b->pool);
+    reload_destroy(&b->reload);
+    jobs_destroy(&b->jobs);
+    tasks_destroy(&b->tasks);
+    stats_destroy(&b->stats);
+    listener_destroy(&b->listen);
+    loop_destroy(&b->loop);
+    free(b);
+    *bp = NULL;
+}

@@ -1,0 +1,83 @@
+/* broker_int.h - the broker's context: which subsystems it has and the little they share.
+ * Every broker file includes it; what a subsystem keeps is in its own struct, opaque outside its
+ * file, reached through its header's functions.
+ *
+ *   listen.c    the client socket: binding, receiving, decoding headers -> commands.c
+ *   commands.c  what a client asks (submit, cancel, status, fetch, ping, stats, dict)
+ *   outbox.c    all sending: to clients (with the backlog of a full pipe) and to workers
+ *   jobs.c      the whole life of a job, from acceptance to its one result (job.h)
+ *   pool.c      worker processes, their links and the forkservers; reports to jobs.c
+ *   tasks.c     the task names the forkserver offers and their run-time averages
+ *   reload.c    SIGHUP: a new configuration and forkserver, switched to at its HELLO
+ *   stats.c     counters, the stats reply, jobs/s, the service manager's view
+ *   loop.c      the event loop the others register with; knows none of them
+ *
+ * The only pair that calls each other is jobs.c and pool.c, through the small seam their
+ * headers declare: pool reports a worker's READY, DONE and exit; jobs asks pool for workers,
+ * to send a job, to skip one sent ahead, or to kill. */
+#ifndef FORQ_BROKER_INT_H
+#define FORQ_BROKER_INT_H
+
+#include "broker.h"
+#include "config.h"
+#include "loop.h"
+#include "wire.h"
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#define BROKER_BATCH 256 /* messages read from one socket before looking at the others */
+
+/* The order in which ready callbacks run in one turn (loop.h): workers first, so that what a
+ * worker wrote before it died is read before its exit report is handled. */
+enum { ORDER_WORKER = 0, ORDER_OLD_FS, ORDER_SIGNALS, ORDER_FS, ORDER_CLIENTS };
+
+typedef struct outbox outbox_t;
+typedef struct jobs jobs_t;
+typedef struct pool pool_t;
+typedef struct tasks tasks_t;
+typedef struct reload reload_t;
+typedef struct stats stats_t;
+typedef struct listener listener_t;
+
+typedef struct {
+    uint64_t submitted, ok, error, cancelled, timeout, crashed, rejected, lost;
+    uint64_t retried, undeliverable, malformed, workers_started, worker_crashes, sent_ahead;
+    uint64_t last_replace_us;   /* a crashed worker's exit to its replacement's READY */
+} counters_t;
+
+struct broker {
+    const config_t *cfg;        /* in effect; a reload swaps it (reload.c owns the new one) */
+    loop_t *loop;
+    listener_t *listen;
+    outbox_t *out;
+    jobs_t *jobs;
+    pool_t *pool;
+    tasks_t *tasks;
+    reload_t *reload;
+    stats_t *stats;
+    const broker_dict_ops_t *dict; /* the dict service, when one is attached */
+    void *dict_ud;
+    counters_t st;              /* what happened since start, for stats */
+    bool draining;              /* SIGTERM seen: reject submits, finish running work */
+    uint64_t started_ms;        /* for uptime */
+};
+
+/* listen.c: the client ROUTER */
+listener_t *listener_new(broker_t *b);
+void listener_destroy(listener_t **l);
+/* Create the socket and bind cfg's endpoints; errors are printed. 0 or -errno. */
+int listener_bind(listener_t *l);
+/* Bind the endpoints of `next` that are not bound, unbind those it lacks. 0, or -errno after
+ * logging why (nothing changed then). */
+int listener_rebind(listener_t *l, const config_t *next);
+void *listener_socket(listener_t *l);
+
+/* commands.c: one request from a client, decoded; `frames` payload frames follow the header
+ * (payload: the first of them, NULL if none; too_many: more than the socket kept). */
+void commands_handle(broker_t *b, const struct origin *o, const wire_hdr_t *h, int frames,
+                     zmq_msg_t *payload);
+
+#endif

@@ -1,0 +1,171 @@
+/* commands.c - what a client may ask, each request checked before anything changes: submit
+ * (every reason to reject a job, with a message that says what to do), cancel, status, fetch,
+ * ping, stats, and dict (handed to the attached dict service). */
+#define _GNU_SOURCE
+#include "broker_int.h"
+
+#include "forq_config.h"
+#include "jobs.h"
+#include "log.h"
+#include "outbox.h"
+#include "pool.h"
+#include "stats.h"
+#include "tasks.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void reject(broker_t *b, const origin_t *o, const wire_hdr_t *req, const char *code,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void reject(broker_t *b, const origin_t *o, const wire_hdr_t *req, const char *code,
+                   const char *fmt, ...)
+{
+    char msg[WIRE_TEXT_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    wire_hdr_t h = {.cmd = WIRE_RESULT, .id = req->id, .state = WIRE_ST_REJECTED,
+                    .code = wire_str(code), .msg = wire_str(msg)};
+    b->st.rejected++;
+    log_debug("job %.*s rejected: %s", (int)req->id.len, req->id.ptr, msg);
+    outbox_send(b->out, o, &h, NULL);
+}
+
+static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *args)
+{
+    const config_t *cfg = b->cfg;
+    job_t *old = jobs_find(b->jobs, h->id);
+    const char *task;
+    jobs_counts_t jc;
+    client_t *c;
+    wire_err_t werr;
+
+    if (old && old->phase != JOB_DONE) {
+        outbox_error(b->out, o, h, "duplicate_id",
+                     "a job with this id is queued or running; choose a new id");
+        return;
+    }
+    if (b->draining)
+        return reject(b, o, h, "shutting_down",
+                      "forqd is shutting down and accepts no new jobs; retry when it is back");
+    if (!(task = tasks_find(b->tasks, h->task.ptr, h->task.len)))
+        return reject(b, o, h, "unknown_task",
+                      "forqd has no task '%.*s'; 'forq status' lists the tasks it has",
+                      (int)h->task.len, h->task.ptr);
+    if (strcmp(task, "exec") == 0 && cfg->exec_allow.n == 0)
+        return reject(b, o, h, "task_disabled",
+                      "the exec task is disabled; start forqd with --allow-exec PROGRAM");
+    if (zmq_msg_size(args) > (size_t)cfg->max_payload)
+        return reject(b, o, h, "too_large",
+                      "the args frame is %zu bytes, more than this forqd's --max-payload of %ld",
+                      zmq_msg_size(args), cfg->max_payload);
+    if (wire_check(zmq_msg_data(args), zmq_msg_size(args), WIRE_DEPTH_MAX, &werr) < 0)
+        return reject(b, o, h, "bad_args", "the args frame is not one valid msgpack value: %s",
+                      werr.msg);
+    if ((h->name.ptr || h->key.ptr) &&
+        (!h->name.ptr || !h->key.ptr || !wire_id_is_valid(h->name.ptr, h->name.len) ||
+         h->key.len == 0 || memchr(h->key.ptr, '\0', h->key.len)))
+        return reject(b, o, h, "bad_store",
+                      "to store the result give both 'name' (a dict name) and 'key' (1-1024 "
+                      "bytes, no NUL)");
+    jobs_counts(b->jobs, &jc);
+    if ((long)jc.queued >= cfg->queue_max)
+        return reject(b, o, h, "queue_full",
+                      "forqd's queue holds %zu jobs, its limit (--queue-max); retry later",
+                      jc.queued);
+    c = outbox_client(b->out, o->ident, o->ilen, true);
+    c->delim = o->delim;
+    if ((long)(c->live + c->backlog_n) >= cfg->client_queue_max) {
+        reject(b, o, h, "client_queue_full",
+               "this client has %zu unfinished jobs and undelivered results, its limit "
+               "(--client-queue-max); wait for results before submitting more",
+               c->live + c->backlog_n);
+        outbox_client_release(b->out, c);
+        return;
+    }
+    jobs_accept(b->jobs, c, h, task, args);
+}
+
+static void on_status(broker_t *b, const origin_t *o, const wire_hdr_t *h)
+{
+    job_t *job = jobs_find(b->jobs, h->id);
+    wire_hdr_t r = {.cmd = WIRE_STATUS_REPLY, .id = h->id, .req = h->req, .has_req = h->has_req,
+                    .state = WIRE_ST_UNKNOWN};
+
+    if (job) {
+        r.task = wire_str(job->task);
+        r.attempts = job->attempts;
+        if (job->phase == JOB_QUEUED || job->phase == JOB_AHEAD) {
+            r.state = WIRE_ST_QUEUED;
+            r.priority = job->prio;
+            r.has_priority = true;
+        } else if (job->phase == JOB_RUNNING) {
+            r.state = WIRE_ST_RUNNING;
+            r.pid = job->worker->pid;
+        } else {
+            r.state = job->final;
+        }
+    }
+    outbox_send(b->out, o, &r, NULL);
+}
+
+void commands_handle(broker_t *b, const origin_t *o, const wire_hdr_t *h, int frames,
+                     zmq_msg_t *payload)
+{
+    switch (h->cmd) {
+    case WIRE_SUBMIT:
+        if (frames != 1) {
+            outbox_error(b->out, o, h, "bad_frames",
+                         "submit takes exactly one args frame after the header");
+            return;
+        }
+        on_submit(b, o, h, payload);
+        return;
+    case WIRE_DICT:
+        if (frames > 1) {
+            outbox_error(b->out, o, h, "bad_frames",
+                         "dict takes at most one value frame after the header");
+            return;
+        }
+        if (b->dict)
+            b->dict->request(b->dict_ud, o, h, frames ? payload : NULL);
+        else
+            outbox_error(b->out, o, h, "unknown_command", "this forqd has no dict service");
+        return;
+    case WIRE_CANCEL:
+    case WIRE_STATUS:
+    case WIRE_STATS:
+    case WIRE_PING:
+    case WIRE_FETCH:
+        if (frames != 0) {
+            outbox_error(b->out, o, h, "bad_frames",
+                         "this command takes no frame after the header");
+            return;
+        }
+        break;
+    default: {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "'%s' is not a command a client may send",
+                 wire_cmd_name(h->cmd));
+        outbox_error(b->out, o, h, "unknown_command", msg);
+        return;
+    }
+    }
+    if (h->cmd == WIRE_CANCEL) {
+        jobs_cancel(b->jobs, o, h);
+    } else if (h->cmd == WIRE_STATUS) {
+        on_status(b, o, h);
+    } else if (h->cmd == WIRE_STATS) {
+        stats_reply(b, o, h);
+    } else if (h->cmd == WIRE_FETCH) {
+        jobs_fetch(b->jobs, o, h);
+    } else {
+        wire_hdr_t r = {.cmd = WIRE_PONG, .req = h->req, .has_req = h->has_req, .pid = getpid(),
+                        .msg = wire_str("forqd " FORQ_VERSION)};
+        outbox_send(b->out, o, &r, NULL);
+    }
+}

@@ -1,0 +1,801 @@
+/* jobs.c - the whole life of a job. See jobs.h, and job.h for the phases.
+ *
+ * Dispatch runs once per loop turn, as a tick: whatever the turn's callbacks did (submits read,
+ * workers freed, jobs requeued by a dead worker), the queue meets the idle workers once, and
+ * then, for short tasks, the busy workers with room ahead. Args and results are moved or shared
+ * (zmq_msg_copy is a reference count), never copied or decoded. */
+#define _GNU_SOURCE
+#include "jobs.h"
+
+#include "jobtab.h"
+#include "log.h"
+#include "outbox.h"
+#include "pool.h"
+#include "tasks.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <utlist.h>
+
+struct jobs {
+    broker_t *b;
+    jobtab_t tab;               /* every known job, by id */
+    sched_t sched;              /* QUEUED jobs */
+    uint8_t timer_kind;         /* of job->timer (loop.h) */
+    job_t *done;                /* retention list, oldest first */
+    size_t n_done;
+    size_t retained_bytes;      /* result headers and frames kept for fetch */
+    size_t running;             /* RUNNING jobs */
+    size_t ahead;               /* AHEAD jobs */
+    uint32_t next_seq;          /* job->seq */
+    bool drain_killed;          /* grace over: running jobs' workers were killed */
+    uint64_t drain_deadline;    /* end of the grace time (ms) */
+};
+
+static outbox_t *out_of(jobs_t *jobs)
+{
+    return jobs->b->out;
+}
+
+/* ---- records ---- */
+
+static void free_watchers(job_t *job)
+{
+    while (job->x && job->x->watchers) {
+        watcher_t *w = job->x->watchers;
+        job->x->watchers = w->next;
+        free(w);
+    }
+}
+
+/* Free a job record: its args or result, watchers and cancellers. */
+static void job_free(job_t *job)
+{
+    zmq_msg_close(&job->msg);
+    free(job->rhdr);
+    if (job->x) {
+        while (job->x->canceller) {
+            canceller_t *k = job->x->canceller;
+            job->x->canceller = k->next;
+            free(k);
+        }
+        free_watchers(job);
+        free(job->x->store);
+        free(job->x);
+    }
+    free(job);
+}
+
+/* The job's extra part, made when first needed. */
+static job_extra_t *extra(job_t *job)
+{
+    if (!job->x)
+        job->x = xcalloc(1, sizeof(*job->x));
+    return job->x;
+}
+
+job_t *jobs_find(jobs_t *jobs, wire_str_t id)
+{
+    return jobtab_find(&jobs->tab, id.ptr, id.len);
+}
+
+static void retain(jobs_t *jobs, job_t *job)
+{
+    job->finished_ms = now_ms();
+    DL_APPEND2(jobs->done, job, done_prev, done_next);
+    jobs->n_done++;
+}
+
+static void forget(jobs_t *jobs, job_t *job)
+{
+    DL_DELETE2(jobs->done, job, done_prev, done_next);
+    jobs->n_done--;
+    jobs->retained_bytes -= job->rhdr_len + zmq_msg_size(&job->msg);
+    jobtab_del(&jobs->tab, job);
+    job_free(job);
+}
+
+/* Forget finished jobs past the retention limits; when the next one expires. */
+static uint64_t prune(jobs_t *jobs, uint64_t now)
+{
+    const config_t *cfg = jobs->b->cfg;
+
+    while (jobs->done && ((long)jobs->n_done > cfg->retain_count ||
+                          jobs->retained_bytes > (size_t)cfg->retain_bytes ||
+                          jobs->done->finished_ms + (uint64_t)cfg->retain_ms <= now))
+        forget(jobs, jobs->done);
+    return jobs->done ? jobs->done->finished_ms + (uint64_t)cfg->retain_ms : LOOP_NEVER;
+}
+
+/* ---- phases ---- */
+
+/* Take an AHEAD job out of its worker's list. */
+static void unlink_ahead(jobs_t *jobs, job_t *job)
+{
+    worker_t *w = job->worker;
+    job_t **p = &w->ahead, *prev = NULL;
+
+    while (*p && *p != job) {
+        prev = *p;
+        p = &(*p)->ahead_next;
+    }
+    if (*p) {
+        *p = job->ahead_next;
+        if (w->ahead_tail == job)
+            w->ahead_tail = prev;
+        w->n_ahead--;
+        jobs->ahead--;
+    }
+    job->ahead_next = NULL;
+    job->worker = NULL;
+}
+
+/* Out of its worker, whatever it was there (RUNNING or AHEAD). */
+static void leave_worker(jobs_t *jobs, job_t *job)
+{
+    if (job->phase == JOB_RUNNING) {
+        job->worker->job = NULL;
+        job->worker = NULL;
+        jobs->running--;
+    }
+    if (job->phase == JOB_AHEAD)
+        unlink_ahead(jobs, job);
+}
+
+static void enqueue(jobs_t *jobs, job_t *job, bool front)
+{
+    job->phase = JOB_QUEUED;
+    sched_push(&jobs->sched, &job->client->lanes[job->prio], &job->item, front);
+    if (job->deadline_at)
+        loop_timer_arm(jobs->b->loop, &job->timer, job->deadline_at);
+}
+
+/* Back to the front of the queue (a retry, or a job a dead worker never started). */
+static void requeue(jobs_t *jobs, job_t *job)
+{
+    leave_worker(jobs, job);
+    loop_timer_disarm(jobs->b->loop, &job->timer);
+    enqueue(jobs, job, true);
+}
+
+/* The job starts running on w (which is not idle any more). */
+static void start_running(jobs_t *jobs, worker_t *w, job_t *job)
+{
+    loop_timer_disarm(jobs->b->loop, &job->timer);
+    job->deadline_at = 0; /* it started: the queue deadline is met, retries included */
+    job->phase = JOB_RUNNING;
+    job->worker = w;
+    job->attempts++;
+    w->job = job;
+    jobs->running++;
+    if (job->timeout_ms)
+        loop_timer_arm(jobs->b->loop, &job->timer, now_ms() + job->timeout_ms);
+}
+
+/* Send the one answer to every cancel that waited for the worker (see canceller_t). */
+static void answer_cancellers(jobs_t *jobs, job_t *job, const char *outcome)
+{
+    while (job->x && job->x->canceller) {
+        canceller_t *k = job->x->canceller;
+        wire_hdr_t r = {.cmd = WIRE_CANCEL_REPLY, .id = {job->id, job->id_len}, .req = k->req,
+                        .has_req = k->has_req, .outcome = wire_str(outcome)};
+        origin_t o = {k->ident, k->ident_len, k->delim, 0};
+        job->x->canceller = k->next;
+        if (job->worker && strcmp(outcome, "killing") == 0)
+            r.pid = job->worker->pid;
+        outbox_send(out_of(jobs), &o, &r, NULL);
+        free(k);
+    }
+}
+
+static uint64_t *counter_of(counters_t *st, wire_state_t state)
+{
+    switch (state) {
+    case WIRE_ST_OK: return &st->ok;
+    case WIRE_ST_ERROR: return &st->error;
+    case WIRE_ST_CANCELLED: return &st->cancelled;
+    case WIRE_ST_TIMEOUT: return &st->timeout;
+    case WIRE_ST_CRASHED: return &st->crashed;
+    default: return &st->lost;
+    }
+}
+
+/* Keep an ok result in the dict the job named; on failure, say so in the result header. */
+static void store_result(jobs_t *jobs, job_t *job, zmq_msg_t *payload, wire_hdr_t *h,
+                         char *msg, size_t size)
+{
+    broker_t *b = jobs->b;
+    const char *name = job->x->store, *key = name + strlen(name) + 1;
+    int r = b->dict ? b->dict->store(b->dict_ud, name, key, zmq_msg_data(payload),
+                                     zmq_msg_size(payload))
+                    : -ENOTSUP;
+
+    if (r == 0)
+        return;
+    snprintf(msg, size, "the result could not be stored in dict '%s' (%s); it is only in this reply",
+             name, r == -E2BIG    ? "larger than --dict-max-value"
+                   : r == -ENOSPC ? "the dict service or its disk is full"
+                                  : strerror(-r));
+    h->code = wire_str("store_failed");
+    h->msg = wire_str(msg);
+}
+
+void jobs_finish(jobs_t *jobs, job_t *job, wire_state_t state, const wire_hdr_t *extra_hdr,
+                 zmq_msg_t *payload)
+{
+    outbox_t *out = out_of(jobs);
+    client_t *c = job->client;
+    wire_hdr_t h = {0};
+    char store_msg[256];
+
+    if (extra_hdr)
+        h = *extra_hdr;
+    h.cmd = WIRE_RESULT;
+    h.id = (wire_str_t){job->id, job->id_len};
+    h.state = state;
+    h.attempts = job->attempts;
+    if (job->worker)
+        h.pid = job->worker->pid;
+
+    loop_timer_disarm(jobs->b->loop, &job->timer);
+    if (job->phase == JOB_QUEUED)
+        sched_remove(&jobs->sched, &job->item);
+    leave_worker(jobs, job);
+    if (job->x && job->x->canceller)
+        answer_cancellers(jobs, job, state == WIRE_ST_CANCELLED ? "dequeued" : "finished");
+    (*counter_of(&jobs->b->st, state))++;
+    log_debug("job %s (%s) %s after %u attempt(s)", job->id, job->task, wire_state_name(state),
+              job->attempts);
+    if (payload && state != WIRE_ST_OK) {
+        zmq_msg_close(payload);
+        payload = NULL;
+    }
+    if (payload && job->x && job->x->store)
+        store_result(jobs, job, payload, &h, store_msg, sizeof(store_msg));
+    /* kept for fetch: the header as sent and a shared (reference-counted) copy of the result */
+    const msgpack_sbuffer *e = outbox_encode(out, &h);
+    if (!e)
+        abort(); /* out of memory, logged */
+    job->rhdr = xmalloc(e->size);
+    memcpy(job->rhdr, e->data, e->size);
+    job->rhdr_len = (uint32_t)e->size;
+    /* the args are not needed any more: their place holds the result */
+    zmq_msg_close(&job->msg);
+    zmq_msg_init(&job->msg);
+    if (payload)
+        zmq_msg_copy(&job->msg, payload);
+    jobs->retained_bytes += job->rhdr_len + zmq_msg_size(&job->msg);
+    for (watcher_t *w = job->x ? job->x->watchers : NULL; w; w = w->next) {
+        zmq_msg_t copy;
+        zmq_msg_init(&copy);
+        if (payload)
+            zmq_msg_copy(&copy, payload);
+        outbox_send_raw(out, w->ident, w->ident_len, w->delim, job->rhdr, job->rhdr_len,
+                        payload ? &copy : NULL);
+        zmq_msg_close(&copy);
+    }
+    free_watchers(job);
+    outbox_send_raw(out, c->ident, c->ident_len, c->delim, job->rhdr, job->rhdr_len, payload);
+    job->phase = JOB_DONE;
+    job->final = state;
+    job->client = NULL;
+    c->live--;
+    outbox_client_release(out, c);
+    retain(jobs, job);
+}
+
+/* A worker started the next job sent ahead to it, having finished the one before. */
+static void promote(jobs_t *jobs, worker_t *w)
+{
+    job_t *job = w->ahead;
+
+    if (!job)
+        return;
+    unlink_ahead(jobs, job);
+    start_running(jobs, w, job);
+    if (job->x && job->x->canceller) {
+        /* it started before the worker saw the cancel: as for any running job, kill it */
+        answer_cancellers(jobs, job, "killing");
+        pool_kill(jobs->b->pool, w, KILL_CANCEL);
+    }
+}
+
+static void dispatch(jobs_t *jobs)
+{
+    pool_t *pool = jobs->b->pool;
+    worker_t *w;
+
+    while (jobs->sched.total > 0 && (w = pool_take_idle(pool))) {
+        job_t *job = container_of(sched_pop(&jobs->sched), job_t, item);
+
+        start_running(jobs, w, job);
+        if (!pool_send_job(pool, w, job)) {
+            job->attempts--;
+            requeue(jobs, job);
+        }
+    }
+    while (jobs->sched.total > 0 && !jobs->b->draining) {
+        job_t *job = container_of(sched_peek(&jobs->sched), job_t, item);
+
+        if (!tasks_is_short(job->task) || !(w = pool_ahead_slot(pool)))
+            return;
+        sched_pop(&jobs->sched);
+        loop_timer_disarm(jobs->b->loop, &job->timer);
+        job->deadline_at = 0; /* handed to a worker: it starts within moments */
+        job->phase = JOB_AHEAD;
+        job->worker = w;
+        job->ahead_next = NULL;
+        if (w->ahead_tail)
+            w->ahead_tail->ahead_next = job;
+        else
+            w->ahead = job;
+        w->ahead_tail = job;
+        w->n_ahead++;
+        jobs->ahead++;
+        jobs->b->st.sent_ahead++;
+        if (!pool_send_job(pool, w, job)) {
+            requeue(jobs, job);
+            return;
+        }
+    }
+}
+
+/* ---- requests ---- */
+
+void jobs_accept(jobs_t *jobs, client_t *c, const wire_hdr_t *h, const char *task,
+                 zmq_msg_t *args)
+{
+    const config_t *cfg = jobs->b->cfg;
+    job_t *old = jobs_find(jobs, h->id), *job;
+
+    if (old)
+        forget(jobs, old); /* finished (the caller checked): the id is reused */
+    job = xcalloc(1, sizeof(*job) + h->id.len + 1);
+    memcpy(job->id, h->id.ptr, h->id.len);
+    job->id_len = (uint8_t)h->id.len;
+    job->task = task;
+    if (++jobs->next_seq == 0)
+        jobs->next_seq = 1; /* 0 means none */
+    job->seq = jobs->next_seq;
+    zmq_msg_init(&job->msg);
+    zmq_msg_move(&job->msg, args);
+    job->chunk = h->chunk;
+    if (h->name.ptr) {
+        char *store = extra(job)->store = xmalloc(h->name.len + h->key.len + 2);
+        memcpy(store, h->name.ptr, h->name.len);
+        store[h->name.len] = '\0';
+        memcpy(store + h->name.len + 1, h->key.ptr, h->key.len);
+        store[h->name.len + 1 + h->key.len] = '\0';
+    }
+    job->client = c;
+    timer_node_init(&job->timer);
+    job->timer.kind = jobs->timer_kind;
+    job->prio = (uint8_t)(h->has_priority ? h->priority : WIRE_PRIORITY_DEF);
+    job->timeout_ms = h->timeout_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)h->timeout_ms;
+    job->deadline_at = h->deadline_ms ? now_ms() + h->deadline_ms : 0;
+    job->retries_left = h->retries;
+    job->max_result = (uint32_t)(h->max_result && h->max_result < (uint64_t)cfg->max_payload
+                                     ? h->max_result
+                                     : (uint64_t)cfg->max_payload);
+    job->as_bytes = h->as_bytes;
+    job->cpu_s = (uint32_t)h->cpu_s;
+    jobtab_add(&jobs->tab, job);
+    c->live++;
+    jobs->b->st.submitted++;
+    enqueue(jobs, job, false);
+}
+
+void jobs_cancel(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
+{
+    outbox_t *out = out_of(jobs);
+    job_t *job = jobs_find(jobs, h->id);
+    wire_hdr_t r = {.cmd = WIRE_CANCEL_REPLY, .id = h->id, .req = h->req, .has_req = h->has_req};
+
+    if (!job) {
+        r.outcome = wire_str("unknown");
+        outbox_send(out, o, &r, NULL);
+        return;
+    }
+    switch (job->phase) {
+    case JOB_QUEUED: {
+        r.outcome = wire_str("dequeued");
+        outbox_send(out, o, &r, NULL);
+        wire_hdr_t x = {.msg = wire_str("cancelled before it started")};
+        jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
+        break;
+    }
+    case JOB_AHEAD: {
+        /* the worker has it: the answer waits for it to say whether it had started the job
+         * (then it is killed like any running job) or skipped it */
+        canceller_t *k = xmalloc(sizeof(*k) + o->ilen);
+        k->next = extra(job)->canceller;
+        k->req = h->req;
+        k->has_req = h->has_req;
+        k->delim = o->delim;
+        k->ident_len = (uint8_t)o->ilen;
+        memcpy(k->ident, o->ident, o->ilen);
+        if (!k->next)
+            pool_cancel_ahead(jobs->b->pool, job->worker, job);
+        job->x->canceller = k;
+        break;
+    }
+    case JOB_RUNNING:
+        r.outcome = wire_str("killing");
+        r.pid = job->worker->pid;
+        outbox_send(out, o, &r, NULL);
+        pool_kill(jobs->b->pool, job->worker, KILL_CANCEL);
+        break;
+    case JOB_DONE:
+        r.outcome = wire_str("finished");
+        r.state = job->final;
+        outbox_send(out, o, &r, NULL);
+        break;
+    }
+}
+
+/* fetch: the job's result — now if it is finished, when it finishes otherwise. */
+void jobs_fetch(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
+{
+    const config_t *cfg = jobs->b->cfg;
+    outbox_t *out = out_of(jobs);
+    job_t *job = jobs_find(jobs, h->id);
+    char msg[WIRE_TEXT_MAX];
+
+    if (!job) {
+        snprintf(msg, sizeof(msg),
+                 "forqd has no job '%.*s': it was never submitted here, or finished longer ago "
+                 "than forqd remembers (the last %ld jobs, %ld s, %ld bytes of results)",
+                 (int)h->id.len, h->id.ptr, cfg->retain_count, cfg->retain_ms / 1000,
+                 cfg->retain_bytes);
+        wire_hdr_t r = {.cmd = WIRE_RESULT, .id = h->id, .state = WIRE_ST_UNKNOWN,
+                        .code = wire_str("unknown_job"), .msg = wire_str(msg)};
+        outbox_send(out, o, &r, NULL);
+        return;
+    }
+    if (job->phase == JOB_DONE) {
+        zmq_msg_t copy;
+        bool has = zmq_msg_size(&job->msg) > 0;
+        zmq_msg_init(&copy);
+        if (has)
+            zmq_msg_copy(&copy, &job->msg);
+        outbox_send_raw(out, o->ident, o->ilen, o->delim, job->rhdr, job->rhdr_len,
+                        has ? &copy : NULL);
+        zmq_msg_close(&copy);
+        return;
+    }
+    /* the submitter gets the result anyway */
+    if (o->ilen == job->client->ident_len && memcmp(o->ident, job->client->ident, o->ilen) == 0)
+        return;
+    size_t n = 0;
+    for (watcher_t *w = job->x ? job->x->watchers : NULL; w; w = w->next, n++)
+        if (w->ident_len == o->ilen && memcmp(w->ident, o->ident, o->ilen) == 0)
+            return;
+    if (n >= WATCHERS_MAX) {
+        outbox_error(out, o, h, "too_many_watchers",
+                     "this job already has 16 fetchers waiting; fetch it again once it is done");
+        return;
+    }
+    watcher_t *w = xcalloc(1, sizeof(*w) + o->ilen);
+    w->delim = o->delim;
+    w->ident_len = (uint8_t)o->ilen;
+    memcpy(w->ident, o->ident, o->ilen);
+    w->next = extra(job)->watchers;
+    job->x->watchers = w;
+}
+
+/* ---- what workers report ---- */
+
+void jobs_worker_progress(jobs_t *jobs, worker_t *w, const wire_hdr_t *p)
+{
+    job_t *job = w->job;
+    wire_hdr_t h = {.cmd = WIRE_PROGRESS, .id = {job ? job->id : "", job ? job->id_len : 0},
+                    .done = p->done, .total = p->total, .msg = p->msg};
+    const msgpack_sbuffer *e;
+    client_t *c;
+
+    if (!job || p->id.len != job->id_len || memcmp(p->id.ptr, job->id, job->id_len) != 0)
+        return;
+    if (!(e = outbox_encode(out_of(jobs), &h)))
+        return;
+    c = job->client;
+    for (watcher_t *x = job->x ? job->x->watchers : NULL; x; x = x->next)
+        outbox_send_raw(out_of(jobs), x->ident, x->ident_len, x->delim, e->data, e->size, NULL);
+    outbox_send_raw(out_of(jobs), c->ident, c->ident_len, c->delim, e->data, e->size, NULL);
+}
+
+/* The jobs sent ahead to a worker that will not run them: back to the front of the queue in
+ * their order (never started, so no retry is spent), or cancelled when that was asked or forqd
+ * is stopping. */
+static void requeue_ahead(jobs_t *jobs, worker_t *w)
+{
+    job_t **list, *job;
+    size_t n = 0;
+
+    if (!w->ahead)
+        return;
+    list = xmalloc(w->n_ahead * sizeof(*list));
+    for (job = w->ahead; job && n < w->n_ahead; job = job->ahead_next)
+        list[n++] = job;
+    /* the last first: each goes to the front */
+    while (n-- > 0) {
+        job = list[n];
+        if ((job->x && job->x->canceller) || jobs->b->draining) {
+            wire_hdr_t x = {.msg = wire_str("cancelled before it started")};
+            if (jobs->b->draining) {
+                x.code = wire_str("shutting_down");
+                x.msg = wire_str("forqd is shutting down; the job never started");
+            }
+            jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
+        } else {
+            requeue(jobs, job);
+        }
+    }
+    free(list);
+}
+
+bool jobs_worker_done(jobs_t *jobs, worker_t *w, const wire_hdr_t *h, zmq_msg_t *payload)
+{
+    job_t *job = w->job;
+
+    if (!job || h->id.len != job->id_len || memcmp(h->id.ptr, job->id, job->id_len) != 0) {
+        /* a job sent ahead that the worker skipped, as we asked */
+        for (job = w->ahead; job; job = job->ahead_next)
+            if (h->id.len == job->id_len && memcmp(h->id.ptr, job->id, job->id_len) == 0)
+                break;
+        if (job && h->state == WIRE_ST_CANCELLED && job->x && job->x->canceller) {
+            wire_hdr_t x = {.msg = wire_str("cancelled before it started")};
+            jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
+            return false;
+        }
+        log_warn("worker %d reported a job it was not running; ignored", (int)w->pid);
+        return false;
+    }
+    w->jobs_done++;
+    tasks_ran(job->task, h->run_us);
+    if (h->state == WIRE_ST_OK) {
+        wire_hdr_t x = {.run_us = h->run_us};
+        if (!payload) {
+            x.etype = wire_str("TaskError");
+            x.msg = wire_str("the worker sent no result frame");
+            jobs_finish(jobs, job, WIRE_ST_ERROR, &x, NULL);
+        } else {
+            jobs_finish(jobs, job, WIRE_ST_OK, &x, payload);
+        }
+    } else {
+        wire_hdr_t x = {.etype = h->etype, .msg = h->msg, .run_us = h->run_us};
+        if (!x.etype.ptr)
+            x.etype = wire_str("Error");
+        jobs_finish(jobs, job, WIRE_ST_ERROR, &x, NULL);
+    }
+    if (h->retire)
+        requeue_ahead(jobs, w); /* it exits now: what it holds goes back */
+    if (!w->ahead)
+        return true;
+    promote(jobs, w); /* the worker has started the next one by now */
+    return false;
+}
+
+static void describe(int status, char *buf, size_t size)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "exited with code %d", WEXITSTATUS(status));
+}
+
+/* Retry a job whose worker died, if it may; false if it may not. */
+static bool retry(jobs_t *jobs, job_t *job)
+{
+    if (job->retries_left == 0 || jobs->b->draining)
+        return false;
+    job->retries_left--;
+    jobs->b->st.retried++;
+    requeue(jobs, job);
+    return true;
+}
+
+/* The running job of a worker that died: its one result, or a retry. */
+static void running_job_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died)
+{
+    job_t *job = w->job;
+    char what[128], msg[WIRE_TEXT_MAX];
+    wire_hdr_t x = {0};
+
+    describe(status, what, sizeof(what));
+    if (w->kill != KILL_NONE && w->kill_seq != job->seq) {
+        /* the job the kill was for had just finished and this one, sent ahead, had started */
+        if (retry(jobs, job))
+            return;
+        x.msg = wire_str("its worker was killed to stop the job before it, which finished just "
+                         "as this one started; submit it with retries to have it run again");
+        jobs_finish(jobs, job, WIRE_ST_CRASHED, &x, NULL);
+        return;
+    }
+    switch (w->kill) {
+    case KILL_CANCEL:
+        x.msg = wire_str("cancelled while running; its worker was killed");
+        jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
+        return;
+    case KILL_TIMEOUT:
+        snprintf(msg, sizeof(msg), "ran longer than its timeout of %llu ms; its worker was killed",
+                 (unsigned long long)job->timeout_ms);
+        x.msg = wire_str(msg);
+        jobs_finish(jobs, job, WIRE_ST_TIMEOUT, &x, NULL);
+        return;
+    case KILL_SHUTDOWN:
+        x.code = wire_str("shutting_down");
+        x.msg = wire_str("forqd is shutting down; the job was still running after the grace time");
+        jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
+        return;
+    case KILL_NONE:
+    case KILL_RETIRE:
+        break;
+    }
+    if (job->retries_left > 0 && !jobs->b->draining) {
+        log_warn("worker %d %s while running job %s (%s); retrying it (%u retries left)",
+                 (int)w->pid, fs_died ? "died with its forkserver" : what, job->id, job->task,
+                 job->retries_left - 1u);
+        retry(jobs, job);
+        return;
+    }
+    if (fs_died) {
+        x.msg = wire_str("its worker died with the forkserver");
+        jobs_finish(jobs, job, WIRE_ST_LOST, &x, NULL);
+        return;
+    }
+    if (WIFSIGNALED(status)) {
+        x.signal = WTERMSIG(status);
+        if (x.signal == SIGXCPU && job->cpu_s)
+            snprintf(msg, sizeof(msg), "used more than its CPU limit of %u s; worker %s",
+                     job->cpu_s, what);
+        else
+            snprintf(msg, sizeof(msg), "worker %s while running the job", what);
+    } else {
+        x.exit_code = WEXITSTATUS(status);
+        x.has_exit = true;
+        snprintf(msg, sizeof(msg), "worker %s while running the job", what);
+    }
+    x.msg = wire_str(msg);
+    log_warn("job %s (%s) crashed: %s", job->id, job->task, msg);
+    jobs_finish(jobs, job, WIRE_ST_CRASHED, &x, NULL);
+}
+
+void jobs_worker_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died)
+{
+    if (w->job)
+        running_job_lost(jobs, w, status, fs_died);
+    requeue_ahead(jobs, w); /* never started: they run elsewhere */
+}
+
+/* ---- deadlines, drain, the turn ---- */
+
+static void on_timer(void *ud, timer_node_t *t, uint64_t now)
+{
+    jobs_t *jobs = ud;
+    job_t *job = container_of(t, job_t, timer);
+
+    (void)now;
+    loop_timer_disarm(jobs->b->loop, t);
+    if (job->phase == JOB_QUEUED) {
+        wire_hdr_t x = {.code = wire_str("deadline"),
+                        .msg = wire_str("its queue deadline passed before a worker was free")};
+        jobs_finish(jobs, job, WIRE_ST_TIMEOUT, &x, NULL);
+    } else if (job->phase == JOB_RUNNING) {
+        pool_kill(jobs->b->pool, job->worker, KILL_TIMEOUT);
+    }
+}
+
+void jobs_drain(jobs_t *jobs)
+{
+    broker_t *b = jobs->b;
+    sched_item_t *it;
+    size_t cancelled = 0;
+
+    if (b->draining) {
+        log_notice("second stop signal: cancelling running jobs now");
+        jobs->drain_deadline = now_ms();
+        return;
+    }
+    b->draining = true;
+    jobs->drain_deadline = now_ms() + (uint64_t)b->cfg->grace_ms;
+    while ((it = sched_pop(&jobs->sched))) {
+        job_t *job = container_of(it, job_t, item);
+        wire_hdr_t x = {.code = wire_str("shutting_down"),
+                        .msg = wire_str("forqd is shutting down; the job never started")};
+        jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
+        cancelled++;
+    }
+    log_notice("stopping: %zu queued job(s) cancelled, %zu running job(s) get %ld s to finish",
+               cancelled, jobs->running, b->cfg->grace_ms / 1000);
+}
+
+/* While draining: stop when nothing runs; past the grace time kill what still runs; if the
+ * kills are not reported either, answer the jobs anyway. */
+static uint64_t drain_check(jobs_t *jobs, uint64_t now)
+{
+    broker_t *b = jobs->b;
+    worker_t *w, *tmp;
+
+    if (jobs->running == 0 && jobs->ahead == 0) {
+        loop_stop(b->loop);
+        return LOOP_NEVER;
+    }
+    if (now < jobs->drain_deadline)
+        return jobs->drain_deadline;
+    if (!jobs->drain_killed) {
+        log_notice("grace time over: cancelling %zu running job(s)", jobs->running);
+        HASH_ITER(hh, pool_workers(b->pool), w, tmp)
+            if (w->job)
+                pool_kill(b->pool, w, KILL_SHUTDOWN);
+        jobs->drain_killed = true;
+        jobs->drain_deadline = now + 5000;
+        return jobs->drain_deadline;
+    }
+    /* the forkserver did not report the kills: answer the jobs anyway */
+    HASH_ITER(hh, pool_workers(b->pool), w, tmp)
+    {
+        wire_hdr_t x = {.msg = wire_str("forqd stopped before its worker reported")};
+        if (w->job)
+            jobs_finish(jobs, w->job, WIRE_ST_LOST, &x, NULL);
+        while (w->ahead)
+            jobs_finish(jobs, w->ahead, WIRE_ST_LOST, &x, NULL);
+    }
+    loop_stop(b->loop);
+    return LOOP_NEVER;
+}
+
+static uint64_t tick(void *ud, uint64_t now)
+{
+    jobs_t *jobs = ud;
+    uint64_t next = prune(jobs, now);
+
+    dispatch(jobs);
+    if (jobs->b->draining) {
+        uint64_t d = drain_check(jobs, now);
+        if (d < next)
+            next = d;
+    }
+    return next;
+}
+
+jobs_t *jobs_new(broker_t *b)
+{
+    jobs_t *jobs = xcalloc(1, sizeof(*jobs));
+
+    jobs->b = b;
+    sched_init(&jobs->sched);
+    jobs->timer_kind = loop_timer_kind(b->loop, on_timer, jobs);
+    loop_tick_add(b->loop, tick, jobs);
+    return jobs;
+}
+
+void jobs_destroy(jobs_t **jobsp)
+{
+    jobs_t *jobs = *jobsp;
+    job_t *job;
+
+    if (!jobs)
+        return;
+    for (size_t i = 0; i < jobs->tab.cap; i++)
+        if ((job = jobtab_at(&jobs->tab, i)))
+            job_free(job);
+    jobtab_free(&jobs->tab);
+    free(jobs);
+    *jobsp = NULL;
+}
+
+void jobs_counts(const jobs_t *jobs, jobs_counts_t *ret)
+{
+    ret->queued = jobs->sched.total;
+    for (unsigned p = 0; p < SCHED_NPRIO; p++)
+        ret->by_prio[p] = jobs->sched.len[p];
+    ret->running = jobs->running;
+    ret->ahead = jobs->ahead;
+    ret->retained = jobs->n_done;
+    ret->retained_bytes = jobs->retained_bytes;
+}

@@ -1,0 +1,119 @@
+/* tasks.c - interned task names and their run-time averages. See tasks.h. */
+#define _GNU_SOURCE
+#include "tasks.h"
+
+#include "util.h"
+
+#include <string.h>
+#include <uthash.h>
+
+typedef struct task_name {
+    UT_hash_handle hh;
+    bool present;               /* offered by the current forkserver */
+    uint64_t avg_us;            /* moving average of its jobs' run time */
+    uint32_t samples;           /* jobs in it, up to a cap */
+    char name[];                /* what jobs point to */
+} task_name_t;
+
+struct tasks {
+    task_name_t *tab;           /* by name */
+};
+
+static task_name_t *of(const char *task)
+{
+    return container_of(task, task_name_t, name);
+}
+
+tasks_t *tasks_new(void)
+{
+    return xcalloc(1, sizeof(tasks_t));
+}
+
+void tasks_destroy(tasks_t **tp)
+{
+    tasks_t *t = *tp;
+    task_name_t *n, *tmp;
+
+    if (!t)
+        return;
+    HASH_ITER(hh, t->tab, n, tmp)
+    {
+        HASH_DEL(t->tab, n);
+        free(n);
+    }
+    free(t);
+    *tp = NULL;
+}
+
+size_t tasks_learn(tasks_t *t, const char *names, size_t len)
+{
+    task_name_t *n, *tmp;
+    size_t count = 0;
+
+    HASH_ITER(hh, t->tab, n, tmp)
+        n->present = false;
+    for (size_t off = 0; off < len;) {
+        const char *s = names + off;
+        size_t k = strnlen(s, len - off);
+        if (k == 0 || off + k >= len)
+            break;
+        HASH_FIND(hh, t->tab, s, k, n);
+        if (!n) {
+            n = xcalloc(1, sizeof(*n) + k + 1);
+            memcpy(n->name, s, k);
+            HASH_ADD(hh, t->tab, name[0], k, n);
+        }
+        n->present = true;
+        count++;
+        off += k + 1;
+    }
+    return count;
+}
+
+const char *tasks_find(tasks_t *t, const char *name, size_t len)
+{
+    task_name_t *n;
+
+    HASH_FIND(hh, t->tab, name, len, n);
+    return n && n->present ? n->name : NULL;
+}
+
+size_t tasks_count(const tasks_t *t)
+{
+    size_t count = 0;
+
+    for (const task_name_t *n = t->tab; n; n = n->hh.next)
+        count += n->present;
+    return count;
+}
+
+void tasks_pack(const tasks_t *t, msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, tasks_count(t));
+    for (const task_name_t *n = t->tab; n; n = n->hh.next) {
+        if (!n->present)
+            continue;
+        msgpack_pack_str(pk, strlen(n->name));
+        msgpack_pack_str_body(pk, n->name, strlen(n->name));
+    }
+}
+
+/* Only jobs of such tasks go ahead to busy workers: for them the round trip of handing out one
+ * job at a time is most of the cost, and a job waiting behind another costs little. */
+bool tasks_is_short(const char *task)
+{
+    const task_name_t *n = of(task);
+    return n->samples >= 3 && n->avg_us < 1000;
+}
+
+void tasks_ran(const char *task, uint64_t run_us)
+{
+    task_name_t *n = of(task);
+
+    if (n->samples == 0)
+        n->avg_us = run_us;
+    else
+        n->avg_us = n->avg_us - n->avg_us / 8 + run_us / 8;
+    if (n->samples < 1000)
+        n->samples++;
+}
