@@ -17,6 +17,7 @@
 
 #include "forkserver.h"
 #include "jobs.h"
+#include "linkq.h"
 #include "log.h"
 #include "outbox.h"
 #include "reload.h"
@@ -30,21 +31,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <utlist.h>
 
 #define OLD_FS_MAX 4 /* replaced forkservers whose workers still finish jobs */
-
-/* A message to a worker that its link could not take yet. */
-struct wout {
-    wout_t *next;               /* FIFO */
-    size_t len, off;            /* bytes in all (prefix, header, payload), bytes written */
-    size_t hlen;                /* prefix + header bytes in head */
-    zmq_msg_t payload;          /* empty when the message has none */
-    uint8_t head[];             /* prefix and header */
-};
 
 /* A forkserver: the current one, or one a reload replaced. */
 typedef struct {
@@ -142,13 +133,7 @@ static worker_t *worker_new(pool_t *pool, pid_t pid, int fd)
 
 static void link_close(pool_t *pool, worker_t *w)
 {
-    while (w->out) {
-        wout_t *o = w->out;
-        w->out = o->next;
-        zmq_msg_close(&o->payload);
-        free(o);
-    }
-    w->out_tail = NULL;
+    linkq_clear(&w->outq);
     loop_io_del(pool->b->loop, w->io);
     w->io = NULL;
     wlink_done(&w->link);
@@ -244,85 +229,28 @@ static void link_failed(pool_t *pool, worker_t *w, const char *why)
     link_close(pool, w);
 }
 
-/* Write what the link takes of the out queue, many messages to a write. */
+/* Write what the link takes of its queue. */
 static void link_flush(pool_t *pool, worker_t *w)
 {
-    while (w->out && w->link.fd >= 0) {
-        struct iovec iov[128];
-        struct msghdr mh = {.msg_iov = iov};
-        size_t n = 0, want = 0;
-        ssize_t k;
+    int r = w->link.fd >= 0 ? linkq_flush(&w->outq, w->link.fd) : 0;
 
-        for (wout_t *o = w->out; o && n + 2 <= 128; o = o->next) {
-            size_t plen = zmq_msg_size(&o->payload);
-            uint8_t *pl = zmq_msg_data(&o->payload);
-            if (o->off < o->hlen) {
-                iov[n++] = (struct iovec){o->head + o->off, o->hlen - o->off};
-                if (plen)
-                    iov[n++] = (struct iovec){pl, plen};
-            } else {
-                iov[n++] = (struct iovec){pl + (o->off - o->hlen), o->len - o->off};
-            }
-            want += o->len - o->off;
-        }
-        mh.msg_iovlen = n;
-        k = sendmsg(w->link.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN)
-                link_failed(pool, w, strerror(errno));
-            break;
-        }
-        for (size_t left = (size_t)k; left > 0 && w->out;) {
-            wout_t *o = w->out;
-            size_t rest = o->len - o->off;
-            if (left < rest) {
-                o->off += left;
-                break;
-            }
-            left -= rest;
-            w->out = o->next;
-            if (!w->out)
-                w->out_tail = NULL;
-            zmq_msg_close(&o->payload);
-            free(o);
-        }
-        if ((size_t)k < want)
-            break; /* the link is full: the rest when it is writable */
-    }
+    if (r < 0)
+        link_failed(pool, w, strerror(-r));
     if (w->io)
-        loop_io_events(w->io, ZMQ_POLLIN | (w->out ? ZMQ_POLLOUT : 0));
+        loop_io_events(w->io, ZMQ_POLLIN | (linkq_is_empty(&w->outq) ? 0 : ZMQ_POLLOUT));
 }
 
 int pool_send(pool_t *pool, worker_t *w, const void *hdr, size_t hlen, zmq_msg_t *payload)
 {
-    zmq_msg_t none;
-    wout_t *o;
-
-    zmq_msg_init(&none);
-    if (!payload)
-        payload = &none;
     if (w->link.fd < 0 || hlen > WIRE_HEADER_MAX) {
-        zmq_msg_close(payload);
+        if (payload)
+            zmq_msg_close(payload);
         return -EPIPE;
     }
     /* queued, and written with the others at the end of the loop turn */
-    o = xmalloc(sizeof(*o) + WLINK_PREFIX + hlen);
-    o->next = NULL;
-    o->hlen = WLINK_PREFIX + hlen;
-    o->len = o->hlen + zmq_msg_size(payload);
-    o->off = 0;
-    wlink_prefix(o->head, hlen, zmq_msg_size(payload), payload != &none);
-    memcpy(o->head + WLINK_PREFIX, hdr, hlen);
-    zmq_msg_init(&o->payload);
-    zmq_msg_move(&o->payload, payload);
-    zmq_msg_close(payload);
-    if (w->out_tail)
-        w->out_tail->next = o;
-    else
-        w->out = o;
-    w->out_tail = o;
+    linkq_push(&w->outq, hdr, hlen, payload);
+    if (payload)
+        zmq_msg_close(payload);
     if (!w->dirty) {
         w->dirty = true;
         if (pool->n_dirty == pool->cap_dirty) {

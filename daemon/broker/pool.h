@@ -7,6 +7,7 @@
 
 #include "broker_int.h"
 #include "job.h"
+#include "linkq.h"
 #include "wlink.h"
 
 #include <stdbool.h>
@@ -19,8 +20,6 @@
 typedef enum { KILL_NONE, KILL_CANCEL, KILL_TIMEOUT, KILL_SHUTDOWN, KILL_RETIRE } kill_reason_t;
 
 typedef enum { W_STARTING, W_IDLE, W_BUSY, W_RETIRING } worker_state_t;
-
-typedef struct wout wout_t;
 
 struct worker {
     UT_hash_handle hh;          /* in the pool's table by pid */
@@ -39,7 +38,7 @@ struct worker {
     worker_t *idle_prev, *idle_next; /* in the pool's idle list while IDLE */
     wlink_t link;               /* to the worker process; link.fd -1 once it closed */
     loop_io_t *io;              /* the link's registration with the loop */
-    wout_t *out, *out_tail;     /* messages waiting to be written on the link */
+    linkq_t outq;               /* messages waiting to be written on the link */
     bool dirty;                 /* in the pool's list of links to flush this turn */
 };
 
