@@ -1,6 +1,9 @@
-/* config.h - forqd's configuration: defaults, command-line flags, and the derived endpoints.
- * One config_t is made at start and shared read-only by the broker, the forkserver and (through
- * fork) the workers. */
+/* config.h - forqd's configuration: defaults, the config file (INI), command-line flags, and
+ * the derived endpoints. main.c makes one config_t at start; nobody changes a config_t once it is
+ * made. A reload (SIGHUP, broker/reload.c) parses a new one and hands it to a new forkserver
+ * (whose workers inherit it through fork); when that one is up the broker switches to it and
+ * frees the one it replaced. The dict service keeps the start's: its settings wait for a
+ * restart. */
 #ifndef FORQ_CONFIG_H
 #define FORQ_CONFIG_H
 

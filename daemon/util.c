@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,4 +87,13 @@ int parse_long(const char *s, long min, long max, long *ret)
         return -ERANGE;
     *ret = v;
     return 0;
+}
+
+void describe_wait_status(int status, char *buf, size_t size)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "exited with code %d", WEXITSTATUS(status));
 }

@@ -31,6 +31,9 @@ void closep(int *fd);        /* closes a descriptor >= 0 */
 uint64_t now_ms(void);
 uint64_t now_us(void);
 
+/* How a child ended, from its wait status: "exited with code 3", "killed by signal 9 (Killed)". */
+void describe_wait_status(int status, char *buf, size_t size);
+
 /* Parse a whole decimal number in [min, max]; returns 0 or -EINVAL / -ERANGE. */
 int parse_long(const char *s, long min, long max, long *ret);
 

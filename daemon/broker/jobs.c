@@ -579,15 +579,6 @@ bool jobs_worker_done(jobs_t *jobs, worker_t *w, const wire_hdr_t *h, zmq_msg_t 
     return false;
 }
 
-static void describe(int status, char *buf, size_t size)
-{
-    if (WIFSIGNALED(status))
-        snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else
-        snprintf(buf, size, "exited with code %d", WEXITSTATUS(status));
-}
-
 /* Retry a job whose worker died, if it may; false if it may not. */
 static bool retry(jobs_t *jobs, job_t *job)
 {
@@ -606,7 +597,7 @@ static void running_job_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died
     char what[128], msg[WIRE_TEXT_MAX];
     wire_hdr_t x = {0};
 
-    describe(status, what, sizeof(what));
+    describe_wait_status(status, what, sizeof(what));
     if (w->kill != KILL_NONE && w->kill_seq != job->seq) {
         /* the job the kill was for had just finished and this one, sent ahead, had started */
         if (retry(jobs, job))

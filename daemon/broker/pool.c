@@ -206,7 +206,7 @@ void pool_kill(pool_t *pool, worker_t *w, kill_reason_t why)
         return;
     w->kill = why;
     w->kill_seq = w->job ? w->job->seq : 0;
-    fs_send(fd, FS_KILL, w->pid, SIGKILL, NULL, 0);
+    forkserver_send(fd, FS_KILL, w->pid, SIGKILL, NULL, 0);
 }
 
 /* A worker of a replaced forkserver with nothing left to run goes. */
@@ -440,15 +440,6 @@ static void close_old_fs_if_done(pool_t *pool, pid_t fs)
     }
 }
 
-static void describe(int status, char *buf, size_t size)
-{
-    if (WIFSIGNALED(status))
-        snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else
-        snprintf(buf, size, "exited with code %d", WEXITSTATUS(status));
-}
-
 static void on_exit_report(pool_t *pool, pid_t pid, int status)
 {
     worker_t *w = pool_worker(pool, pid);
@@ -459,7 +450,7 @@ static void on_exit_report(pool_t *pool, pid_t pid, int status)
     /* it is gone, so everything it wrote is in the link: a DONE sent just before a planned
      * exit (recycling) is read before its job is judged */
     link_read(pool, w, SIZE_MAX);
-    describe(status, what, sizeof(what));
+    describe_wait_status(status, what, sizeof(what));
     if (w->job) {
         if (w->kill == KILL_NONE) {
             pool->b->st.worker_crashes++;
@@ -510,9 +501,9 @@ static void forkserver_lost(pool_t *pool, const char *why)
                         : 0);
 }
 
-static void learn_tasks(pool_t *pool, const fs_buf_t *u, size_t n)
+static void learn_tasks(pool_t *pool, const forkserver_buf_t *u, size_t n)
 {
-    size_t count = tasks_learn(pool->b->tasks, fs_buf_text(u), n - sizeof(fs_msg_t));
+    size_t count = tasks_learn(pool->b->tasks, forkserver_buf_text(u), n - sizeof(forkserver_msg_t));
     log_info("forkserver %d ready with %zu tasks", (int)pool->fs.pid, count);
 }
 
@@ -520,12 +511,12 @@ static void learn_tasks(pool_t *pool, const fs_buf_t *u, size_t n)
 static void fs_input(void *ud, short revents)
 {
     pool_t *pool = ud;
-    fs_buf_t u;
+    forkserver_buf_t u;
 
     (void)revents;
     while (pool->fs.fd >= 0) {
         int fd;
-        ssize_t n = fs_recv(pool->fs.fd, &u, sizeof(u), &fd);
+        ssize_t n = forkserver_recv(pool->fs.fd, &u, sizeof(u), &fd);
         if (n == -EAGAIN)
             break;
         if (n <= 0) {
@@ -539,7 +530,7 @@ static void fs_input(void *ud, short revents)
             pool->fs_failures = 0;
             break;
         case FS_FAILED:
-            log_error("new forkserver failed: %.*s", (int)u.m.len, fs_buf_text(&u));
+            log_error("new forkserver failed: %.*s", (int)u.m.len, forkserver_buf_text(&u));
             break;
         case FS_SPAWNED:
             if (pool->spawn_pending)
@@ -547,7 +538,7 @@ static void fs_input(void *ud, short revents)
             if (fd < 0 || pool_worker(pool, u.m.pid)) {
                 log_error("the forkserver reported worker %d without its link; killing it",
                           (int)u.m.pid);
-                fs_send(pool->fs.fd, FS_KILL, u.m.pid, SIGKILL, NULL, 0);
+                forkserver_send(pool->fs.fd, FS_KILL, u.m.pid, SIGKILL, NULL, 0);
                 break;
             }
             worker_new(pool, u.m.pid, fd);
@@ -576,12 +567,12 @@ static void old_fs_input(void *ud, short revents)
 {
     fsrv_t *o = ud;
     pool_t *pool = o->pool;
-    fs_buf_t u;
+    forkserver_buf_t u;
 
     (void)revents;
     while (o->fd >= 0) {
         int passed;
-        ssize_t n = fs_recv(o->fd, &u, sizeof(u), &passed);
+        ssize_t n = forkserver_recv(o->fd, &u, sizeof(u), &passed);
 
         if (passed >= 0)
             close(passed); /* it forks no more workers */
@@ -654,7 +645,7 @@ void pool_reap(pool_t *pool)
             continue;
         if (pid == pool->fs.pid) {
             char what[128];
-            describe(status, what, sizeof(what));
+            describe_wait_status(status, what, sizeof(what));
             forkserver_lost(pool, what);
         }
     }
@@ -701,7 +692,7 @@ static uint64_t maintain(void *ud, uint64_t now)
         }
     }
     while (have < (size_t)cfg->workers) {
-        if (fs_send(pool->fs.fd, FS_SPAWN, 0, 0, NULL, 0) < 0)
+        if (forkserver_send(pool->fs.fd, FS_SPAWN, 0, 0, NULL, 0) < 0)
             return LOOP_NEVER;
         pool->spawn_pending++;
         have++;
@@ -739,17 +730,17 @@ pool_t *pool_new(broker_t *b, pid_t fs_pid, int fs_fd)
 int pool_start(pool_t *pool, int timeout_ms)
 {
     struct pollfd p = {pool->fs.fd, POLLIN, 0};
-    fs_buf_t u;
+    forkserver_buf_t u;
     ssize_t n;
 
     if (poll(&p, 1, timeout_ms) <= 0) {
         fprintf(stderr, "forqd: the forkserver did not start within %d s\n", timeout_ms / 1000);
         return -ETIMEDOUT;
     }
-    n = fs_recv(pool->fs.fd, &u, sizeof(u), NULL);
+    n = forkserver_recv(pool->fs.fd, &u, sizeof(u), NULL);
     if (n <= 0 || u.m.type == FS_FAILED) {
         if (n > 0)
-            fprintf(stderr, "forqd: %.*s\n", (int)u.m.len, fs_buf_text(&u));
+            fprintf(stderr, "forqd: %.*s\n", (int)u.m.len, forkserver_buf_text(&u));
         else
             fprintf(stderr, "forqd: the forkserver died during start-up\n");
         return -ECHILD;

@@ -96,24 +96,24 @@ static void commit(reload_t *r, const char *names, size_t len)
 static void on_input(void *ud, short revents)
 {
     reload_t *r = ud;
-    fs_buf_t u;
+    forkserver_buf_t u;
     int passed;
     ssize_t n;
 
     (void)revents;
     if (r->fs_fd < 0)
         return;
-    n = fs_recv(r->fs_fd, &u, sizeof(u), &passed);
+    n = forkserver_recv(r->fs_fd, &u, sizeof(u), &passed);
     if (passed >= 0)
         close(passed); /* it forks no workers before the switch */
     if (n == -EAGAIN)
         return;
     if (n > 0 && u.m.type == FS_HELLO) {
-        commit(r, fs_buf_text(&u), (size_t)n - sizeof(fs_msg_t));
+        commit(r, forkserver_buf_text(&u), (size_t)n - sizeof(forkserver_msg_t));
     } else if (n > 0 && u.m.type == FS_FAILED) {
         char why[600];
         snprintf(why, sizeof(why), "the new plugins do not load: %.*s", (int)u.m.len,
-                 fs_buf_text(&u));
+                 forkserver_buf_text(&u));
         refuse(r, why);
     } else if (n <= 0) {
         refuse(r, "the new forkserver died during start-up");

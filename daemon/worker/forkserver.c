@@ -22,11 +22,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-int fs_send_fd(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text,
+int forkserver_send_fd(int fd, forkserver_type_t type, int32_t pid, int32_t arg, const void *text,
                uint32_t len, int pass_fd)
 {
     char buf[FS_MSG_MAX];
-    fs_msg_t m = {type, pid, arg, len};
+    forkserver_msg_t m = {type, pid, arg, len};
     struct iovec iov = {buf, sizeof(m) + len};
     union {
         struct cmsghdr h;
@@ -58,12 +58,12 @@ int fs_send_fd(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *tex
     }
 }
 
-int fs_send(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len)
+int forkserver_send(int fd, forkserver_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len)
 {
-    return fs_send_fd(fd, type, pid, arg, text, len, -1);
+    return forkserver_send_fd(fd, type, pid, arg, text, len, -1);
 }
 
-ssize_t fs_recv(int fd, void *buf, size_t size, int *ret_fd)
+ssize_t forkserver_recv(int fd, void *buf, size_t size, int *ret_fd)
 {
     union {
         struct cmsghdr h;
@@ -91,7 +91,7 @@ ssize_t fs_recv(int fd, void *buf, size_t size, int *ret_fd)
                     close(passed);
             }
         }
-        if (n > 0 && (size_t)n < sizeof(fs_msg_t)) {
+        if (n > 0 && (size_t)n < sizeof(forkserver_msg_t)) {
             if (ret_fd && *ret_fd >= 0)
                 close(*ret_fd);
             if (ret_fd)
@@ -213,13 +213,13 @@ static bool kids_remove(pid_t pid)
 static void fail_start(int fd, const char *why) __attribute__((noreturn));
 static void fail_start(int fd, const char *why)
 {
-    fs_send(fd, FS_FAILED, getpid(), 0, why, (uint32_t)strlen(why));
+    forkserver_send(fd, FS_FAILED, getpid(), 0, why, (uint32_t)strlen(why));
     _exit(1);
 }
 
 static void say_hello(int fd)
 {
-    char buf[FS_MSG_MAX - sizeof(fs_msg_t)];
+    char buf[FS_MSG_MAX - sizeof(forkserver_msg_t)];
     size_t len = 0;
     const task_entry_t *t;
 
@@ -230,7 +230,7 @@ static void say_hello(int fd)
         memcpy(buf + len, t->name, n);
         len += n;
     }
-    if (fs_send(fd, FS_HELLO, getpid(), 0, buf, (uint32_t)len) < 0)
+    if (forkserver_send(fd, FS_HELLO, getpid(), 0, buf, (uint32_t)len) < 0)
         _exit(1);
 }
 
@@ -242,11 +242,11 @@ static void spawn(const config_t *cfg, int fd, int sfd)
 
     /* the worker's link to the broker: our end goes to the broker with the SPAWNED report */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link) < 0) {
-        fs_send(fd, FS_SPAWN_ERR, 0, errno, NULL, 0);
+        forkserver_send(fd, FS_SPAWN_ERR, 0, errno, NULL, 0);
         return;
     }
     if ((pid = fork()) < 0) {
-        fs_send(fd, FS_SPAWN_ERR, 0, errno, NULL, 0);
+        forkserver_send(fd, FS_SPAWN_ERR, 0, errno, NULL, 0);
         close(link[0]);
         close(link[1]);
         return;
@@ -263,7 +263,7 @@ static void spawn(const config_t *cfg, int fd, int sfd)
     }
     close(link[1]);
     kids_add(pid);
-    fs_send_fd(fd, FS_SPAWNED, pid, 0, NULL, 0, link[0]);
+    forkserver_send_fd(fd, FS_SPAWNED, pid, 0, NULL, 0, link[0]);
     close(link[0]);
 }
 
@@ -274,7 +274,7 @@ static void reap(int fd)
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         if (kids_remove(pid))
-            fs_send(fd, FS_EXITED, pid, status, NULL, 0);
+            forkserver_send(fd, FS_EXITED, pid, status, NULL, 0);
     }
 }
 
@@ -320,8 +320,8 @@ void forkserver_main(const config_t *cfg, int fd)
             reap(fd);
         }
         if (p[0].revents) {
-            fs_buf_t u;
-            ssize_t n = fs_recv(fd, &u, sizeof(u), NULL);
+            forkserver_buf_t u;
+            ssize_t n = forkserver_recv(fd, &u, sizeof(u), NULL);
             if (n == 0 || (n < 0 && n != -EAGAIN))
                 break; /* the broker is gone: so are we, and our workers */
             if (n < 0)

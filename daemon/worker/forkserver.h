@@ -10,7 +10,7 @@
  * When a forkserver dies, forqd — by then threaded — starts a new one by fork + execve of
  * /proc/self/exe with --forkserver-fd, which runs forkserver_main() in a fresh image.
  *
- * The channel is an AF_UNIX SOCK_SEQPACKET pair: each message is one fs_msg_t, followed for
+ * The channel is an AF_UNIX SOCK_SEQPACKET pair: each message is one forkserver_msg_t, followed for
  * HELLO by the task names (each NUL-terminated) and for FAILED by a one-line reason. SPAWNED
  * carries the broker's end of the new worker's link (wlink.h) as SCM_RIGHTS. */
 #ifndef FORQ_FORKSERVER_H
@@ -29,26 +29,26 @@ typedef enum {
     FS_SPAWNED,   /* fs -> broker: worker `pid` forked */
     FS_SPAWN_ERR, /* fs -> broker: fork failed with errno `arg` */
     FS_EXITED,    /* fs -> broker: worker `pid` ended with wait status `arg` */
-} fs_type_t;
+} forkserver_type_t;
 
 typedef struct {
-    uint32_t type; /* fs_type_t */
+    uint32_t type; /* forkserver_type_t */
     int32_t pid;   /* worker pid, or the forkserver's own in HELLO */
     int32_t arg;   /* signal, errno or wait status */
     uint32_t len;  /* bytes of text that follow */
-} fs_msg_t;
+} forkserver_msg_t;
 
 #define FS_MSG_MAX 65536 /* largest message, header and text */
 
 /* Room for one received message; its text follows the header. */
 typedef union {
-    fs_msg_t m;
+    forkserver_msg_t m;
     char raw[FS_MSG_MAX];
-} fs_buf_t;
+} forkserver_buf_t;
 
-static inline const char *fs_buf_text(const fs_buf_t *u)
+static inline const char *forkserver_buf_text(const forkserver_buf_t *u)
 {
-    return u->raw + sizeof(fs_msg_t);
+    return u->raw + sizeof(forkserver_msg_t);
 }
 
 /* Fork the first forkserver (no ZeroMQ context may exist yet). Returns 0 with the child's pid and
@@ -64,15 +64,15 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd);
 void forkserver_main(const config_t *cfg, int fd) __attribute__((noreturn));
 
 /* Send a message (with `len` bytes of text, may be 0). Returns 0 or -errno. */
-int fs_send(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len);
+int forkserver_send(int fd, forkserver_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len);
 
 /* The same, passing a descriptor along (SCM_RIGHTS) when pass_fd >= 0. */
-int fs_send_fd(int fd, fs_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len,
+int forkserver_send_fd(int fd, forkserver_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len,
                int pass_fd);
 
 /* Receive one message into buf (FS_MSG_MAX bytes), without waiting. Returns the bytes read, 0 at
  * end of channel, or -errno (-EAGAIN when empty, -EBADMSG for a short message). A descriptor
  * passed along goes to *ret_fd (close-on-exec; -1 if none), or is closed when ret_fd is NULL. */
-ssize_t fs_recv(int fd, void *buf, size_t size, int *ret_fd);
+ssize_t forkserver_recv(int fd, void *buf, size_t size, int *ret_fd);
 
 #endif
