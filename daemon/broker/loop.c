@@ -221,7 +221,8 @@ static size_t poll_set(loop_t *loop)
         if (loop->io[i]->events && !loop->io[i]->dead)
             loop->item_io[n++] = loop->io[i];
     /* stable enough: registrations of one order are few kinds of one thing (workers) */
-    qsort(loop->item_io, n, sizeof(*loop->item_io), cmp_order);
+    if (n > 1)
+        qsort(loop->item_io, n, sizeof(*loop->item_io), cmp_order);
     for (size_t i = 0; i < n; i++) {
         loop_io_t *io = loop->item_io[i];
         loop->items[i] = (zmq_pollitem_t){io->sock, io->sock ? 0 : io->fd, io->events, 0};

@@ -420,7 +420,8 @@ static void op_wait(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
     w->delim = o->delim;
     w->worker = o->worker;
     w->ident_len = (uint8_t)o->ilen;
-    memcpy(w->ident, o->ident, o->ilen);
+    if (o->ilen) /* a task has no routing id */
+        memcpy(w->ident, o->ident, o->ilen);
     w->nlen = (uint8_t)h->name.len;
     memcpy(w->name, h->name.ptr, h->name.len);
     w->klen = h->key.len;
