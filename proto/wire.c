@@ -67,9 +67,9 @@ static int check_one(const void *data, size_t len, unsigned max_depth, size_t *r
 
         uint8_t b = p[pos++];
         size_t left = len - pos;
-        uint64_t n = 0;     /* container elements */
-        uint64_t skip = 0;  /* bytes of scalar body */
-        unsigned lenb = 0;  /* bytes of a length field */
+        uint64_t n = 0;    /* container elements */
+        uint64_t skip = 0; /* bytes of scalar body */
+        unsigned lenb = 0; /* bytes of a length field */
         bool container = false;
 
         if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
@@ -83,6 +83,8 @@ static int check_one(const void *data, size_t len, unsigned max_depth, size_t *r
         } else if (b >= 0xa0 && b <= 0xbf) {
             skip = b & 0x1f;
         } else {
+            /* one line per type byte reads better than clang-format's layout */
+            /* clang-format off */
             switch (b) {
             case 0xc4: case 0xd9: lenb = 1; break;             /* bin8, str8 */
             case 0xc5: case 0xda: lenb = 2; break;             /* bin16, str16 */
@@ -109,11 +111,11 @@ static int check_one(const void *data, size_t len, unsigned max_depth, size_t *r
                 return fail(err, "bad_message", "invalid msgpack type byte 0x%02x at byte %zu",
                             b, pos - 1);
             }
+            /* clang-format on */
         }
         if (lenb) {
             if (left < lenb)
-                return fail(err, "bad_message", "msgpack length field truncated at byte %zu",
-                            pos);
+                return fail(err, "bad_message", "msgpack length field truncated at byte %zu", pos);
             uint64_t v = be(p + pos, lenb);
             pos += lenb;
             left -= lenb;
@@ -179,6 +181,8 @@ int wire_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object
 
 /* ---- names ---- */
 
+/* two tables that read better in columns */
+/* clang-format off */
 static const char *const cmd_names[] = {
     [WIRE_SUBMIT] = "submit",  [WIRE_CANCEL] = "cancel",        [WIRE_STATUS] = "status",
     [WIRE_STATS] = "stats",    [WIRE_PING] = "ping",            [WIRE_RESULT] = "result",
@@ -195,6 +199,7 @@ static const char *const state_names[] = {
     [WIRE_ST_TIMEOUT] = "timeout",     [WIRE_ST_CRASHED] = "crashed",
     [WIRE_ST_REJECTED] = "rejected",   [WIRE_ST_LOST] = "lost",       [WIRE_ST_UNKNOWN] = "unknown",
 };
+/* clang-format on */
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -266,20 +271,26 @@ typedef enum { F_STR, F_UINT, F_INT, F_BOOL } ftype_t;
 
 /* A known header field: its key, type, bound and where it lands in wire_hdr_t. */
 typedef struct {
-    const char *key;  /* on the wire */
-    ftype_t type;     /* what the value must be */
-    uint64_t max;     /* upper bound (strings: bytes), 0 = the type's own */
-    size_t off;       /* offset of the value in wire_hdr_t */
-    size_t size;      /* bytes of the value's member: 4 or 8 for integers */
-    size_t has_off;   /* offset of its has_ flag, or SIZE_MAX */
+    const char *key; /* on the wire */
+    ftype_t type;    /* what the value must be */
+    uint64_t max;    /* upper bound (strings: bytes), 0 = the type's own */
+    size_t off;      /* offset of the value in wire_hdr_t */
+    size_t size;     /* bytes of the value's member: 4 or 8 for integers */
+    size_t has_off;  /* offset of its has_ flag, or SIZE_MAX */
 } field_t;
 
-#define NOHAS SIZE_MAX
+#define NOHAS         SIZE_MAX
 #define MSIZE(member) sizeof(((wire_hdr_t *)0)->member)
-#define FLD(k, t, m, member) {k, t, m, offsetof(wire_hdr_t, member), MSIZE(member), NOHAS}
-#define FLDH(k, t, m, member, has)                                                                \
-    {k, t, m, offsetof(wire_hdr_t, member), MSIZE(member), offsetof(wire_hdr_t, has)}
+#define FLD(k, t, m, member)                                                                       \
+    {                                                                                              \
+        k, t, m, offsetof(wire_hdr_t, member), MSIZE(member), NOHAS                                \
+    }
+#define FLDH(k, t, m, member, has)                                                                 \
+    {                                                                                              \
+        k, t, m, offsetof(wire_hdr_t, member), MSIZE(member), offsetof(wire_hdr_t, has)            \
+    }
 
+/* clang-format off */
 static const field_t fields[] = {
     FLD("id", F_STR, WIRE_ID_MAX, id),
     FLDH("req", F_UINT, 0, req, has_req),
@@ -314,6 +325,7 @@ static const field_t fields[] = {
     FLD("count", F_UINT, 0, count),
     FLD("more", F_BOOL, 0, more),
 };
+/* clang-format on */
 
 /* Store a bounded uint64 into a member of the width it has. */
 static void store_uint(wire_hdr_t *h, const field_t *f, uint64_t v)
@@ -336,8 +348,9 @@ static int decode_field(wire_hdr_t *h, const field_t *f, const msgpack_object *v
         if (v->type != MSGPACK_OBJECT_STR)
             return fail(err, "bad_field", "header field '%s' must be a string", f->key);
         if (v->via.str.size > f->max)
-            return fail(err, "bad_field", "header field '%s' is %u bytes, more than the %llu allowed",
-                        f->key, v->via.str.size, (unsigned long long)f->max);
+            return fail(err, "bad_field",
+                        "header field '%s' is %u bytes, more than the %llu allowed", f->key,
+                        v->via.str.size, (unsigned long long)f->max);
         *(wire_str_t *)(void *)at = (wire_str_t){v->via.str.ptr, v->via.str.size};
         break;
     case F_UINT:
@@ -398,8 +411,8 @@ static int check_required(const wire_hdr_t *h, wire_err_t *err)
         if (!h->id.ptr)
             return fail(err, "missing_field", "'%s' needs an 'id' field", wire_cmd_name(h->cmd));
         if (!wire_id_is_valid(h->id.ptr, h->id.len))
-            return fail(err, "bad_field",
-                        "job id must be 1-%d characters of A-Z a-z 0-9 . _ : -", WIRE_ID_MAX);
+            return fail(err, "bad_field", "job id must be 1-%d characters of A-Z a-z 0-9 . _ : -",
+                        WIRE_ID_MAX);
         break;
     default:
         break;

@@ -21,18 +21,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION        1
-#define WIRE_HEADER_MAX     4096       /* bytes in a header frame */
-#define WIRE_ID_MAX         64         /* bytes in a job id */
-#define WIRE_TASK_MAX       64         /* bytes in a task name */
-#define WIRE_TEXT_MAX       1024       /* bytes in an error type, message or reason */
-#define WIRE_KEY_MAX        1024       /* bytes in a dict key */
-#define WIRE_KEYS_MAX       32         /* entries in a header map */
-#define WIRE_DEPTH_MAX      64         /* nesting of a payload value */
-#define WIRE_PRIORITY_MAX   9          /* priorities are 0..9, larger runs first */
-#define WIRE_PRIORITY_DEF   5
-#define WIRE_RETRIES_MAX    100
-#define WIRE_PAYLOAD_DEF    (64u << 20) /* default limit of a payload frame */
+#define WIRE_VERSION      1
+#define WIRE_HEADER_MAX   4096 /* bytes in a header frame */
+#define WIRE_ID_MAX       64   /* bytes in a job id */
+#define WIRE_TASK_MAX     64   /* bytes in a task name */
+#define WIRE_TEXT_MAX     1024 /* bytes in an error type, message or reason */
+#define WIRE_KEY_MAX      1024 /* bytes in a dict key */
+#define WIRE_KEYS_MAX     32   /* entries in a header map */
+#define WIRE_DEPTH_MAX    64   /* nesting of a payload value */
+#define WIRE_PRIORITY_MAX 9    /* priorities are 0..9, larger runs first */
+#define WIRE_PRIORITY_DEF 5
+#define WIRE_RETRIES_MAX  100
+#define WIRE_PAYLOAD_DEF  (64u << 20) /* default limit of a payload frame */
 
 /* Commands. Requests flow client -> broker, replies broker -> client, and the worker commands
  * between the broker and its workers. Values are internal; the wire carries the names. */
@@ -88,46 +88,46 @@ typedef struct {
  * otherwise; absent strings have ptr == NULL. One struct serves every command: each command
  * uses the fields PROTOCOL.md lists for it. */
 typedef struct {
-    uint32_t version;      /* "v": protocol version */
-    wire_cmd_t cmd;        /* "cmd" */
-    wire_str_t id;         /* "id": job id */
-    uint64_t req;          /* "req": request number echoed in the reply */
-    bool has_req;          /* "req" was present */
-    wire_str_t task;       /* "task": task name */
-    uint64_t timeout_ms;   /* "timeout_ms": run timeout, 0 = none */
-    uint64_t deadline_ms;  /* "deadline_ms": queue deadline relative to receipt, 0 = none */
-    uint32_t priority;     /* "priority": 0..9 */
-    bool has_priority;     /* "priority" was present */
-    uint32_t retries;      /* "retries": extra attempts after a crash */
-    uint64_t max_result;   /* "max_result": result size limit in bytes, 0 = the broker's */
-    uint64_t as_bytes;     /* "as_bytes": address-space limit of the job, 0 = none */
-    uint64_t cpu_s;        /* "cpu_s": CPU-seconds limit of the job, 0 = none */
-    wire_state_t state;    /* "status" of a result or status reply */
-    wire_str_t code;       /* "code": machine-readable error or rejection code */
-    wire_str_t etype;      /* "etype": error type raised by a task, e.g. "ValueError" */
-    wire_str_t msg;        /* "msg": human-readable text */
-    int64_t signal;        /* "signal": signal that ended a crashed job, 0 = none */
-    int64_t exit_code;     /* "exit": exit code of a crashed job's worker */
-    bool has_exit;         /* "exit" was present */
-    uint32_t attempts;     /* "attempts": times the job was started */
-    int64_t pid;           /* "pid": worker process id */
-    uint64_t run_us;       /* "run_us": run time of the job in microseconds */
-    wire_str_t outcome;    /* "outcome": what a cancel did */
-    bool retire;           /* "retire": the worker exits after this reply */
-    bool chunk;            /* "chunk": args is an array of calls, the result one entry each */
-    uint64_t done;         /* "done": progress, units done */
-    uint64_t total;        /* "total": progress, units in all (0 = unknown) */
-    wire_str_t op;         /* "op": dict operation */
-    wire_str_t name;       /* "name": dict name */
-    wire_str_t key;        /* "key": dict key */
-    uint64_t ver;          /* "ver": a value's version */
-    bool has_ver;          /* "ver" was present */
-    int64_t delta;         /* "delta": incr amount */
-    bool has_delta;        /* "delta" was present */
-    uint64_t limit;        /* "limit": page size */
-    bool found;            /* "found": the key exists */
-    uint64_t count;        /* "count": number of keys */
-    bool more;             /* "more": keys remain after this page */
+    uint32_t version;     /* "v": protocol version */
+    wire_cmd_t cmd;       /* "cmd" */
+    wire_str_t id;        /* "id": job id */
+    uint64_t req;         /* "req": request number echoed in the reply */
+    bool has_req;         /* "req" was present */
+    wire_str_t task;      /* "task": task name */
+    uint64_t timeout_ms;  /* "timeout_ms": run timeout, 0 = none */
+    uint64_t deadline_ms; /* "deadline_ms": queue deadline relative to receipt, 0 = none */
+    uint32_t priority;    /* "priority": 0..9 */
+    bool has_priority;    /* "priority" was present */
+    uint32_t retries;     /* "retries": extra attempts after a crash */
+    uint64_t max_result;  /* "max_result": result size limit in bytes, 0 = the broker's */
+    uint64_t as_bytes;    /* "as_bytes": address-space limit of the job, 0 = none */
+    uint64_t cpu_s;       /* "cpu_s": CPU-seconds limit of the job, 0 = none */
+    wire_state_t state;   /* "status" of a result or status reply */
+    wire_str_t code;      /* "code": machine-readable error or rejection code */
+    wire_str_t etype;     /* "etype": error type raised by a task, e.g. "ValueError" */
+    wire_str_t msg;       /* "msg": human-readable text */
+    int64_t signal;       /* "signal": signal that ended a crashed job, 0 = none */
+    int64_t exit_code;    /* "exit": exit code of a crashed job's worker */
+    bool has_exit;        /* "exit" was present */
+    uint32_t attempts;    /* "attempts": times the job was started */
+    int64_t pid;          /* "pid": worker process id */
+    uint64_t run_us;      /* "run_us": run time of the job in microseconds */
+    wire_str_t outcome;   /* "outcome": what a cancel did */
+    bool retire;          /* "retire": the worker exits after this reply */
+    bool chunk;           /* "chunk": args is an array of calls, the result one entry each */
+    uint64_t done;        /* "done": progress, units done */
+    uint64_t total;       /* "total": progress, units in all (0 = unknown) */
+    wire_str_t op;        /* "op": dict operation */
+    wire_str_t name;      /* "name": dict name */
+    wire_str_t key;       /* "key": dict key */
+    uint64_t ver;         /* "ver": a value's version */
+    bool has_ver;         /* "ver" was present */
+    int64_t delta;        /* "delta": incr amount */
+    bool has_delta;       /* "delta" was present */
+    uint64_t limit;       /* "limit": page size */
+    bool found;           /* "found": the key exists */
+    uint64_t count;       /* "count": number of keys */
+    bool more;            /* "more": keys remain after this page */
 } wire_hdr_t;
 
 /* Why a frame or header was refused. The message is static text naming the problem. */

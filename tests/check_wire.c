@@ -72,10 +72,19 @@ END_TEST
 
 START_TEST(test_roundtrip_result)
 {
-    wire_hdr_t h = {.cmd = WIRE_RESULT, .id = wire_str("x"), .state = WIRE_ST_CRASHED,
-                    .signal = 11, .exit_code = -3, .has_exit = true, .attempts = 2, .pid = 4242,
-                    .etype = wire_str("ValueError"), .msg = wire_str("bad \"thing\""),
-                    .code = wire_str("c"), .run_us = 12345, .outcome = wire_str("killing"),
+    wire_hdr_t h = {.cmd = WIRE_RESULT,
+                    .id = wire_str("x"),
+                    .state = WIRE_ST_CRASHED,
+                    .signal = 11,
+                    .exit_code = -3,
+                    .has_exit = true,
+                    .attempts = 2,
+                    .pid = 4242,
+                    .etype = wire_str("ValueError"),
+                    .msg = wire_str("bad \"thing\""),
+                    .code = wire_str("c"),
+                    .run_us = 12345,
+                    .outcome = wire_str("killing"),
                     .retire = true};
     wire_hdr_t d;
     wire_err_t err;
@@ -103,7 +112,9 @@ START_TEST(test_every_command_roundtrips)
     for (int c = WIRE_SUBMIT; c <= WIRE_PROGRESS; c++) {
         if (c == WIRE_DICT)
             continue; /* needs op and name: tested apart */
-        wire_hdr_t h = {.cmd = (wire_cmd_t)c, .id = wire_str("j1"), .task = wire_str("echo"),
+        wire_hdr_t h = {.cmd = (wire_cmd_t)c,
+                        .id = wire_str("j1"),
+                        .task = wire_str("echo"),
                         .state = WIRE_ST_OK};
         wire_hdr_t d;
         wire_err_t err;
@@ -178,8 +189,12 @@ END_TEST
 
 START_TEST(test_progress_and_chunk_fields)
 {
-    wire_hdr_t h = {.cmd = WIRE_PROGRESS, .id = wire_str("p"), .done = 0, .total = 10,
-                    .msg = wire_str("starting")}, d;
+    wire_hdr_t h = {.cmd = WIRE_PROGRESS,
+                    .id = wire_str("p"),
+                    .done = 0,
+                    .total = 10,
+                    .msg = wire_str("starting")},
+               d;
     wire_err_t err;
     msgpack_sbuffer sb = encode(&h);
     ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
@@ -199,9 +214,16 @@ END_TEST
 
 START_TEST(test_dict_fields)
 {
-    wire_hdr_t h = {.cmd = WIRE_DICT, .op = wire_str("cas"), .name = wire_str("d1"),
-                    .key = wire_str("any key: text"), .ver = 0, .has_ver = true, .delta = -3,
-                    .has_delta = true, .limit = 50}, d;
+    wire_hdr_t h = {.cmd = WIRE_DICT,
+                    .op = wire_str("cas"),
+                    .name = wire_str("d1"),
+                    .key = wire_str("any key: text"),
+                    .ver = 0,
+                    .has_ver = true,
+                    .delta = -3,
+                    .has_delta = true,
+                    .limit = 50},
+               d;
     wire_err_t err;
     msgpack_sbuffer sb = encode(&h);
     ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
@@ -259,9 +281,12 @@ START_TEST(test_huge_declared_containers_rejected)
     const struct {
         const unsigned char *b;
         size_t n;
-    } cases[] = {{array32, sizeof(array32)}, {map32, sizeof(map32)},
-                 {nested, sizeof(nested)},   {str32, sizeof(str32)},
-                 {bin32, sizeof(bin32)},     {ext32, sizeof(ext32)},
+    } cases[] = {{array32, sizeof(array32)},
+                 {map32, sizeof(map32)},
+                 {nested, sizeof(nested)},
+                 {str32, sizeof(str32)},
+                 {bin32, sizeof(bin32)},
+                 {ext32, sizeof(ext32)},
                  {short_array, sizeof(short_array)}};
     wire_err_t err;
 
@@ -375,9 +400,15 @@ static msgpack_sbuffer raw_header(const char *cmd, int version, const char *extr
     if (extra_key) {
         msgpack_pack_str_with_body(&pk, extra_key, strlen(extra_key));
         switch (extra_kind) {
-        case 0: msgpack_pack_str_with_body(&pk, "text", 4); break;
-        case 1: msgpack_pack_int(&pk, -1); break;
-        case 2: msgpack_pack_uint64(&pk, 1000); break;
+        case 0:
+            msgpack_pack_str_with_body(&pk, "text", 4);
+            break;
+        case 1:
+            msgpack_pack_int(&pk, -1);
+            break;
+        case 2:
+            msgpack_pack_uint64(&pk, 1000);
+            break;
         default:
             msgpack_pack_array(&pk, 1);
             msgpack_pack_nil(&pk);
