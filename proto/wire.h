@@ -27,6 +27,7 @@
 #define WIRE_TASK_MAX     64   /* bytes in a task name */
 #define WIRE_TEXT_MAX     1024 /* bytes in an error type, message or reason */
 #define WIRE_KEY_MAX      1024 /* bytes in a dict key */
+#define WIRE_OP_MAX       16   /* bytes in a dict op name */
 #define WIRE_KEYS_MAX     32   /* entries in a header map */
 #define WIRE_DEPTH_MAX    64   /* nesting of a payload value */
 #define WIRE_PRIORITY_MAX 9    /* priorities are 0..9, larger runs first */
@@ -60,6 +61,7 @@ typedef enum {
     WIRE_DONE,
     /* worker -> broker -> client */
     WIRE_PROGRESS,
+    WIRE_CMD_COUNT_ /* not a command: one past the last (a name table is this long) */
 } wire_cmd_t;
 
 /* Terminal and live states of a job, as named on the wire. */
@@ -86,7 +88,8 @@ typedef struct {
 
 /* A decoded or to-be-encoded header. Absent numeric fields are 0 unless their has_ flag says
  * otherwise; absent strings have ptr == NULL. One struct serves every command: each command
- * uses the fields PROTOCOL.md lists for it. */
+ * uses the fields PROTOCOL.md lists for it. A new field is a member here and one line of the
+ * field table in wire.c, which drives both encode and decode. */
 typedef struct {
     uint32_t version;     /* "v": protocol version */
     wire_cmd_t cmd;       /* "cmd" */
@@ -130,6 +133,37 @@ typedef struct {
     bool more;            /* "more": keys remain after this page */
 } wire_hdr_t;
 
+/* The field table (wire.c) that drives encode and decode, readable for tests and tools. */
+typedef enum {
+    WIRE_FK_VERSION, /* uint32_t "v": must be WIRE_VERSION; always written */
+    WIRE_FK_CMD,     /* wire_cmd_t, written as its name */
+    WIRE_FK_STATE,   /* wire_state_t, written as its name */
+    WIRE_FK_STR,     /* wire_str_t of at most `max` bytes */
+    WIRE_FK_UINT,    /* uint32_t or uint64_t (by `size`), at most `max` (0: the type's own) */
+    WIRE_FK_INT,     /* int64_t */
+    WIRE_FK_BOOL,    /* bool */
+} wire_kind_t;
+
+#define WIRE_NO_FLAG SIZE_MAX /* wire_field_t.has_off of a field without a has_ flag */
+
+/* One header field. Encode writes a field when it is set (a string with ptr, a non-zero number,
+ * true, a known name) or its has_ flag is, or the command is `always`; a field with `only` is
+ * written for that command alone. Decode checks the kind and bound and sets the has_ flag. */
+typedef struct {
+    const char *key;   /* on the wire */
+    wire_kind_t kind;  /* the member's type and what the value must be */
+    uint64_t max;      /* upper bound (strings: bytes), 0 = the type's own */
+    size_t off;        /* offset of the member in wire_hdr_t */
+    size_t size;       /* bytes of the member */
+    size_t has_off;    /* offset of its has_ flag, or WIRE_NO_FLAG */
+    wire_cmd_t always; /* written for this command even when not set (WIRE_CMD_NONE: none) */
+    wire_cmd_t only;   /* written for this command alone (WIRE_CMD_NONE: any command) */
+} wire_field_t;
+
+/* The field table, in the order encode writes the fields. Returns a static array of
+ * *ret_count entries. */
+const wire_field_t *wire_fields(size_t *ret_count);
+
 /* Why a frame or header was refused. The message is static text naming the problem. */
 typedef struct {
     const char *code; /* machine-readable code, one of PROTOCOL.md's error codes */
@@ -160,7 +194,9 @@ int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t
                     wire_err_t *err);
 
 /* Encode `hdr` into `buf` (appended). Only fields that are set are written: strings with ptr,
- * numbers that are non-zero (or have their has_ flag). Returns 0 or -ENOMEM. */
+ * numbers that are non-zero (or have their has_ flag), true booleans; besides, `progress`
+ * always carries "done" and `dict_reply` always "found", which no other command carries. "v"
+ * is always written (0 stands for WIRE_VERSION). Returns 0 or -ENOMEM. */
 int wire_hdr_encode(msgpack_sbuffer *buf, const wire_hdr_t *hdr);
 
 /* Names on the wire. Return NULL / WIRE_CMD_NONE / WIRE_ST_NONE for unknown values. */
