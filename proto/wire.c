@@ -8,7 +8,10 @@
  * trailing bytes.
  *
  * Headers are flat maps (depth 1) of short string keys to scalars; unknown keys are ignored so
- * that later versions can add fields, known keys must have their type and bounds. */
+ * that later versions can add fields, known keys must have their type and bounds. One table of
+ * fields (key, kind, bound, where the member lives, its has_ flag, when it is written) drives
+ * both directions, so the field list is written once; _Generic in the table's row macro refuses
+ * a row whose member's type does not match its kind. */
 #include "wire.h"
 
 #include <errno.h>
@@ -67,9 +70,9 @@ static int check_one(const void *data, size_t len, unsigned max_depth, size_t *r
 
         uint8_t b = p[pos++];
         size_t left = len - pos;
-        uint64_t n = 0;     /* container elements */
-        uint64_t skip = 0;  /* bytes of scalar body */
-        unsigned lenb = 0;  /* bytes of a length field */
+        uint64_t n = 0;    /* container elements */
+        uint64_t skip = 0; /* bytes of scalar body */
+        unsigned lenb = 0; /* bytes of a length field */
         bool container = false;
 
         if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
@@ -83,6 +86,8 @@ static int check_one(const void *data, size_t len, unsigned max_depth, size_t *r
         } else if (b >= 0xa0 && b <= 0xbf) {
             skip = b & 0x1f;
         } else {
+            /* one line per type byte reads better than clang-format's layout */
+            /* clang-format off */
             switch (b) {
             case 0xc4: case 0xd9: lenb = 1; break;             /* bin8, str8 */
             case 0xc5: case 0xda: lenb = 2; break;             /* bin16, str16 */
@@ -109,11 +114,11 @@ static int check_one(const void *data, size_t len, unsigned max_depth, size_t *r
                 return fail(err, "bad_message", "invalid msgpack type byte 0x%02x at byte %zu",
                             b, pos - 1);
             }
+            /* clang-format on */
         }
         if (lenb) {
             if (left < lenb)
-                return fail(err, "bad_message", "msgpack length field truncated at byte %zu",
-                            pos);
+                return fail(err, "bad_message", "msgpack length field truncated at byte %zu", pos);
             uint64_t v = be(p + pos, lenb);
             pos += lenb;
             left -= lenb;
@@ -179,24 +184,42 @@ int wire_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object
 
 /* ---- names ---- */
 
+/* two tables that read better in columns */
+/* clang-format off */
 static const char *const cmd_names[] = {
-    [WIRE_SUBMIT] = "submit",  [WIRE_CANCEL] = "cancel",        [WIRE_STATUS] = "status",
-    [WIRE_STATS] = "stats",    [WIRE_PING] = "ping",            [WIRE_RESULT] = "result",
-    [WIRE_CANCEL_REPLY] = "cancel_reply", [WIRE_STATUS_REPLY] = "status_reply",
-    [WIRE_STATS_REPLY] = "stats_reply",   [WIRE_PONG] = "pong", [WIRE_ERROR] = "error",
-    [WIRE_READY] = "ready",    [WIRE_JOB] = "job",              [WIRE_DONE] = "done",
-    [WIRE_FETCH] = "fetch",    [WIRE_PROGRESS] = "progress",
-    [WIRE_DICT] = "dict",      [WIRE_DICT_REPLY] = "dict_reply",
+    [WIRE_SUBMIT] = "submit",
+    [WIRE_CANCEL] = "cancel",
+    [WIRE_STATUS] = "status",
+    [WIRE_STATS] = "stats",
+    [WIRE_PING] = "ping",
+    [WIRE_RESULT] = "result",
+    [WIRE_CANCEL_REPLY] = "cancel_reply",
+    [WIRE_STATUS_REPLY] = "status_reply",
+    [WIRE_STATS_REPLY] = "stats_reply",
+    [WIRE_PONG] = "pong",
+    [WIRE_ERROR] = "error",
+    [WIRE_READY] = "ready",
+    [WIRE_JOB] = "job",
+    [WIRE_DONE] = "done",
+    [WIRE_FETCH] = "fetch",
+    [WIRE_PROGRESS] = "progress",
+    [WIRE_DICT] = "dict",
+    [WIRE_DICT_REPLY] = "dict_reply",
 };
 
 static const char *const state_names[] = {
-    [WIRE_ST_QUEUED] = "queued",       [WIRE_ST_RUNNING] = "running", [WIRE_ST_OK] = "ok",
-    [WIRE_ST_ERROR] = "error",         [WIRE_ST_CANCELLED] = "cancelled",
-    [WIRE_ST_TIMEOUT] = "timeout",     [WIRE_ST_CRASHED] = "crashed",
-    [WIRE_ST_REJECTED] = "rejected",   [WIRE_ST_LOST] = "lost",       [WIRE_ST_UNKNOWN] = "unknown",
+    [WIRE_ST_QUEUED] = "queued",   [WIRE_ST_RUNNING] = "running",     [WIRE_ST_OK] = "ok",
+    [WIRE_ST_ERROR] = "error",     [WIRE_ST_CANCELLED] = "cancelled", [WIRE_ST_TIMEOUT] = "timeout",
+    [WIRE_ST_CRASHED] = "crashed", [WIRE_ST_REJECTED] = "rejected",   [WIRE_ST_LOST] = "lost",
+    [WIRE_ST_UNKNOWN] = "unknown",
 };
+/* clang-format on */
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A name for the last of each enum at least (check_wire tests that none in between is missing) */
+_Static_assert(N_ELEMS(cmd_names) == WIRE_CMD_COUNT_, "cmd_names must name every wire_cmd_t");
+_Static_assert(N_ELEMS(state_names) == WIRE_ST_COUNT_, "state_names must name every wire_state_t");
 
 static int lookup(const char *const *names, size_t count, const char *s, size_t len)
 {
@@ -260,66 +283,98 @@ bool wire_str_eq(wire_str_t s, const char *lit)
     return s.ptr && s.len == n && memcmp(s.ptr, lit, n) == 0;
 }
 
-/* ---- header decode ---- */
+/* ---- the field table ---- */
 
-typedef enum { F_STR, F_UINT, F_INT, F_BOOL } ftype_t;
+/* The member types each kind may have: a row whose member has another type does not compile. */
+/* clang-format off */
+#define TYPES_VERSION uint32_t: 0
+#define TYPES_CMD     wire_cmd_t: 0
+#define TYPES_STATE   wire_state_t: 0
+#define TYPES_STR     wire_str_t: 0
+#define TYPES_UINT    uint32_t: 0, uint64_t: 0
+#define TYPES_INT     int64_t: 0
+#define TYPES_BOOL    bool: 0
 
-/* A known header field: its key, type, bound and where it lands in wire_hdr_t. */
-typedef struct {
-    const char *key;  /* on the wire */
-    ftype_t type;     /* what the value must be */
-    uint64_t max;     /* upper bound (strings: bytes), 0 = the type's own */
-    size_t off;       /* offset of the value in wire_hdr_t */
-    size_t size;      /* bytes of the value's member: 4 or 8 for integers */
-    size_t has_off;   /* offset of its has_ flag, or SIZE_MAX */
-} field_t;
+#define HDR_M(m) (((wire_hdr_t *)0)->m) /* never evaluated: for _Generic and sizeof */
+#define HAS(m)   (offsetof(wire_hdr_t, m) + _Generic(HDR_M(m), bool: 0))
+#define NO_FLAG  WIRE_NO_FLAG
 
-#define NOHAS SIZE_MAX
-#define MSIZE(member) sizeof(((wire_hdr_t *)0)->member)
-#define FLD(k, t, m, member) {k, t, m, offsetof(wire_hdr_t, member), MSIZE(member), NOHAS}
-#define FLDH(k, t, m, member, has)                                                                \
-    {k, t, m, offsetof(wire_hdr_t, member), MSIZE(member), offsetof(wire_hdr_t, has)}
+/* When encode writes a field (`written`): when it is set (or its has_ flag is); ALSO(c): that,
+ * and for command c even when not set; ONLY(c): for command c alone, set or not. */
+#define SET     WIRE_CMD_NONE, WIRE_CMD_NONE
+#define ALSO(c) WIRE_##c, WIRE_CMD_NONE
+#define ONLY(c) WIRE_##c, WIRE_##c
 
-static const field_t fields[] = {
-    FLD("id", F_STR, WIRE_ID_MAX, id),
-    FLDH("req", F_UINT, 0, req, has_req),
-    FLD("task", F_STR, WIRE_TASK_MAX, task),
-    FLD("timeout_ms", F_UINT, 0, timeout_ms),
-    FLD("deadline_ms", F_UINT, 0, deadline_ms),
-    FLDH("priority", F_UINT, WIRE_PRIORITY_MAX, priority, has_priority),
-    FLD("retries", F_UINT, WIRE_RETRIES_MAX, retries),
-    FLD("max_result", F_UINT, 0, max_result),
-    FLD("as_bytes", F_UINT, 0, as_bytes),
-    FLD("cpu_s", F_UINT, UINT32_MAX, cpu_s),
-    FLD("code", F_STR, WIRE_TEXT_MAX, code),
-    FLD("etype", F_STR, WIRE_TEXT_MAX, etype),
-    FLD("msg", F_STR, WIRE_TEXT_MAX, msg),
-    FLD("signal", F_INT, 0, signal),
-    FLDH("exit", F_INT, 0, exit_code, has_exit),
-    FLD("attempts", F_UINT, 0, attempts),
-    FLD("pid", F_INT, 0, pid),
-    FLD("run_us", F_UINT, 0, run_us),
-    FLD("outcome", F_STR, WIRE_TEXT_MAX, outcome),
-    FLD("retire", F_BOOL, 0, retire),
-    FLD("chunk", F_BOOL, 0, chunk),
-    FLD("done", F_UINT, 0, done),
-    FLD("total", F_UINT, 0, total),
-    FLD("op", F_STR, 16, op),
-    FLD("name", F_STR, WIRE_ID_MAX, name),
-    FLD("key", F_STR, WIRE_KEY_MAX, key),
-    FLDH("ver", F_UINT, 0, ver, has_ver),
-    FLDH("delta", F_INT, 0, delta, has_delta),
-    FLD("limit", F_UINT, 0, limit),
-    FLD("found", F_BOOL, 0, found),
-    FLD("count", F_UINT, 0, count),
-    FLD("more", F_BOOL, 0, more),
+#define F(key, kind, max, m, has, written)                                                        \
+    {key, WIRE_FK_##kind, max, offsetof(wire_hdr_t, m) + _Generic(HDR_M(m), TYPES_##kind),       \
+     sizeof(HDR_M(m)), has, written}
+
+/* Every header field, in the order encode writes them. A new field: its member in wire_hdr_t,
+ * one line here, and its row in PROTOCOL.md section 4. */
+static const wire_field_t fields[] = {
+    /* key           kind     bound              member       has_ flag          written */
+    F("v",           VERSION, 0,                 version,     NO_FLAG,           SET),
+    F("cmd",         CMD,     0,                 cmd,         NO_FLAG,           SET),
+    F("id",          STR,     WIRE_ID_MAX,       id,          NO_FLAG,           SET),
+    F("req",         UINT,    0,                 req,         HAS(has_req),      SET),
+    F("task",        STR,     WIRE_TASK_MAX,     task,        NO_FLAG,           SET),
+    F("timeout_ms",  UINT,    0,                 timeout_ms,  NO_FLAG,           SET),
+    F("deadline_ms", UINT,    0,                 deadline_ms, NO_FLAG,           SET),
+    F("priority",    UINT,    WIRE_PRIORITY_MAX, priority,    HAS(has_priority), SET),
+    F("retries",     UINT,    WIRE_RETRIES_MAX,  retries,     NO_FLAG,           SET),
+    F("max_result",  UINT,    0,                 max_result,  NO_FLAG,           SET),
+    F("as_bytes",    UINT,    0,                 as_bytes,    NO_FLAG,           SET),
+    F("cpu_s",       UINT,    UINT32_MAX,        cpu_s,       NO_FLAG,           SET),
+    F("status",      STATE,   0,                 state,       NO_FLAG,           SET),
+    F("code",        STR,     WIRE_TEXT_MAX,     code,        NO_FLAG,           SET),
+    F("etype",       STR,     WIRE_TEXT_MAX,     etype,       NO_FLAG,           SET),
+    F("msg",         STR,     WIRE_TEXT_MAX,     msg,         NO_FLAG,           SET),
+    F("signal",      INT,     0,                 signal,      NO_FLAG,           SET),
+    F("exit",        INT,     0,                 exit_code,   HAS(has_exit),     SET),
+    F("attempts",    UINT,    0,                 attempts,    NO_FLAG,           SET),
+    F("pid",         INT,     0,                 pid,         NO_FLAG,           SET),
+    F("run_us",      UINT,    0,                 run_us,      NO_FLAG,           SET),
+    F("outcome",     STR,     WIRE_TEXT_MAX,     outcome,     NO_FLAG,           SET),
+    F("retire",      BOOL,    0,                 retire,      NO_FLAG,           SET),
+    F("chunk",       BOOL,    0,                 chunk,       NO_FLAG,           SET),
+    F("done",        UINT,    0,                 done,        NO_FLAG,           ALSO(PROGRESS)),
+    F("total",       UINT,    0,                 total,       NO_FLAG,           SET),
+    F("op",          STR,     WIRE_OP_MAX,       op,          NO_FLAG,           SET),
+    F("name",        STR,     WIRE_ID_MAX,       name,        NO_FLAG,           SET),
+    F("key",         STR,     WIRE_KEY_MAX,      key,         NO_FLAG,           SET),
+    F("ver",         UINT,    0,                 ver,         HAS(has_ver),      SET),
+    F("delta",       INT,     0,                 delta,       HAS(has_delta),    SET),
+    F("limit",       UINT,    0,                 limit,       NO_FLAG,           SET),
+    F("found",       BOOL,    0,                 found,       NO_FLAG,           ONLY(DICT_REPLY)),
+    F("count",       UINT,    0,                 count,       NO_FLAG,           SET),
+    F("more",        BOOL,    0,                 more,        NO_FLAG,           SET),
 };
+/* clang-format on */
+
+const wire_field_t *wire_fields(size_t *ret_count)
+{
+    *ret_count = N_ELEMS(fields);
+    return fields;
+}
+
+/* ---- reading and writing a member ---- */
+
+static uint64_t load_uint(const void *at, size_t size)
+{
+    if (size == sizeof(uint32_t)) {
+        uint32_t v32;
+        memcpy(&v32, at, sizeof(v32));
+        return v32;
+    }
+    uint64_t v;
+    memcpy(&v, at, sizeof(v));
+    return v;
+}
 
 /* Store a bounded uint64 into a member of the width it has. */
-static void store_uint(wire_hdr_t *h, const field_t *f, uint64_t v)
+static void store_uint(void *at, size_t size, uint64_t v)
 {
-    char *at = (char *)h + f->off;
-    if (f->size == sizeof(uint32_t)) {
+    if (size == sizeof(uint32_t)) {
         uint32_t v32 = (uint32_t)v;
         memcpy(at, &v32, sizeof(v32));
     } else {
@@ -327,20 +382,59 @@ static void store_uint(wire_hdr_t *h, const field_t *f, uint64_t v)
     }
 }
 
-static int decode_field(wire_hdr_t *h, const field_t *f, const msgpack_object *v, wire_err_t *err)
+static bool load_bool(const wire_hdr_t *h, size_t off)
+{
+    bool b;
+    memcpy(&b, (const char *)h + off, sizeof(b));
+    return b;
+}
+
+/* ---- header decode ---- */
+
+static int decode_field(wire_hdr_t *h, const wire_field_t *f, const msgpack_object *v,
+                        wire_err_t *err)
 {
     char *at = (char *)h + f->off;
+    wire_state_t st;
+    wire_cmd_t cmd;
 
-    switch (f->type) {
-    case F_STR:
+    switch (f->kind) {
+    case WIRE_FK_VERSION:
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return fail(err, "bad_field", "header field '%s' must be a positive integer", f->key);
+        if (v->via.u64 != WIRE_VERSION)
+            return fail(err, "bad_version",
+                        "protocol version %llu is not supported; this peer speaks version %d",
+                        (unsigned long long)v->via.u64, WIRE_VERSION);
+        store_uint(at, f->size, WIRE_VERSION);
+        break;
+    case WIRE_FK_CMD:
+        /* the first pass of wire_hdr_decode() read the command: what is left is to refuse it */
+        if (v->type != MSGPACK_OBJECT_STR)
+            return fail(err, "bad_field", "header field '%s' must be a string", f->key);
+        memcpy(&cmd, at, sizeof(cmd));
+        if (cmd == WIRE_CMD_NONE)
+            return fail(err, "unknown_command", "unknown command '%.*s'",
+                        (int)(v->via.str.size > 40 ? 40 : v->via.str.size), v->via.str.ptr);
+        break;
+    case WIRE_FK_STATE:
+        if (v->type != MSGPACK_OBJECT_STR)
+            return fail(err, "bad_field", "header field '%s' must name a job state", f->key);
+        st = wire_state_from(v->via.str.ptr, v->via.str.size);
+        memcpy(at, &st, sizeof(st));
+        if (st == WIRE_ST_NONE)
+            return fail(err, "bad_field", "header field '%s' must name a job state", f->key);
+        break;
+    case WIRE_FK_STR:
         if (v->type != MSGPACK_OBJECT_STR)
             return fail(err, "bad_field", "header field '%s' must be a string", f->key);
         if (v->via.str.size > f->max)
-            return fail(err, "bad_field", "header field '%s' is %u bytes, more than the %llu allowed",
-                        f->key, v->via.str.size, (unsigned long long)f->max);
-        *(wire_str_t *)(void *)at = (wire_str_t){v->via.str.ptr, v->via.str.size};
+            return fail(err, "bad_field",
+                        "header field '%s' is %u bytes, more than the %llu allowed", f->key,
+                        v->via.str.size, (unsigned long long)f->max);
+        memcpy(at, &(wire_str_t){v->via.str.ptr, v->via.str.size}, sizeof(wire_str_t));
         break;
-    case F_UINT:
+    case WIRE_FK_UINT:
         if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
             return fail(err, "bad_field", "header field '%s' must be a non-negative integer",
                         f->key);
@@ -348,31 +442,37 @@ static int decode_field(wire_hdr_t *h, const field_t *f, const msgpack_object *v
             (f->size == sizeof(uint32_t) && v->via.u64 > UINT32_MAX))
             return fail(err, "bad_field", "header field '%s' is %llu, more than the %llu allowed",
                         f->key, (unsigned long long)v->via.u64, (unsigned long long)f->max);
-        store_uint(h, f, v->via.u64);
+        store_uint(at, f->size, v->via.u64);
         break;
-    case F_INT:
+    case WIRE_FK_INT: {
+        int64_t i;
         if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX)
-            *(int64_t *)(void *)at = (int64_t)v->via.u64;
+            i = (int64_t)v->via.u64;
         else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-            *(int64_t *)(void *)at = v->via.i64;
+            i = v->via.i64;
         else
             return fail(err, "bad_field", "header field '%s' must be an integer", f->key);
-        break;
-    case F_BOOL:
-        if (v->type != MSGPACK_OBJECT_BOOLEAN)
-            return fail(err, "bad_field", "header field '%s' must be true or false", f->key);
-        *(bool *)(void *)at = v->via.boolean;
+        memcpy(at, &i, sizeof(i));
         break;
     }
-    if (f->has_off != NOHAS)
-        *(bool *)((char *)h + f->has_off) = true;
+    case WIRE_FK_BOOL:
+        if (v->type != MSGPACK_OBJECT_BOOLEAN)
+            return fail(err, "bad_field", "header field '%s' must be true or false", f->key);
+        memcpy(at, &v->via.boolean, sizeof(bool));
+        break;
+    }
+    if (f->has_off != WIRE_NO_FLAG)
+        memcpy((char *)h + f->has_off, &(bool){true}, sizeof(bool));
     return 0;
 }
 
-static const field_t *find_field(const char *k, size_t n)
+static const wire_field_t *find_field(const char *k, size_t n)
 {
+    if (n == 0)
+        return NULL;
     for (size_t i = 0; i < N_ELEMS(fields); i++)
-        if (strlen(fields[i].key) == n && memcmp(fields[i].key, k, n) == 0)
+        if (fields[i].key[0] == k[0] && strlen(fields[i].key) == n &&
+            memcmp(fields[i].key, k, n) == 0)
             return &fields[i];
     return NULL;
 }
@@ -398,8 +498,8 @@ static int check_required(const wire_hdr_t *h, wire_err_t *err)
         if (!h->id.ptr)
             return fail(err, "missing_field", "'%s' needs an 'id' field", wire_cmd_name(h->cmd));
         if (!wire_id_is_valid(h->id.ptr, h->id.len))
-            return fail(err, "bad_field",
-                        "job id must be 1-%d characters of A-Z a-z 0-9 . _ : -", WIRE_ID_MAX);
+            return fail(err, "bad_field", "job id must be 1-%d characters of A-Z a-z 0-9 . _ : -",
+                        WIRE_ID_MAX);
         break;
     default:
         break;
@@ -422,7 +522,6 @@ int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t
 {
     msgpack_object o;
     size_t off = 0;
-    bool has_version = false;
     int r;
 
     memset(ret, 0, sizeof(*ret));
@@ -459,39 +558,13 @@ int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t
 
     for (uint32_t i = 0; i < o.via.map.size; i++) {
         const msgpack_object_kv *kv = &o.via.map.ptr[i];
-        const char *k = kv->key.via.str.ptr;
-        size_t kn = kv->key.via.str.size;
-        const field_t *f;
+        const wire_field_t *f = find_field(kv->key.via.str.ptr, kv->key.via.str.size);
 
-        if (kn == 1 && k[0] == 'v') {
-            if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                return fail(err, "bad_field", "header field 'v' must be a positive integer");
-            if (kv->val.via.u64 != WIRE_VERSION)
-                return fail(err, "bad_version",
-                            "protocol version %llu is not supported; this peer speaks version %d",
-                            (unsigned long long)kv->val.via.u64, WIRE_VERSION);
-            ret->version = WIRE_VERSION;
-            has_version = true;
-        } else if (kn == 3 && memcmp(k, "cmd", 3) == 0) {
-            if (kv->val.type != MSGPACK_OBJECT_STR)
-                return fail(err, "bad_field", "header field 'cmd' must be a string");
-            if (ret->cmd == WIRE_CMD_NONE)
-                return fail(err, "unknown_command", "unknown command '%.*s'",
-                            (int)(kv->val.via.str.size > 40 ? 40 : kv->val.via.str.size),
-                            kv->val.via.str.ptr);
-        } else if (kn == 6 && memcmp(k, "status", 6) == 0) {
-            if (kv->val.type != MSGPACK_OBJECT_STR ||
-                (ret->state = wire_state_from(kv->val.via.str.ptr, kv->val.via.str.size)) ==
-                    WIRE_ST_NONE)
-                return fail(err, "bad_field", "header field 'status' must name a job state");
-        } else if ((f = find_field(k, kn)) != NULL) {
-            r = decode_field(ret, f, &kv->val, err);
-            if (r < 0)
-                return r;
-        }
         /* unknown keys are ignored: later versions may add fields */
+        if (f && (r = decode_field(ret, f, &kv->val, err)) < 0)
+            return r;
     }
-    if (!has_version)
+    if (ret->version == 0)
         return fail(err, "missing_field", "header has no 'v' (protocol version) field");
     if (ret->cmd == WIRE_CMD_NONE)
         return fail(err, "missing_field", "header has no 'cmd' field");
@@ -500,102 +573,112 @@ int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t
 
 /* ---- header encode ---- */
 
-typedef struct {
-    msgpack_packer pk;
-    unsigned count;
-    bool counting;
-} enc_t;
-
-/* Count a field that is `present`; true when its value is to be packed now (key written). */
-static bool field(enc_t *e, const char *k, bool present)
+/* Does the member hold something (a string, a non-zero number, true, a named enum)? */
+static bool is_set(const wire_hdr_t *h, const wire_field_t *f)
 {
-    size_t n = strlen(k);
+    const char *at = (const char *)h + f->off;
+    wire_str_t s;
+    wire_cmd_t cmd;
+    wire_state_t st;
+    int64_t i;
 
-    if (!present)
-        return false;
-    e->count++;
-    if (e->counting)
-        return false;
-    msgpack_pack_str(&e->pk, n);
-    msgpack_pack_str_body(&e->pk, k, n);
-    return true;
-}
-
-static void put_str(enc_t *e, const char *k, wire_str_t s)
-{
-    if (field(e, k, s.ptr != NULL)) {
-        msgpack_pack_str(&e->pk, s.len);
-        msgpack_pack_str_body(&e->pk, s.ptr, s.len);
+    switch (f->kind) {
+    case WIRE_FK_VERSION:
+        return true; /* always written: 0 stands for WIRE_VERSION */
+    case WIRE_FK_CMD:
+        memcpy(&cmd, at, sizeof(cmd));
+        return wire_cmd_name(cmd) != NULL;
+    case WIRE_FK_STATE:
+        memcpy(&st, at, sizeof(st));
+        return wire_state_name(st) != NULL;
+    case WIRE_FK_STR:
+        memcpy(&s, at, sizeof(s));
+        return s.ptr != NULL;
+    case WIRE_FK_UINT:
+        return load_uint(at, f->size) != 0;
+    case WIRE_FK_INT:
+        memcpy(&i, at, sizeof(i));
+        return i != 0;
+    case WIRE_FK_BOOL:
+        return load_bool(h, f->off);
     }
+    return false;
 }
 
-static void put_uint(enc_t *e, const char *k, uint64_t v, bool force)
+static bool is_written(const wire_hdr_t *h, const wire_field_t *f)
 {
-    if (field(e, k, v || force))
-        msgpack_pack_uint64(&e->pk, v);
+    if (f->only != WIRE_CMD_NONE && h->cmd != f->only)
+        return false;
+    return is_set(h, f) || (f->has_off != WIRE_NO_FLAG && load_bool(h, f->has_off)) ||
+           (f->always != WIRE_CMD_NONE && h->cmd == f->always);
 }
 
-static void put_int(enc_t *e, const char *k, int64_t v, bool force)
+static void pack_str(msgpack_packer *pk, const char *s, size_t n)
 {
-    if (field(e, k, v || force))
-        msgpack_pack_int64(&e->pk, v);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
 }
 
-static void encode_fields(enc_t *e, const wire_hdr_t *h)
+static void pack_field(msgpack_packer *pk, const wire_hdr_t *h, const wire_field_t *f)
 {
-    put_uint(e, "v", h->version ? h->version : WIRE_VERSION, true);
-    put_str(e, "cmd", wire_str(wire_cmd_name(h->cmd)));
-    put_str(e, "id", h->id);
-    put_uint(e, "req", h->req, h->has_req);
-    put_str(e, "task", h->task);
-    put_uint(e, "timeout_ms", h->timeout_ms, false);
-    put_uint(e, "deadline_ms", h->deadline_ms, false);
-    put_uint(e, "priority", h->priority, h->has_priority);
-    put_uint(e, "retries", h->retries, false);
-    put_uint(e, "max_result", h->max_result, false);
-    put_uint(e, "as_bytes", h->as_bytes, false);
-    put_uint(e, "cpu_s", h->cpu_s, false);
-    put_str(e, "status", wire_str(wire_state_name(h->state)));
-    put_str(e, "code", h->code);
-    put_str(e, "etype", h->etype);
-    put_str(e, "msg", h->msg);
-    put_int(e, "signal", h->signal, false);
-    put_int(e, "exit", h->exit_code, h->has_exit);
-    put_uint(e, "attempts", h->attempts, false);
-    put_int(e, "pid", h->pid, false);
-    put_uint(e, "run_us", h->run_us, false);
-    put_str(e, "outcome", h->outcome);
-    if (field(e, "retire", h->retire))
-        msgpack_pack_true(&e->pk);
-    if (field(e, "chunk", h->chunk))
-        msgpack_pack_true(&e->pk);
-    put_uint(e, "done", h->done, h->cmd == WIRE_PROGRESS);
-    put_uint(e, "total", h->total, false);
-    put_str(e, "op", h->op);
-    put_str(e, "name", h->name);
-    put_str(e, "key", h->key);
-    put_uint(e, "ver", h->ver, h->has_ver);
-    put_int(e, "delta", h->delta, h->has_delta);
-    put_uint(e, "limit", h->limit, false);
-    if (field(e, "found", h->cmd == WIRE_DICT_REPLY))
-        h->found ? msgpack_pack_true(&e->pk) : msgpack_pack_false(&e->pk);
-    put_uint(e, "count", h->count, false);
-    if (field(e, "more", h->more))
-        msgpack_pack_true(&e->pk);
+    const char *at = (const char *)h + f->off;
+    const char *name;
+    uint64_t u;
+    int64_t i;
+    wire_str_t s;
+    wire_cmd_t cmd;
+    wire_state_t st;
+
+    pack_str(pk, f->key, strlen(f->key));
+    switch (f->kind) {
+    case WIRE_FK_VERSION:
+        u = load_uint(at, f->size);
+        msgpack_pack_uint64(pk, u ? u : WIRE_VERSION);
+        break;
+    case WIRE_FK_CMD:
+    case WIRE_FK_STATE:
+        if (f->kind == WIRE_FK_CMD) {
+            memcpy(&cmd, at, sizeof(cmd));
+            name = wire_cmd_name(cmd);
+        } else {
+            memcpy(&st, at, sizeof(st));
+            name = wire_state_name(st);
+        }
+        pack_str(pk, name, strlen(name));
+        break;
+    case WIRE_FK_STR:
+        memcpy(&s, at, sizeof(s));
+        pack_str(pk, s.ptr, s.len);
+        break;
+    case WIRE_FK_UINT:
+        msgpack_pack_uint64(pk, load_uint(at, f->size));
+        break;
+    case WIRE_FK_INT:
+        memcpy(&i, at, sizeof(i));
+        msgpack_pack_int64(pk, i);
+        break;
+    case WIRE_FK_BOOL:
+        if (load_bool(h, f->off))
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+        break;
+    }
 }
 
 int wire_hdr_encode(msgpack_sbuffer *buf, const wire_hdr_t *hdr)
 {
-    enc_t e = {.counting = true};
-    size_t before = buf->size;
+    msgpack_packer pk;
+    size_t before = buf->size, count = 0;
 
-    encode_fields(&e, hdr);
-    msgpack_packer_init(&e.pk, buf, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&e.pk, e.count) < 0)
+    for (size_t i = 0; i < N_ELEMS(fields); i++)
+        count += is_written(hdr, &fields[i]);
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, count) < 0)
         return -ENOMEM;
-    e.counting = false;
-    e.count = 0;
-    encode_fields(&e, hdr);
+    for (size_t i = 0; i < N_ELEMS(fields); i++)
+        if (is_written(hdr, &fields[i]))
+            pack_field(&pk, hdr, &fields[i]);
     /* sbuffer writes fail only on out-of-memory, which leaves the buffer short */
     if (buf->size == before)
         return -ENOMEM;

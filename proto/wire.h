@@ -21,18 +21,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION        1
-#define WIRE_HEADER_MAX     4096       /* bytes in a header frame */
-#define WIRE_ID_MAX         64         /* bytes in a job id */
-#define WIRE_TASK_MAX       64         /* bytes in a task name */
-#define WIRE_TEXT_MAX       1024       /* bytes in an error type, message or reason */
-#define WIRE_KEY_MAX        1024       /* bytes in a dict key */
-#define WIRE_KEYS_MAX       32         /* entries in a header map */
-#define WIRE_DEPTH_MAX      64         /* nesting of a payload value */
-#define WIRE_PRIORITY_MAX   9          /* priorities are 0..9, larger runs first */
-#define WIRE_PRIORITY_DEF   5
-#define WIRE_RETRIES_MAX    100
-#define WIRE_PAYLOAD_DEF    (64u << 20) /* default limit of a payload frame */
+#define WIRE_VERSION      1
+#define WIRE_HEADER_MAX   4096 /* bytes in a header frame */
+#define WIRE_ID_MAX       64   /* bytes in a job id */
+#define WIRE_TASK_MAX     64   /* bytes in a task name */
+#define WIRE_TEXT_MAX     1024 /* bytes in an error type, message or reason */
+#define WIRE_KEY_MAX      1024 /* bytes in a dict key */
+#define WIRE_OP_MAX       16   /* bytes in a dict op name */
+#define WIRE_KEYS_MAX     32   /* entries in a header map */
+#define WIRE_DEPTH_MAX    64   /* nesting of a payload value */
+#define WIRE_PRIORITY_MAX 9    /* priorities are 0..9, larger runs first */
+#define WIRE_PRIORITY_DEF 5
+#define WIRE_RETRIES_MAX  100
+#define WIRE_PAYLOAD_DEF  (64u << 20) /* default limit of a payload frame */
 
 /* Commands. Requests flow client -> broker, replies broker -> client, and the worker commands
  * between the broker and its workers. Values are internal; the wire carries the names. */
@@ -60,6 +61,7 @@ typedef enum {
     WIRE_DONE,
     /* worker -> broker -> client */
     WIRE_PROGRESS,
+    WIRE_CMD_COUNT_ /* not a command: one past the last (a name table is this long) */
 } wire_cmd_t;
 
 /* Terminal and live states of a job, as named on the wire. */
@@ -86,49 +88,81 @@ typedef struct {
 
 /* A decoded or to-be-encoded header. Absent numeric fields are 0 unless their has_ flag says
  * otherwise; absent strings have ptr == NULL. One struct serves every command: each command
- * uses the fields PROTOCOL.md lists for it. */
+ * uses the fields PROTOCOL.md lists for it. A new field is a member here and one line of the
+ * field table in wire.c, which drives both encode and decode. */
 typedef struct {
-    uint32_t version;      /* "v": protocol version */
-    wire_cmd_t cmd;        /* "cmd" */
-    wire_str_t id;         /* "id": job id */
-    uint64_t req;          /* "req": request number echoed in the reply */
-    bool has_req;          /* "req" was present */
-    wire_str_t task;       /* "task": task name */
-    uint64_t timeout_ms;   /* "timeout_ms": run timeout, 0 = none */
-    uint64_t deadline_ms;  /* "deadline_ms": queue deadline relative to receipt, 0 = none */
-    uint32_t priority;     /* "priority": 0..9 */
-    bool has_priority;     /* "priority" was present */
-    uint32_t retries;      /* "retries": extra attempts after a crash */
-    uint64_t max_result;   /* "max_result": result size limit in bytes, 0 = the broker's */
-    uint64_t as_bytes;     /* "as_bytes": address-space limit of the job, 0 = none */
-    uint64_t cpu_s;        /* "cpu_s": CPU-seconds limit of the job, 0 = none */
-    wire_state_t state;    /* "status" of a result or status reply */
-    wire_str_t code;       /* "code": machine-readable error or rejection code */
-    wire_str_t etype;      /* "etype": error type raised by a task, e.g. "ValueError" */
-    wire_str_t msg;        /* "msg": human-readable text */
-    int64_t signal;        /* "signal": signal that ended a crashed job, 0 = none */
-    int64_t exit_code;     /* "exit": exit code of a crashed job's worker */
-    bool has_exit;         /* "exit" was present */
-    uint32_t attempts;     /* "attempts": times the job was started */
-    int64_t pid;           /* "pid": worker process id */
-    uint64_t run_us;       /* "run_us": run time of the job in microseconds */
-    wire_str_t outcome;    /* "outcome": what a cancel did */
-    bool retire;           /* "retire": the worker exits after this reply */
-    bool chunk;            /* "chunk": args is an array of calls, the result one entry each */
-    uint64_t done;         /* "done": progress, units done */
-    uint64_t total;        /* "total": progress, units in all (0 = unknown) */
-    wire_str_t op;         /* "op": dict operation */
-    wire_str_t name;       /* "name": dict name */
-    wire_str_t key;        /* "key": dict key */
-    uint64_t ver;          /* "ver": a value's version */
-    bool has_ver;          /* "ver" was present */
-    int64_t delta;         /* "delta": incr amount */
-    bool has_delta;        /* "delta" was present */
-    uint64_t limit;        /* "limit": page size */
-    bool found;            /* "found": the key exists */
-    uint64_t count;        /* "count": number of keys */
-    bool more;             /* "more": keys remain after this page */
+    uint32_t version;     /* "v": protocol version */
+    wire_cmd_t cmd;       /* "cmd" */
+    wire_str_t id;        /* "id": job id */
+    uint64_t req;         /* "req": request number echoed in the reply */
+    bool has_req;         /* "req" was present */
+    wire_str_t task;      /* "task": task name */
+    uint64_t timeout_ms;  /* "timeout_ms": run timeout, 0 = none */
+    uint64_t deadline_ms; /* "deadline_ms": queue deadline relative to receipt, 0 = none */
+    uint32_t priority;    /* "priority": 0..9 */
+    bool has_priority;    /* "priority" was present */
+    uint32_t retries;     /* "retries": extra attempts after a crash */
+    uint64_t max_result;  /* "max_result": result size limit in bytes, 0 = the broker's */
+    uint64_t as_bytes;    /* "as_bytes": address-space limit of the job, 0 = none */
+    uint64_t cpu_s;       /* "cpu_s": CPU-seconds limit of the job, 0 = none */
+    wire_state_t state;   /* "status" of a result or status reply */
+    wire_str_t code;      /* "code": machine-readable error or rejection code */
+    wire_str_t etype;     /* "etype": error type raised by a task, e.g. "ValueError" */
+    wire_str_t msg;       /* "msg": human-readable text */
+    int64_t signal;       /* "signal": signal that ended a crashed job, 0 = none */
+    int64_t exit_code;    /* "exit": exit code of a crashed job's worker */
+    bool has_exit;        /* "exit" was present */
+    uint32_t attempts;    /* "attempts": times the job was started */
+    int64_t pid;          /* "pid": worker process id */
+    uint64_t run_us;      /* "run_us": run time of the job in microseconds */
+    wire_str_t outcome;   /* "outcome": what a cancel did */
+    bool retire;          /* "retire": the worker exits after this reply */
+    bool chunk;           /* "chunk": args is an array of calls, the result one entry each */
+    uint64_t done;        /* "done": progress, units done */
+    uint64_t total;       /* "total": progress, units in all (0 = unknown) */
+    wire_str_t op;        /* "op": dict operation */
+    wire_str_t name;      /* "name": dict name */
+    wire_str_t key;       /* "key": dict key */
+    uint64_t ver;         /* "ver": a value's version */
+    bool has_ver;         /* "ver" was present */
+    int64_t delta;        /* "delta": incr amount */
+    bool has_delta;       /* "delta" was present */
+    uint64_t limit;       /* "limit": page size */
+    bool found;           /* "found": the key exists */
+    uint64_t count;       /* "count": number of keys */
+    bool more;            /* "more": keys remain after this page */
 } wire_hdr_t;
+
+/* The field table (wire.c) that drives encode and decode, readable for tests and tools. */
+typedef enum {
+    WIRE_FK_VERSION, /* uint32_t "v": must be WIRE_VERSION; always written */
+    WIRE_FK_CMD,     /* wire_cmd_t, written as its name */
+    WIRE_FK_STATE,   /* wire_state_t, written as its name */
+    WIRE_FK_STR,     /* wire_str_t of at most `max` bytes */
+    WIRE_FK_UINT,    /* uint32_t or uint64_t (by `size`), at most `max` (0: the type's own) */
+    WIRE_FK_INT,     /* int64_t */
+    WIRE_FK_BOOL,    /* bool */
+} wire_kind_t;
+
+#define WIRE_NO_FLAG SIZE_MAX /* wire_field_t.has_off of a field without a has_ flag */
+
+/* One header field. Encode writes a field when it is set (a string with ptr, a non-zero number,
+ * true, a known name) or its has_ flag is, or the command is `always`; a field with `only` is
+ * written for that command alone. Decode checks the kind and bound and sets the has_ flag. */
+typedef struct {
+    const char *key;   /* on the wire */
+    wire_kind_t kind;  /* the member's type and what the value must be */
+    uint64_t max;      /* upper bound (strings: bytes), 0 = the type's own */
+    size_t off;        /* offset of the member in wire_hdr_t */
+    size_t size;       /* bytes of the member */
+    size_t has_off;    /* offset of its has_ flag, or WIRE_NO_FLAG */
+    wire_cmd_t always; /* written for this command even when not set (WIRE_CMD_NONE: none) */
+    wire_cmd_t only;   /* written for this command alone (WIRE_CMD_NONE: any command) */
+} wire_field_t;
+
+/* The field table, in the order encode writes the fields. Returns a static array of
+ * *ret_count entries. */
+const wire_field_t *wire_fields(size_t *ret_count);
 
 /* Why a frame or header was refused. The message is static text naming the problem. */
 typedef struct {
@@ -160,7 +194,9 @@ int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t
                     wire_err_t *err);
 
 /* Encode `hdr` into `buf` (appended). Only fields that are set are written: strings with ptr,
- * numbers that are non-zero (or have their has_ flag). Returns 0 or -ENOMEM. */
+ * numbers that are non-zero (or have their has_ flag), true booleans; besides, `progress`
+ * always carries "done" and `dict_reply` always "found", which no other command carries. "v"
+ * is always written (0 stands for WIRE_VERSION). Returns 0 or -ENOMEM. */
 int wire_hdr_encode(msgpack_sbuffer *buf, const wire_hdr_t *hdr);
 
 /* Names on the wire. Return NULL / WIRE_CMD_NONE / WIRE_ST_NONE for unknown values. */

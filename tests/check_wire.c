@@ -72,10 +72,19 @@ END_TEST
 
 START_TEST(test_roundtrip_result)
 {
-    wire_hdr_t h = {.cmd = WIRE_RESULT, .id = wire_str("x"), .state = WIRE_ST_CRASHED,
-                    .signal = 11, .exit_code = -3, .has_exit = true, .attempts = 2, .pid = 4242,
-                    .etype = wire_str("ValueError"), .msg = wire_str("bad \"thing\""),
-                    .code = wire_str("c"), .run_us = 12345, .outcome = wire_str("killing"),
+    wire_hdr_t h = {.cmd = WIRE_RESULT,
+                    .id = wire_str("x"),
+                    .state = WIRE_ST_CRASHED,
+                    .signal = 11,
+                    .exit_code = -3,
+                    .has_exit = true,
+                    .attempts = 2,
+                    .pid = 4242,
+                    .etype = wire_str("ValueError"),
+                    .msg = wire_str("bad \"thing\""),
+                    .code = wire_str("c"),
+                    .run_us = 12345,
+                    .outcome = wire_str("killing"),
                     .retire = true};
     wire_hdr_t d;
     wire_err_t err;
@@ -103,7 +112,9 @@ START_TEST(test_every_command_roundtrips)
     for (int c = WIRE_SUBMIT; c <= WIRE_PROGRESS; c++) {
         if (c == WIRE_DICT)
             continue; /* needs op and name: tested apart */
-        wire_hdr_t h = {.cmd = (wire_cmd_t)c, .id = wire_str("j1"), .task = wire_str("echo"),
+        wire_hdr_t h = {.cmd = (wire_cmd_t)c,
+                        .id = wire_str("j1"),
+                        .task = wire_str("echo"),
                         .state = WIRE_ST_OK};
         wire_hdr_t d;
         wire_err_t err;
@@ -178,8 +189,12 @@ END_TEST
 
 START_TEST(test_progress_and_chunk_fields)
 {
-    wire_hdr_t h = {.cmd = WIRE_PROGRESS, .id = wire_str("p"), .done = 0, .total = 10,
-                    .msg = wire_str("starting")}, d;
+    wire_hdr_t h = {.cmd = WIRE_PROGRESS,
+                    .id = wire_str("p"),
+                    .done = 0,
+                    .total = 10,
+                    .msg = wire_str("starting")},
+               d;
     wire_err_t err;
     msgpack_sbuffer sb = encode(&h);
     ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
@@ -199,9 +214,16 @@ END_TEST
 
 START_TEST(test_dict_fields)
 {
-    wire_hdr_t h = {.cmd = WIRE_DICT, .op = wire_str("cas"), .name = wire_str("d1"),
-                    .key = wire_str("any key: text"), .ver = 0, .has_ver = true, .delta = -3,
-                    .has_delta = true, .limit = 50}, d;
+    wire_hdr_t h = {.cmd = WIRE_DICT,
+                    .op = wire_str("cas"),
+                    .name = wire_str("d1"),
+                    .key = wire_str("any key: text"),
+                    .ver = 0,
+                    .has_ver = true,
+                    .delta = -3,
+                    .has_delta = true,
+                    .limit = 50},
+               d;
     wire_err_t err;
     msgpack_sbuffer sb = encode(&h);
     ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
@@ -259,9 +281,12 @@ START_TEST(test_huge_declared_containers_rejected)
     const struct {
         const unsigned char *b;
         size_t n;
-    } cases[] = {{array32, sizeof(array32)}, {map32, sizeof(map32)},
-                 {nested, sizeof(nested)},   {str32, sizeof(str32)},
-                 {bin32, sizeof(bin32)},     {ext32, sizeof(ext32)},
+    } cases[] = {{array32, sizeof(array32)},
+                 {map32, sizeof(map32)},
+                 {nested, sizeof(nested)},
+                 {str32, sizeof(str32)},
+                 {bin32, sizeof(bin32)},
+                 {ext32, sizeof(ext32)},
                  {short_array, sizeof(short_array)}};
     wire_err_t err;
 
@@ -375,9 +400,15 @@ static msgpack_sbuffer raw_header(const char *cmd, int version, const char *extr
     if (extra_key) {
         msgpack_pack_str_with_body(&pk, extra_key, strlen(extra_key));
         switch (extra_kind) {
-        case 0: msgpack_pack_str_with_body(&pk, "text", 4); break;
-        case 1: msgpack_pack_int(&pk, -1); break;
-        case 2: msgpack_pack_uint64(&pk, 1000); break;
+        case 0:
+            msgpack_pack_str_with_body(&pk, "text", 4);
+            break;
+        case 1:
+            msgpack_pack_int(&pk, -1);
+            break;
+        case 2:
+            msgpack_pack_uint64(&pk, 1000);
+            break;
         default:
             msgpack_pack_array(&pk, 1);
             msgpack_pack_nil(&pk);
@@ -541,6 +572,361 @@ START_TEST(test_names)
 }
 END_TEST
 
+/* ---- the field table: every field through encode and decode ---- */
+
+static const wire_field_t *field_table(size_t *n)
+{
+    const wire_field_t *t = wire_fields(n);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_gt(*n, 0);
+    return t;
+}
+
+static void *member(wire_hdr_t *h, const wire_field_t *f)
+{
+    return (char *)h + f->off;
+}
+
+static bool flag_of(const wire_hdr_t *h, const wire_field_t *f)
+{
+    return f->has_off != WIRE_NO_FLAG && *(const bool *)((const char *)h + f->has_off);
+}
+
+/* Does field f hold the same value in a and b (strings by content)? */
+static bool same_value(const wire_hdr_t *a, const wire_hdr_t *b, const wire_field_t *f)
+{
+    const char *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
+
+    if (flag_of(a, f) != flag_of(b, f))
+        return false;
+    if (f->kind == WIRE_FK_STR) {
+        const wire_str_t *sa = (const wire_str_t *)(const void *)pa;
+        const wire_str_t *sb = (const wire_str_t *)(const void *)pb;
+        if (!sa->ptr || !sb->ptr)
+            return !sa->ptr == !sb->ptr;
+        return sa->len == sb->len && memcmp(sa->ptr, sb->ptr, sa->len) == 0;
+    }
+    return memcmp(pa, pb, f->size) == 0;
+}
+
+/* The command a header carrying only field f is sent with: one that requires no fields. */
+static wire_cmd_t cmd_for(const wire_field_t *f)
+{
+    return f->only != WIRE_CMD_NONE ? f->only : WIRE_ERROR;
+}
+
+/* Set field f of h to an extreme value of its kind (its bound, the widest integer, ...). */
+static void set_extreme(wire_hdr_t *h, const wire_field_t *f, char *buf, int variant)
+{
+    void *at = member(h, f);
+
+    switch (f->kind) {
+    case WIRE_FK_VERSION:
+        *(uint32_t *)at = WIRE_VERSION;
+        break;
+    case WIRE_FK_CMD:
+        *(wire_cmd_t *)at = variant ? WIRE_PONG : WIRE_STATS_REPLY;
+        break;
+    case WIRE_FK_STATE:
+        *(wire_state_t *)at = variant ? WIRE_ST_QUEUED : (wire_state_t)(WIRE_ST_COUNT_ - 1);
+        break;
+    case WIRE_FK_STR: {
+        size_t n = variant ? 1 : (size_t)f->max;
+        memset(buf, variant ? 'z' : 'a', n);
+        *(wire_str_t *)at = (wire_str_t){buf, n};
+        break;
+    }
+    case WIRE_FK_UINT: {
+        uint64_t v = f->max ? f->max : f->size == sizeof(uint32_t) ? UINT32_MAX : UINT64_MAX;
+        if (variant)
+            v = 1;
+        if (f->size == sizeof(uint32_t))
+            *(uint32_t *)at = (uint32_t)v;
+        else
+            *(uint64_t *)at = v;
+        break;
+    }
+    case WIRE_FK_INT:
+        *(int64_t *)at = variant ? INT64_MAX : INT64_MIN;
+        break;
+    case WIRE_FK_BOOL:
+        *(bool *)at = true;
+        break;
+    }
+    if (f->has_off != WIRE_NO_FLAG)
+        *(bool *)((char *)h + f->has_off) = true;
+}
+
+/* The number of entries of an encoded header map. */
+static uint32_t map_entries(const msgpack_sbuffer *sb)
+{
+    msgpack_object o;
+    size_t off = 0;
+    ck_assert_int_eq(msgpack_unpack(sb->data, sb->size, &off, &zone, &o), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(o.type, MSGPACK_OBJECT_MAP);
+    return o.via.map.size;
+}
+
+START_TEST(test_field_table_is_sound)
+{
+    size_t n;
+    const wire_field_t *t = field_table(&n);
+    unsigned char used[sizeof(wire_hdr_t)] = {0};
+
+    ck_assert_str_eq(t[0].key, "v"); /* encode writes the version first */
+    for (size_t i = 0; i < n; i++) {
+        const wire_field_t *f = &t[i];
+        size_t want = 0;
+
+        for (size_t j = 0; j < i; j++)
+            ck_assert_msg(strcmp(t[j].key, f->key) != 0, "field '%s' twice", f->key);
+        switch (f->kind) {
+        case WIRE_FK_VERSION:
+            want = sizeof(uint32_t);
+            break;
+        case WIRE_FK_CMD:
+            want = sizeof(wire_cmd_t);
+            break;
+        case WIRE_FK_STATE:
+            want = sizeof(wire_state_t);
+            break;
+        case WIRE_FK_STR:
+            want = sizeof(wire_str_t);
+            break;
+        case WIRE_FK_UINT:
+            want = f->size == sizeof(uint32_t) ? 4 : 8;
+            break;
+        case WIRE_FK_INT:
+            want = sizeof(int64_t);
+            break;
+        case WIRE_FK_BOOL:
+            want = sizeof(bool);
+            break;
+        }
+        ck_assert_msg(f->size == want, "field '%s' has a member of %zu bytes", f->key, f->size);
+        ck_assert_uint_le(f->off + f->size, sizeof(wire_hdr_t));
+        if (f->kind == WIRE_FK_STR)
+            ck_assert_msg(f->max > 0 && f->max < WIRE_HEADER_MAX, "'%s' has no bound", f->key);
+        /* no two fields share a byte of wire_hdr_t */
+        for (size_t b = f->off; b < f->off + f->size; b++)
+            ck_assert_msg(!used[b]++, "field '%s' overlaps another", f->key);
+        if (f->has_off != WIRE_NO_FLAG) {
+            ck_assert_uint_lt(f->has_off, sizeof(wire_hdr_t));
+            ck_assert_msg(!used[f->has_off]++, "has_ flag of '%s' overlaps", f->key);
+        }
+    }
+}
+END_TEST
+
+/* Each field alone, at an extreme of its kind and at a small value: encoded as one more map
+ * entry than the header's v and cmd, decoded into its own member and no other. */
+START_TEST(test_every_field_roundtrips)
+{
+    size_t n;
+    const wire_field_t *t = field_table(&n);
+    static char buf[WIRE_KEY_MAX + 1];
+
+    for (size_t i = 0; i < n; i++) {
+        for (int variant = 0; variant < 2; variant++) {
+            const wire_field_t *f = &t[i];
+            wire_hdr_t h = {.cmd = cmd_for(f)}, d;
+            wire_err_t err;
+
+            set_extreme(&h, f, buf, variant);
+            msgpack_sbuffer sb = encode(&h);
+            ck_assert_uint_eq(map_entries(&sb),
+                              (f->kind == WIRE_FK_VERSION || f->kind == WIRE_FK_CMD ? 2 : 3));
+            ck_assert_msg(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err) == 0, "field '%s': %s",
+                          f->key, err.msg);
+            h.version = WIRE_VERSION; /* decode says which version it read */
+            for (size_t j = 0; j < n; j++)
+                ck_assert_msg(same_value(&h, &d, &t[j]), "field '%s' came back wrong after '%s'",
+                              t[j].key, f->key);
+            msgpack_sbuffer_destroy(&sb);
+            msgpack_zone_clear(&zone);
+        }
+    }
+}
+END_TEST
+
+/* A field that is not set is not written (unless its command always carries it); a has_ flag
+ * writes a zero, and decode sets the flag again. */
+START_TEST(test_unset_fields_not_written)
+{
+    size_t n;
+    const wire_field_t *t = field_table(&n);
+
+    for (size_t i = 0; i < n; i++) {
+        const wire_field_t *f = &t[i];
+        if (f->kind == WIRE_FK_VERSION || f->kind == WIRE_FK_CMD)
+            continue;
+        wire_hdr_t h = {.cmd = WIRE_ERROR}, d;
+        wire_err_t err;
+        msgpack_sbuffer sb = encode(&h);
+        ck_assert_uint_eq(map_entries(&sb), 2 + (f->always == WIRE_ERROR));
+        msgpack_sbuffer_destroy(&sb);
+        if (f->has_off == WIRE_NO_FLAG)
+            continue;
+        *(bool *)((char *)&h + f->has_off) = true;
+        sb = encode(&h);
+        ck_assert_uint_eq(map_entries(&sb), 3);
+        ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+        ck_assert_msg(flag_of(&d, f), "has_ flag of '%s' lost", f->key);
+        ck_assert_msg(same_value(&h, &d, f), "zero '%s' came back wrong", f->key);
+        msgpack_sbuffer_destroy(&sb);
+        msgpack_zone_clear(&zone);
+    }
+    /* the two command-bound fields */
+    wire_hdr_t h = {.cmd = WIRE_PROGRESS, .id = wire_str("p")};
+    msgpack_sbuffer sb = encode(&h);
+    ck_assert_uint_eq(map_entries(&sb), 4); /* v, cmd, id, done: 0 */
+    msgpack_sbuffer_destroy(&sb);
+    h = (wire_hdr_t){.cmd = WIRE_DICT_REPLY};
+    sb = encode(&h);
+    ck_assert_uint_eq(map_entries(&sb), 3); /* v, cmd, found: false */
+    msgpack_sbuffer_destroy(&sb);
+    h = (wire_hdr_t){.cmd = WIRE_ERROR, .found = true};
+    sb = encode(&h);
+    ck_assert_uint_eq(map_entries(&sb), 2); /* found belongs to dict_reply alone */
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+/* Every field refuses a value of the wrong type, and one past its bound, naming itself. */
+START_TEST(test_every_field_checks_type_and_bound)
+{
+    size_t n;
+    const wire_field_t *t = field_table(&n);
+
+    for (size_t i = 0; i < n; i++) {
+        const wire_field_t *f = &t[i];
+        if (f->kind == WIRE_FK_CMD)
+            continue; /* a bad command has its own error: test_header_field_errors */
+        for (int bad = 0; bad < 2; bad++) {
+            msgpack_sbuffer sb;
+            msgpack_packer pk;
+            wire_hdr_t d;
+            wire_err_t err;
+            bool version = f->kind == WIRE_FK_VERSION;
+
+            if (bad == 1 && !(f->max || f->kind == WIRE_FK_STATE ||
+                              (f->kind == WIRE_FK_UINT && f->size == sizeof(uint32_t))))
+                continue; /* nothing is out of bounds for it */
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            msgpack_pack_map(&pk, version ? 2 : 3);
+            msgpack_pack_str_with_body(&pk, "cmd", 3);
+            msgpack_pack_str_with_body(&pk, "error", 5);
+            if (!version) {
+                msgpack_pack_str_with_body(&pk, "v", 1);
+                msgpack_pack_uint64(&pk, WIRE_VERSION);
+            }
+            msgpack_pack_str_with_body(&pk, f->key, strlen(f->key));
+            if (bad == 0) { /* the wrong type */
+                if (f->kind == WIRE_FK_STR || f->kind == WIRE_FK_STATE)
+                    msgpack_pack_uint64(&pk, 1);
+                else if (f->kind == WIRE_FK_BOOL)
+                    msgpack_pack_uint64(&pk, 1);
+                else
+                    msgpack_pack_str_with_body(&pk, "1", 1);
+            } else if (f->kind == WIRE_FK_STR) {
+                char *big = calloc(1, f->max + 1);
+                memset(big, 'a', f->max + 1);
+                msgpack_pack_str_with_body(&pk, big, f->max + 1);
+                free(big);
+            } else if (f->kind == WIRE_FK_STATE) {
+                msgpack_pack_str_with_body(&pk, "sleeping", 8);
+            } else {
+                msgpack_pack_uint64(&pk, f->max ? f->max + 1 : (uint64_t)UINT32_MAX + 1);
+            }
+            ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), -EBADMSG);
+            ck_assert_msg(strcmp(err.code, version ? "bad_version" : "bad_field") == 0 ||
+                              (version && bad == 0 && strcmp(err.code, "bad_field") == 0),
+                          "field '%s': %s", f->key, err.code);
+            if (!version)
+                ck_assert_msg(strstr(err.msg, f->key), "'%s' not named in: %s", f->key, err.msg);
+            msgpack_sbuffer_destroy(&sb);
+            msgpack_zone_clear(&zone);
+        }
+    }
+}
+END_TEST
+
+/* Unknown keys, whatever their scalar value, are skipped and disturb nothing; so are keys that
+ * only begin or end like a known one. */
+START_TEST(test_unknown_fields_ignored)
+{
+    static const char *const keys[] = {"future_field", "ti", "timeout", "timeout_ms2", "V",
+                                       "cmdx",         "",   "statu",   "key ",        "found_"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        for (int kind = 0; kind < 6; kind++) {
+            msgpack_sbuffer sb;
+            msgpack_packer pk;
+            wire_hdr_t d;
+            wire_err_t err;
+
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            msgpack_pack_map(&pk, 5);
+            msgpack_pack_str_with_body(&pk, keys[i], strlen(keys[i]));
+            switch (kind) {
+            case 0:
+                msgpack_pack_nil(&pk);
+                break;
+            case 1:
+                msgpack_pack_true(&pk);
+                break;
+            case 2:
+                msgpack_pack_int64(&pk, -7);
+                break;
+            case 3:
+                msgpack_pack_double(&pk, 0.5);
+                break;
+            case 4:
+                msgpack_pack_str_with_body(&pk, "x", 1);
+                break;
+            default:
+                msgpack_pack_bin_with_body(&pk, "x", 1);
+            }
+            msgpack_pack_str_with_body(&pk, "v", 1);
+            msgpack_pack_uint64(&pk, 1);
+            msgpack_pack_str_with_body(&pk, "cmd", 3);
+            msgpack_pack_str_with_body(&pk, "cancel", 6);
+            msgpack_pack_str_with_body(&pk, "id", 2);
+            msgpack_pack_str_with_body(&pk, "j", 1);
+            msgpack_pack_str_with_body(&pk, "timeout_ms", 10);
+            msgpack_pack_uint64(&pk, 77);
+            ck_assert_msg(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err) == 0, "'%s' (%d): %s",
+                          keys[i], kind, err.msg);
+            ck_assert_int_eq(d.cmd, WIRE_CANCEL);
+            ck_assert(wire_str_eq(d.id, "j"));
+            ck_assert_uint_eq(d.timeout_ms, 77);
+            msgpack_sbuffer_destroy(&sb);
+            msgpack_zone_clear(&zone);
+        }
+    }
+}
+END_TEST
+
+/* Every command and state has a name that leads back to it. */
+START_TEST(test_every_name_roundtrips)
+{
+    for (int c = WIRE_CMD_NONE + 1; c < WIRE_CMD_COUNT_; c++) {
+        const char *name = wire_cmd_name((wire_cmd_t)c);
+        ck_assert_msg(name != NULL, "command %d has no name", c);
+        ck_assert_int_eq(wire_cmd_from(name, strlen(name)), c);
+    }
+    ck_assert_ptr_null(wire_cmd_name(WIRE_CMD_COUNT_));
+    for (int s = WIRE_ST_NONE + 1; s < WIRE_ST_COUNT_; s++) {
+        const char *name = wire_state_name((wire_state_t)s);
+        ck_assert_msg(name != NULL, "state %d has no name", s);
+        ck_assert_int_eq(wire_state_from(name, strlen(name)), s);
+    }
+    ck_assert_ptr_null(wire_state_name(WIRE_ST_COUNT_));
+    ck_assert_ptr_null(wire_state_name(WIRE_ST_NONE));
+}
+END_TEST
+
 static Suite *wire_suite(void)
 {
     Suite *s = suite_create("wire");
@@ -565,6 +951,12 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_too_many_keys);
     tcase_add_test(tc, test_required_fields);
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_field_table_is_sound);
+    tcase_add_test(tc, test_every_field_roundtrips);
+    tcase_add_test(tc, test_unset_fields_not_written);
+    tcase_add_test(tc, test_every_field_checks_type_and_bound);
+    tcase_add_test(tc, test_unknown_fields_ignored);
+    tcase_add_test(tc, test_every_name_roundtrips);
     suite_add_tcase(s, tc);
     return s;
 }

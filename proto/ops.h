@@ -1,0 +1,93 @@
+/* ops.h - the dict operations of FJP/1 (PROTOCOL.md section 6.8), written once: each op's name,
+ * what its request must carry, what its reply means, and how the CLI takes it.
+ *
+ * The client (forq_dict_*), the CLI (forq dict), the task context (forq_task_dict) and the
+ * broker's dict service all speak the same vocabulary; this table is it. ops_check_request()
+ * is the broker's refusal of a malformed request, with the codes and texts forqd has always
+ * sent, so a sender can refuse locally with the very same words.
+ *
+ * Everything here is static data: no allocation, safe from any thread. */
+#ifndef FORQ_OPS_H
+#define FORQ_OPS_H
+
+#include "wire.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The ops. Values are internal; the wire carries the names. */
+typedef enum {
+    OPS_NONE = 0,
+    OPS_GET,
+    OPS_SET,
+    OPS_DEL,
+    OPS_HAS,
+    OPS_KEYS,
+    OPS_ITEMS,
+    OPS_LEN,
+    OPS_CLEAR,
+    OPS_UPDATE,
+    OPS_SETDEFAULT,
+    OPS_POP,
+    OPS_INCR,
+    OPS_CAS,
+    OPS_WAIT,
+    OPS_COUNT_ /* not an op: one past the last */
+} ops_id_t;
+
+/* What a request carries besides `name` (ops_desc_t.needs: required; .takes: optional). */
+enum {
+    OPS_F_KEY = 1u << 0,     /* "key": 1..1024 bytes without NUL (optional: a page cursor) */
+    OPS_F_VALUE = 1u << 1,   /* one value frame; an op without it takes no value frame */
+    OPS_F_VER = 1u << 2,     /* "ver" (cas: expected, 0 = absent; wait: the version seen) */
+    OPS_F_DELTA = 1u << 3,   /* "delta" (incr; 1 when absent) */
+    OPS_F_TIMEOUT = 1u << 4, /* "timeout_ms" (wait; 0 = none) */
+    OPS_F_LIMIT = 1u << 5,   /* "limit": page size (0 = 1000, at most 10000) */
+};
+
+/* What the answer of a dict_reply is. */
+typedef enum {
+    OPS_REPLY_VALUE,   /* a value frame when `found` (get, pop, wait; setdefault: the value now) */
+    OPS_REPLY_FOUND,   /* `found` itself (has; del: whether it existed) */
+    OPS_REPLY_COUNT,   /* `count` (len; clear: how many were removed) */
+    OPS_REPLY_VERSION, /* `ver`, the new version (set, cas; update: the last, and `count`) */
+    OPS_REPLY_INT,     /* a value frame holding an integer, the new value (incr) */
+    OPS_REPLY_PAGE,    /* a value frame holding an array; `count`, `more`, `key` the cursor */
+} ops_reply_t;
+
+/* One op. */
+typedef struct {
+    const char *name;         /* "op" on the wire */
+    ops_id_t id;              /* ops_get(id) is this entry */
+    unsigned needs;           /* OPS_F_*: what the request must carry (ops_check_request) */
+    unsigned takes;           /* OPS_F_*: what it may carry besides */
+    ops_reply_t reply;        /* what the reply's answer is */
+    bool mutates;             /* may change the store (so the change goes to the dict log) */
+    bool reply_has_ver;       /* the reply carries the key's `ver` (when the key exists) */
+    bool absent_is_not_found; /* found:false means "no such key" to the caller */
+    const char *reply_code;   /* a `code` the dict_reply may carry as an answer, not an error:
+                                 "conflict" (cas), "timeout" (wait); NULL: none */
+    uint8_t args_min;         /* forq dict OP NAME ...: operands after NAME, at least */
+    uint8_t args_max;         /* ... and at most */
+    int8_t json_arg;          /* which operand is the JSON value (update: the map), -1: none */
+} ops_desc_t;
+
+/* The op named by `len` bytes at `name` (not NUL-terminated; NULL finds nothing). Returns the
+ * static entry, or NULL for a name that is not an op (prefixes and case variants included). */
+const ops_desc_t *ops_find(const char *name, size_t len);
+
+/* The op with this id, or NULL for OPS_NONE and values past the last. Every id from
+ * OPS_NONE + 1 to OPS_COUNT_ - 1 has one: iterate with it. */
+const ops_desc_t *ops_get(ops_id_t id);
+
+/* Check a decoded `dict` request as forqd's dict service does, in its order: the op is known
+ * (bad_op), the key is there when needed (missing_field), a value frame is there exactly when
+ * needed (bad_frames) and is one msgpack value (bad_value), and cas has its "ver"
+ * (missing_field). `has_value` says whether a value frame came; `value`/`len` are its bytes.
+ * Returns 0 with *ret_op (may be NULL) set, or -EBADMSG with `err` filled with the code and
+ * text forqd puts in its `error` reply; *ret_op is left untouched then. */
+int ops_check_request(const wire_hdr_t *h, const void *value, size_t len, bool has_value,
+                      const ops_desc_t **ret_op, wire_err_t *err);
+
+#endif
