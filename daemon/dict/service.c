@@ -16,6 +16,7 @@
 #include "service.h"
 
 #include "dictlog.h"
+#include "ops.h"
 #include "outbox.h"
 #include "store.h"
 
@@ -564,54 +565,20 @@ static void op_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h,
 
 /* ---- the request ---- */
 
-typedef enum { NEEDS_NOTHING, NEEDS_KEY, NEEDS_KEY_VALUE, NEEDS_VALUE } needs_t;
-
-static const struct {
-    const char *op;
-    needs_t needs;
-} ops[] = {
-    {"get", NEEDS_KEY},        {"set", NEEDS_KEY_VALUE}, {"del", NEEDS_KEY},
-    {"has", NEEDS_KEY},        {"keys", NEEDS_NOTHING},  {"items", NEEDS_NOTHING},
-    {"len", NEEDS_NOTHING},    {"clear", NEEDS_NOTHING}, {"update", NEEDS_VALUE},
-    {"setdefault", NEEDS_KEY_VALUE}, {"pop", NEEDS_KEY}, {"incr", NEEDS_KEY},
-    {"cas", NEEDS_KEY_VALUE},  {"wait", NEEDS_KEY},
-};
-
 static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
 {
     dict_service_t *s = ud;
     const char *name = h->name.ptr, *key = h->key.ptr;
     size_t nlen = h->name.len, klen = h->key.len;
-    needs_t needs = NEEDS_NOTHING;
-    const char *op = NULL;
+    const ops_desc_t *op;
     wire_err_t werr;
     dval_t v;
     uint64_t ver = 0;
     int r;
 
-    for (size_t i = 0; i < ELEMENTSOF(ops); i++)
-        if (wire_str_eq(h->op, ops[i].op)) {
-            op = ops[i].op;
-            needs = ops[i].needs;
-        }
-    if (!op) {
-        outbox_error(s->out, o, h, "bad_op", "unknown dict op; use get, set, del, has, keys, items, "
-                                        "len, clear, update, setdefault, pop, incr, cas or wait");
-        return;
-    }
-    if ((needs == NEEDS_KEY || needs == NEEDS_KEY_VALUE) &&
-        (!key || klen == 0 || memchr(key, '\0', klen))) {
-        outbox_error(s->out, o, h, "missing_field", "this dict op needs a non-empty 'key' without NUL");
-        return;
-    }
-    if ((needs == NEEDS_KEY_VALUE || needs == NEEDS_VALUE) != (payload != NULL)) {
-        outbox_error(s->out, o, h, "bad_frames", payload ? "this dict op takes no value frame"
-                                                    : "this dict op needs one value frame");
-        return;
-    }
-    if (payload && wire_check(zmq_msg_data(payload), zmq_msg_size(payload), WIRE_DEPTH_MAX,
-                              &werr) < 0) {
-        outbox_error(s->out, o, h, "bad_value", werr.msg);
+    if (ops_check_request(h, payload ? zmq_msg_data(payload) : NULL,
+                          payload ? zmq_msg_size(payload) : 0, payload != NULL, &op, &werr) < 0) {
+        outbox_error(s->out, o, h, werr.code, werr.msg);
         return;
     }
     const void *val = payload ? zmq_msg_data(payload) : NULL;
@@ -619,45 +586,57 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
     wire_hdr_t rep = {0};
 
     /* what a mutating op may change, kept to undo it if the log cannot take it */
-    if (strcmp(op, "clear") == 0)
+    if (op->id == OPS_CLEAR)
         remember_dict(s, name, nlen);
-    else if (key && strcmp(op, "get") != 0 && strcmp(op, "has") != 0 && strcmp(op, "wait") != 0)
+    else if (op->mutates && key)
         remember(s, name, nlen, key, klen);
 
-    if (strcmp(op, "get") == 0 || strcmp(op, "has") == 0) {
+    switch (op->id) {
+    case OPS_GET:
+    case OPS_HAS:
         if (dstore_get(s->store, name, nlen, key, klen, &v) == 0) {
             rep.found = true;
             rep.ver = v.ver;
             rep.has_ver = true;
-            reply(s, o, h, &rep, op[0] == 'g' ? v.data : NULL, v.len);
+            reply(s, o, h, &rep, op->id == OPS_GET ? v.data : NULL, v.len);
         } else {
             reply(s, o, h, &rep, NULL, 0);
         }
-    } else if (strcmp(op, "set") == 0) {
+        break;
+    case OPS_SET:
         if ((r = dstore_set(s->store, name, nlen, key, klen, val, vlen, &ver)) < 0)
             return store_error(s, o, h, r);
         rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
         reply(s, o, h, &rep, NULL, 0);
-    } else if (strcmp(op, "del") == 0) {
+        break;
+    case OPS_DEL:
         rep.found = dstore_del(s->store, name, nlen, key, klen) == 0;
         reply(s, o, h, &rep, NULL, 0);
-    } else if (strcmp(op, "keys") == 0 || strcmp(op, "items") == 0) {
-        op_page(s, o, h, op[0] == 'i');
-    } else if (strcmp(op, "len") == 0) {
+        break;
+    case OPS_KEYS:
+    case OPS_ITEMS:
+        op_page(s, o, h, op->id == OPS_ITEMS);
+        break;
+    case OPS_LEN:
         rep.count = dstore_len(s->store, name, nlen);
         reply(s, o, h, &rep, NULL, 0);
-    } else if (strcmp(op, "clear") == 0) {
+        break;
+    case OPS_CLEAR:
         rep.count = dstore_clear(s->store, name, nlen);
         reply(s, o, h, &rep, NULL, 0);
-    } else if (strcmp(op, "update") == 0) {
+        break;
+    case OPS_UPDATE:
         op_update(s, o, h, payload);
-    } else if (strcmp(op, "setdefault") == 0) {
+        break;
+    case OPS_SETDEFAULT: {
         bool existed = dstore_get(s->store, name, nlen, key, klen, &v) == 0;
         if ((r = dstore_setdefault(s->store, name, nlen, key, klen, val, vlen, &v)) < 0)
             return store_error(s, o, h, r);
         rep = (wire_hdr_t){.found = existed, .ver = v.ver, .has_ver = true};
         reply(s, o, h, &rep, v.data, v.len);
-    } else if (strcmp(op, "pop") == 0) {
+        break;
+    }
+    case OPS_POP: {
         void *popped;
         size_t plen;
         if (dstore_pop(s->store, name, nlen, key, klen, &popped, &plen, &ver) == 0) {
@@ -667,7 +646,9 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
         } else {
             reply(s, o, h, &rep, NULL, 0);
         }
-    } else if (strcmp(op, "incr") == 0) {
+        break;
+    }
+    case OPS_INCR: {
         int64_t now;
         msgpack_sbuffer sb;
         msgpack_packer pk;
@@ -680,14 +661,12 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
         rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
         reply(s, o, h, &rep, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
-    } else if (strcmp(op, "cas") == 0) {
-        if (!h->has_ver) {
-            outbox_error(s->out, o, h, "missing_field", "cas needs 'ver' (0: the key must not exist)");
-            return;
-        }
+        break;
+    }
+    case OPS_CAS:
         r = dstore_cas(s->store, name, nlen, key, klen, h->ver, val, vlen, &ver);
         if (r == -ESTALE) {
-            rep = (wire_hdr_t){.code = wire_str("conflict"), .found = ver != 0, .ver = ver,
+            rep = (wire_hdr_t){.code = wire_str(op->reply_code), .found = ver != 0, .ver = ver,
                                .has_ver = true};
             reply(s, o, h, &rep, NULL, 0);
             return;
@@ -696,8 +675,11 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
             return store_error(s, o, h, r);
         rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
         reply(s, o, h, &rep, NULL, 0);
-    } else {
+        break;
+    case OPS_WAIT:
+    default:
         op_wait(s, o, h);
+        break;
     }
     free_undo(s); /* an op that changed nothing kept its pre-images for nothing */
     wake_changed(s);
