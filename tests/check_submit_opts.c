@@ -26,7 +26,7 @@ static bool has_key(const char *name, const char *key)
 
 /* A job with retries and a store option; forqd is killed and restarted while it runs, so the
  * client submits it again from the options it kept. `reuse` changes the caller's strings after
- * forq_submit() returned: overwrite them, or free them. */
+ * forq_submit() returned: overwrite them (freed at the end), or free them at once. */
 static void submit_survives_restart(bool free_them)
 {
     forq_submit_opts_t o = submit_opts();
@@ -42,11 +42,11 @@ static void submit_survives_restart(bool free_them)
     if (free_them) {
         free(dict);
         free(key);
+        dict = key = NULL;
     } else {
         snprintf(dict, strlen("results") + 1, "%s", "others");
         snprintf(key, strlen("answer") + 1, "%s", "wrong");
     }
-    dict = key = NULL;
     wait_running(c, "store-retry");
     e2e_crash_restart(&d, 1, NULL);
     /* the client reconnects, forqd does not know the job: it is submitted again */
@@ -57,6 +57,8 @@ static void submit_survives_restart(bool free_them)
     forq_future_destroy(&f);
     ck_assert_msg(has_key("results", "answer"), "the result is not under results/answer");
     ck_assert(!has_key("others", "wrong"));
+    free(dict);
+    free(key);
     e2e_down(&d, &c);
 }
 
@@ -94,11 +96,11 @@ static void map_store(bool free_them)
     if (free_them) {
         free(dict);
         free(key);
+        dict = key = NULL;
     } else {
         snprintf(dict, strlen("mapped") + 1, "%s", "other");
         snprintf(key, strlen("last") + 1, "%s", "bad");
     }
-    dict = key = NULL;
     while (forq_map_next(m, test_ms(10000), &it) == FORQ_OK) {
         ck_assert_msg(it.state == FORQ_STATE_OK, "item %zu: %s: %s", it.index,
                       forq_state_name(it.state), it.detail);
@@ -109,6 +111,8 @@ static void map_store(bool free_them)
     forq_map_destroy(&m);
     ck_assert_msg(has_key("mapped", "last"), "no chunk result under mapped/last");
     ck_assert(!has_key("other", "bad"));
+    free(dict);
+    free(key);
     e2e_down(&d, &c);
 }
 
