@@ -1,5 +1,6 @@
 /* dict.c - libforq's side of the dict service: each call is one `dict` request (PROTOCOL.md) and
- * its `dict_reply`, through the client's request machinery. */
+ * its `dict_reply`, through the client's request machinery. A reply `error` carries a code
+ * (PROTOCOL.md); err_of_code() turns it into the call's forq_err_t. */
 #define _GNU_SOURCE
 #include "client_int.h"
 
@@ -19,21 +20,25 @@ static bool key_ok(const char *key)
     return n > 0 && n <= WIRE_KEY_MAX;
 }
 
-/* The error code of a failed dict request, from the reply's code in forq_errdetail(). */
-static forq_err_t map_error(forq_err_t e)
+/* The error code of a dict request forqd answered with `error`, from the reply's code. */
+static forq_err_t err_of_code(const char *code)
 {
-    const char *d = forq_errdetail();
-    if (e != FORQ_ERR_PROTOCOL)
-        return e;
-    if (strncmp(d, "dict_full", 9) == 0 || strncmp(d, "disk_full", 9) == 0)
-        return FORQ_ERR_FULL;
-    if (strncmp(d, "disk_error", 10) == 0)
-        return FORQ_ERR_SYSTEM;
-    if (strncmp(d, "too_large", 9) == 0 || strncmp(d, "not_integer", 11) == 0 ||
-        strncmp(d, "overflow", 8) == 0 || strncmp(d, "bad_", 4) == 0 ||
-        strncmp(d, "cursor_expired", 14) == 0 || strncmp(d, "missing_field", 13) == 0)
+    static const struct {
+        const char *code;
+        forq_err_t err;
+    } codes[] = {
+        {"dict_full", FORQ_ERR_FULL},         {"disk_full", FORQ_ERR_FULL},
+        {"disk_error", FORQ_ERR_SYSTEM},      {"too_large", FORQ_ERR_INVALID},
+        {"not_integer", FORQ_ERR_INVALID},    {"overflow", FORQ_ERR_INVALID},
+        {"cursor_expired", FORQ_ERR_INVALID}, {"missing_field", FORQ_ERR_INVALID},
+    };
+
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strcmp(code, codes[i].code) == 0)
+            return codes[i].err;
+    if (strncmp(code, "bad_", 4) == 0) /* bad_key, bad_value, bad_op, ... */
         return FORQ_ERR_INVALID;
-    return e;
+    return FORQ_ERR_PROTOCOL;
 }
 
 /* Check a dict request's arguments and fill in its header. */
@@ -43,14 +48,14 @@ static forq_err_t build(forq_client_t *c, wire_hdr_t *h, const char *name, const
     wire_err_t werr;
 
     if (!c)
-        return client_fail(FORQ_ERR_INVALID, "client is NULL");
+        return errors_fail(FORQ_ERR_INVALID, "client is NULL");
     if (!name_ok(name))
-        return client_fail(FORQ_ERR_INVALID,
+        return errors_fail(FORQ_ERR_INVALID,
                            "dict name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
     if (needs_key && !key_ok(key))
-        return client_fail(FORQ_ERR_INVALID, "dict key must be a string of 1-1024 bytes");
+        return errors_fail(FORQ_ERR_INVALID, "dict key must be a string of 1-1024 bytes");
     if (val && wire_check(val, vlen, WIRE_DEPTH_MAX, &werr) < 0)
-        return client_fail(FORQ_ERR_INVALID, "the value must be one msgpack value: %s", werr.msg);
+        return errors_fail(FORQ_ERR_INVALID, "the value must be one msgpack value: %s", werr.msg);
     h->cmd = WIRE_DICT;
     h->name = wire_str(name);
     if (key)
@@ -64,7 +69,7 @@ static forq_err_t call(forq_client_t *c, wire_hdr_t *h, const char *name, const 
                        forq_future_t **ret_f)
 {
     forq_err_t e = build(c, h, name, key, needs_key, val, vlen);
-    return e != FORQ_OK ? e : map_error(client_request(c, h, val, vlen, timeout_ms, ret_f));
+    return e != FORQ_OK ? e : client_request(c, h, val, vlen, timeout_ms, err_of_code, ret_f);
 }
 
 /* Hand the reply's value to the caller. */
@@ -80,8 +85,7 @@ static void take_value(forq_future_t *f, void **ret_value, size_t *ret_len)
 
 /* get, pop: the key must exist; hand its value (and version) to the caller. */
 static forq_err_t value_op(forq_client_t *c, const char *op, const char *name, const char *key,
-                           int timeout_ms, void **ret_value, size_t *ret_len,
-                           uint64_t *ret_version)
+                           int timeout_ms, void **ret_value, size_t *ret_len, uint64_t *ret_version)
 {
     wire_hdr_t h = {.op = wire_str(op)};
     forq_future_t *f;
@@ -91,7 +95,7 @@ static forq_err_t value_op(forq_client_t *c, const char *op, const char *name, c
         return e;
     if (!f->found) {
         future_unref(f);
-        return client_fail(FORQ_ERR_NOT_FOUND, "dict '%s' has no key '%s'", name, key);
+        return errors_fail(FORQ_ERR_NOT_FOUND, "dict '%s' has no key '%s'", name, key);
     }
     take_value(f, ret_value, ret_len);
     if (ret_version)
@@ -114,7 +118,7 @@ forq_err_t forq_dict_set(forq_client_t *c, const char *name, const char *key, co
     forq_err_t e;
 
     if (!value)
-        return client_fail(FORQ_ERR_INVALID, "value is NULL");
+        return errors_fail(FORQ_ERR_INVALID, "value is NULL");
     if ((e = call(c, &h, name, key, true, value, len, timeout_ms, &f)) != FORQ_OK)
         return e;
     if (ret_version)
@@ -143,7 +147,7 @@ forq_err_t forq_dict_del(forq_client_t *c, const char *name, const char *key, in
     bool found;
     forq_err_t e = found_op(c, "del", name, key, timeout_ms, &found);
     if (e == FORQ_OK && !found)
-        return client_fail(FORQ_ERR_NOT_FOUND, "dict '%s' has no key '%s'", name, key);
+        return errors_fail(FORQ_ERR_NOT_FOUND, "dict '%s' has no key '%s'", name, key);
     return e;
 }
 
@@ -178,8 +182,7 @@ forq_err_t forq_dict_len(forq_client_t *c, const char *name, int timeout_ms, siz
     return count_op(c, "len", name, timeout_ms, ret_len);
 }
 
-forq_err_t forq_dict_clear(forq_client_t *c, const char *name, int timeout_ms,
-                           size_t *ret_removed)
+forq_err_t forq_dict_clear(forq_client_t *c, const char *name, int timeout_ms, size_t *ret_removed)
 {
     return count_op(c, "clear", name, timeout_ms, ret_removed);
 }
@@ -192,7 +195,7 @@ forq_err_t forq_dict_update(forq_client_t *c, const char *name, const void *map,
     forq_err_t e;
 
     if (!map)
-        return client_fail(FORQ_ERR_INVALID, "map is NULL");
+        return errors_fail(FORQ_ERR_INVALID, "map is NULL");
     if ((e = call(c, &h, name, NULL, false, map, len, timeout_ms, &f)) != FORQ_OK)
         return e;
     future_unref(f);
@@ -208,7 +211,7 @@ forq_err_t forq_dict_setdefault(forq_client_t *c, const char *name, const char *
     forq_err_t e;
 
     if (!value)
-        return client_fail(FORQ_ERR_INVALID, "value is NULL");
+        return errors_fail(FORQ_ERR_INVALID, "value is NULL");
     if ((e = call(c, &h, name, key, true, value, len, timeout_ms, &f)) != FORQ_OK)
         return e;
     take_value(f, ret_value, ret_len);
@@ -238,7 +241,7 @@ forq_err_t forq_dict_incr(forq_client_t *c, const char *name, const char *key, i
     if (!f->result ||
         msgpack_unpack(f->result, f->result_len, &off, &zone, &o) != MSGPACK_UNPACK_SUCCESS ||
         (o.type != MSGPACK_OBJECT_POSITIVE_INTEGER && o.type != MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
-        e = client_fail(FORQ_ERR_PROTOCOL, "forqd's incr reply had no integer");
+        e = errors_fail(FORQ_ERR_PROTOCOL, "forqd's incr reply had no integer");
     } else if (ret_value) {
         *ret_value = o.via.i64;
     }
@@ -256,35 +259,37 @@ forq_err_t forq_dict_cas(forq_client_t *c, const char *name, const char *key,
     forq_err_t e;
 
     if (!value)
-        return client_fail(FORQ_ERR_INVALID, "value is NULL");
+        return errors_fail(FORQ_ERR_INVALID, "value is NULL");
     if ((e = call(c, &h, name, key, true, value, len, timeout_ms, &f)) != FORQ_OK)
         return e;
     if (ret_version)
         *ret_version = f->ver;
     if (f->code && strcmp(f->code, "conflict") == 0)
-        e = client_fail(FORQ_ERR_CONFLICT, "'%s' is at version %llu, not %llu", key,
+        e = errors_fail(FORQ_ERR_CONFLICT, "'%s' is at version %llu, not %llu", key,
                         (unsigned long long)f->ver, (unsigned long long)expected_version);
     future_unref(f);
     return e;
 }
 
 forq_err_t forq_dict_wait(forq_client_t *c, const char *name, const char *key,
-                          uint64_t seen_version, int timeout_ms, void **ret_value,
-                          size_t *ret_len, uint64_t *ret_version)
+                          uint64_t seen_version, int timeout_ms, void **ret_value, size_t *ret_len,
+                          uint64_t *ret_version)
 {
     bool next = seen_version == FORQ_DICT_NEXT_CHANGE;
-    wire_hdr_t h = {.op = wire_str("wait"), .ver = next ? 0 : seen_version, .has_ver = !next,
+    wire_hdr_t h = {.op = wire_str("wait"),
+                    .ver = next ? 0 : seen_version,
+                    .has_ver = !next,
                     .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0};
     forq_future_t *f;
-    forq_err_t e = call(c, &h, name, key, true, NULL, 0,
-                        timeout_ms < 0 ? -1 : timeout_ms + WAIT_GRACE_MS, &f);
+    forq_err_t e =
+        call(c, &h, name, key, true, NULL, 0, timeout_ms < 0 ? -1 : timeout_ms + WAIT_GRACE_MS, &f);
 
     if (e != FORQ_OK)
         return e;
     if (f->code && strcmp(f->code, "timeout") == 0)
-        e = client_fail(FORQ_ERR_TIMEOUT, "'%s' did not change within %d ms", key, timeout_ms);
+        e = errors_fail(FORQ_ERR_TIMEOUT, "'%s' did not change within %d ms", key, timeout_ms);
     else if (!f->found)
-        e = client_fail(FORQ_ERR_NOT_FOUND, "'%s' was deleted", key);
+        e = errors_fail(FORQ_ERR_NOT_FOUND, "'%s' was deleted", key);
     if (ret_version)
         *ret_version = f->found ? f->ver : 0;
     if (e == FORQ_OK)
@@ -302,9 +307,9 @@ forq_err_t forq_dict_page(forq_client_t *c, const char *name, bool items, const 
     forq_err_t e;
 
     if (!ret_data || !ret_len)
-        return client_fail(FORQ_ERR_INVALID, "ret_data and ret_len are required");
+        return errors_fail(FORQ_ERR_INVALID, "ret_data and ret_len are required");
     if (after && !key_ok(after))
-        return client_fail(FORQ_ERR_INVALID, "after must be a key of 1-1024 bytes");
+        return errors_fail(FORQ_ERR_INVALID, "after must be a key of 1-1024 bytes");
     if ((e = call(c, &h, name, after, false, NULL, 0, timeout_ms, &f)) != FORQ_OK)
         return e;
     take_value(f, ret_data, ret_len);
@@ -327,14 +332,14 @@ void forq_dict_op_init(forq_dict_op_t *op)
 
 forq_err_t forq_dict_submit(forq_client_t *c, const forq_dict_op_t *op, forq_future_t **ret)
 {
-    static const char *const key_ops[] = {"get", "set", "del", "has", "setdefault",
+    static const char *const key_ops[] = {"get", "set",  "del", "has", "setdefault",
                                           "pop", "incr", "cas", "wait"};
     bool needs_key = false, valid = false;
     wire_hdr_t h = {0};
     forq_err_t e;
 
     if (!op || !op->op || !ret)
-        return client_fail(FORQ_ERR_INVALID, "op, op->op and ret_future are required");
+        return errors_fail(FORQ_ERR_INVALID, "op, op->op and ret_future are required");
     for (size_t i = 0; i < sizeof(key_ops) / sizeof(key_ops[0]); i++)
         if (strcmp(op->op, key_ops[i]) == 0)
             valid = needs_key = true;
@@ -342,7 +347,7 @@ forq_err_t forq_dict_submit(forq_client_t *c, const forq_dict_op_t *op, forq_fut
              strcmp(op->op, "update") == 0 || strcmp(op->op, "keys") == 0 ||
              strcmp(op->op, "items") == 0;
     if (!valid)
-        return client_fail(FORQ_ERR_INVALID, "unknown dict op '%s'", op->op);
+        return errors_fail(FORQ_ERR_INVALID, "unknown dict op '%s'", op->op);
     h.op = wire_str(op->op);
     h.limit = op->limit;
     if (strcmp(op->op, "incr") == 0) {
@@ -365,16 +370,15 @@ forq_err_t forq_dict_reply(forq_future_t *f, bool *ret_found, uint64_t *ret_vers
                            uint64_t *ret_count)
 {
     if (!f)
-        return client_fail(FORQ_ERR_INVALID, "future is NULL");
+        return errors_fail(FORQ_ERR_INVALID, "future is NULL");
     if (!forq_future_done(f))
-        return client_fail(FORQ_ERR_PENDING, "the dict request is not answered yet");
+        return errors_fail(FORQ_ERR_PENDING, "the dict request is not answered yet");
     if (f->reply_cmd == WIRE_ERROR) {
-        client_fail(FORQ_ERR_PROTOCOL, "%s: %s", f->code ? f->code : "error",
-                    f->detail ? f->detail : "");
-        return map_error(FORQ_ERR_PROTOCOL);
+        return errors_fail(err_of_code(f->code ? f->code : ""), "%s: %s",
+                           f->code ? f->code : "error", f->detail ? f->detail : "");
     }
     if (f->reply_cmd != WIRE_DICT_REPLY)
-        return client_fail(FORQ_ERR_LOST, "%s", f->detail ? f->detail : "no answer");
+        return errors_fail(FORQ_ERR_LOST, "%s", f->detail ? f->detail : "no answer");
     if (ret_found)
         *ret_found = f->found;
     if (ret_version)
@@ -382,9 +386,9 @@ forq_err_t forq_dict_reply(forq_future_t *f, bool *ret_found, uint64_t *ret_vers
     if (ret_count)
         *ret_count = f->count;
     if (f->code && strcmp(f->code, "conflict") == 0)
-        return client_fail(FORQ_ERR_CONFLICT, "version conflict: the key is at %llu",
+        return errors_fail(FORQ_ERR_CONFLICT, "version conflict: the key is at %llu",
                            (unsigned long long)f->ver);
     if (f->code && strcmp(f->code, "timeout") == 0)
-        return client_fail(FORQ_ERR_TIMEOUT, "the key did not change in time");
+        return errors_fail(FORQ_ERR_TIMEOUT, "the key did not change in time");
     return FORQ_OK;
 }

@@ -7,58 +7,55 @@
  * the map's memory is bounded by window * chunksize items however long the input is.
  *
  * Results are yielded in input order (the head chunk first), or with `unordered` in the order
- * chunks finish: a listener on each chunk's future puts it on a completion queue. The queue is
- * reference-counted apart from the map, so a listener firing on the I/O thread never touches
+ * chunks finish: a listener on each chunk's future puts it on a completion queue (wait.h), which
+ * is reference-counted apart from the map, so a listener firing on the I/O thread never touches
  * a map that is being destroyed. Borrowed result pointers point into the chunk's result, which
- * is freed at the next call. */
+ * is freed at the next call.
+ *
+ * The map keeps its own copies of the option strings (opts.job.store_*): every chunk is
+ * submitted long after forq_map() returned, and each chunk's future copies them again. */
 #define _GNU_SOURCE
 #include "client_int.h"
 
-#include <errno.h>
+#include "conn.h"
+#include "wait.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define CHUNK_DEF  64
 #define WINDOW_DEF 8
 
 typedef struct chunk {
-    struct chunk *next;          /* submission order */
-    forq_future_t *f;            /* the chunk job */
-    reg_t *reg;                  /* completion listener (unordered) until it fires */
-    size_t first, count;         /* input items first .. first + count - 1 */
-    size_t pos;                  /* items already yielded */
-    size_t off;                  /* read offset in the result */
-    bool parsed;                 /* the result's array header was read */
+    struct chunk *next;  /* submission order */
+    forq_future_t *f;    /* the chunk job */
+    reg_t *reg;          /* completion listener (unordered) until it fires */
+    size_t first, count; /* input items first .. first + count - 1 */
+    size_t pos;          /* items already yielded */
+    size_t off;          /* read offset in the result */
+    bool parsed;         /* the result's array header was read */
 } chunk_t;
-
-/* Chunks that finished, in completion order (unordered maps). */
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    atomic_int refs;             /* the map, plus one per listener that may still fire */
-    forq_future_t **done;        /* finished chunk futures (referenced), a growing array */
-    size_t len, cap;
-} cq_t;
 
 struct forq_map {
     forq_client_t *c;
     char task[FORQ_ID_MAX + 1];
-    forq_map_opts_t opts;
-    forq_map_feed_fn feed;       /* the input, or NULL for an array */
+    forq_map_opts_t opts;         /* opts.job's strings are the copies below */
+    char *store_dict, *store_key; /* owned */
+    forq_map_feed_fn feed;        /* the input, or NULL for an array */
     void *feed_ud;
-    const void *const *items;    /* array input */
+    const void *const *items; /* array input */
     const size_t *lens;
     size_t n_items;
     bool input_done, feed_failed, cancelled;
-    size_t fed;                  /* items fed so far: the next item's index */
-    size_t failed;               /* items yielded other than ok */
-    chunk_t *head, *tail;        /* chunks not fully yielded, submission order */
+    size_t fed;           /* items fed so far: the next item's index */
+    size_t failed;        /* items yielded other than ok */
+    chunk_t *head, *tail; /* chunks not fully yielded, submission order */
     size_t nchunks;
-    chunk_t *current;            /* the chunk being yielded (unordered) */
-    chunk_t *consumed;           /* fully yielded: freed at the next call */
-    cq_t *cq;                    /* completion queue (unordered) */
-    msgpack_sbuffer buf;         /* a chunk's args while it is built */
+    chunk_t *current;    /* the chunk being yielded (unordered) */
+    chunk_t *consumed;   /* fully yielded: freed at the next call */
+    cq_t *cq;            /* completion queue (unordered) */
+    msgpack_sbuffer buf; /* a chunk's args while it is built */
     char etype[WIRE_TEXT_MAX + 1], detail[WIRE_TEXT_MAX + 1];
 };
 
@@ -68,55 +65,6 @@ void forq_map_opts_init(forq_map_opts_t *o)
     o->chunksize = CHUNK_DEF;
     o->window = WINDOW_DEF;
     forq_submit_opts_init(&o->job);
-}
-
-/* ---- the completion queue ---- */
-
-static void cq_unref(cq_t *q)
-{
-    if (atomic_fetch_sub(&q->refs, 1) == 1) {
-        for (size_t i = 0; i < q->len; i++)
-            future_unref(q->done[i]);
-        free(q->done);
-        pthread_mutex_destroy(&q->mu);
-        pthread_cond_destroy(&q->cond);
-        free(q);
-    }
-}
-
-static void fire_cq(reg_t *r, forq_future_t *f)
-{
-    cq_t *q = r->ctx;
-    free(r);
-    pthread_mutex_lock(&q->mu);
-    if (q->len == q->cap) {
-        size_t cap = q->cap ? 2 * q->cap : 16;
-        forq_future_t **d = realloc(q->done, cap * sizeof(*d));
-        if (!d)
-            abort(); /* cannot keep the exactly-once promise */
-        q->done = d;
-        q->cap = cap;
-    }
-    future_ref(f);
-    q->done[q->len++] = f;
-    pthread_cond_broadcast(&q->cond);
-    pthread_mutex_unlock(&q->mu);
-    cq_unref(q);
-}
-
-static cq_t *cq_new(void)
-{
-    cq_t *q = calloc(1, sizeof(*q));
-    pthread_condattr_t ca;
-    if (!q)
-        return NULL;
-    atomic_init(&q->refs, 1);
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    return q;
 }
 
 /* ---- building and submitting chunks ---- */
@@ -164,7 +112,7 @@ static forq_err_t submit_chunk(forq_map_t *m)
         }
         if (r < 0 || !item || wire_check(item, len, WIRE_DEPTH_MAX - 1, &werr) < 0) {
             m->input_done = m->feed_failed = true;
-            client_fail(FORQ_ERR_INVALID, "input item %zu %s", m->fed,
+            errors_fail(FORQ_ERR_INVALID, "input item %zu %s", m->fed,
                         r < 0 ? "could not be read (the feed returned -1)"
                               : "is not one msgpack value");
             break;
@@ -181,32 +129,23 @@ static forq_err_t submit_chunk(forq_map_t *m)
 
     if (!(ch = calloc(1, sizeof(*ch))) || !(ch->f = future_new())) {
         free(ch);
-        return client_fail(FORQ_ERR_NOMEM, "out of memory");
+        return errors_fail(FORQ_ERR_NOMEM, "out of memory");
     }
     ch->first = first;
     ch->count = count;
-    client_new_id(m->c, ch->f->key, sizeof(ch->f->key));
-    snprintf(ch->f->task, sizeof(ch->f->task), "%s", m->task);
-    ch->f->opts = m->opts.job;
-    ch->f->opts.id = NULL;
-    ch->f->chunk = true;
-    if ((e = client_submit(m->c, ch->f, m->buf.data, m->buf.size)) != FORQ_OK) {
+    conn_new_id(m->c, ch->f->key, sizeof(ch->f->key));
+    if ((e = future_set_job(ch->f, m->task, &m->opts.job, true)) != FORQ_OK ||
+        (e = client_submit(m->c, ch->f, m->buf.data, m->buf.size)) != FORQ_OK) {
         future_unref(ch->f);
         free(ch);
         return e;
     }
-    if (m->cq) {
-        if (!(ch->reg = calloc(1, sizeof(*ch->reg)))) {
-            /* without a listener it would never be yielded: cancel it and fail the map */
-            client_cancel_async(m->c, ch->f->key);
-            future_unref(ch->f);
-            free(ch);
-            return client_fail(FORQ_ERR_NOMEM, "out of memory");
-        }
-        ch->reg->fire = fire_cq;
-        ch->reg->ctx = m->cq;
-        atomic_fetch_add(&m->cq->refs, 1);
-        future_listen(ch->f, ch->reg);
+    if (m->cq && !cq_listen(m->cq, ch->f, &ch->reg)) {
+        /* without a listener it would never be yielded: cancel it and fail the map */
+        client_cancel_async(m->c, ch->f->key);
+        future_unref(ch->f);
+        free(ch);
+        return errors_fail(FORQ_ERR_NOMEM, "out of memory");
     }
     if (m->tail)
         m->tail->next = ch;
@@ -267,9 +206,9 @@ static bool rd_str(rd_t *r, char *buf, size_t size)
     if (wire_value_len(r->p + r->off, r->len - r->off, 1, &n, &err) < 0)
         return false;
     msgpack_zone_init(&zone, 64);
-    ok = msgpack_unpack((const char *)r->p + r->off, n, &off, &zone, &o) ==
-             MSGPACK_UNPACK_SUCCESS &&
-         o.type == MSGPACK_OBJECT_STR;
+    ok =
+        msgpack_unpack((const char *)r->p + r->off, n, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
+        o.type == MSGPACK_OBJECT_STR;
     if (ok)
         snprintf(buf, size, "%.*s", (int)o.via.str.size, o.via.str.ptr);
     msgpack_zone_destroy(&zone);
@@ -366,12 +305,12 @@ static forq_err_t map_new(forq_client_t *c, const char *task, const forq_map_opt
     forq_map_t *m;
 
     if (!c || !ret)
-        return client_fail(FORQ_ERR_INVALID, "client and ret_map are required");
+        return errors_fail(FORQ_ERR_INVALID, "client and ret_map are required");
     if (!task || !wire_task_is_valid(task, strlen(task)))
-        return client_fail(FORQ_ERR_INVALID,
+        return errors_fail(FORQ_ERR_INVALID,
                            "task name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
     if (!(m = calloc(1, sizeof(*m))))
-        return client_fail(FORQ_ERR_NOMEM, "out of memory");
+        return errors_fail(FORQ_ERR_NOMEM, "out of memory");
     if (opts)
         m->opts = *opts;
     else
@@ -380,12 +319,21 @@ static forq_err_t map_new(forq_client_t *c, const char *task, const forq_map_opt
         m->opts.job.id || m->opts.job.priority < 0 || m->opts.job.priority > WIRE_PRIORITY_MAX ||
         m->opts.job.retries > WIRE_RETRIES_MAX) {
         free(m);
-        return client_fail(FORQ_ERR_INVALID, "map options: chunksize 1..1000000, window >= 1, "
+        return errors_fail(FORQ_ERR_INVALID, "map options: chunksize 1..1000000, window >= 1, "
                                              "job.id NULL, priority 0..9, retries <= 100");
     }
-    if (m->opts.unordered && !(m->cq = cq_new())) {
+    /* copies: chunks are submitted from forq_map_next(), long after the caller's call */
+    m->opts.job.store_dict = m->store_dict =
+        opts && opts->job.store_dict ? strdup(opts->job.store_dict) : NULL;
+    m->opts.job.store_key = m->store_key =
+        opts && opts->job.store_key ? strdup(opts->job.store_key) : NULL;
+    if ((opts && opts->job.store_dict && !m->store_dict) ||
+        (opts && opts->job.store_key && !m->store_key) ||
+        (m->opts.unordered && !(m->cq = cq_new(m->opts.window)))) {
+        free(m->store_dict);
+        free(m->store_key);
         free(m);
-        return client_fail(FORQ_ERR_NOMEM, "out of memory");
+        return errors_fail(FORQ_ERR_NOMEM, "out of memory");
     }
     m->c = c;
     snprintf(m->task, sizeof(m->task), "%s", task);
@@ -399,7 +347,7 @@ forq_err_t forq_imap(forq_client_t *c, const char *task, forq_map_feed_fn feed, 
 {
     forq_err_t e;
     if (!feed)
-        return client_fail(FORQ_ERR_INVALID, "forq_imap needs a feed function");
+        return errors_fail(FORQ_ERR_INVALID, "forq_imap needs a feed function");
     if ((e = map_new(c, task, opts, ret_map)) == FORQ_OK) {
         (*ret_map)->feed = feed;
         (*ret_map)->feed_ud = userdata;
@@ -408,12 +356,11 @@ forq_err_t forq_imap(forq_client_t *c, const char *task, forq_map_feed_fn feed, 
 }
 
 forq_err_t forq_map(forq_client_t *c, const char *task, const void *const *items,
-                    const size_t *lens, size_t n, const forq_map_opts_t *opts,
-                    forq_map_t **ret_map)
+                    const size_t *lens, size_t n, const forq_map_opts_t *opts, forq_map_t **ret_map)
 {
     forq_err_t e;
     if (n && (!items || !lens))
-        return client_fail(FORQ_ERR_INVALID, "forq_map needs items and lens");
+        return errors_fail(FORQ_ERR_INVALID, "forq_map needs items and lens");
     if ((e = map_new(c, task, opts, ret_map)) == FORQ_OK) {
         (*ret_map)->items = items;
         (*ret_map)->lens = lens;
@@ -434,37 +381,14 @@ static chunk_t *chunk_of(forq_map_t *m, forq_future_t *f)
 /* The next finished chunk in completion order, waiting up to timeout_ms. */
 static chunk_t *next_done(forq_map_t *m, int timeout_ms)
 {
-    cq_t *q = m->cq;
-    struct timespec until;
-    forq_future_t *f = NULL;
+    forq_future_t *f = cq_pop(m->cq, timeout_ms);
 
-    if (timeout_ms > 0) {
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-    }
-    pthread_mutex_lock(&q->mu);
-    while (q->len == 0 && timeout_ms != 0) {
-        if (timeout_ms < 0)
-            pthread_cond_wait(&q->cond, &q->mu);
-        else if (pthread_cond_timedwait(&q->cond, &q->mu, &until) == ETIMEDOUT)
-            break;
-    }
-    if (q->len) {
-        f = q->done[0];
-        memmove(q->done, q->done + 1, --q->len * sizeof(*q->done));
-    }
-    pthread_mutex_unlock(&q->mu);
     if (!f)
         return NULL;
     chunk_t *ch = chunk_of(m, f);
     future_unref(f); /* the chunk holds its own reference */
     if (ch)
-        ch->reg = NULL; /* fired */
+        ch->reg = NULL; /* fired, and freed by its firer */
     return ch;
 }
 
@@ -474,7 +398,7 @@ forq_err_t forq_map_next(forq_map_t *m, int timeout_ms, forq_map_item_t *ret_ite
     forq_err_t e;
 
     if (!m || !ret_item)
-        return client_fail(FORQ_ERR_INVALID, "map and ret_item are required");
+        return errors_fail(FORQ_ERR_INVALID, "map and ret_item are required");
     chunk_free(m->consumed);
     m->consumed = NULL;
     if ((e = refill(m)) != FORQ_OK)
@@ -484,16 +408,15 @@ forq_err_t forq_map_next(forq_map_t *m, int timeout_ms, forq_map_item_t *ret_ite
             if (!m->head)
                 goto end;
             if (!(m->current = next_done(m, timeout_ms)))
-                return client_fail(FORQ_ERR_TIMEOUT, "no chunk finished within %d ms",
-                                   timeout_ms);
+                return errors_fail(FORQ_ERR_TIMEOUT, "no chunk finished within %d ms", timeout_ms);
         }
         ch = m->current;
     } else {
         if (!(ch = m->head))
             goto end;
         if (!future_wait_done(ch->f, timeout_ms))
-            return client_fail(FORQ_ERR_TIMEOUT, "item %zu is not done after %d ms", ch->first + ch->pos,
-                               timeout_ms);
+            return errors_fail(FORQ_ERR_TIMEOUT, "item %zu is not done after %d ms",
+                               ch->first + ch->pos, timeout_ms);
     }
     yield(m, ch, ret_item);
     if (ch->pos == ch->count) {
@@ -505,15 +428,15 @@ forq_err_t forq_map_next(forq_map_t *m, int timeout_ms, forq_map_item_t *ret_ite
     return FORQ_OK;
 end:
     if (m->feed_failed)
-        return client_fail(FORQ_ERR_INVALID, "the map stopped at item %zu: its input failed",
+        return errors_fail(FORQ_ERR_INVALID, "the map stopped at item %zu: its input failed",
                            m->fed);
-    return client_fail(FORQ_ERR_EXHAUSTED, "all %zu items were yielded", m->fed);
+    return errors_fail(FORQ_ERR_EXHAUSTED, "all %zu items were yielded", m->fed);
 }
 
 forq_err_t forq_map_cancel(forq_map_t *m)
 {
     if (!m)
-        return client_fail(FORQ_ERR_INVALID, "map is NULL");
+        return errors_fail(FORQ_ERR_INVALID, "map is NULL");
     m->cancelled = true;
     for (chunk_t *ch = m->head; ch; ch = ch->next)
         if (!forq_future_done(ch->f))
@@ -539,14 +462,13 @@ void forq_map_destroy(forq_map_t **mp)
         m->head = ch->next;
         if (!forq_future_done(ch->f))
             client_cancel_async(m->c, ch->f->key);
-        if (ch->reg && future_unlisten(ch->f, ch->reg)) {
-            free(ch->reg);
-            cq_unref(m->cq);
-        }
+        if (ch->reg)
+            cq_unlisten(m->cq, ch->f, &ch->reg);
         chunk_free(ch);
     }
-    if (m->cq)
-        cq_unref(m->cq);
+    cq_close(&m->cq);
     msgpack_sbuffer_destroy(&m->buf);
+    free(m->store_dict);
+    free(m->store_key);
     free(m);
 }

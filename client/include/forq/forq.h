@@ -58,29 +58,29 @@ extern "C" {
 /* Error codes. Append-only: values never change meaning. */
 typedef enum {
     FORQ_OK = 0,
-    FORQ_ERR_INVALID = 1,     /* a bad argument (NULL, bad name, args not one msgpack value) */
-    FORQ_ERR_NOMEM = 2,       /* out of memory */
-    FORQ_ERR_CONNECT = 3,     /* forqd did not answer at the endpoint */
-    FORQ_ERR_TIMEOUT = 4,     /* the wait timed out; the job goes on */
-    FORQ_ERR_PROTOCOL = 5,    /* forqd refused a message or sent one we cannot read */
-    FORQ_ERR_CLOSED = 6,      /* the client was destroyed */
-    FORQ_ERR_PENDING = 7,     /* the future has no result yet */
-    FORQ_ERR_TASK = 8,        /* the job's task raised an error */
-    FORQ_ERR_CANCELLED = 9,   /* the job was cancelled */
+    FORQ_ERR_INVALID = 1,      /* a bad argument (NULL, bad name, args not one msgpack value) */
+    FORQ_ERR_NOMEM = 2,        /* out of memory */
+    FORQ_ERR_CONNECT = 3,      /* forqd did not answer at the endpoint */
+    FORQ_ERR_TIMEOUT = 4,      /* the wait timed out; the job goes on */
+    FORQ_ERR_PROTOCOL = 5,     /* forqd refused a message or sent one we cannot read */
+    FORQ_ERR_CLOSED = 6,       /* the client was destroyed */
+    FORQ_ERR_PENDING = 7,      /* the future has no result yet */
+    FORQ_ERR_TASK = 8,         /* the job's task raised an error */
+    FORQ_ERR_CANCELLED = 9,    /* the job was cancelled */
     FORQ_ERR_JOB_TIMEOUT = 10, /* the job ran past its timeout or queue deadline */
-    FORQ_ERR_CRASHED = 11,    /* the job's worker died (signal or exit) */
-    FORQ_ERR_REJECTED = 12,   /* forqd refused the job (limits, unknown task, shutting down) */
-    FORQ_ERR_LOST = 13,       /* the job's outcome is unknown (forqd or the client went away) */
-    FORQ_ERR_SYSTEM = 14,     /* a system or ZeroMQ call failed; the detail says which */
-    FORQ_ERR_NOT_FOUND = 15,  /* forqd has no such job (never submitted, or forgotten) */
-    FORQ_ERR_EXHAUSTED = 16,  /* an iterator has returned everything */
-    FORQ_ERR_CONFLICT = 17,   /* dict compare-and-set: the version differs */
-    FORQ_ERR_FULL = 18,       /* the dict service is at its limits (keys or bytes) */
+    FORQ_ERR_CRASHED = 11,     /* the job's worker died (signal or exit) */
+    FORQ_ERR_REJECTED = 12,    /* forqd refused the job (limits, unknown task, shutting down) */
+    FORQ_ERR_LOST = 13,        /* the job's outcome is unknown (forqd or the client went away) */
+    FORQ_ERR_SYSTEM = 14,      /* a system or ZeroMQ call failed; the detail says which */
+    FORQ_ERR_NOT_FOUND = 15,   /* forqd has no such job (never submitted, or forgotten) */
+    FORQ_ERR_EXHAUSTED = 16,   /* an iterator has returned everything */
+    FORQ_ERR_CONFLICT = 17,    /* dict compare-and-set: the version differs */
+    FORQ_ERR_FULL = 18,        /* the dict service is at its limits (keys or bytes) */
 } forq_err_t;
 
 /* What a job is or became. Values match the wire protocol's states in order. */
 typedef enum {
-    FORQ_STATE_PENDING = 0,   /* a future without its result yet */
+    FORQ_STATE_PENDING = 0, /* a future without its result yet */
     FORQ_STATE_QUEUED = 1,
     FORQ_STATE_RUNNING = 2,
     FORQ_STATE_OK = 3,
@@ -90,7 +90,7 @@ typedef enum {
     FORQ_STATE_CRASHED = 7,
     FORQ_STATE_REJECTED = 8,
     FORQ_STATE_LOST = 9,
-    FORQ_STATE_UNKNOWN = 10,  /* forqd does not know the id (never seen, or forgotten) */
+    FORQ_STATE_UNKNOWN = 10, /* forqd does not know the id (never seen, or forgotten) */
 } forq_state_t;
 
 /* What a cancel did. */
@@ -106,40 +106,43 @@ typedef struct forq_future forq_future_t;
 
 /* Options of a connection. Initialise with forq_client_opts_init(), then set what you need. */
 typedef struct {
-    const char *endpoint;    /* forqd's endpoint; NULL: $FORQ_ENDPOINT, else the default
-                                ipc://$XDG_RUNTIME_DIR/forq/forqd.sock (or /tmp/forq-UID/...) */
-    int connect_timeout_ms;  /* > 0: forq_client_new() pings forqd and fails with
-                                FORQ_ERR_CONNECT if it does not answer in time; 0: no check */
-    size_t max_message;      /* largest message accepted from forqd, bytes; 0: 64 MiB + 4 KiB */
-    int linger_ms;           /* how long forq_client_destroy() tries to deliver messages not yet
-                                sent; default 2000 */
-    int lost_after_ms;       /* > 0: if forqd stays unreachable this long, pending futures
-                                resolve as LOST; default 0: wait for forqd to come back */
+    const char *endpoint;   /* forqd's endpoint; NULL: $FORQ_ENDPOINT, else the default
+                               ipc://$XDG_RUNTIME_DIR/forq/forqd.sock (or /tmp/forq-UID/...) */
+    int connect_timeout_ms; /* > 0: forq_client_new() pings forqd and fails with
+                               FORQ_ERR_CONNECT if it does not answer in time; 0: no check */
+    size_t max_message;     /* largest message accepted from forqd, bytes; 0: 64 MiB + 4 KiB */
+    int linger_ms;          /* how long forq_client_destroy() tries to deliver messages not yet
+                               sent; default 2000 */
+    int lost_after_ms;      /* > 0: if forqd stays unreachable this long, pending futures
+                               resolve as LOST; default 0: wait for forqd to come back */
 } forq_client_opts_t;
 
-/* Options of one job. Initialise with forq_submit_opts_init(). */
+/* Options of one job. Initialise with forq_submit_opts_init(). The strings are copied by the
+ * call that takes the options (forq_submit, forq_map, forq_imap): the caller may change or free
+ * them as soon as it returns, even though the job may be submitted again later (retries after
+ * forqd restarted, a map's later chunks). */
 typedef struct {
-    const char *id;          /* job id (1-64 of A-Z a-z 0-9 . _ : -); NULL: a unique one */
-    double timeout;          /* run timeout in seconds; 0: none. Past it the worker is killed */
-    double deadline;         /* queue deadline in seconds from submission; 0: none */
-    int priority;            /* 0..9, larger runs first; default 5 */
-    unsigned retries;        /* times to run the job again if its worker crashes; default 0 */
-    size_t max_result;       /* result size limit in bytes; 0: forqd's --max-payload */
-    size_t max_memory;       /* address-space limit of the job in bytes; 0: none */
+    const char *id;           /* job id (1-64 of A-Z a-z 0-9 . _ : -); NULL: a unique one */
+    double timeout;           /* run timeout in seconds; 0: none. Past it the worker is killed */
+    double deadline;          /* queue deadline in seconds from submission; 0: none */
+    int priority;             /* 0..9, larger runs first; default 5 */
+    unsigned retries;         /* times to run the job again if its worker crashes; default 0 */
+    size_t max_result;        /* result size limit in bytes; 0: forqd's --max-payload */
+    size_t max_memory;        /* address-space limit of the job in bytes; 0: none */
     unsigned max_cpu_seconds; /* CPU-time limit of the job; 0: none */
-    const char *store_dict;  /* with store_key: when the job ends ok, forqd also stores its result
-                                in this dict under store_key (forq_dict_get), where it outlives
-                                the client; NULL: not stored */
+    const char *store_dict;   /* with store_key: when the job ends ok, forqd also stores its result
+                                 in this dict under store_key (forq_dict_get), where it outlives
+                                 the client; NULL: not stored */
     const char *store_key;
 } forq_submit_opts_t;
 
 /* What forq_client_status() tells about a job. */
 typedef struct {
-    forq_state_t state;      /* QUEUED, RUNNING, a final state, or UNKNOWN */
-    char task[65];           /* task name, "" when unknown */
-    unsigned attempts;       /* times it was started */
-    int pid;                 /* worker pid while RUNNING, else 0 */
-    int priority;            /* priority while QUEUED, else -1 */
+    forq_state_t state; /* QUEUED, RUNNING, a final state, or UNKNOWN */
+    char task[65];      /* task name, "" when unknown */
+    unsigned attempts;  /* times it was started */
+    int pid;            /* worker pid while RUNNING, else 0 */
+    int priority;       /* priority while QUEUED, else -1 */
 } forq_job_info_t;
 
 /* ---- errors ---- */
@@ -163,8 +166,7 @@ FORQ_EXPORT void forq_client_opts_init(forq_client_opts_t *opts);
  * Returns FORQ_OK with *ret_client owned by the caller (forq_client_destroy), or
  * FORQ_ERR_INVALID (bad endpoint), FORQ_ERR_CONNECT (no answer within connect_timeout_ms),
  * FORQ_ERR_SYSTEM, FORQ_ERR_NOMEM. */
-FORQ_EXPORT forq_err_t forq_client_new(const forq_client_opts_t *opts,
-                                       forq_client_t **ret_client);
+FORQ_EXPORT forq_err_t forq_client_new(const forq_client_opts_t *opts, forq_client_t **ret_client);
 
 /* Disconnect: resolve every pending future of this client as FORQ_STATE_LOST (detail: "the client
  * was destroyed"), deliver unsent messages for up to linger_ms, stop the I/O thread, free.
@@ -176,8 +178,7 @@ FORQ_EXPORT const char *forq_client_endpoint(const forq_client_t *client);
 
 /* Ask forqd whether it is there. Returns FORQ_OK and, if ret_version is not NULL, a version string
  * the caller frees; FORQ_ERR_CONNECT when no answer comes within timeout_ms (-1: forever). */
-FORQ_EXPORT forq_err_t forq_client_ping(forq_client_t *client, int timeout_ms,
-                                        char **ret_version);
+FORQ_EXPORT forq_err_t forq_client_ping(forq_client_t *client, int timeout_ms, char **ret_version);
 
 /* Cancel the job `id` (any client's). *ret_outcome says what happened; the job's own future,
  * if any, receives its result as usual. FORQ_ERR_TIMEOUT when no answer in timeout_ms. */
@@ -203,7 +204,8 @@ FORQ_EXPORT void forq_submit_opts_init(forq_submit_opts_t *opts);
  * opts may be NULL for the defaults. Returns FORQ_OK with *ret_future owned by the caller
  * (forq_future_destroy), or FORQ_ERR_INVALID (bad task name, id or args; detail says which),
  * FORQ_ERR_CLOSED, FORQ_ERR_NOMEM. A job forqd refuses still returns FORQ_OK here: its future
- * resolves as FORQ_STATE_REJECTED with the reason. */
+ * resolves as FORQ_STATE_REJECTED with the reason. args and the strings of opts are copied:
+ * they may be freed once the call returns. */
 FORQ_EXPORT forq_err_t forq_submit(forq_client_t *client, const char *task, const void *args,
                                    size_t args_len, const forq_submit_opts_t *opts,
                                    forq_future_t **ret_future);
@@ -331,25 +333,25 @@ typedef struct forq_map forq_map_t;
 
 /* Options of a map. Initialise with forq_map_opts_init(). */
 typedef struct {
-    size_t chunksize;        /* items per chunk job; default 64 */
-    size_t window;           /* chunk jobs in flight or waiting to be read; default 8. Memory is
-                                bounded by window * chunksize items, however long the input */
-    bool unordered;          /* yield results as chunks finish, not in input order */
-    bool star;               /* starmap: each item is already an args array; otherwise each item
-                                is one argument (the task gets [item]) */
-    forq_submit_opts_t job;  /* options of every chunk job: timeout (per chunk), priority,
-                                retries, ...; job.id must be NULL */
+    size_t chunksize;       /* items per chunk job; default 64 */
+    size_t window;          /* chunk jobs in flight or waiting to be read; default 8. Memory is
+                               bounded by window * chunksize items, however long the input */
+    bool unordered;         /* yield results as chunks finish, not in input order */
+    bool star;              /* starmap: each item is already an args array; otherwise each item
+                               is one argument (the task gets [item]) */
+    forq_submit_opts_t job; /* options of every chunk job: timeout (per chunk), priority,
+                               retries, ...; job.id must be NULL; its strings are copied */
 } forq_map_opts_t;
 
 /* One result of a map. Pointers are borrowed until the next forq_map_next() or destroy. */
 typedef struct {
-    size_t index;            /* the item's position in the input, from 0 */
-    forq_state_t state;      /* OK; ERROR when the task raised for this item; or its chunk's
-                                fate: CANCELLED, TIMEOUT, CRASHED, REJECTED, LOST */
-    const void *data;        /* OK: the result, msgpack */
+    size_t index;       /* the item's position in the input, from 0 */
+    forq_state_t state; /* OK; ERROR when the task raised for this item; or its chunk's
+                           fate: CANCELLED, TIMEOUT, CRASHED, REJECTED, LOST */
+    const void *data;   /* OK: the result, msgpack */
     size_t len;
-    const char *error_type;  /* ERROR: e.g. "ValueError", else NULL */
-    const char *detail;      /* how it failed; "" when OK */
+    const char *error_type; /* ERROR: e.g. "ValueError", else NULL */
+    const char *detail;     /* how it failed; "" when OK */
 } forq_map_item_t;
 
 /* Feeds a map: point *ret_item at the next item's msgpack bytes (copied before the next call)
@@ -361,14 +363,13 @@ FORQ_EXPORT void forq_map_opts_init(forq_map_opts_t *opts);
 /* imap: run `task` on every item `feed` produces, pulling items only as the window has room
  * (from inside forq_map_next(), in the caller's thread). opts may be NULL. */
 FORQ_EXPORT forq_err_t forq_imap(forq_client_t *client, const char *task, forq_map_feed_fn feed,
-                                 void *userdata, const forq_map_opts_t *opts,
-                                 forq_map_t **ret_map);
+                                 void *userdata, const forq_map_opts_t *opts, forq_map_t **ret_map);
 
 /* map over an array: items[i] (lens[i] bytes of msgpack) for i < n. The array is read lazily
  * and must stay valid until the map is exhausted or destroyed. */
-FORQ_EXPORT forq_err_t forq_map(forq_client_t *client, const char *task,
-                                const void *const *items, const size_t *lens, size_t n,
-                                const forq_map_opts_t *opts, forq_map_t **ret_map);
+FORQ_EXPORT forq_err_t forq_map(forq_client_t *client, const char *task, const void *const *items,
+                                const size_t *lens, size_t n, const forq_map_opts_t *opts,
+                                forq_map_t **ret_map);
 
 /* The next result: in input order, or in completion order with opts.unordered. Waits up to
  * timeout_ms (-1: forever). FORQ_OK with *ret_item; FORQ_ERR_TIMEOUT; FORQ_ERR_EXHAUSTED when
@@ -471,16 +472,16 @@ FORQ_EXPORT forq_err_t forq_dict_page(forq_client_t *client, const char *name, b
 
 /* One dict operation for forq_dict_submit(). Initialise with forq_dict_op_init(). */
 typedef struct {
-    const char *op;          /* "get", "set", "del", "has", "setdefault", "pop", "incr", "cas",
-                                "wait", "len", "clear", "update", "keys" or "items" */
-    const char *name;        /* the dict */
-    const char *key;         /* the key (keys, items: the page cursor, or NULL) */
-    const void *value;       /* msgpack value (set, setdefault, cas; update: a map), or NULL */
+    const char *op;    /* "get", "set", "del", "has", "setdefault", "pop", "incr", "cas",
+                          "wait", "len", "clear", "update", "keys" or "items" */
+    const char *name;  /* the dict */
+    const char *key;   /* the key (keys, items: the page cursor, or NULL) */
+    const void *value; /* msgpack value (set, setdefault, cas; update: a map), or NULL */
     size_t len;
-    int64_t delta;           /* incr */
-    uint64_t version;        /* cas: expected (0: absent); wait: seen (FORQ_DICT_NEXT_CHANGE) */
-    int timeout_ms;          /* wait: forqd's timeout, 0: none */
-    size_t limit;            /* keys, items: page size, 0: 1000 */
+    int64_t delta;    /* incr */
+    uint64_t version; /* cas: expected (0: absent); wait: seen (FORQ_DICT_NEXT_CHANGE) */
+    int timeout_ms;   /* wait: forqd's timeout, 0: none */
+    size_t limit;     /* keys, items: page size, 0: 1000 */
 } forq_dict_op_t;
 
 FORQ_EXPORT void forq_dict_op_init(forq_dict_op_t *op);

@@ -44,12 +44,18 @@ static char *b64_encode(const uint8_t *in, size_t n)
 int json_to_msgpack(const json_t *j, msgpack_packer *pk, char *err, size_t errlen)
 {
     switch (json_typeof(j)) {
-    case JSON_NULL: return msgpack_pack_nil(pk);
-    case JSON_TRUE: return msgpack_pack_true(pk);
-    case JSON_FALSE: return msgpack_pack_false(pk);
-    case JSON_INTEGER: return msgpack_pack_int64(pk, json_integer_value(j));
-    case JSON_REAL: return msgpack_pack_double(pk, json_real_value(j));
-    case JSON_STRING: return pack_str(pk, json_string_value(j), json_string_length(j));
+    case JSON_NULL:
+        return msgpack_pack_nil(pk);
+    case JSON_TRUE:
+        return msgpack_pack_true(pk);
+    case JSON_FALSE:
+        return msgpack_pack_false(pk);
+    case JSON_INTEGER:
+        return msgpack_pack_int64(pk, json_integer_value(j));
+    case JSON_REAL:
+        return msgpack_pack_double(pk, json_real_value(j));
+    case JSON_STRING:
+        return pack_str(pk, json_string_value(j), json_string_length(j));
     case JSON_ARRAY: {
         size_t i;
         json_t *v;
@@ -103,13 +109,16 @@ static json_t *bytes_json(const char *p, size_t n)
 json_t *msgpack_to_json(const msgpack_object *o)
 {
     switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return json_null();
-    case MSGPACK_OBJECT_BOOLEAN: return json_boolean(o->via.boolean);
+    case MSGPACK_OBJECT_NIL:
+        return json_null();
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_boolean(o->via.boolean);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         if (o->via.u64 > (uint64_t)INT64_MAX)
             return json_real((double)o->via.u64);
         return json_integer((json_int_t)o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer(o->via.i64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_integer(o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
         return isfinite(o->via.f64) ? json_real(o->via.f64) : json_null();
@@ -118,7 +127,8 @@ json_t *msgpack_to_json(const msgpack_object *o)
         /* not UTF-8: show the bytes rather than fail */
         return j ? j : bytes_json(o->via.str.ptr, o->via.str.size);
     }
-    case MSGPACK_OBJECT_BIN: return bytes_json(o->via.bin.ptr, o->via.bin.size);
+    case MSGPACK_OBJECT_BIN:
+        return bytes_json(o->via.bin.ptr, o->via.bin.size);
     case MSGPACK_OBJECT_EXT: {
         json_t *j = bytes_json(o->via.ext.ptr, o->via.ext.size);
         if (j)
