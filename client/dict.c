@@ -3,11 +3,18 @@
  * (PROTOCOL.md); err_of_code() turns it into the call's forq_err_t. */
 #define _GNU_SOURCE
 #include "client_int.h"
+#include "ops.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define WAIT_GRACE_MS 5000 /* how much longer than forqd's wait the client waits for its answer */
+
+/* The wire name of an op (the table in proto/ops.c). */
+static wire_str_t op_str(ops_id_t op)
+{
+    return wire_str(ops_get(op)->name);
+}
 
 static bool name_ok(const char *name)
 {
@@ -84,10 +91,10 @@ static void take_value(forq_future_t *f, void **ret_value, size_t *ret_len)
 }
 
 /* get, pop: the key must exist; hand its value (and version) to the caller. */
-static forq_err_t value_op(forq_client_t *c, const char *op, const char *name, const char *key,
+static forq_err_t value_op(forq_client_t *c, ops_id_t op, const char *name, const char *key,
                            int timeout_ms, void **ret_value, size_t *ret_len, uint64_t *ret_version)
 {
-    wire_hdr_t h = {.op = wire_str(op)};
+    wire_hdr_t h = {.op = op_str(op)};
     forq_future_t *f;
     forq_err_t e = call(c, &h, name, key, true, NULL, 0, timeout_ms, &f);
 
@@ -107,13 +114,13 @@ static forq_err_t value_op(forq_client_t *c, const char *op, const char *name, c
 forq_err_t forq_dict_get(forq_client_t *c, const char *name, const char *key, int timeout_ms,
                          void **ret_value, size_t *ret_len, uint64_t *ret_version)
 {
-    return value_op(c, "get", name, key, timeout_ms, ret_value, ret_len, ret_version);
+    return value_op(c, OPS_GET, name, key, timeout_ms, ret_value, ret_len, ret_version);
 }
 
 forq_err_t forq_dict_set(forq_client_t *c, const char *name, const char *key, const void *value,
                          size_t len, int timeout_ms, uint64_t *ret_version)
 {
-    wire_hdr_t h = {.op = wire_str("set")};
+    wire_hdr_t h = {.op = op_str(OPS_SET)};
     forq_future_t *f;
     forq_err_t e;
 
@@ -128,10 +135,10 @@ forq_err_t forq_dict_set(forq_client_t *c, const char *name, const char *key, co
 }
 
 /* del, has: a key op whose answer is `found`. */
-static forq_err_t found_op(forq_client_t *c, const char *op, const char *name, const char *key,
+static forq_err_t found_op(forq_client_t *c, ops_id_t op, const char *name, const char *key,
                            int timeout_ms, bool *ret_found)
 {
-    wire_hdr_t h = {.op = wire_str(op)};
+    wire_hdr_t h = {.op = op_str(op)};
     forq_future_t *f;
     forq_err_t e = call(c, &h, name, key, true, NULL, 0, timeout_ms, &f);
 
@@ -145,7 +152,7 @@ static forq_err_t found_op(forq_client_t *c, const char *op, const char *name, c
 forq_err_t forq_dict_del(forq_client_t *c, const char *name, const char *key, int timeout_ms)
 {
     bool found;
-    forq_err_t e = found_op(c, "del", name, key, timeout_ms, &found);
+    forq_err_t e = found_op(c, OPS_DEL, name, key, timeout_ms, &found);
     if (e == FORQ_OK && !found)
         return errors_fail(FORQ_ERR_NOT_FOUND, "dict '%s' has no key '%s'", name, key);
     return e;
@@ -155,17 +162,17 @@ forq_err_t forq_dict_has(forq_client_t *c, const char *name, const char *key, in
                          bool *ret_has)
 {
     bool found;
-    forq_err_t e = found_op(c, "has", name, key, timeout_ms, &found);
+    forq_err_t e = found_op(c, OPS_HAS, name, key, timeout_ms, &found);
     if (e == FORQ_OK && ret_has)
         *ret_has = found;
     return e;
 }
 
 /* len, clear: a dict op whose answer is `count`. */
-static forq_err_t count_op(forq_client_t *c, const char *op, const char *name, int timeout_ms,
+static forq_err_t count_op(forq_client_t *c, ops_id_t op, const char *name, int timeout_ms,
                            size_t *ret_count)
 {
-    wire_hdr_t h = {.op = wire_str(op)};
+    wire_hdr_t h = {.op = op_str(op)};
     forq_future_t *f;
     forq_err_t e = call(c, &h, name, NULL, false, NULL, 0, timeout_ms, &f);
 
@@ -179,18 +186,18 @@ static forq_err_t count_op(forq_client_t *c, const char *op, const char *name, i
 
 forq_err_t forq_dict_len(forq_client_t *c, const char *name, int timeout_ms, size_t *ret_len)
 {
-    return count_op(c, "len", name, timeout_ms, ret_len);
+    return count_op(c, OPS_LEN, name, timeout_ms, ret_len);
 }
 
 forq_err_t forq_dict_clear(forq_client_t *c, const char *name, int timeout_ms, size_t *ret_removed)
 {
-    return count_op(c, "clear", name, timeout_ms, ret_removed);
+    return count_op(c, OPS_CLEAR, name, timeout_ms, ret_removed);
 }
 
 forq_err_t forq_dict_update(forq_client_t *c, const char *name, const void *map, size_t len,
                             int timeout_ms)
 {
-    wire_hdr_t h = {.op = wire_str("update")};
+    wire_hdr_t h = {.op = op_str(OPS_UPDATE)};
     forq_future_t *f;
     forq_err_t e;
 
@@ -206,7 +213,7 @@ forq_err_t forq_dict_setdefault(forq_client_t *c, const char *name, const char *
                                 const void *value, size_t len, int timeout_ms, void **ret_value,
                                 size_t *ret_len)
 {
-    wire_hdr_t h = {.op = wire_str("setdefault")};
+    wire_hdr_t h = {.op = op_str(OPS_SETDEFAULT)};
     forq_future_t *f;
     forq_err_t e;
 
@@ -222,13 +229,13 @@ forq_err_t forq_dict_setdefault(forq_client_t *c, const char *name, const char *
 forq_err_t forq_dict_pop(forq_client_t *c, const char *name, const char *key, int timeout_ms,
                          void **ret_value, size_t *ret_len)
 {
-    return value_op(c, "pop", name, key, timeout_ms, ret_value, ret_len, NULL);
+    return value_op(c, OPS_POP, name, key, timeout_ms, ret_value, ret_len, NULL);
 }
 
 forq_err_t forq_dict_incr(forq_client_t *c, const char *name, const char *key, int64_t delta,
                           int timeout_ms, int64_t *ret_value)
 {
-    wire_hdr_t h = {.op = wire_str("incr"), .delta = delta, .has_delta = true};
+    wire_hdr_t h = {.op = op_str(OPS_INCR), .delta = delta, .has_delta = true};
     forq_future_t *f;
     forq_err_t e = call(c, &h, name, key, true, NULL, 0, timeout_ms, &f);
     msgpack_zone zone;
@@ -254,7 +261,7 @@ forq_err_t forq_dict_cas(forq_client_t *c, const char *name, const char *key,
                          uint64_t expected_version, const void *value, size_t len, int timeout_ms,
                          uint64_t *ret_version)
 {
-    wire_hdr_t h = {.op = wire_str("cas"), .ver = expected_version, .has_ver = true};
+    wire_hdr_t h = {.op = op_str(OPS_CAS), .ver = expected_version, .has_ver = true};
     forq_future_t *f;
     forq_err_t e;
 
@@ -264,7 +271,7 @@ forq_err_t forq_dict_cas(forq_client_t *c, const char *name, const char *key,
         return e;
     if (ret_version)
         *ret_version = f->ver;
-    if (f->code && strcmp(f->code, "conflict") == 0)
+    if (f->code && strcmp(f->code, ops_get(OPS_CAS)->reply_code) == 0)
         e = errors_fail(FORQ_ERR_CONFLICT, "'%s' is at version %llu, not %llu", key,
                         (unsigned long long)f->ver, (unsigned long long)expected_version);
     future_unref(f);
@@ -276,7 +283,7 @@ forq_err_t forq_dict_wait(forq_client_t *c, const char *name, const char *key,
                           uint64_t *ret_version)
 {
     bool next = seen_version == FORQ_DICT_NEXT_CHANGE;
-    wire_hdr_t h = {.op = wire_str("wait"),
+    wire_hdr_t h = {.op = op_str(OPS_WAIT),
                     .ver = next ? 0 : seen_version,
                     .has_ver = !next,
                     .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0};
@@ -286,7 +293,7 @@ forq_err_t forq_dict_wait(forq_client_t *c, const char *name, const char *key,
 
     if (e != FORQ_OK)
         return e;
-    if (f->code && strcmp(f->code, "timeout") == 0)
+    if (f->code && strcmp(f->code, ops_get(OPS_WAIT)->reply_code) == 0)
         e = errors_fail(FORQ_ERR_TIMEOUT, "'%s' did not change within %d ms", key, timeout_ms);
     else if (!f->found)
         e = errors_fail(FORQ_ERR_NOT_FOUND, "'%s' was deleted", key);
@@ -332,36 +339,31 @@ void forq_dict_op_init(forq_dict_op_t *op)
 
 forq_err_t forq_dict_submit(forq_client_t *c, const forq_dict_op_t *op, forq_future_t **ret)
 {
-    static const char *const key_ops[] = {"get", "set",  "del", "has", "setdefault",
-                                          "pop", "incr", "cas", "wait"};
-    bool needs_key = false, valid = false;
+    const ops_desc_t *d;
     wire_hdr_t h = {0};
     forq_err_t e;
 
     if (!op || !op->op || !ret)
         return errors_fail(FORQ_ERR_INVALID, "op, op->op and ret_future are required");
-    for (size_t i = 0; i < sizeof(key_ops) / sizeof(key_ops[0]); i++)
-        if (strcmp(op->op, key_ops[i]) == 0)
-            valid = needs_key = true;
-    valid |= strcmp(op->op, "len") == 0 || strcmp(op->op, "clear") == 0 ||
-             strcmp(op->op, "update") == 0 || strcmp(op->op, "keys") == 0 ||
-             strcmp(op->op, "items") == 0;
-    if (!valid)
+    if (!(d = ops_find(op->op, strlen(op->op))))
         return errors_fail(FORQ_ERR_INVALID, "unknown dict op '%s'", op->op);
-    h.op = wire_str(op->op);
+    h.op = wire_str(d->name);
     h.limit = op->limit;
-    if (strcmp(op->op, "incr") == 0) {
+    if (d->takes & OPS_F_DELTA) {
         h.delta = op->delta;
         h.has_delta = true;
     }
-    if (strcmp(op->op, "cas") == 0 ||
-        (strcmp(op->op, "wait") == 0 && op->version != FORQ_DICT_NEXT_CHANGE)) {
+    /* cas needs the version it expects; wait takes the one seen, unless it waits for the next
+     * change */
+    if ((d->needs & OPS_F_VER) ||
+        ((d->takes & OPS_F_VER) && op->version != FORQ_DICT_NEXT_CHANGE)) {
         h.ver = op->version;
         h.has_ver = true;
     }
-    if (strcmp(op->op, "wait") == 0 && op->timeout_ms > 0)
+    if ((d->takes & OPS_F_TIMEOUT) && op->timeout_ms > 0)
         h.timeout_ms = (uint64_t)op->timeout_ms;
-    if ((e = build(c, &h, op->name, op->key, needs_key, op->value, op->len)) != FORQ_OK)
+    if ((e = build(c, &h, op->name, op->key, (d->needs & OPS_F_KEY) != 0, op->value, op->len)) !=
+        FORQ_OK)
         return e;
     return client_request_async(c, &h, op->value, op->len, ret);
 }
@@ -385,10 +387,10 @@ forq_err_t forq_dict_reply(forq_future_t *f, bool *ret_found, uint64_t *ret_vers
         *ret_version = f->ver;
     if (ret_count)
         *ret_count = f->count;
-    if (f->code && strcmp(f->code, "conflict") == 0)
+    if (f->code && strcmp(f->code, ops_get(OPS_CAS)->reply_code) == 0)
         return errors_fail(FORQ_ERR_CONFLICT, "version conflict: the key is at %llu",
                            (unsigned long long)f->ver);
-    if (f->code && strcmp(f->code, "timeout") == 0)
+    if (f->code && strcmp(f->code, ops_get(OPS_WAIT)->reply_code) == 0)
         return errors_fail(FORQ_ERR_TIMEOUT, "the key did not change in time");
     return FORQ_OK;
 }

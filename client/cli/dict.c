@@ -2,6 +2,7 @@
  * operations (keys, items, dump) paged through forq_dict_page. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "ops.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -110,18 +111,11 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
     static const struct option opts[] = {{"version", required_argument, NULL, 'v'},
                                          {"timeout", required_argument, NULL, 't'},
                                          {NULL, 0, NULL, 0}};
-    static const struct {
-        const char *op;
-        int min, max; /* operands after NAME */
-    } ops[] = {{"get", 1, 1},  {"set", 2, 2},        {"del", 1, 1},   {"has", 1, 1},
-               {"pop", 1, 1},  {"setdefault", 2, 2}, {"incr", 1, 2},  {"cas", 3, 3},
-               {"wait", 1, 1}, {"len", 0, 0},        {"clear", 0, 0}, {"update", 1, 1},
-               {"keys", 0, 0}, {"items", 0, 0},      {"dump", 0, 0}};
     forq_client_t *c = NULL;
     msgpack_sbuffer sb;
     uint64_t seen = FORQ_DICT_NEXT_CHANGE, ver = 0;
     double wait_s = -1;
-    int ch, rc = 0, tmo = (int)(g->connect_timeout * 1000), found = -1;
+    int ch, rc = 0, tmo = (int)(g->connect_timeout * 1000);
     forq_err_t e = FORQ_OK;
     void *val = NULL;
     size_t vlen = 0;
@@ -147,19 +141,15 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
     const char *op = argv[optind], *name = argv[optind + 1];
     char **rest = argv + optind + 2;
     int nrest = argc - optind - 2;
-    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-        if (strcmp(ops[i].op, op) == 0)
-            found = (int)i;
-    if (found < 0)
+    /* "dump" is the CLI's own: items, one JSON line each */
+    const ops_desc_t *d = strcmp(op, "dump") == 0 ? ops_get(OPS_ITEMS) : ops_find(op, strlen(op));
+    if (!d)
         return usage_error("unknown dict op '%s'", op);
-    if (nrest < ops[found].min || nrest > ops[found].max)
+    if (nrest < d->args_min || nrest > d->args_max)
         return usage_error("dict %s takes other arguments; see forq --help", op);
     msgpack_sbuffer_init(&sb);
     /* the JSON operand: set/setdefault VALUE, cas VALUE, update MAP */
-    const char *json = strcmp(op, "cas") == 0                                      ? rest[2]
-                       : (strcmp(op, "set") == 0 || strcmp(op, "setdefault") == 0) ? rest[1]
-                       : strcmp(op, "update") == 0                                 ? rest[0]
-                                                                                   : NULL;
+    const char *json = d->json_arg >= 0 ? rest[d->json_arg] : NULL;
     if (json && json_arg(json, &sb) < 0) {
         msgpack_sbuffer_destroy(&sb);
         return EXIT_USAGE;
@@ -168,21 +158,30 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
         msgpack_sbuffer_destroy(&sb);
         return rc;
     }
-    if (strcmp(op, "get") == 0 || strcmp(op, "pop") == 0) {
-        e = op[0] == 'g' ? forq_dict_get(c, name, rest[0], tmo, &val, &vlen, NULL)
-                         : forq_dict_pop(c, name, rest[0], tmo, &val, &vlen);
-    } else if (strcmp(op, "set") == 0) {
+    switch (d->id) {
+    case OPS_GET:
+        e = forq_dict_get(c, name, rest[0], tmo, &val, &vlen, NULL);
+        break;
+    case OPS_POP:
+        e = forq_dict_pop(c, name, rest[0], tmo, &val, &vlen);
+        break;
+    case OPS_SET:
         if ((e = forq_dict_set(c, name, rest[0], sb.data, sb.size, tmo, &ver)) == FORQ_OK)
             printf("%llu\n", (unsigned long long)ver);
-    } else if (strcmp(op, "del") == 0) {
+        break;
+    case OPS_DEL:
         e = forq_dict_del(c, name, rest[0], tmo);
-    } else if (strcmp(op, "has") == 0) {
+        break;
+    case OPS_HAS: {
         bool has;
         if ((e = forq_dict_has(c, name, rest[0], tmo, &has)) == FORQ_OK)
             puts(has ? "true" : "false");
-    } else if (strcmp(op, "setdefault") == 0) {
+        break;
+    }
+    case OPS_SETDEFAULT:
         e = forq_dict_setdefault(c, name, rest[0], sb.data, sb.size, tmo, &val, &vlen);
-    } else if (strcmp(op, "incr") == 0) {
+        break;
+    case OPS_INCR: {
         long long delta = 1;
         int64_t now;
         if (nrest == 2) {
@@ -194,7 +193,9 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
         }
         if ((e = forq_dict_incr(c, name, rest[0], delta, tmo, &now)) == FORQ_OK)
             printf("%lld\n", (long long)now);
-    } else if (strcmp(op, "cas") == 0) {
+        break;
+    }
+    case OPS_CAS: {
         uint64_t expect = strtoull(rest[1], &end, 10);
         if (end == rest[1] || *end) {
             rc = usage_error("cas's VERSION must be a number, not '%s'", rest[1]);
@@ -203,17 +204,24 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
         e = forq_dict_cas(c, name, rest[0], expect, sb.data, sb.size, tmo, &ver);
         if (e == FORQ_OK)
             printf("%llu\n", (unsigned long long)ver);
-    } else if (strcmp(op, "wait") == 0) {
+        break;
+    }
+    case OPS_WAIT:
         e = forq_dict_wait(c, name, rest[0], seen, wait_s < 0 ? -1 : (int)(wait_s * 1000), &val,
                            &vlen, &ver);
-    } else if (strcmp(op, "len") == 0 || strcmp(op, "clear") == 0) {
+        break;
+    case OPS_LEN:
+    case OPS_CLEAR: {
         size_t n;
-        e = op[0] == 'l' ? forq_dict_len(c, name, tmo, &n) : forq_dict_clear(c, name, tmo, &n);
+        e = d->id == OPS_LEN ? forq_dict_len(c, name, tmo, &n) : forq_dict_clear(c, name, tmo, &n);
         if (e == FORQ_OK)
             printf("%zu\n", n);
-    } else if (strcmp(op, "update") == 0) {
+        break;
+    }
+    case OPS_UPDATE:
         e = forq_dict_update(c, name, sb.data, sb.size, tmo);
-    } else {
+        break;
+    default: /* keys, items, dump */
         rc = dict_list(c, op, name, tmo);
         goto out;
     }

@@ -2,6 +2,7 @@
  * executable (linked with --export-dynamic) so that plugins resolve them at load. */
 #include "task_ctx.h"
 
+#include "ops.h"
 #include "util.h"
 #include "wlink.h"
 
@@ -91,9 +92,10 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
                      uint64_t *ret_version, char **ret_next)
 {
     bool next = version == FORQ_TASK_DICT_NEXT_CHANGE;
+    const ops_desc_t *d = op ? ops_find(op, strlen(op)) : NULL;
     wire_hdr_t h = {.cmd = WIRE_DICT, .op = wire_str(op), .name = wire_str(name),
                     .key = wire_str(key), .req = ++ctx->dict_req, .has_req = true,
-                    .delta = delta, .has_delta = op && strcmp(op, "incr") == 0,
+                    .delta = delta, .has_delta = d && (d->takes & OPS_F_DELTA),
                     .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0, .limit = limit};
     msgpack_sbuffer sb;
     msgpack_zone zone;
@@ -108,10 +110,15 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
         return dict_fail(ctx, "dict name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
     if (value && wire_check(value, len, WIRE_DEPTH_MAX, &err) < 0)
         return dict_fail(ctx, "the value is not one msgpack value: %s", err.msg);
-    if (op && (strcmp(op, "cas") == 0 || (strcmp(op, "wait") == 0 && !next))) {
+    /* cas needs the version it expects; wait takes the one seen, unless it waits for the next
+     * change */
+    if (d && ((d->needs & OPS_F_VER) || ((d->takes & OPS_F_VER) && !next))) {
         h.ver = version;
         h.has_ver = true;
     }
+    /* refused here with the words forqd would answer, without the round trip */
+    if (ops_check_request(&h, value, len, value != NULL, &d, &err) < 0)
+        return dict_fail(ctx, "%s: %s", err.code, err.msg);
     msgpack_sbuffer_init(&sb);
     if (wire_hdr_encode(&sb, &h) < 0 ||
         wlink_send(ctx->link, sb.data, sb.size, value, value ? len : 0, value != NULL) < 0) {
@@ -128,15 +135,12 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
         free(m.base);
     } else {
         rc = FORQ_TASK_DICT_OK;
-        if (wire_str_eq(r.code, "conflict"))
-            rc = FORQ_TASK_DICT_CONFLICT;
-        else if (wire_str_eq(r.code, "timeout"))
-            rc = FORQ_TASK_DICT_TIMEOUT;
-        else if (!r.found && (strcmp(op, "get") == 0 || strcmp(op, "del") == 0 ||
-                              strcmp(op, "pop") == 0 || strcmp(op, "wait") == 0))
+        if (d->reply_code && wire_str_eq(r.code, d->reply_code))
+            rc = d->id == OPS_CAS ? FORQ_TASK_DICT_CONFLICT : FORQ_TASK_DICT_TIMEOUT;
+        else if (!r.found && d->absent_is_not_found)
             rc = FORQ_TASK_DICT_NOT_FOUND;
         if (ret_version)
-            *ret_version = (strcmp(op, "len") == 0 || strcmp(op, "clear") == 0) ? r.count : r.ver;
+            *ret_version = d->reply == OPS_REPLY_COUNT ? r.count : r.ver;
         if (ret_value) {
             *ret_value = NULL;
             if (m.has_payload && rc == FORQ_TASK_DICT_OK) {
@@ -181,7 +185,7 @@ int forq_task_dict_incr(forq_task_ctx_t *ctx, const char *name, const char *key,
     size_t len = 0, off = 0;
     msgpack_zone zone;
     msgpack_object o;
-    int rc = forq_task_dict(ctx, "incr", name, key, NULL, 0, delta, 0, 0, &v, &len, NULL);
+    int rc = forq_task_dict(ctx, ops_get(OPS_INCR)->name, name, key, NULL, 0, delta, 0, 0, &v, &len, NULL);
 
     if (rc != FORQ_TASK_DICT_OK)
         return rc;
