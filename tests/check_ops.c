@@ -13,7 +13,7 @@ static const char *const all_names[] = {"get",   "set",  "del",   "has",    "key
                                         "items", "len",  "clear", "update", "setdefault",
                                         "pop",   "incr", "cas",   "wait"};
 
-/* forqd's text for an unknown op, as daemon/broker_dict.c has it */
+/* forqd's text for an unknown op, as its dict service always sent it */
 static const char unknown_text[] = "unknown dict op; use get, set, del, has, keys, items, len, "
                                    "clear, update, setdefault, pop, incr, cas or wait";
 
@@ -172,7 +172,8 @@ START_TEST(test_check_refuses_as_forqd_does)
 }
 END_TEST
 
-/* The broker's check as daemon/broker_dict.c writes it today (table and all), to compare with. */
+/* The broker's check as its dict service wrote it before the table (table and all): the
+ * behaviour ops_check_request() must keep. */
 typedef enum { NEEDS_NOTHING, NEEDS_KEY, NEEDS_KEY_VALUE, NEEDS_VALUE } needs_t;
 
 static const struct {
@@ -255,11 +256,11 @@ START_TEST(test_check_matches_broker)
 }
 END_TEST
 
-/* ---- the table against the lists its adopters hold today ---- */
+/* ---- the table against the lists its adopters held before it replaced them ---- */
 
 START_TEST(test_table_matches_adopters)
 {
-    /* client/cli.c cmd_dict: operands after NAME ("dump" is the CLI's own, over items) */
+    /* the CLI's forq dict: operands after NAME ("dump" is the CLI's own, over items) */
     static const struct {
         const char *op;
         int min, max;
@@ -267,12 +268,12 @@ START_TEST(test_table_matches_adopters)
                {"pop", 1, 1},  {"setdefault", 2, 2}, {"incr", 1, 2},  {"cas", 3, 3},
                {"wait", 1, 1}, {"len", 0, 0},        {"clear", 0, 0}, {"update", 1, 1},
                {"keys", 0, 0}, {"items", 0, 0}};
-    /* client/dict.c forq_dict_submit: the ops that need a key */
+    /* libforq's forq_dict_submit: the ops that need a key */
     static const char *const key_ops[] = {"get", "set",  "del", "has", "setdefault",
                                           "pop", "incr", "cas", "wait"};
-    /* daemon/task_ctx.c: found:false is FORQ_TASK_DICT_NOT_FOUND for these */
+    /* the task context: found:false is FORQ_TASK_DICT_NOT_FOUND for these */
     static const char *const not_found[] = {"get", "del", "pop", "wait"};
-    /* daemon/broker_dict.c: the ops that keep pre-images to undo (clear: the whole dict) */
+    /* the dict service: the ops that keep pre-images to undo (clear: the whole dict) */
     static const char *const mutating[] = {"set",        "del", "clear", "update",
                                            "setdefault", "pop", "incr",  "cas"};
 
