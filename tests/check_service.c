@@ -1,0 +1,348 @@
+/* check_service.c - end to end, forqd as a service: systemd's sd_notify protocol, SIGHUP
+ * reload of the configuration, the plugins and the endpoints, SIGTERM draining, and start-up
+ * errors. A real forqd on an ipc endpoint in a temporary directory (testutil_e2e.c). */
+#define _GNU_SOURCE
+#define FORQ_TEST_E2E
+#include "testutil.h"
+
+#include <check.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static forqd_t d;
+static forq_client_t *c;
+
+/* Start forqd with the test plugin, `workers` workers and extra args, and connect c. */
+static void up(int workers, const char *const *extra)
+{
+    e2e_up(&d, &c, workers, extra);
+}
+
+static void down(void)
+{
+    e2e_down(&d, &c);
+}
+
+#ifdef FORQ_TEST_SYSTEMD
+/* ---- systemd's service protocol (sd_notify), from a NOTIFY_SOCKET the test binds ---- */
+
+/* The next datagram, or "" after ms. */
+static void notify_recv(int fd, char *buf, size_t size, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    ssize_t n = 0;
+    buf[0] = '\0';
+    if (poll(&p, 1, ms) == 1 && (n = recv(fd, buf, size - 1, 0)) > 0)
+        buf[n] = '\0';
+}
+
+static uint64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+START_TEST(test_sd_notify)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char buf[512], sockpath[100], dirbuf[64];
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), pings = 0, statuses = 0;
+    uint64_t first = 0, last = 0, t0;
+
+    temp_dir(dirbuf, sizeof(dirbuf), "forq-notify");
+    snprintf(sockpath, sizeof(sockpath), "%s/notify.sock", dirbuf);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sockpath);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    setenv("NOTIFY_SOCKET", sockpath, 1);
+    setenv("WATCHDOG_USEC", "200000", 1); /* a ping every 100 ms */
+    up(2, NULL);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    /* READY once both workers are up, with a status line */
+    t0 = ms_now();
+    do
+        notify_recv(fd, buf, sizeof(buf), test_ms(5000));
+    while (buf[0] && strstr(buf, "READY=1") == NULL);
+    ck_assert_msg(strstr(buf, "READY=1\nSTATUS=0/2 workers busy, 0 queued"), "got '%s'", buf);
+    /* watchdog pings at half the period, and a status every second */
+    while (ms_now() - t0 < 1500) {
+        notify_recv(fd, buf, sizeof(buf), 500);
+        if (strcmp(buf, "WATCHDOG=1") == 0) {
+            pings++;
+            if (!first)
+                first = ms_now();
+            last = ms_now();
+        } else if (strncmp(buf, "STATUS=", 7) == 0) {
+            statuses++;
+            ck_assert_ptr_nonnull(strstr(buf, "workers busy"));
+        }
+    }
+    ck_assert_int_ge(pings, 8);
+    ck_assert_int_le(pings, 20);
+    ck_assert_uint_ge(last - first, (uint64_t)(pings - 1) * 80);
+    ck_assert_int_ge(statuses, 1);
+    /* SIGHUP: RELOADING, then READY once the new forkserver is up */
+    kill(d.pid, SIGHUP);
+    do
+        notify_recv(fd, buf, sizeof(buf), test_ms(5000));
+    while (buf[0] && strncmp(buf, "RELOADING=1", 11) != 0);
+    ck_assert_str_eq(buf, "RELOADING=1\nSTATUS=reloading the configuration");
+    do
+        notify_recv(fd, buf, sizeof(buf), test_ms(5000));
+    while (buf[0] && strncmp(buf, "READY=1", 7) != 0);
+    ck_assert_msg(strncmp(buf, "READY=1\nSTATUS=", 15) == 0, "got '%s'", buf);
+    /* SIGTERM: STOPPING */
+    kill(d.pid, SIGTERM);
+    do
+        notify_recv(fd, buf, sizeof(buf), test_ms(5000));
+    while (buf[0] && strncmp(buf, "STOPPING=1", 10) != 0);
+    ck_assert_str_eq(buf, "STOPPING=1\nSTATUS=stopping: draining running jobs");
+    down();
+    close(fd);
+    unlink(sockpath);
+    rmdir(dirbuf);
+}
+END_TEST
+#endif
+
+/* ---- SIGHUP: reload the configuration and the plugins in place ---- */
+
+static void write_conf(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Send SIGHUP and wait until forqd's log says `what`. */
+static void reload_and_wait(const char *what)
+{
+    kill(d.pid, SIGHUP);
+    for (int i = 0; i < test_ms(500) && !forqd_log_has(&d, what); i++)
+        usleep(10000);
+    ck_assert_msg(forqd_log_has(&d, what), "the log never said '%s'", what);
+}
+
+START_TEST(test_reload)
+{
+    char cdir[64], conf[128], text[600];
+    const char *args[] = {"--config", conf, NULL};
+    forq_future_t *f, *busy;
+
+    temp_dir(cdir, sizeof(cdir), "forq-reload");
+    snprintf(conf, sizeof(conf), "%s/forqd.conf", cdir);
+    write_conf(conf, "[forqd]\nworkers = 1\n"); /* the built-in tasks only */
+    forqd_start(&d, args);
+    c = forqd_client(&d);
+    f = submit_json(c, "getpid", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_REJECTED);
+    ck_assert_str_eq(forq_future_code(f), "unknown_task");
+    forq_future_destroy(&f);
+    /* a job runs on the old worker through the reload, and finishes */
+    busy = submit_json(c, "sleep", "[1]", NULL);
+    for (int i = 0; i < test_ms(500) && stat_of(c, "running") == 0; i++)
+        usleep(1000);
+    /* a plugin, two workers: the reload loads the plugin in a new forkserver */
+    snprintf(text, sizeof(text), "[forqd]\nworkers = 2\ntasks = %s\n", getenv("FORQ_TEST_PLUGIN"));
+    write_conf(conf, text);
+    reload_and_wait("reloaded: 2 workers");
+    ASSERT_RESULT(busy, "null");
+    forq_future_destroy(&busy);
+    f = submit_json(c, "getpid", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    forq_future_destroy(&f);
+    for (int i = 0; i < test_ms(500) && stat_of(c, "workers_live") != 2; i++)
+        usleep(10000);
+    ck_assert_int_eq(stat_of(c, "workers_live"), 2);
+    /* a bad configuration is refused: the old one goes on */
+    write_conf(conf, "[forqd]\nworkers = lots\n");
+    reload_and_wait("reload refused: the configuration has an error");
+    ck_assert(forqd_log_has(&d, "forqd.conf:2: workers takes a whole number"));
+    f = submit_json(c, "getpid", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    forq_future_destroy(&f);
+    /* so is a plugin that is not there */
+    write_conf(conf, "[forqd]\ntasks = /nonexistent/plugin.so\n");
+    reload_and_wait("tasks: cannot use /nonexistent/plugin.so");
+    f = submit_json(c, "getpid", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    forq_future_destroy(&f);
+    /* and back to the built-ins: the plugin's tasks are gone */
+    write_conf(conf, "[forqd]\nworkers = 1\n");
+    kill(d.pid, SIGHUP);
+    for (int i = 0; i < test_ms(500); i++) {
+        f = submit_json(c, "getpid", "[]", NULL);
+        forq_state_t st = wait_state(f, 10000);
+        forq_future_destroy(&f);
+        if (st == FORQ_STATE_REJECTED)
+            break;
+        usleep(10000);
+    }
+    f = submit_json(c, "getpid", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_REJECTED);
+    forq_future_destroy(&f);
+    f = submit_json(c, "echo", "[3]", NULL);
+    ASSERT_RESULT(f, "[3]");
+    forq_future_destroy(&f);
+    down();
+    unlink(conf);
+    rmdir(cdir);
+}
+END_TEST
+
+/* Endpoints follow the file on reload (forqd started with no --listen flag, which would win). */
+START_TEST(test_reload_endpoints)
+{
+    char dir[64], conf[128], cmd[1024], out[256], log[128];
+    long pid;
+
+    temp_dir(dir, sizeof(dir), "forq-reload-ep");
+    snprintf(conf, sizeof(conf), "%s/forqd.conf", dir);
+    snprintf(log, sizeof(log), "%s/forqd.log", dir);
+    snprintf(cmd, sizeof(cmd), "listen = ipc://%s/a.sock\nworkers = 1\n", dir);
+    write_conf(conf, cmd);
+    snprintf(cmd, sizeof(cmd), "XDG_RUNTIME_DIR=%s %s --config %s >/dev/null 2>%s & echo $!", dir,
+             getenv("FORQD"), conf, log);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
+    pid = atol(out);
+    ck_assert_int_gt(pid, 0);
+    snprintf(cmd, sizeof(cmd), "%s -e ipc://%s/a.sock --connect-timeout %d ping >/dev/null 2>&1",
+             getenv("FORQ_CLI"), dir, test_ms(5000) / 1000);
+    ck_assert_int_eq(system(cmd), 0);
+    /* move to b.sock */
+    snprintf(cmd, sizeof(cmd), "listen = ipc://%s/b.sock\nworkers = 1\n", dir);
+    write_conf(conf, cmd);
+    kill((pid_t)pid, SIGHUP);
+    snprintf(cmd, sizeof(cmd), "grep -q 'reloaded:' %s", log);
+    for (int i = 0; i < test_ms(500) && system(cmd) != 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s -e ipc://%s/b.sock --connect-timeout %d ping >/dev/null 2>&1",
+             getenv("FORQ_CLI"), dir, test_ms(5000) / 1000);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s -e ipc://%s/a.sock --connect-timeout 0.3 ping >/dev/null 2>&1",
+             getenv("FORQ_CLI"), dir);
+    ck_assert_int_eq(WEXITSTATUS(system(cmd)), 8); /* nobody there any more */
+    kill((pid_t)pid, SIGTERM);
+    for (int i = 0; i < test_ms(500) && kill((pid_t)pid, 0) == 0; i++)
+        usleep(10000);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* ---- shutdown ---- */
+
+START_TEST(test_sigterm_answers_everything)
+{
+    up(1, NULL);
+    forq_submit_opts_t o = submit_opts();
+    o.id = "long";
+    forq_future_t *running = submit_json(c, "sleep", "[0.3]", &o);
+    forq_future_t *queued[5];
+    for (int i = 0; i < 5; i++)
+        queued[i] = submit_json(c, "echo", "1", NULL);
+    wait_running(c, "long");
+    kill(d.pid, SIGTERM);
+    /* the running job finishes within the grace time, the queued ones are cancelled */
+    ck_assert_int_eq(wait_state(running, 10000), FORQ_STATE_OK);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(wait_state(queued[i], 10000), FORQ_STATE_CANCELLED);
+        ck_assert_str_eq(forq_future_code(queued[i]), "shutting_down");
+        forq_future_destroy(&queued[i]);
+    }
+    forq_future_destroy(&running);
+    down();
+}
+END_TEST
+
+START_TEST(test_sigterm_grace_over)
+{
+    const char *extra[] = {"--grace", "0", NULL};
+    up(1, extra);
+    forq_submit_opts_t o = submit_opts();
+    o.id = "long";
+    forq_future_t *running = submit_json(c, "sleep", "[30]", &o);
+    wait_running(c, "long");
+    kill(d.pid, SIGTERM);
+    ck_assert_int_eq(wait_state(running, 10000), FORQ_STATE_CANCELLED);
+    ck_assert_str_eq(forq_future_code(running), "shutting_down");
+    forq_future_destroy(&running);
+    down();
+}
+END_TEST
+
+START_TEST(test_start_errors)
+{
+    forqd_t x;
+    const char *missing[] = {"--tasks", "/nonexistent/plugin.so", NULL};
+    ck_assert_int_eq(forqd_start_fail(&x, missing), 1);
+    ck_assert(forqd_log_has(&x, "/nonexistent/plugin.so"));
+    forqd_stop(&x);
+    const char *bad[] = {"--tasks", getenv("FORQ_TEST_BAD_PLUGIN"), NULL};
+    ck_assert_int_eq(forqd_start_fail(&x, bad), 1);
+    ck_assert(forqd_log_has(&x, "task ABI"));
+    forqd_stop(&x);
+    const char *sd[] = {"--state-dir", "/proc/forq-cannot-be", NULL};
+    ck_assert_int_eq(forqd_start_fail(&x, sd), 1);
+    ck_assert(forqd_log_has(&x, "cannot create the state directory"));
+    forqd_stop(&x);
+    const char *fs[] = {"--fsync", "sometimes", NULL};
+    ck_assert_int_eq(forqd_start_fail(&x, fs), 1);
+    ck_assert(forqd_log_has(&x, "--fsync takes always, everysec or no"));
+    forqd_stop(&x);
+    const char *flag[] = {"--workers", "zero", NULL};
+    ck_assert_int_eq(forqd_start_fail(&x, flag), 1);
+    ck_assert(forqd_log_has(&x, "--workers takes a whole number"));
+    forqd_stop(&x);
+    /* an endpoint a live forqd holds is not stolen */
+    up(1, NULL);
+    const char *same[] = {"--listen", d.endpoint, NULL};
+    ck_assert_int_eq(forqd_start_fail(&x, same), 1);
+    ck_assert(forqd_log_has(&x, "in use"));
+    forqd_stop(&x);
+    forq_future_t *f = submit_json(c, "echo", "1", NULL);
+    ASSERT_RESULT(f, "1");
+    forq_future_destroy(&f);
+    down();
+}
+END_TEST
+
+static Suite *service_suite(void)
+{
+    Suite *s = suite_create("service");
+    TCase *core = tcase_create("core");
+    TCase *full;
+
+    tcase_set_timeout(core, test_ms(60));
+    tcase_add_test(core, test_sigterm_answers_everything);
+    suite_add_tcase(s, core);
+    /* under valgrind (FORQ_TEST_CORE_ONLY) the core cases only */
+    if (getenv("FORQ_TEST_CORE_ONLY"))
+        return s;
+    full = tcase_create("full");
+    tcase_set_timeout(full, test_ms(60));
+    tcase_add_test(full, test_reload);
+    tcase_add_test(full, test_reload_endpoints);
+#ifdef FORQ_TEST_SYSTEMD
+    tcase_add_test(full, test_sd_notify);
+#endif
+    tcase_add_test(full, test_sigterm_grace_over);
+    tcase_add_test(full, test_start_errors);
+    suite_add_tcase(s, full);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(service_suite());
+}
