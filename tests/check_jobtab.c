@@ -6,12 +6,7 @@
 #include "jobtab.h"
 #include "testutil.h"
 
-/* the job record: job.h once the broker is split, broker_int.h before */
-#if __has_include("job.h")
 #include "job.h"
-#else
-#include "broker_int.h"
-#endif
 
 #include <check.h>
 #include <stdio.h>
