@@ -123,7 +123,8 @@ json_t *msgpack_to_json(const msgpack_object *o)
     case MSGPACK_OBJECT_FLOAT64:
         return isfinite(o->via.f64) ? json_real(o->via.f64) : json_null();
     case MSGPACK_OBJECT_STR: {
-        json_t *j = json_stringn(o->via.str.ptr, o->via.str.size);
+        /* msgpack-c leaves ptr NULL for an empty string, which json_stringn refuses */
+        json_t *j = o->via.str.size ? json_stringn(o->via.str.ptr, o->via.str.size) : json_string("");
         /* not UTF-8: show the bytes rather than fail */
         return j ? j : bytes_json(o->via.str.ptr, o->via.str.size);
     }
