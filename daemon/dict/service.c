@@ -1,5 +1,6 @@
-/* broker_dict.c - the dict service inside the broker: decodes `dict` requests, runs them on the
- * store (dict.c), answers `dict_reply`, and keeps the clients that wait for a key to change.
+/* service.c - the dict service inside the broker's loop: checks `dict` requests against the op
+ * table (proto/ops.h), runs them on the store (store.c), answers `dict_reply` through the
+ * broker's outbox, and keeps the clients and tasks that wait for a key to change.
  *
  * The broker is single-threaded, so every operation is atomic without locks. A waiter is woken
  * by the store's change hook the moment a write changes its key's version (or deletes it), or
