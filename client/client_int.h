@@ -26,12 +26,12 @@
 
 /* A listener registered on one future: fired once, when it is done, without locks, while the
  * firer holds a reference on the future. */
-typedef struct reg {
-    struct reg *next;                              /* in future->regs */
-    void (*fire)(struct reg *r, forq_future_t *f); /* what to do; frees r */
+typedef struct future_listener {
+    struct future_listener *next;                              /* in future->regs */
+    void (*fire)(struct future_listener *r, forq_future_t *f); /* what to do; frees r */
     void *ctx;                                     /* the listener's own */
     void *ctx2;                                    /* and a second word */
-} reg_t;
+} future_listener_t;
 
 struct forq_future {
     UT_hash_handle hh;         /* in client->pending while `client` is set */
@@ -43,7 +43,7 @@ struct forq_future {
     pthread_mutex_t mu;        /* guards what follows */
     pthread_cond_t cond;       /* signalled when done */
     bool done;                 /* resolved: the result fields no longer change */
-    reg_t *regs;               /* listeners to fire once done */
+    future_listener_t *regs;               /* listeners to fire once done */
     char key[FORQ_ID_MAX + 1]; /* job id or "#<req>" */
     /* kept to submit again when forqd restarted and the job allows retries (future_set_job) */
     char task[FORQ_ID_MAX + 1];
@@ -93,9 +93,9 @@ void future_resolve_local(forq_future_t *f, forq_state_t st, const char *code, c
 /* Record a progress report and call the future's progress callback. */
 void future_progress(forq_future_t *f, const wire_hdr_t *h);
 /* Register a listener; fires it at once (in this thread) if f is done already. */
-void future_listen(forq_future_t *f, reg_t *r);
+void future_listen(forq_future_t *f, future_listener_t *r);
 /* Remove a listener that has not fired. Returns true if it was removed (then it never fires). */
-bool future_unlisten(forq_future_t *f, reg_t *r);
+bool future_unlisten(forq_future_t *f, future_listener_t *r);
 /* Wait (without driving any socket) until f is done or timeout_ms passes (-1: no limit). */
 bool future_wait_done(forq_future_t *f, int timeout_ms);
 

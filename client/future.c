@@ -3,7 +3,7 @@
  * A future is the one record of a job (or of an internal request) on the client's side: what
  * was submitted (task, options with their own copies of the option strings, the args when it
  * may be submitted again), and once done, how it ended. Everything that waits for futures
- * registers a listener (reg_t) on each: a done callback, a completion queue (wait.c: forq_wait,
+ * registers a listener (future_listener_t) on each: a done callback, a completion queue (wait.c: forq_wait,
  * as_completed, unordered maps). Resolving a future takes its listener list under its lock and
  * fires each listener after unlocking, holding a reference so that a callback may destroy the
  * future. Nothing polls: a result wakes exactly the waiters of its future.
@@ -129,7 +129,7 @@ static char *dup_str(wire_str_t s)
 /* Mark done and fire the listeners. f->mu held on entry, released on return. */
 static void finish(forq_future_t *f)
 {
-    reg_t *r = f->regs;
+    future_listener_t *r = f->regs;
 
     f->done = true;
     f->regs = NULL;
@@ -137,7 +137,7 @@ static void finish(forq_future_t *f)
     pthread_mutex_unlock(&f->mu);
     future_ref(f);
     while (r) {
-        reg_t *next = r->next;
+        future_listener_t *next = r->next;
         r->fire(r, f);
         r = next;
     }
@@ -211,11 +211,11 @@ void future_progress(forq_future_t *f, const wire_hdr_t *h)
     free(text);
 }
 
-void future_listen(forq_future_t *f, reg_t *r)
+void future_listen(forq_future_t *f, future_listener_t *r)
 {
     pthread_mutex_lock(&f->mu);
     if (!f->done) {
-        reg_t **p = &f->regs;
+        future_listener_t **p = &f->regs;
         while (*p)
             p = &(*p)->next; /* fired in the order added */
         r->next = NULL;
@@ -231,12 +231,12 @@ void future_listen(forq_future_t *f, reg_t *r)
     future_unref(f);
 }
 
-bool future_unlisten(forq_future_t *f, reg_t *r)
+bool future_unlisten(forq_future_t *f, future_listener_t *r)
 {
     bool found = false;
 
     pthread_mutex_lock(&f->mu);
-    for (reg_t **p = &f->regs; *p; p = &(*p)->next) {
+    for (future_listener_t **p = &f->regs; *p; p = &(*p)->next) {
         if (*p == r) {
             *p = r->next;
             found = true;
@@ -426,7 +426,7 @@ void forq_future_destroy(forq_future_t **fp)
 
 /* ---- done callbacks ---- */
 
-static void fire_callback(reg_t *r, forq_future_t *f)
+static void fire_callback(future_listener_t *r, forq_future_t *f)
 {
     forq_done_fn fn = (forq_done_fn)(uintptr_t)r->ctx;
     void *ud = r->ctx2;
@@ -436,7 +436,7 @@ static void fire_callback(reg_t *r, forq_future_t *f)
 
 forq_err_t forq_future_add_done_callback(forq_future_t *f, forq_done_fn fn, void *userdata)
 {
-    reg_t *r;
+    future_listener_t *r;
 
     if (!f || !fn)
         return errors_fail(FORQ_ERR_INVALID, "future and callback are required");

@@ -30,7 +30,7 @@
 typedef struct chunk {
     struct chunk *next;  /* submission order */
     forq_future_t *f;    /* the chunk job */
-    reg_t *reg;          /* completion listener (unordered) until it fires */
+    future_listener_t *reg;          /* completion listener (unordered) until it fires */
     size_t first, count; /* input items first .. first + count - 1 */
     size_t pos;          /* items already yielded */
     size_t off;          /* read offset in the result */

@@ -1,7 +1,7 @@
 /* wait.c - waiting on many futures: the completion queue, forq_wait() and as_completed.
  *
  * A completion queue (wait.h) is a ring of finished futures behind a mutex and a condition
- * variable, fed by listeners (reg_t) registered on each future. Nothing polls: a result wakes
+ * variable, fed by listeners (future_listener_t) registered on each future. Nothing polls: a result wakes
  * exactly the owners that wait for its future. forq_wait() is a queue read until its condition
  * holds; an as_completed iterator is a queue read one future at a time; unordered maps (map.c)
  * read one too.
@@ -82,7 +82,7 @@ static void push_locked(cq_t *q, forq_future_t *f)
 
 /* A registration's fire (any thread, no lock held, f referenced by the firer). The fire owns the
  * registration: whoever wins, the firer or cq_unlisten(), frees it. */
-static void fire_cq(reg_t *r, forq_future_t *f)
+static void fire_cq(future_listener_t *r, forq_future_t *f)
 {
     cq_t *q = r->ctx;
 
@@ -97,9 +97,9 @@ static void fire_cq(reg_t *r, forq_future_t *f)
     cq_unref(q);
 }
 
-bool cq_listen(cq_t *q, forq_future_t *f, reg_t **ret_reg)
+bool cq_listen(cq_t *q, forq_future_t *f, future_listener_t **ret_reg)
 {
-    reg_t *r = calloc(1, sizeof(*r));
+    future_listener_t *r = calloc(1, sizeof(*r));
 
     if (!r)
         return false;
@@ -111,7 +111,7 @@ bool cq_listen(cq_t *q, forq_future_t *f, reg_t **ret_reg)
     return true;
 }
 
-void cq_unlisten(cq_t *q, forq_future_t *f, reg_t **reg)
+void cq_unlisten(cq_t *q, forq_future_t *f, future_listener_t **reg)
 {
     /* a registration that fired is only compared here, never read: its future is done, and a
      * done future holds no registrations */
@@ -166,7 +166,7 @@ void cq_close(cq_t **qp)
 /* ---- forq_wait ---- */
 
 /* Take back the registrations of futures[0..n) that have not fired, and close q. */
-static void unlisten_all(cq_t **q, forq_future_t *const *futures, reg_t **regs, size_t n)
+static void unlisten_all(cq_t **q, forq_future_t *const *futures, future_listener_t **regs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (futures[i])
@@ -180,7 +180,7 @@ forq_err_t forq_wait(forq_future_t *const *futures, size_t n, forq_wait_t mode, 
     uint64_t deadline = timeout_ms > 0 ? util_mono_ms() + (uint64_t)timeout_ms : 0;
     size_t ndone = 0, nerror = 0;
     forq_future_t *f;
-    reg_t **regs;
+    future_listener_t **regs;
     cq_t *q;
     bool met = false;
 
@@ -238,7 +238,7 @@ forq_err_t forq_wait(forq_future_t *const *futures, size_t n, forq_wait_t mode, 
 struct forq_as_completed {
     cq_t *q;                 /* the futures as they finish */
     forq_future_t **futures; /* referenced until returned (then NULL) or the iterator is freed */
-    reg_t **regs;            /* regs[i]: the listener on futures[i] */
+    future_listener_t **regs;            /* regs[i]: the listener on futures[i] */
     size_t n, returned;
 };
 

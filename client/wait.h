@@ -27,12 +27,12 @@ cq_t *cq_new(size_t hint);
 
 /* Listen on f: once it is done (at once, in this thread, if it is done already) it goes on the
  * queue. On success *ret_reg is the registration for cq_unlisten(); false on out-of-memory. */
-bool cq_listen(cq_t *q, forq_future_t *f, reg_t **ret_reg);
+bool cq_listen(cq_t *q, forq_future_t *f, future_listener_t **ret_reg);
 
 /* Take back the registration *reg on f if it has not fired (it then never fires); sets *reg to
  * NULL. Safe on a NULL *reg. Must not be called for a registration whose future was popped
  * already - clear it then instead (the firer freed it). */
-void cq_unlisten(cq_t *q, forq_future_t *f, reg_t **reg);
+void cq_unlisten(cq_t *q, forq_future_t *f, future_listener_t **reg);
 
 /* The next finished future, waiting up to timeout_ms (-1: no limit, 0: just look); NULL if
  * none came in time. The caller owns one reference to it (future_unref). */

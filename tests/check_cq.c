@@ -43,7 +43,7 @@ START_TEST(test_completion_order)
     enum { N = 7 };
     static const int order[N] = {3, 0, 6, 4, 1, 5, 2};
     forq_future_t *f[N];
-    reg_t *r[N];
+    future_listener_t *r[N];
     cq_t *q = cq_new(2);
 
     ck_assert_ptr_nonnull(q);
@@ -76,7 +76,7 @@ END_TEST
 START_TEST(test_done_before_listen)
 {
     forq_future_t *f = fut();
-    reg_t *r;
+    future_listener_t *r;
     cq_t *q = cq_new(1);
 
     resolve(f, FORQ_STATE_ERROR);
@@ -112,7 +112,7 @@ START_TEST(test_wakeup_and_timeout)
     forq_future_t *f = fut();
     resolver_t rs = {&f, 1, 100};
     pthread_t th;
-    reg_t *r;
+    future_listener_t *r;
     cq_t *q = cq_new(1);
     uint64_t t0 = now_ms();
 
@@ -136,7 +136,7 @@ END_TEST
 START_TEST(test_close_with_listeners_pending)
 {
     forq_future_t *f[3] = {fut(), fut(), fut()};
-    reg_t *r[3];
+    future_listener_t *r[3];
     cq_t *q = cq_new(3);
 
     for (int i = 0; i < 3; i++)
@@ -162,7 +162,7 @@ END_TEST
 START_TEST(test_unlisten)
 {
     forq_future_t *a = fut(), *b = fut();
-    reg_t *ra, *rb;
+    future_listener_t *ra, *rb;
     cq_t *q = cq_new(2);
 
     ck_assert(cq_listen(q, a, &ra));
@@ -194,7 +194,7 @@ START_TEST(test_close_races_firing)
 
     for (int round = 0; round < (test_quick() ? 20 : ROUNDS); round++) {
         forq_future_t *f[N];
-        reg_t *r[N];
+        future_listener_t *r[N];
         resolver_t rs = {f, N, 0};
         pthread_t th;
         cq_t *q = cq_new(4);

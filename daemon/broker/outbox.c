@@ -15,8 +15,8 @@
 #define BACKLOG_MS 5 /* retry interval for replies zmq could not take */
 
 /* A reply that zmq could not take yet (the client's pipe was full). */
-struct outmsg {
-    outmsg_t *next;             /* FIFO */
+struct backlog_msg {
+    backlog_msg_t *next;             /* FIFO */
     zmq_msg_t hdr;              /* encoded header */
     zmq_msg_t payload;          /* result frame, when has_payload */
     bool has_payload;
@@ -30,7 +30,7 @@ struct outbox {
     msgpack_sbuffer hbuf;       /* scratch for header encoding */
 };
 
-static void outmsg_free(outmsg_t *m)
+static void outmsg_free(backlog_msg_t *m)
 {
     zmq_msg_close(&m->hdr);
     zmq_msg_close(&m->payload);
@@ -57,7 +57,7 @@ static int try_send(outbox_t *out, const void *ident, size_t ilen, bool delim, z
 
 static void backlog_push(outbox_t *out, client_t *c, zmq_msg_t *hdr, zmq_msg_t *payload)
 {
-    outmsg_t *m = xcalloc(1, sizeof(*m));
+    backlog_msg_t *m = xcalloc(1, sizeof(*m));
 
     zmq_msg_init(&m->hdr);
     zmq_msg_move(&m->hdr, hdr);
@@ -194,7 +194,7 @@ static void flush_backlog(outbox_t *out)
     DL_FOREACH_SAFE2(out->backlogged, c, tmp, bl_next)
     {
         while (c->backlog) {
-            outmsg_t *m = c->backlog;
+            backlog_msg_t *m = c->backlog;
             int r = try_send(out, c->ident, c->ident_len, c->delim, &m->hdr,
                              m->has_payload ? &m->payload : NULL);
             if (r == -EAGAIN)
@@ -254,7 +254,7 @@ void outbox_destroy(outbox_t **outp, uint64_t until_ms)
     HASH_ITER(hh, out->clients, c, ct)
     {
         while (c->backlog) {
-            outmsg_t *m = c->backlog;
+            backlog_msg_t *m = c->backlog;
             c->backlog = m->next;
             outmsg_free(m);
         }

@@ -14,7 +14,7 @@
 
 #include <uthash.h>
 
-typedef struct outmsg outmsg_t;
+typedef struct backlog_msg backlog_msg_t;
 typedef struct client client_t;
 
 /* A client with live jobs or undelivered replies. */
@@ -22,7 +22,7 @@ struct client {
     UT_hash_handle hh;          /* in the outbox's table by identity */
     sched_lane_t lanes[SCHED_NPRIO]; /* its queued jobs per priority */
     size_t live;                /* its QUEUED, AHEAD and RUNNING jobs (jobs.c) */
-    outmsg_t *backlog, *backlog_tail; /* replies waiting for room, FIFO */
+    backlog_msg_t *backlog, *backlog_tail; /* replies waiting for room, FIFO */
     size_t backlog_n;           /* their count */
     client_t *bl_prev, *bl_next; /* in the outbox's backlogged list while backlog_n > 0 */
     bool delim;                 /* it sends an empty delimiter frame (REQ socket) */

@@ -17,10 +17,10 @@ typedef struct {
     task_entry_t e;   /* what callers see */
     UT_hash_handle hh; /* in `tasks` by name */
     size_t order;     /* registration order, for plugins_at */
-} reg_t;
+} registered_task_t;
 
-static reg_t *tasks;        /* the registry */
-static reg_t **ordered;     /* entries in registration order */
+static registered_task_t *tasks;        /* the registry */
+static registered_task_t **ordered;     /* entries in registration order */
 static size_t n_ordered;
 static void **handles;      /* dlopen handles */
 static size_t n_handles;
@@ -41,7 +41,7 @@ int plugins_register(const forq_plugin_t *p, const char *origin, char *err, size
     }
     for (const forq_task_def_t *d = p->tasks; d->name; d++) {
         size_t n = strlen(d->name);
-        reg_t *r;
+        registered_task_t *r;
         if (!wire_task_is_valid(d->name, n) || !d->fn) {
             snprintf(err, errlen, "%s: task '%.64s' has a bad name (1-64 chars of A-Z a-z 0-9 . _ "
                      ": -) or no function", origin, d->name);
@@ -55,7 +55,7 @@ int plugins_register(const forq_plugin_t *p, const char *origin, char *err, size
         }
     }
     for (const forq_task_def_t *d = p->tasks; d->name; d++) {
-        reg_t *r = xcalloc(1, sizeof(*r));
+        registered_task_t *r = xcalloc(1, sizeof(*r));
         r->e = (task_entry_t){d->name, d->fn, p->name ? p->name : origin};
         r->order = n_ordered;
         HASH_ADD_KEYPTR(hh, tasks, r->e.name, strlen(r->e.name), r);
@@ -152,7 +152,7 @@ int plugins_worker_init(char *err, size_t errlen)
 
 const task_entry_t *plugins_find(const char *name, size_t len)
 {
-    reg_t *r;
+    registered_task_t *r;
     HASH_FIND(hh, tasks, name, len, r);
     return r ? &r->e : NULL;
 }
@@ -164,7 +164,7 @@ const task_entry_t *plugins_at(size_t i)
 
 void plugins_unload_all(void)
 {
-    reg_t *r, *tmp;
+    registered_task_t *r, *tmp;
     HASH_ITER(hh, tasks, r, tmp)
     {
         HASH_DEL(tasks, r);
