@@ -303,7 +303,8 @@ static int bench_replace(const char *ep, long n)
         wait_ok(f);
         if (forq_future_state(f) != FORQ_STATE_CRASHED)
             return fprintf(stderr, "forq_bench: the crash job ended %s\n",
-                           forq_state_name(forq_future_state(f))), 1;
+                           forq_state_name(forq_future_state(f))),
+                   1;
         forq_future_destroy(&f);
         wait_stat(c, "workers_idle", workers); /* the replacement is READY */
         us[i] = (double)stat_of(c, "last_replace_us");
@@ -333,8 +334,11 @@ static int bench_spawn(const char *ep, long n)
     double dt = now_s() - t0;
     long long started = stat_of(c, "workers_started") - before;
     if (started + workers < n) /* each job on a fresh worker, or the figure means nothing */
-        return fprintf(stderr, "forq_bench: %lld workers for %ld jobs; run forqd with "
-                               "--max-jobs-per-worker 1\n", started, n), 1;
+        return fprintf(stderr,
+                       "forq_bench: %lld workers for %ld jobs; run forqd with "
+                       "--max-jobs-per-worker 1\n",
+                       started, n),
+               1;
     printf("spawns_per_s %.0f\n", (double)n / dt);
     free(f);
     forq_client_destroy(&c);
@@ -396,8 +400,8 @@ static int bench_memory(const char *ep, long n, long broker)
     wait_stat(c, "queued", n);
     long after = proc_kib(broker, "status", "VmRSS");
     printf("bytes_per_job %.0f payload_bytes %zu worker_rss_kib %ld worker_pss_kib %ld\n",
-           (double)(after - before) * 1024.0 / (double)n - (double)args_len, args_len,
-           worker_rss, worker_pss);
+           (double)(after - before) * 1024.0 / (double)n - (double)args_len, args_len, worker_rss,
+           worker_pss);
     /* cancel the lot: the broker gets its memory back before the next run */
     forq_client_destroy(&c);
     free(f);

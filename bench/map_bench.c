@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     forq_client_t *c;
     forq_map_opts_t mo;
     forq_map_t *m;
-    char (*bytes)[16] = calloc((size_t)n, 16);
+    char(*bytes)[16] = calloc((size_t)n, 16);
     const void **items = calloc((size_t)n, sizeof(*items));
     size_t *lens = calloc((size_t)n, sizeof(*lens));
     double t0;

@@ -29,8 +29,8 @@
 typedef struct future_listener {
     struct future_listener *next;                              /* in future->regs */
     void (*fire)(struct future_listener *r, forq_future_t *f); /* what to do; frees r */
-    void *ctx;                                     /* the listener's own */
-    void *ctx2;                                    /* and a second word */
+    void *ctx;                                                 /* the listener's own */
+    void *ctx2;                                                /* and a second word */
 } future_listener_t;
 
 struct forq_future {
@@ -43,7 +43,7 @@ struct forq_future {
     pthread_mutex_t mu;        /* guards what follows */
     pthread_cond_t cond;       /* signalled when done */
     bool done;                 /* resolved: the result fields no longer change */
-    future_listener_t *regs;               /* listeners to fire once done */
+    future_listener_t *regs;   /* listeners to fire once done */
     char key[FORQ_ID_MAX + 1]; /* job id or "#<req>" */
     /* kept to submit again when forqd restarted and the job allows retries (future_set_job) */
     char task[FORQ_ID_MAX + 1];

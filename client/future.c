@@ -3,10 +3,10 @@
  * A future is the one record of a job (or of an internal request) on the client's side: what
  * was submitted (task, options with their own copies of the option strings, the args when it
  * may be submitted again), and once done, how it ended. Everything that waits for futures
- * registers a listener (future_listener_t) on each: a done callback, a completion queue (wait.c: forq_wait,
- * as_completed, unordered maps). Resolving a future takes its listener list under its lock and
- * fires each listener after unlocking, holding a reference so that a callback may destroy the
- * future. Nothing polls: a result wakes exactly the waiters of its future.
+ * registers a listener (future_listener_t) on each: a done callback, a completion queue (wait.c:
+ * forq_wait, as_completed, unordered maps). Resolving a future takes its listener list under its
+ * lock and fires each listener after unlocking, holding a reference so that a callback may destroy
+ * the future. Nothing polls: a result wakes exactly the waiters of its future.
  *
  * Invariants: `done` goes from false to true once, under `mu`; after that the result fields
  * never change and are read without the lock. A done future holds no listeners. */

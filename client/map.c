@@ -28,13 +28,13 @@
 #define WINDOW_DEF 8
 
 typedef struct chunk {
-    struct chunk *next;  /* submission order */
-    forq_future_t *f;    /* the chunk job */
-    future_listener_t *reg;          /* completion listener (unordered) until it fires */
-    size_t first, count; /* input items first .. first + count - 1 */
-    size_t pos;          /* items already yielded */
-    size_t off;          /* read offset in the result */
-    bool parsed;         /* the result's array header was read */
+    struct chunk *next;     /* submission order */
+    forq_future_t *f;       /* the chunk job */
+    future_listener_t *reg; /* completion listener (unordered) until it fires */
+    size_t first, count;    /* input items first .. first + count - 1 */
+    size_t pos;             /* items already yielded */
+    size_t off;             /* read offset in the result */
+    bool parsed;            /* the result's array header was read */
 } chunk_t;
 
 struct forq_map {

@@ -1,10 +1,10 @@
 /* wait.c - waiting on many futures: the completion queue, forq_wait() and as_completed.
  *
  * A completion queue (wait.h) is a ring of finished futures behind a mutex and a condition
- * variable, fed by listeners (future_listener_t) registered on each future. Nothing polls: a result wakes
- * exactly the owners that wait for its future. forq_wait() is a queue read until its condition
- * holds; an as_completed iterator is a queue read one future at a time; unordered maps (map.c)
- * read one too.
+ * variable, fed by listeners (future_listener_t) registered on each future. Nothing polls: a result
+ * wakes exactly the owners that wait for its future. forq_wait() is a queue read until its
+ * condition holds; an as_completed iterator is a queue read one future at a time; unordered maps
+ * (map.c) read one too.
  *
  * Invariants: refs = 1 (the owner, until cq_close) + one per registration that has neither
  * fired nor been taken back. A queued future holds one reference taken by its listener; it
@@ -166,7 +166,8 @@ void cq_close(cq_t **qp)
 /* ---- forq_wait ---- */
 
 /* Take back the registrations of futures[0..n) that have not fired, and close q. */
-static void unlisten_all(cq_t **q, forq_future_t *const *futures, future_listener_t **regs, size_t n)
+static void unlisten_all(cq_t **q, forq_future_t *const *futures, future_listener_t **regs,
+                         size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (futures[i])
@@ -236,9 +237,9 @@ forq_err_t forq_wait(forq_future_t *const *futures, size_t n, forq_wait_t mode, 
 /* ---- as_completed ---- */
 
 struct forq_as_completed {
-    cq_t *q;                 /* the futures as they finish */
-    forq_future_t **futures; /* referenced until returned (then NULL) or the iterator is freed */
-    future_listener_t **regs;            /* regs[i]: the listener on futures[i] */
+    cq_t *q;                  /* the futures as they finish */
+    forq_future_t **futures;  /* referenced until returned (then NULL) or the iterator is freed */
+    future_listener_t **regs; /* regs[i]: the listener on futures[i] */
     size_t n, returned;
 };
 

@@ -265,8 +265,8 @@ typedef struct {
     config_t *cfg;
     const char *path;
     FILE *fp;
-    int line;           /* of the last line read */
-    bool failed;        /* an error was printed */
+    int line;    /* of the last line read */
+    bool failed; /* an error was printed */
 } ini_state_t;
 
 /* inih's reader, counting lines so that errors can name theirs */
@@ -286,8 +286,10 @@ static int on_setting(void *user, const char *section, const char *name, const c
 
     snprintf(what, sizeof(what), "%s:%d: %s", st->path, st->line, name);
     if (*section && strcmp(section, "forqd") != 0) {
-        fprintf(stderr, "forqd: %s:%d: unknown section [%s]; settings go at the top or under "
-                        "[forqd]\n", st->path, st->line, section);
+        fprintf(stderr,
+                "forqd: %s:%d: unknown section [%s]; settings go at the top or under "
+                "[forqd]\n",
+                st->path, st->line, section);
         st->failed = true;
         return 0;
     }
@@ -327,8 +329,10 @@ static int load_file(config_t *cfg, const char *path, bool required)
     r = ini_parse_stream(read_line, &st, on_setting, &st);
     fclose(st.fp);
     if (r > 0 && !st.failed)
-        fprintf(stderr, "forqd: %s:%d: not a setting (want `name = value`, a [section] or a "
-                        "# comment)\n", path, r);
+        fprintf(stderr,
+                "forqd: %s:%d: not a setting (want `name = value`, a [section] or a "
+                "# comment)\n",
+                path, r);
     if (r != 0)
         return -EINVAL;
     free(cfg->config_file);
@@ -425,8 +429,10 @@ int config_check(const config_t *cfg)
         }
     }
     if (cfg->state_dir && (stat(cfg->state_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
-        fprintf(stderr, "forqd: state-dir: %s is not a directory; create it or change the "
-                        "setting\n", cfg->state_dir);
+        fprintf(stderr,
+                "forqd: state-dir: %s is not a directory; create it or change the "
+                "setting\n",
+                cfg->state_dir);
         return -ENOTDIR;
     }
     return 0;
@@ -480,8 +486,10 @@ static int make_dir(const char *dir)
         return r;
     }
     if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()) {
-        fprintf(stderr, "forqd: %s is not a directory owned by this user; remove it or set "
-                        "XDG_RUNTIME_DIR\n", dir);
+        fprintf(stderr,
+                "forqd: %s is not a directory owned by this user; remove it or set "
+                "XDG_RUNTIME_DIR\n",
+                dir);
         return -EPERM;
     }
     return 0;

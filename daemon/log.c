@@ -39,8 +39,11 @@ int log_level(void)
 static const struct {
     const char *name;
     int level;
-} level_names[] = {{"error", LOG_ERR},  {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
-                   {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
+} level_names[] = {{"error", LOG_ERR},
+                   {"warning", LOG_WARNING},
+                   {"notice", LOG_NOTICE},
+                   {"info", LOG_INFO},
+                   {"debug", LOG_DEBUG}};
 
 int log_level_from(const char *name)
 {
@@ -60,7 +63,7 @@ const char *log_level_name(int level)
 
 void log_msg(int level, const char *fmt, ...)
 {
-    static const char *const words[] = {"emerg", "alert", "crit",  "error",
+    static const char *const words[] = {"emerg",   "alert",  "crit", "error",
                                         "warning", "notice", "info", "debug"};
     char line[2048];
     int n;

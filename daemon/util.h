@@ -21,11 +21,11 @@ char *xstrndup(const char *s, size_t n);
         (p) = NULL;                                                                                \
         take_ptr_tmp_;                                                                             \
     })
-void freep(void *p);         /* for _cleanup_(freep) char *s */
-void closep(int *fd);        /* closes a descriptor >= 0 */
+void freep(void *p);  /* for _cleanup_(freep) char *s */
+void closep(int *fd); /* closes a descriptor >= 0 */
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+#define ELEMENTSOF(a)                   (sizeof(a) / sizeof((a)[0]))
 
 /* Monotonic clock in milliseconds / microseconds. */
 uint64_t now_ms(void);

@@ -58,8 +58,8 @@ static void *consumer(void *arg)
 
 int main(int argc, char **argv)
 {
-    shared_t s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0,
-                  example_connect(argc, argv)};
+    shared_t s = {
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, example_connect(argc, argv)};
     pthread_t p, q;
 
     pthread_create(&q, NULL, consumer, &s);

@@ -124,8 +124,8 @@ START_TEST(test_bad_files_name_file_and_line)
         const char *f[] = {"--config", path, NULL};
         ck_assert_int_lt(parse(&cfg, f, err, sizeof(err)), 0);
         snprintf(want, sizeof(want), "forqd: %s%s", path, cases[i].want);
-        ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "case %zu: got '%s', want '%s...'",
-                      i, err, want);
+        ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "case %zu: got '%s', want '%s...'", i,
+                      err, want);
         ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "one line: '%s'", err);
         config_done(&cfg);
     }
@@ -143,8 +143,7 @@ START_TEST(test_check_config_reads_back)
 
     write_file("workers = 3\nlisten = tcp://127.0.0.1:7001\nretain-seconds = 60\n"
                "allow-exec = cat\nallow-exec = ls\n");
-    snprintf(cmd, sizeof(cmd), "%s --config %s --check-config --prefetch 4", getenv("FORQD"),
-             path);
+    snprintf(cmd, sizeof(cmd), "%s --config %s --check-config --prefetch 4", getenv("FORQD"), path);
     ck_assert_int_eq(sh(cmd, out1, sizeof(out1)), 0);
     ck_assert_ptr_nonnull(strstr(out1, "\nworkers = 3\n"));
     ck_assert_ptr_nonnull(strstr(out1, "\nprefetch = 4\n"));

@@ -68,9 +68,8 @@ START_TEST(test_incr)
     ck_assert_int_eq(v, -2);
     ck_assert_int_eq(dstore_set(s, N("c"), N("s"), "\xa1x", 2, &ver), 0);
     ck_assert_int_eq(dstore_incr(s, N("c"), N("s"), 1, &v, &ver), -EINVAL);
-    ck_assert_int_eq(dstore_set(s, N("c"), N("big"), "\xd3\x7f\xff\xff\xff\xff\xff\xff\xff", 9,
-                                &ver),
-                     0);
+    ck_assert_int_eq(
+        dstore_set(s, N("c"), N("big"), "\xd3\x7f\xff\xff\xff\xff\xff\xff\xff", 9, &ver), 0);
     ck_assert_int_eq(dstore_incr(s, N("c"), N("big"), 1, &v, &ver), -ERANGE);
 }
 END_TEST

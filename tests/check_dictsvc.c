@@ -333,13 +333,17 @@ START_TEST(test_malformed_requests)
         {{.cmd = WIRE_DICT, .op = wire_str("explode"), .name = wire_str("d")}, 0, "bad_op"},
         {{.cmd = WIRE_DICT, .op = wire_str("get"), .name = wire_str("d")}, 0, "missing_field"},
         {{.cmd = WIRE_DICT, .op = wire_str("set"), .name = wire_str("d"), .key = wire_str("k")},
-         0, "bad_frames"},
+         0,
+         "bad_frames"},
         {{.cmd = WIRE_DICT, .op = wire_str("get"), .name = wire_str("d"), .key = wire_str("k")},
-         1, "bad_frames"},
+         1,
+         "bad_frames"},
         {{.cmd = WIRE_DICT, .op = wire_str("set"), .name = wire_str("d"), .key = wire_str("k")},
-         2, "bad_frames"},
+         2,
+         "bad_frames"},
         {{.cmd = WIRE_DICT, .op = wire_str("cas"), .name = wire_str("d"), .key = wire_str("k")},
-         1, "missing_field"},
+         1,
+         "missing_field"},
     };
 
     e2e_up(&d, &c, 1, NULL);
@@ -606,9 +610,9 @@ END_TEST
 
 typedef struct {
     const forqd_t *d;
-    int64_t acked_n;   /* the last incr forqd acknowledged */
-    int acked_keys;    /* keys k0..k(acked_keys-1) acknowledged */
-    atomic_bool stop;  /* forqd was killed: stop once the call in flight returns */
+    int64_t acked_n;  /* the last incr forqd acknowledged */
+    int acked_keys;   /* keys k0..k(acked_keys-1) acknowledged */
+    atomic_bool stop; /* forqd was killed: stop once the call in flight returns */
 } load_t;
 
 static void *writer_main(void *arg)
@@ -757,7 +761,8 @@ START_TEST(test_cli)
     char cmd[1024], out[4096], pre[512];
     e2e_up(&d, &c, 1, NULL);
     snprintf(pre, sizeof(pre), "%s -e %s dict", getenv("FORQ_CLI"), d.endpoint);
-#define RUN(args) (snprintf(cmd, sizeof(cmd), "%s %s 2>/dev/null", pre, args), sh(cmd, out, sizeof(out)))
+#define RUN(args)                                                                                  \
+    (snprintf(cmd, sizeof(cmd), "%s %s 2>/dev/null", pre, args), sh(cmd, out, sizeof(out)))
     ck_assert_int_eq(RUN("set d a '{\"x\": [1, 2]}'"), 0);
     ck_assert_int_eq(RUN("get d a"), 0);
     ck_assert_str_eq(out, "{\"x\":[1,2]}\n");

@@ -529,8 +529,7 @@ typedef struct {
     char text[32];
 } prog_t;
 
-static void on_progress(forq_future_t *f, uint64_t done, uint64_t total, const char *text,
-                        void *ud)
+static void on_progress(forq_future_t *f, uint64_t done, uint64_t total, const char *text, void *ud)
 {
     prog_t *p = ud;
     (void)f;
@@ -898,22 +897,24 @@ START_TEST(test_cli_map_and_wait)
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
     ck_assert_str_eq(out, "false\ntrue\ntrue\nfalse\ntrue\nfalse\ntrue\nfalse\nfalse\nfalse\ntrue\n"
                           "false\n");
-    snprintf(cmd, sizeof(cmd),
-             "printf '[1,100]\\n\"x\"\\n\\n[100,200]\\n' | %s -e %s map count_primes 2>&1 >/dev/null",
-             cli, d.endpoint);
+    snprintf(
+        cmd, sizeof(cmd),
+        "printf '[1,100]\\n\"x\"\\n\\n[100,200]\\n' | %s -e %s map count_primes 2>&1 >/dev/null",
+        cli, d.endpoint);
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 1);
     ck_assert_ptr_nonnull(strstr(out, "item 1 error: TypeError"));
     ck_assert_ptr_nonnull(strstr(out, "1 of 3 items failed"));
-    snprintf(cmd, sizeof(cmd), "printf '[1,100]\\n\"x\"\\n' | %s -e %s map count_primes 2>/dev/null",
-             cli, d.endpoint);
+    snprintf(cmd, sizeof(cmd),
+             "printf '[1,100]\\n\"x\"\\n' | %s -e %s map count_primes 2>/dev/null", cli,
+             d.endpoint);
     sh(cmd, out, sizeof(out));
     ck_assert_ptr_nonnull(strstr(out, "25\n{\"$error\":{\"index\":1,"));
     snprintf(cmd, sizeof(cmd), "printf '1\\n[2,\\n' | %s -e %s map echo 2>/dev/null", cli,
              d.endpoint);
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 2);
     ck_assert_str_eq(out, "1\n");
-    snprintf(cmd, sizeof(cmd), "seq 1 3 | %s -e %s map echo --unordered --chunksize 1 | sort",
-             cli, d.endpoint);
+    snprintf(cmd, sizeof(cmd), "seq 1 3 | %s -e %s map echo --unordered --chunksize 1 | sort", cli,
+             d.endpoint);
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
     ck_assert_str_eq(out, "[0,1]\n[1,2]\n[2,3]\n");
     /* on a terminal (script(1) gives it one): a progress bar with done/total, rate and ETA */
@@ -926,7 +927,8 @@ START_TEST(test_cli_map_and_wait)
         fclose(f);
         snprintf(cmd, sizeof(cmd),
                  "script -qc '%s -e %s map sleep --input %s --chunksize 1 --window 2 >/dev/null' "
-                 "/dev/null </dev/null | tr '\\r' '\\n'", cli, d.endpoint, in);
+                 "/dev/null </dev/null | tr '\\r' '\\n'",
+                 cli, d.endpoint, in);
         sh(cmd, out, sizeof(out));
         ck_assert_msg(strstr(out, "/20 ") && strstr(out, "/s  ETA ") && strstr(out, "20 items in"),
                       "no progress bar: %s", out);
@@ -934,8 +936,7 @@ START_TEST(test_cli_map_and_wait)
     snprintf(cmd, sizeof(cmd), "%s -e %s map echo --chunksize 0 2>/dev/null", cli, d.endpoint);
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 2);
     /* wait for a detached job */
-    snprintf(cmd, sizeof(cmd), "%s -e %s submit sleep 0.2 --no-wait --id cli-det", cli,
-             d.endpoint);
+    snprintf(cmd, sizeof(cmd), "%s -e %s submit sleep 0.2 --no-wait --id cli-det", cli, d.endpoint);
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
     snprintf(cmd, sizeof(cmd), "%s -e %s wait cli-det", cli, d.endpoint);
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
@@ -943,8 +944,10 @@ START_TEST(test_cli_map_and_wait)
     snprintf(cmd, sizeof(cmd), "%s -e %s wait nope 2>&1", cli, d.endpoint);
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 11);
     ck_assert_ptr_nonnull(strstr(out, "never submitted"));
-    snprintf(cmd, sizeof(cmd), "%s -e %s submit sleep 5 --no-wait --id cli-slow >/dev/null && "
-             "%s -e %s wait cli-slow --timeout 0.1 2>/dev/null", cli, d.endpoint, cli, d.endpoint);
+    snprintf(cmd, sizeof(cmd),
+             "%s -e %s submit sleep 5 --no-wait --id cli-slow >/dev/null && "
+             "%s -e %s wait cli-slow --timeout 0.1 2>/dev/null",
+             cli, d.endpoint, cli, d.endpoint);
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 10);
     e2e_down(&d, &c);
 }

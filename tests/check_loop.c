@@ -13,9 +13,9 @@
 
 typedef struct {
     loop_t *loop;
-    char log[64];    /* what fired, in order */
+    char log[64]; /* what fired, in order */
     size_t n;
-    int turns;       /* ticks seen */
+    int turns; /* ticks seen */
     uint64_t start;
     timer_node_t t[3];
 } ctx_t;
@@ -98,7 +98,7 @@ END_TEST
 
 typedef struct {
     loop_t *loop;
-    int fds[3][2];       /* pipes */
+    int fds[3][2]; /* pipes */
     loop_io_t *io[3];
     char log[16];
     size_t n;

@@ -32,8 +32,13 @@ static void teardown(void)
 static void run_raw(const char *task, const void *args, size_t len, size_t max_result, bool chunk,
                     job_outcome_t *out)
 {
-    job_spec_t spec = {.job_id = "job-1", .task = task, .task_len = strlen(task), .args = args,
-                       .args_len = len, .max_result = max_result, .chunk = chunk};
+    job_spec_t spec = {.job_id = "job-1",
+                       .task = task,
+                       .task_len = strlen(task),
+                       .args = args,
+                       .args_len = len,
+                       .max_result = max_result,
+                       .chunk = chunk};
     worker_run(&cfg, &spec, out);
 }
 
@@ -83,8 +88,8 @@ static char *run(const char *task, const char *json)
 #define CHECK_RUN(task, args, expect)                                                              \
     do {                                                                                           \
         char *got_ = run(task, args);                                                              \
-        ck_assert_msg(got_ && strcmp(got_, expect) == 0, "%s(%s): got '%s', want '%s'", task,     \
-                      args, got_, expect);                                                         \
+        ck_assert_msg(got_ &&strcmp(got_, expect) == 0, "%s(%s): got '%s', want '%s'", task, args, \
+                      got_, expect);                                                               \
         free(got_);                                                                                \
     } while (0)
 
@@ -92,7 +97,7 @@ static char *run(const char *task, const char *json)
 #define CHECK_ERR(task, args, type)                                                                \
     do {                                                                                           \
         char *got_ = run(task, args);                                                              \
-        ck_assert_msg(got_ && strncmp(got_, type ": ", strlen(type) + 2) == 0 &&                  \
+        ck_assert_msg(got_ &&strncmp(got_, type ": ", strlen(type) + 2) == 0 &&                    \
                           strlen(got_) > strlen(type) + 2,                                         \
                       "%s(%s): got '%s', want a %s", task, args, got_, type);                      \
         free(got_);                                                                                \
@@ -160,7 +165,8 @@ START_TEST(test_sha256)
     ck_assert_int_eq(write(fd, "abc", 3), 3);
     close(fd);
     snprintf(args, sizeof(args), "[{\"path\":\"%s\"}]", path);
-    CHECK_RUN("sha256", args, "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"");
+    CHECK_RUN("sha256", args,
+              "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"");
     unlink(path);
     CHECK_ERR("sha256", args, "FileNotFoundError");
     CHECK_ERR("sha256", "[{\"file\":\"x\"}]", "TypeError");
@@ -180,8 +186,9 @@ START_TEST(test_exec)
     cfg.exec_allow.n = 2;
     CHECK_RUN("exec", "[{\"argv\":[\"cat\"],\"stdin\":\"hi\\n\"}]",
               "{\"exit_code\":0,\"signal\":null,\"stdout\":\"hi\\n\",\"stderr\":\"\"}");
-    CHECK_RUN("exec", "{\"argv\":[\"sh\",\"-c\",\"echo $X; echo e >&2; exit 3\"],"
-                      "\"env\":{\"X\":\"val\"}}",
+    CHECK_RUN("exec",
+              "{\"argv\":[\"sh\",\"-c\",\"echo $X; echo e >&2; exit 3\"],"
+              "\"env\":{\"X\":\"val\"}}",
               "{\"exit_code\":3,\"signal\":null,\"stdout\":\"val\\n\",\"stderr\":\"e\\n\"}");
     CHECK_RUN("exec", "{\"argv\":[\"sh\",\"-c\",\"kill -9 $$\"]}",
               "{\"exit_code\":null,\"signal\":9,\"stdout\":\"\",\"stderr\":\"\"}");
@@ -199,8 +206,7 @@ START_TEST(test_exec)
     CHECK_ERR("exec", "[1]", "TypeError");
     /* output past the result limit */
     cfg.max_payload = 1000;
-    CHECK_ERR("exec", "{\"argv\":[\"sh\",\"-c\",\"head -c 100000 /dev/zero\"]}",
-              "OutputTooLarge");
+    CHECK_ERR("exec", "{\"argv\":[\"sh\",\"-c\",\"head -c 100000 /dev/zero\"]}", "OutputTooLarge");
     cfg.exec_allow.n = 0;
     cfg.exec_allow.items = NULL;
 }
@@ -249,7 +255,11 @@ START_TEST(test_chunks)
     free(got);
     /* the limit covers the whole chunk */
     job_outcome_t out;
-    run_raw("echo", "\x92\xa3" "abc\xa3" "def", 9, 8, true, &out);
+    run_raw("echo",
+            "\x92\xa3"
+            "abc\xa3"
+            "def",
+            9, 8, true, &out);
     ck_assert(!out.ok);
     ck_assert_str_eq(out.etype, "ResultTooLarge");
     job_outcome_done(&out);

@@ -43,10 +43,10 @@ int test_ms(int ms);
 #include "forq/forq.h"
 
 typedef struct {
-    pid_t pid;           /* forqd */
-    char dir[256];       /* its private temporary directory */
-    char endpoint[320];  /* ipc://<dir>/forqd.sock */
-    char log[320];       /* its stderr */
+    pid_t pid;          /* forqd */
+    char dir[256];      /* its private temporary directory */
+    char endpoint[320]; /* ipc://<dir>/forqd.sock */
+    char log[320];      /* its stderr */
 } forqd_t;
 
 /* Start $FORQD (under $FORQ_TEST_WRAP if set) with `args` (NULL-terminated, may be NULL) on an
@@ -82,7 +82,7 @@ forq_state_t wait_state(forq_future_t *f, int ms);
 #define ASSERT_RESULT(f, expect)                                                                   \
     do {                                                                                           \
         char *got_ = result_json(f, 30000);                                                        \
-        ck_assert_msg(got_ && strcmp(got_, expect) == 0, "job %s: got %s (%s: %s), want %s",       \
+        ck_assert_msg(got_ &&strcmp(got_, expect) == 0, "job %s: got %s (%s: %s), want %s",        \
                       forq_future_id(f), got_ ? got_ : "no result",                                \
                       forq_state_name(forq_future_state(f)), forq_future_detail(f), expect);       \
         free(got_);                                                                                \

@@ -124,7 +124,8 @@ json_t *msgpack_to_json(const msgpack_object *o)
         return isfinite(o->via.f64) ? json_real(o->via.f64) : json_null();
     case MSGPACK_OBJECT_STR: {
         /* msgpack-c leaves ptr NULL for an empty string, which json_stringn refuses */
-        json_t *j = o->via.str.size ? json_stringn(o->via.str.ptr, o->via.str.size) : json_string("");
+        json_t *j =
+            o->via.str.size ? json_stringn(o->via.str.ptr, o->via.str.size) : json_string("");
         /* not UTF-8: show the bytes rather than fail */
         return j ? j : bytes_json(o->via.str.ptr, o->via.str.size);
     }

@@ -86,10 +86,10 @@ int broker_run(broker_t *b)
                b->cfg->listen.items[0], b->cfg->listen.n > 1 ? " and more" : "");
     if (loop_run(b->loop) < 0)
         return 1;
-    log_notice("stopped: %llu jobs submitted, %llu ok, %llu failed otherwise",
-               (unsigned long long)st->submitted, (unsigned long long)st->ok,
-               (unsigned long long)(st->error + st->cancelled + st->timeout + st->crashed +
-                                    st->lost));
+    log_notice(
+        "stopped: %llu jobs submitted, %llu ok, %llu failed otherwise",
+        (unsigned long long)st->submitted, (unsigned long long)st->ok,
+        (unsigned long long)(st->error + st->cancelled + st->timeout + st->crashed + st->lost));
     return 0;
 }
 

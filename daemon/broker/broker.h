@@ -24,10 +24,10 @@ typedef struct outbox outbox_t;
 /* Who sent a request: a client by routing id, or a worker's running task by pid. Borrowed for
  * the duration of the call: copy what must outlive it. */
 typedef struct origin {
-    const uint8_t *ident;       /* routing id of a client */
-    size_t ilen;                /* its bytes */
-    bool delim;                 /* it sends an empty delimiter frame (REQ socket) */
-    pid_t worker;               /* or: the worker whose task asked, 0 for a client */
+    const uint8_t *ident; /* routing id of a client */
+    size_t ilen;          /* its bytes */
+    bool delim;           /* it sends an empty delimiter frame (REQ socket) */
+    pid_t worker;         /* or: the worker whose task asked, 0 for a client */
 } origin_t;
 
 /* The dict service, as the broker sees it. */

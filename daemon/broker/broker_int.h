@@ -45,11 +45,11 @@ typedef struct listener listener_t;
 typedef struct {
     uint64_t submitted, ok, error, cancelled, timeout, crashed, rejected, lost;
     uint64_t retried, undeliverable, malformed, workers_started, worker_crashes, sent_ahead;
-    uint64_t last_replace_us;   /* a crashed worker's exit to its replacement's READY */
+    uint64_t last_replace_us; /* a crashed worker's exit to its replacement's READY */
 } counters_t;
 
 struct broker {
-    const config_t *cfg;        /* in effect; a reload swaps it (reload.c owns the new one) */
+    const config_t *cfg; /* in effect; a reload swaps it (reload.c owns the new one) */
     loop_t *loop;
     listener_t *listen;
     outbox_t *out;
@@ -60,9 +60,9 @@ struct broker {
     stats_t *stats;
     const broker_dict_ops_t *dict; /* the dict service, when one is attached */
     void *dict_ud;
-    counters_t st;              /* what happened since start, for stats */
-    bool draining;              /* SIGTERM seen: reject submits, finish running work */
-    uint64_t started_ms;        /* for uptime */
+    counters_t st;       /* what happened since start, for stats */
+    bool draining;       /* SIGTERM seen: reject submits, finish running work */
+    uint64_t started_ms; /* for uptime */
 };
 
 /* listen.c: the client ROUTER */

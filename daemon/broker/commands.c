@@ -28,8 +28,11 @@ static void reject(broker_t *b, const origin_t *o, const wire_hdr_t *req, const 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    wire_hdr_t h = {.cmd = WIRE_RESULT, .id = req->id, .state = WIRE_ST_REJECTED,
-                    .code = wire_str(code), .msg = wire_str(msg)};
+    wire_hdr_t h = {.cmd = WIRE_RESULT,
+                    .id = req->id,
+                    .state = WIRE_ST_REJECTED,
+                    .code = wire_str(code),
+                    .msg = wire_str(msg)};
     b->st.rejected++;
     log_debug("job %.*s rejected: %s", (int)req->id.len, req->id.ptr, msg);
     outbox_send(b->out, o, &h, NULL);
@@ -93,7 +96,10 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
 static void on_status(broker_t *b, const origin_t *o, const wire_hdr_t *h)
 {
     job_t *job = jobs_find(b->jobs, h->id);
-    wire_hdr_t r = {.cmd = WIRE_STATUS_REPLY, .id = h->id, .req = h->req, .has_req = h->has_req,
+    wire_hdr_t r = {.cmd = WIRE_STATUS_REPLY,
+                    .id = h->id,
+                    .req = h->req,
+                    .has_req = h->has_req,
                     .state = WIRE_ST_UNKNOWN};
 
     if (job) {
@@ -164,7 +170,10 @@ void commands_handle(broker_t *b, const origin_t *o, const wire_hdr_t *h, int fr
     } else if (h->cmd == WIRE_FETCH) {
         jobs_fetch(b->jobs, o, h);
     } else {
-        wire_hdr_t r = {.cmd = WIRE_PONG, .req = h->req, .has_req = h->has_req, .pid = getpid(),
+        wire_hdr_t r = {.cmd = WIRE_PONG,
+                        .req = h->req,
+                        .has_req = h->has_req,
+                        .pid = getpid(),
                         .msg = wire_str("forqd " FORQ_VERSION)};
         outbox_send(b->out, o, &r, NULL);
     }

@@ -31,67 +31,67 @@ typedef enum { JOB_QUEUED, JOB_AHEAD, JOB_RUNNING, JOB_DONE } job_phase_t;
 /* Who asked to cancel a job sent ahead, answered when the worker has said whether it had
  * started it. */
 typedef struct canceller {
-    struct canceller *next;     /* list: each cancel gets its answer */
-    uint64_t req;               /* the request's number, echoed */
-    bool has_req, delim;        /* it had one; REQ-style envelope */
-    uint8_t ident_len;          /* bytes of ident */
-    uint8_t ident[];            /* routing id */
+    struct canceller *next; /* list: each cancel gets its answer */
+    uint64_t req;           /* the request's number, echoed */
+    bool has_req, delim;    /* it had one; REQ-style envelope */
+    uint8_t ident_len;      /* bytes of ident */
+    uint8_t ident[];        /* routing id */
 } canceller_t;
 
 #define WATCHERS_MAX 16 /* clients that fetch one unfinished job, besides its submitter */
 
 /* A client that asked (fetch) for an unfinished job's result. */
 typedef struct watcher {
-    struct watcher *next;       /* list */
-    bool delim;                 /* REQ-style envelope */
-    uint8_t ident_len;          /* bytes of ident */
-    uint8_t ident[];            /* routing id */
+    struct watcher *next; /* list */
+    bool delim;           /* REQ-style envelope */
+    uint8_t ident_len;    /* bytes of ident */
+    uint8_t ident[];      /* routing id */
 } watcher_t;
 
 /* What few jobs need, allocated when first needed. */
 typedef struct job_extra {
-    watcher_t *watchers;        /* fetchers of this unfinished job */
-    char *store;                /* "name\0key": store an ok result there (owned), or NULL */
-    canceller_t *canceller;     /* cancels waiting for the worker's answer (AHEAD), owned */
+    watcher_t *watchers;    /* fetchers of this unfinished job */
+    char *store;            /* "name\0key": store an ok result there (owned), or NULL */
+    canceller_t *canceller; /* cancels waiting for the worker's answer (AHEAD), owned */
 } job_extra_t;
 
 /* A job. Kept small: a million of them may be queued (bench/, workload 7). */
 typedef struct job {
-    zmq_msg_t msg;              /* the args frame until DONE (passed through untouched, kept for
-                                   retries); then the result frame of an ok job (a shared copy,
-                                   for fetch), empty otherwise */
-    client_t *client;           /* submitter until DONE */
-    worker_t *worker;           /* while AHEAD or RUNNING */
-    struct job *ahead_next;     /* in worker->ahead while AHEAD */
-    job_extra_t *x;             /* NULL unless fetched, stored or cancelled ahead (owned) */
-    const char *task;           /* interned task name (tasks.c) */
+    zmq_msg_t msg;          /* the args frame until DONE (passed through untouched, kept for
+                               retries); then the result frame of an ok job (a shared copy,
+                               for fetch), empty otherwise */
+    client_t *client;       /* submitter until DONE */
+    worker_t *worker;       /* while AHEAD or RUNNING */
+    struct job *ahead_next; /* in worker->ahead while AHEAD */
+    job_extra_t *x;         /* NULL unless fetched, stored or cancelled ahead (owned) */
+    const char *task;       /* interned task name (tasks.c) */
     union {
-        sched_item_t item;      /* queue links while QUEUED */
+        sched_item_t item; /* queue links while QUEUED */
         struct {
             struct job *done_prev, *done_next; /* retention list while DONE */
         };
     };
-    timer_node_t timer;         /* queue deadline while QUEUED, run timeout while RUNNING */
-    uint8_t *rhdr;              /* while DONE: the encoded result header, for fetch */
+    timer_node_t timer; /* queue deadline while QUEUED, run timeout while RUNNING */
+    uint8_t *rhdr;      /* while DONE: the encoded result header, for fetch */
     union {
-        uint64_t deadline_at;   /* until it starts: absolute queue deadline (ms), 0 = none */
-        uint64_t finished_ms;   /* once DONE: when */
+        uint64_t deadline_at; /* until it starts: absolute queue deadline (ms), 0 = none */
+        uint64_t finished_ms; /* once DONE: when */
     };
-    uint64_t as_bytes;          /* address-space limit, 0 = none */
-    uint32_t seq;               /* order of acceptance (wrapping): names it across reuse of its
-                                   memory for the moment a kill is on its way */
-    uint32_t max_result;        /* result size limit (<= --max-payload, at most 1 GiB) */
-    uint32_t timeout_ms;        /* run timeout, 0 = none (at most 49 days) */
-    uint32_t cpu_s;             /* CPU-seconds limit, 0 = none */
-    uint32_t rhdr_len;          /* bytes of rhdr */
-    uint16_t retries_left;      /* crashes it may still survive (<= WIRE_RETRIES_MAX) */
-    uint16_t attempts;          /* times it was started */
-    uint8_t phase;              /* job_phase_t; see the invariants above */
-    uint8_t final;              /* wire_state_t: terminal state when DONE */
-    uint8_t prio;               /* 0..9 */
-    bool chunk;                 /* args is an array of calls */
-    uint8_t id_len;             /* bytes of id */
-    char id[];                  /* the client's job id, NUL-terminated */
+    uint64_t as_bytes;     /* address-space limit, 0 = none */
+    uint32_t seq;          /* order of acceptance (wrapping): names it across reuse of its
+                              memory for the moment a kill is on its way */
+    uint32_t max_result;   /* result size limit (<= --max-payload, at most 1 GiB) */
+    uint32_t timeout_ms;   /* run timeout, 0 = none (at most 49 days) */
+    uint32_t cpu_s;        /* CPU-seconds limit, 0 = none */
+    uint32_t rhdr_len;     /* bytes of rhdr */
+    uint16_t retries_left; /* crashes it may still survive (<= WIRE_RETRIES_MAX) */
+    uint16_t attempts;     /* times it was started */
+    uint8_t phase;         /* job_phase_t; see the invariants above */
+    uint8_t final;         /* wire_state_t: terminal state when DONE */
+    uint8_t prio;          /* 0..9 */
+    bool chunk;            /* args is an array of calls */
+    uint8_t id_len;        /* bytes of id */
+    char id[];             /* the client's job id, NUL-terminated */
 } job_t;
 
 #endif

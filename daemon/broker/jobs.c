@@ -23,17 +23,17 @@
 
 struct jobs {
     broker_t *b;
-    jobtab_t tab;               /* every known job, by id */
-    sched_t sched;              /* QUEUED jobs */
-    uint8_t timer_kind;         /* of job->timer (loop.h) */
-    job_t *done;                /* retention list, oldest first */
+    jobtab_t tab;       /* every known job, by id */
+    sched_t sched;      /* QUEUED jobs */
+    uint8_t timer_kind; /* of job->timer (loop.h) */
+    job_t *done;        /* retention list, oldest first */
     size_t n_done;
-    size_t retained_bytes;      /* result headers and frames kept for fetch */
-    size_t running;             /* RUNNING jobs */
-    size_t ahead;               /* AHEAD jobs */
-    uint32_t next_seq;          /* job->seq */
-    bool drain_killed;          /* grace over: running jobs' workers were killed */
-    uint64_t drain_deadline;    /* end of the grace time (ms) */
+    size_t retained_bytes;   /* result headers and frames kept for fetch */
+    size_t running;          /* RUNNING jobs */
+    size_t ahead;            /* AHEAD jobs */
+    uint32_t next_seq;       /* job->seq */
+    bool drain_killed;       /* grace over: running jobs' workers were killed */
+    uint64_t drain_deadline; /* end of the grace time (ms) */
 };
 
 static outbox_t *out_of(jobs_t *jobs)
@@ -181,8 +181,11 @@ static void answer_cancellers(jobs_t *jobs, job_t *job, const char *outcome)
 {
     while (job->x && job->x->canceller) {
         canceller_t *k = job->x->canceller;
-        wire_hdr_t r = {.cmd = WIRE_CANCEL_REPLY, .id = {job->id, job->id_len}, .req = k->req,
-                        .has_req = k->has_req, .outcome = wire_str(outcome)};
+        wire_hdr_t r = {.cmd = WIRE_CANCEL_REPLY,
+                        .id = {job->id, job->id_len},
+                        .req = k->req,
+                        .has_req = k->has_req,
+                        .outcome = wire_str(outcome)};
         origin_t o = {k->ident, k->ident_len, k->delim, 0};
         job->x->canceller = k->next;
         if (job->worker && strcmp(outcome, "killing") == 0)
@@ -195,18 +198,24 @@ static void answer_cancellers(jobs_t *jobs, job_t *job, const char *outcome)
 static uint64_t *counter_of(counters_t *st, wire_state_t state)
 {
     switch (state) {
-    case WIRE_ST_OK: return &st->ok;
-    case WIRE_ST_ERROR: return &st->error;
-    case WIRE_ST_CANCELLED: return &st->cancelled;
-    case WIRE_ST_TIMEOUT: return &st->timeout;
-    case WIRE_ST_CRASHED: return &st->crashed;
-    default: return &st->lost;
+    case WIRE_ST_OK:
+        return &st->ok;
+    case WIRE_ST_ERROR:
+        return &st->error;
+    case WIRE_ST_CANCELLED:
+        return &st->cancelled;
+    case WIRE_ST_TIMEOUT:
+        return &st->timeout;
+    case WIRE_ST_CRASHED:
+        return &st->crashed;
+    default:
+        return &st->lost;
     }
 }
 
 /* Keep an ok result in the dict the job named; on failure, say so in the result header. */
-static void store_result(jobs_t *jobs, job_t *job, zmq_msg_t *payload, wire_hdr_t *h,
-                         char *msg, size_t size)
+static void store_result(jobs_t *jobs, job_t *job, zmq_msg_t *payload, wire_hdr_t *h, char *msg,
+                         size_t size)
 {
     broker_t *b = jobs->b;
     const char *name = job->x->store, *key = name + strlen(name) + 1;
@@ -216,10 +225,11 @@ static void store_result(jobs_t *jobs, job_t *job, zmq_msg_t *payload, wire_hdr_
 
     if (r == 0)
         return;
-    snprintf(msg, size, "the result could not be stored in dict '%s' (%s); it is only in this reply",
-             name, r == -E2BIG    ? "larger than --dict-max-value"
-                   : r == -ENOSPC ? "the dict service or its disk is full"
-                                  : strerror(-r));
+    snprintf(msg, size,
+             "the result could not be stored in dict '%s' (%s); it is only in this reply", name,
+             r == -E2BIG    ? "larger than --dict-max-value"
+             : r == -ENOSPC ? "the dict service or its disk is full"
+                            : strerror(-r));
     h->code = wire_str("store_failed");
     h->msg = wire_str(msg);
 }
@@ -346,8 +356,7 @@ static void dispatch(jobs_t *jobs)
 
 /* ---- requests ---- */
 
-void jobs_accept(jobs_t *jobs, client_t *c, const wire_hdr_t *h, const char *task,
-                 zmq_msg_t *args)
+void jobs_accept(jobs_t *jobs, client_t *c, const wire_hdr_t *h, const char *task, zmq_msg_t *args)
 {
     const config_t *cfg = jobs->b->cfg;
     job_t *old = jobs_find(jobs, h->id), *job;
@@ -451,8 +460,11 @@ void jobs_fetch(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
                  "than forqd remembers (the last %ld jobs, %ld s, %ld bytes of results)",
                  (int)h->id.len, h->id.ptr, cfg->retain_count, cfg->retain_ms / 1000,
                  cfg->retain_bytes);
-        wire_hdr_t r = {.cmd = WIRE_RESULT, .id = h->id, .state = WIRE_ST_UNKNOWN,
-                        .code = wire_str("unknown_job"), .msg = wire_str(msg)};
+        wire_hdr_t r = {.cmd = WIRE_RESULT,
+                        .id = h->id,
+                        .state = WIRE_ST_UNKNOWN,
+                        .code = wire_str("unknown_job"),
+                        .msg = wire_str(msg)};
         outbox_send(out, o, &r, NULL);
         return;
     }
@@ -492,8 +504,11 @@ void jobs_fetch(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
 void jobs_worker_progress(jobs_t *jobs, worker_t *w, const wire_hdr_t *p)
 {
     job_t *job = w->job;
-    wire_hdr_t h = {.cmd = WIRE_PROGRESS, .id = {job ? job->id : "", job ? job->id_len : 0},
-                    .done = p->done, .total = p->total, .msg = p->msg};
+    wire_hdr_t h = {.cmd = WIRE_PROGRESS,
+                    .id = {job ? job->id : "", job ? job->id_len : 0},
+                    .done = p->done,
+                    .total = p->total,
+                    .msg = p->msg};
     const msgpack_sbuffer *e;
     client_t *c;
 
@@ -721,8 +736,8 @@ static uint64_t drain_check(jobs_t *jobs, uint64_t now)
     if (!jobs->drain_killed) {
         log_notice("grace time over: cancelling %zu running job(s)", jobs->running);
         HASH_ITER(hh, pool_workers(b->pool), w, tmp)
-            if (w->job)
-                pool_kill(b->pool, w, KILL_SHUTDOWN);
+        if (w->job)
+            pool_kill(b->pool, w, KILL_SHUTDOWN);
         jobs->drain_killed = true;
         jobs->drain_deadline = now + 5000;
         return jobs->drain_deadline;

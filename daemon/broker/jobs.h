@@ -16,8 +16,7 @@ void jobs_destroy(jobs_t **jobs);
 job_t *jobs_find(jobs_t *jobs, wire_str_t id);
 /* Queue a new job for client c (the caller checked h and the limits). Takes args. `task` is
  * interned (tasks.h). A finished job of the same id is forgotten first. */
-void jobs_accept(jobs_t *jobs, client_t *c, const wire_hdr_t *h, const char *task,
-                 zmq_msg_t *args);
+void jobs_accept(jobs_t *jobs, client_t *c, const wire_hdr_t *h, const char *task, zmq_msg_t *args);
 /* The one exit: answer the job (extra: fields of the result header; payload: the result of an
  * ok job, consumed) and retain it for fetch and status. */
 void jobs_finish(jobs_t *jobs, job_t *job, wire_state_t state, const wire_hdr_t *extra,

@@ -11,9 +11,9 @@
 struct job;
 
 typedef struct {
-    struct job **slots;  /* NULL = empty */
-    size_t cap;          /* a power of two, or 0 */
-    size_t n;            /* jobs in it */
+    struct job **slots; /* NULL = empty */
+    size_t cap;         /* a power of two, or 0 */
+    size_t n;           /* jobs in it */
 } jobtab_t;
 
 /* Find the job with this id, NULL if none. */

@@ -13,11 +13,11 @@
 #define IOV_MAX_PER_WRITE 128
 
 struct linkq_msg {
-    linkq_msg_t *next;          /* FIFO */
-    size_t len, off;            /* bytes in all (prefix, header, payload), bytes written */
-    size_t hlen;                /* prefix + header bytes in head */
-    zmq_msg_t payload;          /* empty when the message has none */
-    uint8_t head[];             /* prefix and header */
+    linkq_msg_t *next; /* FIFO */
+    size_t len, off;   /* bytes in all (prefix, header, payload), bytes written */
+    size_t hlen;       /* prefix + header bytes in head */
+    zmq_msg_t payload; /* empty when the message has none */
+    uint8_t head[];    /* prefix and header */
 };
 
 void linkq_push(linkq_t *q, const void *hdr, size_t hlen, zmq_msg_t *payload)

@@ -11,7 +11,7 @@
 typedef struct linkq_msg linkq_msg_t;
 
 typedef struct {
-    linkq_msg_t *head, *tail;   /* FIFO, owned */
+    linkq_msg_t *head, *tail; /* FIFO, owned */
 } linkq_t;
 
 /* Queue a header (copied) and a payload (may be NULL; taken: left empty). */

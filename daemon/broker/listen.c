@@ -20,9 +20,9 @@
 
 struct listener {
     broker_t *b;
-    void *zctx;                 /* the broker's ZeroMQ context */
-    void *sock;                 /* ROUTER bound to cfg->listen */
-    msgpack_zone zone;          /* scratch for header decoding */
+    void *zctx;        /* the broker's ZeroMQ context */
+    void *sock;        /* ROUTER bound to cfg->listen */
+    msgpack_zone zone; /* scratch for header decoding */
 };
 
 static void close_frames(zmq_msg_t *f, int n)
@@ -86,8 +86,8 @@ static bool client_input(listener_t *l)
         outbox_error(l->b->out, &o, NULL, "bad_frames", "message has no header frame");
     } else {
         msgpack_zone_clear(&l->zone);
-        if (wire_hdr_decode(zmq_msg_data(&f[first]), zmq_msg_size(&f[first]), &l->zone, &h,
-                            &err) < 0)
+        if (wire_hdr_decode(zmq_msg_data(&f[first]), zmq_msg_size(&f[first]), &l->zone, &h, &err) <
+            0)
             outbox_error(l->b->out, &o, &h, err.code, err.msg);
         else
             commands_handle(l->b, &o, &h, n - first - 1 + (too_many ? 1 : 0),
@@ -155,8 +155,10 @@ int listener_bind(listener_t *l)
     for (size_t i = 0; i < cfg->listen.n; i++) {
         const char *ep = cfg->listen.items[i];
         if (ipc_in_use(ep)) {
-            fprintf(stderr, "forqd: %s is in use by a running forqd; stop it or choose another "
-                            "endpoint with --listen\n", ep);
+            fprintf(stderr,
+                    "forqd: %s is in use by a running forqd; stop it or choose another "
+                    "endpoint with --listen\n",
+                    ep);
             return -EADDRINUSE;
         }
         if (zmq_bind(l->sock, ep) < 0) {

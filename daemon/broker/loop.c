@@ -24,11 +24,11 @@
 #define SIGS_MAX    8     /* signals with a callback */
 
 struct loop_io {
-    void *sock;           /* ZeroMQ socket, or NULL for fd */
-    int fd;               /* descriptor when sock is NULL */
-    short events;         /* ZMQ_POLLIN / ZMQ_POLLOUT wanted, 0 = skip for now */
-    int order;            /* lower runs first */
-    bool dead;            /* removed: skip, free after the turn */
+    void *sock;   /* ZeroMQ socket, or NULL for fd */
+    int fd;       /* descriptor when sock is NULL */
+    short events; /* ZMQ_POLLIN / ZMQ_POLLOUT wanted, 0 = skip for now */
+    int order;    /* lower runs first */
+    bool dead;    /* removed: skip, free after the turn */
     loop_io_fn fn;
     void *ud;
 };
@@ -39,18 +39,18 @@ typedef struct {
 } tick_t;
 
 struct loop {
-    loop_io_t **io;             /* registrations, owned */
+    loop_io_t **io; /* registrations, owned */
     size_t n_io, cap_io;
-    bool has_dead;              /* some io is dead: compact after the turn */
-    tick_t *ticks;              /* in registration order */
+    bool has_dead; /* some io is dead: compact after the turn */
+    tick_t *ticks; /* in registration order */
     size_t n_ticks;
-    timers_t timers;            /* armed timer nodes (borrowed) */
+    timers_t timers; /* armed timer nodes (borrowed) */
     struct {
         loop_timer_fn fn;
         void *ud;
     } kinds[KINDS_MAX];
     uint8_t n_kinds;
-    int sigfd;                  /* -1 until a signal is registered */
+    int sigfd; /* -1 until a signal is registered */
     sigset_t sigmask;
     loop_io_t *sig_io;
     struct {
@@ -59,8 +59,8 @@ struct loop {
         void *ud;
     } sigs[SIGS_MAX];
     size_t n_sigs;
-    zmq_pollitem_t *items;      /* scratch for zmq_poll */
-    loop_io_t **item_io;        /* the registration of each item */
+    zmq_pollitem_t *items; /* scratch for zmq_poll */
+    loop_io_t **item_io;   /* the registration of each item */
     size_t cap_items;
     bool stop;
 };

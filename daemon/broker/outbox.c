@@ -16,18 +16,18 @@
 
 /* A reply that zmq could not take yet (the client's pipe was full). */
 struct backlog_msg {
-    backlog_msg_t *next;             /* FIFO */
-    zmq_msg_t hdr;              /* encoded header */
-    zmq_msg_t payload;          /* result frame, when has_payload */
+    backlog_msg_t *next; /* FIFO */
+    zmq_msg_t hdr;       /* encoded header */
+    zmq_msg_t payload;   /* result frame, when has_payload */
     bool has_payload;
 };
 
 struct outbox {
     broker_t *b;
-    void *sock;                 /* the client ROUTER (listen.c), NULL until bound */
-    client_t *clients;          /* by identity */
-    client_t *backlogged;       /* clients with undelivered replies */
-    msgpack_sbuffer hbuf;       /* scratch for header encoding */
+    void *sock;           /* the client ROUTER (listen.c), NULL until bound */
+    client_t *clients;    /* by identity */
+    client_t *backlogged; /* clients with undelivered replies */
+    msgpack_sbuffer hbuf; /* scratch for header encoding */
 };
 
 static void outmsg_free(backlog_msg_t *m)
@@ -183,7 +183,7 @@ size_t outbox_backlog(const outbox_t *out)
     client_t *c;
 
     DL_FOREACH2(out->backlogged, c, bl_next)
-        n += c->backlog_n;
+    n += c->backlog_n;
     return n;
 }
 

@@ -19,15 +19,15 @@ typedef struct client client_t;
 
 /* A client with live jobs or undelivered replies. */
 struct client {
-    UT_hash_handle hh;          /* in the outbox's table by identity */
-    sched_lane_t lanes[SCHED_NPRIO]; /* its queued jobs per priority */
-    size_t live;                /* its QUEUED, AHEAD and RUNNING jobs (jobs.c) */
+    UT_hash_handle hh;                     /* in the outbox's table by identity */
+    sched_lane_t lanes[SCHED_NPRIO];       /* its queued jobs per priority */
+    size_t live;                           /* its QUEUED, AHEAD and RUNNING jobs (jobs.c) */
     backlog_msg_t *backlog, *backlog_tail; /* replies waiting for room, FIFO */
-    size_t backlog_n;           /* their count */
-    client_t *bl_prev, *bl_next; /* in the outbox's backlogged list while backlog_n > 0 */
-    bool delim;                 /* it sends an empty delimiter frame (REQ socket) */
-    uint8_t ident_len;          /* bytes of ident */
-    uint8_t ident[];            /* ZeroMQ routing id */
+    size_t backlog_n;                      /* their count */
+    client_t *bl_prev, *bl_next;           /* in the outbox's backlogged list while backlog_n > 0 */
+    bool delim;                            /* it sends an empty delimiter frame (REQ socket) */
+    uint8_t ident_len;                     /* bytes of ident */
+    uint8_t ident[];                       /* ZeroMQ routing id */
 };
 
 /* The outbox of b; registers its backlog retry with b's loop. */

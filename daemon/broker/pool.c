@@ -40,27 +40,27 @@
 /* A forkserver: the current one, or one a reload replaced. */
 typedef struct {
     pool_t *pool;
-    pid_t pid;                  /* 0 = none */
-    int fd;                     /* its channel, -1 = none */
-    loop_io_t *io;              /* the channel's registration */
+    pid_t pid;     /* 0 = none */
+    int fd;        /* its channel, -1 = none */
+    loop_io_t *io; /* the channel's registration */
 } fsrv_t;
 
 struct pool {
     broker_t *b;
-    fsrv_t fs;                  /* the current forkserver */
-    bool fs_ready;              /* it said HELLO */
-    unsigned fs_failures;       /* forkservers that died in a row */
-    uint64_t fs_restart_at;     /* when to start the next one (ms) */
-    fsrv_t old_fs[OLD_FS_MAX];  /* forkservers a reload replaced, while workers of theirs run */
-    worker_t *tab;              /* workers, by pid */
-    worker_t *idle;             /* IDLE workers, most recently used first */
-    size_t spawn_pending;       /* SPAWNs sent without SPAWNED or SPAWN_ERR */
-    unsigned spawn_failures;    /* workers that died before READY, in a row */
-    uint64_t spawn_at;          /* no spawn before this (ms): crash-loop backoff */
-    uint64_t replace_from_us;   /* when a crashed worker's exit was seen, 0 = none pending */
-    pid_t *dirty;               /* workers with messages queued this turn */
+    fsrv_t fs;                 /* the current forkserver */
+    bool fs_ready;             /* it said HELLO */
+    unsigned fs_failures;      /* forkservers that died in a row */
+    uint64_t fs_restart_at;    /* when to start the next one (ms) */
+    fsrv_t old_fs[OLD_FS_MAX]; /* forkservers a reload replaced, while workers of theirs run */
+    worker_t *tab;             /* workers, by pid */
+    worker_t *idle;            /* IDLE workers, most recently used first */
+    size_t spawn_pending;      /* SPAWNs sent without SPAWNED or SPAWN_ERR */
+    unsigned spawn_failures;   /* workers that died before READY, in a row */
+    uint64_t spawn_at;         /* no spawn before this (ms): crash-loop backoff */
+    uint64_t replace_from_us;  /* when a crashed worker's exit was seen, 0 = none pending */
+    pid_t *dirty;              /* workers with messages queued this turn */
     size_t n_dirty, cap_dirty;
-    msgpack_zone zone;          /* scratch for decoding workers' headers */
+    msgpack_zone zone; /* scratch for decoding workers' headers */
 };
 
 static void free_base(void *data, void *hint)
@@ -281,9 +281,14 @@ static uint64_t flush_tick(void *ud, uint64_t now)
 
 bool pool_send_job(pool_t *pool, worker_t *w, job_t *job)
 {
-    wire_hdr_t h = {.cmd = WIRE_JOB, .id = {job->id, job->id_len}, .task = wire_str(job->task),
-                    .max_result = job->max_result, .as_bytes = job->as_bytes,
-                    .cpu_s = job->cpu_s, .attempts = job->attempts, .chunk = job->chunk};
+    wire_hdr_t h = {.cmd = WIRE_JOB,
+                    .id = {job->id, job->id_len},
+                    .task = wire_str(job->task),
+                    .max_result = job->max_result,
+                    .as_bytes = job->as_bytes,
+                    .cpu_s = job->cpu_s,
+                    .attempts = job->attempts,
+                    .chunk = job->chunk};
     const msgpack_sbuffer *e = outbox_encode(pool->b->out, &h);
     zmq_msg_t args;
 
@@ -431,8 +436,7 @@ static void close_old_fs_if_done(pool_t *pool, pid_t fs)
     for (int i = 0; i < OLD_FS_MAX; i++) {
         fsrv_t *o = &pool->old_fs[i];
         if (o->pid == fs) {
-            log_info("forkserver %d, replaced by a reload, has no workers left; it exits",
-                     (int)fs);
+            log_info("forkserver %d, replaced by a reload, has no workers left; it exits", (int)fs);
             loop_io_del(pool->b->loop, o->io);
             close(o->fd); /* it exits; pool_reap collects it */
             *o = (fsrv_t){pool, 0, -1, NULL};
@@ -496,14 +500,14 @@ static void forkserver_lost(pool_t *pool, const char *why)
     workers_died_with(pool, fs); /* a replaced forkserver's workers are still alive */
     pool->fs_failures++;
     pool->fs_restart_at =
-        now_ms() + (pool->fs_failures > 1
-                        ? 1000u << (pool->fs_failures > 5 ? 5 : pool->fs_failures)
-                        : 0);
+        now_ms() +
+        (pool->fs_failures > 1 ? 1000u << (pool->fs_failures > 5 ? 5 : pool->fs_failures) : 0);
 }
 
 static void learn_tasks(pool_t *pool, const forkserver_buf_t *u, size_t n)
 {
-    size_t count = tasks_learn(pool->b->tasks, forkserver_buf_text(u), n - sizeof(forkserver_msg_t));
+    size_t count =
+        tasks_learn(pool->b->tasks, forkserver_buf_text(u), n - sizeof(forkserver_msg_t));
     log_info("forkserver %d ready with %zu tasks", (int)pool->fs.pid, count);
 }
 
@@ -594,8 +598,8 @@ static void old_fs_input(void *ud, short revents)
 
 static void watch_fs(pool_t *pool)
 {
-    pool->fs.io = loop_io_add(pool->b->loop, NULL, pool->fs.fd, ZMQ_POLLIN, ORDER_FS, fs_input,
-                              pool);
+    pool->fs.io =
+        loop_io_add(pool->b->loop, NULL, pool->fs.fd, ZMQ_POLLIN, ORDER_FS, fs_input, pool);
 }
 
 static fsrv_t *free_old_slot(pool_t *pool)
@@ -630,7 +634,7 @@ int pool_switch(pool_t *pool, pid_t fs_pid, int fs_fd, const char *names, size_t
     log_info("forkserver %d ready with %zu tasks", (int)fs_pid,
              tasks_learn(pool->b->tasks, names, len));
     HASH_ITER(hh, pool->tab, w, tmp)
-        retire_if_outdated(pool, w);
+    retire_if_outdated(pool, w);
     close_old_fs_if_done(pool, o->pid);
     return 0;
 }
@@ -678,7 +682,7 @@ static uint64_t maintain(void *ud, uint64_t now)
     if (now < pool->spawn_at)
         return pool->spawn_at;
     HASH_ITER(hh, pool->tab, w, tmp)
-        have += w->state != W_RETIRING && w->kill == KILL_NONE && !outdated(pool, w);
+    have += w->state != W_RETIRING && w->kill == KILL_NONE && !outdated(pool, w);
     /* fewer workers after a reload: idle ones go */
     HASH_ITER(hh, pool->tab, w, tmp)
     {
@@ -783,7 +787,7 @@ void pool_destroy(pool_t **poolp)
         }
     }
     HASH_ITER(hh, pool->tab, w, tmp)
-        worker_forget(pool, w);
+    worker_forget(pool, w);
     free(pool->dirty);
     msgpack_zone_destroy(&pool->zone);
     free(pool);

@@ -22,24 +22,24 @@ typedef enum { KILL_NONE, KILL_CANCEL, KILL_TIMEOUT, KILL_SHUTDOWN, KILL_RETIRE 
 typedef enum { W_STARTING, W_IDLE, W_BUSY, W_RETIRING } worker_state_t;
 
 struct worker {
-    UT_hash_handle hh;          /* in the pool's table by pid */
-    pool_t *pool;               /* its pool (the link's callback needs it) */
-    pid_t pid;                  /* process id */
-    pid_t fs_pid;               /* the forkserver that forked it */
-    worker_state_t state;       /* STARTING until READY; RETIRING after its last job */
-    job_t *job;                 /* the job it runs, when BUSY (jobs.c) */
-    kill_reason_t kill;         /* why we asked the forkserver to kill it */
-    uint32_t kill_seq;          /* the job the kill was meant for (its seq), 0 = none */
-    job_t *ahead, *ahead_tail;  /* jobs sent ahead, in the order it will start them (jobs.c) */
-    unsigned n_ahead;           /* their count */
-    bool ready;                 /* said READY */
-    uint64_t jobs_done;         /* jobs it finished */
-    uint64_t spawn_us;          /* when it was asked for */
+    UT_hash_handle hh;               /* in the pool's table by pid */
+    pool_t *pool;                    /* its pool (the link's callback needs it) */
+    pid_t pid;                       /* process id */
+    pid_t fs_pid;                    /* the forkserver that forked it */
+    worker_state_t state;            /* STARTING until READY; RETIRING after its last job */
+    job_t *job;                      /* the job it runs, when BUSY (jobs.c) */
+    kill_reason_t kill;              /* why we asked the forkserver to kill it */
+    uint32_t kill_seq;               /* the job the kill was meant for (its seq), 0 = none */
+    job_t *ahead, *ahead_tail;       /* jobs sent ahead, in the order it will start them (jobs.c) */
+    unsigned n_ahead;                /* their count */
+    bool ready;                      /* said READY */
+    uint64_t jobs_done;              /* jobs it finished */
+    uint64_t spawn_us;               /* when it was asked for */
     worker_t *idle_prev, *idle_next; /* in the pool's idle list while IDLE */
-    wlink_t link;               /* to the worker process; link.fd -1 once it closed */
-    loop_io_t *io;              /* the link's registration with the loop */
-    linkq_t outq;               /* messages waiting to be written on the link */
-    bool dirty;                 /* in the pool's list of links to flush this turn */
+    wlink_t link;                    /* to the worker process; link.fd -1 once it closed */
+    loop_io_t *io;                   /* the link's registration with the loop */
+    linkq_t outq;                    /* messages waiting to be written on the link */
+    bool dirty;                      /* in the pool's list of links to flush this turn */
 };
 
 /* The pool of b with its forkserver (pid, channel: taken). */

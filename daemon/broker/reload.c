@@ -17,11 +17,11 @@
 
 struct reload {
     broker_t *b;
-    pid_t fs_pid;               /* the new forkserver, 0 while no reload is under way */
-    int fs_fd;                  /* its channel, -1 = none */
-    loop_io_t *io;              /* the channel's registration */
-    config_t *next;             /* the configuration under way (owned) */
-    config_t *owned;            /* b->cfg when a reload made it (owned) */
+    pid_t fs_pid;    /* the new forkserver, 0 while no reload is under way */
+    int fs_fd;       /* its channel, -1 = none */
+    loop_io_t *io;   /* the channel's registration */
+    config_t *next;  /* the configuration under way (owned) */
+    config_t *owned; /* b->cfg when a reload made it (owned) */
 };
 
 static void say_ready(reload_t *r)
@@ -88,7 +88,8 @@ static void commit(reload_t *r, const char *names, size_t len)
     r->fs_pid = 0;
     r->fs_fd = -1;
     log_notice("reloaded: %ld workers, %zu endpoint(s); busy workers of the old plugins finish "
-               "their jobs first", b->cfg->workers, b->cfg->listen.n);
+               "their jobs first",
+               b->cfg->workers, b->cfg->listen.n);
     say_ready(r);
 }
 

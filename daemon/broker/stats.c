@@ -20,12 +20,12 @@
 
 struct stats {
     broker_t *b;
-    bool notify;                /* a service manager listens (notify.h) */
-    bool notified_ready;        /* READY=1 was sent */
-    uint64_t status_at;         /* when to send the next STATUS (ms) */
-    double rate;                /* jobs/s, about the last 10 s (rate_update) */
-    uint64_t rate_at_us;        /* when it was last brought up to date */
-    uint64_t rate_count;        /* jobs finished then */
+    bool notify;         /* a service manager listens (notify.h) */
+    bool notified_ready; /* READY=1 was sent */
+    uint64_t status_at;  /* when to send the next STATUS (ms) */
+    double rate;         /* jobs/s, about the last 10 s (rate_update) */
+    uint64_t rate_at_us; /* when it was last brought up to date */
+    uint64_t rate_count; /* jobs finished then */
 };
 
 /* Jobs finished since start, whatever their end. */

@@ -9,14 +9,14 @@
 
 typedef struct task_name {
     UT_hash_handle hh;
-    bool present;               /* offered by the current forkserver */
-    uint64_t avg_us;            /* moving average of its jobs' run time */
-    uint32_t samples;           /* jobs in it, up to a cap */
-    char name[];                /* what jobs point to */
+    bool present;     /* offered by the current forkserver */
+    uint64_t avg_us;  /* moving average of its jobs' run time */
+    uint32_t samples; /* jobs in it, up to a cap */
+    char name[];      /* what jobs point to */
 } task_name_t;
 
 struct tasks {
-    task_name_t *tab;           /* by name */
+    task_name_t *tab; /* by name */
 };
 
 static task_name_t *of(const char *task)
@@ -51,7 +51,7 @@ size_t tasks_learn(tasks_t *t, const char *names, size_t len)
     size_t count = 0;
 
     HASH_ITER(hh, t->tab, n, tmp)
-        n->present = false;
+    n->present = false;
     for (size_t off = 0; off < len;) {
         const char *s = names + off;
         size_t k = strnlen(s, len - off);

@@ -9,9 +9,9 @@
 #define TIMER_IDLE SIZE_MAX
 
 typedef struct {
-    uint64_t at;   /* when it fires, in now_ms() time */
-    size_t idx;    /* position in the heap, TIMER_IDLE when not armed */
-    uint8_t kind;  /* which callback fires it (loop_timer_kind()); 0 by default */
+    uint64_t at;  /* when it fires, in now_ms() time */
+    size_t idx;   /* position in the heap, TIMER_IDLE when not armed */
+    uint8_t kind; /* which callback fires it (loop_timer_kind()); 0 by default */
 } timer_node_t;
 
 typedef struct {

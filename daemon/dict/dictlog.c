@@ -15,22 +15,22 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define FRAME_HDR     8              /* length and crc */
-#define FRAME_MAX     (1u << 30)     /* a frame longer than this is corruption */
-#define COMPACT_MIN   (1u << 20)     /* do not bother compacting a log smaller than this */
+#define FRAME_HDR   8          /* length and crc */
+#define FRAME_MAX   (1u << 30) /* a frame longer than this is corruption */
+#define COMPACT_MIN (1u << 20) /* do not bother compacting a log smaller than this */
 
 ssize_t (*dictlog_write_fn)(int fd, const void *buf, size_t n) = write;
 
 struct dictlog {
-    int fd;                  /* the log, O_APPEND */
-    int dirfd;               /* the state directory, for syncing renames */
-    char *path;              /* DIR/dict.log */
+    int fd;     /* the log, O_APPEND */
+    int dirfd;  /* the state directory, for syncing renames */
+    char *path; /* DIR/dict.log */
     fsync_policy_t policy;
-    uint64_t size;           /* bytes in the file */
-    msgpack_sbuffer batch;   /* records of the pending frame */
+    uint64_t size;         /* bytes in the file */
+    msgpack_sbuffer batch; /* records of the pending frame */
     msgpack_packer pk;
-    uint32_t nrec;           /* records in it */
-    bool dirty;              /* written since the last sync */
+    uint32_t nrec; /* records in it */
+    bool dirty;    /* written since the last sync */
     uint64_t last_sync_ms;
 };
 

@@ -29,20 +29,20 @@
 #include <string.h>
 #include <utlist.h>
 
-#define PAGE_DEF     1000   /* keys or items per page */
-#define PAGE_MAX     10000
-#define WAITERS_MAX  10000  /* clients in a wait at once */
+#define PAGE_DEF    1000 /* keys or items per page */
+#define PAGE_MAX    10000
+#define WAITERS_MAX 10000 /* clients in a wait at once */
 
 typedef struct dwaiter dwaiter_t;
 
 struct dwaiter {
-    dwaiter_t *prev, *next;   /* the service's waiters */
-    timer_node_t timer;       /* its timeout */
-    uint64_t req;             /* echoed in the reply */
+    dwaiter_t *prev, *next; /* the service's waiters */
+    timer_node_t timer;     /* its timeout */
+    uint64_t req;           /* echoed in the reply */
     bool has_req;
-    uint64_t ver;             /* the version the client has seen (0: the key was absent) */
+    uint64_t ver; /* the version the client has seen (0: the key was absent) */
     bool delim;
-    pid_t worker;             /* or a task waits: its worker */
+    pid_t worker; /* or a task waits: its worker */
     uint8_t ident_len;
     uint8_t ident[255];
     uint8_t nlen;
@@ -63,25 +63,25 @@ typedef struct dchange {
 /* A key's state before the request under way, to undo it if the log cannot take the change. */
 typedef struct dundo {
     struct dundo *next;
-    bool had;                /* it existed */
+    bool had; /* it existed */
     uint64_t ver;
-    void *val;               /* owned copy */
+    void *val; /* owned copy */
     size_t vlen, nlen, klen;
     char name[WIRE_ID_MAX + 1];
     char key[];
 } dundo_t;
 
 struct dict_service {
-    const config_t *cfg;        /* as at start: the dict settings wait for a restart */
-    loop_t *loop;               /* for the waits' timeouts */
-    outbox_t *out;              /* replies leave by it */
-    uint8_t timer_kind;         /* of dwaiter_t.timer */
-    dstore_t *store;            /* the dicts */
-    dictlog_t *log;             /* their log, NULL without --state-dir */
-    dwaiter_t *waiters;         /* clients and tasks in a wait */
+    const config_t *cfg; /* as at start: the dict settings wait for a restart */
+    loop_t *loop;        /* for the waits' timeouts */
+    outbox_t *out;       /* replies leave by it */
+    uint8_t timer_kind;  /* of dwaiter_t.timer */
+    dstore_t *store;     /* the dicts */
+    dictlog_t *log;      /* their log, NULL without --state-dir */
+    dwaiter_t *waiters;  /* clients and tasks in a wait */
     size_t n_waiters;
-    dchange_t *changed;         /* keys changed by the request under way */
-    dundo_t *undo;              /* their values before it, while a log is kept */
+    dchange_t *changed; /* keys changed by the request under way */
+    dundo_t *undo;      /* their values before it, while a log is kept */
 };
 
 static void on_change(void *ud, const char *name, size_t nlen, const char *key, size_t klen);
@@ -97,14 +97,15 @@ static int open_store(dict_service_t *s)
     s->store = dstore_new(&lim, on_change, s);
     if (!s->cfg->state_dir)
         return 0;
-    if (dictlog_open(s->cfg->state_dir, (fsync_policy_t)s->cfg->fsync_policy, s->store,
-                     &s->log, &cut, err, sizeof(err)) < 0) {
+    if (dictlog_open(s->cfg->state_dir, (fsync_policy_t)s->cfg->fsync_policy, s->store, &s->log,
+                     &cut, err, sizeof(err)) < 0) {
         fprintf(stderr, "forqd: %s\n", err);
         return -1;
     }
     if (cut)
         log_warn("dict log %s/dict.log: a torn tail of %zu bytes (a crash during a write) was "
-                 "cut off%s%s", s->cfg->state_dir, cut, err[0] ? "; " : "", err);
+                 "cut off%s%s",
+                 s->cfg->state_dir, cut, err[0] ? "; " : "", err);
     log_info("dict log %s/dict.log: %zu keys in %zu dicts restored, fsync %s", s->cfg->state_dir,
              dstore_keys(s->store), dstore_dicts(s->store),
              dictlog_policy_name((fsync_policy_t)s->cfg->fsync_policy));
@@ -233,7 +234,8 @@ static void reply(dict_service_t *s, const origin_t *o, const wire_hdr_t *req, w
     int r = commit_or_undo(s);
     if (r < 0) {
         char msg[256];
-        snprintf(msg, sizeof(msg), "the dict log in %s could not take the change (%s): nothing "
+        snprintf(msg, sizeof(msg),
+                 "the dict log in %s could not take the change (%s): nothing "
                  "was changed; reads still work; free space or fix the disk and retry",
                  s->cfg->state_dir, strerror(-r));
         outbox_error(s->out, o, req, r == -ENOSPC ? "disk_full" : "disk_error", msg);
@@ -259,12 +261,15 @@ static void store_error(dict_service_t *s, const origin_t *o, const wire_hdr_t *
     switch (r) {
     case -E2BIG:
         code = "too_large";
-        snprintf(msg, sizeof(msg), "the value is larger than this forqd's --dict-max-value of %ld "
-                 "bytes", s->cfg->dict_max_value);
+        snprintf(msg, sizeof(msg),
+                 "the value is larger than this forqd's --dict-max-value of %ld "
+                 "bytes",
+                 s->cfg->dict_max_value);
         break;
     case -ENOSPC:
         code = "dict_full";
-        snprintf(msg, sizeof(msg), "the dicts hold %zu keys and %zu bytes, at their limits "
+        snprintf(msg, sizeof(msg),
+                 "the dicts hold %zu keys and %zu bytes, at their limits "
                  "(--dict-max-keys %ld, --dict-max-bytes %ld); delete keys or raise the limits",
                  dstore_keys(s->store), dstore_bytes(s->store), s->cfg->dict_max_keys,
                  s->cfg->dict_max_bytes);
@@ -397,9 +402,8 @@ static void on_timer(void *ud, timer_node_t *t, uint64_t now)
 static void op_wait(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
 {
     dval_t v;
-    uint64_t now = dstore_get(s->store, h->name.ptr, h->name.len, h->key.ptr, h->key.len, &v) == 0
-                       ? v.ver
-                       : 0;
+    uint64_t now =
+        dstore_get(s->store, h->name.ptr, h->name.len, h->key.ptr, h->key.len, &v) == 0 ? v.ver : 0;
     dwaiter_t *w;
 
     if (h->has_ver && h->ver != now) {
@@ -552,8 +556,9 @@ static void op_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h,
             store_error(s, o, h, r);
         }
     } else {
-        outbox_error(s->out, o, h, "bad_key", "update: keys must be non-empty strings of at most "
-                                         "1024 bytes without NUL");
+        outbox_error(s->out, o, h, "bad_key",
+                     "update: keys must be non-empty strings of at most "
+                     "1024 bytes without NUL");
     }
     msgpack_sbuffer_destroy(&packed);
     free(keys);
@@ -667,8 +672,8 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
     case OPS_CAS:
         r = dstore_cas(s->store, name, nlen, key, klen, h->ver, val, vlen, &ver);
         if (r == -ESTALE) {
-            rep = (wire_hdr_t){.code = wire_str(op->reply_code), .found = ver != 0, .ver = ver,
-                               .has_ver = true};
+            rep = (wire_hdr_t){
+                .code = wire_str(op->reply_code), .found = ver != 0, .ver = ver, .has_ver = true};
             reply(s, o, h, &rep, NULL, 0);
             return;
         }

@@ -11,30 +11,30 @@
 #include <uthash.h>
 
 typedef struct entry {
-    UT_hash_handle hh;   /* in dict->entries by key */
-    uint64_t ver;        /* version of the current value */
-    void *val;           /* msgpack value (owned) */
+    UT_hash_handle hh; /* in dict->entries by key */
+    uint64_t ver;      /* version of the current value */
+    void *val;         /* msgpack value (owned) */
     size_t vlen;
     size_t klen;
-    char key[];          /* NUL-terminated */
+    char key[]; /* NUL-terminated */
 } entry_t;
 
 typedef struct dict {
-    UT_hash_handle hh;   /* in store->dicts by name */
-    entry_t *entries;    /* by key */
+    UT_hash_handle hh; /* in store->dicts by name */
+    entry_t *entries;  /* by key */
     size_t nlen;
-    char name[];         /* NUL-terminated */
+    char name[]; /* NUL-terminated */
 } dict_t;
 
 struct dstore {
-    dict_t *dicts;             /* by name */
+    dict_t *dicts; /* by name */
     dstore_limits_t lim;
     size_t keys;               /* keys in all dicts */
     size_t bytes;              /* bytes of keys and values */
     uint64_t ver;              /* the last version handed out */
     dstore_changed_fn changed; /* hook, may be NULL */
     void *ud;
-    bool quiet;                /* the hook is off */
+    bool quiet; /* the hook is off */
 };
 
 dstore_t *dstore_new(const dstore_limits_t *limits, dstore_changed_fn changed, void *ud)
@@ -89,8 +89,7 @@ static dict_t *find_dict(dstore_t *s, const char *name, size_t nlen, bool create
     return d;
 }
 
-static entry_t *find_entry(dstore_t *s, const char *name, size_t nlen, const char *key,
-                           size_t klen)
+static entry_t *find_entry(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen)
 {
     dict_t *d = find_dict(s, name, nlen, false);
     entry_t *e = NULL;

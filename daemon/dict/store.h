@@ -3,10 +3,10 @@
  * unique and ordered). The broker is single-threaded, so every operation is atomic.
  *
  * The store owns copies of keys and values; views it returns borrow from it until the next
- * change. Every change calls the `changed` hook: the service wakes waiters and adds the change to the
- * append-only log (dictlog.h).
- * Limits on keys, value size and total bytes are checked before anything is changed: past them
- * an operation fails with -ENOSPC or -E2BIG and nothing is evicted. */
+ * change. Every change calls the `changed` hook: the service wakes waiters and adds the change to
+ * the append-only log (dictlog.h). Limits on keys, value size and total bytes are checked before
+ * anything is changed: past them an operation fails with -ENOSPC or -E2BIG and nothing is evicted.
+ */
 #ifndef FORQ_DSTORE_H
 #define FORQ_DSTORE_H
 
@@ -20,9 +20,9 @@
 typedef struct dstore dstore_t;
 
 typedef struct {
-    size_t max_keys;   /* keys in all dicts together */
-    size_t max_value;  /* bytes of one value */
-    size_t max_bytes;  /* bytes of all keys and values together */
+    size_t max_keys;  /* keys in all dicts together */
+    size_t max_value; /* bytes of one value */
+    size_t max_bytes; /* bytes of all keys and values together */
 } dstore_limits_t;
 
 /* A borrowed view of a value: valid until the next change of the store. */
@@ -88,8 +88,8 @@ void dstore_forget(dstore_t *s, const char *name, size_t nlen, const char *key, 
 void dstore_quiet(dstore_t *s, bool quiet);
 
 /* Visit every key of every dict (compaction). fn returns 0 to go on. */
-typedef int (*dstore_all_fn)(void *ud, const char *name, size_t nlen, const char *key,
-                             size_t klen, const dval_t *val);
+typedef int (*dstore_all_fn)(void *ud, const char *name, size_t nlen, const char *key, size_t klen,
+                             const dval_t *val);
 void dstore_each(dstore_t *s, dstore_all_fn fn, void *ud);
 
 /* Totals for stats. */

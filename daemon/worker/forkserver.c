@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 int forkserver_send_fd(int fd, forkserver_type_t type, int32_t pid, int32_t arg, const void *text,
-               uint32_t len, int pass_fd)
+                       uint32_t len, int pass_fd)
 {
     char buf[FS_MSG_MAX];
     forkserver_msg_t m = {type, pid, arg, len};
@@ -58,7 +58,8 @@ int forkserver_send_fd(int fd, forkserver_type_t type, int32_t pid, int32_t arg,
     }
 }
 
-int forkserver_send(int fd, forkserver_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len)
+int forkserver_send(int fd, forkserver_type_t type, int32_t pid, int32_t arg, const void *text,
+                    uint32_t len)
 {
     return forkserver_send_fd(fd, type, pid, arg, text, len, -1);
 }
@@ -74,7 +75,9 @@ ssize_t forkserver_recv(int fd, void *buf, size_t size, int *ret_fd)
         *ret_fd = -1;
     for (;;) {
         struct iovec iov = {buf, size};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = ctl.space,
                             .msg_controllen = sizeof(ctl.space)};
         ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR)
@@ -187,7 +190,7 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
 
 /* ---- the forkserver process ---- */
 
-static pid_t *kids;     /* our unreaped workers */
+static pid_t *kids; /* our unreaped workers */
 static size_t n_kids, cap_kids;
 
 static void kids_add(pid_t pid)

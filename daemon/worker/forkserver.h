@@ -64,11 +64,12 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd);
 void forkserver_main(const config_t *cfg, int fd) __attribute__((noreturn));
 
 /* Send a message (with `len` bytes of text, may be 0). Returns 0 or -errno. */
-int forkserver_send(int fd, forkserver_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len);
+int forkserver_send(int fd, forkserver_type_t type, int32_t pid, int32_t arg, const void *text,
+                    uint32_t len);
 
 /* The same, passing a descriptor along (SCM_RIGHTS) when pass_fd >= 0. */
-int forkserver_send_fd(int fd, forkserver_type_t type, int32_t pid, int32_t arg, const void *text, uint32_t len,
-               int pass_fd);
+int forkserver_send_fd(int fd, forkserver_type_t type, int32_t pid, int32_t arg, const void *text,
+                       uint32_t len, int pass_fd);
 
 /* Receive one message into buf (FS_MSG_MAX bytes), without waiting. Returns the bytes read, 0 at
  * end of channel, or -errno (-EAGAIN when empty, -EBADMSG for a short message). A descriptor

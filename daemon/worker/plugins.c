@@ -14,15 +14,15 @@
 #include <uthash.h>
 
 typedef struct {
-    task_entry_t e;   /* what callers see */
+    task_entry_t e;    /* what callers see */
     UT_hash_handle hh; /* in `tasks` by name */
-    size_t order;     /* registration order, for plugins_at */
+    size_t order;      /* registration order, for plugins_at */
 } registered_task_t;
 
-static registered_task_t *tasks;        /* the registry */
-static registered_task_t **ordered;     /* entries in registration order */
+static registered_task_t *tasks;    /* the registry */
+static registered_task_t **ordered; /* entries in registration order */
 static size_t n_ordered;
-static void **handles;      /* dlopen handles */
+static void **handles; /* dlopen handles */
 static size_t n_handles;
 static const forq_plugin_t **loaded; /* plugins with hooks */
 static size_t n_loaded;
@@ -30,9 +30,10 @@ static size_t n_loaded;
 int plugins_register(const forq_plugin_t *p, const char *origin, char *err, size_t errlen)
 {
     if (p->abi_version != FORQ_TASK_ABI_VERSION) {
-        snprintf(err, errlen, "%s: built for task ABI %u, this forqd speaks %d; rebuild it "
-                 "against this forq's <forq/task.h>", origin, p->abi_version,
-                 FORQ_TASK_ABI_VERSION);
+        snprintf(err, errlen,
+                 "%s: built for task ABI %u, this forqd speaks %d; rebuild it "
+                 "against this forq's <forq/task.h>",
+                 origin, p->abi_version, FORQ_TASK_ABI_VERSION);
         return -EINVAL;
     }
     if (!p->tasks) {
@@ -43,8 +44,10 @@ int plugins_register(const forq_plugin_t *p, const char *origin, char *err, size
         size_t n = strlen(d->name);
         registered_task_t *r;
         if (!wire_task_is_valid(d->name, n) || !d->fn) {
-            snprintf(err, errlen, "%s: task '%.64s' has a bad name (1-64 chars of A-Z a-z 0-9 . _ "
-                     ": -) or no function", origin, d->name);
+            snprintf(err, errlen,
+                     "%s: task '%.64s' has a bad name (1-64 chars of A-Z a-z 0-9 . _ "
+                     ": -) or no function",
+                     origin, d->name);
             return -EINVAL;
         }
         HASH_FIND(hh, tasks, d->name, n, r);
@@ -79,8 +82,10 @@ static int load_file(const char *path, char *err, size_t errlen)
     }
     p = dlsym(h, FORQ_PLUGIN_SYMBOL);
     if (!p) {
-        snprintf(err, errlen, "%s is not a forq task plugin: it exports no '%s' (use "
-                 "FORQ_PLUGIN_DEFINE from <forq/task.h>)", path, FORQ_PLUGIN_SYMBOL);
+        snprintf(err, errlen,
+                 "%s is not a forq task plugin: it exports no '%s' (use "
+                 "FORQ_PLUGIN_DEFINE from <forq/task.h>)",
+                 path, FORQ_PLUGIN_SYMBOL);
         dlclose(h);
         return -ENOEXEC;
     }

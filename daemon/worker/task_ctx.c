@@ -35,8 +35,11 @@ int forq_task_progress(forq_task_ctx_t *ctx, uint64_t done, uint64_t total, cons
         return 0;
     ctx->last_progress_us = now;
     snprintf(t, sizeof(t), "%s", text ? text : "");
-    wire_hdr_t h = {.cmd = WIRE_PROGRESS, .id = wire_str(ctx->job_id), .done = done,
-                    .total = total, .msg = text ? wire_str(t) : (wire_str_t){0}};
+    wire_hdr_t h = {.cmd = WIRE_PROGRESS,
+                    .id = wire_str(ctx->job_id),
+                    .done = done,
+                    .total = total,
+                    .msg = text ? wire_str(t) : (wire_str_t){0}};
     msgpack_sbuffer_init(&sb);
     if (wire_hdr_encode(&sb, &h) == 0)
         wlink_send(ctx->link, sb.data, sb.size, NULL, 0, false); /* best effort */
@@ -46,7 +49,8 @@ int forq_task_progress(forq_task_ctx_t *ctx, uint64_t done, uint64_t total, cons
 
 /* ---- the dict service ---- */
 
-static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...)
 {
     va_list ap;
@@ -59,8 +63,8 @@ static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...)
 /* Wait for the reply to request `req` on the worker's link: older replies are dropped, a job
  * sent ahead (or its cancel) is kept for the worker loop. Returns 0 with the reply in *m (owned:
  * free m->base) and its header in *h, or -1 when none came in time or the link failed. */
-static int dict_recv(wlink_t *l, uint64_t req, int timeout_ms, wlink_msg_t *m,
-                     msgpack_zone *zone, wire_hdr_t *h)
+static int dict_recv(wlink_t *l, uint64_t req, int timeout_ms, wlink_msg_t *m, msgpack_zone *zone,
+                     wire_hdr_t *h)
 {
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
     wire_err_t err;
@@ -87,16 +91,22 @@ static int dict_recv(wlink_t *l, uint64_t req, int timeout_ms, wlink_msg_t *m,
 }
 
 static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, const char *key,
-                     const void *value, size_t len, int64_t delta, uint64_t version,
-                     int timeout_ms, size_t limit, void **ret_value, size_t *ret_len,
-                     uint64_t *ret_version, char **ret_next)
+                     const void *value, size_t len, int64_t delta, uint64_t version, int timeout_ms,
+                     size_t limit, void **ret_value, size_t *ret_len, uint64_t *ret_version,
+                     char **ret_next)
 {
     bool next = version == FORQ_TASK_DICT_NEXT_CHANGE;
     const ops_desc_t *d = op ? ops_find(op, strlen(op)) : NULL;
-    wire_hdr_t h = {.cmd = WIRE_DICT, .op = wire_str(op), .name = wire_str(name),
-                    .key = wire_str(key), .req = ++ctx->dict_req, .has_req = true,
-                    .delta = delta, .has_delta = d && (d->takes & OPS_F_DELTA),
-                    .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0, .limit = limit};
+    wire_hdr_t h = {.cmd = WIRE_DICT,
+                    .op = wire_str(op),
+                    .name = wire_str(name),
+                    .key = wire_str(key),
+                    .req = ++ctx->dict_req,
+                    .has_req = true,
+                    .delta = delta,
+                    .has_delta = d && (d->takes & OPS_F_DELTA),
+                    .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0,
+                    .limit = limit};
     msgpack_sbuffer sb;
     msgpack_zone zone;
     wlink_msg_t m;
@@ -127,8 +137,8 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
     }
     msgpack_sbuffer_destroy(&sb);
     msgpack_zone_init(&zone, 1024);
-    if (dict_recv(ctx->link, h.req, timeout_ms > 0 ? timeout_ms + 5000 : 30000, &m, &zone,
-                  &r) < 0) {
+    if (dict_recv(ctx->link, h.req, timeout_ms > 0 ? timeout_ms + 5000 : 30000, &m, &zone, &r) <
+        0) {
         rc = dict_fail(ctx, "forqd did not answer the dict request");
     } else if (r.cmd == WIRE_ERROR) {
         rc = dict_fail(ctx, "%.*s: %.*s", (int)r.code.len, r.code.ptr, (int)r.msg.len, r.msg.ptr);
@@ -169,8 +179,8 @@ int forq_task_dict(forq_task_ctx_t *ctx, const char *op, const char *name, const
 int forq_task_dict_page(forq_task_ctx_t *ctx, const char *name, int items, const char *after,
                         size_t limit, void **ret_data, size_t *ret_len, char **ret_next)
 {
-    return dict_call(ctx, items ? "items" : "keys", name, after, NULL, 0, 0, 0, 0, limit,
-                     ret_data, ret_len, NULL, ret_next);
+    return dict_call(ctx, items ? "items" : "keys", name, after, NULL, 0, 0, 0, 0, limit, ret_data,
+                     ret_len, NULL, ret_next);
 }
 
 const char *forq_task_dict_error(const forq_task_ctx_t *ctx)
@@ -185,7 +195,8 @@ int forq_task_dict_incr(forq_task_ctx_t *ctx, const char *name, const char *key,
     size_t len = 0, off = 0;
     msgpack_zone zone;
     msgpack_object o;
-    int rc = forq_task_dict(ctx, ops_get(OPS_INCR)->name, name, key, NULL, 0, delta, 0, 0, &v, &len, NULL);
+    int rc = forq_task_dict(ctx, ops_get(OPS_INCR)->name, name, key, NULL, 0, delta, 0, 0, &v, &len,
+                            NULL);
 
     if (rc != FORQ_TASK_DICT_OK)
         return rc;
@@ -227,17 +238,26 @@ const msgpack_object *forq_task_arg(const msgpack_object *args, uint32_t i)
 static const char *type_word(const msgpack_object *o)
 {
     switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return "nil";
-    case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
+    case MSGPACK_OBJECT_NIL:
+        return "nil";
+    case MSGPACK_OBJECT_BOOLEAN:
+        return "a boolean";
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "an integer";
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return "an integer";
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return "a float";
-    case MSGPACK_OBJECT_STR: return "a string";
-    case MSGPACK_OBJECT_BIN: return "bytes";
-    case MSGPACK_OBJECT_ARRAY: return "an array";
-    case MSGPACK_OBJECT_MAP: return "a map";
-    case MSGPACK_OBJECT_EXT: return "an extension value";
+    case MSGPACK_OBJECT_FLOAT64:
+        return "a float";
+    case MSGPACK_OBJECT_STR:
+        return "a string";
+    case MSGPACK_OBJECT_BIN:
+        return "bytes";
+    case MSGPACK_OBJECT_ARRAY:
+        return "an array";
+    case MSGPACK_OBJECT_MAP:
+        return "a map";
+    case MSGPACK_OBJECT_EXT:
+        return "an extension value";
     }
     return "a value";
 }
@@ -261,8 +281,8 @@ int forq_task_arg_int(forq_task_ctx_t *ctx, const msgpack_object *args, uint32_t
     }
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
         if (o->via.u64 > INT64_MAX)
-            return forq_task_error(ctx, "OverflowError", "%s() argument %u is too large",
-                                   ctx->task, i + 1);
+            return forq_task_error(ctx, "OverflowError", "%s() argument %u is too large", ctx->task,
+                                   i + 1);
         *ret = (int64_t)o->via.u64;
         return 0;
     }
@@ -270,17 +290,22 @@ int forq_task_arg_int(forq_task_ctx_t *ctx, const msgpack_object *args, uint32_t
                            ctx->task, i + 1, type_word(o));
 }
 
-int forq_task_arg_double(forq_task_ctx_t *ctx, const msgpack_object *args, uint32_t i,
-                         double *ret)
+int forq_task_arg_double(forq_task_ctx_t *ctx, const msgpack_object *args, uint32_t i, double *ret)
 {
     const msgpack_object *o = need(ctx, args, i);
     if (!o)
         return -1;
     switch (o->type) {
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: *ret = o->via.f64; return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: *ret = (double)o->via.u64; return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *ret = (double)o->via.i64; return 0;
+    case MSGPACK_OBJECT_FLOAT64:
+        *ret = o->via.f64;
+        return 0;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        *ret = (double)o->via.u64;
+        return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *ret = (double)o->via.i64;
+        return 0;
     default:
         return forq_task_error(ctx, "TypeError", "%s() argument %u must be a number, not %s",
                                ctx->task, i + 1, type_word(o));
@@ -310,9 +335,8 @@ int forq_task_arg_range(forq_task_ctx_t *ctx, const msgpack_object *args, uint32
         if (min == max)
             return forq_task_error(ctx, "TypeError", "%s() takes %u argument%s but %u were given",
                                    ctx->task, min, min == 1 ? "" : "s", n);
-        return forq_task_error(ctx, "TypeError",
-                               "%s() takes %u to %u arguments but %u were given", ctx->task, min,
-                               max, n);
+        return forq_task_error(ctx, "TypeError", "%s() takes %u to %u arguments but %u were given",
+                               ctx->task, min, max, n);
     }
     return 0;
 }

@@ -36,9 +36,9 @@ typedef struct {
 } spec_t;
 
 typedef struct {
-    char *data;  /* owned */
-    size_t len;  /* bytes held */
-    size_t cap;  /* bytes allocated */
+    char *data; /* owned */
+    size_t len; /* bytes held */
+    size_t cap; /* bytes allocated */
 } buf_t;
 
 static void strv_free(char **v)
@@ -76,8 +76,9 @@ static int parse_spec(forq_task_ctx_t *ctx, const msgpack_object *m, spec_t *s)
     const msgpack_object *argv = NULL, *env = NULL;
 
     if (m->type != MSGPACK_OBJECT_MAP)
-        return forq_task_error(ctx, "TypeError",
-                               "exec() takes a map {\"argv\": [...], \"stdin\"?, \"env\"?, \"cwd\"?}");
+        return forq_task_error(
+            ctx, "TypeError",
+            "exec() takes a map {\"argv\": [...], \"stdin\"?, \"env\"?, \"cwd\"?}");
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object_kv *kv = &m->via.map.ptr[i];
         if (key_is(&kv->key, "argv"))
@@ -89,7 +90,8 @@ static int parse_spec(forq_task_ctx_t *ctx, const msgpack_object *m, spec_t *s)
                 return forq_task_error(ctx, "TypeError", "exec() 'cwd' must be a string");
         } else if (key_is(&kv->key, "stdin")) {
             if (kv->val.type != MSGPACK_OBJECT_STR && kv->val.type != MSGPACK_OBJECT_BIN)
-                return forq_task_error(ctx, "TypeError", "exec() 'stdin' must be a string or bytes");
+                return forq_task_error(ctx, "TypeError",
+                                       "exec() 'stdin' must be a string or bytes");
             s->input = kv->val.via.str.ptr;
             s->input_len = kv->val.via.str.size;
         } else {
@@ -100,7 +102,8 @@ static int parse_spec(forq_task_ctx_t *ctx, const msgpack_object *m, spec_t *s)
         }
     }
     if (!argv || argv->type != MSGPACK_OBJECT_ARRAY || argv->via.array.size == 0)
-        return forq_task_error(ctx, "TypeError", "exec() 'argv' must be a non-empty array of strings");
+        return forq_task_error(ctx, "TypeError",
+                               "exec() 'argv' must be a non-empty array of strings");
     s->argv = xcalloc(argv->via.array.size + 1, sizeof(char *));
     for (uint32_t i = 0; i < argv->via.array.size; i++)
         if (!(s->argv[i] = str_of(&argv->via.array.ptr[i])))
@@ -332,15 +335,14 @@ int task_exec(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *
         goto out;
     }
     if (failed[0]) {
-        const char *type = failed[1] == ENOENT ? "FileNotFoundError"
+        const char *type = failed[1] == ENOENT   ? "FileNotFoundError"
                            : failed[1] == EACCES ? "PermissionError"
                                                  : "OSError";
         if (failed[0] == STEP_CHDIR)
             forq_task_error(ctx, type, "exec(): cannot change to directory '%s': %s", s.cwd,
                             strerror(failed[1]));
         else
-            forq_task_error(ctx, type, "exec(): cannot run '%s': %s", s.path,
-                            strerror(failed[1]));
+            forq_task_error(ctx, type, "exec(): cannot run '%s': %s", s.path, strerror(failed[1]));
         goto out;
     }
     msgpack_pack_map(out, 4);
@@ -359,10 +361,14 @@ int task_exec(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *
     r = 0;
 out:
     for (int i = 0; i < 2; i++) {
-        if (in[i] >= 0) close(in[i]);
-        if (po[i] >= 0) close(po[i]);
-        if (pe[i] >= 0) close(pe[i]);
-        if (ep[i] >= 0) close(ep[i]);
+        if (in[i] >= 0)
+            close(in[i]);
+        if (po[i] >= 0)
+            close(po[i]);
+        if (pe[i] >= 0)
+            close(pe[i]);
+        if (ep[i] >= 0)
+            close(ep[i]);
     }
     free(o.data);
     free(e.data);

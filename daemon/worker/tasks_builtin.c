@@ -120,8 +120,7 @@ static int sha256_file(forq_task_ctx_t *ctx, const msgpack_object *path, msgpack
                 continue;
             int e = errno;
             close(fd);
-            return forq_task_error(ctx, "OSError", "sha256(): cannot read %s: %s", p,
-                                   strerror(e));
+            return forq_task_error(ctx, "OSError", "sha256(): cannot read %s: %s", p, strerror(e));
         }
         sha256_update(&h, (size_t)n, buf);
     }
@@ -149,8 +148,9 @@ static int t_sha256(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_pa
                 memcmp(kv->key.via.str.ptr, "path", 4) == 0)
                 return sha256_file(ctx, &kv->val, out);
         }
-        return forq_task_error(ctx, "TypeError", "sha256() takes bytes, a string, or "
-                                                 "{\"path\": FILE}; the map has no 'path'");
+        return forq_task_error(ctx, "TypeError",
+                               "sha256() takes bytes, a string, or "
+                               "{\"path\": FILE}; the map has no 'path'");
     }
     if (forq_task_arg_bytes(ctx, args, 0, &data, &len) < 0)
         return -1;

@@ -21,18 +21,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WLINK_PREFIX 8              /* len + hlen */
+#define WLINK_PREFIX      8 /* len + hlen */
 #define WLINK_HAS_PAYLOAD 0x80000000u
-#define WLINK_RBUF (64 * 1024)      /* read-ahead buffer; longer messages get their own */
+#define WLINK_RBUF        (64 * 1024) /* read-ahead buffer; longer messages get their own */
 
 typedef struct wlink_held wlink_held_t;
 
 typedef struct wlink {
     int fd;
-    size_t max;                     /* longest message accepted (header + payload) */
-    uint8_t *buf;                   /* read-ahead, WLINK_RBUF bytes */
-    size_t rpos, wpos;              /* unread bytes are buf[rpos, wpos) */
-    uint8_t *big;                   /* body of a message longer than the buffer, being read */
+    size_t max;        /* longest message accepted (header + payload) */
+    uint8_t *buf;      /* read-ahead, WLINK_RBUF bytes */
+    size_t rpos, wpos; /* unread bytes are buf[rpos, wpos) */
+    uint8_t *big;      /* body of a message longer than the buffer, being read */
     size_t big_len, big_have;
     wlink_held_t *held, *held_tail; /* messages read early, kept for later (wlink_hold) */
 } wlink_t;
@@ -70,6 +70,5 @@ void wlink_prefix(uint8_t out[WLINK_PREFIX], size_t hlen, size_t plen, bool has_
  * -errno. */
 int wlink_send(wlink_t *l, const void *hdr, size_t hlen, const void *payload, size_t plen,
                bool has_payload);
-
 
 #endif

@@ -37,7 +37,8 @@ void job_outcome_done(job_outcome_t *o)
 }
 
 /* Lower the soft limits for one job; `saved` gets what to restore. */
-static void limits_apply(unsigned long long as_bytes, unsigned long long cpu_s, struct rlimit *saved)
+static void limits_apply(unsigned long long as_bytes, unsigned long long cpu_s,
+                         struct rlimit *saved)
 {
     getrlimit(RLIMIT_AS, &saved[0]);
     getrlimit(RLIMIT_CPU, &saved[1]);
@@ -168,8 +169,10 @@ void worker_run(const config_t *cfg, const job_spec_t *job, job_outcome_t *ret)
     msgpack_zone_destroy(&zone);
 
     if (ret->ok && ret->result.size > job->max_result) {
-        set_error(ret, "ResultTooLarge", "the result of '%s' is %zu bytes, more than the job's "
-                  "limit of %zu", name, ret->result.size, job->max_result);
+        set_error(ret, "ResultTooLarge",
+                  "the result of '%s' is %zu bytes, more than the job's "
+                  "limit of %zu",
+                  name, ret->result.size, job->max_result);
         msgpack_sbuffer_clear(&ret->result);
     }
 }
@@ -187,10 +190,10 @@ static int send_hdr(wlink_t *l, const wire_hdr_t *h, msgpack_sbuffer *buf, const
  * --prefetch), in order. */
 typedef struct pending {
     struct pending *next;
-    wlink_msg_t m;                /* owned; the strings below point into it */
-    job_spec_t spec;              /* the job, decoded */
+    wlink_msg_t m;   /* owned; the strings below point into it */
+    job_spec_t spec; /* the job, decoded */
     wire_str_t id;
-    char id_z[WIRE_ID_MAX + 1];   /* spec.job_id */
+    char id_z[WIRE_ID_MAX + 1]; /* spec.job_id */
 } pending_t;
 
 typedef struct {
@@ -200,8 +203,8 @@ typedef struct {
 /* Handle one message from the broker: queue a job; skip a queued job the broker cancels
  * (answering DONE cancelled; a job already run is not found, and its DONE went out before);
  * drop a late dict reply. Returns -1 on a message a worker cannot take. */
-static int take(wlink_t *l, inbox_t *in, wlink_msg_t *m, msgpack_zone *zone,
-                msgpack_sbuffer *hbuf, size_t max_payload)
+static int take(wlink_t *l, inbox_t *in, wlink_msg_t *m, msgpack_zone *zone, msgpack_sbuffer *hbuf,
+                size_t max_payload)
 {
     wire_hdr_t h;
     wire_err_t werr;
@@ -217,10 +220,15 @@ static int take(wlink_t *l, inbox_t *in, wlink_msg_t *m, msgpack_zone *zone,
         p->m = *m;
         p->id = h.id;
         snprintf(p->id_z, sizeof(p->id_z), "%.*s", (int)h.id.len, h.id.ptr);
-        p->spec = (job_spec_t){.job_id = p->id_z, .task = h.task.ptr, .task_len = h.task.len,
-                               .args = m->payload, .args_len = m->plen,
+        p->spec = (job_spec_t){.job_id = p->id_z,
+                               .task = h.task.ptr,
+                               .task_len = h.task.len,
+                               .args = m->payload,
+                               .args_len = m->plen,
                                .max_result = h.max_result ? h.max_result : max_payload,
-                               .as_bytes = h.as_bytes, .cpu_s = h.cpu_s, .chunk = h.chunk,
+                               .as_bytes = h.as_bytes,
+                               .cpu_s = h.cpu_s,
+                               .chunk = h.chunk,
                                .link = l};
         if (in->tail)
             in->tail->next = p;
@@ -298,8 +306,7 @@ void worker_main(const config_t *cfg, int fd)
                 break;
             if (r < 0) {
                 if (r != -EPIPE)
-                    log_error("bad message from the broker (%s); this worker exits",
-                              strerror(-r));
+                    log_error("bad message from the broker (%s); this worker exits", strerror(-r));
                 quit = true; /* EPIPE: the broker is gone, nothing more to do */
                 break;
             }
@@ -326,8 +333,7 @@ void worker_main(const config_t *cfg, int fd)
         }
         /* at once, never held back for the next job's: when the broker kills this worker, what
          * it has written tells exactly which jobs finished */
-        r = send_hdr(&link, &reply, &hbuf, out.result.data, out.ok ? out.result.size : 0,
-                     out.ok);
+        r = send_hdr(&link, &reply, &hbuf, out.result.data, out.ok ? out.result.size : 0, out.ok);
         free(p->m.base);
         free(p);
         job_outcome_done(&out);

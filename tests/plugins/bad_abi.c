@@ -10,4 +10,4 @@ static int t_noop(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_pack
 static const forq_task_def_t tasks[] = {{"noop", t_noop, NULL}, {NULL, NULL, NULL}};
 
 FORQ_TASK_EXPORT const forq_plugin_t forq_plugin_v1 = {FORQ_TASK_ABI_VERSION + 41, "bad", tasks,
-                                                        NULL, NULL};
+                                                       NULL, NULL};

@@ -52,7 +52,7 @@ extern "C" {
 #define FORQ_TASK_ABI_VERSION 1
 
 #if defined(__GNUC__)
-#define FORQ_TASK_EXPORT __attribute__((visibility("default")))
+#define FORQ_TASK_EXPORT       __attribute__((visibility("default")))
 #define FORQ_TASK_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define FORQ_TASK_EXPORT
@@ -63,8 +63,7 @@ extern "C" {
 typedef struct forq_task_ctx forq_task_ctx_t;
 
 /* A task: see the contract above. Returns 0 on success, -1 after forq_task_error(). */
-typedef int (*forq_task_fn)(forq_task_ctx_t *ctx, const msgpack_object *args,
-                            msgpack_packer *out);
+typedef int (*forq_task_fn)(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out);
 
 /* One task of a plugin. */
 typedef struct {
@@ -75,9 +74,9 @@ typedef struct {
 
 /* What a plugin exports under the symbol FORQ_PLUGIN_SYMBOL. */
 typedef struct {
-    uint32_t abi_version;          /* FORQ_TASK_ABI_VERSION the plugin was built with */
-    const char *name;              /* the plugin's name, for logs */
-    const forq_task_def_t *tasks;  /* array ended by an entry whose name is NULL */
+    uint32_t abi_version;         /* FORQ_TASK_ABI_VERSION the plugin was built with */
+    const char *name;             /* the plugin's name, for logs */
+    const forq_task_def_t *tasks; /* array ended by an entry whose name is NULL */
     /* Called once in the forkserver after loading (preload: read tables, warm caches); may be
      * NULL. Returns 0, or -1 to refuse loading (forqd then stops with the plugin's name). */
     int (*init)(void);
@@ -89,9 +88,9 @@ typedef struct {
 #define FORQ_PLUGIN_SYMBOL "forq_plugin_v1"
 
 /* Declare the plugin: FORQ_PLUGIN_DEFINE(name, tasks, init, worker_init). */
-#define FORQ_PLUGIN_DEFINE(pname, ptasks, pinit, pworker_init)                                   \
-    FORQ_TASK_EXPORT const forq_plugin_t forq_plugin_v1 = {                                     \
-        FORQ_TASK_ABI_VERSION, (pname), (ptasks), (pinit), (pworker_init)}
+#define FORQ_PLUGIN_DEFINE(pname, ptasks, pinit, pworker_init)                                     \
+    FORQ_TASK_EXPORT const forq_plugin_t forq_plugin_v1 = {FORQ_TASK_ABI_VERSION, (pname),         \
+                                                           (ptasks), (pinit), (pworker_init)}
 
 /* Fail the job with an error of `type` (a short word such as "ValueError") and a message made
  * from `fmt`. Both are truncated to 1024 bytes. Always returns -1, so a task can
@@ -122,8 +121,8 @@ FORQ_TASK_EXPORT const msgpack_object *forq_task_arg(const msgpack_object *args,
  * `*ret_len` gets its length, `*ret` borrows from args and is not NUL-terminated).
  * On a missing or mistyped argument they set a TypeError on ctx naming the position and
  * return -1; `*ret` is then untouched. */
-FORQ_TASK_EXPORT int forq_task_arg_int(forq_task_ctx_t *ctx, const msgpack_object *args,
-                                       uint32_t i, int64_t *ret);
+FORQ_TASK_EXPORT int forq_task_arg_int(forq_task_ctx_t *ctx, const msgpack_object *args, uint32_t i,
+                                       int64_t *ret);
 FORQ_TASK_EXPORT int forq_task_arg_double(forq_task_ctx_t *ctx, const msgpack_object *args,
                                           uint32_t i, double *ret);
 FORQ_TASK_EXPORT int forq_task_arg_bytes(forq_task_ctx_t *ctx, const msgpack_object *args,
@@ -136,12 +135,14 @@ FORQ_TASK_EXPORT int forq_task_arg_range(forq_task_ctx_t *ctx, const msgpack_obj
 /* ---- the dict service, from a running task ---- */
 
 /* What forq_task_dict() returns. */
-#define FORQ_TASK_DICT_OK        0  /* done */
-#define FORQ_TASK_DICT_NOT_FOUND 1  /* get, del, pop: the key does not exist; wait: it was deleted */
-#define FORQ_TASK_DICT_CONFLICT  2  /* cas: the key's version differs (*ret_version: the current) */
-#define FORQ_TASK_DICT_TIMEOUT   3  /* wait: nothing changed within timeout_ms */
-#define FORQ_TASK_DICT_ERROR    -1  /* refused (limits, bad name, key or value) or no answer:
-                                       forq_task_dict_error() says why; the job goes on */
+#define FORQ_TASK_DICT_OK        0 /* done */
+#define FORQ_TASK_DICT_NOT_FOUND 1 /* get, del, pop: the key does not exist; wait: it was deleted  \
+                                    */
+#define FORQ_TASK_DICT_CONFLICT 2  /* cas: the key's version differs (*ret_version: the current) */
+#define FORQ_TASK_DICT_TIMEOUT  3  /* wait: nothing changed within timeout_ms */
+#define FORQ_TASK_DICT_ERROR                                                                       \
+    -1 /* refused (limits, bad name, key or value) or no answer:                                   \
+          forq_task_dict_error() says why; the job goes on */
 #define FORQ_TASK_DICT_NEXT_CHANGE UINT64_MAX
 
 /* Use forqd's dict service (the same named dicts as forq_dict_*() in <forq/forq.h>) from a
