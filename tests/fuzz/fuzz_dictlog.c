@@ -15,7 +15,7 @@
  * The state directory is on /dev/shm when it can be: replay fsyncs what it cuts and compaction
  * fsyncs twice, which on a disk would make each input cost milliseconds. */
 #define _GNU_SOURCE
-#include "dict.h"
+#include "store.h"
 #include "dictlog.h"
 
 #include <fcntl.h>

@@ -4,7 +4,7 @@
  * torn) and worker-link streams written by wlink_send (FJP headers, payloads, one longer than
  * the read-ahead buffer). */
 #define _GNU_SOURCE
-#include "dict.h"
+#include "store.h"
 #include "dictlog.h"
 #include "wire.h"
 #include "wlink.h"

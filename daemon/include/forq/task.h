@@ -136,13 +136,12 @@ FORQ_TASK_EXPORT int forq_task_arg_range(forq_task_ctx_t *ctx, const msgpack_obj
 
 /* What forq_task_dict() returns. */
 #define FORQ_TASK_DICT_OK        0 /* done */
-#define FORQ_TASK_DICT_NOT_FOUND 1 /* get, del, pop: the key does not exist; wait: it was deleted  \
-                                    */
-#define FORQ_TASK_DICT_CONFLICT 2  /* cas: the key's version differs (*ret_version: the current) */
-#define FORQ_TASK_DICT_TIMEOUT  3  /* wait: nothing changed within timeout_ms */
-#define FORQ_TASK_DICT_ERROR                                                                       \
-    -1 /* refused (limits, bad name, key or value) or no answer:                                   \
-          forq_task_dict_error() says why; the job goes on */
+#define FORQ_TASK_DICT_NOT_FOUND 1 /* get, del, pop: no such key; wait: it was deleted */
+#define FORQ_TASK_DICT_CONFLICT  2 /* cas: the key's version differs (*ret_version: the current) */
+#define FORQ_TASK_DICT_TIMEOUT   3 /* wait: nothing changed within timeout_ms */
+/* refused (limits, bad name, key or value) or no answer: forq_task_dict_error() says why; the
+ * job goes on */
+#define FORQ_TASK_DICT_ERROR       -1
 #define FORQ_TASK_DICT_NEXT_CHANGE UINT64_MAX
 
 /* Use forqd's dict service (the same named dicts as forq_dict_*() in <forq/forq.h>) from a
