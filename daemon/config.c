@@ -12,6 +12,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <ini.h>
 #include <stdio.h>
@@ -44,6 +45,9 @@ static const char usage[] =
     "      --client-hwm N          replies ZeroMQ may buffer for one client; past it forqd\n"
     "                              holds them (counted against --client-queue-max) until\n"
     "                              the client reads (default 100000)\n"
+    "      --client-backlog-bytes B  bytes of replies forqd may hold for one client that\n"
+    "                              does not read before its submits are rejected (default\n"
+    "                              268435456)\n"
     "      --grace SECONDS         on SIGTERM, how long running jobs may finish before they\n"
     "                              are cancelled (default 10)\n"
     "      --max-payload BYTES     largest args or result frame (default 67108864)\n"
@@ -80,6 +84,7 @@ enum {
     OPT_QUEUE_MAX,
     OPT_CLIENT_QUEUE_MAX,
     OPT_CLIENT_HWM,
+    OPT_CLIENT_BACKLOG_BYTES,
     OPT_GRACE,
     OPT_MAX_PAYLOAD,
     OPT_RETAIN,
@@ -136,6 +141,7 @@ static const struct option long_opts[] = {
     {"queue-max", required_argument, NULL, OPT_QUEUE_MAX},
     {"client-queue-max", required_argument, NULL, OPT_CLIENT_QUEUE_MAX},
     {"client-hwm", required_argument, NULL, OPT_CLIENT_HWM},
+    {"client-backlog-bytes", required_argument, NULL, OPT_CLIENT_BACKLOG_BYTES},
     {"grace", required_argument, NULL, OPT_GRACE},
     {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
     {"retain", required_argument, NULL, OPT_RETAIN},
@@ -167,6 +173,7 @@ static void defaults(config_t *cfg)
     cfg->queue_max = 1000000;
     cfg->client_queue_max = 100000;
     cfg->client_hwm = 100000;
+    cfg->client_backlog_bytes = 256L << 20;
     cfg->grace_ms = 10000;
     cfg->max_payload = WIRE_PAYLOAD_DEF;
     cfg->retain_count = 10000;
@@ -218,6 +225,8 @@ static int set_option(config_t *cfg, int code, const char *what, const char *arg
         return number(what, arg, 1, 100000000, &cfg->client_queue_max);
     case OPT_CLIENT_HWM:
         return number(what, arg, 1, 10000000, &cfg->client_hwm);
+    case OPT_CLIENT_BACKLOG_BYTES:
+        return number(what, arg, 1, LONG_MAX, &cfg->client_backlog_bytes);
     case OPT_GRACE:
         if (number(what, arg, 0, 86400, &v) < 0)
             return -EINVAL;
@@ -463,6 +472,7 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "queue-max = %ld\n", cfg->queue_max);
     fprintf(out, "client-queue-max = %ld\n", cfg->client_queue_max);
     fprintf(out, "client-hwm = %ld\n", cfg->client_hwm);
+    fprintf(out, "client-backlog-bytes = %ld\n", cfg->client_backlog_bytes);
     fprintf(out, "grace = %ld\n", cfg->grace_ms / 1000);
     fprintf(out, "max-payload = %ld\n", cfg->max_payload);
     fprintf(out, "retain = %ld\n", cfg->retain_count);

@@ -17,31 +17,32 @@ typedef struct {
 } strv_t;
 
 typedef struct {
-    strv_t listen;            /* client endpoints to bind (--listen, repeatable) */
-    long workers;             /* pool size (--workers, default: cores) */
-    strv_t tasks;             /* plugin files or directories (--tasks, repeatable) */
-    long max_jobs_per_worker; /* recycle a worker after this many jobs, 0 = never */
-    long prefetch;            /* short-task jobs a busy worker may hold ahead, 0 = none */
-    int log_level;            /* LOG_ERR .. LOG_DEBUG */
-    strv_t exec_allow;        /* programs the exec task may run; empty = exec disabled */
-    long queue_max;           /* queued jobs in total before submits are rejected */
-    long client_queue_max;    /* queued + running + undelivered jobs of one client */
-    long client_hwm;          /* replies ZeroMQ buffers per client before forqd keeps them */
-    long grace_ms;            /* how long running jobs may finish after SIGTERM */
-    long max_payload;         /* bytes of one args or result frame */
-    long retain_count;        /* finished jobs remembered for status and cancel */
-    long retain_ms;           /* and for how long */
-    long retain_bytes;        /* and how many bytes of their results, at most */
-    char *state_dir;          /* where the dict log lives; NULL: dicts in memory only */
-    int fsync_policy;         /* fsync_policy_t of the dict log */
-    long dict_max_keys;       /* keys in all dicts */
-    long dict_max_value;      /* bytes of one dict value */
-    long dict_max_bytes;      /* bytes of all dict keys and values */
-    int forkserver_fd;        /* >= 0: this process is a re-executed forkserver (internal) */
-    char *config_file;        /* the config file read, NULL if none */
-    bool check_config;        /* --check-config: print the configuration and exit */
-    char **argv;              /* argv forqd was started with, for re-executing a forkserver */
-    int argc;                 /* its count */
+    strv_t listen;             /* client endpoints to bind (--listen, repeatable) */
+    long workers;              /* pool size (--workers, default: cores) */
+    strv_t tasks;              /* plugin files or directories (--tasks, repeatable) */
+    long max_jobs_per_worker;  /* recycle a worker after this many jobs, 0 = never */
+    long prefetch;             /* short-task jobs a busy worker may hold ahead, 0 = none */
+    int log_level;             /* LOG_ERR .. LOG_DEBUG */
+    strv_t exec_allow;         /* programs the exec task may run; empty = exec disabled */
+    long queue_max;            /* queued jobs in total before submits are rejected */
+    long client_queue_max;     /* queued + running + undelivered jobs of one client */
+    long client_hwm;           /* replies ZeroMQ buffers per client before forqd keeps them */
+    long client_backlog_bytes; /* bytes of replies held for one client before its submits fail */
+    long grace_ms;             /* how long running jobs may finish after SIGTERM */
+    long max_payload;          /* bytes of one args or result frame */
+    long retain_count;         /* finished jobs remembered for status and cancel */
+    long retain_ms;            /* and for how long */
+    long retain_bytes;         /* and how many bytes of their results, at most */
+    char *state_dir;           /* where the dict log lives; NULL: dicts in memory only */
+    int fsync_policy;          /* fsync_policy_t of the dict log */
+    long dict_max_keys;        /* keys in all dicts */
+    long dict_max_value;       /* bytes of one dict value */
+    long dict_max_bytes;       /* bytes of all dict keys and values */
+    int forkserver_fd;         /* >= 0: this process is a re-executed forkserver (internal) */
+    char *config_file;         /* the config file read, NULL if none */
+    bool check_config;         /* --check-config: print the configuration and exit */
+    char **argv;               /* argv forqd was started with, for re-executing a forkserver */
+    int argc;                  /* its count */
 } config_t;
 
 /* Make `cfg` from the defaults, the config file (--config FILE, else FORQ_CONFIG_DEFAULT if it

@@ -8,9 +8,30 @@
 #include "service.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Every client connection is a descriptor, and libzmq aborts when it cannot accept one: take
+ * the whole hard limit (a soft limit of 1,024, systemd's default, is ~1,000 clients), and say
+ * when even that is small. */
+static void raise_fd_limit(void)
+{
+    struct rlimit r;
+
+    if (getrlimit(RLIMIT_NOFILE, &r) < 0)
+        return;
+    if (r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
+        getrlimit(RLIMIT_NOFILE, &r);
+    }
+    if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < 4096)
+        log_warn("the open-file limit is %llu: forqd can serve fewer than that many clients at "
+                 "once; raise it (LimitNOFILE= in the unit, ulimit -n)",
+                 (unsigned long long)r.rlim_cur);
+}
 
 int main(int argc, char **argv)
 {
@@ -34,6 +55,7 @@ int main(int argc, char **argv)
         return r == 0 ? 0 : 1;
     }
     log_setup(cfg.log_level, "forqd");
+    raise_fd_limit();
     if (config_derive(&cfg) < 0) {
         config_done(&cfg);
         return 1;

@@ -119,8 +119,18 @@ int ops_check_request(const wire_hdr_t *h, const void *value, size_t len, bool h
         return refuse(err, "bad_frames",
                       has_value ? "this dict op takes no value frame"
                                 : "this dict op needs one value frame");
-    if (has_value && wire_check(value, len, WIRE_DEPTH_MAX, err) < 0) {
-        err->code = "bad_value"; /* the text stays wire_check's */
+    /* a stored value goes out again inside an items page, two levels deeper; update's map is
+     * one level above its values */
+    if (has_value &&
+        wire_check(value, len,
+                   op->id == OPS_UPDATE ? WIRE_VALUE_DEPTH_MAX + 1 : WIRE_VALUE_DEPTH_MAX,
+                   err) < 0) {
+        if (strcmp(err->code, "too_deep") == 0)
+            snprintf(err->msg, sizeof(err->msg),
+                     "a dict value may nest at most %d levels (an items page wraps it in two "
+                     "more); flatten it",
+                     WIRE_VALUE_DEPTH_MAX);
+        err->code = "bad_value";
         return -EBADMSG;
     }
     if ((op->needs & OPS_F_VER) && !h->has_ver) {

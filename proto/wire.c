@@ -133,10 +133,11 @@ static int check_one(const void *data, size_t len, unsigned max_depth, size_t *r
                             "msgpack container at byte %zu declares %llu elements but only %zu "
                             "bytes follow",
                             pos, (unsigned long long)n, left);
+            /* an empty container is a level too: msgpack-c opens it like any other */
+            if (depth + 1 > max_depth)
+                return fail(err, "too_deep", "msgpack value nested deeper than %u levels",
+                            max_depth);
             if (n > 0) {
-                if (depth + 1 > max_depth)
-                    return fail(err, "too_deep", "msgpack value nested deeper than %u levels",
-                                max_depth);
                 stack[++depth] = n;
                 pending += n;
             }
@@ -337,6 +338,7 @@ static const wire_field_t fields[] = {
     F("outcome",     STR,     WIRE_TEXT_MAX,     outcome,     NO_FLAG,           SET),
     F("retire",      BOOL,    0,                 retire,      NO_FLAG,           SET),
     F("chunk",       BOOL,    0,                 chunk,       NO_FLAG,           SET),
+    F("next",        STR,     WIRE_ID_MAX,       next,        NO_FLAG,           SET),
     F("done",        UINT,    0,                 done,        NO_FLAG,           ALSO(PROGRESS)),
     F("total",       UINT,    0,                 total,       NO_FLAG,           SET),
     F("op",          STR,     WIRE_OP_MAX,       op,          NO_FLAG,           SET),

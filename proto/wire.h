@@ -21,19 +21,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION      1
-#define WIRE_HEADER_MAX   4096 /* bytes in a header frame */
-#define WIRE_ID_MAX       64   /* bytes in a job id */
-#define WIRE_TASK_MAX     64   /* bytes in a task name */
-#define WIRE_TEXT_MAX     1024 /* bytes in an error type, message or reason */
-#define WIRE_KEY_MAX      1024 /* bytes in a dict key */
-#define WIRE_OP_MAX       16   /* bytes in a dict op name */
-#define WIRE_KEYS_MAX     32   /* entries in a header map */
-#define WIRE_DEPTH_MAX    64   /* nesting of a payload value */
-#define WIRE_PRIORITY_MAX 9    /* priorities are 0..9, larger runs first */
-#define WIRE_PRIORITY_DEF 5
-#define WIRE_RETRIES_MAX  100
-#define WIRE_PAYLOAD_DEF  (64u << 20) /* default limit of a payload frame */
+#define WIRE_VERSION    1
+#define WIRE_HEADER_MAX 4096 /* bytes in a header frame */
+#define WIRE_ID_MAX     64   /* bytes in a job id */
+#define WIRE_TASK_MAX   64   /* bytes in a task name */
+#define WIRE_TEXT_MAX   1024 /* bytes in an error type, message or reason */
+#define WIRE_KEY_MAX    1024 /* bytes in a dict key */
+#define WIRE_OP_MAX     16   /* bytes in a dict op name */
+#define WIRE_KEYS_MAX   32   /* entries in a header map */
+/* Nesting of a payload frame, every container counted (empty ones too): msgpack-c's unpacker
+ * keeps at most 32 containers open (MSGPACK_EMBED_STACK_SIZE, compiled into libmsgpackc;
+ * check_wire tests it), and every layer (broker, worker, dict, client) unpacks with it. */
+#define WIRE_DEPTH_MAX 32
+/* A value that forqd wraps before it goes out again (a dict value in an items page:
+ * [[key, ver, value], ...]; a map item's result in its chunk: [[0, value], ...]). */
+#define WIRE_VALUE_DEPTH_MAX (WIRE_DEPTH_MAX - 2)
+#define WIRE_PRIORITY_MAX    9 /* priorities are 0..9, larger runs first */
+#define WIRE_PRIORITY_DEF    5
+#define WIRE_RETRIES_MAX     100
+#define WIRE_PAYLOAD_DEF     (64u << 20) /* default limit of a payload frame */
 
 /* Commands. Requests flow client -> broker, replies broker -> client, and the worker commands
  * between the broker and its workers. Values are internal; the wire carries the names. */
@@ -118,6 +124,7 @@ typedef struct {
     wire_str_t outcome;   /* "outcome": what a cancel did */
     bool retire;          /* "retire": the worker exits after this reply */
     bool chunk;           /* "chunk": args is an array of calls, the result one entry each */
+    wire_str_t next;      /* "next": done: the job the worker starts now (worker link) */
     uint64_t done;        /* "done": progress, units done */
     uint64_t total;       /* "total": progress, units in all (0 = unknown) */
     wire_str_t op;        /* "op": dict operation */

@@ -218,6 +218,89 @@ START_TEST(test_malformed_frames)
 }
 END_TEST
 
+/* `n` nested one-element arrays around an empty array: n + 1 levels in all. */
+static size_t nested(unsigned char *buf, int n)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        buf[len++] = 0x91;
+    buf[len++] = 0x90;
+    return len;
+}
+
+/* One depth limit at every layer (PROTOCOL.md section 10): the broker's check, the worker's
+ * unpacking, the dict service, and what clients unpack, empty containers counted. */
+START_TEST(test_depth_limit_at_every_layer)
+{
+    unsigned char deep[80];
+    wire_hdr_t h;
+    int nframes;
+
+    up(1, NULL);
+    void *zctx = zmq_ctx_new();
+    void *s = raw_connect(zctx, ZMQ_DEALER, d.endpoint);
+    for (int levels = WIRE_DEPTH_MAX; levels <= WIRE_DEPTH_MAX + 1; levels++) {
+        /* echo's args: a job whose args nest `levels` deep runs at the limit and is refused
+         * past it, by the broker, with the reason */
+        char id[16];
+        snprintf(id, sizeof(id), "deep-%d", levels);
+        wire_hdr_t sub = {.cmd = WIRE_SUBMIT, .id = wire_str(id), .task = wire_str("echo")};
+        msgpack_sbuffer sb = hdr(&sub);
+        const void *f[] = {sb.data, deep};
+        size_t l[] = {sb.size, nested(deep, levels - 1)};
+        raw_send(s, f, l, 2);
+        raw_recv(s, &h, &nframes);
+        ck_assert_int_eq(h.cmd, WIRE_RESULT);
+        if (levels <= WIRE_DEPTH_MAX) {
+            ck_assert_msg(h.state == WIRE_ST_OK, "%d levels: %s: %.*s", levels,
+                          wire_state_name(h.state), (int)h.msg.len, h.msg.ptr);
+            ck_assert_int_eq(nframes, 2);
+        } else {
+            ck_assert_int_eq(h.state, WIRE_ST_REJECTED);
+            ck_assert(wire_str_eq(h.code, "bad_args"));
+            ck_assert_ptr_nonnull(memmem(h.msg.ptr, h.msg.len, "nested deeper than 32", 21));
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* a dict value goes out again inside an items page, two levels deeper: 30 levels */
+    for (int levels = WIRE_VALUE_DEPTH_MAX; levels <= WIRE_VALUE_DEPTH_MAX + 1; levels++) {
+        void *v = NULL;
+        size_t vlen = 0, n = nested(deep, levels - 1);
+        forq_err_t e = forq_dict_set(c, "deep", "k", deep, n, test_ms(5000), NULL);
+        if (levels <= WIRE_VALUE_DEPTH_MAX) {
+            ck_assert_int_eq(e, FORQ_OK);
+            ck_assert_int_eq(forq_dict_get(c, "deep", "k", test_ms(5000), &v, &vlen, NULL),
+                             FORQ_OK);
+            ck_assert_uint_eq(vlen, n);
+            free(v);
+            char *after = NULL;
+            ck_assert_int_eq(
+                forq_dict_page(c, "deep", true, NULL, 0, test_ms(5000), &v, &vlen, &after),
+                FORQ_OK);
+            free(v);
+            free(after);
+        } else {
+            ck_assert_int_eq(e, FORQ_ERR_INVALID);
+            ck_assert_msg(strstr(forq_errdetail(), "at most 30 levels"), "%s", forq_errdetail());
+        }
+    }
+    /* update: a map of values, each within the same 30 */
+    unsigned char map[96];
+    size_t mlen = 0;
+    map[mlen++] = 0x81;
+    map[mlen++] = 0xa1;
+    map[mlen++] = 'u';
+    mlen += nested(map + mlen, WIRE_VALUE_DEPTH_MAX); /* one level too deep */
+    ck_assert_int_eq(forq_dict_update(c, "deep", map, mlen, test_ms(5000)), FORQ_ERR_INVALID);
+    ck_assert_msg(strstr(forq_errdetail(), "at most 30 levels"), "%s", forq_errdetail());
+    /* the store is untouched, forqd answers */
+    ck_assert_int_eq(forq_dict_has(c, "deep", "u", test_ms(5000), &(bool){true}), FORQ_OK);
+    zmq_close(s);
+    zmq_ctx_term(zctx);
+    down();
+}
+END_TEST
+
 /* libforq applies the structural check to what a broker sends, too. */
 START_TEST(test_client_refuses_malformed_result)
 {
@@ -287,6 +370,7 @@ static Suite *protocol_suite(void)
     full = tcase_create("full");
     tcase_set_timeout(full, test_ms(60));
     tcase_add_test(full, test_client_refuses_malformed_result);
+    tcase_add_test(full, test_depth_limit_at_every_layer);
     suite_add_tcase(s, full);
     return s;
 }

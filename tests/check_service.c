@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #define FORQ_TEST_E2E
 #include "testutil.h"
+#include "wire.h"
 
 #include <check.h>
 #include <poll.h>
@@ -11,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 static forqd_t d;
 static forq_client_t *c;
@@ -281,6 +284,55 @@ START_TEST(test_sigterm_grace_over)
 }
 END_TEST
 
+/* Under systemd's default soft limit of 1,024 descriptors, 1,100 clients: forqd takes its hard
+ * limit at start, serves them all, and lives (libzmq used to abort on the accept it could not
+ * make). */
+START_TEST(test_many_clients_under_a_low_fd_limit)
+{
+    enum { N = 1100 };
+    static void *s[N];
+    struct rlimit r, low;
+    char buf[256];
+    int answered = 0, tmo = test_ms(10000), zero = 0;
+
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &r), 0);
+    ck_assert_msg(r.rlim_max == RLIM_INFINITY || r.rlim_max >= 3 * N,
+                  "this test needs a hard open-file limit of %d or more (ulimit -Hn)", 3 * N);
+    low = r;
+    low.rlim_cur = 1024;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    up(1, NULL);                                       /* forqd inherits the low soft limit */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &r), 0); /* the test's own sockets need room */
+
+    void *zctx = zmq_ctx_new();
+    zmq_ctx_set(zctx, ZMQ_MAX_SOCKETS, N + 64);
+    wire_hdr_t ping = {.cmd = WIRE_PING};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_hdr_encode(&sb, &ping);
+    for (int i = 0; i < N; i++) {
+        s[i] = zmq_socket(zctx, ZMQ_DEALER);
+        ck_assert_ptr_nonnull(s[i]);
+        zmq_setsockopt(s[i], ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+        zmq_setsockopt(s[i], ZMQ_LINGER, &zero, sizeof(zero));
+        ck_assert_int_eq(zmq_connect(s[i], d.endpoint), 0);
+        ck_assert_int_ge(zmq_send(s[i], sb.data, sb.size, 0), 0);
+    }
+    for (int i = 0; i < N; i++)
+        answered += zmq_recv(s[i], buf, sizeof(buf), 0) > 0;
+    ck_assert_int_eq(answered, N);
+    /* and forqd goes on as before */
+    forq_future_t *f = submit_json(c, "echo", "[7]", NULL);
+    ASSERT_RESULT(f, "[7]");
+    forq_future_destroy(&f);
+    for (int i = 0; i < N; i++)
+        zmq_close(s[i]);
+    zmq_ctx_term(zctx);
+    msgpack_sbuffer_destroy(&sb);
+    down();
+}
+END_TEST
+
 START_TEST(test_start_errors)
 {
     forqd_t x;
@@ -338,6 +390,7 @@ static Suite *service_suite(void)
 #endif
     tcase_add_test(full, test_sigterm_grace_over);
     tcase_add_test(full, test_start_errors);
+    tcase_add_test(full, test_many_clients_under_a_low_fd_limit);
     suite_add_tcase(s, full);
     return s;
 }

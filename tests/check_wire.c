@@ -311,6 +311,44 @@ START_TEST(test_depth_limit)
     ck_assert_str_eq(err.code, "too_deep");
     /* within the limit it passes */
     ck_assert_int_eq(wire_check(buf + 70 - 10, 11, WIRE_DEPTH_MAX, &err), 0);
+    /* WIRE_DEPTH_MAX containers pass, one more does not, an empty innermost one counted too */
+    for (int empty = 0; empty <= 1; empty++) {
+        for (int levels = WIRE_DEPTH_MAX; levels <= WIRE_DEPTH_MAX + 1; levels++) {
+            n = 0;
+            for (int i = 0; i < levels - empty; i++)
+                buf[n++] = 0x91;
+            if (empty)
+                buf[n++] = 0x90;
+            else
+                buf[n++] = 0x01;
+            int r = wire_check(buf, n, WIRE_DEPTH_MAX, &err);
+            ck_assert_msg(levels <= WIRE_DEPTH_MAX ? r == 0 : r == -EBADMSG,
+                          "%d levels (empty innermost: %d): %d", levels, empty, r);
+        }
+    }
+}
+END_TEST
+
+/* The limit is msgpack-c's own: its unpacker keeps WIRE_DEPTH_MAX containers open, no more
+ * (MSGPACK_EMBED_STACK_SIZE, compiled into the library): what passes wire_check unpacks. */
+START_TEST(test_depth_limit_is_msgpack_cs)
+{
+    unsigned char buf[WIRE_DEPTH_MAX + 4];
+    msgpack_zone z;
+    msgpack_object o;
+
+    msgpack_zone_init(&z, 4096);
+    for (int levels = WIRE_DEPTH_MAX; levels <= WIRE_DEPTH_MAX + 1; levels++) {
+        size_t n = 0, off = 0;
+        for (int i = 0; i < levels - 1; i++)
+            buf[n++] = 0x91;
+        buf[n++] = 0x90;
+        msgpack_unpack_return r = msgpack_unpack((const char *)buf, n, &off, &z, &o);
+        ck_assert_msg(levels <= WIRE_DEPTH_MAX ? r == MSGPACK_UNPACK_SUCCESS
+                                               : r != MSGPACK_UNPACK_SUCCESS,
+                      "msgpack_unpack of %d levels: %d", levels, (int)r);
+    }
+    msgpack_zone_destroy(&z);
 }
 END_TEST
 
@@ -944,6 +982,7 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_progress_and_chunk_fields);
     tcase_add_test(tc, test_huge_declared_containers_rejected);
     tcase_add_test(tc, test_depth_limit);
+    tcase_add_test(tc, test_depth_limit_is_msgpack_cs);
     tcase_add_test(tc, test_invalid_type_byte);
     tcase_add_test(tc, test_check_accepts_all_types);
     tcase_add_test(tc, test_header_field_errors);

@@ -8,10 +8,12 @@
 
 #include <check.h>
 #include <msgpack.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static forqd_t d;
@@ -128,6 +130,20 @@ static void expect_echoes(forq_future_t **f, int n, int skip)
     }
 }
 
+typedef struct {
+    forq_client_t *c;
+    const char *id;
+    forq_err_t e;
+    forq_cancel_t out;
+} cancel_call_t;
+
+static void *cancel_thread(void *arg)
+{
+    cancel_call_t *k = arg;
+    k->e = forq_client_cancel(k->c, k->id, test_ms(10000), &k->out);
+    return NULL;
+}
+
 START_TEST(test_jobs_sent_ahead)
 {
     enum { N = 6 };
@@ -167,6 +183,30 @@ START_TEST(test_jobs_sent_ahead)
     forq_client_destroy(&other);
     ASSERT_RESULT(busy, "true");
     expect_echoes(f, N, 2);
+    for (int i = 0; i < N; i++)
+        forq_future_destroy(&f[i]);
+    forq_future_destroy(&busy);
+    /* cancel the first of them, the one the worker would start next: it skips it, says so,
+     * and nobody is killed; the cancel is answered dequeued, the job cancelled */
+    long long started = stat_of(c, "workers_started");
+    busy = busy_with("busy1c");
+    queue_echoes(f, N, "a3");
+    wait_ahead(N);
+    ck_assert_int_eq(forq_client_cancel(c, "a3-0", 0, &out), FORQ_ERR_TIMEOUT);
+    cancel_call_t k = {.c = forqd_client(&d), .id = "a3-0"};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, cancel_thread, &k), 0);
+    usleep((useconds_t)test_ms(200) * 1000);
+    open_gate("busy1c");
+    pthread_join(th, NULL);
+    ck_assert_int_eq(k.e, FORQ_OK);
+    ck_assert_int_eq(k.out, FORQ_CANCEL_DEQUEUED);
+    forq_client_destroy(&k.c);
+    ck_assert_int_eq(wait_state(f[0], 10000), FORQ_STATE_CANCELLED);
+    ck_assert_str_eq(forq_future_detail(f[0]), "cancelled before it started");
+    ASSERT_RESULT(busy, "true");
+    expect_echoes(f, N, 0);
+    ck_assert_int_eq(stat_of(c, "workers_started"), started); /* no worker was killed */
     for (int i = 0; i < N; i++)
         forq_future_destroy(&f[i]);
     forq_future_destroy(&busy);
@@ -345,10 +385,19 @@ START_TEST(test_resource_limits)
     up(1, NULL);
     forq_submit_opts_t o = submit_opts();
     o.max_cpu_seconds = 1;
+    /* one second of the job's own CPU time, not up to two (RLIMIT_CPU alone counts the whole
+     * process, in whole seconds) */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     forq_future_t *f = submit_json(c, "spin", "[]", &o);
     ck_assert_int_eq(wait_state(f, 20000), FORQ_STATE_CRASHED);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     ck_assert_int_eq(forq_future_signal(f), SIGXCPU);
     ck_assert_ptr_nonnull(strstr(forq_future_detail(f), "CPU limit"));
+    ck_assert_msg(took >= 0.95, "the job was stopped after %.2f s, before its 1 s", took);
+    ck_assert_msg(took < 1.6 * test_ms(1000) / 1000.0, "the job ran %.2f s for a 1 s CPU limit",
+                  took);
     forq_future_destroy(&f);
 #ifdef UNDER_ASAN
     /* AddressSanitizer reserves terabytes of shadow address space: no RLIMIT_AS fits it */

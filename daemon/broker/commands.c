@@ -90,6 +90,13 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
         outbox_client_release(b->out, c);
         return;
     }
+    if (c->backlog_bytes > (size_t)cfg->client_backlog_bytes) {
+        reject(b, o, h, "client_queue_full",
+               "forqd holds %zu bytes of results this client has not read, more than its limit "
+               "(--client-backlog-bytes %ld); read them before submitting more",
+               c->backlog_bytes, cfg->client_backlog_bytes);
+        return;
+    }
     jobs_accept(b->jobs, c, h, task, args);
 }
 

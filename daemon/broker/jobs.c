@@ -298,13 +298,9 @@ void jobs_finish(jobs_t *jobs, job_t *job, wire_state_t state, const wire_hdr_t 
     retain(jobs, job);
 }
 
-/* A worker started the next job sent ahead to it, having finished the one before. */
-static void promote(jobs_t *jobs, worker_t *w)
+/* A worker started `job`, sent ahead to it, having finished the one before. */
+static void promote(jobs_t *jobs, worker_t *w, job_t *job)
 {
-    job_t *job = w->ahead;
-
-    if (!job)
-        return;
     unlink_ahead(jobs, job);
     start_running(jobs, w, job);
     if (job->x && job->x->canceller) {
@@ -552,22 +548,64 @@ static void requeue_ahead(jobs_t *jobs, worker_t *w)
     free(list);
 }
 
+static bool id_is(const job_t *job, wire_str_t id)
+{
+    return id.len == job->id_len && memcmp(id.ptr, job->id, id.len) == 0;
+}
+
+static job_t *ahead_by_id(worker_t *w, wire_str_t id)
+{
+    job_t *job = w->ahead;
+    while (job && !id_is(job, id))
+        job = job->ahead_next;
+    return job;
+}
+
+/* What a worker runs after a `done` (PROTOCOL.md section 8): the job `next` names; without
+ * `next`, the first job sent ahead, which it starts when that arrives, unless a cancel of it is
+ * under way: then only the worker's `done` for it tells whether it skipped the job or ran it.
+ * True when the worker has nothing left. */
+static bool start_next(jobs_t *jobs, worker_t *w, wire_str_t next)
+{
+    job_t *job;
+
+    if (!w->ahead)
+        return true;
+    if (next.ptr) {
+        if (!(job = ahead_by_id(w, next))) {
+            log_warn("worker %d starts job %.*s, which it was not sent; taking its first",
+                     (int)w->pid, (int)next.len, next.ptr);
+            job = w->ahead;
+        }
+    } else {
+        job = w->ahead;
+        if (job->x && job->x->canceller)
+            return false; /* undecided: its own done will say */
+    }
+    promote(jobs, w, job);
+    return false;
+}
+
 bool jobs_worker_done(jobs_t *jobs, worker_t *w, const wire_hdr_t *h, zmq_msg_t *payload)
 {
     job_t *job = w->job;
 
-    if (!job || h->id.len != job->id_len || memcmp(h->id.ptr, job->id, job->id_len) != 0) {
-        /* a job sent ahead that the worker skipped, as we asked */
-        for (job = w->ahead; job; job = job->ahead_next)
-            if (h->id.len == job->id_len && memcmp(h->id.ptr, job->id, job->id_len) == 0)
-                break;
-        if (job && h->state == WIRE_ST_CANCELLED && job->x && job->x->canceller) {
+    if (!job || !id_is(job, h->id)) {
+        job_t *ahead = ahead_by_id(w, h->id);
+        if (ahead && h->state == WIRE_ST_CANCELLED) {
+            /* a job sent ahead that the worker skipped, as we asked */
             wire_hdr_t x = {.msg = wire_str("cancelled before it started")};
-            jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
+            jobs_finish(jobs, ahead, WIRE_ST_CANCELLED, &x, NULL);
+            return w->job ? false : start_next(jobs, w, (wire_str_t){0});
+        }
+        if (!ahead || w->job) {
+            log_warn("worker %d reported a job it was not running; ignored", (int)w->pid);
             return false;
         }
-        log_warn("worker %d reported a job it was not running; ignored", (int)w->pid);
-        return false;
+        /* one whose start was undecided (start_next): the worker ran it */
+        job = ahead;
+        unlink_ahead(jobs, job);
+        start_running(jobs, w, job);
     }
     w->jobs_done++;
     tasks_ran(job->task, h->run_us);
@@ -581,17 +619,19 @@ bool jobs_worker_done(jobs_t *jobs, worker_t *w, const wire_hdr_t *h, zmq_msg_t 
             jobs_finish(jobs, job, WIRE_ST_OK, &x, payload);
         }
     } else {
+        /* every error result carries a type and a message (PROTOCOL.md section 6.6) */
         wire_hdr_t x = {.etype = h->etype, .msg = h->msg, .run_us = h->run_us};
-        if (!x.etype.ptr)
+        if (!x.etype.ptr || !x.etype.len)
             x.etype = wire_str("Error");
+        if (!x.msg.ptr || !x.msg.len)
+            x.msg = wire_str("the task failed without saying why");
         jobs_finish(jobs, job, WIRE_ST_ERROR, &x, NULL);
     }
-    if (h->retire)
+    if (h->retire) {
         requeue_ahead(jobs, w); /* it exits now: what it holds goes back */
-    if (!w->ahead)
         return true;
-    promote(jobs, w); /* the worker has started the next one by now */
-    return false;
+    }
+    return start_next(jobs, w, h->next);
 }
 
 /* Retry a job whose worker died, if it may; false if it may not. */
@@ -654,17 +694,21 @@ static void running_job_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died
         jobs_finish(jobs, job, WIRE_ST_LOST, &x, NULL);
         return;
     }
+    /* retries are spent on crashes only: more than one attempt means every one crashed */
+    char all[64] = "";
+    if (job->attempts > 1)
+        snprintf(all, sizeof(all), "crashed on all %u attempts: ", (unsigned)job->attempts);
     if (WIFSIGNALED(status)) {
         x.signal = WTERMSIG(status);
         if (x.signal == SIGXCPU && job->cpu_s)
-            snprintf(msg, sizeof(msg), "used more than its CPU limit of %u s; worker %s",
+            snprintf(msg, sizeof(msg), "%sused more than its CPU limit of %u s; worker %s", all,
                      job->cpu_s, what);
         else
-            snprintf(msg, sizeof(msg), "worker %s while running the job", what);
+            snprintf(msg, sizeof(msg), "%sworker %s while running the job", all, what);
     } else {
         x.exit_code = WEXITSTATUS(status);
         x.has_exit = true;
-        snprintf(msg, sizeof(msg), "worker %s while running the job", what);
+        snprintf(msg, sizeof(msg), "%sworker %s while running the job", all, what);
     }
     x.msg = wire_str(msg);
     log_warn("job %s (%s) crashed: %s", job->id, job->task, msg);

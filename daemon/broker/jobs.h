@@ -27,8 +27,8 @@ void jobs_cancel(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h);
 void jobs_fetch(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h);
 
 /* From pool.c, the seam: */
-/* A worker's DONE (payload: its result frame, consumed). True when the worker has no job left
- * (idle, or retiring: pool.c decides); false when it started the next one sent ahead. */
+/* A worker's DONE (payload: its result frame, consumed). True when the worker has nothing left
+ * (idle, or retiring: pool.c decides); false while it runs, or may run, a job sent ahead. */
 bool jobs_worker_done(jobs_t *jobs, worker_t *w, const wire_hdr_t *h, zmq_msg_t *payload);
 /* A worker's PROGRESS for its running job. */
 void jobs_worker_progress(jobs_t *jobs, worker_t *w, const wire_hdr_t *h);

@@ -30,7 +30,7 @@ struct outbox {
     msgpack_sbuffer hbuf; /* scratch for header encoding */
 };
 
-static void outmsg_free(backlog_msg_t *m)
+static void backlog_msg_free(backlog_msg_t *m)
 {
     zmq_msg_close(&m->hdr);
     zmq_msg_close(&m->payload);
@@ -66,6 +66,7 @@ static void backlog_push(outbox_t *out, client_t *c, zmq_msg_t *hdr, zmq_msg_t *
         zmq_msg_move(&m->payload, payload);
         m->has_payload = true;
     }
+    c->backlog_bytes += zmq_msg_size(&m->hdr) + zmq_msg_size(&m->payload);
     if (c->backlog_n++ == 0) {
         c->backlog = c->backlog_tail = m;
         DL_APPEND2(out->backlogged, c, bl_prev, bl_next);
@@ -203,7 +204,8 @@ static void flush_backlog(outbox_t *out)
                 out->b->st.undeliverable++;
             c->backlog = m->next;
             c->backlog_n--;
-            outmsg_free(m);
+            c->backlog_bytes -= zmq_msg_size(&m->hdr) + zmq_msg_size(&m->payload);
+            backlog_msg_free(m);
         }
         if (c->backlog_n == 0) {
             c->backlog_tail = NULL;
@@ -256,7 +258,7 @@ void outbox_destroy(outbox_t **outp, uint64_t until_ms)
         while (c->backlog) {
             backlog_msg_t *m = c->backlog;
             c->backlog = m->next;
-            outmsg_free(m);
+            backlog_msg_free(m);
         }
         HASH_DEL(out->clients, c);
         free(c);

@@ -24,6 +24,7 @@ struct client {
     size_t live;                           /* its QUEUED, AHEAD and RUNNING jobs (jobs.c) */
     backlog_msg_t *backlog, *backlog_tail; /* replies waiting for room, FIFO */
     size_t backlog_n;                      /* their count */
+    size_t backlog_bytes;                  /* and their bytes, header and payload */
     client_t *bl_prev, *bl_next;           /* in the outbox's backlogged list while backlog_n > 0 */
     bool delim;                            /* it sends an empty delimiter frame (REQ socket) */
     uint8_t ident_len;                     /* bytes of ident */

@@ -10,6 +10,7 @@
 #include "tasks.h"
 #include "util.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,8 +19,12 @@
 /* jobs/s over about the last 10 s: an exponentially decaying average of finished jobs */
 #define RATE_TAU_S 10.0
 
+#define TRIM_EVERY_MS 1000       /* how often an idle broker looks at the memory it holds */
+#define TRIM_FREE_MIN (4u << 20) /* freed bytes worth handing back */
+
 struct stats {
     broker_t *b;
+    uint64_t trim_at;    /* when to look at freed memory next (ms) */
     bool notify;         /* a service manager listens (notify.h) */
     bool notified_ready; /* READY=1 was sent */
     uint64_t status_at;  /* when to send the next STATUS (ms) */
@@ -62,15 +67,35 @@ void stats_status_line(broker_t *b, char *buf, size_t size)
              b->cfg->workers, jc.queued, b->stats->rate);
 }
 
+/* Memory a burst left behind goes back to the system once forqd is idle: freed job records,
+ * args and results stay in malloc's free lists otherwise (tens to hundreds of MiB after a
+ * burst that expired). Only when nothing is queued or running, and at most once a second. */
+static uint64_t trim_if_idle(stats_t *s, uint64_t now)
+{
+    jobs_counts_t jc;
+
+    if (now < s->trim_at)
+        return s->trim_at;
+    s->trim_at = now + TRIM_EVERY_MS;
+    jobs_counts(s->b->jobs, &jc);
+    if (jc.queued || jc.running || jc.ahead || outbox_backlog(s->b->out))
+        return s->trim_at; /* busy: look again after it */
+    if (mallinfo2().fordblks >= TRIM_FREE_MIN)
+        malloc_trim(0);
+    return LOOP_NEVER; /* idle and trimmed: nothing to look at until work comes */
+}
+
 /* The service manager's view: READY=1 once the endpoints are bound and the pool is up, then a
- * STATUS line every second; the watchdog ping. */
+ * STATUS line every second; the watchdog ping. And the idle trim. */
 static uint64_t tick(void *ud, uint64_t now)
 {
     stats_t *s = ud;
     broker_t *b = s->b;
     char status[160];
-    uint64_t next = notify_next();
+    uint64_t next = notify_next(), trim = trim_if_idle(s, now);
 
+    if (trim < next)
+        next = trim;
     notify_tick(now);
     rate_update(s, now * 1000);
     if (!s->notify || b->draining)

@@ -15,7 +15,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <stdlib.h>
 
@@ -36,12 +38,17 @@ void job_outcome_done(job_outcome_t *o)
     msgpack_sbuffer_destroy(&o->result);
 }
 
-/* Lower the soft limits for one job; `saved` gets what to restore. */
+/* Lower the soft limits for one job; `saved` gets what to restore. The CPU limit is the job's
+ * own CPU time: a timer on this process's CPU clock raises SIGXCPU after cpu_s seconds of it
+ * (RLIMIT_CPU counts the whole process in whole seconds, so alone it would grant a reused
+ * worker's job up to a second more, and more after earlier jobs); RLIMIT_CPU stays as the
+ * backstop a task cannot disarm. */
 static void limits_apply(unsigned long long as_bytes, unsigned long long cpu_s,
-                         struct rlimit *saved)
+                         struct rlimit *saved, timer_t *ret_timer, bool *ret_armed)
 {
     getrlimit(RLIMIT_AS, &saved[0]);
     getrlimit(RLIMIT_CPU, &saved[1]);
+    *ret_armed = false;
     if (as_bytes) {
         struct rlimit r = saved[0];
         if (r.rlim_max == RLIM_INFINITY || as_bytes < r.rlim_max)
@@ -49,25 +56,34 @@ static void limits_apply(unsigned long long as_bytes, unsigned long long cpu_s,
         setrlimit(RLIMIT_AS, &r);
     }
     if (cpu_s) {
+        struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGXCPU};
+        struct itimerspec its = {.it_value = {.tv_sec = (time_t)cpu_s}};
         struct rusage ru;
         struct rlimit r = saved[1];
         getrusage(RUSAGE_SELF, &ru);
         rlim_t used = (rlim_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1);
-        if (r.rlim_max == RLIM_INFINITY || used + cpu_s < r.rlim_max)
-            r.rlim_cur = used + cpu_s;
+        if (r.rlim_max == RLIM_INFINITY || used + cpu_s + 1 < r.rlim_max)
+            r.rlim_cur = used + cpu_s + 1;
         setrlimit(RLIMIT_CPU, &r);
+        if (timer_create(CLOCK_PROCESS_CPUTIME_ID, &ev, ret_timer) == 0) {
+            timer_settime(*ret_timer, 0, &its, NULL);
+            *ret_armed = true;
+        }
     }
 }
 
-static void limits_restore(const struct rlimit *saved)
+static void limits_restore(const struct rlimit *saved, timer_t timer, bool armed)
 {
+    if (armed)
+        timer_delete(timer);
     setrlimit(RLIMIT_AS, &saved[0]);
     setrlimit(RLIMIT_CPU, &saved[1]);
 }
 
-/* One call of the task; on success its result is in `out` (which it may have been part of). */
+/* One call of the task; on success its result is in `out` (which it may have been part of).
+ * The result may nest `max_depth` levels: less than WIRE_DEPTH_MAX where it is wrapped. */
 static bool call(const task_entry_t *t, forq_task_ctx_t *ctx, const msgpack_object *args,
-                 msgpack_sbuffer *out, job_outcome_t *ret)
+                 msgpack_sbuffer *out, unsigned max_depth, job_outcome_t *ret)
 {
     msgpack_packer pk;
     size_t before = out->size;
@@ -82,8 +98,14 @@ static bool call(const task_entry_t *t, forq_task_ctx_t *ctx, const msgpack_obje
             set_error(ret, ctx->etype, "%s", ctx->emsg);
         else
             set_error(ret, "TaskError", "task '%s' failed without saying why", ctx->task);
-    } else if (wire_check(out->data + before, out->size - before, WIRE_DEPTH_MAX, &werr) < 0) {
-        set_error(ret, "TaskError", "task '%s' packed a bad result: %s", ctx->task, werr.msg);
+    } else if (wire_check(out->data + before, out->size - before, max_depth, &werr) < 0) {
+        if (strcmp(werr.code, "too_deep") == 0)
+            set_error(ret, "ResultTooDeep",
+                      "the result of '%s' nests deeper than %u levels, more than clients can "
+                      "read",
+                      ctx->task, max_depth);
+        else
+            set_error(ret, "TaskError", "task '%s' packed a bad result: %s", ctx->task, werr.msg);
     } else {
         return true;
     }
@@ -115,7 +137,8 @@ static void run_chunk(const task_entry_t *t, forq_task_ctx_t *ctx, const msgpack
         msgpack_pack_array(&pk, 2);
         msgpack_pack_int(&pk, 0);
         memset(&item, 0, sizeof(item));
-        if (!call(t, ctx, &args->via.array.ptr[i], &ret->result, &item)) {
+        /* an item's result goes out as [[0, value], ...] */
+        if (!call(t, ctx, &args->via.array.ptr[i], &ret->result, WIRE_VALUE_DEPTH_MAX, &item)) {
             ret->result.size = mark;
             msgpack_pack_array(&pk, 3);
             msgpack_pack_int(&pk, 1);
@@ -133,6 +156,8 @@ void worker_run(const config_t *cfg, const job_spec_t *job, job_outcome_t *ret)
     msgpack_object obj;
     wire_err_t werr;
     struct rlimit saved[2];
+    timer_t cpu_timer = 0;
+    bool cpu_armed = false;
     char name[WIRE_TASK_MAX + 1];
     forq_task_ctx_t ctx = {0};
     uint64_t t0;
@@ -157,15 +182,15 @@ void worker_run(const config_t *cfg, const job_spec_t *job, job_outcome_t *ret)
     ctx.link = job->link;
 
     if (job->as_bytes || job->cpu_s)
-        limits_apply(job->as_bytes, job->cpu_s, saved);
+        limits_apply(job->as_bytes, job->cpu_s, saved, &cpu_timer, &cpu_armed);
     t0 = now_us();
     if (job->chunk)
         run_chunk(t, &ctx, &obj, ret);
     else
-        ret->ok = call(t, &ctx, &obj, &ret->result, ret);
+        ret->ok = call(t, &ctx, &obj, &ret->result, WIRE_DEPTH_MAX, ret);
     ret->run_us = now_us() - t0;
     if (job->as_bytes || job->cpu_s)
-        limits_restore(saved);
+        limits_restore(saved, cpu_timer, cpu_armed);
     msgpack_zone_destroy(&zone);
 
     if (ret->ok && ret->result.size > job->max_result) {
@@ -264,6 +289,31 @@ static int take(wlink_t *l, inbox_t *in, wlink_msg_t *m, msgpack_zone *zone, msg
     return -1;
 }
 
+/* Take in everything the broker has sent (jobs, cancels), waiting for a first message when
+ * `wait` and nothing is queued. False when the broker is gone. */
+static bool take_all(wlink_t *l, inbox_t *in, msgpack_zone *zone, msgpack_sbuffer *hbuf,
+                     size_t max_payload, bool wait)
+{
+    for (;;) {
+        wlink_msg_t m;
+        int r;
+
+        if (wlink_take_held(l, &m))
+            r = 1;
+        else
+            r = wlink_recv(l, wait && !in->head ? -1 : 0, true, &m);
+        if (r == 0)
+            return true;
+        if (r < 0) {
+            if (r != -EPIPE) /* EPIPE: the broker is gone, nothing more to do */
+                log_error("bad message from the broker (%s); this worker exits", strerror(-r));
+            return false;
+        }
+        if (take(l, in, &m, zone, hbuf, max_payload) < 0)
+            _exit(3);
+    }
+}
+
 void worker_main(const config_t *cfg, int fd)
 {
     char err[512];
@@ -271,8 +321,9 @@ void worker_main(const config_t *cfg, int fd)
     inbox_t in = {0};
     msgpack_sbuffer hbuf;
     msgpack_zone zone;
+    size_t max_payload = (size_t)cfg->max_payload;
     long done = 0;
-    bool quit = false;
+    bool alive;
 
     log_setup(cfg->log_level, "worker");
     if (plugins_worker_init(err, sizeof(err)) < 0) {
@@ -281,7 +332,7 @@ void worker_main(const config_t *cfg, int fd)
     }
     /* non-blocking: between jobs it takes in whatever is there without waiting */
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    if (wlink_init(&link, fd, (size_t)cfg->max_payload + WIRE_HEADER_MAX) < 0)
+    if (wlink_init(&link, fd, max_payload + WIRE_HEADER_MAX) < 0)
         _exit(3);
     msgpack_sbuffer_init(&hbuf);
     msgpack_zone_init(&zone, 2048);
@@ -290,32 +341,12 @@ void worker_main(const config_t *cfg, int fd)
     if (send_hdr(&link, &ready, &hbuf, NULL, 0, false) < 0)
         _exit(3);
 
-    while (!quit) {
+    alive = take_all(&link, &in, &zone, &hbuf, max_payload, true);
+    while (alive && in.head) {
         job_outcome_t out;
-        wlink_msg_t m;
+        pending_t *p = in.head;
         int r;
 
-        /* everything that has come (waiting only while no job is queued): a cancel of a queued
-         * job must be seen before that job starts */
-        for (;;) {
-            if (wlink_take_held(&link, &m))
-                r = 1;
-            else
-                r = wlink_recv(&link, in.head ? 0 : -1, true, &m);
-            if (r == 0)
-                break;
-            if (r < 0) {
-                if (r != -EPIPE)
-                    log_error("bad message from the broker (%s); this worker exits", strerror(-r));
-                quit = true; /* EPIPE: the broker is gone, nothing more to do */
-                break;
-            }
-            if (take(&link, &in, &m, &zone, &hbuf, (size_t)cfg->max_payload) < 0)
-                _exit(3);
-        }
-        if (quit || !in.head)
-            break;
-        pending_t *p = in.head;
         in.head = p->next;
         if (!in.head)
             in.tail = NULL;
@@ -331,6 +362,12 @@ void worker_main(const config_t *cfg, int fd)
             reply.etype = wire_str(out.etype);
             reply.msg = wire_str(out.emsg);
         }
+        /* what has come meanwhile, so that a cancel of the next job is seen before it starts;
+         * `next` then tells the broker which job that is (PROTOCOL.md section 8) */
+        if (!reply.retire)
+            alive = take_all(&link, &in, &zone, &hbuf, max_payload, false);
+        if (alive && !reply.retire && in.head)
+            reply.next = in.head->id;
         /* at once, never held back for the next job's: when the broker kills this worker, what
          * it has written tells exactly which jobs finished */
         r = send_hdr(&link, &reply, &hbuf, out.result.data, out.ok ? out.result.size : 0, out.ok);
@@ -339,6 +376,8 @@ void worker_main(const config_t *cfg, int fd)
         job_outcome_done(&out);
         if (r < 0 || reply.retire)
             break;
+        if (alive && !in.head)
+            alive = take_all(&link, &in, &zone, &hbuf, max_payload, true);
     }
     while (in.head) {
         pending_t *p = in.head;
