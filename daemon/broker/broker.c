@@ -1,5 +1,6 @@
-/* broker.c - the broker's hub: makes the subsystems (broker_int.h lists them), registers what
- * no single one owns (the stop signals), runs the loop, and takes everything down in order.
+/* broker.c - the broker's hub: makes the subsystems (broker_int.h lists them), owns what no
+ * single one does (SIGTERM's drain: cancel the queue, grace for running jobs, then kills),
+ * runs the loop, and takes everything down in order.
  *
  * One thread, one loop (loop.h) over the client ROUTER, a signalfd, the forkserver channels and
  * the workers' links; timers and ticks give the poll its timeout. */
@@ -23,14 +24,68 @@
 
 #define LAST_CHANCE_MS 2000 /* undelivered replies may still leave after the stop */
 
+/* SIGTERM, SIGINT: stop accepting, cancel what is queued, give running jobs the grace time; a
+ * second signal ends the grace at once. */
 static void on_stop_signal(void *ud, int signo)
 {
     broker_t *b = ud;
+    wire_hdr_t why = {.code = wire_str("shutting_down"),
+                      .msg = wire_str("forqd is shutting down; the job never started")};
+    jobs_counts_t jc;
+    size_t cancelled;
 
     (void)signo;
+    if (b->draining) {
+        log_notice("second stop signal: cancelling running jobs now");
+        b->drain_deadline = now_ms();
+        return;
+    }
+    notify_stopping();
+    b->draining = true;
+    b->drain_deadline = now_ms() + (uint64_t)b->cfg->grace_ms;
+    cancelled = jobs_cancel_queued(b->jobs, &why);
+    jobs_counts(b->jobs, &jc);
+    log_notice("stopping: %zu queued job(s) cancelled, %zu running job(s) get %ld s to finish",
+               cancelled, jc.running, b->cfg->grace_ms / 1000);
+}
+
+/* While draining: stop when nothing runs; past the grace time kill what still runs; if the
+ * kills are not reported either, answer the jobs anyway. */
+static uint64_t drain_tick(void *ud, uint64_t now)
+{
+    broker_t *b = ud;
+    worker_t *w, *tmp;
+    jobs_counts_t jc;
+
     if (!b->draining)
-        notify_stopping();
-    jobs_drain(b->jobs);
+        return LOOP_NEVER;
+    jobs_counts(b->jobs, &jc);
+    if (jc.running == 0 && jc.ahead == 0) {
+        loop_stop(b->loop);
+        return LOOP_NEVER;
+    }
+    if (now < b->drain_deadline)
+        return b->drain_deadline;
+    if (!b->drain_killed) {
+        log_notice("grace time over: cancelling %zu running job(s)", jc.running);
+        HASH_ITER(hh, pool_workers(b->pool), w, tmp)
+        if (w->job)
+            pool_kill(b->pool, w, KILL_SHUTDOWN);
+        b->drain_killed = true;
+        b->drain_deadline = now + 5000;
+        return b->drain_deadline;
+    }
+    /* the forkserver did not report the kills: answer the jobs anyway */
+    HASH_ITER(hh, pool_workers(b->pool), w, tmp)
+    {
+        wire_hdr_t x = {.msg = wire_str("forqd stopped before its worker reported")};
+        if (w->job)
+            jobs_finish(b->jobs, w->job, WIRE_ST_LOST, &x, NULL);
+        while (w->ahead)
+            jobs_finish(b->jobs, w->ahead, WIRE_ST_LOST, &x, NULL);
+    }
+    loop_stop(b->loop);
+    return LOOP_NEVER;
 }
 
 broker_t *broker_new(const config_t *cfg, pid_t fs_pid, int fs_fd)
@@ -48,6 +103,7 @@ broker_t *broker_new(const config_t *cfg, pid_t fs_pid, int fs_fd)
     b->out = outbox_new(b);
     b->jobs = jobs_new(b);
     b->stats = stats_new(b);
+    loop_tick_add(b->loop, drain_tick, b);
     b->pool = pool_new(b, fs_pid, fs_fd);
     b->reload = reload_new(b);
     b->listen = listener_new(b);

@@ -60,9 +60,11 @@ struct broker {
     stats_t *stats;
     const broker_dict_ops_t *dict; /* the dict service, when one is attached */
     void *dict_ud;
-    counters_t st;       /* what happened since start, for stats */
-    bool draining;       /* SIGTERM seen: reject submits, finish running work */
-    uint64_t started_ms; /* for uptime */
+    counters_t st;           /* what happened since start, for stats */
+    bool draining;           /* SIGTERM seen: reject submits, finish running work */
+    bool drain_killed;       /* grace over: running jobs' workers were killed (broker.c) */
+    uint64_t drain_deadline; /* end of the grace time, or of the wait for the kills (ms) */
+    uint64_t started_ms;     /* for uptime */
 };
 
 /* listen.c: the client ROUTER */

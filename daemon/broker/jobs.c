@@ -28,12 +28,10 @@ struct jobs {
     uint8_t timer_kind; /* of job->timer (loop.h) */
     job_t *done;        /* retention list, oldest first */
     size_t n_done;
-    size_t retained_bytes;   /* result headers and frames kept for fetch */
-    size_t running;          /* RUNNING jobs */
-    size_t ahead;            /* AHEAD jobs */
-    uint32_t next_seq;       /* job->seq */
-    bool drain_killed;       /* grace over: running jobs' workers were killed */
-    uint64_t drain_deadline; /* end of the grace time (ms) */
+    size_t retained_bytes; /* result headers and frames kept for fetch */
+    size_t running;        /* RUNNING jobs */
+    size_t ahead;          /* AHEAD jobs */
+    uint32_t next_seq;     /* job->seq */
 };
 
 static outbox_t *out_of(jobs_t *jobs)
@@ -722,7 +720,7 @@ void jobs_worker_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died)
     requeue_ahead(jobs, w); /* never started: they run elsewhere */
 }
 
-/* ---- deadlines, drain, the turn ---- */
+/* ---- deadlines, the turn ---- */
 
 static void on_timer(void *ud, timer_node_t *t, uint64_t now)
 {
@@ -740,63 +738,16 @@ static void on_timer(void *ud, timer_node_t *t, uint64_t now)
     }
 }
 
-void jobs_drain(jobs_t *jobs)
+size_t jobs_cancel_queued(jobs_t *jobs, const wire_hdr_t *why)
 {
-    broker_t *b = jobs->b;
     sched_item_t *it;
-    size_t cancelled = 0;
+    size_t n = 0;
 
-    if (b->draining) {
-        log_notice("second stop signal: cancelling running jobs now");
-        jobs->drain_deadline = now_ms();
-        return;
-    }
-    b->draining = true;
-    jobs->drain_deadline = now_ms() + (uint64_t)b->cfg->grace_ms;
     while ((it = sched_pop(&jobs->sched))) {
-        job_t *job = container_of(it, job_t, item);
-        wire_hdr_t x = {.code = wire_str("shutting_down"),
-                        .msg = wire_str("forqd is shutting down; the job never started")};
-        jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
-        cancelled++;
+        jobs_finish(jobs, container_of(it, job_t, item), WIRE_ST_CANCELLED, why, NULL);
+        n++;
     }
-    log_notice("stopping: %zu queued job(s) cancelled, %zu running job(s) get %ld s to finish",
-               cancelled, jobs->running, b->cfg->grace_ms / 1000);
-}
-
-/* While draining: stop when nothing runs; past the grace time kill what still runs; if the
- * kills are not reported either, answer the jobs anyway. */
-static uint64_t drain_check(jobs_t *jobs, uint64_t now)
-{
-    broker_t *b = jobs->b;
-    worker_t *w, *tmp;
-
-    if (jobs->running == 0 && jobs->ahead == 0) {
-        loop_stop(b->loop);
-        return LOOP_NEVER;
-    }
-    if (now < jobs->drain_deadline)
-        return jobs->drain_deadline;
-    if (!jobs->drain_killed) {
-        log_notice("grace time over: cancelling %zu running job(s)", jobs->running);
-        HASH_ITER(hh, pool_workers(b->pool), w, tmp)
-        if (w->job)
-            pool_kill(b->pool, w, KILL_SHUTDOWN);
-        jobs->drain_killed = true;
-        jobs->drain_deadline = now + 5000;
-        return jobs->drain_deadline;
-    }
-    /* the forkserver did not report the kills: answer the jobs anyway */
-    HASH_ITER(hh, pool_workers(b->pool), w, tmp)
-    {
-        wire_hdr_t x = {.msg = wire_str("forqd stopped before its worker reported")};
-        if (w->job)
-            jobs_finish(jobs, w->job, WIRE_ST_LOST, &x, NULL);
-        while (w->ahead)
-            jobs_finish(jobs, w->ahead, WIRE_ST_LOST, &x, NULL);
-    }
-    loop_stop(b->loop);
-    return LOOP_NEVER;
+    return n;
 }
 
 static uint64_t tick(void *ud, uint64_t now)
@@ -805,11 +756,6 @@ static uint64_t tick(void *ud, uint64_t now)
     uint64_t next = prune(jobs, now);
 
     dispatch(jobs);
-    if (jobs->b->draining) {
-        uint64_t d = drain_check(jobs, now);
-        if (d < next)
-            next = d;
-    }
     return next;
 }
 

@@ -1,7 +1,7 @@
 /* jobs.h - the life of a job, from acceptance to its one result: queueing, dispatch to idle
  * workers and ahead to busy ones, cancel, deadlines and run timeouts, the fate of a dead
- * worker's jobs (crashed, retried, requeued), results, fetch and retention, and the drain at
- * SIGTERM. The only exit is jobs_finish(). See job.h for the phases and their invariants. */
+ * worker's jobs (crashed, retried, requeued), results, fetch and retention. The only exit is
+ * jobs_finish(). See job.h for the phases and their invariants. */
 #ifndef FORQ_JOBS_H
 #define FORQ_JOBS_H
 
@@ -36,8 +36,8 @@ void jobs_worker_progress(jobs_t *jobs, worker_t *w, const wire_hdr_t *h);
  * answered or retried, its jobs sent ahead go back to the queue. */
 void jobs_worker_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died);
 
-/* SIGTERM: stop accepting, cancel what is queued, give running jobs the grace time. */
-void jobs_drain(jobs_t *jobs);
+/* Answer every queued job cancelled (why: the result's code and msg); how many there were. */
+size_t jobs_cancel_queued(jobs_t *jobs, const wire_hdr_t *why);
 
 /* Counts for stats. */
 typedef struct {
