@@ -160,7 +160,14 @@ static const struct option long_opts[] = {
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
-#define N_SETTINGS 20 /* the first entries of long_opts */
+/* The settings a config file may hold: the entries of long_opts before --config. */
+static bool is_setting(int i)
+{
+    for (int k = 0; k <= i; k++)
+        if (long_opts[k].val == 'c')
+            return false;
+    return long_opts[i].name != NULL;
+}
 
 static void defaults(config_t *cfg)
 {
@@ -302,7 +309,7 @@ static int on_setting(void *user, const char *section, const char *name, const c
         st->failed = true;
         return 0;
     }
-    for (int i = 0; i < N_SETTINGS; i++) {
+    for (int i = 0; is_setting(i); i++) {
         if (strcmp(long_opts[i].name, name) == 0) {
             if (!*value) {
                 fprintf(stderr, "forqd: %s needs a value\n", what);
