@@ -1,6 +1,6 @@
 /* check_dictsvc.c - the dict service end to end: every operation through libforq and its errors,
  * 4 clients x 10,000 incr, wait (wakes on change and deletion, times out), limits, malformed
- * requests from a raw peer, an update of many keys, and the CLI. */
+ * requests from a raw peer, an update of many keys, damage in the log, and the CLI. */
 #define _GNU_SOURCE
 #define FORQ_TEST_E2E
 #include "testutil.h"
@@ -856,6 +856,50 @@ START_TEST(test_torn_tail_at_start)
 }
 END_TEST
 
+/* A flipped bit in the middle of the log: forqd starts, keeps every other write, keeps the
+ * damaged file aside and says loudly what was lost (issue 11 item 4: it cut everything after). */
+START_TEST(test_damage_in_the_middle_at_start)
+{
+    const char *extra[] = {"--state-dir", state, NULL};
+    msgpack_sbuffer one = val_int(1);
+    unsigned char log[4096];
+    char path[128], key[8];
+    size_t n, len, off = 0;
+    bool has;
+
+    make_state_dir();
+    e2e_up(&d, &c, 1, extra);
+    for (int i = 0; i < 6; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(forq_dict_set(c, "m", key, one.data, one.size, T, NULL), FORQ_OK);
+    }
+    e2e_down(&d, &c);
+    snprintf(path, sizeof(path), "%s/dict.log", state);
+    FILE *f = fopen(path, "r+b");
+    len = fread(log, 1, sizeof(log), f);
+    for (int i = 0; i < 3; i++) /* to the fourth frame, k3's */
+        off += 8 + (log[off] | (size_t)log[off + 1] << 8);
+    ck_assert_uint_lt(off + 12, len);
+    fseek(f, (long)(off + 8 + 7), SEEK_SET); /* its key, "k3" -> "k1" */
+    fputc(log[off + 8 + 7] ^ 0x02, f);
+    fclose(f);
+    e2e_up(&d, &c, 1, extra);
+    ck_assert(forqd_log_has(&d, "DATA LOST"));
+    ck_assert(forqd_log_has(&d, ": 1 frame(s)"));
+    ck_assert(forqd_log_has(&d, "5 intact frames recovered"));
+    ck_assert(forqd_log_has(&d, ".damaged-"));
+    ck_assert_int_eq(forq_dict_len(c, "m", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 5);
+    ck_assert_int_eq(forq_dict_has(c, "m", "k3", T, &has), FORQ_OK);
+    ck_assert(!has);
+    ck_assert_int_eq(forq_dict_has(c, "m", "k5", T, &has), FORQ_OK);
+    ck_assert(has);
+    msgpack_sbuffer_destroy(&one);
+    e2e_down(&d, &c);
+    remove_state_dir();
+}
+END_TEST
+
 START_TEST(test_disk_full)
 {
     const char *extra[] = {"--state-dir", state, "--fsync", "always", NULL};
@@ -976,6 +1020,7 @@ static Suite *dictsvc_suite(void)
     tcase_add_test(full, test_store_option);
     tcase_add_test(full, test_kill9_loses_no_acknowledged_write);
     tcase_add_test(full, test_torn_tail_at_start);
+    tcase_add_test(full, test_damage_in_the_middle_at_start);
     tcase_add_test(full, test_disk_full);
     tcase_add_test(full, test_cli);
     suite_add_tcase(s, full);

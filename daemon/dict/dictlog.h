@@ -9,10 +9,18 @@
  *            / [2, name]                             ; dict cleared
  *
  * Records hold the resulting state, not the operation, so replay restores values and versions
- * exactly, and a frame is all-or-nothing: a multi-key update survives a crash whole or not at
- * all. At open the log is replayed; a torn or corrupt tail (a crash in the middle of a write) is
- * truncated and reported, never fatal. When the log grows past twice the live data (and 1 MiB)
- * it is rewritten compactly: a new file of the current state, fsynced, renamed over the old.
+ * exactly, and a frame is all-or-nothing: every record of a frame is checked before any is
+ * applied, and a multi-key update survives a crash whole or not at all.
+ *
+ * At open the log is replayed. A torn tail (damage with nothing intact after it: a crash in the
+ * middle of a write) is cut off and reported. Damage in the middle (a frame that fails its
+ * checksum with intact frames after it, or whose checksum is good but whose records are not) is
+ * never cut silently: the file is kept aside as dict.log.damaged-<UTC time>, every frame that
+ * can be proven intact (CRC-32 and well-formed records; frames after the damage are found again
+ * where the damaged frame's length says it ends, else by a bounded scan) is replayed, the result
+ * is written as a fresh compacted log, and the losses are reported. When the log grows past
+ * twice the live data (and 1 MiB) it is rewritten compactly: a new file of the current state,
+ * fsynced, renamed over the old.
  *
  * Durability follows the fsync policy: `always` syncs every frame before dictlog_commit()
  * returns (the broker replies only after that), `everysec` at most a second later, `no` when the
@@ -23,12 +31,27 @@
 
 #include "store.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 typedef enum { FSYNC_ALWAYS, FSYNC_EVERYSEC, FSYNC_NO } fsync_policy_t;
 
 typedef struct dictlog dictlog_t;
+
+/* What the replay at open found. */
+typedef struct {
+    uint64_t torn_bytes;   /* a torn tail cut off (0: none) */
+    uint64_t frames_kept;  /* intact frames replayed */
+    bool damaged;          /* damage in the middle: the file was kept aside and rewritten */
+    uint64_t frames_lost;  /* damaged stretches skipped, each at least one frame */
+    bool frames_lost_more; /* a stretch was found by scanning: it may have held more frames */
+    uint64_t bytes_lost;   /* bytes in them */
+    uint64_t records_lost; /* key changes in them that could still be read */
+    bool records_unknown;  /* ... and some could not be read: records_lost is a lower bound */
+    char keys_lost[256];   /* up to three of those keys, "dict/key, ..." */
+    char *damaged_path;    /* where the damaged file is kept (NULL: nothing damaged) */
+} dictlog_report_t;
 
 /* Fault injection for tests (beanstalkd's falloc): every write to the log goes through this
  * function; tests replace it to simulate a full or failing disk. */
@@ -40,7 +63,9 @@ const char *dictlog_policy_name(fsync_policy_t p);
 
 /* Open (creating DIR and the log if needed) and replay the log into `store` (quietly). Returns
  * 0 with *ret, or -errno with one line in err. `*ret_truncated` gets the bytes of a torn tail
- * that were cut off (0 if none). */
+ * that were cut off (0 if none). When the log was damaged in the middle and recovered, err holds
+ * one line saying what was lost and where the damaged file is kept (else it is empty); the
+ * details are in dictlog_report(). */
 int dictlog_open(const char *dir, fsync_policy_t policy, dstore_t *store, dictlog_t **ret,
                  size_t *ret_truncated, char *err, size_t errlen);
 
@@ -62,6 +87,9 @@ int dictlog_compact(dictlog_t *l, dstore_t *store);
 
 /* Bytes in the log file. */
 uint64_t dictlog_size(const dictlog_t *l);
+
+/* What the replay at open found; borrowed until dictlog_close. */
+const dictlog_report_t *dictlog_report(const dictlog_t *l);
 
 /* Sync and close. */
 void dictlog_close(dictlog_t **l);

@@ -96,7 +96,7 @@ static int open_store(dict_service_t *s)
 {
     dstore_limits_t lim = {(size_t)s->cfg->dict_max_keys, (size_t)s->cfg->dict_max_value,
                            (size_t)s->cfg->dict_max_bytes};
-    char err[512];
+    char err[1024];
     size_t cut = 0;
 
     s->store = dstore_new(&lim, on_change, s);
@@ -107,7 +107,9 @@ static int open_store(dict_service_t *s)
         fprintf(stderr, "forqd: %s\n", err);
         return -1;
     }
-    if (cut)
+    if (dictlog_report(s->log)->damaged)
+        log_error("%s", err);
+    else if (cut)
         log_warn("dict log %s/dict.log: a torn tail of %zu bytes (a crash during a write) was "
                  "cut off%s%s",
                  s->cfg->state_dir, cut, err[0] ? "; " : "", err);
