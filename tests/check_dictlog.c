@@ -1,7 +1,7 @@
 /* check_dictlog.c - the dict log: replay restores values and versions, a torn tail is cut and
  * reported, a full disk fails the write and leaves the file as it was, compaction keeps the
  * state and shrinks the file; damage in the middle is kept aside and every intact frame around it
- * recovered, a frame is all or nothing. */
+ * recovered, a frame is all or nothing, versions never repeat after a compaction. */
 #define _GNU_SOURCE
 #include "dictlog.h"
 #include "testutil.h"
@@ -394,6 +394,131 @@ START_TEST(test_frame_is_all_or_nothing)
 }
 END_TEST
 
+/* Versions never repeat: not after the newest key is deleted, compacted away and replayed. */
+START_TEST(test_versions_survive_compaction)
+{
+    dstore_t *s;
+    size_t cut;
+    dictlog_t *l = open_log(&s, &cut);
+    uint64_t ver, top = 0;
+
+    for (int i = 0; i < 5; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(dstore_set(s, N("d"), N(key), "\x01", 1, &ver), 0);
+        dictlog_put(l, N("d"), N(key), "\x01", 1, ver);
+        ck_assert_int_eq(dictlog_commit(l), 0);
+        top = ver;
+    }
+    ck_assert_int_eq(dstore_del(s, N("d"), N("k4")), 0); /* the newest */
+    dictlog_put(l, N("d"), N("k4"), NULL, 0, 0);
+    ck_assert_int_eq(dictlog_commit(l), 0);
+    ck_assert_int_eq(dictlog_compact(l, s), 0);
+    dictlog_close(&l);
+    dstore_free(s);
+    l = open_log(&s, &cut);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("new"), "\x01", 1, &ver), 0);
+    ck_assert_uint_gt(ver, top);
+    dictlog_put(l, N("d"), N("new"), "\x01", 1, ver);
+    ck_assert_int_eq(dictlog_commit(l), 0);
+    dictlog_close(&l);
+    dstore_free(s);
+
+    /* the same when everything is deleted: an empty store keeps its counter */
+    l = open_log(&s, &cut);
+    dstore_clear(s, N("d"));
+    dictlog_put_clear(l, N("d"));
+    ck_assert_int_eq(dictlog_commit(l), 0);
+    ck_assert_int_eq(dictlog_compact(l, s), 0);
+    top = ver;
+    dictlog_close(&l);
+    dstore_free(s);
+    l = open_log(&s, &cut);
+    ck_assert_uint_eq(dstore_keys(s), 0);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("again"), "\x01", 1, &ver), 0);
+    ck_assert_uint_gt(ver, top);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+END_TEST
+
+/* A log written before the counter record existed replays as it always did. */
+START_TEST(test_old_log_replays)
+{
+    /* [[0, "d", "a", 7, bin 0x01]], [[1, "d", "a"], [2, "e"]], [[0, "d", "b", 9, bin 0x02]] */
+    static const char *const payloads[] = {
+        "\x91\x95\x00\xa1\x64\xa1\x61\x07\xc4\x01\x01",
+        "\x92\x93\x01\xa1\x64\xa1\x61\x92\x02\xa1\x65",
+        "\x91\x95\x00\xa1\x64\xa1\x62\x09\xc4\x01\x02",
+    };
+    static const size_t lens[] = {11, 11, 11};
+    char path[128];
+    dstore_t *s;
+    size_t cut;
+    dval_t v;
+    uint64_t ver;
+
+    snprintf(path, sizeof(path), "%s/dict.log", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    for (int i = 0; i < 3; i++) {
+        unsigned char hdr[8];
+        uint32_t crc = (uint32_t)crc32(0L, (const unsigned char *)payloads[i], (uInt)lens[i]);
+        for (int j = 0; j < 4; j++) {
+            hdr[j] = (unsigned char)(lens[i] >> (8 * j));
+            hdr[4 + j] = (unsigned char)(crc >> (8 * j));
+        }
+        ck_assert_int_eq(write(fd, hdr, 8), 8);
+        ck_assert_int_eq(write(fd, payloads[i], lens[i]), (ssize_t)lens[i]);
+    }
+    close(fd);
+    dictlog_t *l = open_log(&s, &cut);
+    ck_assert_uint_eq(cut, 0);
+    ck_assert_int_eq(dstore_get(s, N("d"), N("a"), &v), -ENOENT);
+    ck_assert_int_eq(dstore_get(s, N("d"), N("b"), &v), 0);
+    ck_assert_uint_eq(v.ver, 9);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("c"), "\x01", 1, &ver), 0);
+    ck_assert_uint_eq(ver, 10);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+END_TEST
+
+/* Versions never repeat after a crash that lost writes the kernel had not written (fsync no):
+ * the first frame reserves versions ahead, synced; a replay starts above the reservation. */
+START_TEST(test_versions_survive_a_lost_tail)
+{
+    dstore_t *s;
+    size_t cut;
+    dictlog_t *l = open_log_with(&s, &cut, FSYNC_NO);
+    uint64_t ver, top = 0;
+    off_t first = 0;
+
+    for (int i = 0; i < 3; i++) { /* as the service does it */
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(dstore_set(s, N("d"), N(key), "\x01", 1, &ver), 0);
+        dictlog_put(l, N("d"), N(key), "\x01", 1, ver);
+        dictlog_put_version(l, dstore_version(s));
+        ck_assert_int_eq(dictlog_commit(l), 0);
+        if (i == 0)
+            first = (off_t)dictlog_size(l);
+        top = ver;
+    }
+    dictlog_close(&l);
+    dstore_free(s);
+    /* the crash: only the first frame reached the disk */
+    char path[128];
+    snprintf(path, sizeof(path), "%s/dict.log", dir);
+    ck_assert_int_eq(truncate(path, first), 0);
+    l = open_log(&s, &cut);
+    ck_assert_uint_eq(dstore_len(s, N("d")), 1);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("new"), "\x01", 1, &ver), 0);
+    ck_assert_uint_gt(ver, top);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+END_TEST
+
 static Suite *dictlog_suite(void)
 {
     Suite *su = suite_create("dictlog");
@@ -407,6 +532,9 @@ static Suite *dictlog_suite(void)
     tcase_add_test(tc, test_bitflip_in_a_payload);
     tcase_add_test(tc, test_bitflip_in_a_length);
     tcase_add_test(tc, test_frame_is_all_or_nothing);
+    tcase_add_test(tc, test_versions_survive_compaction);
+    tcase_add_test(tc, test_old_log_replays);
+    tcase_add_test(tc, test_versions_survive_a_lost_tail);
     suite_add_tcase(su, tc);
     return su;
 }

@@ -19,8 +19,9 @@
 #define FRAME_HDR   8          /* length and crc */
 #define FRAME_MAX   (1u << 30) /* a frame longer than this is corruption */
 #define COMPACT_MIN (1u << 20) /* do not bother compacting a log smaller than this */
+#define VER_RESERVE (1u << 16) /* versions reserved on disk ahead of those handed out */
 
-/* Record types. */
+/* Record types; REC_CLEAR with a third element carries the store's version counter. */
 enum { REC_SET = 0, REC_DEL = 1, REC_CLEAR = 2 };
 
 ssize_t (*dictlog_write_fn)(int fd, const void *buf, size_t n) = write;
@@ -36,6 +37,9 @@ struct dictlog {
     uint32_t nrec; /* records in it */
     bool dirty;    /* written since the last sync */
     uint64_t last_sync_ms;
+    uint64_t batch_ver;      /* the highest version in the pending frame's records */
+    uint64_t counter;        /* the store's version counter, as last told (dictlog_put_version) */
+    uint64_t reserved;       /* versions up to this are on disk as a counter record, synced */
     dictlog_report_t report; /* what the replay at open found */
 };
 
@@ -137,7 +141,12 @@ static bool records(dstore_t *store, const msgpack_object *recs)
                     dstore_forget(store, name, nlen, key, klen);
                 break;
             case REC_CLEAR:
-                if (pass == 1)
+                if (r->via.array.size > 3 ||
+                    (r->via.array.size == 3 && a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER))
+                    return false;
+                if (pass == 1 && r->via.array.size == 3)
+                    dstore_restore_version(store, a[2].via.u64);
+                if (pass == 1) /* for "", as a forqd before the counter record did */
                     dstore_forget(store, name, nlen, NULL, 0);
                 break;
             default:
@@ -417,6 +426,7 @@ int dictlog_open(const char *dir, fsync_policy_t policy, dstore_t *store, dictlo
     }
     err[0] = '\0';
     good = replay(l->fd, (uint64_t)st.st_size, store, &l->report);
+    l->reserved = dstore_version(store); /* a reservation replayed: the store's counter is at it */
     l->size = (uint64_t)st.st_size;
     l->last_sync_ms = now_ms();
     if (l->report.damaged) {
@@ -485,6 +495,8 @@ void dictlog_put(dictlog_t *l, const char *name, size_t nlen, const char *key, s
     if (val) {
         msgpack_pack_uint64(&l->pk, ver);
         msgpack_pack_bin_with_body(&l->pk, val, vlen);
+        if (ver > l->batch_ver)
+            l->batch_ver = ver;
     }
     l->nrec++;
 }
@@ -495,6 +507,23 @@ void dictlog_put_clear(dictlog_t *l, const char *name, size_t nlen)
     msgpack_pack_int(&l->pk, REC_CLEAR);
     msgpack_pack_str_with_body(&l->pk, name, nlen);
     l->nrec++;
+}
+
+/* The counter record [2, "", ver]: a clear of the dict named "" (no dict has that name) that
+ * also says the version counter is at least ver. A forqd from before it replays it as a clear
+ * that finds nothing, so a log written now still opens there. */
+static void pack_counter(msgpack_packer *pk, uint64_t ver)
+{
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_int(pk, REC_CLEAR);
+    msgpack_pack_str_with_body(pk, "", 0);
+    msgpack_pack_uint64(pk, ver);
+}
+
+void dictlog_put_version(dictlog_t *l, uint64_t ver)
+{
+    if (ver > l->counter)
+        l->counter = ver;
 }
 
 static int sync_now(dictlog_t *l)
@@ -510,11 +539,24 @@ int dictlog_commit(dictlog_t *l)
 {
     msgpack_sbuffer frame;
     msgpack_packer pk;
-    uint64_t before = l->size;
+    uint64_t reserve = 0, before = l->size;
     int r;
 
     if (l->nrec == 0)
         return 0;
+    if (l->counter > l->reserved) {
+        /* versions past the last reservation: reserve the next VER_RESERVE on disk, synced
+         * before the reply, so that no fsync policy and no crash can hand a version out twice */
+        reserve = l->counter + VER_RESERVE;
+        pack_counter(&l->pk, reserve);
+        l->nrec++;
+    } else if (l->batch_ver < l->counter) {
+        /* the records do not show the counter (a delete, a clear, versions spent on undone
+         * changes): carry it, for a replay that must skip damaged frames before this one */
+        pack_counter(&l->pk, l->counter);
+        l->nrec++;
+    }
+    l->batch_ver = 0;
     msgpack_sbuffer_init(&frame);
     msgpack_packer_init(&pk, &frame, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, l->nrec);
@@ -525,8 +567,10 @@ int dictlog_commit(dictlog_t *l)
     if (r == 0) {
         l->size += FRAME_HDR + frame.size;
         l->dirty = true;
-        if (l->policy == FSYNC_ALWAYS)
+        if (l->policy == FSYNC_ALWAYS || reserve)
             r = sync_now(l);
+        if (r == 0 && reserve)
+            l->reserved = reserve;
     }
     if (r < 0) {
         /* leave no frame behind, whole or partial: the caller undoes the change, and a frame
@@ -595,6 +639,12 @@ int dictlog_compact(dictlog_t *l, dstore_t *store)
     }
     msgpack_sbuffer_init(&s.batch);
     msgpack_packer_init(&s.pk, &s.batch, msgpack_sbuffer_write);
+    uint64_t counter = dstore_version(store) > l->reserved ? dstore_version(store) : l->reserved;
+    if (counter > 0) {
+        /* first, the counter: the newest versions may belong to keys deleted since */
+        pack_counter(&s.pk, counter);
+        s.n++;
+    }
     dstore_each(store, snap_visit, &s);
     r = snap_flush(&s);
     msgpack_sbuffer_destroy(&s.batch);

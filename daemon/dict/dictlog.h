@@ -7,10 +7,17 @@
  *     record = [0, name, key, ver, value-bin]        ; key now holds value (msgpack) at ver
  *            / [1, name, key]                        ; key deleted
  *            / [2, name]                             ; dict cleared
+ *            / [2, name, ver]                        ; the same, and the store's version
+ *                                                    ; counter is at least ver (name "": only
+ *                                                    ; that; older forqds read a no-op clear)
  *
  * Records hold the resulting state, not the operation, so replay restores values and versions
  * exactly, and a frame is all-or-nothing: every record of a frame is checked before any is
- * applied, and a multi-key update survives a crash whole or not at all.
+ * applied, and a multi-key update survives a crash whole or not at all. Versions never repeat,
+ * across compactions, restarts and crashes under any fsync policy: the version counter is
+ * written at every compaction and in every frame whose records do not show it, and versions
+ * are reserved ahead (65,536 at a time) by a counter record that is synced before any version
+ * past the last reservation is handed out; after a restart versions go on above it.
  *
  * At open the log is replayed. A torn tail (damage with nothing intact after it: a crash in the
  * middle of a write) is cut off and reported. Damage in the middle (a frame that fails its
@@ -73,6 +80,10 @@ int dictlog_open(const char *dir, fsync_policy_t policy, dstore_t *store, dictlo
 void dictlog_put(dictlog_t *l, const char *name, size_t nlen, const char *key, size_t klen,
                  const void *val, size_t vlen, uint64_t ver);
 void dictlog_put_clear(dictlog_t *l, const char *name, size_t nlen);
+
+/* The store's version counter is now ver (dstore_version): the next frame carries it if its
+ * records do not show it. */
+void dictlog_put_version(dictlog_t *l, uint64_t ver);
 
 /* Write the pending frame (if any), and sync it under `always`. Returns 0, or -errno after
  * putting the file back as it was (the pending frame is dropped either way). */

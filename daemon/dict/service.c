@@ -188,6 +188,7 @@ static int commit_or_undo(dict_service_t *s)
 
     if (!s->log)
         return 0;
+    dictlog_put_version(s->log, dstore_version(s->store));
     r = dictlog_commit(s->log);
     if (r < 0) {
         dstore_quiet(s->store, true);

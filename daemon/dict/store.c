@@ -475,6 +475,17 @@ void dstore_restore(dstore_t *s, const char *name, size_t nlen, const char *key,
         s->ver = ver;
 }
 
+uint64_t dstore_version(const dstore_t *s)
+{
+    return s->ver;
+}
+
+void dstore_restore_version(dstore_t *s, uint64_t ver)
+{
+    if (ver > s->ver)
+        s->ver = ver;
+}
+
 void dstore_forget(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen)
 {
     bool q = s->quiet;

@@ -88,6 +88,13 @@ long dstore_iter(dstore_t *s, const char *name, size_t nlen, const char *after, 
 void dstore_restore(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
                     const void *val, size_t vlen, uint64_t ver);
 
+/* The last version handed out: the store's version counter. */
+uint64_t dstore_version(const dstore_t *s);
+
+/* Raise the version counter to at least ver (replay of the log's counter records), so that
+ * versions handed out after it never repeat one handed out before a compaction. */
+void dstore_restore_version(dstore_t *s, uint64_t ver);
+
 /* Remove a key, or (key NULL) a whole dict, without the change hook. */
 void dstore_forget(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen);
 

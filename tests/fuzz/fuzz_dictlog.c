@@ -6,7 +6,7 @@
  * (damage is reported, never fatal). Either the file had a torn tail at most: exactly the bytes
  * said were cut; or it was damaged in the middle: the damaged file is kept aside unchanged and
  * the log rewritten. Either way what is left replays with nothing more to cut or recover, to
- * exactly the state the first replay restored: a frame is applied all or
+ * exactly the state (and version counter) the first replay restored: a frame is applied all or
  * nothing, even when its checksum is good but a record in it is malformed. The state, compacted,
  * replays to itself again. ASan and LeakSanitizer watch every step.
  *
@@ -96,7 +96,7 @@ static void same_state(dstore_t *a, dstore_t *b)
 {
     items_t x = state_of(a), y = state_of(b);
 
-    if (x.n != y.n)
+    if (x.n != y.n || dstore_version(a) != dstore_version(b))
         abort();
     for (size_t i = 0; i < x.n; i++)
         if (item_cmp(&x.v[i], &y.v[i]) != 0)
