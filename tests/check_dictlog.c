@@ -1,7 +1,8 @@
 /* check_dictlog.c - the dict log: replay restores values and versions, a torn tail is cut and
  * reported, a full disk fails the write and leaves the file as it was, compaction keeps the
  * state and shrinks the file; damage in the middle is kept aside and every intact frame around it
- * recovered, a frame is all or nothing, versions never repeat after a compaction. */
+ * recovered, a frame is all or nothing, versions never repeat after a compaction, a failing
+ * compaction backs off. */
 #define _GNU_SOURCE
 #include "dictlog.h"
 #include "testutil.h"
@@ -519,6 +520,60 @@ START_TEST(test_versions_survive_a_lost_tail)
 }
 END_TEST
 
+static int write_calls;
+
+static ssize_t full_disk_counted(int fd, const void *buf, size_t n)
+{
+    (void)fd, (void)buf, (void)n;
+    write_calls++;
+    errno = ENOSPC;
+    return -1;
+}
+
+/* A compaction that cannot run is not retried on every turn: after 1 s, doubling to 60 s. */
+START_TEST(test_compaction_backs_off)
+{
+    dstore_t *s;
+    size_t cut;
+    dictlog_t *l = open_log_with(&s, &cut, FSYNC_NO);
+    char val[200];
+    uint64_t ver, t0 = 1000000;
+    int failures = 0, tries_in_first_second = 0;
+
+    memset(val, 'x', sizeof(val));
+    val[0] = (char)0xd9;
+    val[1] = (char)(sizeof(val) - 2);
+    for (int i = 0; i < 6000; i++) { /* over 1 MiB of log for 10 live keys: compaction is due */
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", i % 10);
+        dstore_set(s, N("d"), N(key), val, sizeof(val), &ver);
+        dictlog_put(l, N("d"), N(key), val, sizeof(val), ver);
+        ck_assert_int_eq(dictlog_commit(l), 0);
+    }
+    ck_assert_uint_gt(dictlog_size(l), 1u << 20);
+    dictlog_write_fn = full_disk_counted;
+    /* 200 s of loop turns, one every 10 ms */
+    for (uint64_t t = t0; t < t0 + 200000; t += 10) {
+        int before = write_calls;
+        if (dictlog_tick(l, s, t) < 0)
+            failures++;
+        if (t < t0 + 1000 && write_calls > before)
+            tries_in_first_second++;
+    }
+    dictlog_write_fn = write;
+    /* tries at 0, 1, 3, 7, 15, 31, 63, 123, 183 s */
+    ck_assert_int_eq(tries_in_first_second, 1);
+    ck_assert_int_eq(failures, 9);
+    /* the disk has room again: the next try compacts, and the back-off is over */
+    uint64_t big = dictlog_size(l);
+    for (uint64_t t = t0 + 200000; t < t0 + 260000; t += 10)
+        ck_assert_int_eq(dictlog_tick(l, s, t), 0);
+    ck_assert_uint_lt(dictlog_size(l), big / 100);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+END_TEST
+
 static Suite *dictlog_suite(void)
 {
     Suite *su = suite_create("dictlog");
@@ -535,6 +590,7 @@ static Suite *dictlog_suite(void)
     tcase_add_test(tc, test_versions_survive_compaction);
     tcase_add_test(tc, test_old_log_replays);
     tcase_add_test(tc, test_versions_survive_a_lost_tail);
+    tcase_add_test(tc, test_compaction_backs_off);
     suite_add_tcase(su, tc);
     return su;
 }

@@ -20,6 +20,8 @@
 #define FRAME_MAX   (1u << 30) /* a frame longer than this is corruption */
 #define COMPACT_MIN (1u << 20) /* do not bother compacting a log smaller than this */
 #define VER_RESERVE (1u << 16) /* versions reserved on disk ahead of those handed out */
+#define RETRY_MIN   1000u      /* ms before a failed compaction is tried again, doubling */
+#define RETRY_MAX   60000u     /* ... up to this */
 
 /* Record types; REC_CLEAR with a third element carries the store's version counter. */
 enum { REC_SET = 0, REC_DEL = 1, REC_CLEAR = 2 };
@@ -40,6 +42,8 @@ struct dictlog {
     uint64_t batch_ver;      /* the highest version in the pending frame's records */
     uint64_t counter;        /* the store's version counter, as last told (dictlog_put_version) */
     uint64_t reserved;       /* versions up to this are on disk as a counter record, synced */
+    uint64_t retry_at_ms;    /* no compaction before this (after a failed one) */
+    uint32_t retry_ms;       /* the current back-off: 0 after a success */
     dictlog_report_t report; /* what the replay at open found */
 };
 
@@ -672,11 +676,19 @@ int dictlog_tick(dictlog_t *l, dstore_t *store, uint64_t now)
 {
     if (l->policy == FSYNC_EVERYSEC && l->dirty && now - l->last_sync_ms >= 1000)
         sync_now(l);
-    if (l->size > COMPACT_MIN && l->size > 2 * (dstore_bytes(store) + 32 * dstore_keys(store))) {
+    if (l->size > COMPACT_MIN && l->size > 2 * (dstore_bytes(store) + 32 * dstore_keys(store)) &&
+        now >= l->retry_at_ms) {
         uint64_t before = l->size;
         int r = dictlog_compact(l, store);
-        if (r < 0)
+        if (r < 0) {
+            /* a full disk stays full for a while: back off instead of trying every turn */
+            l->retry_ms = l->retry_ms ? (l->retry_ms >= RETRY_MAX / 2 ? RETRY_MAX : 2 * l->retry_ms)
+                                      : RETRY_MIN;
+            l->retry_at_ms = now + l->retry_ms;
             return r;
+        }
+        l->retry_ms = 0;
+        l->retry_at_ms = 0;
         log_info("dict log compacted from %llu to %llu bytes", (unsigned long long)before,
                  (unsigned long long)l->size);
     }
@@ -686,6 +698,11 @@ int dictlog_tick(dictlog_t *l, dstore_t *store, uint64_t now)
 uint64_t dictlog_size(const dictlog_t *l)
 {
     return l->size;
+}
+
+uint32_t dictlog_retry_ms(const dictlog_t *l)
+{
+    return l->retry_ms;
 }
 
 void dictlog_close(dictlog_t **lp)

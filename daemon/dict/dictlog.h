@@ -27,7 +27,7 @@
  * where the damaged frame's length says it ends, else by a bounded scan) is replayed, the result
  * is written as a fresh compacted log, and the losses are reported. When the log grows past
  * twice the live data (and 1 MiB) it is rewritten compactly: a new file of the current state,
- * fsynced, renamed over the old.
+ * fsynced, renamed over the old; a compaction that fails is retried after 1 s, doubling to 60 s.
  *
  * Durability follows the fsync policy: `always` syncs every frame before dictlog_commit()
  * returns (the broker replies only after that), `everysec` at most a second later, `no` when the
@@ -89,8 +89,10 @@ void dictlog_put_version(dictlog_t *l, uint64_t ver);
  * putting the file back as it was (the pending frame is dropped either way). */
 int dictlog_commit(dictlog_t *l);
 
-/* Once in a while (each second is plenty): sync under `everysec`, compact when due. Returns 0 or
- * -errno of a failed compaction (the old log is kept). */
+/* Once in a while (each loop turn is fine): sync under `everysec`, compact when due. Returns 0
+ * or -errno of a failed compaction (the old log is kept); a failed compaction is not tried
+ * again before a back-off of 1 s, doubling to 60 s (dictlog_retry_ms), so a caller that logs
+ * each error logs once per back-off step. */
 int dictlog_tick(dictlog_t *l, dstore_t *store, uint64_t now_ms);
 
 /* Rewrite the log as the current state of `store`. 0 or -errno (the old log is kept). */
@@ -98,6 +100,9 @@ int dictlog_compact(dictlog_t *l, dstore_t *store);
 
 /* Bytes in the log file. */
 uint64_t dictlog_size(const dictlog_t *l);
+
+/* The current back-off after failed compactions, in ms (0: the last one succeeded). */
+uint32_t dictlog_retry_ms(const dictlog_t *l);
 
 /* What the replay at open found; borrowed until dictlog_close. */
 const dictlog_report_t *dictlog_report(const dictlog_t *l);

@@ -420,7 +420,9 @@ static uint64_t tick(void *ud, uint64_t now)
     if (!s->log)
         return LOOP_NEVER;
     if ((r = dictlog_tick(s->log, s->store, now)) < 0)
-        log_error("dict log: compaction failed (%s); the old log is kept", strerror(-r));
+        log_error("dict log: compaction failed (%s); the old log is kept and grows; next try in "
+                  "%u s: free space in %s",
+                  strerror(-r), dictlog_retry_ms(s->log) / 1000, s->cfg->state_dir);
     return now + 1000;
 }
 
