@@ -1,5 +1,5 @@
 /* check_dict.c - the dict store: every operation's semantics, versions, limits, atomic update,
- * paging, and the change hook. */
+ * paging, and the change hook; update's duplicate keys and its cost with many keys. */
 #include "store.h"
 #include "testutil.h"
 
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static dstore_t *s;
 static int changes;
@@ -159,6 +160,76 @@ START_TEST(test_paging)
 }
 END_TEST
 
+/* A key given twice is one key: at its first place, with its last value, one change. */
+START_TEST(test_update_duplicate_keys)
+{
+    const char *keys[] = {"a", "b", "a", "c", "b"};
+    size_t klens[] = {1, 1, 1, 1, 1};
+    const void *vals[] = {"\x01", "\x02", "\x03", "\x04", "\x05"};
+    size_t vlens[] = {1, 1, 1, 1, 1};
+    char out[16] = "";
+    uint64_t ver;
+    dval_t v;
+    bool more;
+
+    ck_assert_int_eq(dstore_update(s, N("u"), 5, keys, klens, vals, vlens, &ver), 0);
+    ck_assert_int_eq(changes, 3);
+    ck_assert_uint_eq(dstore_len(s, N("u")), 3);
+    ck_assert_uint_eq(dstore_bytes(s), 6);
+    ck_assert_int_eq(dstore_get(s, N("u"), N("a"), &v), 0);
+    ck_assert_int_eq(((const char *)v.data)[0], 3);
+    ck_assert_int_eq(dstore_get(s, N("u"), N("b"), &v), 0);
+    ck_assert_int_eq(((const char *)v.data)[0], 5);
+    ck_assert_uint_eq(v.ver, ver - 1);
+    ck_assert_int_eq(dstore_get(s, N("u"), N("c"), &v), 0);
+    ck_assert_uint_eq(v.ver, ver);
+    ck_assert_int_eq(dstore_iter(s, N("u"), NULL, 0, 10, collect, out, &more), 3);
+    ck_assert_str_eq(out, "abc");
+}
+END_TEST
+
+/* 200,000 keys in one update: linear work (the duplicate check compared every key with every
+ * earlier one: 2 * 10^10 comparisons). */
+START_TEST(test_update_many_keys_is_linear)
+{
+    enum { NK = 200000 };
+    dstore_limits_t lim = {NK, 100, 1 << 30};
+    dstore_t *t = dstore_new(&lim, NULL, NULL);
+    const char **keys = malloc((NK + 1) * sizeof(*keys));
+    const void **vals = malloc((NK + 1) * sizeof(*vals));
+    size_t *klens = malloc((NK + 1) * sizeof(*klens)), *vlens = malloc((NK + 1) * sizeof(*vlens));
+    char *buf = malloc((NK + 1) * 8);
+    struct timespec a, b;
+    uint64_t ver;
+
+    for (int i = 0; i <= NK; i++) {
+        snprintf(buf + 8 * i, 8, "%07d", i);
+        keys[i] = buf + 8 * i;
+        klens[i] = 7;
+        vals[i] = "\x01";
+        vlens[i] = 1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    ck_assert_int_eq(dstore_update(t, N("u"), NK, keys, klens, vals, vlens, &ver), 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    fprintf(stderr, "update of %d keys: %.1f ms\n", NK, ms);
+    ck_assert_uint_eq(dstore_len(t, N("u")), NK);
+    ck_assert_double_lt(ms, test_ms(2000));
+    /* the same keys again: all replaced, none new */
+    ck_assert_int_eq(dstore_update(t, N("u"), NK, keys, klens, vals, vlens, &ver), 0);
+    ck_assert_uint_eq(dstore_keys(t), NK);
+    /* one entry more than the store may ever hold: refused before any work */
+    ck_assert_int_eq(dstore_update(t, N("v"), NK + 1, keys, klens, vals, vlens, &ver), -ENOSPC);
+    dstore_free(t);
+    free(keys);
+    free(vals);
+    free(klens);
+    free(vlens);
+    free(buf);
+}
+END_TEST
+
 static Suite *dict_suite(void)
 {
     Suite *su = suite_create("dict");
@@ -170,6 +241,8 @@ static Suite *dict_suite(void)
     tcase_add_test(tc, test_limits_never_evict);
     tcase_add_test(tc, test_update_all_or_nothing);
     tcase_add_test(tc, test_paging);
+    tcase_add_test(tc, test_update_duplicate_keys);
+    tcase_add_test(tc, test_update_many_keys_is_linear);
     suite_add_tcase(su, tc);
     return su;
 }

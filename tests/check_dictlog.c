@@ -1,11 +1,14 @@
 /* check_dictlog.c - the dict log: replay restores values and versions, a torn tail is cut and
  * reported, a full disk fails the write and leaves the file as it was, compaction keeps the
- * state and shrinks the file. */
+ * state and shrinks the file; damage in the middle is kept aside and every intact frame around it
+ * recovered, a frame is all or nothing, versions never repeat after a compaction, a failing
+ * compaction backs off. */
 #define _GNU_SOURCE
 #include "dictlog.h"
 #include "testutil.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static char dir[64];
 static dstore_limits_t lim = {1000000, 1 << 20, 1 << 30};
@@ -209,6 +213,367 @@ START_TEST(test_compaction)
 }
 END_TEST
 
+/* The name of the one file DIR/dict.log.damaged-* (into buf), or NULL if there is none. */
+static char *damaged_file(char *buf, size_t size)
+{
+    DIR *dp = opendir(dir);
+    struct dirent *de;
+    int found = 0;
+
+    ck_assert_ptr_nonnull(dp);
+    while ((de = readdir(dp)))
+        if (strncmp(de->d_name, "dict.log.damaged-", 17) == 0) {
+            snprintf(buf, size, "%s/%s", dir, de->d_name);
+            found++;
+        }
+    closedir(dp);
+    ck_assert_int_le(found, 1);
+    return found ? buf : NULL;
+}
+
+static char *read_file(const char *path, size_t *ret_len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = malloc(1 << 20);
+    ck_assert_ptr_nonnull(f);
+    *ret_len = fread(buf, 1, 1 << 20, f);
+    fclose(f);
+    return buf;
+}
+
+/* Write a log of n frames, one key each (d/k0 .. d/k<n-1>); ret_off[i] is where frame i starts. */
+static void write_frames(int n, off_t *ret_off)
+{
+    dstore_t *s;
+    size_t cut;
+    dictlog_t *l = open_log(&s, &cut);
+    uint64_t ver;
+
+    for (int i = 0; i < n; i++) {
+        char key[16], val[40];
+        snprintf(key, sizeof(key), "k%d", i);
+        memset(val, 'v', sizeof(val));
+        val[0] = (char)0xd9; /* str8 */
+        val[1] = (char)(sizeof(val) - 2);
+        ret_off[i] = (off_t)dictlog_size(l);
+        ck_assert_int_eq(dstore_set(s, N("d"), N(key), val, sizeof(val), &ver), 0);
+        dictlog_put(l, N("d"), N(key), val, sizeof(val), ver);
+        ck_assert_int_eq(dictlog_commit(l), 0);
+    }
+    ret_off[n] = (off_t)dictlog_size(l);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+
+static void flip_bit(off_t at, int bit)
+{
+    char path[128];
+    unsigned char b;
+    snprintf(path, sizeof(path), "%s/dict.log", dir);
+    int fd = open(path, O_RDWR);
+    ck_assert_int_eq(pread(fd, &b, 1, at), 1);
+    b ^= (unsigned char)(1u << bit);
+    ck_assert_int_eq(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+}
+
+/* A flipped bit in the middle: the frames before and after it are kept, the damaged file is
+ * kept aside unchanged, the log is rewritten, and the message says what was lost. */
+static void check_bitflip(off_t at, int bit, const char *lost)
+{
+    enum { NF = 10, K = 4 };
+    off_t off[NF + 1];
+    char err[512], kept[400], path[128];
+    dstore_t *s;
+    dictlog_t *l;
+    size_t cut, len, len0;
+    dval_t v;
+
+    write_frames(NF, off);
+    snprintf(path, sizeof(path), "%s/dict.log", dir);
+    flip_bit(off[K] + at, bit);
+    char *before = read_file(path, &len0);
+    s = dstore_new(&lim, NULL, NULL);
+    ck_assert_msg(dictlog_open(dir, FSYNC_ALWAYS, s, &l, &cut, err, sizeof(err)) == 0, "%s", err);
+    fprintf(stderr, "bit flip at byte %lld of frame %d: %s\n", (long long)at, K, err);
+    ck_assert_uint_eq(cut, 0);
+    /* every frame but the damaged one */
+    ck_assert_uint_eq(dstore_len(s, N("d")), NF - 1);
+    for (int i = 0; i < NF; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(dstore_get(s, N("d"), N(key), &v), i == K ? -ENOENT : 0);
+    }
+    ck_assert_ptr_nonnull(strstr(err, "damaged"));
+    ck_assert_ptr_nonnull(strstr(err, lost));
+    ck_assert_ptr_nonnull(strstr(err, "9 intact frames recovered"));
+    /* the damaged file is kept as it was, and named */
+    ck_assert_ptr_nonnull(damaged_file(kept, sizeof(kept)));
+    ck_assert_ptr_nonnull(strstr(err, kept));
+    char *aside = read_file(kept, &len);
+    ck_assert_uint_eq(len, len0);
+    ck_assert_int_eq(memcmp(aside, before, len), 0);
+    free(aside);
+    free(before);
+    /* the new log is whole: it replays with nothing to recover, and takes writes */
+    uint64_t ver;
+    ck_assert_int_eq(dstore_set(s, N("d"), N("after"), "\x01", 1, &ver), 0);
+    dictlog_put(l, N("d"), N("after"), "\x01", 1, ver);
+    ck_assert_int_eq(dictlog_commit(l), 0);
+    dictlog_close(&l);
+    dstore_free(s);
+    s = dstore_new(&lim, NULL, NULL);
+    ck_assert_msg(dictlog_open(dir, FSYNC_ALWAYS, s, &l, &cut, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(cut, 0);
+    ck_assert_str_eq(err, "");
+    ck_assert_uint_eq(dstore_len(s, N("d")), NF);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+
+START_TEST(test_bitflip_in_a_payload)
+{
+    /* in the value of frame 4: its length still says where frame 5 starts */
+    check_bitflip(8 + 20, 3, ": 1 frame(s), 59 bytes, 1 key change(s) (d/k4) lost");
+}
+END_TEST
+
+START_TEST(test_bitflip_in_a_length)
+{
+    /* in the length of frame 4: frame 5 is found by scanning */
+    check_bitflip(1, 4, ": at least 1 frame(s), 59 bytes, key changes that cannot be read lost");
+}
+END_TEST
+
+/* tests/fuzz's dictlog-partial-frame-applied.bin without its mode byte: a frame with a good
+ * checksum (put in below) whose first record, users/alice, is good and whose second is not;
+ * then counters/hits = 42 (ver 4), a delete, and a clear of counters. */
+static const char partial_frame[] =
+    "\x26\x00\x00\x00\xd3\xd0\xa7\x8b\x92\x95\x00\xa5\x75\x73\x65\x72\x73\xa5\x61\x6c\x69\x63"
+    "\x65\x01\xc4\x01\x04\x92\xa1\x78\x95\x00\xa5\x75\x73\x65\x72\x73\xa3\x62\x6f\x62\x02\xc4"
+    "\x01\xc3\x15\x00\x00\x00\xa7\x67\x40\x26\x91\x95\x00\xa8\x63\x6f\x75\x6e\x74\x65\x72\x73"
+    "\xa4\x68\x69\x74\x73\x04\xc4\x01\x2a\x0d\x00\x00\x00\xb4\xc9\x98\xbf\x91\x93\x01\xa5\x75"
+    "\xe7\x03\x00\x00\xa3\x62\x6f\x62\x0c\x00\x00\x00\xb8\x7b\x6e\x76\x91\x92\x02\xa8\x63\x6f"
+    "\x75\x6e\x74\x65\x72\x73";
+
+START_TEST(test_frame_is_all_or_nothing)
+{
+    unsigned char buf[sizeof(partial_frame) - 1];
+    char path[128], err[512], kept[400];
+    dstore_t *s;
+    dictlog_t *l;
+    size_t cut;
+    dval_t v;
+    uint64_t ver;
+
+    memcpy(buf, partial_frame, sizeof(buf));
+    for (size_t off = 0; off + 8 <= sizeof(buf);) { /* the right checksums, as the fuzzer did */
+        uint32_t len = buf[off] | (uint32_t)buf[off + 1] << 8, crc;
+        crc = (uint32_t)crc32(0L, buf + off + 8, len);
+        for (int i = 0; i < 4; i++)
+            buf[off + 4 + i] = (unsigned char)(crc >> (8 * i));
+        off += 8 + len;
+    }
+    snprintf(path, sizeof(path), "%s/dict.log", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_eq(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+    close(fd);
+    s = dstore_new(&lim, NULL, NULL);
+    ck_assert_msg(dictlog_open(dir, FSYNC_ALWAYS, s, &l, &cut, err, sizeof(err)) == 0, "%s", err);
+    /* nothing of the bad frame was applied, and what follows it was */
+    ck_assert_int_eq(dstore_get(s, N("users"), N("alice"), &v), -ENOENT);
+    ck_assert_uint_eq(dstore_keys(s), 0);
+    /* not a torn tail: kept aside, never cut */
+    ck_assert_uint_eq(cut, 0);
+    ck_assert_ptr_nonnull(damaged_file(kept, sizeof(kept)));
+    ck_assert_ptr_nonnull(strstr(err, "2 key change(s)"));
+    /* hits had version 4: the next is above it */
+    ck_assert_int_eq(dstore_set(s, N("c"), N("x"), "\x01", 1, &ver), 0);
+    ck_assert_uint_gt(ver, 4);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+END_TEST
+
+/* Versions never repeat: not after the newest key is deleted, compacted away and replayed. */
+START_TEST(test_versions_survive_compaction)
+{
+    dstore_t *s;
+    size_t cut;
+    dictlog_t *l = open_log(&s, &cut);
+    uint64_t ver, top = 0;
+
+    for (int i = 0; i < 5; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(dstore_set(s, N("d"), N(key), "\x01", 1, &ver), 0);
+        dictlog_put(l, N("d"), N(key), "\x01", 1, ver);
+        ck_assert_int_eq(dictlog_commit(l), 0);
+        top = ver;
+    }
+    ck_assert_int_eq(dstore_del(s, N("d"), N("k4")), 0); /* the newest */
+    dictlog_put(l, N("d"), N("k4"), NULL, 0, 0);
+    ck_assert_int_eq(dictlog_commit(l), 0);
+    ck_assert_int_eq(dictlog_compact(l, s), 0);
+    dictlog_close(&l);
+    dstore_free(s);
+    l = open_log(&s, &cut);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("new"), "\x01", 1, &ver), 0);
+    ck_assert_uint_gt(ver, top);
+    dictlog_put(l, N("d"), N("new"), "\x01", 1, ver);
+    ck_assert_int_eq(dictlog_commit(l), 0);
+    dictlog_close(&l);
+    dstore_free(s);
+
+    /* the same when everything is deleted: an empty store keeps its counter */
+    l = open_log(&s, &cut);
+    dstore_clear(s, N("d"));
+    dictlog_put_clear(l, N("d"));
+    ck_assert_int_eq(dictlog_commit(l), 0);
+    ck_assert_int_eq(dictlog_compact(l, s), 0);
+    top = ver;
+    dictlog_close(&l);
+    dstore_free(s);
+    l = open_log(&s, &cut);
+    ck_assert_uint_eq(dstore_keys(s), 0);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("again"), "\x01", 1, &ver), 0);
+    ck_assert_uint_gt(ver, top);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+END_TEST
+
+/* A log written before the counter record existed replays as it always did. */
+START_TEST(test_old_log_replays)
+{
+    /* [[0, "d", "a", 7, bin 0x01]], [[1, "d", "a"], [2, "e"]], [[0, "d", "b", 9, bin 0x02]] */
+    static const char *const payloads[] = {
+        "\x91\x95\x00\xa1\x64\xa1\x61\x07\xc4\x01\x01",
+        "\x92\x93\x01\xa1\x64\xa1\x61\x92\x02\xa1\x65",
+        "\x91\x95\x00\xa1\x64\xa1\x62\x09\xc4\x01\x02",
+    };
+    static const size_t lens[] = {11, 11, 11};
+    char path[128];
+    dstore_t *s;
+    size_t cut;
+    dval_t v;
+    uint64_t ver;
+
+    snprintf(path, sizeof(path), "%s/dict.log", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    for (int i = 0; i < 3; i++) {
+        unsigned char hdr[8];
+        uint32_t crc = (uint32_t)crc32(0L, (const unsigned char *)payloads[i], (uInt)lens[i]);
+        for (int j = 0; j < 4; j++) {
+            hdr[j] = (unsigned char)(lens[i] >> (8 * j));
+            hdr[4 + j] = (unsigned char)(crc >> (8 * j));
+        }
+        ck_assert_int_eq(write(fd, hdr, 8), 8);
+        ck_assert_int_eq(write(fd, payloads[i], lens[i]), (ssize_t)lens[i]);
+    }
+    close(fd);
+    dictlog_t *l = open_log(&s, &cut);
+    ck_assert_uint_eq(cut, 0);
+    ck_assert_int_eq(dstore_get(s, N("d"), N("a"), &v), -ENOENT);
+    ck_assert_int_eq(dstore_get(s, N("d"), N("b"), &v), 0);
+    ck_assert_uint_eq(v.ver, 9);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("c"), "\x01", 1, &ver), 0);
+    ck_assert_uint_eq(ver, 10);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+END_TEST
+
+/* Versions never repeat after a crash that lost writes the kernel had not written (fsync no):
+ * the first frame reserves versions ahead, synced; a replay starts above the reservation. */
+START_TEST(test_versions_survive_a_lost_tail)
+{
+    dstore_t *s;
+    size_t cut;
+    dictlog_t *l = open_log_with(&s, &cut, FSYNC_NO);
+    uint64_t ver, top = 0;
+    off_t first = 0;
+
+    for (int i = 0; i < 3; i++) { /* as the service does it */
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(dstore_set(s, N("d"), N(key), "\x01", 1, &ver), 0);
+        dictlog_put(l, N("d"), N(key), "\x01", 1, ver);
+        dictlog_put_version(l, dstore_version(s));
+        ck_assert_int_eq(dictlog_commit(l), 0);
+        if (i == 0)
+            first = (off_t)dictlog_size(l);
+        top = ver;
+    }
+    dictlog_close(&l);
+    dstore_free(s);
+    /* the crash: only the first frame reached the disk */
+    char path[128];
+    snprintf(path, sizeof(path), "%s/dict.log", dir);
+    ck_assert_int_eq(truncate(path, first), 0);
+    l = open_log(&s, &cut);
+    ck_assert_uint_eq(dstore_len(s, N("d")), 1);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("new"), "\x01", 1, &ver), 0);
+    ck_assert_uint_gt(ver, top);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+END_TEST
+
+static int write_calls;
+
+static ssize_t full_disk_counted(int fd, const void *buf, size_t n)
+{
+    (void)fd, (void)buf, (void)n;
+    write_calls++;
+    errno = ENOSPC;
+    return -1;
+}
+
+/* A compaction that cannot run is not retried on every turn: after 1 s, doubling to 60 s. */
+START_TEST(test_compaction_backs_off)
+{
+    dstore_t *s;
+    size_t cut;
+    dictlog_t *l = open_log_with(&s, &cut, FSYNC_NO);
+    char val[200];
+    uint64_t ver, t0 = 1000000;
+    int failures = 0, tries_in_first_second = 0;
+
+    memset(val, 'x', sizeof(val));
+    val[0] = (char)0xd9;
+    val[1] = (char)(sizeof(val) - 2);
+    for (int i = 0; i < 6000; i++) { /* over 1 MiB of log for 10 live keys: compaction is due */
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", i % 10);
+        dstore_set(s, N("d"), N(key), val, sizeof(val), &ver);
+        dictlog_put(l, N("d"), N(key), val, sizeof(val), ver);
+        ck_assert_int_eq(dictlog_commit(l), 0);
+    }
+    ck_assert_uint_gt(dictlog_size(l), 1u << 20);
+    dictlog_write_fn = full_disk_counted;
+    /* 200 s of loop turns, one every 10 ms */
+    for (uint64_t t = t0; t < t0 + 200000; t += 10) {
+        int before = write_calls;
+        if (dictlog_tick(l, s, t) < 0)
+            failures++;
+        if (t < t0 + 1000 && write_calls > before)
+            tries_in_first_second++;
+    }
+    dictlog_write_fn = write;
+    /* tries at 0, 1, 3, 7, 15, 31, 63, 123, 183 s */
+    ck_assert_int_eq(tries_in_first_second, 1);
+    ck_assert_int_eq(failures, 9);
+    /* the disk has room again: the next try compacts, and the back-off is over */
+    uint64_t big = dictlog_size(l);
+    for (uint64_t t = t0 + 200000; t < t0 + 260000; t += 10)
+        ck_assert_int_eq(dictlog_tick(l, s, t), 0);
+    ck_assert_uint_lt(dictlog_size(l), big / 100);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+END_TEST
+
 static Suite *dictlog_suite(void)
 {
     Suite *su = suite_create("dictlog");
@@ -219,6 +584,13 @@ static Suite *dictlog_suite(void)
     tcase_add_test(tc, test_torn_tail_is_cut);
     tcase_add_test(tc, test_full_disk_fails_cleanly);
     tcase_add_test(tc, test_compaction);
+    tcase_add_test(tc, test_bitflip_in_a_payload);
+    tcase_add_test(tc, test_bitflip_in_a_length);
+    tcase_add_test(tc, test_frame_is_all_or_nothing);
+    tcase_add_test(tc, test_versions_survive_compaction);
+    tcase_add_test(tc, test_old_log_replays);
+    tcase_add_test(tc, test_versions_survive_a_lost_tail);
+    tcase_add_test(tc, test_compaction_backs_off);
     suite_add_tcase(su, tc);
     return su;
 }

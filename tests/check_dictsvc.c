@@ -1,6 +1,6 @@
 /* check_dictsvc.c - the dict service end to end: every operation through libforq and its errors,
  * 4 clients x 10,000 incr, wait (wakes on change and deletion, times out), limits, malformed
- * requests from a raw peer, and the CLI. */
+ * requests from a raw peer, an update of many keys, damage in the log, and the CLI. */
 #define _GNU_SOURCE
 #define FORQ_TEST_E2E
 #include "testutil.h"
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -382,6 +383,159 @@ START_TEST(test_malformed_requests)
 }
 END_TEST
 
+/* Send a dict request (with a key when key is not NULL; with one value frame when val is not
+ * NULL) on a raw socket. */
+static void raw_dict(void *sock, const char *op, const char *name, const char *key, uint64_t req,
+                     const void *val, size_t len)
+{
+    wire_hdr_t h = {
+        .cmd = WIRE_DICT, .op = wire_str(op), .name = wire_str(name), .req = req, .has_req = true};
+    msgpack_sbuffer sb;
+
+    if (key) {
+        h.key = wire_str(key);
+        h.timeout_ms = 60000;
+    }
+    msgpack_sbuffer_init(&sb);
+    ck_assert_int_eq(wire_hdr_encode(&sb, &h), 0);
+    ck_assert_int_eq(zmq_send(sock, sb.data, sb.size, val ? ZMQ_SNDMORE : 0), (int)sb.size);
+    if (val)
+        ck_assert_int_eq(zmq_send(sock, val, len, 0), (int)len);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Receive a reply's header into *r (its strings borrow from buf and zone); skip its frames. */
+static void raw_reply(void *sock, msgpack_zone *zone, char *buf, size_t size, wire_hdr_t *r)
+{
+    wire_err_t err;
+    int more = 0, len = zmq_recv(sock, buf, size, 0);
+    size_t ms = sizeof(more);
+    char skip[64];
+
+    ck_assert_int_gt(len, 0);
+    while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ms) == 0 && more)
+        zmq_recv(sock, skip, sizeof(skip), 0);
+    msgpack_zone_clear(zone);
+    ck_assert_int_eq(wire_hdr_decode(buf, (size_t)len, zone, r, &err), 0);
+}
+
+/* A process's resident memory in KiB (VmRSS). */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[128];
+    long kib = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+/* A map of n keys "key<i>" to small integers. */
+static void pack_keys(msgpack_sbuffer *sb, uint32_t n)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        char key[16];
+        int kl = snprintf(key, sizeof(key), "key%06u", i);
+        msgpack_pack_str_with_body(&pk, key, (size_t)kl);
+        msgpack_pack_uint32(&pk, i % 100);
+    }
+}
+
+static double ms_since(const struct timespec *a)
+{
+    struct timespec b;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
+}
+
+/* 40,000 keys in one update are answered quickly, and forqd's loop is not frozen meanwhile: the
+ * duplicate check was quadratic (issue 11 item 3: ~5 s here). An update over the per-request
+ * bound is refused at once, saying what to do. */
+START_TEST(test_update_many_keys)
+{
+    void *zctx = zmq_ctx_new(), *s = zmq_socket(zctx, ZMQ_DEALER);
+    void *ws = zmq_socket(zctx, ZMQ_DEALER);
+    int tmo = test_ms(30000), zero = 0;
+    char buf[WIRE_HEADER_MAX];
+    msgpack_sbuffer map, huge;
+    msgpack_zone zone;
+    struct timespec t0;
+    wire_hdr_t r;
+    size_t n;
+
+    e2e_up(&d, &c, 1, NULL);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+    ck_assert_int_eq(zmq_connect(s, d.endpoint), 0);
+    zmq_setsockopt(ws, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+    zmq_setsockopt(ws, ZMQ_LINGER, &zero, sizeof(zero));
+    ck_assert_int_eq(zmq_connect(ws, d.endpoint), 0);
+    msgpack_zone_init(&zone, 1024);
+    /* somebody waits for one of the keys: the update wakes it */
+    raw_dict(ws, "wait", "big", "key012345", 9, NULL, 0);
+    for (int i = 0; i < test_ms(300) && stat_of(c, "dict_waiters") < 1; i++)
+        usleep(10000);
+    pack_keys(&map, 40000);
+    long rss0 = rss_kib(d.pid);
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    raw_dict(s, "update", "big", NULL, 1, map.data, map.size);
+    usleep(20000); /* the update is in forqd's hands: a ping now queues behind it */
+    struct timespec tp;
+    clock_gettime(CLOCK_MONOTONIC, &tp);
+    ck_assert_int_eq(forq_client_ping(c, test_ms(30000), NULL), FORQ_OK);
+    double ping_ms = ms_since(&tp);
+    raw_reply(s, &zone, buf, sizeof(buf), &r);
+    double update_ms = ms_since(&t0);
+    ck_assert_int_eq(r.cmd, WIRE_DICT_REPLY);
+    ck_assert_uint_eq(r.count, 40000);
+    long rss1 = rss_kib(d.pid);
+    fprintf(stderr,
+            "update of 40,000 keys (%zu bytes): answered in %.0f ms; another client's ping "
+            "meanwhile %.0f ms; forqd RSS %ld -> %ld KiB (+%ld)\n",
+            map.size, update_ms, ping_ms, rss0, rss1, rss1 - rss0);
+    ck_assert_msg(ping_ms < test_ms(500), "a ping waited %.0f ms behind the update", ping_ms);
+    ck_assert_msg(update_ms < test_ms(1500), "the update took %.0f ms", update_ms);
+    ck_assert_int_eq(forq_dict_len(c, "big", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 40000);
+    raw_reply(ws, &zone, buf, sizeof(buf), &r);
+    ck_assert_int_eq(r.cmd, WIRE_DICT_REPLY);
+    ck_assert_uint_eq(r.req, 9);
+    ck_assert(r.found);
+
+    /* over the per-request bound: refused before any work */
+    pack_keys(&huge, 100001);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    raw_dict(s, "update", "huge", NULL, 2, huge.data, huge.size);
+    raw_reply(s, &zone, buf, sizeof(buf), &r);
+    fprintf(stderr, "update of 100,001 keys (%zu bytes): refused in %.0f ms\n", huge.size,
+            ms_since(&t0));
+    ck_assert_int_eq(r.cmd, WIRE_ERROR);
+    ck_assert_msg(wire_str_eq(r.code, "too_large"), "got %.*s", (int)r.code.len, r.code.ptr);
+    ck_assert_msg(memmem(r.msg.ptr, r.msg.len, "several updates", 15), "msg: %.*s", (int)r.msg.len,
+                  r.msg.ptr);
+    ck_assert_int_eq(forq_dict_len(c, "huge", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 0);
+
+    msgpack_sbuffer_destroy(&map);
+    msgpack_sbuffer_destroy(&huge);
+    msgpack_zone_destroy(&zone);
+    zmq_close(s);
+    zmq_close(ws);
+    zmq_ctx_term(zctx);
+    e2e_down(&d, &c);
+}
+END_TEST
+
 START_TEST(test_store_option)
 {
     const char *extra[] = {"--dict-max-value", "100", NULL};
@@ -702,6 +856,50 @@ START_TEST(test_torn_tail_at_start)
 }
 END_TEST
 
+/* A flipped bit in the middle of the log: forqd starts, keeps every other write, keeps the
+ * damaged file aside and says loudly what was lost (issue 11 item 4: it cut everything after). */
+START_TEST(test_damage_in_the_middle_at_start)
+{
+    const char *extra[] = {"--state-dir", state, NULL};
+    msgpack_sbuffer one = val_int(1);
+    unsigned char log[4096];
+    char path[128], key[8];
+    size_t n, len, off = 0;
+    bool has;
+
+    make_state_dir();
+    e2e_up(&d, &c, 1, extra);
+    for (int i = 0; i < 6; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(forq_dict_set(c, "m", key, one.data, one.size, T, NULL), FORQ_OK);
+    }
+    e2e_down(&d, &c);
+    snprintf(path, sizeof(path), "%s/dict.log", state);
+    FILE *f = fopen(path, "r+b");
+    len = fread(log, 1, sizeof(log), f);
+    for (int i = 0; i < 3; i++) /* to the fourth frame, k3's */
+        off += 8 + (log[off] | (size_t)log[off + 1] << 8);
+    ck_assert_uint_lt(off + 12, len);
+    fseek(f, (long)(off + 8 + 7), SEEK_SET); /* its key, "k3" -> "k1" */
+    fputc(log[off + 8 + 7] ^ 0x02, f);
+    fclose(f);
+    e2e_up(&d, &c, 1, extra);
+    ck_assert(forqd_log_has(&d, "DATA LOST"));
+    ck_assert(forqd_log_has(&d, ": 1 frame(s)"));
+    ck_assert(forqd_log_has(&d, "5 intact frames recovered"));
+    ck_assert(forqd_log_has(&d, ".damaged-"));
+    ck_assert_int_eq(forq_dict_len(c, "m", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 5);
+    ck_assert_int_eq(forq_dict_has(c, "m", "k3", T, &has), FORQ_OK);
+    ck_assert(!has);
+    ck_assert_int_eq(forq_dict_has(c, "m", "k5", T, &has), FORQ_OK);
+    ck_assert(has);
+    msgpack_sbuffer_destroy(&one);
+    e2e_down(&d, &c);
+    remove_state_dir();
+}
+END_TEST
+
 START_TEST(test_disk_full)
 {
     const char *extra[] = {"--state-dir", state, "--fsync", "always", NULL};
@@ -818,9 +1016,11 @@ static Suite *dictsvc_suite(void)
     tcase_add_test(full, test_async);
     tcase_add_test(full, test_concurrent_incr_is_atomic);
     tcase_add_test(full, test_limits);
+    tcase_add_test(full, test_update_many_keys);
     tcase_add_test(full, test_store_option);
     tcase_add_test(full, test_kill9_loses_no_acknowledged_write);
     tcase_add_test(full, test_torn_tail_at_start);
+    tcase_add_test(full, test_damage_in_the_middle_at_start);
     tcase_add_test(full, test_disk_full);
     tcase_add_test(full, test_cli);
     suite_add_tcase(s, full);

@@ -12,12 +12,19 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #define FRAME_HDR   8          /* length and crc */
 #define FRAME_MAX   (1u << 30) /* a frame longer than this is corruption */
 #define COMPACT_MIN (1u << 20) /* do not bother compacting a log smaller than this */
+#define VER_RESERVE (1u << 16) /* versions reserved on disk ahead of those handed out */
+#define RETRY_MIN   1000u      /* ms before a failed compaction is tried again, doubling */
+#define RETRY_MAX   60000u     /* ... up to this */
+
+/* Record types; REC_CLEAR with a third element carries the store's version counter. */
+enum { REC_SET = 0, REC_DEL = 1, REC_CLEAR = 2 };
 
 ssize_t (*dictlog_write_fn)(int fd, const void *buf, size_t n) = write;
 
@@ -32,6 +39,12 @@ struct dictlog {
     uint32_t nrec; /* records in it */
     bool dirty;    /* written since the last sync */
     uint64_t last_sync_ms;
+    uint64_t batch_ver;      /* the highest version in the pending frame's records */
+    uint64_t counter;        /* the store's version counter, as last told (dictlog_put_version) */
+    uint64_t reserved;       /* versions up to this are on disk as a counter record, synced */
+    uint64_t retry_at_ms;    /* no compaction before this (after a failed one) */
+    uint32_t retry_ms;       /* the current back-off: 0 after a success */
+    dictlog_report_t report; /* what the replay at open found */
 };
 
 int dictlog_policy_from(const char *name)
@@ -99,49 +112,196 @@ static bool str_of(const msgpack_object *o, const char **p, size_t *n)
     return true;
 }
 
-/* Apply one frame's records. Returns false if a record is malformed. */
-static bool apply(dstore_t *store, const msgpack_object *recs)
+/* Check one frame's records and, when all of them are good and store is not NULL, apply them:
+ * a frame is all or nothing, so nothing is applied before every record has been checked.
+ * Returns false if a record is malformed. */
+static bool records(dstore_t *store, const msgpack_object *recs)
 {
     if (recs->type != MSGPACK_OBJECT_ARRAY)
         return false;
-    for (uint32_t i = 0; i < recs->via.array.size; i++) {
-        const msgpack_object *r = &recs->via.array.ptr[i];
-        const char *name, *key;
-        size_t nlen, klen;
-        if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size < 2 ||
-            r->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-            !str_of(&r->via.array.ptr[1], &name, &nlen))
-            return false;
-        const msgpack_object *a = r->via.array.ptr;
-        switch (a[0].via.u64) {
-        case 0:
-            if (r->via.array.size != 5 || !str_of(&a[2], &key, &klen) ||
-                a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[4].type != MSGPACK_OBJECT_BIN)
+    for (int pass = 0; pass < (store ? 2 : 1); pass++) {
+        for (uint32_t i = 0; i < recs->via.array.size; i++) {
+            const msgpack_object *r = &recs->via.array.ptr[i];
+            const char *name, *key;
+            size_t nlen, klen;
+            if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size < 2 ||
+                r->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                !str_of(&r->via.array.ptr[1], &name, &nlen))
                 return false;
-            dstore_restore(store, name, nlen, key, klen, a[4].via.bin.ptr, a[4].via.bin.size,
-                           a[3].via.u64);
-            break;
-        case 1:
-            if (r->via.array.size != 3 || !str_of(&a[2], &key, &klen))
+            const msgpack_object *a = r->via.array.ptr;
+            switch (a[0].via.u64) {
+            case REC_SET:
+                if (r->via.array.size != 5 || !str_of(&a[2], &key, &klen) ||
+                    a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[4].type != MSGPACK_OBJECT_BIN)
+                    return false;
+                if (pass == 1)
+                    dstore_restore(store, name, nlen, key, klen, a[4].via.bin.ptr,
+                                   a[4].via.bin.size, a[3].via.u64);
+                break;
+            case REC_DEL:
+                if (r->via.array.size != 3 || !str_of(&a[2], &key, &klen))
+                    return false;
+                if (pass == 1)
+                    dstore_forget(store, name, nlen, key, klen);
+                break;
+            case REC_CLEAR:
+                if (r->via.array.size > 3 ||
+                    (r->via.array.size == 3 && a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER))
+                    return false;
+                if (pass == 1 && r->via.array.size == 3)
+                    dstore_restore_version(store, a[2].via.u64);
+                if (pass == 1) /* for "", as a forqd before the counter record did */
+                    dstore_forget(store, name, nlen, NULL, 0);
+                break;
+            default:
                 return false;
-            dstore_forget(store, name, nlen, key, klen);
-            break;
-        case 2:
-            dstore_forget(store, name, nlen, NULL, 0);
-            break;
-        default:
-            return false;
+            }
         }
     }
     return true;
 }
 
-/* Replay the file into store; returns the offset of the first byte that is not a good frame. */
-static uint64_t replay(int fd, uint64_t size, dstore_t *store, char *err, size_t errlen)
+/* What replay found, while it reads. */
+typedef struct {
+    const uint8_t *buf;
+    uint64_t size;
+    uint64_t scan_budget; /* payload bytes the resynchronising scan may still checksum */
+    int named;            /* keys named in the report so far */
+} scan_t;
+
+/* Is there a whole frame at off whose checksum verifies? Its payload length in *ret_len. */
+static bool frame_sums(const scan_t *sc, uint64_t off, uint32_t *ret_len)
+{
+    uint32_t len;
+
+    if (sc->size - off < FRAME_HDR)
+        return false;
+    len = get_le32(sc->buf + off);
+    if (len > FRAME_MAX || len > sc->size - off - FRAME_HDR)
+        return false;
+    *ret_len = len;
+    return crc32(0L, sc->buf + off + FRAME_HDR, len) == get_le32(sc->buf + off + 4);
+}
+
+/* Is the frame at off intact: its checksum verifies and every record in it is well formed?
+ * With store, also apply it (all records or none). */
+static bool frame_intact(const scan_t *sc, uint64_t off, dstore_t *store, uint32_t *ret_len)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    wire_err_t werr;
+    bool ok;
+
+    if (!frame_sums(sc, off, ret_len))
+        return false;
+    msgpack_zone_init(&zone, 4096);
+    ok = wire_unpack(sc->buf + off + FRAME_HDR, *ret_len, &zone, &o, &werr) == 0 &&
+         records(store, &o);
+    msgpack_zone_destroy(&zone);
+    return ok;
+}
+
+/* Could a frame start at off? A cheap look before the checksum: we only ever write a payload
+ * that is an array of at least one record, and a record starts with a 2-, 3- or 5-array and its
+ * type (0, 1 or 2). Random bytes pass this about once in 100,000 offsets. */
+static bool frame_plausible(const scan_t *sc, uint64_t off)
+{
+    const uint8_t *p = sc->buf + off + FRAME_HDR;
+    uint64_t left = sc->size - off;
+    size_t h;
+
+    if (left < FRAME_HDR + 3 || get_le32(sc->buf + off) < 3 ||
+        get_le32(sc->buf + off) > left - FRAME_HDR)
+        return false;
+    if (p[0] >= 0x91 && p[0] <= 0x9f)
+        h = 1;
+    else if (p[0] == 0xdc)
+        h = 3;
+    else if (p[0] == 0xdd)
+        h = 5;
+    else
+        return false;
+    if (left < FRAME_HDR + h + 2)
+        return false;
+    return (p[h] == 0x92 || p[h] == 0x93 || p[h] == 0x95) && p[h + 1] <= REC_CLEAR;
+}
+
+/* The damaged stretch starts at off: find where intact frames start again. First where the
+ * damaged frame says it ends (a flipped bit in a payload leaves its length right: the next frame
+ * is exactly there); failing that, the first offset after off where a frame is plausible, its
+ * CRC-32 verifies and its records are well formed. A false start needs 32 bits of checksum and
+ * the record shape to match by chance (below 1 in 10^14 per offset for random bytes); only a
+ * value a client stored that holds a whole forged frame could pass, and only when the damage hit
+ * the length field of the frame around it. The checksumming is bounded by scan_budget, so a
+ * file full of plausible starts cannot make recovery quadratic. Returns size when nothing
+ * intact follows; *ret_by_length tells which way it was found. */
+static uint64_t resync(scan_t *sc, uint64_t off, bool *ret_by_length)
+{
+    uint32_t len;
+
+    *ret_by_length = false;
+    if (sc->size - off >= FRAME_HDR) {
+        uint64_t end = off + FRAME_HDR + (uint64_t)get_le32(sc->buf + off);
+        if (end < sc->size && frame_intact(sc, end, NULL, &len)) {
+            *ret_by_length = true;
+            return end;
+        }
+    }
+    for (uint64_t p = off + 1; p + FRAME_HDR <= sc->size; p++) {
+        if (!frame_plausible(sc, p))
+            continue;
+        uint32_t want = get_le32(sc->buf + p);
+        if (want > sc->scan_budget)
+            continue;
+        sc->scan_budget -= want;
+        if (frame_intact(sc, p, NULL, &len))
+            return p;
+    }
+    return sc->size;
+}
+
+/* Count the records of a damaged frame that can still be read, naming up to three keys.
+ * Returns -1 when the stretch is not one frame whose records can be read. */
+static int64_t lost_records(scan_t *sc, uint64_t off, uint64_t end, char *names, size_t nsize)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    wire_err_t werr;
+    int64_t n = -1;
+
+    if (end - off < FRAME_HDR || get_le32(sc->buf + off) != end - off - FRAME_HDR)
+        return -1;
+    msgpack_zone_init(&zone, 4096);
+    if (wire_unpack(sc->buf + off + FRAME_HDR, end - off - FRAME_HDR, &zone, &o, &werr) == 0 &&
+        o.type == MSGPACK_OBJECT_ARRAY) {
+        n = o.via.array.size;
+        for (uint32_t i = 0; i < o.via.array.size; i++) {
+            const msgpack_object *r = &o.via.array.ptr[i];
+            const char *name, *key = "*";
+            size_t nlen, klen = 1, used = strlen(names);
+            if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size < 2 ||
+                !str_of(&r->via.array.ptr[1], &name, &nlen) || used + 8 >= nsize)
+                continue;
+            if (r->via.array.size >= 3 && !str_of(&r->via.array.ptr[2], &key, &klen))
+                continue;
+            if (sc->named++ == 3)
+                break;
+            snprintf(names + used, nsize - used, "%s%.*s/%.*s", used ? ", " : "",
+                     (int)(nlen > 64 ? 64 : nlen), name, (int)(klen > 64 ? 64 : klen), key);
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    return n;
+}
+
+/* Replay the file into store, frame by frame, skipping damaged stretches (see resync). Fills
+ * rep; returns the offset where a torn tail starts (the file's size when there is none). */
+static uint64_t replay(int fd, uint64_t size, dstore_t *store, dictlog_report_t *rep)
 {
     uint8_t *buf = xmalloc(size ? size : 1);
-    uint64_t off = 0;
+    uint64_t off = 0, tail;
     size_t got = 0;
+    scan_t sc;
 
     while (got < size) {
         ssize_t n = pread(fd, buf + got, size - got, (off_t)got);
@@ -152,30 +312,92 @@ static uint64_t replay(int fd, uint64_t size, dstore_t *store, char *err, size_t
         }
         got += (size_t)n;
     }
+    sc = (scan_t){buf, got, 64 * (uint64_t)got + (64u << 20), 0};
+    tail = got;
     dstore_quiet(store, true);
-    while (off + FRAME_HDR <= got) {
-        uint32_t len = get_le32(buf + off), crc = get_le32(buf + off + 4);
-        msgpack_zone zone;
-        msgpack_object o;
-        wire_err_t werr;
-        bool ok;
+    while (off < got) {
+        uint32_t len;
+        bool by_length, sums;
+        uint64_t next;
 
-        if (len > FRAME_MAX || off + FRAME_HDR + len > got ||
-            crc32(0L, buf + off + FRAME_HDR, len) != crc)
-            break;
-        msgpack_zone_init(&zone, 4096);
-        ok = wire_unpack(buf + off + FRAME_HDR, len, &zone, &o, &werr) == 0 && apply(store, &o);
-        msgpack_zone_destroy(&zone);
-        if (!ok) {
-            snprintf(err, errlen, "a frame at byte %llu has a good checksum but bad records",
-                     (unsigned long long)off);
+        if (frame_intact(&sc, off, store, &len)) {
+            rep->frames_kept++;
+            off += FRAME_HDR + len;
+            continue;
+        }
+        sums = frame_sums(&sc, off, &len); /* checksum good, records bad: never a crash */
+        next = resync(&sc, off, &by_length);
+        if (next == got && !sums && !rep->damaged) {
+            /* nothing intact after it: the tail a crash in the middle of a write leaves */
+            tail = off;
             break;
         }
-        off += FRAME_HDR + len;
+        rep->damaged = true;
+        rep->frames_lost++;
+        if (!by_length)
+            rep->frames_lost_more = true; /* the stretch may have held more than one frame */
+        rep->bytes_lost += next - off;
+        int64_t nrec = lost_records(&sc, off, next, rep->keys_lost, sizeof(rep->keys_lost));
+        if (nrec < 0)
+            rep->records_unknown = true;
+        else
+            rep->records_lost += (uint64_t)nrec;
+        off = next;
     }
     dstore_quiet(store, false);
     free(buf);
-    return off;
+    if (got < size) /* a short read: what was not read is not replayed, nor cut */
+        rep->damaged = true;
+    return tail;
+}
+
+/* Copy the file open at fd to a new file at path, synced. 0 or -errno. */
+static int copy_file(int fd, const char *path, int dirfd)
+{
+    char buf[65536];
+    off_t off = 0;
+    ssize_t n;
+    int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), r = 0;
+
+    if (out < 0)
+        return -errno;
+    while (r == 0 && (n = pread(fd, buf, sizeof(buf), off)) != 0) {
+        if (n < 0)
+            r = errno == EINTR ? 0 : -errno;
+        else if ((r = write_all(out, buf, (size_t)n)) == 0)
+            off += n;
+    }
+    if (r == 0 && (fsync(out) < 0 || fsync(dirfd) < 0))
+        r = -errno;
+    close(out);
+    if (r < 0)
+        unlink(path);
+    return r;
+}
+
+/* Keep the damaged log as PATH.damaged-<UTC time> (a hard link: dict.log stays where it is until
+ * the recovered log replaces it, so a crash meanwhile loses nothing). */
+static int keep_damaged(dictlog_t *l)
+{
+    char stamp[32];
+    time_t t = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    for (int i = 0; i < 100; i++) {
+        free(l->report.damaged_path);
+        l->report.damaged_path = xmalloc(strlen(l->path) + 64);
+        sprintf(l->report.damaged_path, "%s.damaged-%s%s%.0d", l->path, stamp, i ? "-" : "", i);
+        if (link(l->path, l->report.damaged_path) == 0)
+            return fsync(l->dirfd) < 0 ? -errno : 0;
+        if (errno == EEXIST)
+            continue;
+        if (errno != EPERM && errno != EOPNOTSUPP && errno != EXDEV)
+            return -errno;
+        return copy_file(l->fd, l->report.damaged_path, l->dirfd); /* no hard links here */
+    }
+    return -EEXIST;
 }
 
 int dictlog_open(const char *dir, fsync_policy_t policy, dstore_t *store, dictlog_t **ret,
@@ -184,10 +406,11 @@ int dictlog_open(const char *dir, fsync_policy_t policy, dstore_t *store, dictlo
     dictlog_t *l;
     struct stat st;
     uint64_t good;
+    int r;
 
     *ret_truncated = 0;
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        int r = -errno;
+        r = -errno;
         snprintf(err, errlen, "cannot create the state directory %s: %s", dir, strerror(errno));
         return r;
     }
@@ -195,33 +418,75 @@ int dictlog_open(const char *dir, fsync_policy_t policy, dstore_t *store, dictlo
     l->policy = policy;
     l->path = xmalloc(strlen(dir) + sizeof("/dict.log"));
     sprintf(l->path, "%s/dict.log", dir);
+    msgpack_sbuffer_init(&l->batch);
+    msgpack_packer_init(&l->pk, &l->batch, msgpack_sbuffer_write);
     l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     l->fd = open(l->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (l->dirfd < 0 || l->fd < 0 || fstat(l->fd, &st) < 0) {
-        int r = -errno;
+        r = -errno;
         snprintf(err, errlen, "cannot open the dict log %s: %s", l->path, strerror(errno));
         dictlog_close(&l);
         return r;
     }
     err[0] = '\0';
-    good = replay(l->fd, (uint64_t)st.st_size, store, err, errlen);
-    if (good < (uint64_t)st.st_size) {
+    good = replay(l->fd, (uint64_t)st.st_size, store, &l->report);
+    l->reserved = dstore_version(store); /* a reservation replayed: the store's counter is at it */
+    l->size = (uint64_t)st.st_size;
+    l->last_sync_ms = now_ms();
+    if (l->report.damaged) {
+        /* corruption in the middle: keep the file aside, write what was recovered afresh */
+        dictlog_report_t *rp = &l->report;
+        if ((r = keep_damaged(l)) < 0) {
+            snprintf(err, errlen,
+                     "the dict log %s is damaged and cannot be kept aside (%s); forqd changed "
+                     "nothing: copy it away, free space or fix the directory, and start again",
+                     l->path, strerror(-r));
+            dictlog_close(&l);
+            return r;
+        }
+        if ((r = dictlog_compact(l, store)) < 0) {
+            snprintf(err, errlen,
+                     "the dict log %s is damaged and the recovered log cannot be written (%s); "
+                     "it is kept as %s: free space and start forqd again",
+                     l->path, strerror(-r), rp->damaged_path);
+            dictlog_close(&l);
+            return r;
+        }
+        char changes[64];
+        if (rp->records_unknown && rp->records_lost == 0)
+            snprintf(changes, sizeof(changes), "key changes that cannot be read");
+        else
+            snprintf(changes, sizeof(changes), "%s%llu key change(s)",
+                     rp->records_unknown ? "at least " : "", (unsigned long long)rp->records_lost);
+        snprintf(err, errlen,
+                 "DATA LOST: the dict log %s was damaged in the middle (a disk error?): %s%llu "
+                 "frame(s), %llu bytes, %s%s%s%s lost, %llu intact frames recovered and written "
+                 "as a fresh log; the damaged file is kept as %s; check the disk, and the keys "
+                 "named",
+                 l->path, rp->frames_lost_more ? "at least " : "",
+                 (unsigned long long)rp->frames_lost, (unsigned long long)rp->bytes_lost, changes,
+                 rp->keys_lost[0] ? " (" : "", rp->keys_lost, rp->keys_lost[0] ? ")" : "",
+                 (unsigned long long)rp->frames_kept, rp->damaged_path);
+    } else if (good < (uint64_t)st.st_size) {
         /* a torn tail from a crash in the middle of a write: cut it off */
         if (ftruncate(l->fd, (off_t)good) < 0 || fsync(l->fd) < 0) {
-            int r = -errno;
+            r = -errno;
             snprintf(err, errlen, "cannot truncate the torn tail of %s: %s", l->path,
                      strerror(errno));
             dictlog_close(&l);
             return r;
         }
-        *ret_truncated = (size_t)((uint64_t)st.st_size - good);
+        l->report.torn_bytes = (uint64_t)st.st_size - good;
+        *ret_truncated = (size_t)l->report.torn_bytes;
+        l->size = good;
     }
-    l->size = good;
-    msgpack_sbuffer_init(&l->batch);
-    msgpack_packer_init(&l->pk, &l->batch, msgpack_sbuffer_write);
-    l->last_sync_ms = now_ms();
     *ret = l;
     return 0;
+}
+
+const dictlog_report_t *dictlog_report(const dictlog_t *l)
+{
+    return &l->report;
 }
 
 void dictlog_put(dictlog_t *l, const char *name, size_t nlen, const char *key, size_t klen,
@@ -234,6 +499,8 @@ void dictlog_put(dictlog_t *l, const char *name, size_t nlen, const char *key, s
     if (val) {
         msgpack_pack_uint64(&l->pk, ver);
         msgpack_pack_bin_with_body(&l->pk, val, vlen);
+        if (ver > l->batch_ver)
+            l->batch_ver = ver;
     }
     l->nrec++;
 }
@@ -241,9 +508,26 @@ void dictlog_put(dictlog_t *l, const char *name, size_t nlen, const char *key, s
 void dictlog_put_clear(dictlog_t *l, const char *name, size_t nlen)
 {
     msgpack_pack_array(&l->pk, 2);
-    msgpack_pack_int(&l->pk, 2);
+    msgpack_pack_int(&l->pk, REC_CLEAR);
     msgpack_pack_str_with_body(&l->pk, name, nlen);
     l->nrec++;
+}
+
+/* The counter record [2, "", ver]: a clear of the dict named "" (no dict has that name) that
+ * also says the version counter is at least ver. A forqd from before it replays it as a clear
+ * that finds nothing, so a log written now still opens there. */
+static void pack_counter(msgpack_packer *pk, uint64_t ver)
+{
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_int(pk, REC_CLEAR);
+    msgpack_pack_str_with_body(pk, "", 0);
+    msgpack_pack_uint64(pk, ver);
+}
+
+void dictlog_put_version(dictlog_t *l, uint64_t ver)
+{
+    if (ver > l->counter)
+        l->counter = ver;
 }
 
 static int sync_now(dictlog_t *l)
@@ -259,10 +543,24 @@ int dictlog_commit(dictlog_t *l)
 {
     msgpack_sbuffer frame;
     msgpack_packer pk;
+    uint64_t reserve = 0, before = l->size;
     int r;
 
     if (l->nrec == 0)
         return 0;
+    if (l->counter > l->reserved) {
+        /* versions past the last reservation: reserve the next VER_RESERVE on disk, synced
+         * before the reply, so that no fsync policy and no crash can hand a version out twice */
+        reserve = l->counter + VER_RESERVE;
+        pack_counter(&l->pk, reserve);
+        l->nrec++;
+    } else if (l->batch_ver < l->counter) {
+        /* the records do not show the counter (a delete, a clear, versions spent on undone
+         * changes): carry it, for a replay that must skip damaged frames before this one */
+        pack_counter(&l->pk, l->counter);
+        l->nrec++;
+    }
+    l->batch_ver = 0;
     msgpack_sbuffer_init(&frame);
     msgpack_packer_init(&pk, &frame, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, l->nrec);
@@ -273,11 +571,15 @@ int dictlog_commit(dictlog_t *l)
     if (r == 0) {
         l->size += FRAME_HDR + frame.size;
         l->dirty = true;
-        if (l->policy == FSYNC_ALWAYS)
+        if (l->policy == FSYNC_ALWAYS || reserve)
             r = sync_now(l);
+        if (r == 0 && reserve)
+            l->reserved = reserve;
     }
     if (r < 0) {
-        /* leave no partial frame behind; replay would cut it anyway */
+        /* leave no frame behind, whole or partial: the caller undoes the change, and a frame
+         * written but not synced must not come back at the next replay */
+        l->size = before;
         if (ftruncate(l->fd, (off_t)l->size) < 0)
             log_error("dict log: cannot truncate %s after a failed write: %s", l->path,
                       strerror(errno));
@@ -341,6 +643,12 @@ int dictlog_compact(dictlog_t *l, dstore_t *store)
     }
     msgpack_sbuffer_init(&s.batch);
     msgpack_packer_init(&s.pk, &s.batch, msgpack_sbuffer_write);
+    uint64_t counter = dstore_version(store) > l->reserved ? dstore_version(store) : l->reserved;
+    if (counter > 0) {
+        /* first, the counter: the newest versions may belong to keys deleted since */
+        pack_counter(&s.pk, counter);
+        s.n++;
+    }
     dstore_each(store, snap_visit, &s);
     r = snap_flush(&s);
     msgpack_sbuffer_destroy(&s.batch);
@@ -368,11 +676,19 @@ int dictlog_tick(dictlog_t *l, dstore_t *store, uint64_t now)
 {
     if (l->policy == FSYNC_EVERYSEC && l->dirty && now - l->last_sync_ms >= 1000)
         sync_now(l);
-    if (l->size > COMPACT_MIN && l->size > 2 * (dstore_bytes(store) + 32 * dstore_keys(store))) {
+    if (l->size > COMPACT_MIN && l->size > 2 * (dstore_bytes(store) + 32 * dstore_keys(store)) &&
+        now >= l->retry_at_ms) {
         uint64_t before = l->size;
         int r = dictlog_compact(l, store);
-        if (r < 0)
+        if (r < 0) {
+            /* a full disk stays full for a while: back off instead of trying every turn */
+            l->retry_ms = l->retry_ms ? (l->retry_ms >= RETRY_MAX / 2 ? RETRY_MAX : 2 * l->retry_ms)
+                                      : RETRY_MIN;
+            l->retry_at_ms = now + l->retry_ms;
             return r;
+        }
+        l->retry_ms = 0;
+        l->retry_at_ms = 0;
         log_info("dict log compacted from %llu to %llu bytes", (unsigned long long)before,
                  (unsigned long long)l->size);
     }
@@ -382,6 +698,11 @@ int dictlog_tick(dictlog_t *l, dstore_t *store, uint64_t now)
 uint64_t dictlog_size(const dictlog_t *l)
 {
     return l->size;
+}
+
+uint32_t dictlog_retry_ms(const dictlog_t *l)
+{
+    return l->retry_ms;
 }
 
 void dictlog_close(dictlog_t **lp)
@@ -397,6 +718,7 @@ void dictlog_close(dictlog_t **lp)
     if (l->dirfd >= 0)
         close(l->dirfd);
     msgpack_sbuffer_destroy(&l->batch);
+    free(l->report.damaged_path);
     free(l->path);
     free(l);
 }

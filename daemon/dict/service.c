@@ -25,13 +25,16 @@
 #include "util.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <utlist.h>
 
-#define PAGE_DEF    1000 /* keys or items per page */
-#define PAGE_MAX    10000
-#define WAITERS_MAX 10000 /* clients in a wait at once */
+#define PAGE_DEF        1000 /* keys or items per page */
+#define PAGE_MAX        10000
+#define WAITERS_MAX     10000   /* clients in a wait at once */
+#define WAKE_BY_KEY_MAX 16      /* changes in one request matched against waiters key by key */
+#define UPDATE_KEYS_MAX 100000u /* entries in one update: bounds what one request may cost */
 
 typedef struct dwaiter dwaiter_t;
 
@@ -51,12 +54,13 @@ struct dwaiter {
     char key[];
 };
 
-/* A key changed by the request under way (key NULL: the whole dict). */
+/* A key changed by the request under way (key NULL: the whole dict). Name and key share one
+ * allocation (an update changes many keys of one dict: no fixed-size name per key). */
 typedef struct dchange {
     struct dchange *next;
     size_t nlen, klen;
     bool all;
-    char name[WIRE_ID_MAX + 1];
+    const char *name; /* in key[], after the key */
     char key[];
 } dchange_t;
 
@@ -67,7 +71,7 @@ typedef struct dundo {
     uint64_t ver;
     void *val; /* owned copy */
     size_t vlen, nlen, klen;
-    char name[WIRE_ID_MAX + 1];
+    const char *name; /* in key[], after the key */
     char key[];
 } dundo_t;
 
@@ -80,7 +84,8 @@ struct dict_service {
     dictlog_t *log;      /* their log, NULL without --state-dir */
     dwaiter_t *waiters;  /* clients and tasks in a wait */
     size_t n_waiters;
-    dchange_t *changed; /* keys changed by the request under way */
+    dchange_t *changed; /* keys changed by the request under way (the first few) */
+    size_t n_changed;   /* how many: past WAKE_BY_KEY_MAX only counted */
     dundo_t *undo;      /* their values before it, while a log is kept */
 };
 
@@ -91,7 +96,7 @@ static int open_store(dict_service_t *s)
 {
     dstore_limits_t lim = {(size_t)s->cfg->dict_max_keys, (size_t)s->cfg->dict_max_value,
                            (size_t)s->cfg->dict_max_bytes};
-    char err[512];
+    char err[1024];
     size_t cut = 0;
 
     s->store = dstore_new(&lim, on_change, s);
@@ -102,7 +107,9 @@ static int open_store(dict_service_t *s)
         fprintf(stderr, "forqd: %s\n", err);
         return -1;
     }
-    if (cut)
+    if (dictlog_report(s->log)->damaged)
+        log_error("%s", err);
+    else if (cut)
         log_warn("dict log %s/dict.log: a torn tail of %zu bytes (a crash during a write) was "
                  "cut off%s%s",
                  s->cfg->state_dir, cut, err[0] ? "; " : "", err);
@@ -124,6 +131,7 @@ static void free_undo(dict_service_t *s)
 
 static void free_changed(dict_service_t *s)
 {
+    s->n_changed = 0;
     while (s->changed) {
         dchange_t *c = s->changed;
         s->changed = c->next;
@@ -139,8 +147,9 @@ static void remember(dict_service_t *s, const char *name, size_t nlen, const cha
 
     if (!s->log)
         return;
-    u = xcalloc(1, sizeof(*u) + klen + 1);
-    memcpy(u->name, name, nlen);
+    u = xcalloc(1, sizeof(*u) + klen + 1 + nlen + 1);
+    memcpy(u->key + klen + 1, name, nlen);
+    u->name = u->key + klen + 1;
     u->nlen = nlen;
     memcpy(u->key, key, klen);
     u->klen = klen;
@@ -179,6 +188,7 @@ static int commit_or_undo(dict_service_t *s)
 
     if (!s->log)
         return 0;
+    dictlog_put_version(s->log, dstore_version(s->store));
     r = dictlog_commit(s->log);
     if (r < 0) {
         dstore_quiet(s->store, true);
@@ -317,7 +327,7 @@ static void wake(dict_service_t *s, dwaiter_t *w, const char *code)
 static void on_change(void *ud, const char *name, size_t nlen, const char *key, size_t klen)
 {
     dict_service_t *s = ud;
-    dchange_t *c = xcalloc(1, sizeof(*c) + klen + 1);
+    dchange_t *c;
     dval_t v;
 
     if (s->log) {
@@ -328,7 +338,11 @@ static void on_change(void *ud, const char *name, size_t nlen, const char *key, 
         else
             dictlog_put(s->log, name, nlen, key, klen, NULL, 0, 0);
     }
-    memcpy(c->name, name, nlen);
+    if (s->n_changed++ >= WAKE_BY_KEY_MAX)
+        return; /* wake_changed will look at every waiter instead: no record per key */
+    c = xcalloc(1, sizeof(*c) + klen + 1 + nlen + 1);
+    memcpy(c->key + klen + 1, name, nlen);
+    c->name = c->key + klen + 1;
     c->nlen = nlen;
     c->all = key == NULL;
     if (key)
@@ -341,6 +355,22 @@ static void on_change(void *ud, const char *name, size_t nlen, const char *key, 
 /* After a request's changes are committed: answer the waiters whose key changed. */
 static void wake_changed(dict_service_t *s)
 {
+    if (s->n_changed > WAKE_BY_KEY_MAX) {
+        /* many keys changed (an update): one pass over the waiters, not one per key and waiter.
+         * A waiting key keeps the version its waiter saw until a change, so a version that
+         * differs now is exactly a change */
+        dwaiter_t *w, *tmp;
+        DL_FOREACH_SAFE(s->waiters, w, tmp)
+        {
+            dval_t v;
+            uint64_t now =
+                dstore_get(s->store, w->name, w->nlen, w->key, w->klen, &v) == 0 ? v.ver : 0;
+            if (now != w->ver)
+                wake(s, w, NULL);
+        }
+        free_changed(s);
+        return;
+    }
     while (s->changed) {
         dchange_t *c = s->changed;
         dwaiter_t *w, *tmp;
@@ -359,6 +389,7 @@ static void wake_changed(dict_service_t *s)
         }
         free(c);
     }
+    s->n_changed = 0;
 }
 
 /* A finished job's result, stored under name/key (the submit option `store`). */
@@ -389,7 +420,9 @@ static uint64_t tick(void *ud, uint64_t now)
     if (!s->log)
         return LOOP_NEVER;
     if ((r = dictlog_tick(s->log, s->store, now)) < 0)
-        log_error("dict log: compaction failed (%s); the old log is kept", strerror(-r));
+        log_error("dict log: compaction failed (%s); the old log is kept and grows; next try in "
+                  "%u s: free space in %s",
+                  strerror(-r), dictlog_retry_ms(s->log) / 1000, s->cfg->state_dir);
     return now + 1000;
 }
 
@@ -502,52 +535,130 @@ static void op_page(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, b
 
 /* ---- update: a map of string keys ---- */
 
+/* A big-endian number of n bytes. */
+static uint32_t get_be(const uint8_t *p, int n)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The header of the map at p: its size, and where its first key starts. -1 if not a map. */
+static int map_header(const uint8_t *p, size_t len, uint32_t *ret_n, size_t *ret_off)
+{
+    if (len >= 1 && (p[0] & 0xf0) == 0x80) {
+        *ret_n = p[0] & 0x0f;
+        *ret_off = 1;
+    } else if (len >= 3 && p[0] == 0xde) {
+        *ret_n = get_be(p + 1, 2);
+        *ret_off = 3;
+    } else if (len >= 5 && p[0] == 0xdf) {
+        *ret_n = get_be(p + 1, 4);
+        *ret_off = 5;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* The string at p (a key): its body and length, and where the next value starts. -1 if it is
+ * not a string. */
+static int str_header(const uint8_t *p, size_t len, const char **ret, size_t *ret_len,
+                      size_t *ret_next)
+{
+    size_t h, n;
+
+    if (len >= 1 && (p[0] & 0xe0) == 0xa0)
+        h = 1, n = p[0] & 0x1f;
+    else if (len >= 2 && p[0] == 0xd9)
+        h = 2, n = p[1];
+    else if (len >= 3 && p[0] == 0xda)
+        h = 3, n = get_be(p + 1, 2);
+    else if (len >= 5 && p[0] == 0xdb)
+        h = 5, n = get_be(p + 1, 4);
+    else
+        return -1;
+    if (n > len - h)
+        return -1;
+    *ret = (const char *)p + h;
+    *ret_len = n;
+    *ret_next = h + n;
+    return 0;
+}
+
+/* Limits before work: the entry count is read from the map's header and checked against the
+ * per-request bound and --dict-max-keys before anything is allocated. Then one linear walk over
+ * the frame (already proven well formed by ops_check_request): keys are borrowed from it and
+ * values are stored as the bytes the client sent, as `set` does, so nothing is unpacked or
+ * copied per entry. A key given twice is one key (the store keeps its last value); only distinct
+ * keys are remembered for undo. What one request costs besides the store's own growth: five
+ * arrays of n entries, about 40 bytes per entry, plus per distinct key an undo record, a change
+ * record and its log record. */
 static void op_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
 {
-    msgpack_zone zone;
-    msgpack_object m;
-    size_t off = 0;
-    int r;
+    const uint8_t *p = zmq_msg_data(payload);
+    size_t len = zmq_msg_size(payload), off;
+    uint32_t n;
+    char msg[256];
+    int r = 0;
 
-    msgpack_zone_init(&zone, 1024);
-    if (msgpack_unpack(zmq_msg_data(payload), zmq_msg_size(payload), &off, &zone, &m) !=
-            MSGPACK_UNPACK_SUCCESS ||
-        m.type != MSGPACK_OBJECT_MAP) {
-        msgpack_zone_destroy(&zone);
+    if (map_header(p, len, &n, &off) < 0) {
         outbox_error(s->out, o, h, "bad_value", "update takes a map of string keys to values");
         return;
     }
-    size_t n = m.via.map.size;
-    const char **keys = xcalloc(n ? n : 1, sizeof(*keys));
-    size_t *klens = xcalloc(n ? n : 1, sizeof(*klens));
-    const void **vals = xcalloc(n ? n : 1, sizeof(*vals));
-    size_t *vlens = xcalloc(n ? n : 1, sizeof(*vlens));
-    msgpack_sbuffer packed;
-    msgpack_packer pk;
-    size_t *offs = xcalloc(n ? n : 1, sizeof(*offs));
-
-    /* values go to the store as msgpack bytes: pack each into one buffer */
-    msgpack_sbuffer_init(&packed);
-    msgpack_packer_init(&pk, &packed, msgpack_sbuffer_write);
-    r = 0;
-    for (size_t i = 0; i < n && r == 0; i++) {
-        const msgpack_object_kv *kv = &m.via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size == 0 ||
-            kv->key.via.str.size > WIRE_KEY_MAX ||
-            memchr(kv->key.via.str.ptr, '\0', kv->key.via.str.size))
-            r = -EBADMSG;
-        keys[i] = kv->key.via.str.ptr;
-        klens[i] = kv->key.via.str.size;
-        offs[i] = packed.size;
-        msgpack_pack_object(&pk, kv->val);
-        vlens[i] = packed.size - offs[i];
+    if (n > UPDATE_KEYS_MAX) {
+        snprintf(msg, sizeof(msg),
+                 "update: %" PRIu32 " keys in one request, over the limit of %u per update; send "
+                 "them in several updates",
+                 n, UPDATE_KEYS_MAX);
+        outbox_error(s->out, o, h, "too_large", msg);
+        return;
     }
-    if (r == 0) {
-        for (size_t i = 0; i < n; i++)
-            vals[i] = packed.data + offs[i];
+    if (n > (uint64_t)s->cfg->dict_max_keys) {
+        snprintf(msg, sizeof(msg),
+                 "update: %" PRIu32 " keys in one request, more than this forqd's "
+                 "--dict-max-keys of %ld; send fewer keys or raise the limit",
+                 n, s->cfg->dict_max_keys);
+        outbox_error(s->out, o, h, "dict_full", msg);
+        return;
+    }
+    size_t m = n ? n : 1;
+    const char **keys = xmalloc(m * sizeof(*keys));
+    size_t *klens = xmalloc(m * sizeof(*klens));
+    const void **vals = xmalloc(m * sizeof(*vals));
+    size_t *vlens = xmalloc(m * sizeof(*vlens));
+    uint32_t *first = s->log ? xmalloc(m * sizeof(*first)) : NULL;
+    wire_err_t werr;
+
+    for (uint32_t i = 0; i < n && r == 0; i++) {
+        size_t next;
+        if (str_header(p + off, len - off, &keys[i], &klens[i], &next) < 0 || klens[i] == 0 ||
+            klens[i] > WIRE_KEY_MAX || memchr(keys[i], '\0', klens[i])) {
+            r = -EBADMSG;
+            break;
+        }
+        off += next;
+        if (wire_value_len(p + off, len - off, WIRE_DEPTH_MAX, &vlens[i], &werr) < 0) {
+            r = -EINVAL;
+            break;
+        }
+        vals[i] = p + off;
+        off += vlens[i];
+    }
+    if (r == -EBADMSG) {
+        outbox_error(s->out, o, h, "bad_key",
+                     "update: keys must be non-empty strings of at most 1024 bytes without NUL");
+    } else if (r < 0) {
+        outbox_error(s->out, o, h, "bad_value", "update takes a map of string keys to values");
+    } else {
         uint64_t ver = 0;
-        for (size_t i = 0; i < n; i++)
-            remember(s, h->name.ptr, h->name.len, keys[i], klens[i]);
+        if (s->log) { /* each key's state before, once: to undo if the log cannot take it */
+            dstore_first_of(s->store, n, keys, klens, first);
+            for (uint32_t i = 0; i < n; i++)
+                if (first[i] == i)
+                    remember(s, h->name.ptr, h->name.len, keys[i], klens[i]);
+        }
         r = dstore_update(s->store, h->name.ptr, h->name.len, n, keys, klens, vals, vlens, &ver);
         if (r == 0) {
             wire_hdr_t rep = {.count = n, .ver = ver, .has_ver = true, .found = true};
@@ -555,18 +666,12 @@ static void op_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h,
         } else {
             store_error(s, o, h, r);
         }
-    } else {
-        outbox_error(s->out, o, h, "bad_key",
-                     "update: keys must be non-empty strings of at most "
-                     "1024 bytes without NUL");
     }
-    msgpack_sbuffer_destroy(&packed);
     free(keys);
     free(klens);
     free(vals);
     free(vlens);
-    free(offs);
-    msgpack_zone_destroy(&zone);
+    free(first);
 }
 
 /* ---- the request ---- */

@@ -1,13 +1,15 @@
-/* dict.c - see dict.h. Two levels of uthash tables: dicts by name, entries by key. uthash keeps
+/* store.c - see store.h. Two levels of uthash tables: dicts by name, entries by key. uthash keeps
  * insertion order for iteration, which gives keys/items paging a stable order. A dict exists
  * while it has keys. */
 #include "store.h"
 
 #include "util.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <msgpack.h>
 #include <string.h>
+#include <sys/random.h>
 #include <uthash.h>
 
 typedef struct entry {
@@ -32,6 +34,7 @@ struct dstore {
     size_t keys;               /* keys in all dicts */
     size_t bytes;              /* bytes of keys and values */
     uint64_t ver;              /* the last version handed out */
+    uint64_t seed;             /* secret key of key_hash() */
     dstore_changed_fn changed; /* hook, may be NULL */
     void *ud;
     bool quiet; /* the hook is off */
@@ -43,6 +46,8 @@ dstore_t *dstore_new(const dstore_limits_t *limits, dstore_changed_fn changed, v
     s->lim = *limits;
     s->changed = changed;
     s->ud = ud;
+    if (getrandom(&s->seed, sizeof(s->seed), GRND_NONBLOCK) != sizeof(s->seed))
+        s->seed = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)s; /* no entropy yet: still varies */
     return s;
 }
 
@@ -295,38 +300,115 @@ int dstore_cas(dstore_t *s, const char *name, size_t nlen, const char *key, size
     return 0;
 }
 
+/* ---- the keys of one update: which entries name the same key ---- */
+
+/* A keyed hash (the store's secret seed): keys come from the network, and a hash anyone can
+ * compute lets a peer send keys that all land in one slot, which makes the set quadratic. */
+static uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t key_hash(uint64_t seed, const char *k, size_t n)
+{
+    uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL), w;
+
+    for (; n >= 8; k += 8, n -= 8) {
+        memcpy(&w, k, 8);
+        h = mix64(h ^ w);
+    }
+    w = 0;
+    memcpy(&w, k, n);
+    return mix64(h ^ w ^ 0x5bd1e9955bd1e995ULL);
+}
+
+size_t dstore_first_of(const dstore_t *s, size_t n, const char *const *keys, const size_t *klens,
+                       uint32_t *ret_first)
+{
+    size_t cap = 16, distinct = 0;
+    uint32_t *slot; /* index + 1 of a key's first entry; 0: empty */
+
+    assert(n < UINT32_MAX);
+    while (cap < 2 * n)
+        cap *= 2;
+    slot = xcalloc(cap, sizeof(*slot));
+    for (size_t i = 0; i < n; i++) {
+        size_t h = (size_t)key_hash(s->seed, keys[i], klens[i]) & (cap - 1);
+        for (;; h = (h + 1) & (cap - 1)) {
+            uint32_t j = slot[h];
+            if (j == 0) {
+                slot[h] = (uint32_t)i + 1;
+                ret_first[i] = (uint32_t)i;
+                distinct++;
+                break;
+            }
+            if (klens[j - 1] == klens[i] && memcmp(keys[j - 1], keys[i], klens[i]) == 0) {
+                ret_first[i] = j - 1;
+                break;
+            }
+        }
+    }
+    free(slot);
+    return distinct;
+}
+
 int dstore_update(dstore_t *s, const char *name, size_t nlen, size_t n, const char *const *keys,
                   const size_t *klens, const void *const *vals, const size_t *vlens,
                   uint64_t *ret_ver)
 {
     size_t add_keys = 0, bytes = s->bytes;
+    uint32_t *first, *last;
     dict_t *d;
 
-    /* check the whole batch first: all or nothing (a key given twice counts once as new) */
-    for (size_t i = 0; i < n; i++) {
-        entry_t *e = find_entry(s, name, nlen, keys[i], klens[i]);
-        bool seen = false;
+    /* limits that need no work first: a batch larger than the whole store cannot fit */
+    if (n > s->lim.max_keys || n >= UINT32_MAX)
+        return -ENOSPC;
+    for (size_t i = 0; i < n; i++)
         if (vlens[i] > s->lim.max_value)
             return -E2BIG;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = klens[j] == klens[i] && memcmp(keys[j], keys[i], klens[i]) == 0;
-        if (!e && !seen) {
-            add_keys++;
-            bytes += klens[i];
-        }
-        bytes += vlens[i] - (e && !seen ? e->vlen : 0);
-    }
-    if (s->keys + add_keys > s->lim.max_keys || bytes > s->lim.max_bytes)
-        return -ENOSPC;
     if (n == 0) {
         *ret_ver = s->ver;
         return 0;
     }
+    /* a key given twice is one key: kept where it first appears, with its last value (as
+     * Python's dict.update); first[] and last[] make that linear */
+    first = xmalloc(n * sizeof(*first));
+    last = xmalloc(n * sizeof(*last));
+    dstore_first_of(s, n, keys, klens, first);
+    for (size_t i = 0; i < n; i++)
+        last[first[i]] = (uint32_t)i;
+    /* check the whole batch first: all or nothing */
+    for (size_t i = 0; i < n; i++) {
+        if (first[i] != i)
+            continue;
+        entry_t *e = find_entry(s, name, nlen, keys[i], klens[i]);
+        bytes += vlens[last[i]];
+        if (e)
+            bytes -= e->vlen;
+        else {
+            add_keys++;
+            bytes += klens[i];
+        }
+    }
+    if (s->keys + add_keys > s->lim.max_keys || bytes > s->lim.max_bytes) {
+        free(first);
+        free(last);
+        return -ENOSPC;
+    }
     d = find_dict(s, name, nlen, true);
     for (size_t i = 0; i < n; i++) {
-        *ret_ver = put(s, d, keys[i], klens[i], vals[i], vlens[i])->ver;
+        if (first[i] != i)
+            continue;
+        *ret_ver = put(s, d, keys[i], klens[i], vals[last[i]], vlens[last[i]])->ver;
         notify(s, name, nlen, keys[i], klens[i]);
     }
+    free(first);
+    free(last);
     return 0;
 }
 
@@ -389,6 +471,17 @@ void dstore_restore(dstore_t *s, const char *name, size_t nlen, const char *key,
     entry_t *e = put(s, find_dict(s, name, nlen, true), key, klen, val, vlen);
     s->ver--; /* put() took a fresh version: hand it back, and use the given one */
     e->ver = ver;
+    if (ver > s->ver)
+        s->ver = ver;
+}
+
+uint64_t dstore_version(const dstore_t *s)
+{
+    return s->ver;
+}
+
+void dstore_restore_version(dstore_t *s, uint64_t ver)
+{
     if (ver > s->ver)
         s->ver = ver;
 }

@@ -60,10 +60,17 @@ int dstore_incr(dstore_t *s, const char *name, size_t nlen, const char *key, siz
  * current version (0 when the key does not exist). */
 int dstore_cas(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
                uint64_t expect, const void *val, size_t vlen, uint64_t *ret_ver);
-/* Set several keys at once (all or none): keys[i]/klens[i] to vals[i]/vlens[i]. */
+/* Set several keys at once (all or none): keys[i]/klens[i] to vals[i]/vlens[i]. A key given
+ * more than once is one key, kept at its first place with its last value. Linear in n; a batch of
+ * more than max_keys entries is refused (-ENOSPC) before any work. */
 int dstore_update(dstore_t *s, const char *name, size_t nlen, size_t n, const char *const *keys,
                   const size_t *klens, const void *const *vals, const size_t *vlens,
                   uint64_t *ret_ver);
+/* Which entries of a batch name the same key: ret_first[i] gets the index of the first entry
+ * with keys[i]'s key (i itself when it is the first). Returns the number of distinct keys. Linear
+ * (a hash set keyed with a secret, so chosen keys cannot make it quadratic); n < UINT32_MAX. */
+size_t dstore_first_of(const dstore_t *s, size_t n, const char *const *keys, const size_t *klens,
+                       uint32_t *ret_first);
 /* Number of keys of a dict (0 when it does not exist). */
 size_t dstore_len(dstore_t *s, const char *name, size_t nlen);
 /* Remove every key of a dict; returns how many there were. */
@@ -80,6 +87,13 @@ long dstore_iter(dstore_t *s, const char *name, size_t nlen, const char *after, 
  * and undoing a change the log could not record. Versions handed out later stay above it. */
 void dstore_restore(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
                     const void *val, size_t vlen, uint64_t ver);
+
+/* The last version handed out: the store's version counter. */
+uint64_t dstore_version(const dstore_t *s);
+
+/* Raise the version counter to at least ver (replay of the log's counter records), so that
+ * versions handed out after it never repeat one handed out before a compaction. */
+void dstore_restore_version(dstore_t *s, uint64_t ver);
 
 /* Remove a key, or (key NULL) a whole dict, without the change hook. */
 void dstore_forget(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen);
