@@ -63,6 +63,7 @@ struct broker {
     counters_t st;       /* what happened since start, for stats */
     bool draining;       /* SIGTERM seen: reject submits, finish running work */
     uint64_t started_ms; /* for uptime */
+    uint64_t instance;   /* random, new at every start: tells clients of a restart */
 };
 
 /* listen.c: the client ROUTER */
