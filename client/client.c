@@ -16,14 +16,63 @@
 #include "conn.h"
 #include "endpoint.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 void forq_client_opts_init(forq_client_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->linger_ms = 2000;
+    o->lost_after_ms = FORQ_LOST_AFTER_DEF;
+}
+
+/* An ipc endpoint whose socket file is missing, is not a socket or has no listener cannot be
+ * forqd: say so at once rather than after the connect timeout. FORQ_OK when it may be (or when
+ * this cannot tell: an abstract name, a path too long for a probe). */
+static forq_err_t probe_ipc(const char *ep)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    const char *path = ep + strlen("ipc://");
+    struct stat st;
+    int fd, r, err;
+
+    if (strncmp(ep, "ipc://", 6) != 0 || path[0] == '@' || strlen(path) >= sizeof(sa.sun_path))
+        return FORQ_OK;
+    if (stat(path, &st) < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return errors_fail(FORQ_ERR_CONNECT,
+                               "no forqd at %s: the socket file does not exist; is forqd running? "
+                               "see -e / $FORQ_ENDPOINT",
+                               ep);
+        return FORQ_OK; /* ZeroMQ will say more */
+    }
+    if (!S_ISSOCK(st.st_mode))
+        return errors_fail(FORQ_ERR_CONNECT,
+                           "no forqd at %s: that path is not a socket; see -e / $FORQ_ENDPOINT",
+                           ep);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        return FORQ_OK;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    r = connect(fd, (const struct sockaddr *)&sa, sizeof(sa));
+    err = errno;
+    close(fd);
+    if (r < 0 && err == ECONNREFUSED)
+        return errors_fail(FORQ_ERR_CONNECT,
+                           "no forqd at %s: nothing listens on the socket file (left behind by a "
+                           "forqd that stopped?); is forqd running? see -e / $FORQ_ENDPOINT",
+                           ep);
+    if (r < 0 && (err == EACCES || err == EPERM))
+        return errors_fail(FORQ_ERR_CONNECT,
+                           "cannot connect to forqd at %s: permission denied; run as a user "
+                           "its socket admits, or see -e / $FORQ_ENDPOINT",
+                           ep);
+    return FORQ_OK;
 }
 
 forq_err_t forq_client_new(const forq_client_opts_t *opts, forq_client_t **ret_client)
@@ -48,6 +97,8 @@ forq_err_t forq_client_new(const forq_client_opts_t *opts, forq_client_t **ret_c
                            "the default endpoint path is too long; set FORQ_ENDPOINT");
     if (strncmp(ep, "ipc://", 6) != 0 && strncmp(ep, "tcp://", 6) != 0)
         return errors_fail(FORQ_ERR_INVALID, "endpoint '%s' must start with ipc:// or tcp://", ep);
+    if (opts->connect_timeout_ms > 0 && (e = probe_ipc(ep)) != FORQ_OK)
+        return e;
     if ((e = conn_new(ep, opts, &c)) != FORQ_OK)
         return e;
     if (opts->connect_timeout_ms > 0 &&
@@ -74,6 +125,11 @@ void forq_client_destroy(forq_client_t **cp)
 const char *forq_client_endpoint(const forq_client_t *c)
 {
     return c ? conn_endpoint(c) : NULL;
+}
+
+int64_t forq_client_unreachable_ms(forq_client_t *c)
+{
+    return c ? conn_unreachable_ms(c) : 0;
 }
 
 /* ---- requests ---- */
@@ -121,13 +177,19 @@ forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, 
     if ((e = request_send(c, h, payload, plen, true, &f)) != FORQ_OK)
         return e;
     if (!conn_wait(c, f, timeout_ms)) {
+        char why[512];
         future_unref(f); /* leaves the table with its last reference */
-        return errors_fail(h->cmd == WIRE_PING ? FORQ_ERR_CONNECT : FORQ_ERR_TIMEOUT,
-                           "forqd did not answer at %s within %d ms; is it running?",
-                           conn_endpoint(c), timeout_ms);
+        if (h->cmd != WIRE_PING)
+            return errors_fail(FORQ_ERR_TIMEOUT,
+                               "forqd did not answer at %s within %d ms; is it running?",
+                               conn_endpoint(c), timeout_ms);
+        conn_why_silent(c, timeout_ms, why, sizeof(why));
+        return errors_fail(FORQ_ERR_CONNECT, "%s", why);
     }
     if (f->reply_cmd == WIRE_ERROR || f->state == FORQ_STATE_LOST) {
-        e = f->reply_cmd != WIRE_ERROR ? FORQ_ERR_CLOSED
+        /* LOST without a reply: forqd was unreachable for lost_after_ms (a request cannot
+         * outlive its client) */
+        e = f->reply_cmd != WIRE_ERROR ? FORQ_ERR_CONNECT
             : err_of_code              ? err_of_code(f->code ? f->code : "")
                                        : FORQ_ERR_PROTOCOL;
         errors_fail(e, "%s%s%s", f->code ? f->code : "", f->code ? ": " : "",
@@ -270,7 +332,12 @@ void forq_submit_opts_init(forq_submit_opts_t *o)
 forq_err_t client_submit(forq_client_t *c, forq_future_t *f, const void *args, size_t args_len)
 {
     wire_hdr_t h;
+    forq_err_t e;
 
+    /* over forqd's limit, ZeroMQ would drop the connection (PROTOCOL.md section 6.5) */
+    if ((e = conn_check_payload(c, "the args frame", args_len)) != FORQ_OK)
+        return e;
+    f->args_len = args_len;
     if (f->opts.retries > 0) {
         /* kept to submit again if a restarted forqd has never heard of the job */
         if (!(f->args = malloc(args_len ? args_len : 1)))

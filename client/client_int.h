@@ -40,6 +40,7 @@ struct forq_future {
     forq_client_t *conn;       /* the client it was sent on; set once, before it is shared */
     bool is_request;           /* internal request (cancel, status, ...), keyed "#<req>" */
     bool refetching;           /* asked again after a reconnection */
+    uint64_t pending_since;    /* monotonic ms it entered the pending table (lost_after_ms) */
     pthread_mutex_t mu;        /* guards what follows */
     pthread_cond_t cond;       /* signalled when done */
     bool done;                 /* resolved: the result fields no longer change */
@@ -51,7 +52,7 @@ struct forq_future {
     char *store_dict, *store_key; /* owned copies behind opts.store_dict, opts.store_key */
     bool chunk;                   /* a map's chunk job */
     void *args;                   /* owned copy, only when opts.retries > 0 */
-    size_t args_len;
+    size_t args_len;              /* its size, kept also without the copy */
     /* progress */
     bool has_progress;
     uint64_t p_done, p_total;

@@ -20,10 +20,17 @@
  * owner only when the queue was empty, so a burst of submissions costs one wake-up. Replies
  * find their future by job id (results, progress) or by request number (every other reply).
  *
- * A socket monitor tells the I/O thread when the connection drops and comes back; it then
- * fetches every pending job again, so a result forqd could not deliver meanwhile still arrives,
- * and a job a restarted forqd never heard of is submitted again (with retries, from the
- * future's own copy of its description) or resolved LOST - never left hanging.
+ * A socket monitor tells the I/O thread when the connection drops and comes back. After every
+ * handshake the client pings forqd without waiting: the pong tells forqd's payload limit
+ * (submits and dict values over it are refused locally: ZeroMQ would drop the connection) and
+ * its instance id, new at every start. After a reconnection it fetches every pending job
+ * again, so a result forqd could not deliver meanwhile still arrives; a job forqd does not know
+ * is submitted again (with retries, from the future's own copy of its description) only when
+ * the instance changed - forqd restarted - and resolved LOST otherwise, never left hanging.
+ * While forqd is unreachable, a future that has waited lost_after_ms resolves LOST.
+ *
+ * destroy lingers (linger_ms) only when an order - a job, cancel or dict change - may still be
+ * on its way: a client that only asked questions, or whose forqd is gone, ends at once.
  *
  * A message is copied once, header and payload into one block (the caller's buffers are free
  * when its call returns), which is then handed to ZeroMQ (zmq_msg_init_data) and freed by it.
@@ -33,6 +40,7 @@
 #define _GNU_SOURCE
 #include "conn.h"
 
+#include "ops.h"
 #include "util.h"
 
 #include <errno.h>
@@ -53,7 +61,8 @@ typedef struct outmsg {
     char data[];         /* header then payload */
 } outmsg_t;
 
-#define HANDOFF_NS 1000000 /* pending work left by a caller goes to the I/O thread after this */
+#define HANDOFF_NS    1000000 /* pending work left by a caller goes to the I/O thread after this */
+#define LOST_CHECK_MS 100     /* while forqd is unreachable: how often lost_after_ms is checked */
 
 enum { OWN_NONE, OWN_IO, OWN_CALLER };
 
@@ -82,9 +91,27 @@ struct forq_client {
     char prefix[17];               /* random hex prefix of generated ids */
     char *endpoint;                /* owned */
     size_t max_message;
-    int linger_ms;
+    int linger_ms;     /* destroy's delivery time for orders (see conn_destroy) */
     int lost_after_ms; /* see forq_client_opts_t */
+    /* what the monitor (monitor_events) and forqd's pongs (learn_locked) told */
+    bool up;                /* the handshake with the peer succeeded and the link holds */
+    bool ever_up;           /* it did once: a later handshake is a reconnection */
+    uint64_t down_since;    /* monotonic ms: when the link went down (or the client began) */
+    uint64_t session;       /* handshakes so far */
+    bool orders;            /* a job, cancel or dict change was ever queued */
+    bool orders_while_down; /* one was queued while down, since the last handshake */
+    uint64_t max_payload;   /* forqd's payload limit: its pong's, WIRE_PAYLOAD_DEF before */
+    bool limits_known;      /* a pong told max_payload */
+    uint64_t instance;      /* forqd's instance id from its last pong; 0: not known */
+    uint64_t pong_session;  /* the session whose first pong decided `restart` */
+    int restart;            /* RESTART_*: what this connection's first pong said */
+    forq_future_t *hello;   /* the ping of the last handshake; this client's reference */
+    char peer_problem[256]; /* why the peer does not seem to be forqd; "" if nothing seen */
+    bool transport_seen;    /* a connection was made, handshake or not */
 };
+
+/* Is the forqd of this connection the one of the previous connection? */
+enum { RESTART_UNKNOWN, RESTART_SAME, RESTART_NEW };
 
 /* ---- the pending table ---- */
 
@@ -98,6 +125,7 @@ static bool table_add(forq_client_t *c, forq_future_t *f)
         return false;
     HASH_ADD_STR(c->pending, key, f);
     pthread_mutex_lock(&f->mu);
+    f->pending_since = util_mono_ms();
     f->client = c;
     if (!f->conn)
         f->conn = c; /* written once, before the caller sees f */
@@ -235,12 +263,43 @@ static outmsg_t *encode_msg(const wire_hdr_t *h, const void *payload, size_t ple
 
 /* ---- replies and reconnection ---- */
 
-/* A pending job forqd does not know after a reconnection: submit it again if it allows, else
- * it is lost. Called in the I/O thread with nothing locked; f is referenced. */
+/* A pending job forqd does not know after a reconnection. The first pong of the connection
+ * said whether forqd restarted (its instance changed):
+ * - the same forqd: the job never reached it (its submit was cut off with the connection, for
+ *   one larger than forqd accepts before its limits were known) or its result outlived forqd's
+ *   --retain limits while we were away. It is not submitted again (it may have run); it is
+ *   REJECTED too_large when its args exceed forqd's limit, else LOST, saying which.
+ * - a new forqd (or one that does not tell): it lost the job; submit it again if it allows,
+ *   else it is LOST.
+ * Called with nothing locked; f is referenced and out of the table. */
 static void job_unknown_after_reconnect(forq_client_t *c, forq_future_t *f)
 {
     outmsg_t *m = NULL;
+    uint64_t limit;
+    int restart;
+    char why[400];
 
+    pthread_mutex_lock(&c->lock);
+    restart = c->restart;
+    limit = c->max_payload;
+    pthread_mutex_unlock(&c->lock);
+    if (f->args_len > limit) {
+        snprintf(why, sizeof(why),
+                 "the args are %zu bytes, more than the %llu forqd at %s accepts (its "
+                 "--max-payload): it dropped the connection; send smaller arguments",
+                 f->args_len, (unsigned long long)limit, c->endpoint);
+        future_resolve_local(f, FORQ_STATE_REJECTED, "too_large", why);
+        return;
+    }
+    if (restart == RESTART_SAME) {
+        snprintf(why, sizeof(why),
+                 "forqd at %s did not restart but does not know this job: its submit was cut "
+                 "off when the connection dropped, or its result expired (forqd's --retain) "
+                 "while this client was away; its outcome is unknown",
+                 c->endpoint);
+        future_resolve_local(f, FORQ_STATE_LOST, NULL, why);
+        return;
+    }
     if (f->opts.retries > 0 && f->args) {
         wire_hdr_t h;
         f->opts.retries--;
@@ -258,8 +317,30 @@ static void job_unknown_after_reconnect(forq_client_t *c, forq_future_t *f)
     pthread_mutex_unlock(&c->lock);
     free(m);
     future_resolve_local(f, FORQ_STATE_LOST, NULL,
-                         "forqd restarted and does not know this job, which allows no more "
-                         "retries");
+                         restart == RESTART_NEW
+                             ? "forqd restarted (a new instance) and lost this job, which allows "
+                               "no more retries"
+                             : "forqd does not know this job after a reconnection (it restarted, "
+                               "or lost it); the job allows no more retries");
+}
+
+/* A pong (ours at a handshake, or a caller's ping): forqd's limits, and whether this connection
+ * reaches the forqd of the previous one. Only the first pong of a connection decides that: the
+ * pongs that follow are the same forqd's. Client lock held. */
+static void learn_locked(forq_client_t *c, const wire_hdr_t *h)
+{
+    if (h->max_payload) {
+        c->max_payload = h->max_payload;
+        c->limits_known = true;
+    }
+    if (c->pong_session != c->session) {
+        c->pong_session = c->session;
+        c->restart = !h->instance || !c->instance ? RESTART_UNKNOWN
+                     : h->instance == c->instance ? RESTART_SAME
+                                                  : RESTART_NEW;
+    }
+    if (h->instance)
+        c->instance = h->instance;
 }
 
 static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_payload)
@@ -272,10 +353,17 @@ static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_pa
 
     msgpack_zone_init(&zone, 1024);
     if (wire_hdr_decode(zmq_msg_data(hm), zmq_msg_size(hm), &zone, &h, &err) < 0) {
+        /* nothing to attach it to; but a peer that sends this is likely not forqd */
+        pthread_mutex_lock(&c->lock);
+        snprintf(c->peer_problem, sizeof(c->peer_problem),
+                 "it answered with a message that is not forq's protocol (%s)", err.msg);
+        pthread_mutex_unlock(&c->lock);
         msgpack_zone_destroy(&zone);
-        return; /* nothing to attach it to */
+        return;
     }
     pthread_mutex_lock(&c->lock);
+    if (h.cmd == WIRE_PONG)
+        learn_locked(c, &h);
     if (h.has_req && h.cmd != WIRE_RESULT && h.cmd != WIRE_PROGRESS) {
         snprintf(key, sizeof(key), "#%llu", (unsigned long long)h.req);
         HASH_FIND_STR(c->pending, key, f);
@@ -372,10 +460,13 @@ static void refetch_all(forq_client_t *c)
     pthread_mutex_unlock(&c->lock);
 }
 
-/* Resolve every pending future LOST (forqd unreachable too long, or the client destroyed). */
-static void lose_all(forq_client_t *c, const char *why)
+/* Resolve pending futures LOST: all of them (the client is destroyed), or (all false) those
+ * that have waited on an unreachable forqd for lost_after_ms - counted from when forqd went
+ * down, or from when the future began to wait if that was later. */
+static void lose_pending(forq_client_t *c, bool all, const char *why)
 {
     forq_future_t *f, *tmp, **lost;
+    uint64_t now = util_mono_ms();
     size_t n = 0;
 
     pthread_mutex_lock(&c->lock);
@@ -386,6 +477,9 @@ static void lose_all(forq_client_t *c, const char *why)
     }
     HASH_ITER(hh, c->pending, f, tmp)
     {
+        uint64_t since = f->pending_since > c->down_since ? f->pending_since : c->down_since;
+        if (!all && (c->up || now - since < (uint64_t)c->lost_after_ms))
+            continue;
         future_ref(f);
         table_del(c, f);
         lost[n++] = f;
@@ -397,6 +491,8 @@ static void lose_all(forq_client_t *c, const char *why)
         future_unref(lost[i]);
     }
     free(lost);
+    if (!n)
+        return;
     /* and the waiters look again */
     pthread_mutex_lock(&c->lock);
     pthread_cond_broadcast(&c->owner_cv);
@@ -405,30 +501,96 @@ static void lose_all(forq_client_t *c, const char *why)
     pthread_mutex_unlock(&c->lock);
 }
 
-/* Read the monitor's events: true if the connection came back after dropping. */
-static bool monitor_events(forq_client_t *c, bool *down, uint64_t *down_since)
+/* After a handshake: ask forqd for its limits and instance (a ping; its pong is read like any
+ * reply, learn_locked). The future keeps the socket's owner reading until the pong is there. */
+static void say_hello(forq_client_t *c)
 {
-    bool back = false;
+    forq_future_t *f = future_new(), *old = NULL;
+    outmsg_t *m = NULL;
+
+    if (f) {
+        wire_hdr_t h = {.cmd = WIRE_PING, .has_req = true, .req = conn_next_req(c)};
+        f->is_request = true;
+        snprintf(f->key, sizeof(f->key), "#%llu", (unsigned long long)h.req);
+        m = encode_msg(&h, NULL, 0, false);
+    }
+    pthread_mutex_lock(&c->lock);
+    if (m && !c->stopping && table_add(c, f)) {
+        if (queue_locked(c, m))
+            poke_locked(c);
+        m = NULL;
+        old = c->hello;
+        c->hello = f;
+        f = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(m); /* not sent: the limits stay as they are */
+    if (f)
+        future_unref(f);
+    if (old)
+        future_unref(old);
+}
+
+/* Read the monitor's events (I/O thread). A handshake makes the link up: say hello, and on a
+ * reconnection ask forqd about every pending job. A handshake that fails on the protocol means
+ * the peer is not a forqd (another kind of ZeroMQ socket, or not ZeroMQ at all), and so does a
+ * connection that never completes one: kept to name it when a ping goes unanswered. */
+static void monitor_events(forq_client_t *c)
+{
     for (;;) {
         zmq_msg_t ev, addr;
         uint16_t event;
+        uint32_t value = 0;
+        bool again;
+
         zmq_msg_init(&ev);
         if (zmq_msg_recv(&ev, c->monitor, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&ev);
-            return back;
+            return;
         }
         zmq_msg_init(&addr);
         zmq_msg_recv(&addr, c->monitor, 0);
         memcpy(&event, zmq_msg_data(&ev), sizeof(event));
-        if (event == ZMQ_EVENT_DISCONNECTED && !*down) {
-            *down = true;
-            *down_since = util_mono_ms();
-        } else if (event == ZMQ_EVENT_CONNECTED && *down) {
-            *down = false;
-            back = true;
-        }
+        if (zmq_msg_size(&ev) >= sizeof(event) + sizeof(value))
+            memcpy(&value, (char *)zmq_msg_data(&ev) + sizeof(event), sizeof(value));
         zmq_msg_close(&ev);
         zmq_msg_close(&addr);
+        pthread_mutex_lock(&c->lock);
+        switch (event) {
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+            again = c->ever_up;
+            c->up = c->ever_up = true;
+            c->orders_while_down = false; /* they go now */
+            c->session++;
+            c->peer_problem[0] = '\0';
+            pthread_mutex_unlock(&c->lock);
+            say_hello(c);
+            if (again)
+                refetch_all(c);
+            continue;
+        case ZMQ_EVENT_DISCONNECTED:
+            if (c->up) {
+                c->up = false;
+                c->down_since = util_mono_ms();
+            }
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            snprintf(c->peer_problem, sizeof(c->peer_problem),
+                     "the ZeroMQ handshake failed (protocol error 0x%x: another kind of ZeroMQ "
+                     "socket, or not ZeroMQ)",
+                     (unsigned)value);
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+            snprintf(c->peer_problem, sizeof(c->peer_problem),
+                     "it asks for authentication, which forqd never does");
+            break;
+        case ZMQ_EVENT_CONNECTED:
+            c->transport_seen = true; /* a handshake failing for want of a peer is no sign */
+            break;
+        default:
+            break;
+        }
+        pthread_mutex_unlock(&c->lock);
     }
 }
 
@@ -465,11 +627,10 @@ static bool flush_out(forq_client_t *c)
 static void *io_main(void *arg)
 {
     forq_client_t *c = arg;
-    bool down = false;
-    uint64_t down_since = 0;
 
     for (;;) {
-        bool mine, stopping, out;
+        bool mine, stopping, out, down;
+        int linger;
 
         pthread_mutex_lock(&c->lock);
         if (c->owner == OWN_NONE && !c->waiting && has_work_locked(c)) {
@@ -479,6 +640,8 @@ static void *io_main(void *arg)
         mine = c->owner == OWN_IO;
         stopping = c->stopping;
         out = c->out_head != NULL;
+        down = !c->up;
+        linger = c->linger_ms;
         pthread_mutex_unlock(&c->lock);
         if (stopping && mine && !out)
             break; /* everything delivered */
@@ -487,18 +650,22 @@ static void *io_main(void *arg)
                                    {c->monitor, 0, ZMQ_POLLIN, 0},
                                    {NULL, c->timer_fd, ZMQ_POLLIN, 0},
                                    {c->sock, 0, ZMQ_POLLIN | (out ? ZMQ_POLLOUT : 0), 0}};
-        int tmo = stopping ? c->linger_ms : (down && c->lost_after_ms > 0) ? 100 : -1;
+        /* while forqd is unreachable, look every LOST_CHECK_MS for futures waiting too long */
+        int tmo = stopping ? linger : (down && c->lost_after_ms > 0) ? LOST_CHECK_MS : -1;
         int r = zmq_poll(items, mine ? 4 : 3, tmo);
         if (r < 0 && errno != EINTR)
             break;
         if (stopping && r == 0)
             break; /* linger over: give up on what was not sent */
-        if (items[1].revents && monitor_events(c, &down, &down_since))
-            refetch_all(c);
-        if (down && c->lost_after_ms > 0 &&
-            util_mono_ms() - down_since >= (uint64_t)c->lost_after_ms) {
-            lose_all(c, "forqd was unreachable for longer than the client's lost_after_ms");
-            down_since = util_mono_ms();
+        if (items[1].revents)
+            monitor_events(c);
+        if (down && c->lost_after_ms > 0 && !stopping) {
+            char why[300];
+            snprintf(why, sizeof(why),
+                     "forqd at %s stayed unreachable for %g s (lost_after_ms; forq "
+                     "--lost-after): the job's outcome is unknown",
+                     c->endpoint, c->lost_after_ms / 1000.0);
+            lose_pending(c, false, why);
         }
         if (items[0].revents)
             util_fd_drain(c->wake_fd);
@@ -614,6 +781,17 @@ void conn_want_io(forq_client_t *c)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Does h change something in forqd (a job, a cancel, a dict change)? Only those are worth
+ * destroy's linger: a question whose asker is gone needs no answer. */
+static bool is_order(const wire_hdr_t *h)
+{
+    const ops_desc_t *op;
+
+    if (h->cmd == WIRE_SUBMIT || h->cmd == WIRE_CANCEL)
+        return true;
+    return h->cmd == WIRE_DICT && (!(op = ops_find(h->op.ptr, h->op.len)) || op->mutates);
+}
+
 forq_err_t conn_send(forq_client_t *c, const wire_hdr_t *h, const void *payload, size_t plen,
                      bool has_payload, forq_future_t *f, bool will_wait)
 {
@@ -632,6 +810,10 @@ forq_err_t conn_send(forq_client_t *c, const wire_hdr_t *h, const void *payload,
         pthread_mutex_unlock(&c->lock);
         free(m);
         return errors_fail(FORQ_ERR_INVALID, "this client already waits for job '%s'", f->key);
+    }
+    if (is_order(h)) {
+        c->orders = true;
+        c->orders_while_down |= !c->up;
     }
     w = queue_locked(c, m);
     if (c->owner == OWN_NONE && !c->waiting && tl_driving != c && will_wait) {
@@ -724,7 +906,9 @@ forq_err_t conn_new(const char *ep, const forq_client_opts_t *opts, forq_client_
     util_cond_init(&c->owner_cv);
     c->max_message = opts->max_message ? opts->max_message : WIRE_PAYLOAD_DEF + WIRE_HEADER_MAX;
     c->linger_ms = opts->linger_ms >= 0 ? opts->linger_ms : 0;
-    c->lost_after_ms = opts->lost_after_ms;
+    c->lost_after_ms = opts->lost_after_ms > 0 ? opts->lost_after_ms : 0;
+    c->down_since = util_mono_ms(); /* unreachable until the first handshake */
+    c->max_payload = WIRE_PAYLOAD_DEF;
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
         uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
         memcpy(rnd, &t, sizeof(rnd));
@@ -750,7 +934,10 @@ forq_err_t conn_new(const char *ep, const forq_client_opts_t *opts, forq_client_
     zmq_setsockopt(c->sock, ZMQ_SNDHWM, &zero, sizeof(zero));
     zmq_setsockopt(c->sock, ZMQ_RCVHWM, &zero, sizeof(zero));
     snprintf(monep, sizeof(monep), "inproc://forq-monitor-%p", (void *)c);
-    if (zmq_socket_monitor(c->sock, monep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) < 0 ||
+    if (zmq_socket_monitor(c->sock, monep,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0 ||
         zmq_connect(c->monitor, monep) < 0)
         goto sys;
     if (zmq_connect(c->sock, ep) < 0) {
@@ -775,12 +962,85 @@ void conn_destroy(forq_client_t *c)
 {
     pthread_mutex_lock(&c->lock);
     c->stopping = true;
+    /* linger only for orders that may still be on their way: never for questions alone, nor
+     * for a forqd that went away before the last order (a CLI that found no forqd ends now) */
+    if (!c->orders || (!c->up && !c->orders_while_down))
+        c->linger_ms = 0;
     pthread_mutex_unlock(&c->lock);
-    lose_all(c, "the client was destroyed before the result arrived");
+    lose_pending(c, true, "the client was destroyed before the result arrived");
     util_fd_signal(c->wake_fd);
     pthread_join(c->io, NULL);
     zmq_socket_monitor(c->sock, NULL, 0);
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &c->linger_ms, sizeof(c->linger_ms));
+    if (c->hello)
+        future_unref(c->hello); /* resolved by lose_pending: out of the table */
     client_free(c);
+}
+
+uint64_t conn_max_payload(forq_client_t *c, bool *ret_known)
+{
+    pthread_mutex_lock(&c->lock);
+    uint64_t limit = c->max_payload;
+    if (ret_known)
+        *ret_known = c->limits_known;
+    pthread_mutex_unlock(&c->lock);
+    return limit;
+}
+
+forq_err_t conn_check_payload(forq_client_t *c, const char *what, size_t len)
+{
+    bool known;
+    uint64_t limit = conn_max_payload(c, &known);
+
+    if (len <= limit)
+        return FORQ_OK;
+    return errors_fail(FORQ_ERR_INVALID,
+                       "too_large: %s is %zu bytes, more than the %llu %s; send less, or pass a "
+                       "file path or dict key in its place",
+                       what, len, (unsigned long long)limit,
+                       known ? "forqd accepts (its --max-payload)"
+                             : "forqd accepts by default (its own limit is not known yet)");
+}
+
+int64_t conn_unreachable_ms(forq_client_t *c)
+{
+    int64_t ms = 0;
+
+    pthread_mutex_lock(&c->lock);
+    if (!c->up) {
+        ms = (int64_t)(util_mono_ms() - c->down_since);
+        if (ms < 1)
+            ms = 1; /* down: never 0 */
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ms;
+}
+
+void conn_why_silent(forq_client_t *c, int timeout_ms, char *buf, size_t size)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->peer_problem[0])
+        snprintf(buf, size,
+                 "the peer at %s is not forqd: %s; check the endpoint (-e, "
+                 "$FORQ_ENDPOINT)",
+                 c->endpoint, c->peer_problem);
+    else if (c->up)
+        snprintf(buf, size,
+                 "a ZeroMQ peer at %s took the connection but did not answer a ping "
+                 "within %d ms: it is not forqd, or forqd is stuck",
+                 c->endpoint, timeout_ms);
+    else if (c->transport_seen && !c->ever_up)
+        snprintf(buf, size,
+                 "the peer at %s is not forqd: it takes connections but did not "
+                 "complete ZeroMQ's handshake in %d ms; check the endpoint (-e, "
+                 "$FORQ_ENDPOINT)",
+                 c->endpoint, timeout_ms);
+    else
+        snprintf(buf, size,
+                 "no forqd at %s: nothing answered within %d ms; is forqd running, and "
+                 "is this its endpoint (-e, $FORQ_ENDPOINT)?",
+                 c->endpoint, timeout_ms);
+    pthread_mutex_unlock(&c->lock);
 }
 
 const char *conn_endpoint(const forq_client_t *c)

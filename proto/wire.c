@@ -350,6 +350,8 @@ static const wire_field_t fields[] = {
     F("found",       BOOL,    0,                 found,       NO_FLAG,           ONLY(DICT_REPLY)),
     F("count",       UINT,    0,                 count,       NO_FLAG,           SET),
     F("more",        BOOL,    0,                 more,        NO_FLAG,           SET),
+    F("max_payload", UINT,    0,                 max_payload, NO_FLAG,           SET),
+    F("instance",    UINT,    0,                 instance,    NO_FLAG,           SET),
 };
 /* clang-format on */
 

@@ -138,6 +138,8 @@ typedef struct {
     bool found;           /* "found": the key exists */
     uint64_t count;       /* "count": number of keys */
     bool more;            /* "more": keys remain after this page */
+    uint64_t max_payload; /* "max_payload": pong: the largest payload frame forqd accepts */
+    uint64_t instance;    /* "instance": pong: forqd's random id, new at every start */
 } wire_hdr_t;
 
 /* The field table (wire.c) that drives encode and decode, readable for tests and tools. */

@@ -6,10 +6,15 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static forqd_t d;
@@ -99,6 +104,146 @@ START_TEST(test_cli_exit_codes)
 }
 END_TEST
 
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* No forqd at an ipc endpoint: forq says so at once, not after the connect timeout and a
+ * linger (it took 7 s with the default 5 s timeout). */
+START_TEST(test_cli_missing_socket)
+{
+    char dir[256], cmd[1024], out[4096];
+    const char *const cmds[] = {"ping", "submit echo '[1]'", "status"};
+    struct timespec t0;
+
+    temp_dir(dir, sizeof(dir), "forq-cli");
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "%s -e ipc://%s/forqd.sock %s 2>&1", getenv("FORQ_CLI"), dir,
+                 cmds[i]);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ck_assert_int_eq(sh(cmd, out, sizeof(out)), 8);
+        ck_assert_msg(ms_since(&t0) < 1000, "forq %s took %ld ms", cmds[i], ms_since(&t0));
+        ck_assert_msg(strstr(out, "the socket file does not exist") && strstr(out, dir) &&
+                          strstr(out, "FORQ_ENDPOINT") &&
+                          strchr(out, '\n') == out + strlen(out) - 1, /* one line */
+                      "forq %s said: %s", cmds[i], out);
+    }
+    rmdir(dir);
+}
+END_TEST
+
+/* Run the CLI with `args` (NULL-terminated) in the background, stderr to `err_fd`. */
+static pid_t cli_spawn(const char *const *args, int err_fd)
+{
+    const char *argv[32];
+    int n = 0;
+    pid_t pid;
+
+    argv[n++] = getenv("FORQ_CLI");
+    argv[n++] = "-e";
+    argv[n++] = d.endpoint;
+    for (int i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(err_fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Wait up to ms for pid; its exit status, or -1 (then it is killed). */
+static int wait_exit(pid_t pid, int ms)
+{
+    int status;
+    for (int i = 0; i < ms / 10; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+/* forqd dies and stays down while forq submit waits: the job is lost after --lost-after, not
+ * waited for for ever. */
+START_TEST(test_cli_lost_after)
+{
+    static const char *const args[] = {"--lost-after", "1",    "submit",   "sleep",
+                                       "[30]",         "--id", "cli-lost", NULL};
+    char errpath[256], err[4096];
+    int fd, rc;
+    pid_t pid;
+    FILE *f;
+
+    up(1, NULL);
+    fd = temp_file(errpath, sizeof(errpath), "forq-cli-err");
+    pid = cli_spawn(args, fd);
+    close(fd);
+    wait_running(c, "cli-lost");
+    forq_client_destroy(&c);
+    e2e_kill(&d);
+    rc = wait_exit(pid, test_ms(15000));
+    f = fopen(errpath, "r");
+    err[fread(err, 1, sizeof(err) - 1, f)] = '\0';
+    fclose(f);
+    unlink(errpath);
+    ck_assert_msg(rc == 7, "forq exited %d: %s", rc, err);
+    ck_assert_msg(strstr(err, "job cli-lost lost") && strstr(err, "unreachable"), "%s", err);
+    forqd_stop(&d);
+}
+END_TEST
+
+/* The same on a terminal: after 2 s forq says, once, that it waits for forqd to come back. */
+START_TEST(test_cli_waiting_notice)
+{
+    static const char *const args[] = {"--lost-after", "5",    "submit",  "sleep",
+                                       "[30]",         "--id", "cli-pty", NULL};
+    char out[8192], want[400];
+    size_t n = 0;
+    int master, slave, rc = -1, status;
+    pid_t pid;
+
+    up(1, NULL);
+    ck_assert_int_eq(openpty(&master, &slave, NULL, NULL, NULL), 0);
+    pid = cli_spawn(args, slave);
+    close(slave);
+    wait_running(c, "cli-pty");
+    forq_client_destroy(&c);
+    e2e_kill(&d);
+    for (int i = 0; i < test_ms(1500) && rc < 0; i++) {
+        struct pollfd pf = {master, POLLIN, 0};
+        if (poll(&pf, 1, 10) > 0) {
+            ssize_t r = read(master, out + n, sizeof(out) - 1 - n);
+            if (r > 0)
+                n += (size_t)r;
+        }
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    out[n] = '\0';
+    close(master);
+    if (rc < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    snprintf(want, sizeof(want), "waiting for forqd at %s to come back", d.endpoint);
+    ck_assert_msg(strstr(out, want), "no notice on the terminal: %s", out);
+    ck_assert_msg(!strstr(strstr(out, want) + 1, want), "told more than once: %s", out);
+    ck_assert_msg(rc == 7, "forq exited %d: %s", rc, out);
+    forqd_stop(&d);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -110,6 +255,9 @@ static Suite *cli_suite(void)
     full = tcase_create("full");
     tcase_set_timeout(full, test_ms(60));
     tcase_add_test(full, test_cli_exit_codes);
+    tcase_add_test(full, test_cli_missing_socket);
+    tcase_add_test(full, test_cli_lost_after);
+    tcase_add_test(full, test_cli_waiting_notice);
     suite_add_tcase(s, full);
     return s;
 }

@@ -8,6 +8,7 @@
 #include "forq/forq.h"
 #include "json_mp.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Exit codes, documented in usage[] (main.c). */
@@ -30,6 +31,7 @@ enum {
 typedef struct {
     const char *endpoint;   /* -e */
     double connect_timeout; /* seconds */
+    double lost_after;      /* seconds forqd may stay unreachable before a job is lost; 0: ever */
 } globals_t;
 
 /* Print "forq: <message>; see forq --help" on stderr; returns EXIT_USAGE. */
@@ -40,6 +42,11 @@ int parse_seconds(const char *flag, const char *s, double *ret);
 int parse_int(const char *flag, const char *s, long min, long max, long *ret);
 /* Connect to forqd with the global options; 0, or the exit code after a message on stderr. */
 int connect_client(const globals_t *g, forq_client_t **ret);
+/* Wait for f up to timeout_ms (-1: no limit) as forq_future_wait() does, telling a user at a
+ * terminal once, after 2 s, that the wait is for forqd to come back. */
+forq_err_t wait_future(const globals_t *g, forq_client_t *c, forq_future_t *f, int timeout_ms);
+/* The line wait_future() prints, when it is due: *told says whether it was printed already. */
+void note_unreachable(const globals_t *g, forq_client_t *c, bool *told);
 /* Print a JSON value (jansson flags) on one line of stdout. */
 void print_json(json_t *j, size_t flags);
 /* Print one msgpack value as JSON on one line of stdout. */

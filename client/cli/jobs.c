@@ -158,7 +158,7 @@ int cmd_submit(const globals_t *g, int argc, char **argv)
             puts(forq_future_id(f));
             rc = 0;
         }
-    } else if (forq_future_wait(f, wait_s < 0 ? -1 : (int)(wait_s * 1000)) != FORQ_OK) {
+    } else if (wait_future(g, c, f, wait_s < 0 ? -1 : (int)(wait_s * 1000)) != FORQ_OK) {
         fprintf(stderr, "forq: job %s still pending after %g s; it goes on ('forq status %s')\n",
                 forq_future_id(f), wait_s, forq_future_id(f));
         rc = EXIT_WAIT_TIMEOUT;
@@ -268,7 +268,7 @@ int cmd_map(const globals_t *g, int argc, char **argv)
     const char *input = NULL;
     size_t total = 0, done = 0, shown = 0;
     double started = mono_s(), last_draw = 0;
-    bool tty = isatty(STDERR_FILENO);
+    bool tty = isatty(STDERR_FILENO), told = false;
     long v;
     int ch, rc = 0;
     forq_err_t e;
@@ -332,7 +332,12 @@ int cmd_map(const globals_t *g, int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
-    while ((e = forq_map_next(m, -1, &it)) == FORQ_OK) {
+    for (;;) {
+        /* in slices, to tell a user at a terminal when the wait is for forqd */
+        while ((e = forq_map_next(m, 250, &it)) == FORQ_ERR_TIMEOUT)
+            note_unreachable(g, c, &told);
+        if (e != FORQ_OK)
+            break;
         json_t *out;
         if (it.state == FORQ_STATE_OK) {
             msgpack_zone zone;
@@ -414,7 +419,7 @@ int cmd_wait(const globals_t *g, int argc, char **argv)
     if (forq_client_fetch(c, argv[optind], &f) != FORQ_OK) {
         fprintf(stderr, "forq: %s\n", forq_errdetail());
         rc = EXIT_USAGE;
-    } else if (forq_future_wait(f, wait_s < 0 ? -1 : (int)(wait_s * 1000)) != FORQ_OK) {
+    } else if (wait_future(g, c, f, wait_s < 0 ? -1 : (int)(wait_s * 1000)) != FORQ_OK) {
         fprintf(stderr, "forq: job %s still pending after %g s; it goes on\n", argv[optind],
                 wait_s);
         rc = EXIT_WAIT_TIMEOUT;

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,8 @@ static const char usage[] =
     "  -e, --endpoint EP           forqd's endpoint (default: $FORQ_ENDPOINT, else\n"
     "                              ipc://$XDG_RUNTIME_DIR/forq/forqd.sock)\n"
     "      --connect-timeout S     how long to wait for forqd to answer (default 5)\n"
+    "      --lost-after S          give a job up as lost when forqd stays unreachable this\n"
+    "                              long while forq waits for it (default 60; 0: never)\n"
     "  -h, --help                  print this help\n"
     "  -V, --version               print the version\n"
     "\n"
@@ -111,6 +114,12 @@ int parse_int(const char *flag, const char *s, long min, long max, long *ret)
     return 0;
 }
 
+/* Seconds as the int milliseconds libforq takes, at most INT_MAX. */
+static int ms_of(double s)
+{
+    return s * 1000 >= (double)INT_MAX ? INT_MAX : (int)(s * 1000);
+}
+
 int connect_client(const globals_t *g, forq_client_t **ret)
 {
     forq_client_opts_t o;
@@ -118,14 +127,56 @@ int connect_client(const globals_t *g, forq_client_t **ret)
 
     forq_client_opts_init(&o);
     o.endpoint = g->endpoint;
-    o.connect_timeout_ms = (int)(g->connect_timeout * 1000);
+    o.connect_timeout_ms = ms_of(g->connect_timeout);
     if (o.connect_timeout_ms <= 0)
         o.connect_timeout_ms = 1;
+    o.lost_after_ms = g->lost_after > 0 && ms_of(g->lost_after) == 0 ? 1 : ms_of(g->lost_after);
     e = forq_client_new(&o, ret);
     if (e == FORQ_OK)
         return 0;
     fprintf(stderr, "forq: %s\n", forq_errdetail());
     return e == FORQ_ERR_INVALID ? EXIT_USAGE : EXIT_CONNECT;
+}
+
+#define NOTICE_MS 2000 /* a wait this long for an unreachable forqd is worth a word */
+#define SLICE_MS  250  /* how often a wait looks whether forqd is reachable */
+
+void note_unreachable(const globals_t *g, forq_client_t *c, bool *told)
+{
+    if (*told || forq_client_unreachable_ms(c) < NOTICE_MS || !isatty(STDERR_FILENO))
+        return;
+    *told = true;
+    if (g->lost_after > 0)
+        fprintf(stderr,
+                "forq: waiting for forqd at %s to come back (the job is given up as lost after "
+                "%g s without it: --lost-after)\n",
+                forq_client_endpoint(c), g->lost_after);
+    else
+        fprintf(stderr, "forq: waiting for forqd at %s to come back (Ctrl-C stops waiting)\n",
+                forq_client_endpoint(c));
+}
+
+forq_err_t wait_future(const globals_t *g, forq_client_t *c, forq_future_t *f, int timeout_ms)
+{
+    struct timespec t0, now;
+    bool told = false;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int slice = SLICE_MS;
+        if (timeout_ms >= 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long left = timeout_ms -
+                        ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+            if (left <= 0)
+                return forq_future_wait(f, 0);
+            if (left < slice)
+                slice = (int)left;
+        }
+        if (forq_future_wait(f, slice) == FORQ_OK)
+            return FORQ_OK;
+        note_unreachable(g, c, &told);
+    }
 }
 
 void print_json(json_t *j, size_t flags)
@@ -226,11 +277,12 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"endpoint", required_argument, NULL, 'e'},
         {"connect-timeout", required_argument, NULL, 'c'},
+        {"lost-after", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    globals_t g = {NULL, 5.0};
+    globals_t g = {NULL, 5.0, FORQ_LOST_AFTER_DEF / 1000.0};
     int ch;
 
     while ((ch = getopt_long(argc, argv, "+:e:hV", opts, NULL)) != -1) {
@@ -240,6 +292,10 @@ int main(int argc, char **argv)
             break;
         case 'c':
             if (parse_seconds("--connect-timeout", optarg, &g.connect_timeout) < 0)
+                return EXIT_USAGE;
+            break;
+        case 'l':
+            if (parse_seconds("--lost-after", optarg, &g.lost_after) < 0)
                 return EXIT_USAGE;
             break;
         case 'h':

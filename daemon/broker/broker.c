@@ -19,6 +19,7 @@
 #include "util.h"
 
 #include <signal.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -95,6 +96,10 @@ broker_t *broker_new(const config_t *cfg, pid_t fs_pid, int fs_fd)
 
     b->cfg = cfg;
     b->started_ms = now_ms();
+    /* a restart is a new instance; 0 stays "unknown" */
+    while (getrandom(&b->instance, sizeof(b->instance), 0) != (ssize_t)sizeof(b->instance) ||
+           b->instance == 0)
+        ;
     b->loop = loop_new();
     b->tasks = tasks_new();
     /* the order of their ticks in a turn: replies that waited, the job queue, the service

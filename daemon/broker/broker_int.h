@@ -65,6 +65,7 @@ struct broker {
     bool drain_killed;       /* grace over: running jobs' workers were killed (broker.c) */
     uint64_t drain_deadline; /* end of the grace time, or of the wait for the kills (ms) */
     uint64_t started_ms;     /* for uptime */
+    uint64_t instance;       /* random, new at every start: tells clients of a restart */
 };
 
 /* listen.c: the client ROUTER */

@@ -181,7 +181,9 @@ void commands_handle(broker_t *b, const origin_t *o, const wire_hdr_t *h, int fr
                         .req = h->req,
                         .has_req = h->has_req,
                         .pid = getpid(),
-                        .msg = wire_str("forqd " FORQ_VERSION)};
+                        .msg = wire_str("forqd " FORQ_VERSION),
+                        .max_payload = (uint64_t)b->cfg->max_payload,
+                        .instance = b->instance};
         outbox_send(b->out, o, &r, NULL);
     }
 }

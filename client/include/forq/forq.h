@@ -33,9 +33,14 @@
  * - A job's failure (task error, crash, timeout, cancel, rejection) is a result of its future,
  *   not a failed call: forq_future_wait() returns FORQ_OK when the future is done, whatever
  *   the outcome, and forq_future_result() tells the outcome.
- * - Reconnection: ZeroMQ reconnects by itself. After a reconnection the client asks forqd for
- *   every pending job (fetch): a job forqd still has is answered as usual; one it lost (forqd
- *   restarted) is submitted again if it allows retries, else resolves LOST. */
+ * - Reconnection: ZeroMQ reconnects by itself. At every connection the client asks forqd
+ *   (without waiting) for its payload limit and its instance id, new at every start. After a
+ *   reconnection it asks forqd for every pending job (fetch): a job forqd still has is answered
+ *   as usual. One it does not know is submitted again if forqd restarted (its instance changed)
+ *   and the job allows retries, else it resolves LOST (never run twice by the same forqd).
+ * - A forqd that stays away: a pending future resolves LOST once forqd has been unreachable for
+ *   lost_after_ms (default FORQ_LOST_AFTER_DEF, 60 s) while it waited; nothing hangs for ever
+ *   unless lost_after_ms is 0. forq_client_unreachable_ms() tells how long it has been away. */
 #ifndef FORQ_FORQ_H
 #define FORQ_FORQ_H
 
@@ -53,7 +58,8 @@ extern "C" {
 #define FORQ_EXPORT
 #endif
 
-#define FORQ_ID_MAX 64 /* bytes in a job id */
+#define FORQ_ID_MAX         64    /* bytes in a job id */
+#define FORQ_LOST_AFTER_DEF 60000 /* ms: forq_client_opts_t.lost_after_ms by default */
 
 /* Error codes. Append-only: values never change meaning. */
 typedef enum {
@@ -109,12 +115,17 @@ typedef struct {
     const char *endpoint;   /* forqd's endpoint; NULL: $FORQ_ENDPOINT, else the default
                                ipc://$XDG_RUNTIME_DIR/forq/forqd.sock (or /tmp/forq-UID/...) */
     int connect_timeout_ms; /* > 0: forq_client_new() pings forqd and fails with
-                               FORQ_ERR_CONNECT if it does not answer in time; 0: no check */
+                               FORQ_ERR_CONNECT if it does not answer in time - at once when an
+                               ipc socket file is missing or nothing listens on it; the detail
+                               names a peer that is not forqd. 0: no check, forqd may come later */
     size_t max_message;     /* largest message accepted from forqd, bytes; 0: 64 MiB + 4 KiB */
-    int linger_ms;          /* how long forq_client_destroy() tries to deliver messages not yet
-                               sent; default 2000 */
-    int lost_after_ms;      /* > 0: if forqd stays unreachable this long, pending futures
-                               resolve as LOST; default 0: wait for forqd to come back */
+    int linger_ms;          /* how long forq_client_destroy() tries to deliver jobs, cancels and
+                               dict changes not yet sent; default 2000. Only those: a client
+                               that only asked questions, or whose forqd went away before its
+                               last order, is destroyed at once */
+    int lost_after_ms;      /* a pending future resolves as LOST (detail: "unreachable") once
+                               forqd has been unreachable this long while it waited; default
+                               FORQ_LOST_AFTER_DEF (60000); 0: wait for forqd for ever */
 } forq_client_opts_t;
 
 /* Options of one job. Initialise with forq_submit_opts_init(). The strings are copied by the
@@ -176,6 +187,11 @@ FORQ_EXPORT void forq_client_destroy(forq_client_t **client);
 /* The endpoint this client uses. Borrowed: valid until the client is destroyed. */
 FORQ_EXPORT const char *forq_client_endpoint(const forq_client_t *client);
 
+/* How long forqd has been unreachable, in ms: 0 while connected; > 0 since the connection
+ * dropped, or since the client was created if it never connected. For telling a user that a
+ * wait is a wait for forqd (the forq command does after 2 s). Any thread. */
+FORQ_EXPORT int64_t forq_client_unreachable_ms(forq_client_t *client);
+
 /* Ask forqd whether it is there. Returns FORQ_OK and, if ret_version is not NULL, a version string
  * the caller frees; FORQ_ERR_CONNECT when no answer comes within timeout_ms (-1: forever). */
 FORQ_EXPORT forq_err_t forq_client_ping(forq_client_t *client, int timeout_ms, char **ret_version);
@@ -202,10 +218,11 @@ FORQ_EXPORT void forq_submit_opts_init(forq_submit_opts_t *opts);
 /* Submit a job: run `task` with `args` (exactly one msgpack value, args_len bytes; by convention
  * an array of positional arguments). Does not wait: the message is sent at once or queued.
  * opts may be NULL for the defaults. Returns FORQ_OK with *ret_future owned by the caller
- * (forq_future_destroy), or FORQ_ERR_INVALID (bad task name, id or args; detail says which),
- * FORQ_ERR_CLOSED, FORQ_ERR_NOMEM. A job forqd refuses still returns FORQ_OK here: its future
- * resolves as FORQ_STATE_REJECTED with the reason. args and the strings of opts are copied:
- * they may be freed once the call returns. */
+ * (forq_future_destroy), or FORQ_ERR_INVALID (bad task name, id or args; detail says which; args
+ * larger than forqd's --max-payload, or than the default 64 MiB before forqd told its own, get a
+ * detail starting "too_large:" and are never sent), FORQ_ERR_CLOSED, FORQ_ERR_NOMEM. A job forqd
+ * refuses still returns FORQ_OK here: its future resolves as FORQ_STATE_REJECTED with the reason.
+ * args and the strings of opts are copied: they may be freed once the call returns. */
 FORQ_EXPORT forq_err_t forq_submit(forq_client_t *client, const char *task, const void *args,
                                    size_t args_len, const forq_submit_opts_t *opts,
                                    forq_future_t **ret_future);
@@ -394,7 +411,8 @@ FORQ_EXPORT void forq_map_destroy(forq_map_t **map);
  * change. Every operation is atomic (forqd is single-threaded): incr is a real counter, cas a
  * real compare-and-set. Each call waits up to timeout_ms (-1: forever) for forqd's answer and
  * returns FORQ_ERR_TIMEOUT if none comes. Values returned through ret_value are malloc'ed msgpack
- * the caller frees. Errors: FORQ_ERR_INVALID (bad name, key or value; the detail says which),
+ * the caller frees. Errors: FORQ_ERR_INVALID (bad name, key or value; the detail says which;
+ * a value larger than forqd's --max-payload is "too_large" and never sent),
  * FORQ_ERR_FULL (the service is at --dict-max-keys / --dict-max-bytes: nothing is ever evicted),
  * FORQ_ERR_NOT_FOUND where a key must exist. Dict names: 1-64 of A-Z a-z 0-9 . _ : -. */
 
