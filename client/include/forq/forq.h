@@ -5,6 +5,10 @@
  * task name and msgpack arguments) and gets a future per job; it can wait on the future with a
  * timeout, read its result or error, and cancel it, also while it runs.
  *
+ * What libforq says to forqd is FJP/1, specified in PROTOCOL.md, installed as
+ * <prefix>/share/doc/forq/PROTOCOL.md (e.g. /usr/local/share/doc/forq/): what forqd answers and
+ * why, and enough to write a client in another language.
+ *
  *     forq_client_t *c;
  *     forq_future_t *f;
  *     const void *res;

@@ -23,6 +23,10 @@
  *
  * Build it with `cc -shared -fPIC $(pkg-config --cflags --libs forq-task) -o example.so ...`.
  *
+ * What a task's progress reports and dict calls become on the wire, and what clients see of a
+ * job's result or error, is specified in PROTOCOL.md, installed as
+ * <prefix>/share/doc/forq/PROTOCOL.md (e.g. /usr/local/share/doc/forq/).
+ *
  * The contract of a task function:
  * - `args` is the job's argument value, already checked for structure and unpacked; it and
  *   everything it points to is valid only during the call. By convention args is an array of
