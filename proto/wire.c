@@ -27,6 +27,7 @@ static int fail(wire_err_t *err, const char *code, const char *fmt, ...)
     if (err) {
         va_list ap;
         err->code = code;
+        err->field = NULL;
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
         va_end(ap);
@@ -521,6 +522,29 @@ static int check_required(const wire_hdr_t *h, wire_err_t *err)
     return 0;
 }
 
+/* Every field of the header map o into ret, then the fields its command needs. */
+static int decode_fields(const msgpack_object *o, wire_hdr_t *ret, wire_err_t *err)
+{
+    int r;
+
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        const wire_field_t *f = find_field(kv->key.via.str.ptr, kv->key.via.str.size);
+
+        /* unknown keys are ignored: later versions may add fields */
+        if (f && (r = decode_field(ret, f, &kv->val, err)) < 0) {
+            if (err)
+                err->field = f->key;
+            return r;
+        }
+    }
+    if (ret->version == 0)
+        return fail(err, "missing_field", "header has no 'v' (protocol version) field");
+    if (ret->cmd == WIRE_CMD_NONE)
+        return fail(err, "missing_field", "header has no 'cmd' field");
+    return check_required(ret, err);
+}
+
 int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t *ret,
                     wire_err_t *err)
 {
@@ -560,19 +584,11 @@ int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t
             ret->id = (wire_str_t){kv->val.via.str.ptr, kv->val.via.str.size};
     }
 
-    for (uint32_t i = 0; i < o.via.map.size; i++) {
-        const msgpack_object_kv *kv = &o.via.map.ptr[i];
-        const wire_field_t *f = find_field(kv->key.via.str.ptr, kv->key.via.str.size);
-
-        /* unknown keys are ignored: later versions may add fields */
-        if (f && (r = decode_field(ret, f, &kv->val, err)) < 0)
-            return r;
-    }
-    if (ret->version == 0)
-        return fail(err, "missing_field", "header has no 'v' (protocol version) field");
-    if (ret->cmd == WIRE_CMD_NONE)
-        return fail(err, "missing_field", "header has no 'cmd' field");
-    return check_required(ret, err);
+    /* an error reply echoes only an id that is valid */
+    wire_str_t valid_id = ret->id;
+    if ((r = decode_fields(&o, ret, err)) < 0)
+        ret->id = valid_id;
+    return r;
 }
 
 /* ---- header encode ---- */

@@ -175,8 +175,9 @@ const wire_field_t *wire_fields(size_t *ret_count);
 
 /* Why a frame or header was refused. The message is static text naming the problem. */
 typedef struct {
-    const char *code; /* machine-readable code, one of PROTOCOL.md's error codes */
-    char msg[160];    /* one line for the user */
+    const char *code;  /* machine-readable code, one of PROTOCOL.md's error codes */
+    char msg[160];     /* one line for the user */
+    const char *field; /* the header field that was refused, NULL when not one field */
 } wire_err_t;
 
 /* Walk `len` bytes of msgpack and prove that they hold exactly one value whose every declared

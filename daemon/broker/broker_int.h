@@ -82,5 +82,9 @@ void *listener_socket(listener_t *l);
  * (payload: the first of them, NULL if none; too_many: more than the socket kept). */
 void commands_handle(broker_t *b, const struct origin *o, const wire_hdr_t *h, int frames,
                      zmq_msg_t *payload);
+/* A request whose header did not decode (err says why; h holds what could be read): the
+ * error reply, or the submit's rejection when only its store name or key is wrong. */
+void commands_malformed(broker_t *b, const struct origin *o, const wire_hdr_t *h,
+                        const wire_err_t *err);
 
 #endif

@@ -38,6 +38,37 @@ static void reject(broker_t *b, const origin_t *o, const wire_hdr_t *req, const 
     outbox_send(b->out, o, &h, NULL);
 }
 
+/* Whatever is wrong with a result's dict name or key, the submit gets this one answer. */
+#define BAD_STORE                                                                                  \
+    "to store the result give both 'name' (a dict name of 1-64 characters of A-Z a-z 0-9 . _ : "   \
+    "-) and 'key' (1-1024 bytes, no NUL)"
+
+static bool client_may_send(wire_cmd_t cmd)
+{
+    return cmd == WIRE_SUBMIT || cmd == WIRE_CANCEL || cmd == WIRE_STATUS || cmd == WIRE_STATS ||
+           cmd == WIRE_PING || cmd == WIRE_FETCH || cmd == WIRE_DICT;
+}
+
+static void refuse_command(broker_t *b, const origin_t *o, const wire_hdr_t *h)
+{
+    char msg[96];
+
+    snprintf(msg, sizeof(msg), "'%s' is not a command a client may send", wire_cmd_name(h->cmd));
+    outbox_error(b->out, o, h, "unknown_command", msg);
+}
+
+void commands_malformed(broker_t *b, const origin_t *o, const wire_hdr_t *h, const wire_err_t *err)
+{
+    /* a command clients may not send is refused as such, whatever its fields */
+    if (h->cmd != WIRE_CMD_NONE && wire_cmd_name(h->cmd) && !client_may_send(h->cmd))
+        return refuse_command(b, o, h);
+    /* a submit's store name or key: the one answer, whichever field is wrong and how */
+    if (h->cmd == WIRE_SUBMIT && h->id.ptr && err->field &&
+        (strcmp(err->field, "name") == 0 || strcmp(err->field, "key") == 0))
+        return reject(b, o, h, "bad_store", "%s", BAD_STORE);
+    outbox_error(b->out, o, h, err->code, err->msg);
+}
+
 static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *args)
 {
     const config_t *cfg = b->cfg;
@@ -72,9 +103,7 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
     if ((h->name.ptr || h->key.ptr) &&
         (!h->name.ptr || !h->key.ptr || !wire_id_is_valid(h->name.ptr, h->name.len) ||
          h->key.len == 0 || memchr(h->key.ptr, '\0', h->key.len)))
-        return reject(b, o, h, "bad_store",
-                      "to store the result give both 'name' (a dict name) and 'key' (1-1024 "
-                      "bytes, no NUL)");
+        return reject(b, o, h, "bad_store", "%s", BAD_STORE);
     jobs_counts(b->jobs, &jc);
     if ((long)jc.queued >= cfg->queue_max)
         return reject(b, o, h, "queue_full",
@@ -160,13 +189,9 @@ void commands_handle(broker_t *b, const origin_t *o, const wire_hdr_t *h, int fr
             return;
         }
         break;
-    default: {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "'%s' is not a command a client may send",
-                 wire_cmd_name(h->cmd));
-        outbox_error(b->out, o, h, "unknown_command", msg);
+    default:
+        refuse_command(b, o, h);
         return;
-    }
     }
     if (h->cmd == WIRE_CANCEL) {
         jobs_cancel(b->jobs, o, h);

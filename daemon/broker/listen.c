@@ -88,7 +88,7 @@ static bool client_input(listener_t *l)
         msgpack_zone_clear(&l->zone);
         if (wire_hdr_decode(zmq_msg_data(&f[first]), zmq_msg_size(&f[first]), &l->zone, &h, &err) <
             0)
-            outbox_error(l->b->out, &o, &h, err.code, err.msg);
+            commands_malformed(l->b, &o, &h, &err);
         else
             commands_handle(l->b, &o, &h, n - first - 1 + (too_many ? 1 : 0),
                             first + 1 < n ? &f[first + 1] : NULL);
@@ -148,6 +148,9 @@ int listener_bind(listener_t *l)
         return -errno;
     l->sock = zmq_socket(l->zctx, ZMQ_ROUTER);
     zmq_setsockopt(l->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+    /* a client that reconnects with its routing id while its old connection is not yet seen
+     * gone (a half-open TCP connection) takes the id over, rather than going unanswered */
+    zmq_setsockopt(l->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof(one));
     zmq_setsockopt(l->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(l->sock, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
     zmq_setsockopt(l->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
