@@ -8,7 +8,7 @@
  *   lost_after_ms, and the default is not "for ever";
  * - a reconnection to the same forqd (through a byte proxy the test cuts) is not a restart: a
  *   job forqd has is answered, one it never got is not called "restarted" nor submitted again;
- *   a killed and restarted forqd (a new instance) is a restart;
+ *   a killed and restarted forqd (a new instance) is a restart (check_executor.c);
  * - no forqd at the endpoint: a missing or dead ipc socket fails at once, an unreachable tcp
  *   endpoint costs the connect timeout and no linger, and a peer that is not forqd is named. */
 #define _GNU_SOURCE
@@ -387,31 +387,6 @@ START_TEST(test_reconnect_same_instance)
 }
 END_TEST
 
-/* Killed and restarted: a new instance, a restart; a job with retries goes again. */
-START_TEST(test_restart_new_instance)
-{
-    forq_submit_opts_t o = submit_opts();
-    forq_future_t *lost, *again;
-
-    e2e_up(&d, &c, 2, NULL);
-    o.id = "no-retries";
-    lost = submit_json(c, "sleep", "[30]", &o);
-    o.id = "with-retries";
-    o.retries = 1;
-    again = submit_json(c, "sleep", "[0.2]", &o);
-    wait_running(c, "no-retries");
-    wait_running(c, "with-retries");
-    e2e_crash_restart(&d, 2, NULL);
-    ck_assert_int_eq(wait_state(lost, 15000), FORQ_STATE_LOST);
-    ck_assert_msg(strstr(forq_future_detail(lost), "restarted (a new instance)"), "%s",
-                  forq_future_detail(lost));
-    ck_assert_int_eq(wait_state(again, 15000), FORQ_STATE_OK);
-    forq_future_destroy(&lost);
-    forq_future_destroy(&again);
-    e2e_down(&d, &c);
-}
-END_TEST
-
 /* ---- item 12: no forqd at the endpoint ---- */
 
 /* forq_client_new() with a connect check; returns its error, the time it took in *ms. */
@@ -581,7 +556,6 @@ static Suite *conn_suite(void)
     tcase_add_test(full, test_oversized_submit_default_limit);
     tcase_add_test(full, test_forqd_gone_futures_lost);
     tcase_add_test(full, test_reconnect_same_instance);
-    tcase_add_test(full, test_restart_new_instance);
     tcase_add_test(full, test_unreachable_costs_the_timeout_only);
     tcase_add_test(full, test_peer_of_another_kind);
     tcase_add_test(full, test_peer_answers_garbage);

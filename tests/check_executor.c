@@ -770,9 +770,11 @@ START_TEST(test_forqd_restart_under_pending_futures)
     wait_running(c, "no-retries");
     wait_running(c, "with-retries");
     e2e_crash_restart(&d, 2, NULL);
-    /* the client reconnects by itself, asks about both, and neither hangs */
+    /* the client reconnects by itself, sees a new instance (a restart, not a reconnection),
+     * asks about both, and neither hangs */
     ck_assert_int_eq(wait_state(lost, 15000), FORQ_STATE_LOST);
-    ck_assert_ptr_nonnull(strstr(forq_future_detail(lost), "restarted"));
+    ck_assert_msg(strstr(forq_future_detail(lost), "restarted (a new instance)"), "%s",
+                  forq_future_detail(lost));
     ck_assert_int_eq(wait_state(again, 15000), FORQ_STATE_OK);
     forq_future_destroy(&lost);
     forq_future_destroy(&again);
