@@ -15,6 +15,7 @@
 
 #include "conn.h"
 #include "endpoint.h"
+#include "health.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -129,7 +130,7 @@ const char *forq_client_endpoint(const forq_client_t *c)
 
 int64_t forq_client_unreachable_ms(forq_client_t *c)
 {
-    return c ? conn_unreachable_ms(c) : 0;
+    return c ? health_unreachable_ms(c) : 0;
 }
 
 /* ---- requests ---- */
@@ -183,7 +184,7 @@ forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, 
             return errors_fail(FORQ_ERR_TIMEOUT,
                                "forqd did not answer at %s within %d ms; is it running?",
                                conn_endpoint(c), timeout_ms);
-        conn_why_silent(c, timeout_ms, why, sizeof(why));
+        health_why_silent(c, timeout_ms, why, sizeof(why));
         return errors_fail(FORQ_ERR_CONNECT, "%s", why);
     }
     if (f->reply_cmd == WIRE_ERROR || f->state == FORQ_STATE_LOST) {
@@ -335,7 +336,7 @@ forq_err_t client_submit(forq_client_t *c, forq_future_t *f, const void *args, s
     forq_err_t e;
 
     /* over forqd's limit, ZeroMQ would drop the connection (PROTOCOL.md section 6.5) */
-    if ((e = conn_check_payload(c, "the args frame", args_len)) != FORQ_OK)
+    if ((e = health_check_payload(c, "the args frame", args_len)) != FORQ_OK)
         return e;
     f->args_len = args_len;
     if (f->opts.retries > 0) {

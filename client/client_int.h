@@ -1,7 +1,8 @@
 /* client_int.h - libforq's internals shared by every file of the library: the future record
  * and its listeners (future.c), the error detail (errors.c) and the requests and submission of
- * client.c. The connection's own interface is conn.h (client.c and future.c use it), the
- * completion queue's is wait.h (wait.c and map.c).
+ * client.c. The connection's own interface is conn.h (client.c and future.c use it), what it
+ * knows about forqd is health.h (client.c, dict.c), the completion queue's is wait.h (wait.c
+ * and map.c).
  *
  * Locking: a client's `lock` guards its pending table, its outgoing queue and each pending
  * future's `client` link; a future's `mu` guards its result, progress and listeners. Order:

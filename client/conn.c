@@ -1,5 +1,5 @@
 /* conn.c - a client's connection: who drives the socket, the I/O thread, the outgoing queue,
- * the pending table, replies, reconnection and the process's shared ZeroMQ context.
+ * the pending table, replies and the process's shared ZeroMQ context.
  *
  * A ZeroMQ socket may not be used by two threads at once, so the DEALER socket has one owner at
  * a time (c->owner, under the client lock, whose hand-off is the barrier ZeroMQ asks for):
@@ -20,14 +20,11 @@
  * owner only when the queue was empty, so a burst of submissions costs one wake-up. Replies
  * find their future by job id (results, progress) or by request number (every other reply).
  *
- * A socket monitor tells the I/O thread when the connection drops and comes back. After every
- * handshake the client pings forqd without waiting: the pong tells forqd's payload limit
- * (submits and dict values over it are refused locally: ZeroMQ would drop the connection) and
- * its instance id, new at every start. After a reconnection it fetches every pending job
- * again, so a result forqd could not deliver meanwhile still arrives; a job forqd does not know
- * is submitted again (with retries, from the future's own copy of its description) only when
- * the instance changed - forqd restarted - and resolved LOST otherwise, never left hanging.
- * While forqd is unreachable, a future that has waited lost_after_ms resolves LOST.
+ * What the client knows about forqd and what it does when the connection drops or comes back
+ * (the pong, a restart told from a reconnection, lost_after_ms, naming a peer that is not
+ * forqd) is health.c's: the I/O thread hands it the socket monitor's events and a tick while
+ * forqd is unreachable, on_reply hands it pongs and jobs forqd does not know; it acts through
+ * this file's table and queue primitives (conn_int.h).
  *
  * destroy lingers (linger_ms) only when an order - a job, cancel or dict change - may still be
  * on its way: a client that only asked questions, or whose forqd is gone, ends at once.
@@ -40,6 +37,8 @@
 #define _GNU_SOURCE
 #include "conn.h"
 
+#include "conn_int.h"
+#include "health.h"
 #include "ops.h"
 #include "util.h"
 
@@ -54,69 +53,23 @@
 #include <unistd.h>
 #include <zmq.h>
 
-typedef struct outmsg {
+struct outmsg {
     struct outmsg *next; /* FIFO */
     size_t hlen, plen;   /* header and payload bytes in data */
     bool has_payload;    /* send a payload frame */
     char data[];         /* header then payload */
-} outmsg_t;
+};
 
 #define HANDOFF_NS    1000000 /* pending work left by a caller goes to the I/O thread after this */
 #define LOST_CHECK_MS 100     /* while forqd is unreachable: how often lost_after_ms is checked */
 
-enum { OWN_NONE, OWN_IO, OWN_CALLER };
-
 /* The client whose socket this thread drives, if any (a callback may wait again). */
 static __thread forq_client_t *tl_driving;
-
-struct forq_client {
-    void *zctx;              /* the process's shared ZeroMQ context (shared_ctx_get) */
-    void *sock;              /* DEALER, used only by its owner (see the top comment) */
-    void *monitor;           /* PAIR receiving the socket's connect/disconnect events */
-    pthread_t io;            /* the I/O thread */
-    int wake_fd;             /* eventfd: the I/O thread should look again */
-    int drive_fd;            /* eventfd: the caller driving the socket should look again */
-    int timer_fd;            /* timerfd: hand pending work to the I/O thread */
-    pthread_cond_t owner_cv; /* the socket was released, or futures were resolved */
-    pthread_mutex_t lock;    /* guards everything below */
-    int owner;               /* OWN_NONE, OWN_IO or OWN_CALLER */
-    unsigned waiting;        /* threads in conn_wait() waiting for the socket or a result */
-    bool io_wanted;          /* a listener waits: give pending work to the I/O thread at once */
-    bool timer_armed;
-    outmsg_t *out_head, *out_tail; /* messages for the socket's owner to send */
-    forq_future_t *pending;        /* futures awaiting a reply, by key */
-    bool stopping;                 /* destroy has begun */
-    uint64_t next_req;             /* request numbers */
-    uint64_t next_job;             /* job id counter */
-    char prefix[17];               /* random hex prefix of generated ids */
-    char *endpoint;                /* owned */
-    size_t max_message;
-    int linger_ms;     /* destroy's delivery time for orders (see conn_destroy) */
-    int lost_after_ms; /* see forq_client_opts_t */
-    /* what the monitor (monitor_events) and forqd's pongs (learn_locked) told */
-    bool up;                /* the handshake with the peer succeeded and the link holds */
-    bool ever_up;           /* it did once: a later handshake is a reconnection */
-    uint64_t down_since;    /* monotonic ms: when the link went down (or the client began) */
-    uint64_t session;       /* handshakes so far */
-    bool orders;            /* a job, cancel or dict change was ever queued */
-    bool orders_while_down; /* one was queued while down, since the last handshake */
-    uint64_t max_payload;   /* forqd's payload limit: its pong's, WIRE_PAYLOAD_DEF before */
-    bool limits_known;      /* a pong told max_payload */
-    uint64_t instance;      /* forqd's instance id from its last pong; 0: not known */
-    uint64_t pong_session;  /* the session whose first pong decided `restart` */
-    int restart;            /* RESTART_*: what this connection's first pong said */
-    forq_future_t *hello;   /* the ping of the last handshake; this client's reference */
-    char peer_problem[256]; /* why the peer does not seem to be forqd; "" if nothing seen */
-    bool transport_seen;    /* a connection was made, handshake or not */
-};
-
-/* Is the forqd of this connection the one of the previous connection? */
-enum { RESTART_UNKNOWN, RESTART_SAME, RESTART_NEW };
 
 /* ---- the pending table ---- */
 
 /* Register f under its key. Client lock held. */
-static bool table_add(forq_client_t *c, forq_future_t *f)
+bool conn_table_add(forq_client_t *c, forq_future_t *f)
 {
     forq_future_t *old;
 
@@ -134,7 +87,7 @@ static bool table_add(forq_client_t *c, forq_future_t *f)
 }
 
 /* Take f out of the table. Client lock held. */
-static void table_del(forq_client_t *c, forq_future_t *f)
+void conn_table_del(forq_client_t *c, forq_future_t *f)
 {
     HASH_DEL(c->pending, f);
     pthread_mutex_lock(&f->mu);
@@ -185,7 +138,7 @@ static int send_out(forq_client_t *c, outmsg_t *m)
 }
 
 /* Put m on the queue (client lock held); returns whether its owner must be poked. */
-static bool queue_locked(forq_client_t *c, outmsg_t *m)
+bool conn_queue_locked(forq_client_t *c, outmsg_t *m)
 {
     bool wake = c->out_head == NULL;
     if (c->out_tail)
@@ -208,7 +161,7 @@ static void free_queue_locked(forq_client_t *c)
 }
 
 /* Tell whoever owns the socket to look again (client lock held). */
-static void poke_locked(forq_client_t *c)
+void conn_poke_locked(forq_client_t *c)
 {
     util_fd_signal(c->owner == OWN_CALLER ? c->drive_fd : c->wake_fd);
 }
@@ -245,7 +198,7 @@ static void release_locked(forq_client_t *c)
 }
 
 /* The message h + an optional payload frame, copied into one block. NULL on out-of-memory. */
-static outmsg_t *encode_msg(const wire_hdr_t *h, const void *payload, size_t plen, bool has)
+outmsg_t *conn_encode(const wire_hdr_t *h, const void *payload, size_t plen, bool has)
 {
     msgpack_sbuffer sb;
     outmsg_t *m = NULL;
@@ -261,87 +214,7 @@ static outmsg_t *encode_msg(const wire_hdr_t *h, const void *payload, size_t ple
     return m;
 }
 
-/* ---- replies and reconnection ---- */
-
-/* A pending job forqd does not know after a reconnection. The first pong of the connection
- * said whether forqd restarted (its instance changed):
- * - the same forqd: the job never reached it (its submit was cut off with the connection, for
- *   one larger than forqd accepts before its limits were known) or its result outlived forqd's
- *   --retain limits while we were away. It is not submitted again (it may have run); it is
- *   REJECTED too_large when its args exceed forqd's limit, else LOST, saying which.
- * - a new forqd (or one that does not tell): it lost the job; submit it again if it allows,
- *   else it is LOST.
- * Called with nothing locked; f is referenced and out of the table. */
-static void job_unknown_after_reconnect(forq_client_t *c, forq_future_t *f)
-{
-    outmsg_t *m = NULL;
-    uint64_t limit;
-    int restart;
-    char why[400];
-
-    pthread_mutex_lock(&c->lock);
-    restart = c->restart;
-    limit = c->max_payload;
-    pthread_mutex_unlock(&c->lock);
-    if (f->args_len > limit) {
-        snprintf(why, sizeof(why),
-                 "the args are %zu bytes, more than the %llu forqd at %s accepts (its "
-                 "--max-payload): it dropped the connection; send smaller arguments",
-                 f->args_len, (unsigned long long)limit, c->endpoint);
-        future_resolve_local(f, FORQ_STATE_REJECTED, "too_large", why);
-        return;
-    }
-    if (restart == RESTART_SAME) {
-        snprintf(why, sizeof(why),
-                 "forqd at %s did not restart but does not know this job: its submit was cut "
-                 "off when the connection dropped, or its result expired (forqd's --retain) "
-                 "while this client was away; its outcome is unknown",
-                 c->endpoint);
-        future_resolve_local(f, FORQ_STATE_LOST, NULL, why);
-        return;
-    }
-    if (f->opts.retries > 0 && f->args) {
-        wire_hdr_t h;
-        f->opts.retries--;
-        future_submit_hdr(f, &h);
-        m = encode_msg(&h, f->args, f->args_len, true);
-    }
-    pthread_mutex_lock(&c->lock);
-    if (m && !c->stopping && table_add(c, f)) {
-        f->refetching = false;
-        if (queue_locked(c, m))
-            poke_locked(c);
-        pthread_mutex_unlock(&c->lock);
-        return;
-    }
-    pthread_mutex_unlock(&c->lock);
-    free(m);
-    future_resolve_local(f, FORQ_STATE_LOST, NULL,
-                         restart == RESTART_NEW
-                             ? "forqd restarted (a new instance) and lost this job, which allows "
-                               "no more retries"
-                             : "forqd does not know this job after a reconnection (it restarted, "
-                               "or lost it); the job allows no more retries");
-}
-
-/* A pong (ours at a handshake, or a caller's ping): forqd's limits, and whether this connection
- * reaches the forqd of the previous one. Only the first pong of a connection decides that: the
- * pongs that follow are the same forqd's. Client lock held. */
-static void learn_locked(forq_client_t *c, const wire_hdr_t *h)
-{
-    if (h->max_payload) {
-        c->max_payload = h->max_payload;
-        c->limits_known = true;
-    }
-    if (c->pong_session != c->session) {
-        c->pong_session = c->session;
-        c->restart = !h->instance || !c->instance ? RESTART_UNKNOWN
-                     : h->instance == c->instance ? RESTART_SAME
-                                                  : RESTART_NEW;
-    }
-    if (h->instance)
-        c->instance = h->instance;
-}
+/* ---- replies ---- */
 
 static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_payload)
 {
@@ -363,7 +236,7 @@ static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_pa
     }
     pthread_mutex_lock(&c->lock);
     if (h.cmd == WIRE_PONG)
-        learn_locked(c, &h);
+        health_learn_locked(c, &h);
     if (h.has_req && h.cmd != WIRE_RESULT && h.cmd != WIRE_PROGRESS) {
         snprintf(key, sizeof(key), "#%llu", (unsigned long long)h.req);
         HASH_FIND_STR(c->pending, key, f);
@@ -378,7 +251,7 @@ static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_pa
     if (f) {
         future_ref(f);
         if (h.cmd != WIRE_PROGRESS)
-            table_del(c, f);
+            conn_table_del(c, f);
     }
     pthread_mutex_unlock(&c->lock);
     if (!f) {
@@ -388,7 +261,7 @@ static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_pa
     if (h.cmd == WIRE_PROGRESS) {
         future_progress(f, &h);
     } else if (h.cmd == WIRE_RESULT && h.state == WIRE_ST_UNKNOWN && f->refetching) {
-        job_unknown_after_reconnect(c, f);
+        health_job_unknown(c, f);
     } else if (has_payload &&
                wire_check(zmq_msg_data(pm), zmq_msg_size(pm), WIRE_DEPTH_MAX, &err) < 0) {
         /* results reach callers' unpackers: they get the same check as anything untrusted */
@@ -436,164 +309,6 @@ static int recv_all(forq_client_t *c)
             zmq_msg_close(&f[i]);
     }
 }
-
-/* After a reconnection: ask forqd about every pending job. */
-static void refetch_all(forq_client_t *c)
-{
-    forq_future_t *f, *tmp;
-    bool poke = false;
-
-    pthread_mutex_lock(&c->lock);
-    HASH_ITER(hh, c->pending, f, tmp)
-    {
-        if (f->is_request)
-            continue;
-        wire_hdr_t h = {.cmd = WIRE_FETCH, .id = wire_str(f->key)};
-        outmsg_t *m = encode_msg(&h, NULL, 0, false);
-        if (!m)
-            continue;
-        f->refetching = true;
-        poke |= queue_locked(c, m);
-    }
-    if (poke)
-        poke_locked(c);
-    pthread_mutex_unlock(&c->lock);
-}
-
-/* Resolve pending futures LOST: all of them (the client is destroyed), or (all false) those
- * that have waited on an unreachable forqd for lost_after_ms - counted from when forqd went
- * down, or from when the future began to wait if that was later. */
-static void lose_pending(forq_client_t *c, bool all, const char *why)
-{
-    forq_future_t *f, *tmp, **lost;
-    uint64_t now = util_mono_ms();
-    size_t n = 0;
-
-    pthread_mutex_lock(&c->lock);
-    lost = calloc(HASH_COUNT(c->pending) + 1, sizeof(*lost));
-    if (!lost) {
-        pthread_mutex_unlock(&c->lock);
-        abort(); /* no memory to keep the exactly-once promise */
-    }
-    HASH_ITER(hh, c->pending, f, tmp)
-    {
-        uint64_t since = f->pending_since > c->down_since ? f->pending_since : c->down_since;
-        if (!all && (c->up || now - since < (uint64_t)c->lost_after_ms))
-            continue;
-        future_ref(f);
-        table_del(c, f);
-        lost[n++] = f;
-    }
-    pthread_mutex_unlock(&c->lock);
-    /* resolved without the lock: their callbacks may call into the client */
-    for (size_t i = 0; i < n; i++) {
-        future_resolve_local(lost[i], FORQ_STATE_LOST, NULL, why);
-        future_unref(lost[i]);
-    }
-    free(lost);
-    if (!n)
-        return;
-    /* and the waiters look again */
-    pthread_mutex_lock(&c->lock);
-    pthread_cond_broadcast(&c->owner_cv);
-    if (c->owner == OWN_CALLER)
-        util_fd_signal(c->drive_fd);
-    pthread_mutex_unlock(&c->lock);
-}
-
-/* After a handshake: ask forqd for its limits and instance (a ping; its pong is read like any
- * reply, learn_locked). The future keeps the socket's owner reading until the pong is there. */
-static void say_hello(forq_client_t *c)
-{
-    forq_future_t *f = future_new(), *old = NULL;
-    outmsg_t *m = NULL;
-
-    if (f) {
-        wire_hdr_t h = {.cmd = WIRE_PING, .has_req = true, .req = conn_next_req(c)};
-        f->is_request = true;
-        snprintf(f->key, sizeof(f->key), "#%llu", (unsigned long long)h.req);
-        m = encode_msg(&h, NULL, 0, false);
-    }
-    pthread_mutex_lock(&c->lock);
-    if (m && !c->stopping && table_add(c, f)) {
-        if (queue_locked(c, m))
-            poke_locked(c);
-        m = NULL;
-        old = c->hello;
-        c->hello = f;
-        f = NULL;
-    }
-    pthread_mutex_unlock(&c->lock);
-    free(m); /* not sent: the limits stay as they are */
-    if (f)
-        future_unref(f);
-    if (old)
-        future_unref(old);
-}
-
-/* Read the monitor's events (I/O thread). A handshake makes the link up: say hello, and on a
- * reconnection ask forqd about every pending job. A handshake that fails on the protocol means
- * the peer is not a forqd (another kind of ZeroMQ socket, or not ZeroMQ at all), and so does a
- * connection that never completes one: kept to name it when a ping goes unanswered. */
-static void monitor_events(forq_client_t *c)
-{
-    for (;;) {
-        zmq_msg_t ev, addr;
-        uint16_t event;
-        uint32_t value = 0;
-        bool again;
-
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, c->monitor, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            return;
-        }
-        zmq_msg_init(&addr);
-        zmq_msg_recv(&addr, c->monitor, 0);
-        memcpy(&event, zmq_msg_data(&ev), sizeof(event));
-        if (zmq_msg_size(&ev) >= sizeof(event) + sizeof(value))
-            memcpy(&value, (char *)zmq_msg_data(&ev) + sizeof(event), sizeof(value));
-        zmq_msg_close(&ev);
-        zmq_msg_close(&addr);
-        pthread_mutex_lock(&c->lock);
-        switch (event) {
-        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
-            again = c->ever_up;
-            c->up = c->ever_up = true;
-            c->orders_while_down = false; /* they go now */
-            c->session++;
-            c->peer_problem[0] = '\0';
-            pthread_mutex_unlock(&c->lock);
-            say_hello(c);
-            if (again)
-                refetch_all(c);
-            continue;
-        case ZMQ_EVENT_DISCONNECTED:
-            if (c->up) {
-                c->up = false;
-                c->down_since = util_mono_ms();
-            }
-            break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            snprintf(c->peer_problem, sizeof(c->peer_problem),
-                     "the ZeroMQ handshake failed (protocol error 0x%x: another kind of ZeroMQ "
-                     "socket, or not ZeroMQ)",
-                     (unsigned)value);
-            break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-            snprintf(c->peer_problem, sizeof(c->peer_problem),
-                     "it asks for authentication, which forqd never does");
-            break;
-        case ZMQ_EVENT_CONNECTED:
-            c->transport_seen = true; /* a handshake failing for want of a peer is no sign */
-            break;
-        default:
-            break;
-        }
-        pthread_mutex_unlock(&c->lock);
-    }
-}
-
 /* ---- the I/O thread, and callers that drive the socket ---- */
 
 static bool flush_out(forq_client_t *c)
@@ -658,15 +373,9 @@ static void *io_main(void *arg)
         if (stopping && r == 0)
             break; /* linger over: give up on what was not sent */
         if (items[1].revents)
-            monitor_events(c);
-        if (down && c->lost_after_ms > 0 && !stopping) {
-            char why[300];
-            snprintf(why, sizeof(why),
-                     "forqd at %s stayed unreachable for %g s (lost_after_ms; forq "
-                     "--lost-after): the job's outcome is unknown",
-                     c->endpoint, c->lost_after_ms / 1000.0);
-            lose_pending(c, false, why);
-        }
+            health_monitor_events(c);
+        if (down && c->lost_after_ms > 0 && !stopping)
+            health_lose_overdue(c);
         if (items[0].revents)
             util_fd_drain(c->wake_fd);
         if (items[2].revents) {
@@ -795,7 +504,7 @@ static bool is_order(const wire_hdr_t *h)
 forq_err_t conn_send(forq_client_t *c, const wire_hdr_t *h, const void *payload, size_t plen,
                      bool has_payload, forq_future_t *f, bool will_wait)
 {
-    outmsg_t *m = encode_msg(h, payload, plen, has_payload);
+    outmsg_t *m = conn_encode(h, payload, plen, has_payload);
     bool w;
 
     if (!m)
@@ -806,7 +515,7 @@ forq_err_t conn_send(forq_client_t *c, const wire_hdr_t *h, const void *payload,
         free(m);
         return errors_fail(FORQ_ERR_CLOSED, "the client is being destroyed");
     }
-    if (f && !table_add(c, f)) {
+    if (f && !conn_table_add(c, f)) {
         pthread_mutex_unlock(&c->lock);
         free(m);
         return errors_fail(FORQ_ERR_INVALID, "this client already waits for job '%s'", f->key);
@@ -815,7 +524,7 @@ forq_err_t conn_send(forq_client_t *c, const wire_hdr_t *h, const void *payload,
         c->orders = true;
         c->orders_while_down |= !c->up;
     }
-    w = queue_locked(c, m);
+    w = conn_queue_locked(c, m);
     if (c->owner == OWN_NONE && !c->waiting && tl_driving != c && will_wait) {
         /* nobody owns the socket, and this thread waits for the reply at once: it sends the
          * message as it starts driving (conn_wait) */
@@ -827,7 +536,7 @@ forq_err_t conn_send(forq_client_t *c, const wire_hdr_t *h, const void *payload,
         pthread_mutex_lock(&c->lock);
         release_locked(c);
     } else if (w) {
-        poke_locked(c);
+        conn_poke_locked(c);
     }
     pthread_mutex_unlock(&c->lock);
     return FORQ_OK;
@@ -967,80 +676,14 @@ void conn_destroy(forq_client_t *c)
     if (!c->orders || (!c->up && !c->orders_while_down))
         c->linger_ms = 0;
     pthread_mutex_unlock(&c->lock);
-    lose_pending(c, true, "the client was destroyed before the result arrived");
+    health_lose_pending(c, true, "the client was destroyed before the result arrived");
     util_fd_signal(c->wake_fd);
     pthread_join(c->io, NULL);
     zmq_socket_monitor(c->sock, NULL, 0);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &c->linger_ms, sizeof(c->linger_ms));
     if (c->hello)
-        future_unref(c->hello); /* resolved by lose_pending: out of the table */
+        future_unref(c->hello); /* resolved by health_lose_pending: out of the table */
     client_free(c);
-}
-
-uint64_t conn_max_payload(forq_client_t *c, bool *ret_known)
-{
-    pthread_mutex_lock(&c->lock);
-    uint64_t limit = c->max_payload;
-    if (ret_known)
-        *ret_known = c->limits_known;
-    pthread_mutex_unlock(&c->lock);
-    return limit;
-}
-
-forq_err_t conn_check_payload(forq_client_t *c, const char *what, size_t len)
-{
-    bool known;
-    uint64_t limit = conn_max_payload(c, &known);
-
-    if (len <= limit)
-        return FORQ_OK;
-    return errors_fail(FORQ_ERR_INVALID,
-                       "too_large: %s is %zu bytes, more than the %llu %s; send less, or pass a "
-                       "file path or dict key in its place",
-                       what, len, (unsigned long long)limit,
-                       known ? "forqd accepts (its --max-payload)"
-                             : "forqd accepts by default (its own limit is not known yet)");
-}
-
-int64_t conn_unreachable_ms(forq_client_t *c)
-{
-    int64_t ms = 0;
-
-    pthread_mutex_lock(&c->lock);
-    if (!c->up) {
-        ms = (int64_t)(util_mono_ms() - c->down_since);
-        if (ms < 1)
-            ms = 1; /* down: never 0 */
-    }
-    pthread_mutex_unlock(&c->lock);
-    return ms;
-}
-
-void conn_why_silent(forq_client_t *c, int timeout_ms, char *buf, size_t size)
-{
-    pthread_mutex_lock(&c->lock);
-    if (c->peer_problem[0])
-        snprintf(buf, size,
-                 "the peer at %s is not forqd: %s; check the endpoint (-e, "
-                 "$FORQ_ENDPOINT)",
-                 c->endpoint, c->peer_problem);
-    else if (c->up)
-        snprintf(buf, size,
-                 "a ZeroMQ peer at %s took the connection but did not answer a ping "
-                 "within %d ms: it is not forqd, or forqd is stuck",
-                 c->endpoint, timeout_ms);
-    else if (c->transport_seen && !c->ever_up)
-        snprintf(buf, size,
-                 "the peer at %s is not forqd: it takes connections but did not "
-                 "complete ZeroMQ's handshake in %d ms; check the endpoint (-e, "
-                 "$FORQ_ENDPOINT)",
-                 c->endpoint, timeout_ms);
-    else
-        snprintf(buf, size,
-                 "no forqd at %s: nothing answered within %d ms; is forqd running, and "
-                 "is this its endpoint (-e, $FORQ_ENDPOINT)?",
-                 c->endpoint, timeout_ms);
-    pthread_mutex_unlock(&c->lock);
 }
 
 const char *conn_endpoint(const forq_client_t *c)

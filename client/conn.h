@@ -1,7 +1,8 @@
 /* conn.h - a client's connection to forqd: the socket and who drives it, the I/O thread, the
- * outgoing queue, the table of pending futures, reconnection, and the ZeroMQ context all clients
- * of a process share. struct forq_client is private to conn.c; client.c builds the public API
- * on these calls, future.c waits through them. */
+ * outgoing queue, the table of pending futures, and the ZeroMQ context all clients of a process
+ * share. struct forq_client is private to conn.c and health.c (conn_int.h); client.c builds the
+ * public API on these calls, future.c waits through them. What the client knows about forqd
+ * (its limits, reachability, why it is silent) is health.h. */
 #ifndef FORQ_CLIENT_CONN_H
 #define FORQ_CLIENT_CONN_H
 
@@ -40,23 +41,6 @@ bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms);
 
 /* A listener was registered on a pending future of c: make sure someone reads the socket. */
 void conn_want_io(forq_client_t *c);
-
-/* forqd's payload limit: from its last pong, WIRE_PAYLOAD_DEF until one came (*ret_known, may
- * be NULL, says which). */
-uint64_t conn_max_payload(forq_client_t *c, bool *ret_known);
-
-/* FORQ_OK if a payload of len bytes (`what`: "the args", ...) fits forqd's limit; else
- * FORQ_ERR_INVALID with a too_large detail saying the size, the limit and what to do. */
-forq_err_t conn_check_payload(forq_client_t *c, const char *what, size_t len);
-
-/* How long forqd has been unreachable, ms: 0 while connected, > 0 otherwise (since the client
- * was created if it never connected). */
-int64_t conn_unreachable_ms(forq_client_t *c);
-
-/* Why a ping went unanswered for timeout_ms, one line into buf: the peer is not forqd (a failed
- * handshake, an unreadable answer), a peer took the connection but is silent, or nothing
- * answered at all. */
-void conn_why_silent(forq_client_t *c, int timeout_ms, char *buf, size_t size);
 
 /* Drop a reference to a pending future under the client's lock. Returns -1 if f is no longer
  * pending (the caller drops it plainly), 1 if it was the last (f left the table; the caller

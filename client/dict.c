@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "client_int.h"
 #include "conn.h"
+#include "health.h"
 #include "ops.h"
 
 #include <stdlib.h>
@@ -64,7 +65,7 @@ static forq_err_t build(forq_client_t *c, wire_hdr_t *h, const char *name, const
         return errors_fail(FORQ_ERR_INVALID, "dict key must be a string of 1-1024 bytes");
     if (val && wire_check(val, vlen, WIRE_DEPTH_MAX, &werr) < 0)
         return errors_fail(FORQ_ERR_INVALID, "the value must be one msgpack value: %s", werr.msg);
-    if (val && conn_check_payload(c, "the value", vlen) != FORQ_OK)
+    if (val && health_check_payload(c, "the value", vlen) != FORQ_OK)
         return FORQ_ERR_INVALID; /* ZeroMQ would drop the connection; the detail is set */
     h->cmd = WIRE_DICT;
     h->name = wire_str(name);
