@@ -166,6 +166,49 @@ int wire_check(const void *data, size_t len, unsigned max_depth, wire_err_t *err
     return 0;
 }
 
+int wire_map_header(const void *data, size_t len, uint32_t *ret_n, size_t *ret_off)
+{
+    const uint8_t *p = data;
+
+    if (len >= 1 && (p[0] & 0xf0) == 0x80) {
+        *ret_n = p[0] & 0x0f;
+        *ret_off = 1;
+    } else if (len >= 3 && p[0] == 0xde) {
+        *ret_n = (uint32_t)be(p + 1, 2);
+        *ret_off = 3;
+    } else if (len >= 5 && p[0] == 0xdf) {
+        *ret_n = (uint32_t)be(p + 1, 4);
+        *ret_off = 5;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+int wire_str_header(const void *data, size_t len, const char **ret, size_t *ret_len,
+                    size_t *ret_next)
+{
+    const uint8_t *p = data;
+    size_t h, n;
+
+    if (len >= 1 && (p[0] & 0xe0) == 0xa0)
+        h = 1, n = p[0] & 0x1f;
+    else if (len >= 2 && p[0] == 0xd9)
+        h = 2, n = p[1];
+    else if (len >= 3 && p[0] == 0xda)
+        h = 3, n = (size_t)be(p + 1, 2);
+    else if (len >= 5 && p[0] == 0xdb)
+        h = 5, n = (size_t)be(p + 1, 4);
+    else
+        return -1;
+    if (n > len - h)
+        return -1;
+    *ret = (const char *)p + h;
+    *ret_len = n;
+    *ret_next = h + n;
+    return 0;
+}
+
 int wire_value_len(const void *data, size_t len, unsigned max_depth, size_t *ret_len,
                    wire_err_t *err)
 {

@@ -185,6 +185,13 @@ typedef struct {
  * Allocates nothing. Returns 0, or -EBADMSG with `err` filled in. */
 int wire_check(const void *data, size_t len, unsigned max_depth, wire_err_t *err);
 
+/* Reading a frame in place (one wire_check has passed): the map at data's start, its entry
+ * count and where its first key begins; the string at data's start, its body and where the
+ * next value begins. 0, or -1 if it is not a map / a string (or runs past len). */
+int wire_map_header(const void *data, size_t len, uint32_t *ret_n, size_t *ret_off);
+int wire_str_header(const void *data, size_t len, const char **ret, size_t *ret_len,
+                    size_t *ret_next);
+
 /* The length of the one msgpack value that starts at `data` (which may be followed by more
  * bytes), after the same checks as wire_check(). Returns 0 with *ret_len, or -EBADMSG. */
 int wire_value_len(const void *data, size_t len, unsigned max_depth, size_t *ret_len,

@@ -331,6 +331,43 @@ END_TEST
 
 /* The limit is msgpack-c's own: its unpacker keeps WIRE_DEPTH_MAX containers open, no more
  * (MSGPACK_EMBED_STACK_SIZE, compiled into the library): what passes wire_check unpacks. */
+/* Reading a checked frame in place: map and string headers of every width, and refusals. */
+START_TEST(test_map_and_str_headers)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    uint32_t n;
+    size_t off, len, next;
+    const char *str;
+    static char body[70000];
+    const size_t sizes[] = {3, 31, 200, 65535, 65536};
+
+    memset(body, 'k', sizeof(body));
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        msgpack_sbuffer_clear(&sb);
+        msgpack_pack_map(&pk, (uint32_t)sizes[i]);
+        ck_assert_int_eq(wire_map_header(sb.data, sb.size, &n, &off), 0);
+        ck_assert_uint_eq(n, sizes[i]);
+        ck_assert_uint_eq(off, sb.size);
+        msgpack_sbuffer_clear(&sb);
+        msgpack_pack_str_with_body(&pk, body, sizes[i]);
+        msgpack_pack_nil(&pk);
+        ck_assert_int_eq(wire_str_header(sb.data, sb.size, &str, &len, &next), 0);
+        ck_assert_uint_eq(len, sizes[i]);
+        ck_assert_ptr_eq(str + len, sb.data + next);
+        ck_assert_int_eq((unsigned char)sb.data[next], 0xc0);
+        /* cut short: refused, never read past the end */
+        ck_assert_int_eq(wire_str_header(sb.data, next - 1, &str, &len, &next), -1);
+    }
+    ck_assert_int_eq(wire_map_header("\x91\x01", 2, &n, &off), -1);      /* an array */
+    ck_assert_int_eq(wire_map_header("\xde\x00", 2, &n, &off), -1);      /* map16 cut short */
+    ck_assert_int_eq(wire_str_header("\x01", 1, &str, &len, &next), -1); /* an integer */
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
 START_TEST(test_depth_limit_is_msgpack_cs)
 {
     unsigned char buf[WIRE_DEPTH_MAX + 4];
@@ -983,6 +1020,7 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_huge_declared_containers_rejected);
     tcase_add_test(tc, test_depth_limit);
     tcase_add_test(tc, test_depth_limit_is_msgpack_cs);
+    tcase_add_test(tc, test_map_and_str_headers);
     tcase_add_test(tc, test_invalid_type_byte);
     tcase_add_test(tc, test_check_accepts_all_types);
     tcase_add_test(tc, test_header_field_errors);

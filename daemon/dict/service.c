@@ -535,58 +535,6 @@ static void op_page(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, b
 
 /* ---- update: a map of string keys ---- */
 
-/* A big-endian number of n bytes. */
-static uint32_t get_be(const uint8_t *p, int n)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* The header of the map at p: its size, and where its first key starts. -1 if not a map. */
-static int map_header(const uint8_t *p, size_t len, uint32_t *ret_n, size_t *ret_off)
-{
-    if (len >= 1 && (p[0] & 0xf0) == 0x80) {
-        *ret_n = p[0] & 0x0f;
-        *ret_off = 1;
-    } else if (len >= 3 && p[0] == 0xde) {
-        *ret_n = get_be(p + 1, 2);
-        *ret_off = 3;
-    } else if (len >= 5 && p[0] == 0xdf) {
-        *ret_n = get_be(p + 1, 4);
-        *ret_off = 5;
-    } else {
-        return -1;
-    }
-    return 0;
-}
-
-/* The string at p (a key): its body and length, and where the next value starts. -1 if it is
- * not a string. */
-static int str_header(const uint8_t *p, size_t len, const char **ret, size_t *ret_len,
-                      size_t *ret_next)
-{
-    size_t h, n;
-
-    if (len >= 1 && (p[0] & 0xe0) == 0xa0)
-        h = 1, n = p[0] & 0x1f;
-    else if (len >= 2 && p[0] == 0xd9)
-        h = 2, n = p[1];
-    else if (len >= 3 && p[0] == 0xda)
-        h = 3, n = get_be(p + 1, 2);
-    else if (len >= 5 && p[0] == 0xdb)
-        h = 5, n = get_be(p + 1, 4);
-    else
-        return -1;
-    if (n > len - h)
-        return -1;
-    *ret = (const char *)p + h;
-    *ret_len = n;
-    *ret_next = h + n;
-    return 0;
-}
-
 /* Limits before work: the entry count is read from the map's header and checked against the
  * per-request bound and --dict-max-keys before anything is allocated. Then one linear walk over
  * the frame (already proven well formed by ops_check_request): keys are borrowed from it and
@@ -603,7 +551,7 @@ static void op_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h,
     char msg[256];
     int r = 0;
 
-    if (map_header(p, len, &n, &off) < 0) {
+    if (wire_map_header(p, len, &n, &off) < 0) {
         outbox_error(s->out, o, h, "bad_value", "update takes a map of string keys to values");
         return;
     }
@@ -633,7 +581,7 @@ static void op_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h,
 
     for (uint32_t i = 0; i < n && r == 0; i++) {
         size_t next;
-        if (str_header(p + off, len - off, &keys[i], &klens[i], &next) < 0 || klens[i] == 0 ||
+        if (wire_str_header(p + off, len - off, &keys[i], &klens[i], &next) < 0 || klens[i] == 0 ||
             klens[i] > WIRE_KEY_MAX || memchr(keys[i], '\0', klens[i])) {
             r = -EBADMSG;
             break;
