@@ -15,6 +15,10 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -336,9 +340,137 @@ START_TEST(test_many_clients_under_a_low_fd_limit)
 }
 END_TEST
 
+/* Connect n raw stream sockets to addr, one after the other (each tcp handshake finished
+ * before the next, so that the listen queue never overflows; a full ipc queue is retried), for
+ * up to 10 s in all; returns how many connected. */
+static int connect_raw(int *fds, int n, const struct sockaddr *addr, socklen_t alen)
+{
+    int done = 0;
+
+    for (int tries = 0; done < n && tries < test_ms(1000); tries++) {
+        for (; done < n; done++) {
+            struct pollfd p = {.events = POLLOUT};
+            p.fd = fds[done] =
+                socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            ck_assert_int_ge(fds[done], 0);
+            if (connect(fds[done], addr, alen) < 0 &&
+                (errno != EINPROGRESS || poll(&p, 1, 1000) != 1)) {
+                close(fds[done]);
+                break;
+            }
+        }
+        if (done < n)
+            usleep(10000);
+    }
+    return done;
+}
+
+/* How many of fds forqd closed (the peer reads end of file): counted until the count is above
+ * zero and has not moved for half a second (tcp connections over the listen queue finish their
+ * handshake only when the kernel retries them), or for ms at most. */
+static int closed_by_peer(const int *fds, int n, int ms)
+{
+    int closed = 0, last = -1, still = 0;
+    char byte;
+
+    for (int waited = 0; waited < ms && still < 5; waited += 100) {
+        usleep(100000);
+        closed = 0;
+        for (int i = 0; i < n; i++)
+            closed += recv(fds[i], &byte, 1, MSG_DONTWAIT | MSG_PEEK) == 0;
+        still = closed > 0 && closed == last ? still + 1 : 0;
+        last = closed;
+    }
+    return closed;
+}
+
+/* forqd's CPU time so far, in clock ticks. */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    long ut = 0, st = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    ck_assert_ptr_nonnull(f = fopen(path, "r"));
+    ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    ck_assert_ptr_nonnull(p = strrchr(buf, ')'));
+    /* after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime stime */
+    ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &st),
+                     2);
+    return ut + st;
+}
+
+/* Under a hard limit of 1,024 descriptors, which forqd cannot raise, 1,100 connections over
+ * ipc and then over tcp: forqd caps the connections it keeps below its limit, closes the extra
+ * ones at once (libzmq aborted on the accept it could not make over ipc, and spun at 100 % CPU
+ * over tcp), counts them, goes on serving the clients it has, and takes new ones when
+ * connections end. */
+START_TEST(test_connection_cap_under_a_low_hard_limit)
+{
+    enum { N = 1100 };
+    static int fds[N];
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(in);
+    char tcp_ep[64];
+    int probe, status;
+
+    /* a free tcp port for the second endpoint */
+    probe = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(bind(probe, (struct sockaddr *)&in, sizeof(in)), 0);
+    ck_assert_int_eq(getsockname(probe, (struct sockaddr *)&in, &alen), 0);
+    close(probe);
+    snprintf(tcp_ep, sizeof(tcp_ep), "tcp://127.0.0.1:%d", ntohs(in.sin_port));
+    const char *extra[] = {"--listen", tcp_ep, NULL};
+    d.nofile = 1024;
+    up(2, extra);
+    d.nofile = 0;
+    ck_assert_uint_lt(strlen(d.endpoint) - 6, sizeof(un.sun_path));
+    memcpy(un.sun_path, d.endpoint + 6, strlen(d.endpoint) - 6 + 1); /* after "ipc://" */
+
+    for (int round = 0; round < 2; round++) {
+        const struct sockaddr *addr = round ? (struct sockaddr *)&in : (struct sockaddr *)&un;
+        socklen_t len = round ? sizeof(in) : sizeof(un);
+        int n = connect_raw(fds, N, addr, len), refused;
+        long t0;
+
+        ck_assert_int_eq(waitpid(d.pid, &status, WNOHANG), 0); /* forqd lives */
+        ck_assert_msg(n == N, "%s: only %d of %d connections were made", round ? "tcp" : "ipc", n,
+                      N);
+        refused = closed_by_peer(fds, N, test_ms(10000));
+        /* some were refused, most were kept, and holding the rest does not spin */
+        ck_assert_msg(refused > 0 && refused < 300, "%d of %d refused", refused, N);
+        t0 = cpu_ticks(d.pid);
+        usleep(500000);
+        ck_assert_int_lt(cpu_ticks(d.pid) - t0, sysconf(_SC_CLK_TCK) / 8);
+        ck_assert_int_eq(waitpid(d.pid, &status, WNOHANG), 0);
+        /* the client connected before goes on being served at the cap */
+        forq_future_t *f = submit_json(c, "echo", "[7]", NULL);
+        ASSERT_RESULT(f, "[7]");
+        forq_future_destroy(&f);
+        ck_assert_int_ge(stat_of(c, "conns_refused"), refused);
+        for (int i = 0; i < N; i++)
+            close(fds[i]);
+    }
+    ck_assert_int_gt(stat_of(c, "conn_cap"), 900);
+    ck_assert_int_lt(stat_of(c, "conn_cap"), 1024);
+    /* with the connections gone, a new client is served */
+    forq_client_t *c2 = forqd_client(&d);
+    forq_future_t *f = submit_json(c2, "echo", "[8]", NULL);
+    ASSERT_RESULT(f, "[8]");
+    forq_future_destroy(&f);
+    forq_client_destroy(&c2);
+    ck_assert(forqd_log_has(&d, "refused"));
+    down();
+}
+END_TEST
+
 START_TEST(test_start_errors)
 {
-    forqd_t x;
+    forqd_t x = {0};
     const char *missing[] = {"--tasks", "/nonexistent/plugin.so", NULL};
     ck_assert_int_eq(forqd_start_fail(&x, missing), 1);
     ck_assert(forqd_log_has(&x, "/nonexistent/plugin.so"));
@@ -394,6 +526,7 @@ static Suite *service_suite(void)
     tcase_add_test(full, test_sigterm_grace_over);
     tcase_add_test(full, test_start_errors);
     tcase_add_test(full, test_many_clients_under_a_low_fd_limit);
+    tcase_add_test(full, test_connection_cap_under_a_low_hard_limit);
     suite_add_tcase(s, full);
     return s;
 }

@@ -47,6 +47,7 @@ typedef struct {
     char dir[256];      /* its private temporary directory */
     char endpoint[320]; /* ipc://<dir>/forqd.sock */
     char log[320];      /* its stderr */
+    unsigned nofile;    /* set before starting: its soft and hard open-file limit (0: ours) */
 } forqd_t;
 
 /* Start $FORQD (under $FORQ_TEST_WRAP if set) with `args` (NULL-terminated, may be NULL) on an

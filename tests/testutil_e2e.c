@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +62,10 @@ static pid_t spawn_in(forqd_t *d, const char *const *args, bool fresh_dir)
         setenv("XDG_RUNTIME_DIR", rt, 1); /* its private worker socket goes there too */
         if (fd >= 0)
             dup2(fd, 2);
+        if (d->nofile) {
+            struct rlimit lim = {d->nofile, d->nofile};
+            setrlimit(RLIMIT_NOFILE, &lim);
+        }
         execv(argv[0], argv);
         _exit(127);
     }

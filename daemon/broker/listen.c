@@ -5,11 +5,13 @@
 #define _GNU_SOURCE
 #include "broker_int.h"
 
+#include "conncap.h"
 #include "log.h"
 #include "outbox.h"
 #include "util.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,10 +22,39 @@
 
 struct listener {
     broker_t *b;
-    void *zctx;        /* the broker's ZeroMQ context */
-    void *sock;        /* ROUTER bound to cfg->listen */
-    msgpack_zone zone; /* scratch for header decoding */
+    void *zctx;              /* the broker's ZeroMQ context */
+    void *sock;              /* ROUTER bound to cfg->listen */
+    msgpack_zone zone;       /* scratch for header decoding */
+    uint64_t refused_logged; /* conncap_refused() when last logged */
+    uint64_t log_after;      /* no refusal logged before then (ms) */
 };
+
+/* Descriptors kept out of the connection cap: per worker its link and what spawning one opens,
+ * and a margin for the dict log, its compaction, a reload's files and ZeroMQ's own. */
+static unsigned fd_reserve(const config_t *cfg)
+{
+    return 64u + 4u * (unsigned)cfg->workers;
+}
+
+/* Refused connections are logged at most once a minute, with the count since the last line. */
+static uint64_t log_refusals(void *ud, uint64_t now)
+{
+    listener_t *l = ud;
+    uint64_t n = conncap_refused();
+
+    if (n == l->refused_logged)
+        return LOOP_NEVER;
+    if (now < l->log_after)
+        return l->log_after;
+    log_warn("refused %" PRIu64 " client connection%s: forqd keeps its descriptors below %ld "
+             "(the open-file limit less %u for workers and files); raise LimitNOFILE= or "
+             "ulimit -n, or use fewer connections",
+             n - l->refused_logged, n - l->refused_logged == 1 ? "" : "s", conncap_ceiling(),
+             fd_reserve(l->b->cfg));
+    l->refused_logged = n;
+    l->log_after = now + 60000;
+    return LOOP_NEVER;
+}
 
 static void close_frames(zmq_msg_t *f, int n)
 {
@@ -144,6 +175,7 @@ int listener_bind(listener_t *l)
     int one = 1, hwm = (int)cfg->client_hwm, rcvhwm = 100000, linger = 2000;
     int64_t maxmsg = cfg->max_payload + WIRE_HEADER_MAX;
 
+    conncap_arm(fd_reserve(cfg)); /* before libzmq's I/O thread exists */
     if (!(l->zctx = zmq_ctx_new()))
         return -errno;
     l->sock = zmq_socket(l->zctx, ZMQ_ROUTER);
@@ -171,6 +203,7 @@ int listener_bind(listener_t *l)
     }
     outbox_set_socket(l->b->out, l->sock);
     loop_io_add(l->b->loop, l->sock, -1, ZMQ_POLLIN, ORDER_CLIENTS, on_readable, l);
+    loop_tick_add(l->b->loop, log_refusals, l);
     return 0;
 }
 
@@ -200,6 +233,7 @@ int listener_rebind(listener_t *l, const config_t *next)
         }
         log_notice("reload: now listening on %s too", ep);
     }
+    conncap_arm(fd_reserve(next));
     if (r < 0) { /* undo: the old configuration stays whole */
         for (size_t i = 0; i < bound; i++)
             if (!listed(old, now->items[i]))

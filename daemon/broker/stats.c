@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "stats.h"
 
+#include "conncap.h"
 #include "forq_config.h"
 #include "jobs.h"
 #include "notify.h"
@@ -193,7 +194,7 @@ static void pack_worker_list(broker_t *b, msgpack_packer *pk)
     }
 }
 
-#define BROKER_STATS 36 /* the entries stats_reply packs itself */
+#define BROKER_STATS 38 /* the entries stats_reply packs itself */
 
 void stats_reply(broker_t *b, const origin_t *o, const wire_hdr_t *h)
 {
@@ -228,6 +229,8 @@ void stats_reply(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     pack_kv_u64(&pk, "running", jc.running);
     pack_kv_u64(&pk, "ahead", jc.ahead);
     pack_kv_u64(&pk, "clients", outbox_clients(b->out));
+    pack_kv_u64(&pk, "conn_cap", (uint64_t)conncap_ceiling());
+    pack_kv_u64(&pk, "conns_refused", conncap_refused());
     pack_kv_u64(&pk, "backlog", outbox_backlog(b->out));
     pack_kv_u64(&pk, "retained", jc.retained);
     pack_kv_u64(&pk, "retained_bytes", jc.retained_bytes);
