@@ -1,5 +1,6 @@
 /* check_dict.c - the dict store: every operation's semantics, versions, limits, atomic update,
- * paging, and the change hook; update's duplicate keys and its cost with many keys. */
+ * paging, and the change hook; values that grow and shrink in place; update's duplicate keys and
+ * its cost with many keys. */
 #include "store.h"
 #include "testutil.h"
 
@@ -34,6 +35,29 @@ static void teardown(void)
 }
 
 #define N(x) x, strlen(x)
+
+/* A batch for dstore_update read from arrays. */
+typedef struct {
+    const char *const *keys;
+    const size_t *klens;
+    const void *const *vals;
+    const size_t *vlens;
+} arrays_t;
+
+static void arrays_get(const void *ud, size_t i, dstore_kv_t *ret)
+{
+    const arrays_t *a = ud;
+    *ret = (dstore_kv_t){a->keys[i], a->klens[i], a->vals[i], a->vlens[i]};
+}
+
+static int update(dstore_t *st, const char *name, size_t nlen, size_t n, const char *const *keys,
+                  const size_t *klens, const void *const *vals, const size_t *vlens,
+                  uint64_t *ret_ver)
+{
+    arrays_t a = {keys, klens, vals, vlens};
+    dstore_batch_t b = {n, arrays_get, &a};
+    return dstore_update(st, name, nlen, &b, ret_ver);
+}
 
 START_TEST(test_set_get_versions)
 {
@@ -97,6 +121,45 @@ START_TEST(test_cas_setdefault_pop)
 }
 END_TEST
 
+/* A value is kept inside its entry as first stored; a larger one replacing it gets a place of
+ * its own, a smaller one goes back inside; pop hands over a copy either way. */
+START_TEST(test_values_grow_and_shrink)
+{
+    char v50[50], v90[90];
+    uint64_t ver;
+    dval_t v;
+    void *val;
+    size_t len;
+
+    memset(v50, 5, sizeof(v50));
+    memset(v90, 9, sizeof(v90));
+    ck_assert_int_eq(dstore_set(s, N("d"), N("a"), "\x01\x02", 2, &ver), 0);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("a"), v50, sizeof(v50), &ver), 0);
+    ck_assert_int_eq(dstore_get(s, N("d"), N("a"), &v), 0);
+    ck_assert_uint_eq(v.len, 50);
+    ck_assert_int_eq(memcmp(v.data, v50, 50), 0);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("a"), v90, sizeof(v90), &ver), 0);
+    ck_assert_int_eq(dstore_get(s, N("d"), N("a"), &v), 0);
+    ck_assert_int_eq(memcmp(v.data, v90, 90), 0);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("a"), "\x03", 1, &ver), 0);
+    ck_assert_int_eq(dstore_get(s, N("d"), N("a"), &v), 0);
+    ck_assert_uint_eq(v.len, 1);
+    ck_assert_int_eq(((const char *)v.data)[0], 3);
+    ck_assert_uint_eq(dstore_bytes(s), 2);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("b"), v50, sizeof(v50), &ver), 0);
+    ck_assert_int_eq(dstore_set(s, N("d"), N("b"), v90, sizeof(v90), &ver), 0);
+    ck_assert_int_eq(dstore_pop(s, N("d"), N("b"), &val, &len, &ver), 0); /* its own place */
+    ck_assert_uint_eq(len, 90);
+    ck_assert_int_eq(memcmp(val, v90, 90), 0);
+    free(val);
+    ck_assert_int_eq(dstore_pop(s, N("d"), N("a"), &val, &len, &ver), 0); /* inside the entry */
+    ck_assert_uint_eq(len, 1);
+    ck_assert_int_eq(((char *)val)[0], 3);
+    free(val);
+    ck_assert_uint_eq(dstore_bytes(s), 0);
+}
+END_TEST
+
 START_TEST(test_limits_never_evict)
 {
     uint64_t ver;
@@ -125,9 +188,9 @@ START_TEST(test_update_all_or_nothing)
     const void *vals[] = {"\x01", "\x02", "\x03", "\x04", "\x05", "\x06"};
     size_t vlens[] = {1, 1, 1, 1, 1, 1};
     uint64_t ver;
-    ck_assert_int_eq(dstore_update(s, N("u"), 6, keys, klens, vals, vlens, &ver), -ENOSPC);
+    ck_assert_int_eq(update(s, N("u"), 6, keys, klens, vals, vlens, &ver), -ENOSPC);
     ck_assert_uint_eq(dstore_len(s, N("u")), 0);
-    ck_assert_int_eq(dstore_update(s, N("u"), 3, keys, klens, vals, vlens, &ver), 0);
+    ck_assert_int_eq(update(s, N("u"), 3, keys, klens, vals, vlens, &ver), 0);
     ck_assert_uint_eq(dstore_len(s, N("u")), 3);
 }
 END_TEST
@@ -172,7 +235,7 @@ START_TEST(test_update_duplicate_keys)
     dval_t v;
     bool more;
 
-    ck_assert_int_eq(dstore_update(s, N("u"), 5, keys, klens, vals, vlens, &ver), 0);
+    ck_assert_int_eq(update(s, N("u"), 5, keys, klens, vals, vlens, &ver), 0);
     ck_assert_int_eq(changes, 3);
     ck_assert_uint_eq(dstore_len(s, N("u")), 3);
     ck_assert_uint_eq(dstore_bytes(s), 6);
@@ -210,17 +273,17 @@ START_TEST(test_update_many_keys_is_linear)
         vlens[i] = 1;
     }
     clock_gettime(CLOCK_MONOTONIC, &a);
-    ck_assert_int_eq(dstore_update(t, N("u"), NK, keys, klens, vals, vlens, &ver), 0);
+    ck_assert_int_eq(update(t, N("u"), NK, keys, klens, vals, vlens, &ver), 0);
     clock_gettime(CLOCK_MONOTONIC, &b);
     double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
     fprintf(stderr, "update of %d keys: %.1f ms\n", NK, ms);
     ck_assert_uint_eq(dstore_len(t, N("u")), NK);
     ck_assert_double_lt(ms, test_ms(2000));
     /* the same keys again: all replaced, none new */
-    ck_assert_int_eq(dstore_update(t, N("u"), NK, keys, klens, vals, vlens, &ver), 0);
+    ck_assert_int_eq(update(t, N("u"), NK, keys, klens, vals, vlens, &ver), 0);
     ck_assert_uint_eq(dstore_keys(t), NK);
     /* one entry more than the store may ever hold: refused before any work */
-    ck_assert_int_eq(dstore_update(t, N("v"), NK + 1, keys, klens, vals, vlens, &ver), -ENOSPC);
+    ck_assert_int_eq(update(t, N("v"), NK + 1, keys, klens, vals, vlens, &ver), -ENOSPC);
     dstore_free(t);
     free(keys);
     free(vals);
@@ -238,6 +301,7 @@ static Suite *dict_suite(void)
     tcase_add_test(tc, test_set_get_versions);
     tcase_add_test(tc, test_incr);
     tcase_add_test(tc, test_cas_setdefault_pop);
+    tcase_add_test(tc, test_values_grow_and_shrink);
     tcase_add_test(tc, test_limits_never_evict);
     tcase_add_test(tc, test_update_all_or_nothing);
     tcase_add_test(tc, test_paging);

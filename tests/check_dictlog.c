@@ -1,8 +1,9 @@
 /* check_dictlog.c - the dict log: replay restores values and versions, a torn tail is cut and
  * reported, a full disk fails the write and leaves the file as it was, compaction keeps the
  * state and shrinks the file; damage in the middle is kept aside and every intact frame around it
- * recovered, a frame is all or nothing, versions never repeat after a compaction, a failing
- * compaction backs off. */
+ * recovered, a frame is all or nothing (and a record no forqd writes is damage), versions never
+ * repeat after a compaction, a failing compaction backs off; an update is logged before it is
+ * applied, from its request. */
 #define _GNU_SOURCE
 #include "dictlog.h"
 #include "testutil.h"
@@ -174,6 +175,88 @@ START_TEST(test_full_disk_fails_cleanly)
     ck_assert_int_eq(dstore_get(s, N("d"), N("c"), &v), 0);
     dictlog_close(&l);
     dstore_free(s);
+}
+END_TEST
+
+/* An update's entries: keys "u<i>" (a few given twice), values of vlen(i) bytes. */
+static size_t upd_vlen(size_t i)
+{
+    return i == 7 ? 200000 : 1 + i % 300; /* one value larger than the log's write buffer */
+}
+
+static void upd_get(const void *ud, size_t i, dstore_kv_t *ret)
+{
+    static char keys[2000][8];
+    const char *vals = ud;
+    size_t k = i % 10 == 9 ? i - 5 : i; /* every tenth entry repeats an earlier key */
+    snprintf(keys[i], sizeof(keys[i]), "u%zu", k);
+    *ret = (dstore_kv_t){keys[i], strlen(keys[i]), vals + i, upd_vlen(i)};
+}
+
+/* An update is logged before it is applied, its records packed from the request while the frame
+ * is written (never held whole): the frame is larger than the write buffer, holds one record
+ * per distinct key with its last value, and replays to exactly the state the store applied; a
+ * full disk refuses it and leaves the file as it was. */
+START_TEST(test_update_logged_first)
+{
+    dstore_t *s, *t;
+    size_t cut;
+    dictlog_t *l = open_log(&s, &cut);
+    char *vals = malloc(2000 + 200000);
+    dstore_batch_t b = {2000, upd_get, vals};
+    dstore_plan_t p;
+    uint64_t ver, va;
+    dval_t v, w;
+
+    for (size_t i = 0; i < 2000 + 200000; i++)
+        vals[i] = (char)(0xa0 + i % 16); /* fixstr headers: any run of bytes is no worse */
+    ck_assert_int_eq(dstore_set(s, N("d"), N("u3"), "\x01", 1, &va), 0);
+    dictlog_put(l, N("d"), N("u3"), "\x01", 1, va);
+    ck_assert_int_eq(dictlog_commit(l), 0);
+    off_t before = file_size();
+    ck_assert_int_eq(dstore_update_plan(s, N("d"), &b, &p), 0);
+    ck_assert_uint_eq(p.distinct, 1800);
+    ck_assert_uint_eq(p.first_ver, va + 1);
+    dictlog_write_fn = disk_full;
+    ck_assert_int_eq(dictlog_commit_update(l, N("d"), &b, &p), -ENOSPC);
+    dictlog_write_fn = write;
+    ck_assert_int_eq(file_size(), before);
+    dstore_plan_done(&p);
+    ck_assert_uint_eq(dstore_len(s, N("d")), 1); /* refused: nothing applied */
+    ck_assert_int_eq(dstore_update_plan(s, N("d"), &b, &p), 0);
+    ck_assert_int_eq(dictlog_commit_update(l, N("d"), &b, &p), 0);
+    ck_assert_int_gt(file_size() - before, 200000 + 1800 * 100); /* values average 150 bytes */
+    dstore_update_apply(s, N("d"), &b, &p, &ver);
+    ck_assert_uint_eq(ver, va + 1800);
+    ck_assert_uint_eq(dstore_len(s, N("d")), 1800);
+    dictlog_close(&l);
+    l = open_log(&t, &cut);
+    ck_assert_uint_eq(cut, 0);
+    ck_assert_uint_eq(dstore_len(t, N("d")), 1800);
+    ck_assert_uint_eq(dstore_bytes(t), dstore_bytes(s));
+    for (size_t i = 0; i < 2000; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "u%zu", i);
+        if (dstore_get(s, N("d"), N(key), &v) < 0) {
+            ck_assert_int_eq(dstore_get(t, N("d"), N(key), &w), -ENOENT);
+            continue;
+        }
+        ck_assert_int_eq(dstore_get(t, N("d"), N(key), &w), 0);
+        ck_assert_uint_eq(w.ver, v.ver);
+        ck_assert_uint_eq(w.len, v.len);
+        ck_assert_int_eq(memcmp(w.data, v.data, v.len), 0);
+    }
+    /* u4 was given again as entry 9: its last value, the version of its first place */
+    ck_assert_int_eq(dstore_get(t, N("d"), N("u4"), &w), 0);
+    ck_assert_uint_eq(w.len, upd_vlen(9));
+    ck_assert_uint_eq(w.ver, va + 5);
+    /* versions go on above the update's */
+    ck_assert_int_eq(dstore_set(t, N("d"), N("x"), "\x01", 1, &ver), 0);
+    ck_assert_uint_gt(ver, va + 1800);
+    dictlog_close(&l);
+    dstore_free(s);
+    dstore_free(t);
+    free(vals);
 }
 END_TEST
 
@@ -395,6 +478,34 @@ START_TEST(test_frame_is_all_or_nothing)
 }
 END_TEST
 
+/* A record with a key longer than forqd ever writes (the store keeps a key's length in 16 bits)
+ * is a bad record like any other: its frame is damage, never applied, and nothing aborts. */
+START_TEST(test_overlong_key_is_damage)
+{
+    static char key[DICT_KEY_MAX + 1];
+    char err[512], kept[400];
+    dstore_t *s;
+    size_t cut;
+    dictlog_t *l = open_log(&s, &cut);
+    dval_t v;
+
+    memset(key, 'k', sizeof(key));
+    dictlog_put(l, N("d"), key, sizeof(key), "\x01", 1, 1);
+    ck_assert_int_eq(dictlog_commit(l), 0);
+    dictlog_put(l, N("d"), N("after"), "\x02", 1, 2);
+    ck_assert_int_eq(dictlog_commit(l), 0);
+    dictlog_close(&l);
+    dstore_free(s);
+    s = dstore_new(&lim, NULL, NULL);
+    ck_assert_msg(dictlog_open(dir, FSYNC_ALWAYS, s, &l, &cut, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_ptr_nonnull(damaged_file(kept, sizeof(kept)));
+    ck_assert_uint_eq(dstore_len(s, N("d")), 1);
+    ck_assert_int_eq(dstore_get(s, N("d"), N("after"), &v), 0);
+    dictlog_close(&l);
+    dstore_free(s);
+}
+END_TEST
+
 /* Versions never repeat: not after the newest key is deleted, compacted away and replayed. */
 START_TEST(test_versions_survive_compaction)
 {
@@ -583,10 +694,12 @@ static Suite *dictlog_suite(void)
     tcase_add_test(tc, test_replay_restores_values_and_versions);
     tcase_add_test(tc, test_torn_tail_is_cut);
     tcase_add_test(tc, test_full_disk_fails_cleanly);
+    tcase_add_test(tc, test_update_logged_first);
     tcase_add_test(tc, test_compaction);
     tcase_add_test(tc, test_bitflip_in_a_payload);
     tcase_add_test(tc, test_bitflip_in_a_length);
     tcase_add_test(tc, test_frame_is_all_or_nothing);
+    tcase_add_test(tc, test_overlong_key_is_damage);
     tcase_add_test(tc, test_versions_survive_compaction);
     tcase_add_test(tc, test_old_log_replays);
     tcase_add_test(tc, test_versions_survive_a_lost_tail);

@@ -16,12 +16,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define FRAME_HDR   8          /* length and crc */
-#define FRAME_MAX   (1u << 30) /* a frame longer than this is corruption */
-#define COMPACT_MIN (1u << 20) /* do not bother compacting a log smaller than this */
-#define VER_RESERVE (1u << 16) /* versions reserved on disk ahead of those handed out */
-#define RETRY_MIN   1000u      /* ms before a failed compaction is tried again, doubling */
-#define RETRY_MAX   60000u     /* ... up to this */
+#define FRAME_HDR   8           /* length and crc */
+#define FRAME_MAX   (1u << 30)  /* a frame longer than this is corruption */
+#define COMPACT_MIN (1u << 20)  /* do not bother compacting a log smaller than this */
+#define VER_RESERVE (1u << 16)  /* versions reserved on disk ahead of those handed out */
+#define RETRY_MIN   1000u       /* ms before a failed compaction is tried again, doubling */
+#define RETRY_MAX   60000u      /* ... up to this */
+#define STREAM_BUF  (64u << 10) /* a frame goes out through a buffer of this size */
 
 /* Record types; REC_CLEAR with a third element carries the store's version counter. */
 enum { REC_SET = 0, REC_DEL = 1, REC_CLEAR = 2 };
@@ -45,6 +46,7 @@ struct dictlog {
     uint64_t retry_at_ms;    /* no compaction before this (after a failed one) */
     uint32_t retry_ms;       /* the current back-off: 0 after a success */
     dictlog_report_t report; /* what the replay at open found */
+    uint8_t *wbuf;           /* STREAM_BUF bytes: frames are written through it (fw_t) */
 };
 
 int dictlog_policy_from(const char *name)
@@ -93,16 +95,6 @@ static int write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
-/* Write one frame holding `payload`. */
-static int write_frame(int fd, const void *payload, size_t len)
-{
-    uint8_t hdr[FRAME_HDR];
-    put_le32(hdr, (uint32_t)len);
-    put_le32(hdr + 4, (uint32_t)crc32(0L, payload, (uInt)len));
-    int r = write_all(fd, hdr, sizeof(hdr));
-    return r < 0 ? r : write_all(fd, payload, len);
-}
-
 static bool str_of(const msgpack_object *o, const char **p, size_t *n)
 {
     if (o->type != MSGPACK_OBJECT_STR)
@@ -130,8 +122,8 @@ static bool records(dstore_t *store, const msgpack_object *recs)
                 return false;
             const msgpack_object *a = r->via.array.ptr;
             switch (a[0].via.u64) {
-            case REC_SET:
-                if (r->via.array.size != 5 || !str_of(&a[2], &key, &klen) ||
+            case REC_SET: /* forqd never wrote a key longer than DICT_KEY_MAX */
+                if (r->via.array.size != 5 || !str_of(&a[2], &key, &klen) || klen > DICT_KEY_MAX ||
                     a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[4].type != MSGPACK_OBJECT_BIN)
                     return false;
                 if (pass == 1)
@@ -420,6 +412,7 @@ int dictlog_open(const char *dir, fsync_policy_t policy, dstore_t *store, dictlo
     sprintf(l->path, "%s/dict.log", dir);
     msgpack_sbuffer_init(&l->batch);
     msgpack_packer_init(&l->pk, &l->batch, msgpack_sbuffer_write);
+    l->wbuf = xmalloc(STREAM_BUF);
     l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     l->fd = open(l->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (l->dirfd < 0 || l->fd < 0 || fstat(l->fd, &st) < 0) {
@@ -489,19 +482,26 @@ const dictlog_report_t *dictlog_report(const dictlog_t *l)
     return &l->report;
 }
 
+/* A record: key holds val at ver (val NULL: key deleted). */
+static void pack_record(msgpack_packer *pk, const char *name, size_t nlen, const char *key,
+                        size_t klen, const void *val, size_t vlen, uint64_t ver)
+{
+    msgpack_pack_array(pk, val ? 5 : 3);
+    msgpack_pack_int(pk, val ? REC_SET : REC_DEL);
+    msgpack_pack_str_with_body(pk, name, nlen);
+    msgpack_pack_str_with_body(pk, key, klen);
+    if (val) {
+        msgpack_pack_uint64(pk, ver);
+        msgpack_pack_bin_with_body(pk, val, vlen);
+    }
+}
+
 void dictlog_put(dictlog_t *l, const char *name, size_t nlen, const char *key, size_t klen,
                  const void *val, size_t vlen, uint64_t ver)
 {
-    msgpack_pack_array(&l->pk, val ? 5 : 3);
-    msgpack_pack_int(&l->pk, val ? 0 : 1);
-    msgpack_pack_str_with_body(&l->pk, name, nlen);
-    msgpack_pack_str_with_body(&l->pk, key, klen);
-    if (val) {
-        msgpack_pack_uint64(&l->pk, ver);
-        msgpack_pack_bin_with_body(&l->pk, val, vlen);
-        if (ver > l->batch_ver)
-            l->batch_ver = ver;
-    }
+    pack_record(&l->pk, name, nlen, key, klen, val, vlen, ver);
+    if (val && ver > l->batch_ver)
+        l->batch_ver = ver;
     l->nrec++;
 }
 
@@ -539,37 +539,133 @@ static int sync_now(dictlog_t *l)
     return 0;
 }
 
-int dictlog_commit(dictlog_t *l)
+/* A frame is packed twice rather than held whole: a first pass only measures its payload (the
+ * length and CRC-32 that its header holds in front of it), the second writes it through a small
+ * buffer. An update's frame is about as large as its request: holding it, and then a copy of it
+ * behind the header, cost twice the request again (issue 11 item 3); packing twice costs little
+ * next to the store's own work. fw_write is the msgpack_packer's writer for both passes. */
+typedef struct {
+    int fd;
+    uint8_t *buf; /* STREAM_BUF bytes (dictlog_t.wbuf) */
+    bool writing; /* the second pass: write, do not measure */
+    uint64_t len; /* payload bytes packed */
+    uLong crc;    /* their CRC-32 (first pass) */
+    size_t used;  /* bytes waiting in buf */
+    int err;      /* the first write error (second pass) */
+} fw_t;
+
+static void fw_out(fw_t *w, const void *buf, size_t len)
 {
-    msgpack_sbuffer frame;
+    if (w->err)
+        return;
+    if (w->writing)
+        w->err = write_all(w->fd, buf, len);
+    else
+        w->crc = crc32_z(w->crc, buf, len);
+}
+
+static void fw_flush(fw_t *w)
+{
+    if (w->used)
+        fw_out(w, w->buf, w->used);
+    w->used = 0;
+}
+
+static int fw_write(void *data, const char *buf, size_t len)
+{
+    fw_t *w = data;
+
+    w->len += len;
+    if (w->used + len > STREAM_BUF) {
+        fw_flush(w);
+        if (len >= STREAM_BUF) { /* a large value goes as it is */
+            fw_out(w, buf, len);
+            return 0;
+        }
+    }
+    memcpy(w->buf + w->used, buf, len);
+    w->used += len;
+    return 0;
+}
+
+/* An update whose records are packed from its request as the frame is written. */
+typedef struct {
+    const char *name;
+    size_t nlen;
+    const dstore_batch_t *b;
+    const dstore_plan_t *p;
+} upd_t;
+
+/* A frame's payload: nrec records, those packed in batch, then u's (u may be NULL), then the
+ * counter record when counter is not 0. */
+static void pack_frame(fw_t *w, uint32_t nrec, const msgpack_sbuffer *batch, const upd_t *u,
+                       uint64_t counter)
+{
     msgpack_packer pk;
-    uint64_t reserve = 0, before = l->size;
+
+    msgpack_packer_init(&pk, w, fw_write);
+    msgpack_pack_array(&pk, nrec);
+    if (batch->size)
+        fw_write(w, batch->data, batch->size);
+    for (size_t i = 0, k = 0; u && i < u->b->n; i++) {
+        dstore_kv_t key, val;
+        if (u->p->last[i] == DSTORE_DUP)
+            continue; /* one record per key, with its last value, as the store applies it */
+        u->b->get(u->b->ud, i, &key);
+        u->b->get(u->b->ud, u->p->last[i], &val);
+        pack_record(&pk, u->name, u->nlen, key.key, key.klen, val.val, val.vlen,
+                    u->p->first_ver + k++);
+    }
+    if (counter)
+        pack_counter(&pk, counter);
+    fw_flush(w);
+}
+
+/* Write that frame to fd (through l's buffer). 0 or -errno; *ret_len: the bytes written. */
+static int write_frame(dictlog_t *l, int fd, uint32_t nrec, const msgpack_sbuffer *batch,
+                       const upd_t *u, uint64_t counter, uint64_t *ret_len)
+{
+    fw_t w = {.fd = fd, .buf = l->wbuf};
+    uint8_t hdr[FRAME_HDR];
     int r;
 
-    if (l->nrec == 0)
+    pack_frame(&w, nrec, batch, u, counter);
+    if (w.len > FRAME_MAX)
+        return -EFBIG; /* replay would take it for damage */
+    put_le32(hdr, (uint32_t)w.len);
+    put_le32(hdr + 4, (uint32_t)w.crc);
+    if ((r = write_all(fd, hdr, sizeof(hdr))) < 0)
+        return r;
+    w = (fw_t){.fd = fd, .buf = l->wbuf, .writing = true};
+    pack_frame(&w, nrec, batch, u, counter);
+    *ret_len = FRAME_HDR + w.len;
+    return w.err;
+}
+
+static int commit(dictlog_t *l, const upd_t *u)
+{
+    uint64_t reserve = 0, counter = 0, before = l->size, len = 0;
+    uint32_t nrec = l->nrec + (u ? (uint32_t)u->p->distinct : 0);
+    int r;
+
+    if (nrec == 0)
         return 0;
+    if (u && u->p->distinct && u->p->first_ver + u->p->distinct - 1 > l->batch_ver)
+        l->batch_ver = u->p->first_ver + u->p->distinct - 1;
     if (l->counter > l->reserved) {
         /* versions past the last reservation: reserve the next VER_RESERVE on disk, synced
          * before the reply, so that no fsync policy and no crash can hand a version out twice */
-        reserve = l->counter + VER_RESERVE;
-        pack_counter(&l->pk, reserve);
-        l->nrec++;
+        counter = reserve = l->counter + VER_RESERVE;
+        nrec++;
     } else if (l->batch_ver < l->counter) {
         /* the records do not show the counter (a delete, a clear, versions spent on undone
          * changes): carry it, for a replay that must skip damaged frames before this one */
-        pack_counter(&l->pk, l->counter);
-        l->nrec++;
+        counter = l->counter;
+        nrec++;
     }
-    l->batch_ver = 0;
-    msgpack_sbuffer_init(&frame);
-    msgpack_packer_init(&pk, &frame, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, l->nrec);
-    msgpack_sbuffer_write(&frame, l->batch.data, l->batch.size);
-    msgpack_sbuffer_clear(&l->batch);
-    l->nrec = 0;
-    r = write_frame(l->fd, frame.data, frame.size);
+    r = write_frame(l, l->fd, nrec, &l->batch, u, counter, &len);
     if (r == 0) {
-        l->size += FRAME_HDR + frame.size;
+        l->size += len;
         l->dirty = true;
         if (l->policy == FSYNC_ALWAYS || reserve)
             r = sync_now(l);
@@ -584,11 +680,33 @@ int dictlog_commit(dictlog_t *l)
             log_error("dict log: cannot truncate %s after a failed write: %s", l->path,
                       strerror(errno));
     }
-    msgpack_sbuffer_destroy(&frame);
+    l->batch_ver = 0;
+    l->nrec = 0;
+    if (l->batch.alloc > STREAM_BUF) {
+        /* a large change (a big value, a clear's records) leaves no large buffer behind */
+        msgpack_sbuffer_destroy(&l->batch);
+        msgpack_sbuffer_init(&l->batch);
+    } else {
+        msgpack_sbuffer_clear(&l->batch);
+    }
     return r;
 }
 
+int dictlog_commit(dictlog_t *l)
+{
+    return commit(l, NULL);
+}
+
+int dictlog_commit_update(dictlog_t *l, const char *name, size_t nlen, const dstore_batch_t *b,
+                          const dstore_plan_t *p)
+{
+    upd_t u = {name, nlen, b, p};
+    dictlog_put_version(l, p->first_ver + p->distinct - 1); /* the store's, once it is applied */
+    return commit(l, &u);
+}
+
 typedef struct {
+    dictlog_t *l;
     int fd;
     msgpack_sbuffer batch;
     msgpack_packer pk;
@@ -598,16 +716,10 @@ typedef struct {
 
 static int snap_flush(snap_t *s)
 {
-    msgpack_sbuffer frame;
-    msgpack_packer pk;
+    uint64_t len;
     if (s->n == 0 || s->err)
         return s->err;
-    msgpack_sbuffer_init(&frame);
-    msgpack_packer_init(&pk, &frame, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, s->n);
-    msgpack_sbuffer_write(&frame, s->batch.data, s->batch.size);
-    s->err = write_frame(s->fd, frame.data, frame.size);
-    msgpack_sbuffer_destroy(&frame);
+    s->err = write_frame(s->l, s->fd, s->n, &s->batch, NULL, 0, &len);
     msgpack_sbuffer_clear(&s->batch);
     s->n = 0;
     return s->err;
@@ -617,12 +729,7 @@ static int snap_visit(void *ud, const char *name, size_t nlen, const char *key, 
                       const dval_t *v)
 {
     snap_t *s = ud;
-    msgpack_pack_array(&s->pk, 5);
-    msgpack_pack_int(&s->pk, 0);
-    msgpack_pack_str_with_body(&s->pk, name, nlen);
-    msgpack_pack_str_with_body(&s->pk, key, klen);
-    msgpack_pack_uint64(&s->pk, v->ver);
-    msgpack_pack_bin_with_body(&s->pk, v->data, v->len);
+    pack_record(&s->pk, name, nlen, key, klen, v->data, v->len, v->ver);
     if (++s->n == 1000 || s->batch.size > (1u << 20))
         return snap_flush(s);
     return 0;
@@ -631,7 +738,7 @@ static int snap_visit(void *ud, const char *name, size_t nlen, const char *key, 
 int dictlog_compact(dictlog_t *l, dstore_t *store)
 {
     char *tmp = xmalloc(strlen(l->path) + 5);
-    snap_t s = {.fd = -1};
+    snap_t s = {.l = l, .fd = -1};
     struct stat st;
     int r;
 
@@ -718,6 +825,7 @@ void dictlog_close(dictlog_t **lp)
     if (l->dirfd >= 0)
         close(l->dirfd);
     msgpack_sbuffer_destroy(&l->batch);
+    free(l->wbuf);
     free(l->report.damaged_path);
     free(l->path);
     free(l);

@@ -89,6 +89,14 @@ void dictlog_put_version(dictlog_t *l, uint64_t ver);
  * putting the file back as it was (the pending frame is dropped either way). */
 int dictlog_commit(dictlog_t *l);
 
+/* Commit the pending frame with, after its records, those of an update that has been checked
+ * (p: dstore_update_plan) but not applied: one record per distinct key, holding the value and
+ * version the plan gives it. The records are packed from the request (b) while the frame is
+ * written, never held whole in memory. Returns as dictlog_commit; apply the update only after
+ * it returned 0. */
+int dictlog_commit_update(dictlog_t *l, const char *name, size_t nlen, const dstore_batch_t *b,
+                          const dstore_plan_t *p);
+
 /* Once in a while (each loop turn is fine): sync under `everysec`, compact when due. Returns 0
  * or -errno of a failed compaction (the old log is kept); a failed compaction is not tried
  * again before a back-off of 1 s, doubling to 60 s (dictlog_retry_ms), so a caller that logs

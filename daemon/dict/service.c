@@ -11,8 +11,9 @@
  * request's reply is sent, so a reply never promises more than the log holds (under fsync
  * always: nothing an acknowledged write did is lost to a crash). If the log cannot take the
  * frame (disk full, I/O error) the request's changes are undone from the values kept before it,
- * the client gets an error saying so, and reads go on working. Waiters are woken only after a
- * change is committed. */
+ * the client gets an error saying so, and reads go on working (`update` and `clear`, which may
+ * change many keys, are logged before they change anything instead: no copy of what they
+ * replace). Waiters are woken only after a change is committed. */
 #define _GNU_SOURCE
 #include "service.h"
 
@@ -87,6 +88,7 @@ struct dict_service {
     dchange_t *changed; /* keys changed by the request under way (the first few) */
     size_t n_changed;   /* how many: past WAKE_BY_KEY_MAX only counted */
     dundo_t *undo;      /* their values before it, while a log is kept */
+    bool logged;        /* the changes under way are in the log already (update, clear) */
 };
 
 static void on_change(void *ud, const char *name, size_t nlen, const char *key, size_t klen);
@@ -164,23 +166,6 @@ static void remember(dict_service_t *s, const char *name, size_t nlen, const cha
     s->undo = u;
 }
 
-static int remember_visit(void *ud, const char *key, size_t klen, const dval_t *val)
-{
-    void **a = ud;
-    (void)val;
-    remember(a[0], a[1], *(size_t *)a[2], key, klen);
-    return 0;
-}
-
-/* Keep every key of a dict (before clear). */
-static void remember_dict(dict_service_t *s, const char *name, size_t nlen)
-{
-    void *a[3] = {s, (void *)name, &nlen};
-    bool more;
-    if (s->log)
-        dstore_iter(s->store, name, nlen, NULL, 0, SIZE_MAX, remember_visit, a, &more);
-}
-
 /* Commit the pending frame; if the log cannot take it, undo the request's changes. */
 static int commit_or_undo(dict_service_t *s)
 {
@@ -229,10 +214,15 @@ void dict_service_destroy(dict_service_t **sp)
     *sp = NULL;
 }
 
-static void msg_of(zmq_msg_t *m, const void *data, size_t len)
+/* The error reply to a request whose change the log could not take (r: -errno). */
+static void log_refused(dict_service_t *s, const origin_t *o, const wire_hdr_t *req, int r)
 {
-    zmq_msg_init_size(m, len);
-    memcpy(zmq_msg_data(m), data, len);
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "the dict log in %s could not take the change (%s): nothing "
+             "was changed; reads still work; free space or fix the disk and retry",
+             s->cfg->state_dir, strerror(-r));
+    outbox_error(s->out, o, req, r == -ENOSPC ? "disk_full" : "disk_error", msg);
 }
 
 /* Reply with h (cmd, req set here) and, when data is not NULL, one value frame — once the
@@ -242,24 +232,16 @@ static void reply(dict_service_t *s, const origin_t *o, const wire_hdr_t *req, w
 {
     zmq_msg_t m;
     int r = commit_or_undo(s);
-    if (r < 0) {
-        char msg[256];
-        snprintf(msg, sizeof(msg),
-                 "the dict log in %s could not take the change (%s): nothing "
-                 "was changed; reads still work; free space or fix the disk and retry",
-                 s->cfg->state_dir, strerror(-r));
-        outbox_error(s->out, o, req, r == -ENOSPC ? "disk_full" : "disk_error", msg);
-        return;
-    }
+    if (r < 0)
+        return log_refused(s, o, req, r);
     h->cmd = WIRE_DICT_REPLY;
     h->req = req->req;
     h->has_req = req->has_req;
     if (data) {
-        msg_of(&m, data, len);
-        outbox_send(s->out, o, h, &m);
-    } else {
-        outbox_send(s->out, o, h, NULL);
+        zmq_msg_init_size(&m, len);
+        memcpy(zmq_msg_data(&m), data, len);
     }
+    outbox_send(s->out, o, h, data ? &m : NULL);
 }
 
 /* An error from the store as an error reply. */
@@ -330,7 +312,7 @@ static void on_change(void *ud, const char *name, size_t nlen, const char *key, 
     dchange_t *c;
     dval_t v;
 
-    if (s->log) {
+    if (s->log && !s->logged) {
         if (!key)
             dictlog_put_clear(s->log, name, nlen);
         else if (dstore_get(s->store, name, nlen, key, klen, &v) == 0)
@@ -535,14 +517,31 @@ static void op_page(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, b
 
 /* ---- update: a map of string keys ---- */
 
-/* Limits before work: the entry count is read from the map's header and checked against the
- * per-request bound and --dict-max-keys before anything is allocated. Then one linear walk over
- * the frame (already proven well formed by ops_check_request): keys are borrowed from it and
- * values are stored as the bytes the client sent, as `set` does, so nothing is unpacked or
- * copied per entry. A key given twice is one key (the store keeps its last value); only distinct
- * keys are remembered for undo. What one request costs besides the store's own growth: five
- * arrays of n entries, about 40 bytes per entry, plus per distinct key an undo record, a change
- * record and its log record. */
+/* An update's entries in its request's frame (proven well formed): entry i's key starts at
+ * at[i], its value ends where the next key starts (at[n]: after the last). */
+typedef struct {
+    const uint8_t *p;
+    const uint32_t *at; /* frames are under 4 GiB: --max-payload is at most 1 GiB */
+} frame_entries_t;
+
+static void frame_entry(const void *ud, size_t i, dstore_kv_t *ret)
+{
+    const frame_entries_t *f = ud;
+    size_t next = 0;
+
+    wire_str_header(f->p + f->at[i], f->at[i + 1] - f->at[i], &ret->key, &ret->klen, &next);
+    ret->val = f->p + f->at[i] + next;
+    ret->vlen = f->at[i + 1] - f->at[i] - next;
+}
+
+/* Limits before work: the entry count, read from the map's header, is checked against the
+ * per-request bound and --dict-max-keys before anything is allocated. One linear walk then notes
+ * where each entry starts: keys and values stay in the frame (values are stored as sent).
+ *
+ * Memory (issue 11 item 3): the store checks the whole update first (dstore_update_plan), the
+ * log's frame is packed from the request and written before anything changes, and only then is
+ * the update applied. A log that cannot take it leaves nothing to undo: no copy of the old state
+ * per key, which cost more than the update. The bound: PROTOCOL.md `update`, check_dictsvc. */
 static void op_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
 {
     const uint8_t *p = zmq_msg_data(payload);
@@ -571,55 +570,52 @@ static void op_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h,
         outbox_error(s->out, o, h, "dict_full", msg);
         return;
     }
-    size_t m = n ? n : 1;
-    const char **keys = xmalloc(m * sizeof(*keys));
-    size_t *klens = xmalloc(m * sizeof(*klens));
-    const void **vals = xmalloc(m * sizeof(*vals));
-    size_t *vlens = xmalloc(m * sizeof(*vlens));
-    uint32_t *first = s->log ? xmalloc(m * sizeof(*first)) : NULL;
+    uint32_t *at = xmalloc(((size_t)n + 1) * sizeof(*at));
+    frame_entries_t fe = {p, at};
+    dstore_batch_t batch = {n, frame_entry, &fe};
+    dstore_plan_t plan;
     wire_err_t werr;
 
     for (uint32_t i = 0; i < n && r == 0; i++) {
-        size_t next;
-        if (wire_str_header(p + off, len - off, &keys[i], &klens[i], &next) < 0 || klens[i] == 0 ||
-            klens[i] > WIRE_KEY_MAX || memchr(keys[i], '\0', klens[i])) {
+        const char *key;
+        size_t klen, vlen, next;
+        at[i] = (uint32_t)off;
+        if (wire_str_header(p + off, len - off, &key, &klen, &next) < 0 || klen == 0 ||
+            klen > WIRE_KEY_MAX || memchr(key, '\0', klen)) {
             r = -EBADMSG;
             break;
         }
         off += next;
-        if (wire_value_len(p + off, len - off, WIRE_DEPTH_MAX, &vlens[i], &werr) < 0) {
+        if (wire_value_len(p + off, len - off, WIRE_DEPTH_MAX, &vlen, &werr) < 0) {
             r = -EINVAL;
             break;
         }
-        vals[i] = p + off;
-        off += vlens[i];
+        off += vlen;
     }
+    at[n] = (uint32_t)off;
     if (r == -EBADMSG) {
         outbox_error(s->out, o, h, "bad_key",
                      "update: keys must be non-empty strings of at most 1024 bytes without NUL");
     } else if (r < 0) {
         outbox_error(s->out, o, h, "bad_value", "update takes a map of string keys to values");
+    } else if ((r = dstore_update_plan(s->store, h->name.ptr, h->name.len, &batch, &plan)) < 0) {
+        store_error(s, o, h, r);
     } else {
         uint64_t ver = 0;
-        if (s->log) { /* each key's state before, once: to undo if the log cannot take it */
-            dstore_first_of(s->store, n, keys, klens, first);
-            for (uint32_t i = 0; i < n; i++)
-                if (first[i] == i)
-                    remember(s, h->name.ptr, h->name.len, keys[i], klens[i]);
-        }
-        r = dstore_update(s->store, h->name.ptr, h->name.len, n, keys, klens, vals, vlens, &ver);
-        if (r == 0) {
+        if (s->log)
+            r = dictlog_commit_update(s->log, h->name.ptr, h->name.len, &batch, &plan);
+        if (r < 0) {
+            dstore_plan_done(&plan);
+            log_refused(s, o, h, r);
+        } else {
+            s->logged = s->log != NULL; /* the hook must not log the changes again */
+            dstore_update_apply(s->store, h->name.ptr, h->name.len, &batch, &plan, &ver);
+            s->logged = false;
             wire_hdr_t rep = {.count = n, .ver = ver, .has_ver = true, .found = true};
             reply(s, o, h, &rep, NULL, 0);
-        } else {
-            store_error(s, o, h, r);
         }
     }
-    free(keys);
-    free(klens);
-    free(vals);
-    free(vlens);
-    free(first);
+    free(at);
 }
 
 /* ---- the request ---- */
@@ -644,10 +640,9 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
     size_t vlen = payload ? zmq_msg_size(payload) : 0;
     wire_hdr_t rep = {0};
 
-    /* what a mutating op may change, kept to undo it if the log cannot take it */
-    if (op->id == OPS_CLEAR)
-        remember_dict(s, name, nlen);
-    else if (op->mutates && key)
+    /* what a one-key op may change, kept to undo it if the log cannot take it (update and
+     * clear write the log first instead) */
+    if (op->mutates && key)
         remember(s, name, nlen, key, klen);
 
     switch (op->id) {
@@ -681,7 +676,17 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
         reply(s, o, h, &rep, NULL, 0);
         break;
     case OPS_CLEAR:
+        /* the clear's record first: keeping a copy of the whole dict to undo it would cost as
+         * much memory as the dict */
+        if (s->log && dstore_len(s->store, name, nlen)) {
+            dictlog_put_clear(s->log, name, nlen);
+            dictlog_put_version(s->log, dstore_version(s->store));
+            if ((r = dictlog_commit(s->log)) < 0)
+                return log_refused(s, o, h, r);
+            s->logged = true;
+        }
         rep.count = dstore_clear(s->store, name, nlen);
+        s->logged = false;
         reply(s, o, h, &rep, NULL, 0);
         break;
     case OPS_UPDATE:

@@ -1,6 +1,11 @@
 /* store.c - see store.h. Two levels of uthash tables: dicts by name, entries by key. uthash keeps
  * insertion order for iteration, which gives keys/items paging a stable order. A dict exists
- * while it has keys. */
+ * while it has keys.
+ *
+ * An entry is one allocation: its header, its key and, as first stored, its value. A value
+ * replaced by one that fits goes in the same place; a larger one gets an allocation of its own.
+ * Most dict values are small and rarely grow, and a separate allocation per value cost 32 bytes
+ * or more each (a third of a small entry's memory, issue 11 item 3). */
 #include "store.h"
 
 #include "util.h"
@@ -8,6 +13,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <msgpack.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/random.h>
 #include <uthash.h>
@@ -15,11 +21,18 @@
 typedef struct entry {
     UT_hash_handle hh; /* in dict->entries by key */
     uint64_t ver;      /* version of the current value */
-    void *val;         /* msgpack value (owned) */
-    size_t vlen;
-    size_t klen;
-    char key[]; /* NUL-terminated */
+    void *val;         /* msgpack value: at room() when it fits there, else owned */
+    uint32_t vlen;     /* values are at most 1 GiB (--dict-max-value) */
+    uint32_t room;     /* bytes for a value after the key */
+    uint16_t klen;     /* keys are at most DICT_KEY_MAX bytes */
+    char key[];        /* NUL-terminated, then `room` bytes */
 } entry_t;
+
+/* The place for a value inside the entry, after its key. */
+static char *room(entry_t *e)
+{
+    return e->key + e->klen + 1;
+}
 
 typedef struct dict {
     UT_hash_handle hh; /* in store->dicts by name */
@@ -53,8 +66,23 @@ dstore_t *dstore_new(const dstore_limits_t *limits, dstore_changed_fn changed, v
 
 static void entry_free(entry_t *e)
 {
-    free(e->val);
+    if (e->val != room(e))
+        free(e->val);
     free(e);
+}
+
+/* Replace an entry's value by a copy of val (which does not point into the entry). */
+static void set_value(entry_t *e, const void *val, size_t vlen)
+{
+    if (vlen <= e->room) {
+        if (e->val != room(e))
+            free(e->val);
+        e->val = room(e);
+    } else {
+        e->val = e->val == room(e) ? xmalloc(vlen) : xrealloc(e->val, vlen);
+    }
+    memcpy(e->val, val, vlen);
+    e->vlen = (uint32_t)vlen;
 }
 
 static void dict_free(dict_t *d)
@@ -126,23 +154,24 @@ static entry_t *put(dstore_t *s, dict_t *d, const char *key, size_t klen, const 
                     size_t vlen)
 {
     entry_t *e;
-    void *copy = xmalloc(vlen);
 
-    memcpy(copy, val, vlen);
+    assert(klen <= DICT_KEY_MAX && vlen <= UINT32_MAX);
     HASH_FIND(hh, d->entries, key, klen, e);
     if (e) {
         s->bytes -= e->vlen;
-        free(e->val);
+        set_value(e, val, vlen);
     } else {
-        e = xcalloc(1, sizeof(*e) + klen + 1);
+        e = xcalloc(1, offsetof(entry_t, key) + klen + 1 + vlen);
         memcpy(e->key, key, klen);
-        e->klen = klen;
+        e->klen = (uint16_t)klen;
+        e->room = (uint32_t)vlen;
+        e->val = room(e);
+        memcpy(e->val, val, vlen);
+        e->vlen = (uint32_t)vlen;
         HASH_ADD_KEYPTR(hh, d->entries, e->key, klen, e);
         s->keys++;
         s->bytes += klen;
     }
-    e->val = copy;
-    e->vlen = vlen;
     e->ver = ++s->ver;
     s->bytes += vlen;
     return e;
@@ -221,12 +250,15 @@ int dstore_pop(dstore_t *s, const char *name, size_t nlen, const char *key, size
         HASH_FIND(hh, d->entries, key, klen, e);
     if (!e)
         return -ENOENT;
-    *ret_val = e->val;
     *ret_len = e->vlen;
     *ret_ver = e->ver;
-    e->val = NULL;
-    s->bytes -= e->vlen;
-    e->vlen = 0;
+    if (e->val == room(e)) {
+        *ret_val = xmalloc(e->vlen ? e->vlen : 1);
+        memcpy(*ret_val, e->val, e->vlen);
+    } else {
+        *ret_val = TAKE_PTR(e->val);
+        e->val = room(e);
+    }
     drop(s, d, e);
     notify(s, name, nlen, key, klen);
     return 0;
@@ -327,89 +359,105 @@ static uint64_t key_hash(uint64_t seed, const char *k, size_t n)
     return mix64(h ^ w ^ 0x5bd1e9955bd1e995ULL);
 }
 
-size_t dstore_first_of(const dstore_t *s, size_t n, const char *const *keys, const size_t *klens,
-                       uint32_t *ret_first)
+int dstore_update_plan(dstore_t *s, const char *name, size_t nlen, const dstore_batch_t *b,
+                       dstore_plan_t *ret)
 {
-    size_t cap = 16, distinct = 0;
-    uint32_t *slot; /* index + 1 of a key's first entry; 0: empty */
+    size_t n = b->n, cap = 16, add_keys = 0, bytes = s->bytes;
+    dict_t *d = find_dict(s, name, nlen, false);
+    uint32_t *slot; /* the hash set: index + 1 of a key's first entry; 0: empty */
+    dstore_kv_t kv, o;
 
-    assert(n < UINT32_MAX);
+    *ret = (dstore_plan_t){0, s->ver + 1, NULL};
+    /* limits that need no work first: a batch larger than the whole store cannot fit */
+    if (n > s->lim.max_keys || n >= UINT32_MAX)
+        return -ENOSPC;
+    for (size_t i = 0; i < n; i++) {
+        b->get(b->ud, i, &kv);
+        if (kv.vlen > s->lim.max_value)
+            return -E2BIG;
+    }
+    if (n == 0)
+        return 0;
     while (cap < 2 * n)
         cap *= 2;
     slot = xcalloc(cap, sizeof(*slot));
+    ret->last = xmalloc(n * sizeof(*ret->last));
     for (size_t i = 0; i < n; i++) {
-        size_t h = (size_t)key_hash(s->seed, keys[i], klens[i]) & (cap - 1);
-        for (;; h = (h + 1) & (cap - 1)) {
+        b->get(b->ud, i, &kv);
+        for (size_t h = (size_t)key_hash(s->seed, kv.key, kv.klen) & (cap - 1);;
+             h = (h + 1) & (cap - 1)) {
             uint32_t j = slot[h];
-            if (j == 0) {
+            if (j == 0) { /* a key not seen before in this batch */
+                entry_t *e = NULL;
                 slot[h] = (uint32_t)i + 1;
-                ret_first[i] = (uint32_t)i;
-                distinct++;
+                ret->last[i] = (uint32_t)i;
+                ret->distinct++;
+                if (d)
+                    HASH_FIND(hh, d->entries, kv.key, kv.klen, e);
+                if (e)
+                    bytes = bytes - e->vlen + kv.vlen;
+                else {
+                    add_keys++;
+                    bytes += kv.klen + kv.vlen;
+                }
                 break;
             }
-            if (klens[j - 1] == klens[i] && memcmp(keys[j - 1], keys[i], klens[i]) == 0) {
-                ret_first[i] = j - 1;
+            b->get(b->ud, j - 1, &o);
+            if (o.klen == kv.klen && memcmp(o.key, kv.key, kv.klen) == 0) {
+                /* again: this value replaces the one counted for the key so far */
+                b->get(b->ud, ret->last[j - 1], &o);
+                bytes = bytes - o.vlen + kv.vlen;
+                ret->last[j - 1] = (uint32_t)i;
+                ret->last[i] = DSTORE_DUP;
                 break;
             }
         }
     }
     free(slot);
-    return distinct;
+    if (s->keys + add_keys > s->lim.max_keys || bytes > s->lim.max_bytes) {
+        dstore_plan_done(ret);
+        return -ENOSPC;
+    }
+    return 0;
 }
 
-int dstore_update(dstore_t *s, const char *name, size_t nlen, size_t n, const char *const *keys,
-                  const size_t *klens, const void *const *vals, const size_t *vlens,
-                  uint64_t *ret_ver)
+void dstore_update_apply(dstore_t *s, const char *name, size_t nlen, const dstore_batch_t *b,
+                         dstore_plan_t *p, uint64_t *ret_ver)
 {
-    size_t add_keys = 0, bytes = s->bytes;
-    uint32_t *first, *last;
+    dstore_kv_t k, v;
     dict_t *d;
 
-    /* limits that need no work first: a batch larger than the whole store cannot fit */
-    if (n > s->lim.max_keys || n >= UINT32_MAX)
-        return -ENOSPC;
-    for (size_t i = 0; i < n; i++)
-        if (vlens[i] > s->lim.max_value)
-            return -E2BIG;
-    if (n == 0) {
-        *ret_ver = s->ver;
-        return 0;
-    }
-    /* a key given twice is one key: kept where it first appears, with its last value (as
-     * Python's dict.update); first[] and last[] make that linear */
-    first = xmalloc(n * sizeof(*first));
-    last = xmalloc(n * sizeof(*last));
-    dstore_first_of(s, n, keys, klens, first);
-    for (size_t i = 0; i < n; i++)
-        last[first[i]] = (uint32_t)i;
-    /* check the whole batch first: all or nothing */
-    for (size_t i = 0; i < n; i++) {
-        if (first[i] != i)
-            continue;
-        entry_t *e = find_entry(s, name, nlen, keys[i], klens[i]);
-        bytes += vlens[last[i]];
-        if (e)
-            bytes -= e->vlen;
-        else {
-            add_keys++;
-            bytes += klens[i];
+    assert(p->first_ver == s->ver + 1); /* nothing changed since the plan */
+    *ret_ver = s->ver;
+    if (p->distinct) {
+        d = find_dict(s, name, nlen, true);
+        for (size_t i = 0; i < b->n; i++) {
+            if (p->last[i] == DSTORE_DUP)
+                continue;
+            b->get(b->ud, i, &k);
+            b->get(b->ud, p->last[i], &v);
+            *ret_ver = put(s, d, k.key, k.klen, v.val, v.vlen)->ver;
+            notify(s, name, nlen, k.key, k.klen);
         }
     }
-    if (s->keys + add_keys > s->lim.max_keys || bytes > s->lim.max_bytes) {
-        free(first);
-        free(last);
-        return -ENOSPC;
-    }
-    d = find_dict(s, name, nlen, true);
-    for (size_t i = 0; i < n; i++) {
-        if (first[i] != i)
-            continue;
-        *ret_ver = put(s, d, keys[i], klens[i], vals[last[i]], vlens[last[i]])->ver;
-        notify(s, name, nlen, keys[i], klens[i]);
-    }
-    free(first);
-    free(last);
-    return 0;
+    dstore_plan_done(p);
+}
+
+void dstore_plan_done(dstore_plan_t *p)
+{
+    free(p->last);
+    p->last = NULL;
+}
+
+int dstore_update(dstore_t *s, const char *name, size_t nlen, const dstore_batch_t *b,
+                  uint64_t *ret_ver)
+{
+    dstore_plan_t p;
+    int r = dstore_update_plan(s, name, nlen, b, &p);
+
+    if (r == 0)
+        dstore_update_apply(s, name, nlen, b, &p, ret_ver);
+    return r;
 }
 
 size_t dstore_len(dstore_t *s, const char *name, size_t nlen)

@@ -60,17 +60,49 @@ int dstore_incr(dstore_t *s, const char *name, size_t nlen, const char *key, siz
  * current version (0 when the key does not exist). */
 int dstore_cas(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
                uint64_t expect, const void *val, size_t vlen, uint64_t *ret_ver);
-/* Set several keys at once (all or none): keys[i]/klens[i] to vals[i]/vlens[i]. A key given
- * more than once is one key, kept at its first place with its last value. Linear in n; a batch of
- * more than max_keys entries is refused (-ENOSPC) before any work. */
-int dstore_update(dstore_t *s, const char *name, size_t nlen, size_t n, const char *const *keys,
-                  const size_t *klens, const void *const *vals, const size_t *vlens,
+/* The entries of an update, read one at a time: get() puts entry i's key and value (borrowed,
+ * valid while the batch is) into *ret. The service hands over entries that stay in the request's
+ * frame, so an update costs no array of n pointers and lengths. */
+typedef struct {
+    const char *key;
+    size_t klen;
+    const void *val;
+    size_t vlen;
+} dstore_kv_t;
+
+typedef struct {
+    size_t n; /* entries, < UINT32_MAX */
+    void (*get)(const void *ud, size_t i, dstore_kv_t *ret);
+    const void *ud;
+} dstore_batch_t;
+
+#define DSTORE_DUP UINT32_MAX /* dstore_plan_t.last: the entry's key came earlier */
+
+/* An update checked against the limits, not yet applied. A key given more than once is one key,
+ * kept at its first place with its last value (as Python's dict.update): one change per
+ * distinct key, with the versions first_ver, first_ver + 1, ... in the order of first places. */
+typedef struct {
+    size_t distinct;    /* distinct keys: the changes applying it makes */
+    uint64_t first_ver; /* the version the first of them gets */
+    uint32_t *last;     /* per entry: the last entry with its key, or DSTORE_DUP (owned) */
+} dstore_plan_t;
+
+/* Check an update of dict `name` (all or none) without changing anything. 0 with *ret (to pass
+ * to dstore_update_apply or dstore_plan_done), or -E2BIG (a value over max_value) or -ENOSPC
+ * (over max_keys or max_bytes; a batch of more than max_keys entries is refused before any
+ * work). Linear in n: duplicates are found with a hash set keyed with a secret, so chosen keys
+ * cannot make it quadratic. Costs 4 bytes per entry until the plan is done, and 8 to 16 more
+ * while it runs. */
+int dstore_update_plan(dstore_t *s, const char *name, size_t nlen, const dstore_batch_t *b,
+                       dstore_plan_t *ret);
+/* Apply a plan made on this store with nothing changed since: it cannot fail. Calls the change
+ * hook once per distinct key; *ret_ver gets the last version handed out. Frees the plan. */
+void dstore_update_apply(dstore_t *s, const char *name, size_t nlen, const dstore_batch_t *b,
+                         dstore_plan_t *p, uint64_t *ret_ver);
+void dstore_plan_done(dstore_plan_t *p);
+/* Plan and apply in one (no log to write in between). */
+int dstore_update(dstore_t *s, const char *name, size_t nlen, const dstore_batch_t *b,
                   uint64_t *ret_ver);
-/* Which entries of a batch name the same key: ret_first[i] gets the index of the first entry
- * with keys[i]'s key (i itself when it is the first). Returns the number of distinct keys. Linear
- * (a hash set keyed with a secret, so chosen keys cannot make it quadratic); n < UINT32_MAX. */
-size_t dstore_first_of(const dstore_t *s, size_t n, const char *const *keys, const size_t *klens,
-                       uint32_t *ret_first);
 /* Number of keys of a dict (0 when it does not exist). */
 size_t dstore_len(dstore_t *s, const char *name, size_t nlen);
 /* Remove every key of a dict; returns how many there were. */
