@@ -4,6 +4,7 @@
  * torn) and worker-link streams written by wlink_send (FJP headers, payloads, one longer than
  * the read-ahead buffer). */
 #define _GNU_SOURCE
+#include "clients.h"
 #include "store.h"
 #include "dictlog.h"
 #include "wire.h"
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zmq.h>
 
 static void put(const char *dir, const char *name, int i, const void *data, size_t n)
 {
@@ -133,10 +135,71 @@ static int wlink_seeds(const char *out)
     return 0;
 }
 
+/* `seeds --clients DIR`: clients files (daemon/auth/clients.h) into DIR, the good ones checked
+ * by the parser itself, and a few with an error each. Keys are Z85 of fixed bytes (any 32 bytes
+ * are a key to the parser). */
+static int clients_seeds(const char *out)
+{
+    static const char *const good[] = {
+        "# forq clients file: one client per line; '#' starts a comment; blank lines ignored\n"
+        "# PUBLIC-KEY  NAME  [PERMISSION ...]\n"
+        "\n"
+        "%s  lab-01   tasks=count_*,sha256 read=* write=scratch  # the lab\n"
+        "%s  ops      admin tasks=*,exec\n"
+        "%s  reader   read=results,res.[0-9]\n"
+        "%s  nobody\n",
+        "%s\tw\twrite=a,b*,c?d tasks=e[!x]*\r\n\t%s x.y_z-1 admin\r\n%s q read=*\r\n%s r",
+    };
+    static const char *const bad[] = {
+        "%s alice\n%s bob\n%s alice tasks=*\n%s d\n",      /* a name twice */
+        "%s alice tasks=a,,b\n%s b\n%s c\n%s d\n",         /* an empty glob */
+        "%s local admin\n%s b exec\n%s c admin=1\n%s d\n", /* reserved, unknown permission */
+    };
+    const size_t ngood = sizeof(good) / sizeof(good[0]), nbad = sizeof(bad) / sizeof(bad[0]);
+    char keys[4][41], text[1024];
+    uint8_t raw[32];
+
+    for (int k = 0; k < 4; k++) {
+        for (int b = 0; b < 32; b++)
+            raw[b] = (uint8_t)(k * 77 + b * 13 + 1);
+        if (!zmq_z85_encode(keys[k], raw, 32))
+            return -1;
+    }
+    for (size_t i = 0; i < ngood + nbad; i++) {
+        const char *fmt = i < ngood ? good[i] : bad[i - ngood];
+        auth_table_t *t = NULL;
+        char err[512];
+        int n;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        n = snprintf(text, sizeof(text), fmt, keys[0], keys[1], keys[2], keys[3]);
+#pragma GCC diagnostic pop
+        if (n < 0 || (size_t)n >= sizeof(text))
+            return -1;
+        if ((auth_table_parse(text, (size_t)n, "seed", &t, err, sizeof(err)) == 0) != (i < ngood)) {
+            fprintf(stderr, "seeds: clients seed %zu: %s\n", i, t ? "accepted" : err);
+            auth_table_free(&t);
+            return -1;
+        }
+        auth_table_free(&t);
+        put(out, "clients", (int)i, text, (size_t)n);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
+
+    if (argc == 3 && strcmp(argv[1], "--clients") == 0) {
+        if (clients_seeds(argv[2]) < 0) {
+            fprintf(stderr, "seeds: cannot write the clients file seeds\n");
+            return 1;
+        }
+        return 0;
+    }
 
     if (argc != 3 && argc != 5) {
         fprintf(stderr, "usage: seeds HEADER_DIR PAYLOAD_DIR [DICTLOG_DIR WLINK_DIR]\n");
