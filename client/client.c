@@ -180,7 +180,7 @@ forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, 
     if (!conn_wait(c, f, timeout_ms)) {
         char why[512];
         future_unref(f); /* leaves the table with its last reference */
-        if (h->cmd != WIRE_PING)
+        if (h->cmd != WIRE_PING && !health_refused(c))
             return errors_fail(FORQ_ERR_TIMEOUT,
                                "forqd did not answer at %s within %d ms; is it running?",
                                conn_endpoint(c), timeout_ms);
@@ -190,9 +190,10 @@ forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, 
     if (f->reply_cmd == WIRE_ERROR || f->state == FORQ_STATE_LOST) {
         /* LOST without a reply: forqd was unreachable for lost_after_ms (a request cannot
          * outlive its client) */
-        e = f->reply_cmd != WIRE_ERROR ? FORQ_ERR_CONNECT
-            : err_of_code              ? err_of_code(f->code ? f->code : "")
-                                       : FORQ_ERR_PROTOCOL;
+        e = f->reply_cmd != WIRE_ERROR                     ? FORQ_ERR_CONNECT
+            : f->code && strcmp(f->code, "forbidden") == 0 ? FORQ_ERR_FORBIDDEN
+            : err_of_code                                  ? err_of_code(f->code ? f->code : "")
+                                                           : FORQ_ERR_PROTOCOL;
         errors_fail(e, "%s%s%s", f->code ? f->code : "", f->code ? ": " : "",
                     f->detail ? f->detail : "");
         future_unref(f);

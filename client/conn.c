@@ -598,11 +598,46 @@ static void client_free(forq_client_t *c)
     free(c);
 }
 
+static bool z85_key(const char *k)
+{
+    uint8_t bin[32];
+    return k && strlen(k) == 40 && zmq_z85_decode(bin, k) != NULL;
+}
+
+/* CURVE: forqd's public key, and this client's pair (a fresh one when none is given, which
+ * forqd refuses unless its clients file lists it: the refusal then says so). */
+static forq_err_t set_curve(forq_client_t *c, const forq_client_opts_t *opts)
+{
+    char pub[41], sec[41];
+
+    if (!z85_key(opts->server_key))
+        return errors_fail(FORQ_ERR_INVALID,
+                           "the server key is not a CURVE public key (40 Z85 characters, as "
+                           "forqd --show-key prints it)");
+    if (opts->public_key || opts->secret_key) {
+        if (!z85_key(opts->public_key) || !z85_key(opts->secret_key))
+            return errors_fail(FORQ_ERR_INVALID,
+                               "the client key pair is not two CURVE keys of 40 Z85 "
+                               "characters (forq keygen makes a key file)");
+        snprintf(pub, sizeof(pub), "%s", opts->public_key);
+        snprintf(sec, sizeof(sec), "%s", opts->secret_key);
+    } else if (zmq_curve_keypair(pub, sec) < 0) {
+        return errors_fail(FORQ_ERR_SYSTEM, "cannot make a CURVE key pair: %s",
+                           zmq_strerror(errno));
+    }
+    zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, opts->server_key, 40);
+    zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 40);
+    zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sec, 40);
+    explicit_bzero(sec, sizeof(sec));
+    c->curve = true;
+    return FORQ_OK;
+}
+
 forq_err_t conn_new(const char *ep, const forq_client_opts_t *opts, forq_client_t **ret_client)
 {
     forq_client_t *c = calloc(1, sizeof(*c));
-    char ident[24], monep[64];
-    uint8_t rnd[8];
+    char ident[40], monep[64];
+    uint8_t rnd[24];
     int64_t maxmsg;
     int zero = 0;
 
@@ -620,10 +655,18 @@ forq_err_t conn_new(const char *ep, const forq_client_opts_t *opts, forq_client_
     c->max_payload = WIRE_PAYLOAD_DEF;
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
         uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
-        memcpy(rnd, &t, sizeof(rnd));
+        for (size_t i = 0; i < sizeof(rnd); i += sizeof(t)) {
+            memcpy(rnd + i, &t, sizeof(t));
+            t = t * 6364136223846793005u + 1442695040888963407u;
+        }
     }
     for (int i = 0; i < 8; i++)
         snprintf(c->prefix + 2 * i, 3, "%02x", rnd[i]);
+    /* the routing id: 128 random bits of its own, which job ids do not reveal (with CURVE,
+     * forqd binds it to this client's key, and nobody else learns it) */
+    ident[0] = 'c';
+    for (int i = 0; i < 16; i++)
+        snprintf(ident + 1 + 2 * i, 3, "%02x", rnd[8 + i]);
     c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     c->drive_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -635,13 +678,16 @@ forq_err_t conn_new(const char *ep, const forq_client_opts_t *opts, forq_client_
     if (!c->sock || !c->monitor)
         goto sys;
     /* a stable routing id: results still find us after a reconnect */
-    snprintf(ident, sizeof(ident), "c%s", c->prefix);
     maxmsg = (int64_t)c->max_message;
     zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, ident, strlen(ident));
     zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
     zmq_setsockopt(c->sock, ZMQ_LINGER, &c->linger_ms, sizeof(c->linger_ms));
     zmq_setsockopt(c->sock, ZMQ_SNDHWM, &zero, sizeof(zero));
     zmq_setsockopt(c->sock, ZMQ_RCVHWM, &zero, sizeof(zero));
+    if (opts->server_key && set_curve(c, opts) != FORQ_OK) {
+        client_free(c);
+        return FORQ_ERR_INVALID;
+    }
     snprintf(monep, sizeof(monep), "inproc://forq-monitor-%p", (void *)c);
     if (zmq_socket_monitor(c->sock, monep,
                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |

@@ -61,6 +61,8 @@ struct forq_client {
     forq_future_t *hello;   /* the ping of the last handshake; this client's reference */
     char peer_problem[256]; /* why the peer does not seem to be forqd; "" if nothing seen */
     bool transport_seen;    /* a connection was made, handshake or not */
+    bool curve;             /* connecting with CURVE (a server key was given) */
+    char auth_problem[320]; /* why forqd refused the handshake, in full; "" if it did not */
 };
 
 /* Is the forqd of this connection the one of the previous connection? */

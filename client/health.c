@@ -258,6 +258,7 @@ void health_monitor_events(forq_client_t *c)
             c->orders_while_down = false; /* they go now */
             c->session++;
             c->peer_problem[0] = '\0';
+            c->auth_problem[0] = '\0';
             pthread_mutex_unlock(&c->lock);
             say_hello(c);
             if (again)
@@ -270,14 +271,33 @@ void health_monitor_events(forq_client_t *c)
             }
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+                snprintf(c->auth_problem, sizeof(c->auth_problem),
+                         c->curve ? "forqd at %s does not use CURVE on this endpoint: connect "
+                                    "without a server key (--server-key, $FORQ_SERVER_KEY)"
+                                  : "forqd at %s requires CURVE: give its public key with "
+                                    "--server-key ($FORQ_SERVER_KEY; forqd --show-key prints "
+                                    "it) and your key pair with --key ($FORQ_KEY)",
+                         c->endpoint);
+                break;
+            }
+            if (c->curve && (value & 0xF0000000u) == ZMQ_PROTOCOL_ERROR_ZMTP_UNSPECIFIED) {
+                snprintf(c->auth_problem, sizeof(c->auth_problem),
+                         "the CURVE handshake with forqd at %s failed: is the server key you "
+                         "gave forqd's (forqd --show-key prints it)?",
+                         c->endpoint);
+                break;
+            }
             snprintf(c->peer_problem, sizeof(c->peer_problem),
                      "the ZeroMQ handshake failed (protocol error 0x%x: another kind of ZeroMQ "
                      "socket, or not ZeroMQ)",
                      (unsigned)value);
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-            snprintf(c->peer_problem, sizeof(c->peer_problem),
-                     "it asks for authentication, which forqd never does");
+            snprintf(c->auth_problem, sizeof(c->auth_problem),
+                     "authentication refused by forqd at %s: is your public key in its clients "
+                     "file? (forq keygen prints it; the operator adds a line for it)",
+                     c->endpoint);
             break;
         case ZMQ_EVENT_CONNECTED:
             c->transport_seen = true; /* a handshake failing for want of a peer is no sign */
@@ -330,10 +350,26 @@ int64_t health_unreachable_ms(forq_client_t *c)
     return ms;
 }
 
+bool health_refused(forq_client_t *c)
+{
+    pthread_mutex_lock(&c->lock);
+    bool r = c->auth_problem[0] != '\0';
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
 void health_why_silent(forq_client_t *c, int timeout_ms, char *buf, size_t size)
 {
     pthread_mutex_lock(&c->lock);
-    if (c->peer_problem[0])
+    if (c->auth_problem[0])
+        snprintf(buf, size, "%s", c->auth_problem);
+    else if (c->curve && c->transport_seen && !c->ever_up)
+        snprintf(buf, size,
+                 "the CURVE handshake with forqd at %s did not complete in %d ms: is the server "
+                 "key you gave forqd's (forqd --show-key prints it), and is your key in its "
+                 "clients file?",
+                 c->endpoint, timeout_ms);
+    else if (c->peer_problem[0])
         snprintf(buf, size,
                  "the peer at %s is not forqd: %s; check the endpoint (-e, "
                  "$FORQ_ENDPOINT)",

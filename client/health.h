@@ -23,5 +23,8 @@ int64_t health_unreachable_ms(forq_client_t *c);
  * handshake, an unreadable answer), a peer took the connection but is silent, or nothing
  * answered at all. */
 void health_why_silent(forq_client_t *c, int timeout_ms, char *buf, size_t size);
+/* Did forqd refuse the handshake (CURVE: an unknown key, a plaintext client, a wrong server
+ * key)? health_why_silent() then says why. */
+bool health_refused(forq_client_t *c);
 
 #endif

@@ -66,9 +66,21 @@ static const char usage[] =
     "      --dict-max-bytes BYTES  bytes of all dict keys and values (default 1073741824);\n"
     "                              past a limit writes fail with a clear error, nothing is\n"
     "                              evicted\n"
+    "      --clients FILE          the clients allowed on tcp endpoints: CURVE public keys,\n"
+    "                              names and rights (default: `clients` beside the config\n"
+    "                              file, see forqd(8) \"Remote clients\")\n"
+    "      --server-key FILE       forqd's CURVE key pair, made at the first start when\n"
+    "                              absent (default: server.key in --state-dir, else beside\n"
+    "                              the clients file)\n"
+    "      --insecure-tcp          serve tcp endpoints in plaintext, without keys: anyone\n"
+    "                              who reaches the port has every right (a warning at start)\n"
+    "      --ipc-group GROUP       let GROUP use the ipc endpoints (socket and forqd's\n"
+    "                              runtime directory 0770); default: this user only\n"
     "  -c, --config FILE           read settings from FILE (INI: every option above as\n"
     "                              `name = value`, repeatable ones on several lines);\n"
     "                              default " FORQ_CONFIG_DEFAULT " if it exists; flags win\n"
+    "      --show-key              print forqd's CURVE public key (for clients'\n"
+    "                              --server-key), making the key pair if absent, and exit\n"
     "      --check-config          check the configuration, print it as it would be used\n"
     "                              and exit (0 if good, 1 with the error)\n"
     "  -h, --help                  print this help and exit\n"
@@ -98,6 +110,11 @@ enum {
     OPT_FORKSERVER_FD,
     OPT_PREFETCH,
     OPT_CHECK_CONFIG,
+    OPT_CLIENTS,
+    OPT_SERVER_KEY,
+    OPT_INSECURE_TCP,
+    OPT_IPC_GROUP,
+    OPT_SHOW_KEY,
 };
 
 static void strv_push(strv_t *v, const char *s)
@@ -152,9 +169,14 @@ static const struct option long_opts[] = {
     {"fsync", required_argument, NULL, OPT_FSYNC},
     {"dict-max-value", required_argument, NULL, OPT_DICT_MAX_VALUE},
     {"dict-max-bytes", required_argument, NULL, OPT_DICT_MAX_BYTES},
+    {"clients", required_argument, NULL, OPT_CLIENTS},
+    {"server-key", required_argument, NULL, OPT_SERVER_KEY},
+    {"insecure-tcp", no_argument, NULL, OPT_INSECURE_TCP},
+    {"ipc-group", required_argument, NULL, OPT_IPC_GROUP},
     /* the options above are the settings a config file may hold; these are not */
     {"config", required_argument, NULL, 'c'},
     {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+    {"show-key", no_argument, NULL, OPT_SHOW_KEY},
     {"forkserver-fd", required_argument, NULL, OPT_FORKSERVER_FD},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -266,6 +288,28 @@ static int set_option(config_t *cfg, int code, const char *what, const char *arg
         return number(what, arg, 16, 1L << 30, &cfg->dict_max_value);
     case OPT_DICT_MAX_BYTES:
         return number(what, arg, 1024, 1L << 40, &cfg->dict_max_bytes);
+    case OPT_CLIENTS:
+        free(cfg->clients_file);
+        cfg->clients_file = xstrdup(arg);
+        return 0;
+    case OPT_SERVER_KEY:
+        free(cfg->server_key);
+        cfg->server_key = xstrdup(arg);
+        return 0;
+    case OPT_INSECURE_TCP: /* a flag without a value; the file says yes or no */
+        if (!arg || strcmp(arg, "yes") == 0 || strcmp(arg, "true") == 0) {
+            cfg->insecure_tcp = true;
+        } else if (strcmp(arg, "no") == 0 || strcmp(arg, "false") == 0) {
+            cfg->insecure_tcp = false;
+        } else {
+            fprintf(stderr, "forqd: %s takes yes or no, not '%s'\n", what, arg);
+            return -EINVAL;
+        }
+        return 0;
+    case OPT_IPC_GROUP:
+        free(cfg->ipc_group);
+        cfg->ipc_group = xstrdup(arg);
+        return 0;
     case OPT_FORKSERVER_FD:
         if (number(what, arg, 0, 65535, &v) < 0)
             return -EINVAL;
@@ -309,8 +353,15 @@ static int on_setting(void *user, const char *section, const char *name, const c
         st->failed = true;
         return 0;
     }
+    char key[64];
+    size_t kl = strlen(name);
+    if (kl >= sizeof(key))
+        kl = sizeof(key) - 1;
+    for (size_t i = 0; i < kl; i++) /* insecure_tcp = insecure-tcp */
+        key[i] = name[i] == '_' ? '-' : name[i];
+    key[kl] = '\0';
     for (int i = 0; is_setting(i); i++) {
-        if (strcmp(long_opts[i].name, name) == 0) {
+        if (strcmp(long_opts[i].name, key) == 0) {
             if (!*value) {
                 fprintf(stderr, "forqd: %s needs a value\n", what);
                 st->failed = true;
@@ -388,6 +439,9 @@ int config_parse(config_t *cfg, int argc, char **argv)
         case OPT_CHECK_CONFIG:
             cfg->check_config = true;
             break;
+        case OPT_SHOW_KEY:
+            cfg->show_key = true;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 1;
@@ -414,7 +468,7 @@ int config_parse(config_t *cfg, int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, ":l:w:t:m:L:c:hV", long_opts, NULL)) != -1) {
         const char *name = NULL;
-        if (c == 'c' || c == OPT_CHECK_CONFIG)
+        if (c == 'c' || c == OPT_CHECK_CONFIG || c == OPT_SHOW_KEY)
             continue;
         for (int i = 0; long_opts[i].name; i++)
             if (long_opts[i].val == c)
@@ -491,6 +545,79 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "dict-max-keys = %ld\n", cfg->dict_max_keys);
     fprintf(out, "dict-max-value = %ld\n", cfg->dict_max_value);
     fprintf(out, "dict-max-bytes = %ld\n", cfg->dict_max_bytes);
+    char path[4096];
+    config_clients_path(cfg, path, sizeof(path));
+    fprintf(out, "clients = %s\n", path);
+    config_server_key_path(cfg, path, sizeof(path));
+    fprintf(out, "server-key = %s\n", path);
+    fprintf(out, "insecure-tcp = %s\n", cfg->insecure_tcp ? "yes" : "no");
+    if (cfg->ipc_group)
+        fprintf(out, "ipc-group = %s\n", cfg->ipc_group);
+}
+
+bool config_needs_curve(const config_t *cfg)
+{
+    if (cfg->insecure_tcp)
+        return false;
+    for (size_t i = 0; i < cfg->listen.n; i++)
+        if (strncmp(cfg->listen.items[i], "tcp://", 6) == 0)
+            return true;
+    return false;
+}
+
+/* dir + "/" + name into buf (cut short if it does not fit: the open then fails, naming it). */
+static void path_join(char *buf, size_t size, const char *dir, const char *name)
+{
+    size_t dl = strlen(dir), nl = strlen(name);
+
+    if (dl + 1 + nl + 1 > size) {
+        dl = size > nl + 2 ? size - nl - 2 : 0;
+        nl = size - dl - 2 < nl ? size - dl - 2 : nl;
+    }
+    memcpy(buf, dir, dl);
+    buf[dl] = '/';
+    memcpy(buf + dl + 1, name, nl);
+    buf[dl + 1 + nl] = '\0';
+}
+
+/* The directory part of path ("." for none) into buf. */
+static void dir_of(const char *path, char *buf, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (!slash)
+        snprintf(buf, size, ".");
+    else if (slash == path)
+        snprintf(buf, size, "/");
+    else
+        snprintf(buf, size, "%.*s", (int)(slash - path), path);
+}
+
+void config_clients_path(const config_t *cfg, char *buf, size_t size)
+{
+    char dir[4096];
+
+    if (cfg->clients_file) {
+        snprintf(buf, size, "%s", cfg->clients_file);
+        return;
+    }
+    dir_of(cfg->config_file ? cfg->config_file : FORQ_CONFIG_DEFAULT, dir, sizeof(dir));
+    path_join(buf, size, dir, "clients");
+}
+
+void config_server_key_path(const config_t *cfg, char *buf, size_t size)
+{
+    char clients[4096], dir[4096];
+
+    if (cfg->server_key) {
+        snprintf(buf, size, "%s", cfg->server_key);
+    } else if (cfg->state_dir) {
+        path_join(buf, size, cfg->state_dir, "server.key");
+    } else {
+        config_clients_path(cfg, clients, sizeof(clients));
+        dir_of(clients, dir, sizeof(dir));
+        path_join(buf, size, dir, "server.key");
+    }
 }
 
 static int make_dir(const char *dir)
@@ -537,7 +664,10 @@ void config_done(config_t *cfg)
     strv_free(&cfg->exec_allow);
     free(cfg->state_dir);
     free(cfg->config_file);
-    cfg->state_dir = cfg->config_file = NULL;
+    free(cfg->clients_file);
+    free(cfg->server_key);
+    free(cfg->ipc_group);
+    cfg->state_dir = cfg->config_file = cfg->clients_file = cfg->server_key = cfg->ipc_group = NULL;
 }
 
 bool config_exec_allowed(const config_t *cfg, const char *prog)

@@ -38,6 +38,14 @@ typedef struct {
     long dict_max_keys;        /* keys in all dicts */
     long dict_max_value;       /* bytes of one dict value */
     long dict_max_bytes;       /* bytes of all dict keys and values */
+    char *clients_file;        /* the authorised CURVE clients (--clients); NULL: the default,
+                                  `clients` beside the config file (config_clients_path) */
+    char *server_key;          /* forqd's CURVE key pair file (--server-key); NULL: the default
+                                  (config_server_key_path) */
+    bool insecure_tcp;         /* --insecure-tcp: serve tcp endpoints in plaintext, every peer
+                                  with every right */
+    char *ipc_group;           /* --ipc-group: the group that may use the ipc endpoints */
+    bool show_key;             /* --show-key: print forqd's public key and exit */
     int forkserver_fd;         /* >= 0: this process is a re-executed forkserver (internal) */
     char *config_file;         /* the config file read, NULL if none */
     bool check_config;         /* --check-config: print the configuration and exit */
@@ -62,6 +70,17 @@ void config_print(const config_t *cfg, FILE *out);
  * directory). Returns 0 or -errno after
  * printing why. Called by the broker only, never by a re-executed forkserver. */
 int config_derive(config_t *cfg);
+
+/* Does cfg serve an endpoint that needs CURVE (tcp without --insecure-tcp)? */
+bool config_needs_curve(const config_t *cfg);
+
+/* The clients file in effect: --clients, else `clients` in the config file's directory (that
+ * of FORQ_CONFIG_DEFAULT when there is none). */
+void config_clients_path(const config_t *cfg, char *buf, size_t size);
+
+/* forqd's key pair file: --server-key, else `server.key` in --state-dir, else in the clients
+ * file's directory. */
+void config_server_key_path(const config_t *cfg, char *buf, size_t size);
 
 /* Free everything the config owns. */
 void config_done(config_t *cfg);

@@ -2,6 +2,7 @@
  * with the dict service attached.
  * With --forkserver-fd (internal) this process is a re-executed forkserver instead. */
 #include "broker.h"
+#include "access.h"
 #include "config.h"
 #include "forkserver.h"
 #include "log.h"
@@ -55,6 +56,20 @@ int main(int argc, char **argv)
         return r == 0 ? 0 : 1;
     }
     log_setup(cfg.log_level, "forqd");
+    if (cfg.show_key) {
+        char pub[FORQ_KEY_Z85], sec[FORQ_KEY_Z85], path[4096];
+        bool made;
+        r = access_server_key(&cfg, pub, sec, &made);
+        if (r == 0 && made) {
+            config_server_key_path(&cfg, path, sizeof(path));
+            fprintf(stderr, "forqd: made a new key pair in %s\n", path);
+        }
+        if (r == 0)
+            printf("%s\n", pub);
+        explicit_bzero(sec, sizeof(sec));
+        config_done(&cfg);
+        return r == 0 ? 0 : 1;
+    }
     raise_fd_limit();
     if (config_derive(&cfg) < 0) {
         config_done(&cfg);

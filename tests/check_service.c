@@ -424,7 +424,7 @@ START_TEST(test_connection_cap_under_a_low_hard_limit)
     ck_assert_int_eq(getsockname(probe, (struct sockaddr *)&in, &alen), 0);
     close(probe);
     snprintf(tcp_ep, sizeof(tcp_ep), "tcp://127.0.0.1:%d", ntohs(in.sin_port));
-    const char *extra[] = {"--listen", tcp_ep, NULL};
+    const char *extra[] = {"--listen", tcp_ep, "--insecure-tcp", NULL};
     d.nofile = 1024;
     up(2, extra);
     d.nofile = 0;

@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include "broker_int.h"
 
+#include "access.h"
+
 #include "forq_config.h"
 #include "jobs.h"
 #include "log.h"
@@ -112,6 +114,7 @@ broker_t *broker_new(const config_t *cfg, pid_t fs_pid, int fs_fd)
     b->pool = pool_new(b, fs_pid, fs_fd);
     b->reload = reload_new(b);
     b->listen = listener_new(b);
+    b->access = access_new(b);
     if ((r = loop_signal_add(b->loop, SIGTERM, ORDER_SIGNALS, on_stop_signal, b)) < 0 ||
         (r = loop_signal_add(b->loop, SIGINT, ORDER_SIGNALS, on_stop_signal, b)) < 0) {
         fprintf(stderr, "forqd: cannot create a signalfd: %s\n", strerror(-r));
@@ -166,6 +169,7 @@ void broker_destroy(broker_t **bp)
     jobs_destroy(&b->jobs);
     tasks_destroy(&b->tasks);
     stats_destroy(&b->stats);
+    access_destroy(&b->access); /* its sockets first: the listener's context ends with it */
     listener_destroy(&b->listen);
     loop_destroy(&b->loop);
     free(b);

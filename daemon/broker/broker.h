@@ -28,6 +28,8 @@ typedef struct origin {
     size_t ilen;          /* its bytes */
     bool delim;           /* it sends an empty delimiter frame (REQ socket) */
     pid_t worker;         /* or: the worker whose task asked, 0 for a client */
+    uint16_t who;         /* the identity it acts as (access.h): the client's, or the running
+                             job's owner for a task */
 } origin_t;
 
 /* The dict service, as the broker sees it. */

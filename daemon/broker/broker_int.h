@@ -9,6 +9,7 @@
  *   pool.c      worker processes, their links and the forkservers; reports to jobs.c
  *   tasks.c     the task names the forkserver offers and their run-time averages
  *   reload.c    SIGHUP: a new configuration and forkserver, switched to at its HELLO
+ *   access.c    CURVE, the ZAP handler, the clients file: who a client is, what it may do
  *   stats.c     counters, the stats reply, jobs/s, the service manager's view
  *   loop.c      the event loop the others register with; knows none of them
  *
@@ -41,6 +42,7 @@ typedef struct tasks tasks_t;
 typedef struct reload reload_t;
 typedef struct stats stats_t;
 typedef struct listener listener_t;
+typedef struct access access_t;
 
 typedef struct {
     uint64_t submitted, ok, error, cancelled, timeout, crashed, rejected, lost;
@@ -58,6 +60,7 @@ struct broker {
     tasks_t *tasks;
     reload_t *reload;
     stats_t *stats;
+    access_t *access; /* identities and rights */
     const broker_dict_ops_t *dict; /* the dict service, when one is attached */
     void *dict_ud;
     counters_t st;           /* what happened since start, for stats */
@@ -86,5 +89,8 @@ void commands_handle(broker_t *b, const struct origin *o, const wire_hdr_t *h, i
  * error reply, or the submit's rejection when only its store name or key is wrong. */
 void commands_malformed(broker_t *b, const struct origin *o, const wire_hdr_t *h,
                         const wire_err_t *err);
+/* May o use the dict h names with h's op (read or write)? If not, the `forbidden` answer is
+ * sent and false returned. For clients and for tasks alike. */
+bool commands_dict_allowed(broker_t *b, const struct origin *o, const wire_hdr_t *h);
 
 #endif

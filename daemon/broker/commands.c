@@ -4,7 +4,9 @@
 #define _GNU_SOURCE
 #include "broker_int.h"
 
+#include "access.h"
 #include "forq_config.h"
+#include "ops.h"
 #include "jobs.h"
 #include "log.h"
 #include "outbox.h"
@@ -43,6 +45,67 @@ static void reject(broker_t *b, const origin_t *o, const wire_hdr_t *req, const 
     "to store the result give both 'name' (a dict name of 1-64 characters of A-Z a-z 0-9 . _ : "   \
     "-) and 'key' (1-1024 bytes, no NUL)"
 
+/* The `forbidden` answer to a request o may not make: an error, or a submit's rejection. */
+static void forbid(broker_t *b, const origin_t *o, const wire_hdr_t *h, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void forbid(broker_t *b, const origin_t *o, const wire_hdr_t *h, const char *fmt, ...)
+{
+    char msg[WIRE_TEXT_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (h->cmd == WIRE_SUBMIT)
+        return reject(b, o, h, "forbidden", "%s", msg);
+    outbox_error(b->out, o, h, "forbidden", msg);
+}
+
+/* The rights o acts with; NULL (after answering `forbidden`) when its key is no longer
+ * allowed. */
+static const auth_client_t *rights_of(broker_t *b, const origin_t *o, const wire_hdr_t *h)
+{
+    const auth_client_t *r = access_rights(b->access, o->who);
+
+    if (!r)
+        forbid(b, o, h,
+               "the key this client connected with is no longer in forqd's clients file; ask "
+               "forqd's operator to add it again");
+    return r;
+}
+
+bool commands_dict_allowed(broker_t *b, const origin_t *o, const wire_hdr_t *h)
+{
+    const ops_desc_t *op = ops_find(h->op.ptr, h->op.len);
+    const auth_client_t *r;
+
+    if (o->who == ACCESS_LOCAL || !op || !h->name.ptr)
+        return true; /* every right; or a malformed request, which the dict service answers */
+    if (!(r = rights_of(b, o, h))) /* a task of a removed client */
+        return false;
+    if (op->mutates ? auth_may_write(r, h->name.ptr, h->name.len)
+                    : auth_may_read(r, h->name.ptr, h->name.len))
+        return true;
+    forbid(b, o, h,
+           "%s may not %s dict '%.*s' (%s): forqd's clients file gives it no %s=%.*s; ask "
+           "forqd's operator",
+           access_name(b->access, o->who), op->mutates ? "change" : "read", (int)h->name.len,
+           h->name.ptr, op->name, op->mutates ? "write" : "read", (int)h->name.len, h->name.ptr);
+    return false;
+}
+
+/* May o see and act on `job` (status, cancel, fetch)? If not, `forbidden` is answered. */
+static bool job_allowed(broker_t *b, const origin_t *o, const wire_hdr_t *h, const job_t *job)
+{
+    if (!job || job->owner == o->who || access_admin(b->access, o->who))
+        return true;
+    forbid(b, o, h,
+           "job '%.*s' belongs to another client: only its owner, or a client with the admin "
+           "right, may see, wait for or cancel it",
+           (int)h->id.len, h->id.ptr);
+    return false;
+}
+
 static bool client_may_send(wire_cmd_t cmd)
 {
     return cmd == WIRE_SUBMIT || cmd == WIRE_CANCEL || cmd == WIRE_STATUS || cmd == WIRE_STATS ||
@@ -78,6 +141,8 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
     client_t *c;
     wire_err_t werr;
 
+    const auth_client_t *rights = access_rights(b->access, o->who); /* not NULL: checked */
+
     if (old && old->phase != JOB_DONE) {
         outbox_error(b->out, o, h, "duplicate_id",
                      "a job with this id is queued or running; choose a new id");
@@ -90,6 +155,11 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
         return reject(b, o, h, "unknown_task",
                       "forqd has no task '%.*s'; 'forq status' lists the tasks it has",
                       (int)h->task.len, h->task.ptr);
+    if (!auth_may_submit(rights, task))
+        return reject(b, o, h, "forbidden",
+                      "%s may not submit task '%s': forqd's clients file gives it no "
+                      "tasks=%s; ask forqd's operator",
+                      access_name(b->access, o->who), task, task);
     if (strcmp(task, "exec") == 0 && cfg->exec_allow.n == 0)
         return reject(b, o, h, "task_disabled",
                       "the exec task is disabled; start forqd with --allow-exec PROGRAM");
@@ -104,12 +174,33 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
         (!h->name.ptr || !h->key.ptr || !wire_id_is_valid(h->name.ptr, h->name.len) ||
          h->key.len == 0 || memchr(h->key.ptr, '\0', h->key.len)))
         return reject(b, o, h, "bad_store", "%s", BAD_STORE);
+    if (h->name.ptr && !auth_may_write(rights, h->name.ptr, h->name.len))
+        return reject(b, o, h, "forbidden",
+                      "%s may not store results in dict '%.*s': forqd's clients file gives it "
+                      "no write=%.*s; ask forqd's operator",
+                      access_name(b->access, o->who), (int)h->name.len, h->name.ptr,
+                      (int)h->name.len, h->name.ptr);
+    if (old && old->owner != o->who)
+        return reject(b, o, h, "duplicate_id", "another client used this job id; choose a new id");
     jobs_counts(b->jobs, &jc);
     if ((long)jc.queued >= cfg->queue_max)
         return reject(b, o, h, "queue_full",
                       "forqd's queue holds %zu jobs, its limit (--queue-max); retry later",
                       jc.queued);
+    if (o->who != ACCESS_LOCAL && access_live(b->access, o->who) >= (size_t)cfg->client_queue_max)
+        return reject(b, o, h, "client_queue_full",
+                      "%s has %zu unfinished jobs, its limit (--client-queue-max); wait for "
+                      "results before submitting more",
+                      access_name(b->access, o->who), access_live(b->access, o->who));
     c = outbox_client(b->out, o->ident, o->ilen, true);
+    if (c->live == 0 && c->backlog_n == 0) {
+        c->who = o->who; /* new, or idle: the routing id is the sender's now */
+    } else if (c->who != o->who) {
+        forbid(b, o, h,
+               "this routing id is in use by another client; give each client its own (libforq "
+               "makes a random one)");
+        return;
+    }
     c->delim = o->delim;
     if ((long)(c->live + c->backlog_n) >= cfg->client_queue_max) {
         reject(b, o, h, "client_queue_full",
@@ -138,6 +229,8 @@ static void on_status(broker_t *b, const origin_t *o, const wire_hdr_t *h)
                     .has_req = h->has_req,
                     .state = WIRE_ST_UNKNOWN};
 
+    if (!job_allowed(b, o, h, job))
+        return;
     if (job) {
         r.task = wire_str(job->task);
         r.attempts = job->attempts;
@@ -158,6 +251,8 @@ static void on_status(broker_t *b, const origin_t *o, const wire_hdr_t *h)
 void commands_handle(broker_t *b, const origin_t *o, const wire_hdr_t *h, int frames,
                      zmq_msg_t *payload)
 {
+    if (h->cmd != WIRE_PING && client_may_send(h->cmd) && !rights_of(b, o, h))
+        return; /* a removed key: only a ping is answered */
     switch (h->cmd) {
     case WIRE_SUBMIT:
         if (frames != 1) {
@@ -173,8 +268,10 @@ void commands_handle(broker_t *b, const origin_t *o, const wire_hdr_t *h, int fr
                          "dict takes at most one value frame after the header");
             return;
         }
-        if (b->dict)
+        if (b->dict && commands_dict_allowed(b, o, h))
             b->dict->request(b->dict_ud, o, h, frames ? payload : NULL);
+        else if (b->dict)
+            return;
         else
             outbox_error(b->out, o, h, "unknown_command", "this forqd has no dict service");
         return;
@@ -193,6 +290,9 @@ void commands_handle(broker_t *b, const origin_t *o, const wire_hdr_t *h, int fr
         refuse_command(b, o, h);
         return;
     }
+    if ((h->cmd == WIRE_CANCEL || h->cmd == WIRE_FETCH) &&
+        !job_allowed(b, o, h, jobs_find(b->jobs, h->id)))
+        return;
     if (h->cmd == WIRE_CANCEL) {
         jobs_cancel(b->jobs, o, h);
     } else if (h->cmd == WIRE_STATUS) {

@@ -86,6 +86,7 @@ typedef struct job {
     uint32_t rhdr_len;     /* bytes of rhdr */
     uint16_t retries_left; /* crashes it may still survive (<= WIRE_RETRIES_MAX) */
     uint16_t attempts;     /* times it was started */
+    uint16_t owner;        /* the identity that submitted it (access.h) */
     uint8_t phase;         /* job_phase_t; see the invariants above */
     uint8_t final;         /* wire_state_t: terminal state when DONE */
     uint8_t prio;          /* 0..9 */

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "jobs.h"
 
+#include "access.h"
 #include "jobtab.h"
 #include "log.h"
 #include "outbox.h"
@@ -292,6 +293,7 @@ void jobs_finish(jobs_t *jobs, job_t *job, wire_state_t state, const wire_hdr_t 
     job->final = state;
     job->client = NULL;
     c->live--;
+    access_live_add(jobs->b->access, job->owner, -1);
     outbox_client_release(out, c);
     retain(jobs, job);
 }
@@ -375,6 +377,7 @@ void jobs_accept(jobs_t *jobs, client_t *c, const wire_hdr_t *h, const char *tas
         store[h->name.len + 1 + h->key.len] = '\0';
     }
     job->client = c;
+    job->owner = c->who;
     timer_node_init(&job->timer);
     job->timer.kind = jobs->timer_kind;
     job->prio = (uint8_t)(h->has_priority ? h->priority : WIRE_PRIORITY_DEF);
@@ -388,6 +391,7 @@ void jobs_accept(jobs_t *jobs, client_t *c, const wire_hdr_t *h, const char *tas
     job->cpu_s = (uint32_t)h->cpu_s;
     jobtab_add(&jobs->tab, job);
     c->live++;
+    access_live_add(jobs->b->access, job->owner, 1);
     jobs->b->st.submitted++;
     enqueue(jobs, job, false);
 }
@@ -747,6 +751,23 @@ size_t jobs_cancel_queued(jobs_t *jobs, const wire_hdr_t *why)
         jobs_finish(jobs, container_of(it, job_t, item), WIRE_ST_CANCELLED, why, NULL);
         n++;
     }
+    return n;
+}
+
+size_t jobs_cancel_owner(jobs_t *jobs, uint16_t owner, const wire_hdr_t *why)
+{
+    job_t *job, **mine = NULL;
+    size_t n = 0;
+
+    /* gathered first: finishing a job may forget retained ones, which changes the table */
+    for (size_t i = 0; i < jobs->tab.cap; i++)
+        if ((job = jobtab_at(&jobs->tab, i)) && job->phase == JOB_QUEUED && job->owner == owner) {
+            mine = xrealloc(mine, (n + 1) * sizeof(*mine));
+            mine[n++] = job;
+        }
+    for (size_t i = 0; i < n; i++)
+        jobs_finish(jobs, mine[i], WIRE_ST_CANCELLED, why, NULL);
+    free(mine);
     return n;
 }
 

@@ -36,6 +36,8 @@ void jobs_worker_progress(jobs_t *jobs, worker_t *w, const wire_hdr_t *h);
  * answered or retried, its jobs sent ahead go back to the queue. */
 void jobs_worker_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died);
 
+/* Cancel the queued jobs of one identity (its key was removed); returns how many. */
+size_t jobs_cancel_owner(jobs_t *jobs, uint16_t owner, const wire_hdr_t *why);
 /* Answer every queued job cancelled (why: the result's code and msg); how many there were. */
 size_t jobs_cancel_queued(jobs_t *jobs, const wire_hdr_t *why);
 

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "broker_int.h"
 
+#include "access.h"
 #include "conncap.h"
 #include "log.h"
 #include "outbox.h"
@@ -113,6 +114,7 @@ static bool client_input(listener_t *l)
     o.delim = n > 1 && zmq_msg_size(&f[1]) == 0;
     if (o.delim)
         first = 2;
+    o.who = access_who(l->b->access, &f[first < n ? first : 0]);
     if (first >= n) {
         outbox_error(l->b->out, &o, NULL, "bad_frames", "message has no header frame");
     } else {
@@ -172,12 +174,14 @@ void *listener_socket(listener_t *l)
 int listener_bind(listener_t *l)
 {
     const config_t *cfg = l->b->cfg;
-    int one = 1, hwm = (int)cfg->client_hwm, rcvhwm = 100000, linger = 2000;
+    int one = 1, hwm = (int)cfg->client_hwm, rcvhwm = 100000, linger = 2000, r;
     int64_t maxmsg = cfg->max_payload + WIRE_HEADER_MAX;
 
     conncap_arm(fd_reserve(cfg)); /* before libzmq's I/O thread exists */
     if (!(l->zctx = zmq_ctx_new()))
         return -errno;
+    if ((r = access_start(l->b->access, l->zctx)) < 0)
+        return r;
     l->sock = zmq_socket(l->zctx, ZMQ_ROUTER);
     zmq_setsockopt(l->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
     /* a client that reconnects with its routing id while its old connection is not yet seen
@@ -196,11 +200,15 @@ int listener_bind(listener_t *l)
                     ep);
             return -EADDRINUSE;
         }
+        access_bind_options(l->b->access, l->sock, ep);
         if (zmq_bind(l->sock, ep) < 0) {
             fprintf(stderr, "forqd: cannot listen on %s: %s\n", ep, zmq_strerror(errno));
             return -errno;
         }
+        if ((r = access_secure_ipc(l->b->access, ep)) < 0)
+            return r;
     }
+    access_watch(l->b->access, l->sock);
     outbox_set_socket(l->b->out, l->sock);
     loop_io_add(l->b->loop, l->sock, -1, ZMQ_POLLIN, ORDER_CLIENTS, on_readable, l);
     loop_tick_add(l->b->loop, log_refusals, l);
@@ -225,12 +233,14 @@ int listener_rebind(listener_t *l, const config_t *next)
         const char *ep = now->items[bound];
         if (listed(old, ep))
             continue;
+        access_bind_options(l->b->access, l->sock, ep);
         if (ipc_in_use(ep) || zmq_bind(l->sock, ep) < 0) {
             r = errno ? -errno : -EADDRINUSE;
             log_error("reload: cannot listen on %s: %s", ep,
                       ipc_in_use(ep) ? "another forqd uses it" : zmq_strerror(errno));
             break;
         }
+        access_secure_ipc(l->b->access, ep);
         log_notice("reload: now listening on %s too", ep);
     }
     conncap_arm(fd_reserve(next));

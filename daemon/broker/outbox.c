@@ -173,6 +173,11 @@ void outbox_client_release(outbox_t *out, client_t *c)
     free(c);
 }
 
+const client_t *outbox_client_first(const outbox_t *out)
+{
+    return out->clients;
+}
+
 size_t outbox_clients(const outbox_t *out)
 {
     return HASH_COUNT(out->clients);

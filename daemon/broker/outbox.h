@@ -27,6 +27,7 @@ struct client {
     size_t backlog_bytes;                  /* and their bytes, header and payload */
     client_t *bl_prev, *bl_next;           /* in the outbox's backlogged list while backlog_n > 0 */
     bool delim;                            /* it sends an empty delimiter frame (REQ socket) */
+    uint16_t who;                          /* the identity that uses this routing id */
     uint8_t ident_len;                     /* bytes of ident */
     uint8_t ident[];                       /* ZeroMQ routing id */
 };
@@ -43,6 +44,8 @@ client_t *outbox_client(outbox_t *out, const void *ident, size_t len, bool creat
 /* Forget c if it has neither live jobs nor backlog. */
 void outbox_client_release(outbox_t *out, client_t *c);
 size_t outbox_clients(const outbox_t *out);
+/* The first client (the rest by hh.next), or NULL. */
+const client_t *outbox_client_first(const outbox_t *out);
 size_t outbox_backlog(const outbox_t *out);
 
 /* Encode h into the outbox's scratch buffer: valid until the next encode. NULL when out of

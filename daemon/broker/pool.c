@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "pool.h"
 
+#include "access.h"
 #include "forkserver.h"
 #include "jobs.h"
 #include "linkq.h"
@@ -377,8 +378,9 @@ static void on_worker_msg(pool_t *pool, worker_t *w, wlink_msg_t *m)
         on_done(pool, w, &h, m->has_payload ? &pm : NULL);
     } else if (h.cmd == WIRE_DICT && b->dict) {
         /* the running task uses the dict service */
-        origin_t o = {.worker = w->pid};
-        b->dict->request(b->dict_ud, &o, &h, m->has_payload ? &pm : NULL);
+        origin_t o = {.worker = w->pid, .who = w->job ? w->job->owner : ACCESS_NOBODY};
+        if (commands_dict_allowed(b, &o, &h))
+            b->dict->request(b->dict_ud, &o, &h, m->has_payload ? &pm : NULL);
     } else if (h.cmd == WIRE_PROGRESS) {
         jobs_worker_progress(b->jobs, w, &h);
     } else {

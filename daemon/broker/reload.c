@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "reload.h"
 
+#include "access.h"
 #include "forkserver.h"
 #include "log.h"
 #include "notify.h"
@@ -55,6 +56,7 @@ static void free_next(reload_t *r)
 
 static void refuse(reload_t *r, const char *why)
 {
+    access_abort(r->b->access);
     log_error("reload refused: %s; forqd goes on with the configuration it had", why);
     stop_new_forkserver(r);
     free_next(r);
@@ -75,6 +77,7 @@ static void commit(reload_t *r, const char *names, size_t len)
         refuse(r, "an endpoint cannot be bound");
         return;
     }
+    access_commit(b->access);
     loop_io_del(b->loop, r->io);
     r->io = NULL;
     if (r->owned) {
@@ -144,6 +147,10 @@ static void on_sighup(void *ud, int signo)
     /* the same flags, the file as it is now; errors were printed, one line each */
     if (config_parse(n, o->argc, o->argv) != 0 || config_derive(n) < 0 || config_check(n) < 0) {
         refuse(r, "the configuration has an error (the line above says which)");
+        return;
+    }
+    if (access_prepare(b->access, n) < 0) {
+        refuse(r, "the clients file has an error (the line above says which)");
         return;
     }
     /* what was set up once at start does not change in place: say so */

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "stats.h"
 
+#include "access.h"
 #include "conncap.h"
 #include "forq_config.h"
 #include "jobs.h"
@@ -168,8 +169,9 @@ static uint64_t rss_kib(pid_t pid)
 }
 
 /* "worker_list": each worker's pid, state, running job, jobs done, jobs sent ahead, RSS. */
-static void pack_worker_list(broker_t *b, msgpack_packer *pk)
+static void pack_worker_list(broker_t *b, const origin_t *o, msgpack_packer *pk)
 {
+    bool admin = access_admin(b->access, o->who);
     static const char *const states[] = {"starting", "idle", "busy", "retiring"};
     worker_t *w, *wt;
 
@@ -177,24 +179,46 @@ static void pack_worker_list(broker_t *b, msgpack_packer *pk)
     msgpack_pack_array(pk, pool_count(b->pool));
     HASH_ITER(hh, pool_workers(b->pool), w, wt)
     {
-        msgpack_pack_map(pk, 6);
+        /* another client's job is shown only to an admin */
+        bool shown = w->job && (admin || w->job->owner == o->who);
+        msgpack_pack_map(pk, 7);
         pack_kv_u64(pk, "pid", (uint64_t)w->pid);
         pack_key(pk, "state");
         pack_key(pk, w->kill != KILL_NONE ? "killed" : states[w->state]);
         pack_key(pk, "job");
-        if (w->job) {
+        if (shown) {
             msgpack_pack_str(pk, w->job->id_len);
             msgpack_pack_str_body(pk, w->job->id, w->job->id_len);
         } else {
             msgpack_pack_nil(pk);
         }
+        pack_key(pk, "owner");
+        if (shown)
+            pack_key(pk, access_name(b->access, w->job->owner));
+        else
+            msgpack_pack_nil(pk);
         pack_kv_u64(pk, "jobs_done", w->jobs_done);
         pack_kv_u64(pk, "ahead", w->n_ahead);
         pack_kv_u64(pk, "rss_kib", rss_kib(w->pid));
     }
 }
 
-#define BROKER_STATS 38 /* the entries stats_reply packs itself */
+/* "client_list" (to admins): each client with live jobs or held replies: its identity, its
+ * unfinished jobs, its held replies. */
+static void pack_client_list(broker_t *b, msgpack_packer *pk)
+{
+    pack_key(pk, "client_list");
+    msgpack_pack_array(pk, outbox_clients(b->out));
+    for (const client_t *c = outbox_client_first(b->out); c; c = c->hh.next) {
+        msgpack_pack_map(pk, 3);
+        pack_key(pk, "identity");
+        pack_key(pk, access_name(b->access, c->who));
+        pack_kv_u64(pk, "jobs", c->live);
+        pack_kv_u64(pk, "backlog", c->backlog_n);
+    }
+}
+
+#define BROKER_STATS 39 /* the entries stats_reply packs itself, client_list aside */
 
 void stats_reply(broker_t *b, const origin_t *o, const wire_hdr_t *h)
 {
@@ -211,12 +235,15 @@ void stats_reply(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     rate_update(b->stats, now_us());
-    msgpack_pack_map(&pk, BROKER_STATS + (b->dict ? b->dict->n_stats : 0));
+    bool admin = access_admin(b->access, o->who);
+    msgpack_pack_map(&pk, BROKER_STATS + admin + (b->dict ? b->dict->n_stats : 0));
     pack_key(&pk, "version");
     pack_key(&pk, FORQ_VERSION);
     pack_kv_u64(&pk, "pid", (uint64_t)getpid());
     pack_kv_u64(&pk, "forkserver_pid", (uint64_t)pool_forkserver(b->pool));
     pack_kv_u64(&pk, "uptime_ms", now_ms() - b->started_ms);
+    pack_key(&pk, "identity");
+    pack_key(&pk, access_name(b->access, o->who));
     pack_kv_u64(&pk, "workers", (uint64_t)b->cfg->workers);
     pack_kv_u64(&pk, "workers_live", pool_count(b->pool));
     pack_kv_u64(&pk, "workers_idle", idle);
@@ -251,7 +278,9 @@ void stats_reply(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     pack_kv_u64(&pk, "sent_ahead", st->sent_ahead);
     pack_key(&pk, "jobs_per_s");
     msgpack_pack_double(&pk, b->stats->rate);
-    pack_worker_list(b, &pk);
+    pack_worker_list(b, o, &pk);
+    if (admin)
+        pack_client_list(b, &pk);
     pack_key(&pk, "endpoints");
     pack_strs(&pk, b->cfg->listen.items, b->cfg->listen.n);
     pack_key(&pk, "tasks");

@@ -86,6 +86,7 @@ typedef enum {
     FORQ_ERR_EXHAUSTED = 16,   /* an iterator has returned everything */
     FORQ_ERR_CONFLICT = 17,    /* dict compare-and-set: the version differs */
     FORQ_ERR_FULL = 18,        /* the dict service is at its limits (keys or bytes) */
+    FORQ_ERR_FORBIDDEN = 19,   /* forqd's clients file does not give this client the right */
 } forq_err_t;
 
 /* What a job is or became. Values match the wire protocol's states in order. */
@@ -130,6 +131,12 @@ typedef struct {
     int lost_after_ms;      /* a pending future resolves as LOST (detail: "unreachable") once
                                forqd has been unreachable this long while it waited; default
                                FORQ_LOST_AFTER_DEF (60000); 0: wait for forqd for ever */
+    const char *server_key; /* forqd's CURVE public key, 40 Z85 characters (forqd --show-key):
+                               connect with CURVE, as forqd's tcp endpoints require. NULL:
+                               plaintext (ipc endpoints, or forqd --insecure-tcp) */
+    const char *public_key; /* this client's CURVE key pair (Z85; forq keygen makes one), */
+    const char *secret_key; /* which forqd's clients file must list. NULL: a fresh pair,
+                               which forqd refuses unless it lists it; copied at connect */
 } forq_client_opts_t;
 
 /* Options of one job. Initialise with forq_submit_opts_init(). The strings are copied by the
