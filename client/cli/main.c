@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 static void vusage(const char *cmd, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void vusage(const char *cmd, const char *fmt, va_list ap)
 {
     fputs("forq: ", stderr);
     vfprintf(stderr, fmt, ap);
