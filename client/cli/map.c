@@ -64,10 +64,10 @@ static int feed_line(void *ud, const void **ret_item, size_t *ret_len)
 
     while (!term_interrupted() && (n = getline(&fd->line, &fd->cap, fd->in)) >= 0) {
         fd->lineno++;
-        snprintf(where, sizeof(where), "input line %zu", fd->lineno);
         if (strspn(fd->line, " \t\r\n") == (size_t)n) {
-            snprintf(why, sizeof(why), "%s is blank (forq map --skip-blank skips blank lines)",
-                     where);
+            snprintf(why, sizeof(why),
+                     "input line %zu is blank (forq map --skip-blank skips blank lines)",
+                     fd->lineno);
             if (!fd->skip_blank)
                 add_bad(fd, why);
             continue;
@@ -76,6 +76,7 @@ static int feed_line(void *ud, const void **ret_item, size_t *ret_len)
             fd->line[n - 1] = '\0'; /* an error's column counts on this line, not the next */
         json_t *j = json_loads(fd->line, JSON_DECODE_ANY, &jerr);
         if (!j) {
+            snprintf(where, sizeof(where), "input line %zu", fd->lineno);
             json_error_words(where, &jerr, why, sizeof(why));
             add_bad(fd, why);
             continue;
@@ -85,7 +86,7 @@ static int feed_line(void *ud, const void **ret_item, size_t *ret_len)
         int r = json_to_msgpack(j, &pk, err, sizeof(err));
         json_decref(j);
         if (r < 0) {
-            snprintf(why, sizeof(why), "%s: %s", where, err);
+            snprintf(why, sizeof(why), "input line %zu: %s", fd->lineno, err);
             add_bad(fd, why);
             continue;
         }
