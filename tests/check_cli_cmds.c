@@ -107,6 +107,9 @@ START_TEST(test_help_for_every_command)
         ck_assert_int_eq(cli_run("ipc:///nowhere", args, out, sizeof(out), err, sizeof(err)), 0);
         snprintf(usage, sizeof(usage), "Usage: forq %s", cmds[i]);
         ck_assert_msg(strncmp(out, usage, strlen(usage)) == 0, "forq help %s: %s", cmds[i], out);
+        for (char *l = out, *nl; (nl = strchr(l, '\n')); l = nl + 1)
+            ck_assert_msg(nl - l < 80, "forq help %s: a line wider than 79 columns: %.*s", cmds[i],
+                          (int)(nl - l), l);
         snprintf(args, sizeof(args), "%s --help", cmds[i]);
         ck_assert_int_eq(cli_run("ipc:///nowhere", args, out2, sizeof(out2), err, sizeof(err)), 0);
         ck_assert_str_eq(out, out2);
