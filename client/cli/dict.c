@@ -1,5 +1,5 @@
-/* dict.c - `forq dict`: one dict operation per call, values as JSON, and the listing
- * operations (keys, items, dump) paged through forq_dict_page. */
+/* dict.c - `forq dict`: one dict operation per call, values as JSON (also from stdin or a
+ * file), and the listing operations (keys, items, dump) paged through forq_dict_page. */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "ops.h"
@@ -13,30 +13,28 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A JSON argument as msgpack in sb; usage error on bad JSON. */
-static int json_arg(const char *text, msgpack_sbuffer *sb)
+/* Exit code and message of a failed dict call. */
+static int dict_exit(forq_err_t e, const char *op, const char *name, const char *key)
 {
-    json_error_t jerr;
-    msgpack_packer pk;
-    char err[256];
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
+    const char *detail = forq_errdetail();
 
-    if (!j) {
-        fprintf(stderr, "forq: VALUE_JSON is not JSON (%s); quote strings, e.g. '\"text\"'\n",
-                jerr.text);
-        return -1;
+    /* incr's refusals, in words: they are about the stored value, not about the command line */
+    if (strncmp(detail, "not_integer:", 12) == 0) {
+        fprintf(stderr,
+                "forq: the value of '%s' in dict '%s' is not an integer, so incr cannot add to it "
+                "(forq dict get %s %s shows it)\n",
+                key, name, name, key);
+        return EXIT_NOT_INTEGER;
     }
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    int r = json_to_msgpack(j, &pk, err, sizeof(err));
-    json_decref(j);
-    if (r < 0)
-        fprintf(stderr, "forq: VALUE_JSON: %s\n", err);
-    return r;
-}
-
-static int dict_exit(forq_err_t e)
-{
-    fprintf(stderr, "forq: %s\n", forq_errdetail());
+    if (strncmp(detail, "overflow:", 9) == 0) {
+        fprintf(stderr,
+                "forq: incr of '%s' in dict '%s' would go beyond a 64-bit integer "
+                "(-9223372036854775808 to 9223372036854775807); nothing was changed\n",
+                key, name);
+        return EXIT_NOT_INTEGER;
+    }
+    (void)op;
+    fprintf(stderr, "forq: %s\n", detail);
     switch (e) {
     case FORQ_ERR_NOT_FOUND:
         return EXIT_NOT_FOUND;
@@ -48,6 +46,8 @@ static int dict_exit(forq_err_t e)
         return EXIT_USAGE;
     case FORQ_ERR_TIMEOUT:
         return EXIT_WAIT_TIMEOUT;
+    case FORQ_ERR_CONNECT:
+        return EXIT_CONNECT;
     default:
         return EXIT_PROTOCOL;
     }
@@ -103,54 +103,94 @@ static int dict_list(forq_client_t *c, const char *op, const char *name, int tmo
     if (e == FORQ_OK && strcmp(op, "dump") != 0)
         print_json(all, JSON_COMPACT);
     json_decref(all);
-    return e == FORQ_OK ? 0 : dict_exit(e);
+    return e == FORQ_OK ? 0 : dict_exit(e, op, name, NULL);
+}
+
+/* A value and its version, for --with-version: {"value": V, "ver": N}. */
+static void print_with_version(const void *val, size_t len, uint64_t ver)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+
+    msgpack_zone_init(&zone, 4096);
+    if (msgpack_unpack(val, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS) {
+        json_t *j = json_pack("{s:o, s:I}", "value", msgpack_to_json(&o), "ver", (json_int_t)ver);
+        print_json(j, JSON_COMPACT);
+        json_decref(j);
+    }
+    msgpack_zone_destroy(&zone);
 }
 
 int cmd_dict(const globals_t *g, int argc, char **argv)
 {
-    static const struct option opts[] = {{"version", required_argument, NULL, 'v'},
-                                         {"timeout", required_argument, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
+    enum { O_VERSION = 1, O_TIMEOUT, O_WITH_VERSION };
+    static const opt_t opts[] = {{"version", true, O_VERSION},
+                                 {"timeout", true, O_TIMEOUT},
+                                 {"with-version", false, O_WITH_VERSION},
+                                 {NULL, false, 0}};
     forq_client_t *c = NULL;
     msgpack_sbuffer sb;
     uint64_t seen = FORQ_DICT_NEXT_CHANGE, ver = 0;
     double wait_s = -1;
-    int ch, rc = 0, tmo = (int)(g->connect_timeout * 1000);
+    int r, rc = 0, tmo = ms_of(g->connect_timeout), nop = 0;
     forq_err_t e = FORQ_OK;
+    bool with_version = false;
     void *val = NULL;
     size_t vlen = 0;
-    char *end;
+    char *end, *operand[8];
+    args_t a;
 
-    optind = 0;
-    while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        if (ch == 'v') {
-            seen = strtoull(optarg, &end, 10);
-            if (end == optarg || *end)
-                return usage_error("--version takes a version number, not '%s'", optarg);
-        } else if (ch == 't') {
-            if (parse_seconds("--timeout", optarg, &wait_s) < 0)
+    args_init(&a, argc, argv);
+    while ((r = args_next(&a, opts)) != ARGS_END) {
+        switch (r) {
+        case ARGS_STOP:
+            return a.rc;
+        case ARGS_OPERAND:
+            if (nop == 8)
+                return cmd_usage_error("dict", "unexpected argument '%s'", a.val);
+            operand[nop++] = (char *)a.val;
+            break;
+        case O_VERSION:
+            seen = strtoull(a.val, &end, 10);
+            if (end == a.val || *end || a.val[0] == '-')
+                return cmd_usage_error("dict", "--version takes a version number, not '%s'", a.val);
+            break;
+        case O_TIMEOUT:
+            if (parse_seconds("--timeout", a.val, &wait_s) < 0)
                 return EXIT_USAGE;
-        } else if (ch == ':') {
-            return usage_error("%s needs a value", argv[optind - 1]);
-        } else {
-            return usage_error("dict has no option '%s'", argv[optind - 1]);
+            break;
+        case O_WITH_VERSION:
+            with_version = true;
+            break;
         }
     }
-    if (argc - optind < 2)
-        return usage_error("%s", "dict needs an OP and a NAME");
-    const char *op = argv[optind], *name = argv[optind + 1];
-    char **rest = argv + optind + 2;
-    int nrest = argc - optind - 2;
+    if (nop < 2)
+        return cmd_usage_error("dict", "%s", "dict needs an OP and a NAME");
+    const char *op = operand[0], *name = operand[1];
+    char **rest = operand + 2;
+    int nrest = nop - 2;
     /* "dump" is the CLI's own: items, one JSON line each */
     const ops_desc_t *d = strcmp(op, "dump") == 0 ? ops_get(OPS_ITEMS) : ops_find(op, strlen(op));
     if (!d)
-        return usage_error("unknown dict op '%s'", op);
-    if (nrest < d->args_min || nrest > d->args_max)
-        return usage_error("dict %s takes other arguments; see forq --help", op);
+        return cmd_usage_error("dict", "unknown dict op '%s'", op);
+    if (nrest < d->args_min || nrest > d->args_max) {
+        static const char *const what[] = {"nothing else", "a KEY", "a KEY and a VALUE",
+                                           "a KEY, a VERSION and a VALUE"};
+        if (d->id == OPS_INCR)
+            return cmd_usage_error("dict", "%s", "dict incr takes NAME KEY [DELTA]");
+        if (d->id == OPS_UPDATE)
+            return cmd_usage_error("dict", "%s", "dict update takes NAME and a JSON object");
+        return cmd_usage_error("dict", "dict %s takes a NAME and %s", op, what[d->args_max]);
+    }
+    if (with_version && d->id != OPS_GET && d->id != OPS_WAIT)
+        return cmd_usage_error("dict", "%s", "--with-version goes with get and wait");
     msgpack_sbuffer_init(&sb);
     /* the JSON operand: set/setdefault VALUE, cas VALUE, update MAP */
     const char *json = d->json_arg >= 0 ? rest[d->json_arg] : NULL;
-    if (json && json_arg(json, &sb) < 0) {
+    if (json &&
+        json_argument_msgpack(d->id == OPS_UPDATE ? "the update's JSON object" : "VALUE_JSON", json,
+                              &sb) < 0) {
         msgpack_sbuffer_destroy(&sb);
         return EXIT_USAGE;
     }
@@ -160,7 +200,7 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
     }
     switch (d->id) {
     case OPS_GET:
-        e = forq_dict_get(c, name, rest[0], tmo, &val, &vlen, NULL);
+        e = forq_dict_get(c, name, rest[0], tmo, &val, &vlen, &ver);
         break;
     case OPS_POP:
         e = forq_dict_pop(c, name, rest[0], tmo, &val, &vlen);
@@ -185,9 +225,13 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
         long long delta = 1;
         int64_t now;
         if (nrest == 2) {
+            errno = 0;
             delta = strtoll(rest[1], &end, 10);
-            if (end == rest[1] || *end) {
-                rc = usage_error("incr's DELTA must be an integer, not '%s'", rest[1]);
+            if (end == rest[1] || *end || errno == ERANGE) {
+                rc = cmd_usage_error("dict",
+                                     "incr's DELTA must be a whole number from "
+                                     "-9223372036854775808 to 9223372036854775807, not '%s'",
+                                     rest[1]);
                 goto out;
             }
         }
@@ -197,8 +241,9 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
     }
     case OPS_CAS: {
         uint64_t expect = strtoull(rest[1], &end, 10);
-        if (end == rest[1] || *end) {
-            rc = usage_error("cas's VERSION must be a number, not '%s'", rest[1]);
+        if (end == rest[1] || *end || rest[1][0] == '-') {
+            rc = cmd_usage_error("dict", "cas's VERSION must be a version number, not '%s'",
+                                 rest[1]);
             goto out;
         }
         e = forq_dict_cas(c, name, rest[0], expect, sb.data, sb.size, tmo, &ver);
@@ -207,8 +252,7 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
         break;
     }
     case OPS_WAIT:
-        e = forq_dict_wait(c, name, rest[0], seen, wait_s < 0 ? -1 : (int)(wait_s * 1000), &val,
-                           &vlen, &ver);
+        e = forq_dict_wait(c, name, rest[0], seen, ms_of(wait_s), &val, &vlen, &ver);
         break;
     case OPS_LEN:
     case OPS_CLEAR: {
@@ -225,9 +269,13 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
         rc = dict_list(c, op, name, tmo);
         goto out;
     }
-    if (e == FORQ_OK && val)
-        print_msgpack(val, vlen, JSON_COMPACT);
-    rc = e == FORQ_OK ? 0 : dict_exit(e);
+    if (e == FORQ_OK && val) {
+        if (with_version)
+            print_with_version(val, vlen, ver);
+        else
+            print_msgpack(val, vlen, JSON_COMPACT);
+    }
+    rc = e == FORQ_OK ? 0 : dict_exit(e, op, name, d->args_min > 0 ? rest[0] : NULL);
 out:
     free(val);
     msgpack_sbuffer_destroy(&sb);

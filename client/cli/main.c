@@ -1,6 +1,6 @@
 /* main.c - the forq command: global options, the command table, the helpers every command
  * shares, and the two smallest commands (cancel, ping). Each command is a small function over
- * libforq in its own file (cli.h says which); exit codes are documented in usage[]. */
+ * libforq in its own file (cli.h says which); help.c has every help text. */
 #define _GNU_SOURCE
 #include "cli.h"
 
@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,76 +17,33 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "Usage: forq [-e ENDPOINT] COMMAND [ARGS]\n"
-    "Submit jobs to forqd and ask about them. Values are JSON on the command line and stdout.\n"
-    "\n"
-    "Commands:\n"
-    "  submit TASK [ARGS_JSON] [OPTIONS]  run TASK and print its result as JSON; ARGS_JSON is\n"
-    "                                     a JSON array of positional arguments or one value\n"
-    "                                     (default [])\n"
-    "      --timeout SECONDS       kill the job if it runs longer (answer: timeout)\n"
-    "      --deadline SECONDS      give up if no worker started it in time\n"
-    "      --priority N            0..9, larger runs first (default 5)\n"
-    "      --retries N             run again if its worker crashes (default 0)\n"
-    "      --id ID                 choose the job id (default: a unique one)\n"
-    "      --store DICT/KEY        also store the result in the dict service\n"
-    "      --no-wait               print the job id once forqd has it, do not wait\n"
-    "      --wait-timeout SECONDS  stop waiting after SECONDS (the job goes on)\n"
-    "  map TASK [OPTIONS]          run TASK on every line of input (one JSON args value per\n"
-    "                              line, as for submit) and print one JSON result per line,\n"
-    "                              in input order; a failed item prints\n"
-    "                              {\"$error\": {\"index\", \"state\", \"type\", \"message\"}}\n"
-    "      --input FILE            read FILE instead of stdin\n"
-    "      --chunksize N           items per job (default 64)\n"
-    "      --window N              jobs in flight (default 8)\n"
-    "      --unordered             print [index, result] lines as they finish\n"
-    "      --timeout SECONDS       run timeout of each job (a chunk of items)\n"
-    "      --priority N, --retries N  as for submit\n"
-    "  wait ID [--timeout S]       wait for a job submitted elsewhere (--no-wait) and print\n"
-    "                              its result\n"
-    "  cancel ID                   cancel a queued or running job\n"
-    "  dict OP NAME [KEY] [VALUE_JSON]  the shared dicts:\n"
-    "      get NAME KEY, set NAME KEY VALUE, del NAME KEY, has NAME KEY, pop NAME KEY,\n"
-    "      setdefault NAME KEY VALUE, incr NAME KEY [DELTA], cas NAME KEY VERSION VALUE,\n"
-    "      wait NAME KEY [--version V] [--timeout S], len NAME, clear NAME,\n"
-    "      update NAME {\"k\": V, ...}, keys NAME, items NAME, dump NAME (JSON lines\n"
-    "      of key, version, value)\n"
-    "  status [ID] [--json]        one job's state; without ID forqd's view: version, uptime,\n"
-    "                              endpoints, workers (pid, state, job, jobs done, RSS),\n"
-    "                              queue per priority, counters, jobs/s (--json: all of it\n"
-    "                              as JSON, for scripts)\n"
-    "  ping                        check that forqd answers\n"
-    "\n"
-    "Options:\n"
-    "  -e, --endpoint EP           forqd's endpoint (default: $FORQ_ENDPOINT, else\n"
-    "                              ipc://$XDG_RUNTIME_DIR/forq/forqd.sock)\n"
-    "      --connect-timeout S     how long to wait for forqd to answer (default 5)\n"
-    "      --lost-after S          give a job up as lost when forqd stays unreachable this\n"
-    "                              long while forq waits for it (default 60; 0: never)\n"
-    "  -h, --help                  print this help\n"
-    "  -V, --version               print the version\n"
-    "\n"
-    "Bytes are shown and given as {\"$base64\": \"...\"}.\n"
-    "\n"
-    "Exit status:\n"
-    "   0 ok                        6 the job was rejected\n"
-    "   1 the task raised an error  7 the job was lost\n"
-    "   2 usage error               8 cannot reach forqd\n"
-    "   3 the job timed out         9 protocol or system error\n"
-    "   4 the job was cancelled    10 --wait-timeout expired (the job goes on)\n"
-    "   5 the job's worker crashed 11 no such job or key / nothing to cancel\n"
-    "  12 dict cas: version conflict 13 the dict service is full\n"
-    "forq map exits 1 when any item failed, and prints a summary of failures on stderr.\n";
+static void vusage(const char *cmd, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void vusage(const char *cmd, const char *fmt, va_list ap)
+{
+    fputs("forq: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    if (cmd)
+        fprintf(stderr, "; see forq help %s\n", cmd);
+    else
+        fputs("; see forq help\n", stderr);
+}
 
 int usage_error(const char *fmt, ...)
 {
     va_list ap;
-    fputs("forq: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vusage(NULL, fmt, ap);
     va_end(ap);
-    fputs("; see forq --help\n", stderr);
+    return EXIT_USAGE;
+}
+
+int cmd_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vusage(cmd, fmt, ap);
+    va_end(ap);
     return EXIT_USAGE;
 }
 
@@ -114,9 +72,10 @@ int parse_int(const char *flag, const char *s, long min, long max, long *ret)
     return 0;
 }
 
-/* Seconds as the int milliseconds libforq takes, at most INT_MAX. */
-static int ms_of(double s)
+int ms_of(double s)
 {
+    if (s < 0)
+        return -1;
     return s * 1000 >= (double)INT_MAX ? INT_MAX : (int)(s * 1000);
 }
 
@@ -124,6 +83,7 @@ int connect_client(const globals_t *g, forq_client_t **ret)
 {
     forq_client_opts_t o;
     forq_err_t e;
+    sigset_t block, old;
 
     forq_client_opts_init(&o);
     o.endpoint = g->endpoint;
@@ -131,7 +91,13 @@ int connect_client(const globals_t *g, forq_client_t **ret)
     if (o.connect_timeout_ms <= 0)
         o.connect_timeout_ms = 1;
     o.lost_after_ms = g->lost_after > 0 && ms_of(g->lost_after) == 0 ? 1 : ms_of(g->lost_after);
+    /* the threads libforq and ZeroMQ start inherit this mask: Ctrl-C comes to this thread */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     e = forq_client_new(&o, ret);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e == FORQ_OK)
         return 0;
     fprintf(stderr, "forq: %s\n", forq_errdetail());
@@ -139,27 +105,52 @@ int connect_client(const globals_t *g, forq_client_t **ret)
 }
 
 #define NOTICE_MS 2000 /* a wait this long for an unreachable forqd is worth a word */
-#define SLICE_MS  250  /* how often a wait looks whether forqd is reachable */
+#define SLICE_MS  100  /* how often a wait looks at forqd, the job's progress and Ctrl-C */
 
 void note_unreachable(const globals_t *g, forq_client_t *c, bool *told)
 {
-    if (*told || forq_client_unreachable_ms(c) < NOTICE_MS || !isatty(STDERR_FILENO))
+    if (*told || forq_client_unreachable_ms(c) < NOTICE_MS || !term_stderr_is_tty())
         return;
     *told = true;
     if (g->lost_after > 0)
-        fprintf(stderr,
-                "forq: waiting for forqd at %s to come back (the job is given up as lost after "
-                "%g s without it: --lost-after)\n",
-                forq_client_endpoint(c), g->lost_after);
+        term_say("waiting for forqd at %s to come back (the job is given up as lost after %g s "
+                 "without it: --lost-after)",
+                 forq_client_endpoint(c), g->lost_after);
     else
-        fprintf(stderr, "forq: waiting for forqd at %s to come back (Ctrl-C stops waiting)\n",
-                forq_client_endpoint(c));
+        term_say("waiting for forqd at %s to come back (Ctrl-C stops waiting)",
+                 forq_client_endpoint(c));
+}
+
+/* The job's latest progress on the status line, when it changed. */
+static void show_progress(forq_future_t *f, uint64_t *shown_done, uint64_t *shown_total)
+{
+    uint64_t done, total;
+    char *text = NULL, bar[64];
+
+    if (!term_stderr_is_tty() || !forq_future_progress(f, &done, &total, &text))
+        return;
+    if (done != *shown_done || total != *shown_total) {
+        *shown_done = done;
+        *shown_total = total;
+        if (total) {
+            term_bar(bar, sizeof(bar), 20, done, total);
+            term_status("%s %llu/%llu %3.0f%%%s%s", bar, (unsigned long long)done,
+                        (unsigned long long)total, done >= total ? 100.0 : 100.0 * done / total,
+                        text && *text ? "  " : "", text ? text : "");
+        } else {
+            term_status("%llu done%s%s", (unsigned long long)done, text && *text ? "  " : "",
+                        text ? text : "");
+        }
+    }
+    free(text);
 }
 
 forq_err_t wait_future(const globals_t *g, forq_client_t *c, forq_future_t *f, int timeout_ms)
 {
     struct timespec t0, now;
+    uint64_t shown_done = UINT64_MAX, shown_total = UINT64_MAX;
     bool told = false;
+    forq_err_t e;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
@@ -168,15 +159,20 @@ forq_err_t wait_future(const globals_t *g, forq_client_t *c, forq_future_t *f, i
             clock_gettime(CLOCK_MONOTONIC, &now);
             long left = timeout_ms -
                         ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
-            if (left <= 0)
-                return forq_future_wait(f, 0);
+            if (left <= 0) {
+                e = forq_future_wait(f, 0);
+                break;
+            }
             if (left < slice)
                 slice = (int)left;
         }
-        if (forq_future_wait(f, slice) == FORQ_OK)
-            return FORQ_OK;
+        if ((e = forq_future_wait(f, slice)) == FORQ_OK || term_interrupted())
+            break;
+        show_progress(f, &shown_done, &shown_total);
         note_unreachable(g, c, &told);
     }
+    term_forget(); /* what comes next (the result, a message) stands alone */
+    return e == FORQ_OK ? FORQ_OK : FORQ_ERR_TIMEOUT;
 }
 
 void print_json(json_t *j, size_t flags)
@@ -223,23 +219,69 @@ int exit_for(forq_state_t st)
     }
 }
 
+const char *plural(unsigned long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+void unknown_job_detail(forq_client_t *c, const char *id, char *buf, size_t size)
+{
+    forq_future_t *f = NULL;
+
+    /* a fetch of a job forqd does not know is answered at once, in the words of forq wait */
+    if (forq_client_fetch(c, id, &f) == FORQ_OK && forq_future_wait(f, 2000) == FORQ_OK &&
+        forq_future_state(f) == FORQ_STATE_UNKNOWN && *forq_future_detail(f))
+        snprintf(buf, size, "%s", forq_future_detail(f));
+    else
+        snprintf(buf, size,
+                 "forqd has no job '%s': it was never submitted here, or finished longer ago "
+                 "than forqd remembers (forqd --retain, --retain-seconds)",
+                 id);
+    forq_future_destroy(&f);
+}
+
 static int cmd_cancel(const globals_t *g, int argc, char **argv)
 {
     static const char *const names[] = {"unknown", "dequeued", "killing", "finished"};
+    const char *id = NULL;
     forq_client_t *c;
     forq_cancel_t out;
-    int rc;
+    args_t a;
+    int r, rc;
 
-    if (argc != 2)
-        return usage_error("%s", "cancel takes exactly one job ID");
+    args_init(&a, argc, argv);
+    while ((r = args_next(&a, NULL)) != ARGS_END) {
+        if (r == ARGS_STOP)
+            return a.rc;
+        if (id)
+            return cmd_usage_error("cancel", "%s", "cancel takes exactly one job ID");
+        id = a.val;
+    }
+    if (!id)
+        return cmd_usage_error("cancel", "%s", "cancel takes exactly one job ID");
     if ((rc = connect_client(g, &c)) != 0)
         return rc;
-    if (forq_client_cancel(c, argv[1], (int)(g->connect_timeout * 1000), &out) != FORQ_OK) {
+    if (forq_client_cancel(c, id, ms_of(g->connect_timeout), &out) != FORQ_OK) {
         fprintf(stderr, "forq: %s\n", forq_errdetail());
         forq_client_destroy(&c);
         return EXIT_CONNECT;
     }
-    json_t *j = json_pack("{s:s, s:s}", "id", argv[1], "outcome", names[out]);
+    json_t *j = json_pack("{s:s, s:s}", "id", id, "outcome", names[out]);
+    if (out == FORQ_CANCEL_FINISHED) {
+        forq_job_info_t info;
+        if (forq_client_status(c, id, ms_of(g->connect_timeout), &info) == FORQ_OK &&
+            info.state != FORQ_STATE_UNKNOWN) {
+            json_object_set_new(j, "state", json_string(forq_state_name(info.state)));
+            fprintf(stderr, "forq: job %s had already finished (%s): nothing to cancel\n", id,
+                    forq_state_name(info.state));
+        } else {
+            fprintf(stderr, "forq: job %s had already finished: nothing to cancel\n", id);
+        }
+    } else if (out == FORQ_CANCEL_UNKNOWN) {
+        char why[1100];
+        unknown_job_detail(c, id, why, sizeof(why));
+        fprintf(stderr, "forq: %s\n", why);
+    }
     print_json(j, JSON_COMPACT);
     json_decref(j);
     forq_client_destroy(&c);
@@ -249,28 +291,41 @@ static int cmd_cancel(const globals_t *g, int argc, char **argv)
 static int cmd_ping(const globals_t *g, int argc, char **argv)
 {
     forq_client_t *c;
-    struct timespec a, b;
+    struct timespec t0, t1;
     char *version = NULL;
-    int rc;
+    args_t a;
+    int r, rc;
 
-    (void)argv;
-    if (argc != 1)
-        return usage_error("%s", "ping takes no arguments");
+    args_init(&a, argc, argv);
+    while ((r = args_next(&a, NULL)) != ARGS_END) {
+        if (r == ARGS_STOP)
+            return a.rc;
+        return cmd_usage_error("ping", "%s", "ping takes no arguments");
+    }
     if ((rc = connect_client(g, &c)) != 0)
         return rc;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    if (forq_client_ping(c, (int)(g->connect_timeout * 1000), &version) != FORQ_OK) {
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (forq_client_ping(c, ms_of(g->connect_timeout), &version) != FORQ_OK) {
         fprintf(stderr, "forq: %s\n", forq_errdetail());
         rc = EXIT_CONNECT;
     } else {
-        clock_gettime(CLOCK_MONOTONIC, &b);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         printf("%s at %s: %.0f us\n", version, forq_client_endpoint(c),
-               (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3);
+               (double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3);
         free(version);
     }
     forq_client_destroy(&c);
     return rc;
 }
+
+static const struct {
+    const char *name;
+    int (*run)(const globals_t *g, int argc, char **argv);
+} commands[] = {
+    {"submit", cmd_submit}, {"map", cmd_map},       {"wait", cmd_wait},
+    {"cancel", cmd_cancel}, {"status", cmd_status}, {"tasks", cmd_tasks},
+    {"dict", cmd_dict},     {"ping", cmd_ping},     {"help", cmd_help},
+};
 
 int main(int argc, char **argv)
 {
@@ -299,35 +354,22 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             break;
         case 'h':
-            fputs(usage, stdout);
-            return 0;
+            return help_print(NULL);
         case 'V':
             printf("forq %s\n", FORQ_VERSION);
             return 0;
         case ':':
             return usage_error("%s needs a value", argv[optind - 1]);
         default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+            return usage_error("unknown option '%s' (the options of a command come after it)",
+                               argv[optind - 1]);
         }
     }
     if (optind >= argc)
         return usage_error("%s", "a COMMAND is needed");
     const char *cmd = argv[optind];
-    argc -= optind;
-    argv += optind;
-    if (strcmp(cmd, "submit") == 0)
-        return cmd_submit(&g, argc, argv);
-    if (strcmp(cmd, "cancel") == 0)
-        return cmd_cancel(&g, argc, argv);
-    if (strcmp(cmd, "map") == 0)
-        return cmd_map(&g, argc, argv);
-    if (strcmp(cmd, "wait") == 0)
-        return cmd_wait(&g, argc, argv);
-    if (strcmp(cmd, "dict") == 0)
-        return cmd_dict(&g, argc, argv);
-    if (strcmp(cmd, "status") == 0)
-        return cmd_status(&g, argc, argv);
-    if (strcmp(cmd, "ping") == 0)
-        return cmd_ping(&g, argc, argv);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].run(&g, argc - optind, argv + optind);
     return usage_error("unknown command '%s'", cmd);
 }

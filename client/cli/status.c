@@ -1,5 +1,6 @@
 /* status.c - `forq status`: one job's state, or forqd's stats map as JSON (--json) or as an
- * operator's overview (workers, queue, counters, rates). */
+ * operator's overview (workers, queue, counters, rates, tasks); and `forq tasks`, the tasks
+ * forqd offers, from the same stats map. */
 #define _GNU_SOURCE
 #include "cli.h"
 
@@ -27,14 +28,25 @@ static void human_size(char *buf, size_t size, json_int_t kib)
         snprintf(buf, size, "%lld KiB", (long long)kib);
 }
 
+/* The task of a running job, asked of forqd (the worker list names only the job), into buf. */
+static void task_of(forq_client_t *c, int tmo, const char *id, char *buf, size_t size)
+{
+    forq_job_info_t info;
+
+    if (forq_client_status(c, id, tmo, &info) == FORQ_OK && info.task[0])
+        snprintf(buf, size, "%s", info.task);
+    else
+        snprintf(buf, size, "-"); /* finished meanwhile */
+}
+
 /* forqd's view for an operator: what `forq status` prints without an ID. */
-static void print_overview(const json_t *s)
+static void print_overview(const json_t *s, forq_client_t *c, int tmo)
 {
     json_int_t up = jint(s, "uptime_ms") / 1000;
     const json_t *wl = json_object_get(s, "worker_list"), *w, *ep;
     const json_t *prio = json_object_get(s, "queued_by_priority");
     size_t i;
-    char rss[32];
+    char rss[32], task[FORQ_ID_MAX + 1];
 
     printf("forqd %s, pid %lld, up %lldd %02lldh %02lldm %02llds\n",
            json_string_value(json_object_get(s, "version")), (long long)jint(s, "pid"),
@@ -45,14 +57,17 @@ static void print_overview(const json_t *s)
     printf("\nworkers:   %lld configured, %lld live: %lld busy, %lld idle\n",
            (long long)jint(s, "workers"), (long long)jint(s, "workers_live"),
            (long long)jint(s, "workers_busy"), (long long)jint(s, "workers_idle"));
-    printf("  %-8s %-9s %9s %6s %10s  %s\n", "PID", "STATE", "JOBS DONE", "AHEAD", "RSS", "JOB");
+    printf("  %-8s %-9s %9s %6s %10s  %-16s %s\n", "PID", "STATE", "JOBS DONE", "AHEAD", "RSS",
+           "TASK", "JOB");
     json_array_foreach(wl, i, w)
     {
         const json_t *job = json_object_get(w, "job");
         human_size(rss, sizeof(rss), jint(w, "rss_kib"));
-        printf("  %-8lld %-9s %9lld %6lld %10s  %s\n", (long long)jint(w, "pid"),
+        if (json_is_string(job))
+            task_of(c, tmo, json_string_value(job), task, sizeof(task));
+        printf("  %-8lld %-9s %9lld %6lld %10s  %-16s %s\n", (long long)jint(w, "pid"),
                json_string_value(json_object_get(w, "state")), (long long)jint(w, "jobs_done"),
-               (long long)jint(w, "ahead"), rss,
+               (long long)jint(w, "ahead"), rss, json_is_string(job) ? task : "-",
                json_is_string(job) ? json_string_value(job) : "-");
     }
     printf("queue:     %lld queued, %lld sent ahead, %lld running", (long long)jint(s, "queued"),
@@ -71,77 +86,144 @@ static void print_overview(const json_t *s)
            (long long)jint(s, "cancelled"), (long long)jint(s, "timeout"),
            (long long)jint(s, "crashed"), (long long)jint(s, "rejected"),
            (long long)jint(s, "lost"));
-    printf("rate:      %.1f jobs/s (about the last 10 s); %lld retried, %lld worker crashes, "
-           "%lld workers started\n",
+    json_int_t crashes = jint(s, "worker_crashes"), started = jint(s, "workers_started");
+    printf("rate:      %.1f jobs/s (about the last 10 s); %lld retried, %lld worker %s, "
+           "%lld %s started\n",
            json_number_value(json_object_get(s, "jobs_per_s")), (long long)jint(s, "retried"),
-           (long long)jint(s, "worker_crashes"), (long long)jint(s, "workers_started"));
-    printf("clients:   %lld with work in forqd, %lld replies held for slow readers\n",
-           (long long)jint(s, "clients"), (long long)jint(s, "backlog"));
-    printf("dict:      %lld keys in %lld dicts, %lld bytes, %s\n", (long long)jint(s, "dict_keys"),
-           (long long)jint(s, "dicts"), (long long)jint(s, "dict_bytes"),
+           (long long)crashes, plural(crashes, "crash", "crashes"), (long long)started,
+           plural(started, "worker", "workers"));
+    json_int_t clients = jint(s, "clients"), backlog = jint(s, "backlog");
+    printf("clients:   %lld with work in forqd, %lld %s held for slow readers\n",
+           (long long)clients, (long long)backlog, plural(backlog, "reply", "replies"));
+    json_int_t keys = jint(s, "dict_keys"), dicts = jint(s, "dicts"), bytes = jint(s, "dict_bytes");
+    printf("dict:      %lld %s in %lld %s, %lld %s, %s\n", (long long)keys,
+           plural(keys, "key", "keys"), (long long)dicts, plural(dicts, "dict", "dicts"),
+           (long long)bytes, plural(bytes, "byte", "bytes"),
            json_string_value(json_object_get(s, "dict_durability")));
+    printf("tasks:    ");
+    json_array_foreach(json_object_get(s, "tasks"), i, ep) printf(" %s", json_string_value(ep));
+    printf("\n");
+}
+
+/* forqd's stats map as JSON; 0, or the exit code after a message on stderr. */
+static int stats_json(const globals_t *g, forq_client_t *c, json_t **ret)
+{
+    void *data;
+    size_t len, off = 0;
+    msgpack_zone zone;
+    msgpack_object o;
+    int rc = 0;
+
+    if (forq_client_stats(c, ms_of(g->connect_timeout), &data, &len) != FORQ_OK) {
+        fprintf(stderr, "forq: %s\n", forq_errdetail());
+        return EXIT_CONNECT;
+    }
+    msgpack_zone_init(&zone, 4096);
+    if (msgpack_unpack(data, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
+        o.type == MSGPACK_OBJECT_MAP) {
+        *ret = msgpack_to_json(&o);
+    } else {
+        fprintf(stderr, "forq: forqd sent stats that are not a msgpack map\n");
+        rc = EXIT_PROTOCOL;
+    }
+    msgpack_zone_destroy(&zone);
+    free(data);
+    return rc;
+}
+
+static int job_status(const globals_t *g, forq_client_t *c, const char *id)
+{
+    forq_job_info_t info;
+
+    if (forq_client_status(c, id, ms_of(g->connect_timeout), &info) != FORQ_OK) {
+        fprintf(stderr, "forq: %s\n", forq_errdetail());
+        return EXIT_CONNECT;
+    }
+    json_t *j = json_pack("{s:s, s:s}", "id", id, "state", forq_state_name(info.state));
+    if (info.task[0])
+        json_object_set_new(j, "task", json_string(info.task));
+    if (info.state != FORQ_STATE_UNKNOWN)
+        json_object_set_new(j, "attempts", json_integer(info.attempts));
+    if (info.pid)
+        json_object_set_new(j, "pid", json_integer(info.pid));
+    if (info.priority >= 0)
+        json_object_set_new(j, "priority", json_integer(info.priority));
+    print_json(j, JSON_COMPACT);
+    json_decref(j);
+    if (info.state != FORQ_STATE_UNKNOWN)
+        return 0;
+    char why[1100];
+    unknown_job_detail(c, id, why, sizeof(why));
+    fprintf(stderr, "forq: %s\n", why);
+    return EXIT_NOT_FOUND;
 }
 
 int cmd_status(const globals_t *g, int argc, char **argv)
 {
+    static const opt_t opts[] = {{"json", false, 'j'}, {NULL, false, 0}};
     forq_client_t *c;
-    int rc, tmo = (int)(g->connect_timeout * 1000);
-    bool as_json = false;
+    json_t *s = NULL;
     const char *id = NULL;
+    bool as_json = false;
+    args_t a;
+    int r, rc;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
+    args_init(&a, argc, argv);
+    while ((r = args_next(&a, opts)) != ARGS_END) {
+        if (r == ARGS_STOP)
+            return a.rc;
+        if (r == 'j')
             as_json = true;
-        else if (!id && argv[i][0] != '-')
-            id = argv[i];
+        else if (!id)
+            id = a.val;
         else
-            return usage_error("%s", "status takes at most one job ID, and --json");
+            return cmd_usage_error("status", "%s", "status takes at most one job ID, and --json");
     }
     if ((rc = connect_client(g, &c)) != 0)
         return rc;
     if (id) {
-        forq_job_info_t info;
-        if (forq_client_status(c, id, tmo, &info) != FORQ_OK) {
-            fprintf(stderr, "forq: %s\n", forq_errdetail());
-            rc = EXIT_CONNECT;
-        } else {
-            json_t *j = json_pack("{s:s, s:s}", "id", id, "state", forq_state_name(info.state));
-            if (info.task[0])
-                json_object_set_new(j, "task", json_string(info.task));
-            if (info.state != FORQ_STATE_UNKNOWN)
-                json_object_set_new(j, "attempts", json_integer(info.attempts));
-            if (info.pid)
-                json_object_set_new(j, "pid", json_integer(info.pid));
-            if (info.priority >= 0)
-                json_object_set_new(j, "priority", json_integer(info.priority));
-            print_json(j, JSON_COMPACT);
-            json_decref(j);
-            rc = info.state == FORQ_STATE_UNKNOWN ? EXIT_NOT_FOUND : 0;
-        }
-    } else {
-        void *data;
-        size_t len, off = 0;
-        msgpack_zone zone;
-        msgpack_object o;
-        if (forq_client_stats(c, tmo, &data, &len) != FORQ_OK) {
-            fprintf(stderr, "forq: %s\n", forq_errdetail());
-            rc = EXIT_CONNECT;
-        } else {
-            msgpack_zone_init(&zone, 4096);
-            if (msgpack_unpack(data, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS) {
-                json_t *j = msgpack_to_json(&o);
-                if (as_json)
-                    print_json(j, JSON_INDENT(2));
-                else
-                    print_overview(j);
-                json_decref(j);
-            } else {
-                fprintf(stderr, "forq: forqd sent stats that are not msgpack\n");
-                rc = EXIT_PROTOCOL;
-            }
-            msgpack_zone_destroy(&zone);
-            free(data);
-        }
+        rc = job_status(g, c, id);
+    } else if ((rc = stats_json(g, c, &s)) == 0) {
+        if (as_json)
+            print_json(s, JSON_INDENT(2));
+        else
+            print_overview(s, c, ms_of(g->connect_timeout));
+        json_decref(s);
+    }
+    forq_client_destroy(&c);
+    return rc;
+}
+
+int cmd_tasks(const globals_t *g, int argc, char **argv)
+{
+    static const opt_t opts[] = {{"json", false, 'j'}, {NULL, false, 0}};
+    forq_client_t *c;
+    json_t *s = NULL, *t;
+    bool as_json = false;
+    size_t i;
+    args_t a;
+    int r, rc;
+
+    args_init(&a, argc, argv);
+    while ((r = args_next(&a, opts)) != ARGS_END) {
+        if (r == ARGS_STOP)
+            return a.rc;
+        if (r == 'j')
+            as_json = true;
+        else
+            return cmd_usage_error("tasks", "%s", "tasks takes no arguments, only --json");
+    }
+    if ((rc = connect_client(g, &c)) != 0)
+        return rc;
+    if ((rc = stats_json(g, c, &s)) == 0) {
+        json_t *tasks = json_object_get(s, "tasks");
+        if (as_json && json_is_array(tasks))
+            print_json(tasks, JSON_COMPACT);
+        else if (as_json)
+            puts("[]");
+        else
+            json_array_foreach(tasks, i, t) puts(json_string_value(t));
+        json_decref(s);
     }
     forq_client_destroy(&c);
     return rc;

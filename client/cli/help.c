@@ -1,0 +1,181 @@
+/* help.c - every help text of the forq command: the overview (forq help, forq --help) and one
+ * page per command (forq help COMMAND, forq COMMAND --help). forq(1) says the same at more
+ * length; the exit codes here and in cli.h are one list. */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    const char *summary; /* one line in the overview */
+    const char *text;    /* the command's page */
+} help_t;
+
+static const help_t pages[] = {
+    {"submit", "run a task and print its result",
+     "Usage: forq submit TASK [ARGS_JSON] [OPTIONS]\n"
+     "Run TASK and print its result as JSON on stdout.\n"
+     "\n"
+     "ARGS_JSON is a JSON array of positional arguments, or one value (default\n"
+     "[]). Write it on the command line, or '-' to read it from stdin, or @FILE to\n"
+     "read it from FILE (for arguments too big for a command line). A negative\n"
+     "number is an argument: forq submit is_prime -7.\n"
+     "\n"
+     "Options:\n"
+     "  --timeout SECONDS      kill the job if it runs longer (exit 3)\n"
+     "  --deadline SECONDS     give up if no worker started it in time\n"
+     "  --priority N           0..9, larger runs first (default 5)\n"
+     "  --retries N            run again if its worker crashes (default 0)\n"
+     "  --id ID                choose the job id (default: a unique one)\n"
+     "  --store DICT/KEY       also store the result in the dict service\n"
+     "  --no-wait              print the job id once forqd has it, do not wait\n"
+     "  --wait-timeout SECONDS stop waiting after SECONDS (exit 10; the job goes on)\n"
+     "  --detach-on-interrupt  on Ctrl-C leave the job running and print its id\n"
+     "                         (default: Ctrl-C cancels it)\n"
+     "\n"
+     "On a terminal the job's latest progress (done/total, its text) shows on\n"
+     "stderr. Ctrl-C or SIGTERM cancels the job and exits 130; a second one exits\n"
+     "at once.\n"},
+    {"map", "run a task on every line of input",
+     "Usage: forq map TASK [OPTIONS]\n"
+     "Run TASK on every line of input (one JSON args value per line, as for\n"
+     "submit) and print one JSON result per line: output line N answers input\n"
+     "line N.\n"
+     "\n"
+     "A failed item prints {\"$error\": {\"index\", \"state\", \"type\", \"message\"}}\n"
+     "(index from 0). A blank line, or a line that is not JSON, is such an item\n"
+     "too (state \"invalid\", type \"InputError\"; no job runs it). forq map exits 1\n"
+     "if any item failed, and lists the first failures on stderr. If forqd rejects\n"
+     "the map's jobs (an unknown task, a full queue, forqd shutting down), the map\n"
+     "stops at once with one message: exit 6.\n"
+     "\n"
+     "Options:\n"
+     "  --input FILE           read FILE instead of stdin\n"
+     "  --skip-blank           blank lines are not items: no output line for them\n"
+     "  --chunksize N          items per job (default 64)\n"
+     "  --window N             jobs in flight (default 8)\n"
+     "  --unordered            print [index, result] lines as they finish\n"
+     "  --timeout SECONDS      run timeout of each job (a chunk of items)\n"
+     "  --priority N           0..9 (default 5)\n"
+     "  --retries N            run a chunk again if its worker crashes (default 0)\n"
+     "\n"
+     "On a terminal a progress bar shows on stderr (done/total with --input, rate,\n"
+     "ETA). Ctrl-C or SIGTERM cancels the map's jobs, prints the results that were\n"
+     "finished (in order, up to the first that was not), says \"interrupted: N of M\n"
+     "items done\" and exits 130; a second one exits at once.\n"},
+    {"wait", "wait for a job submitted elsewhere and print its result",
+     "Usage: forq wait ID [--timeout SECONDS]\n"
+     "Wait for job ID (submitted with --no-wait, or by another client) and print\n"
+     "its result. --timeout: stop waiting after SECONDS (exit 10; the job goes on).\n"
+     "A job forqd does not know exits 11 and says why. On a terminal its latest\n"
+     "progress shows on stderr; Ctrl-C stops waiting (exit 130), the job goes on.\n"},
+    {"cancel", "cancel a queued or running job",
+     "Usage: forq cancel ID\n"
+     "Cancel job ID: a queued job is removed, a running one's worker is killed (a\n"
+     "fresh one takes its place). Prints {\"id\", \"outcome\"}: dequeued or killing\n"
+     "(exit 0), finished or unknown (exit 11, with the reason on stderr).\n"},
+    {"status", "one job's state, or forqd's view",
+     "Usage: forq status [ID] [--json]\n"
+     "With ID: the job's state as JSON (id, state, task, attempts, pid while it\n"
+     "runs, priority while queued); a job forqd does not know exits 11 and says\n"
+     "why on stderr. Without: forqd's view for an operator: version, uptime,\n"
+     "endpoints, workers (pid, state, jobs done, RSS, task and job), the queue by\n"
+     "priority, counters, jobs/s, the dict service, and the tasks.\n"
+     "--json prints all of forqd's figures as JSON, for scripts.\n"},
+    {"tasks", "list the tasks forqd offers",
+     "Usage: forq tasks [--json]\n"
+     "The names of the tasks forqd offers, one per line (--json: a JSON array).\n"},
+    {"dict", "the shared dicts",
+     "Usage: forq dict OP NAME [KEY] [VALUE_JSON] [OPTIONS]\n"
+     "One operation on the shared dict NAME. Values are JSON; VALUE_JSON may also\n"
+     "be '-' (stdin) or @FILE.\n"
+     "\n"
+     "  get NAME KEY [--with-version]\n"
+     "                         the value; --with-version: {\"value\": V, \"ver\": N}\n"
+     "  set NAME KEY VALUE     store it; prints the new version\n"
+     "  del NAME KEY, has NAME KEY, pop NAME KEY\n"
+     "  setdefault NAME KEY VALUE\n"
+     "                         store it unless the key exists; prints the value now\n"
+     "  incr NAME KEY [DELTA]  add DELTA (default 1) to an integer; prints the sum\n"
+     "  cas NAME KEY VERSION VALUE\n"
+     "                         store it only if the key's version is VERSION (0: the\n"
+     "                         key must not exist); prints the new version\n"
+     "  wait NAME KEY [--version V] [--timeout S] [--with-version]\n"
+     "                         block until the key changes (from version V)\n"
+     "  len NAME, clear NAME, update NAME '{\"k\": V, ...}'\n"
+     "  keys NAME, items NAME  a JSON array of keys, a JSON object\n"
+     "  dump NAME              JSON lines of key, version, value\n"
+     "\n"
+     "Exit 11: no such key; 12: cas conflict; 13: the dict service is full;\n"
+     "14: incr on a value that is not an integer, or a sum beyond 64 bits.\n"},
+    {"ping", "check that forqd answers",
+     "Usage: forq ping\n"
+     "Ask forqd whether it is there: prints its version, endpoint and the round\n"
+     "trip.\n"},
+    {"help", "this help, or a command's",
+     "Usage: forq help [COMMAND]\n"
+     "The overview of forq, or the help of COMMAND (as forq COMMAND --help).\n"},
+};
+
+static const char overview_head[] =
+    "Usage: forq [-e ENDPOINT] COMMAND [ARGS]\n"
+    "Submit jobs to forqd and ask about them. Values are JSON on the command line\n"
+    "and stdout; bytes are {\"$base64\": \"...\"}.\n"
+    "\n"
+    "Commands:\n";
+
+static const char overview_tail[] =
+    "'forq help COMMAND' (or 'forq COMMAND --help') shows a command's options.\n"
+    "\n"
+    "Options:\n"
+    "  -e, --endpoint EP      forqd's endpoint (default: $FORQ_ENDPOINT, else\n"
+    "                         ipc://$XDG_RUNTIME_DIR/forq/forqd.sock)\n"
+    "      --connect-timeout S\n"
+    "                         how long to wait for forqd to answer (default 5)\n"
+    "      --lost-after S     give a job up as lost when forqd stays unreachable\n"
+    "                         this long while forq waits (default 60; 0: never)\n"
+    "  -h, --help             print this help\n"
+    "  -V, --version          print the version\n"
+    "\n"
+    "Exit status:\n"
+    "   0 ok                           8 cannot reach forqd\n"
+    "   1 the task raised an error     9 protocol or system error\n"
+    "   2 usage error                 10 --wait-timeout expired (the job goes on)\n"
+    "   3 the job timed out           11 no such job or key / nothing to cancel\n"
+    "   4 the job was cancelled       12 dict cas: version conflict\n"
+    "   5 the job's worker crashed    13 the dict service is full\n"
+    "   6 the job was rejected        14 dict incr: not an integer, or overflow\n"
+    "   7 the job was lost           130 interrupted (Ctrl-C, SIGTERM)\n"
+    "forq map exits 1 when any item failed, with a summary of failures on stderr.\n";
+
+int help_print(const char *cmd)
+{
+    if (!cmd) {
+        fputs(overview_head, stdout);
+        for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+            printf("  %-8s %s\n", pages[i].name, pages[i].summary);
+        fputs(overview_tail, stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+        if (strcmp(pages[i].name, cmd) == 0) {
+            fputs(pages[i].text, stdout);
+            return 0;
+        }
+    }
+    return usage_error("there is no command '%s' (the commands: submit map wait cancel status "
+                       "tasks dict ping help)",
+                       cmd);
+}
+
+int cmd_help(const globals_t *g, int argc, char **argv)
+{
+    (void)g;
+    if (argc > 2)
+        return cmd_usage_error("help", "%s", "help takes at most one COMMAND");
+    if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
+        return help_print("help");
+    return help_print(argc == 2 ? argv[1] : NULL);
+}
