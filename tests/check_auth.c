@@ -476,6 +476,78 @@ START_TEST(test_ipc_socket_permissions)
 }
 END_TEST
 
+/* The forq command with keys: forq keygen, --key, --server-key ($FORQ_SERVER_KEY), what it says
+ * when the handshake is refused; and forqd --show-key. */
+START_TEST(test_the_cli_with_keys)
+{
+    char cmd[2048], out[4096], keyfile[400], pub[64], bad[400], shown[400];
+    const char *cli = getenv("FORQ_CLI"), *forqd = getenv("FORQD");
+    struct stat st;
+
+    up_curve();
+    /* forqd --show-key prints the public key of its key file (and makes one if absent) */
+    snprintf(cmd, sizeof(cmd), "%s --show-key --server-key %s", forqd, key_path);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
+    ck_assert_int_eq(strncmp(out, srv_pub, 40), 0);
+    snprintf(shown, sizeof(shown), "%s/made.key", d.dir);
+    snprintf(cmd, sizeof(cmd), "%s --show-key --server-key %s 2>/dev/null", forqd, shown);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
+    ck_assert_int_eq(strlen(out), 41);
+    ck_assert_int_eq(stat(shown, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    /* forq keygen: a 0600 file, the public key printed; an existing file is kept */
+    snprintf(keyfile, sizeof(keyfile), "%s/me.key", d.dir);
+    snprintf(cmd, sizeof(cmd), "%s keygen --out %s 2>/dev/null", cli, keyfile);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
+    ck_assert_int_eq(strlen(out), 41);
+    snprintf(pub, sizeof(pub), "%.40s", out);
+    ck_assert_int_eq(stat(keyfile, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    snprintf(cmd, sizeof(cmd), "%s keygen --out %s 2>&1", cli, keyfile);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 2);
+    ck_assert_msg(strstr(out, keyfile), "%s", out);
+    /* not yet in the clients file: refused, and told so */
+    snprintf(cmd, sizeof(cmd), "%s -e %s --server-key '%s' --key %s submit echo '[1]' 2>&1", cli,
+             tcp_ep, srv_pub, keyfile);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 8);
+    ck_assert_msg(strstr(out, "authentication refused by forqd"), "%s", out);
+    /* listed (SIGHUP): works, the server key from the environment */
+    char text[512];
+    snprintf(text, sizeof(text), "%s cli tasks=echo\n", pub);
+    int fd = open(clients_path, O_WRONLY | O_APPEND);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+    for (int i = 0; i < test_ms(500) && !forqd_log_has(&d, "reload: 4 client key(s)"); i++)
+        usleep(10000);
+    snprintf(cmd, sizeof(cmd), "FORQ_SERVER_KEY='%s' %s -e %s --key %s submit echo '[1]' 2>&1",
+             srv_pub, cli, tcp_ep, keyfile);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "[1]\n");
+    /* a task it has no right to: rejected, exit 6; a dict: forbidden, exit 15 */
+    snprintf(cmd, sizeof(cmd), "%s -e %s --server-key '%s' --key %s submit sleep '[0]' 2>&1", cli,
+             tcp_ep, srv_pub, keyfile);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 6);
+    ck_assert_msg(strstr(out, "tasks=sleep"), "%s", out);
+    snprintf(cmd, sizeof(cmd), "%s -e %s --server-key '%s' --key %s dict get shared k 2>&1", cli,
+             tcp_ep, srv_pub, keyfile);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 15);
+    ck_assert_msg(strstr(out, "read=shared"), "%s", out);
+    /* plaintext against a CURVE endpoint */
+    snprintf(cmd, sizeof(cmd), "%s -e %s --connect-timeout 3 ping 2>&1", cli, tcp_ep);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 8);
+    ck_assert_msg(strstr(out, "requires CURVE") && strstr(out, "--server-key"), "%s", out);
+    /* a key file with loose permissions */
+    snprintf(bad, sizeof(bad), "%s/loose.key", d.dir);
+    snprintf(cmd, sizeof(cmd),
+             "cp %s %s && chmod 644 %s && %s -e %s --server-key '%s' --key %s ping 2>&1", keyfile,
+             bad, bad, cli, tcp_ep, srv_pub, bad);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 2);
+    ck_assert_msg(strstr(out, "chmod"), "%s", out);
+    down();
+}
+END_TEST
+
 static Suite *auth_suite(void)
 {
     Suite *s = suite_create("auth");
@@ -492,6 +564,7 @@ static Suite *auth_suite(void)
     tcase_add_test(t, test_sighup_removes_a_key);
     tcase_add_test(t, test_a_bad_clients_file_is_refused);
     tcase_add_test(t, test_ipc_socket_permissions);
+    tcase_add_test(t, test_the_cli_with_keys);
     suite_add_tcase(s, t);
     return s;
 }

@@ -32,6 +32,7 @@ enum {
     EXIT_CONFLICT = 12,
     EXIT_FULL = 13,
     EXIT_NOT_INTEGER = 14,  /* dict incr: the value is not an integer, or the sum overflows */
+    EXIT_FORBIDDEN = 15,    /* forqd's clients file does not give this client the right */
     EXIT_INTERRUPTED = 130, /* Ctrl-C or SIGTERM (128 + SIGINT, as a shell reports it) */
 };
 
@@ -39,6 +40,8 @@ typedef struct {
     const char *endpoint;   /* -e */
     double connect_timeout; /* seconds */
     double lost_after;      /* seconds forqd may stay unreachable before a job is lost; 0: ever */
+    const char *key_file;   /* --key: this client's CURVE key pair file */
+    const char *server_key; /* --server-key: forqd's public key, or a file holding it */
 } globals_t;
 
 /* ---- main.c ---- */
@@ -114,6 +117,14 @@ int json_argument_msgpack(const char *what, const char *text, msgpack_sbuffer *s
 /* Why `text` (shown to the user as `where`, e.g. "ARGS_JSON" or "input line 3") is not JSON,
  * in words, into buf; with the quoting hint only where a bare word is the likely cause. */
 void json_error_words(const char *where, const json_error_t *e, char *buf, size_t size);
+
+/* ---- keys.c ---- */
+
+/* The CURVE keys of a connection (--server-key / $FORQ_SERVER_KEY, --key / $FORQ_KEY, else
+ * the default key file) into o, backed by pub, sec and srv. 0 (nothing to set without a
+ * server key), or the exit code after a one-line message. */
+int keys_apply(const globals_t *g, forq_client_opts_t *o, char pub[41], char sec[41], char srv[41]);
+int cmd_keygen(const globals_t *g, int argc, char **argv);
 
 /* ---- help.c ---- */
 

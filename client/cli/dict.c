@@ -48,6 +48,8 @@ static int dict_exit(forq_err_t e, const char *op, const char *name, const char 
         return EXIT_WAIT_TIMEOUT;
     case FORQ_ERR_CONNECT:
         return EXIT_CONNECT;
+    case FORQ_ERR_FORBIDDEN:
+        return EXIT_FORBIDDEN;
     default:
         return EXIT_PROTOCOL;
     }

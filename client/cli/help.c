@@ -114,6 +114,13 @@ static const help_t pages[] = {
      "Usage: forq ping\n"
      "Ask forqd whether it is there: prints its version, endpoint and the round\n"
      "trip.\n"},
+    {"keygen", "make a CURVE key pair for tcp endpoints",
+     "Usage: forq keygen [--out FILE] [--force]\n"
+     "Make a CURVE key pair for connecting to forqd's tcp endpoints: the file\n"
+     "(default $XDG_CONFIG_HOME/forq/client.key, else ~/.config/forq/client.key,\n"
+     "which forq uses when no --key is given) gets mode 0600; the public key is\n"
+     "printed, for forqd's operator to add to its clients file. An existing file\n"
+     "is kept unless --force.\n"},
     {"help", "this help, or a command's",
      "Usage: forq help [COMMAND]\n"
      "The overview of forq, or the help of COMMAND (as forq COMMAND --help).\n"},
@@ -136,6 +143,11 @@ static const char overview_tail[] =
     "                         how long to wait for forqd to answer (default 5)\n"
     "      --lost-after S     give a job up as lost when forqd stays unreachable\n"
     "                         this long while forq waits (default 60; 0: never)\n"
+    "      --server-key KEY   forqd's CURVE public key (forqd --show-key), or a\n"
+    "                         file holding it: connect with CURVE, as a tcp\n"
+    "                         endpoint requires (default: $FORQ_SERVER_KEY)\n"
+    "      --key FILE         your key pair (forq keygen; default: $FORQ_KEY, else\n"
+    "                         the file forq keygen writes by default)\n"
     "  -h, --help             print this help\n"
     "  -V, --version          print the version\n"
     "\n"
@@ -147,7 +159,8 @@ static const char overview_tail[] =
     "   4 the job was cancelled       12 dict cas: version conflict\n"
     "   5 the job's worker crashed    13 the dict service is full\n"
     "   6 the job was rejected        14 dict incr: not an integer, or overflow\n"
-    "   7 the job was lost           130 interrupted (Ctrl-C, SIGTERM)\n"
+    "   7 the job was lost            15 forbidden: no right to it (clients file)\n"
+    "                                130 interrupted (Ctrl-C, SIGTERM)\n"
     "forq map exits 1 when any item failed, with a summary of failures on stderr.\n";
 
 int help_print(const char *cmd)
@@ -166,7 +179,7 @@ int help_print(const char *cmd)
         }
     }
     return usage_error("there is no command '%s' (the commands: submit map wait cancel status "
-                       "tasks dict ping help)",
+                       "tasks dict ping keygen help)",
                        cmd);
 }
 

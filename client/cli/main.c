@@ -84,8 +84,12 @@ int connect_client(const globals_t *g, forq_client_t **ret)
     forq_client_opts_t o;
     forq_err_t e;
     sigset_t block, old;
+    char pub[41] = "", sec[41] = "", srv[41] = "";
+    int rc;
 
     forq_client_opts_init(&o);
+    if ((rc = keys_apply(g, &o, pub, sec, srv)) != 0)
+        return rc;
     o.endpoint = g->endpoint;
     o.connect_timeout_ms = ms_of(g->connect_timeout);
     if (o.connect_timeout_ms <= 0)
@@ -97,6 +101,7 @@ int connect_client(const globals_t *g, forq_client_t **ret)
     sigaddset(&block, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     e = forq_client_new(&o, ret);
+    explicit_bzero(sec, sizeof(sec)); /* libforq copied it */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e == FORQ_OK)
         return 0;
@@ -261,10 +266,11 @@ static int cmd_cancel(const globals_t *g, int argc, char **argv)
         return cmd_usage_error("cancel", "%s", "cancel takes exactly one job ID");
     if ((rc = connect_client(g, &c)) != 0)
         return rc;
-    if (forq_client_cancel(c, id, ms_of(g->connect_timeout), &out) != FORQ_OK) {
+    forq_err_t e = forq_client_cancel(c, id, ms_of(g->connect_timeout), &out);
+    if (e != FORQ_OK) {
         fprintf(stderr, "forq: %s\n", forq_errdetail());
         forq_client_destroy(&c);
-        return EXIT_CONNECT;
+        return e == FORQ_ERR_FORBIDDEN ? EXIT_FORBIDDEN : EXIT_CONNECT;
     }
     json_t *j = json_pack("{s:s, s:s}", "id", id, "outcome", names[out]);
     if (out == FORQ_CANCEL_FINISHED) {
@@ -322,9 +328,9 @@ static const struct {
     const char *name;
     int (*run)(const globals_t *g, int argc, char **argv);
 } commands[] = {
-    {"submit", cmd_submit}, {"map", cmd_map},       {"wait", cmd_wait},
-    {"cancel", cmd_cancel}, {"status", cmd_status}, {"tasks", cmd_tasks},
-    {"dict", cmd_dict},     {"ping", cmd_ping},     {"help", cmd_help},
+    {"submit", cmd_submit}, {"map", cmd_map},     {"wait", cmd_wait}, {"cancel", cmd_cancel},
+    {"status", cmd_status}, {"tasks", cmd_tasks}, {"dict", cmd_dict}, {"ping", cmd_ping},
+    {"keygen", cmd_keygen}, {"help", cmd_help},
 };
 
 int main(int argc, char **argv)
@@ -333,11 +339,13 @@ int main(int argc, char **argv)
         {"endpoint", required_argument, NULL, 'e'},
         {"connect-timeout", required_argument, NULL, 'c'},
         {"lost-after", required_argument, NULL, 'l'},
+        {"key", required_argument, NULL, 'k'},
+        {"server-key", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    globals_t g = {NULL, 5.0, FORQ_LOST_AFTER_DEF / 1000.0};
+    globals_t g = {NULL, 5.0, FORQ_LOST_AFTER_DEF / 1000.0, NULL, NULL};
     int ch;
 
     while ((ch = getopt_long(argc, argv, "+:e:hV", opts, NULL)) != -1) {
@@ -352,6 +360,12 @@ int main(int argc, char **argv)
         case 'l':
             if (parse_seconds("--lost-after", optarg, &g.lost_after) < 0)
                 return EXIT_USAGE;
+            break;
+        case 'k':
+            g.key_file = optarg;
+            break;
+        case 's':
+            g.server_key = optarg;
             break;
         case 'h':
             return help_print(NULL);

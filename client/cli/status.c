@@ -52,22 +52,26 @@ static void print_overview(const json_t *s, forq_client_t *c, int tmo)
            json_string_value(json_object_get(s, "version")), (long long)jint(s, "pid"),
            (long long)(up / 86400), (long long)(up / 3600 % 24), (long long)(up / 60 % 60),
            (long long)(up % 60));
+    if (json_is_string(json_object_get(s, "identity")))
+        printf("you:       %s\n", json_string_value(json_object_get(s, "identity")));
     printf("endpoints:");
     json_array_foreach(json_object_get(s, "endpoints"), i, ep) printf(" %s", json_string_value(ep));
     printf("\nworkers:   %lld configured, %lld live: %lld busy, %lld idle\n",
            (long long)jint(s, "workers"), (long long)jint(s, "workers_live"),
            (long long)jint(s, "workers_busy"), (long long)jint(s, "workers_idle"));
-    printf("  %-8s %-9s %9s %6s %10s  %-16s %s\n", "PID", "STATE", "JOBS DONE", "AHEAD", "RSS",
-           "TASK", "JOB");
+    printf("  %-8s %-9s %9s %6s %10s  %-16s %-12s %s\n", "PID", "STATE", "JOBS DONE", "AHEAD",
+           "RSS", "TASK", "OWNER", "JOB");
     json_array_foreach(wl, i, w)
     {
         const json_t *job = json_object_get(w, "job");
         human_size(rss, sizeof(rss), jint(w, "rss_kib"));
         if (json_is_string(job))
             task_of(c, tmo, json_string_value(job), task, sizeof(task));
-        printf("  %-8lld %-9s %9lld %6lld %10s  %-16s %s\n", (long long)jint(w, "pid"),
+        const json_t *owner = json_object_get(w, "owner");
+        printf("  %-8lld %-9s %9lld %6lld %10s  %-16s %-12s %s\n", (long long)jint(w, "pid"),
                json_string_value(json_object_get(w, "state")), (long long)jint(w, "jobs_done"),
                (long long)jint(w, "ahead"), rss, json_is_string(job) ? task : "-",
+               json_is_string(owner) ? json_string_value(owner) : "-",
                json_is_string(job) ? json_string_value(job) : "-");
     }
     printf("queue:     %lld queued, %lld sent ahead, %lld running", (long long)jint(s, "queued"),
@@ -95,6 +99,11 @@ static void print_overview(const json_t *s, forq_client_t *c, int tmo)
     json_int_t clients = jint(s, "clients"), backlog = jint(s, "backlog");
     printf("clients:   %lld with work in forqd, %lld %s held for slow readers\n",
            (long long)clients, (long long)backlog, plural(backlog, "reply", "replies"));
+    const json_t *cl = json_object_get(s, "client_list"), *ce; /* to admins only */
+    json_array_foreach(cl, i, ce)
+        printf("  %-16s %lld %s, %lld held\n", json_string_value(json_object_get(ce, "identity")),
+               (long long)jint(ce, "jobs"), plural(jint(ce, "jobs"), "job", "jobs"),
+               (long long)jint(ce, "backlog"));
     json_int_t keys = jint(s, "dict_keys"), dicts = jint(s, "dicts"), bytes = jint(s, "dict_bytes");
     printf("dict:      %lld %s in %lld %s, %lld %s, %s\n", (long long)keys,
            plural(keys, "key", "keys"), (long long)dicts, plural(dicts, "dict", "dicts"),
@@ -135,9 +144,10 @@ static int job_status(const globals_t *g, forq_client_t *c, const char *id)
 {
     forq_job_info_t info;
 
-    if (forq_client_status(c, id, ms_of(g->connect_timeout), &info) != FORQ_OK) {
+    forq_err_t e = forq_client_status(c, id, ms_of(g->connect_timeout), &info);
+    if (e != FORQ_OK) {
         fprintf(stderr, "forq: %s\n", forq_errdetail());
-        return EXIT_CONNECT;
+        return e == FORQ_ERR_FORBIDDEN ? EXIT_FORBIDDEN : EXIT_CONNECT;
     }
     json_t *j = json_pack("{s:s, s:s}", "id", id, "state", forq_state_name(info.state));
     if (info.task[0])
