@@ -52,6 +52,10 @@ static forq_client_t *connect_to(const char *ep)
     forq_client_opts_init(&o);
     o.endpoint = ep;
     o.connect_timeout_ms = 10000;
+    /* CURVE, for a tcp endpoint that requires it: forqd's public key and this client's pair */
+    o.server_key = getenv("FORQ_BENCH_SERVER_KEY");
+    o.public_key = getenv("FORQ_BENCH_PUBLIC_KEY");
+    o.secret_key = getenv("FORQ_BENCH_SECRET_KEY");
     if (forq_client_new(&o, &c) != FORQ_OK)
         die("connect");
     return c;

@@ -183,6 +183,19 @@ def main(argv):
                 target(p, "5: dict %s %d: >= redis-benchmark" % (op, clients), ratio(f, r), 1,
                        ratio(f, r) >= 1)
 
+        tj, cj, t50, c50 = (get(p, "tcp.jobs"), get(p, "curve.jobs"), get(p, "tcp.p50"),
+                            get(p, "curve.p50"))
+        if tj and cj:
+            rows.append((p, "8 tiny jobs over tcp with CURVE", "jobs/s", cj,
+                         [("the same, plaintext tcp", tj)],
+                         "%.0f%% of plaintext" % (100 * ratio(cj, tj))))
+            rows.append((p, "8 submit, wait over tcp with CURVE: p50", "us", c50,
+                         [("the same, plaintext tcp", t50)], "%.2fx plaintext" % ratio(c50, t50)))
+            target(p, "8: CURVE keeps >= 80% of plaintext tcp throughput", ratio(cj, tj), 0.8,
+                   ratio(cj, tj) >= 0.8)
+            target(p, "8: CURVE round trip <= 1.3x plaintext tcp", ratio(c50, t50), 1.3,
+                   ratio(c50, t50) <= 1.3)
+
         rep, fs, ps = get(p, "forq.replace_us"), get(p, "forq.spawn"), get(p, "py.spawn")
         rows.append((p, "6 worker death to replacement READY", "us", rep, [], ""))
         rows.append((p, "6 fresh workers (one job each)", "/s", fs,
