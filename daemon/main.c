@@ -5,6 +5,7 @@
 #include "config.h"
 #include "forkserver.h"
 #include "log.h"
+#include "proctitle.h"
 #include "service.h"
 
 #include <signal.h>
@@ -40,6 +41,9 @@ int main(int argc, char **argv)
     pid_t fs_pid;
     int fs_fd, r, status;
 
+    /* ps shows "forqd: broker", "forqd: forkserver", "forqd: worker ..." (proctitle.h): the
+     * command line's memory becomes the title's, and from here on argv is a copy */
+    argv = proctitle_init(argc, argv);
     r = config_parse(&cfg, argc, argv);
     if (r != 0) {
         config_done(&cfg);
@@ -55,6 +59,7 @@ int main(int argc, char **argv)
         return r == 0 ? 0 : 1;
     }
     log_setup(cfg.log_level, "forqd");
+    proctitle_set("forqd: broker");
     raise_fd_limit();
     if (config_derive(&cfg) < 0) {
         config_done(&cfg);
