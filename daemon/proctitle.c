@@ -30,10 +30,13 @@
 
 extern char **environ;
 
-static char *area;       /* argv[0]'s memory, the start of the title's room; NULL: not taken */
-static size_t room;      /* bytes of room: argv's strings and the environment's after them */
-static size_t arg_len;   /* of which argv's: arg_end - 1 is area[arg_len - 1] */
-static char **argv_copy; /* what proctitle_init() returned, kept reachable for ever */
+static char *area;     /* argv[0]'s memory, the start of the title's room; NULL: not taken */
+static size_t room;    /* bytes of room: argv's strings and the environment's after them */
+static size_t arg_len; /* of which argv's: arg_end - 1 is area[arg_len - 1] */
+/* the copies of argv and the environment, kept reachable for ever (volatile: never read, the
+ * stores must stay; glibc's exit-time clean-up, which valgrind runs, clears environ) */
+static char **volatile argv_copy;
+static char **volatile env_copy;
 
 char **proctitle_init(int argc, char **argv)
 {
@@ -63,7 +66,7 @@ char **proctitle_init(int argc, char **argv)
                 end = environ[i] + strlen(environ[i]) + 1;
             env[i] = xstrdup(environ[i]);
         }
-        environ = env;
+        environ = env_copy = env;
     }
     program_invocation_name = copy[0];
     program_invocation_short_name = strrchr(copy[0], '/') ? strrchr(copy[0], '/') + 1 : copy[0];
