@@ -13,9 +13,9 @@
 #     another process has that one)
 # Usage: tests/install.sh [BUILD_DIR]   (default build-install/, made afresh). Prints one line
 # per check, "ok: ..." or "FAILED: ...", and exits 1 if any failed.
+# shellcheck disable=SC2046,SC2317 # pkg-config's flags are words; cleanup runs from the trap
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-src=$PWD
 dir=${1:-build-install}
 top=$(mktemp -d /tmp/forq-install.XXXXXX)
 chmod 755 "$top"
@@ -75,8 +75,11 @@ stage=$top/stage
 mkdir "$stage" && chown 65534:65534 "$stage" 2>/dev/null
 if as_user meson install -C "$dir" --no-rebuild --destdir "$stage" >"$top/destdir.log" 2>&1; then
     outside=$(cd "$stage" && find . ! -type d | sed 's|^\.||' | grep -v "^$prefix/")
-    [ -z "$outside" ] && ok "a DESTDIR install stays under DESTDIR/prefix" ||
+    if [ -z "$outside" ]; then
+        ok "a DESTDIR install stays under DESTDIR/prefix"
+    else
         bad "a DESTDIR install wrote outside DESTDIR$prefix: $outside"
+    fi
 else
     tail -n 20 "$top/destdir.log"
     bad "meson install --destdir"
@@ -164,7 +167,7 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 out=$("$top/app" 2>&1)
-[ "$out" = 25997 ] && ok "the snippet prints 25997" || bad "the snippet printed '$out'"
+if [ "$out" = 25997 ]; then ok "the snippet prints 25997"; else bad "the snippet printed '$out'"; fi
 wc=$("$forq" submit word_count '["to be or not to be"]' 2>&1)
 if [ "$wc" = '{"words":6,"lines":1,"chars":18}' ]; then
     ok "forqd ran word_count from the plugin directory, no --tasks"
