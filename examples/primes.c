@@ -7,7 +7,7 @@
  *
  * The classic work takes ~10 ms in one process: the pool's fixed costs (a round trip per job,
  * waking the workers) are a good part of that, so its time ratio says little. --below N counts
- * the primes below N instead (20,000,000: ~2.5 s in one process), where the pool's ratio shows its
+ * the primes below N instead (20,000,000: 2.5-4 s in one process), where the pool's ratio shows its
  * speed-up: about 1 / workers.
  *
  * The range is cut into 4 chunks per worker (16 with --below: the later numbers cost more, and
