@@ -14,6 +14,7 @@
 #include "client_int.h"
 
 #include "conn.h"
+#include "health.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -272,14 +273,22 @@ const char *forq_future_id(const forq_future_t *f)
 
 forq_err_t forq_future_wait(forq_future_t *f, int timeout_ms)
 {
+    char why[400];
+    int64_t down;
+
     if (!f)
         return errors_fail(FORQ_ERR_INVALID, "future is NULL");
     /* not done means its client is alive (destroying a client resolves its futures) */
-    return (future_wait_done(f, 0) ||
-            (f->conn ? conn_wait(f->conn, f, timeout_ms) : future_wait_done(f, timeout_ms)))
-               ? FORQ_OK
-               : errors_fail(FORQ_ERR_TIMEOUT, "job %s is not done after %d ms", f->key,
-                             timeout_ms);
+    if (future_wait_done(f, 0) ||
+        (f->conn ? conn_wait(f->conn, f, timeout_ms) : future_wait_done(f, timeout_ms)))
+        return FORQ_OK;
+    /* a wait for a forqd that is not there says so, rather than only that time passed */
+    if (f->conn && (down = health_unreachable_ms(f->conn)) > 0) {
+        health_why_silent(f->conn, (int)(down < INT32_MAX ? down : INT32_MAX), why, sizeof(why));
+        return errors_fail(FORQ_ERR_TIMEOUT, "job %s is not done after %d ms: %s", f->key,
+                           timeout_ms, why);
+    }
+    return errors_fail(FORQ_ERR_TIMEOUT, "job %s is not done after %d ms", f->key, timeout_ms);
 }
 
 bool forq_future_done(forq_future_t *f)

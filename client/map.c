@@ -1,10 +1,12 @@
 /* map.c - map, starmap, imap and imap_unordered over chunk jobs.
  *
- * Items are packed `chunksize` at a time into one chunk job (PROTOCOL.md: "chunk"), which a
- * worker runs item by item and answers with one entry per item: [0, value] or
- * [1, etype, msg]. At most `window` chunks are in flight or waiting to be read, and the input
- * is pulled from the caller's feed only when the window has room, from inside forq_map_next():
- * the map's memory is bounded by window * chunksize items however long the input is.
+ * The input is an array (forq_map), a feed of packed items (forq_imap) or a callback that packs
+ * item i into the map's own buffer (forq_map_gen). Items are packed `chunksize` at a time into one
+ * chunk job (PROTOCOL.md: "chunk"), which a worker runs item by item and answers with one entry per
+ * item: [0, value] or [1, etype, msg]. At most `window` chunks are in flight or waiting to be read,
+ * and the input is pulled from the caller's feed only when the window has room, from inside
+ * forq_map_next(): the map's memory is bounded by window * chunksize items however long the input
+ * is.
  *
  * Results are yielded in input order (the head chunk first), or with `unordered` in the order
  * chunks finish: a listener on each chunk's future puts it on a completion queue (wait.h), which
@@ -42,9 +44,12 @@ struct forq_map {
     char task[FORQ_ID_MAX + 1];
     forq_map_opts_t opts;         /* opts.job's strings are the copies below */
     char *store_dict, *store_key; /* owned */
-    forq_map_feed_fn feed;        /* the input, or NULL for an array */
-    void *feed_ud;
-    const void *const *items; /* array input */
+    forq_map_feed_fn feed;        /* the input, or NULL for an array or a generator */
+    forq_map_gen_fn gen;          /* the input packed by the caller's callback, or NULL */
+    void *feed_ud;                /* userdata of feed or gen */
+    size_t gen_n;                 /* gen: items 0 .. gen_n - 1 at most */
+    msgpack_sbuffer item;         /* gen: the item it packed last */
+    const void *const *items;     /* array input */
     const size_t *lens;
     size_t n_items;
     bool input_done, feed_failed, cancelled;
@@ -72,6 +77,19 @@ void forq_map_opts_init(forq_map_opts_t *o)
 /* The next input item, or 0 at the end, -1 on a feed error. */
 static int next_item(forq_map_t *m, const void **item, size_t *len)
 {
+    if (m->gen) {
+        msgpack_packer pk;
+        int r;
+        if (m->fed >= m->gen_n)
+            return 0;
+        msgpack_sbuffer_clear(&m->item);
+        msgpack_packer_init(&pk, &m->item, msgpack_sbuffer_write);
+        if ((r = m->gen(m->feed_ud, m->fed, &pk)) == 1) {
+            *item = m->item.size ? m->item.data : NULL; /* nothing packed: not one value */
+            *len = m->item.size;
+        }
+        return r < 0 ? -1 : r > 0;
+    }
     if (!m->feed) {
         if (m->fed >= m->n_items)
             return 0;
@@ -113,7 +131,7 @@ static forq_err_t submit_chunk(forq_map_t *m)
         if (r < 0 || !item || wire_check(item, len, WIRE_DEPTH_MAX - 1, &werr) < 0) {
             m->input_done = m->feed_failed = true;
             errors_fail(FORQ_ERR_INVALID, "input item %zu %s", m->fed,
-                        r < 0 ? "could not be read (the feed returned -1)"
+                        r < 0 ? "could not be read (its feed or callback returned -1)"
                               : "is not one msgpack value");
             break;
         }
@@ -338,6 +356,7 @@ static forq_err_t map_new(forq_client_t *c, const char *task, const forq_map_opt
     m->c = c;
     snprintf(m->task, sizeof(m->task), "%s", task);
     msgpack_sbuffer_init(&m->buf);
+    msgpack_sbuffer_init(&m->item);
     *ret = m;
     return FORQ_OK;
 }
@@ -351,6 +370,20 @@ forq_err_t forq_imap(forq_client_t *c, const char *task, forq_map_feed_fn feed, 
     if ((e = map_new(c, task, opts, ret_map)) == FORQ_OK) {
         (*ret_map)->feed = feed;
         (*ret_map)->feed_ud = userdata;
+    }
+    return e;
+}
+
+forq_err_t forq_map_gen(forq_client_t *c, const char *task, size_t n, forq_map_gen_fn gen,
+                        void *userdata, const forq_map_opts_t *opts, forq_map_t **ret_map)
+{
+    forq_err_t e;
+    if (!gen)
+        return errors_fail(FORQ_ERR_INVALID, "forq_map_gen needs a gen function");
+    if ((e = map_new(c, task, opts, ret_map)) == FORQ_OK) {
+        (*ret_map)->gen = gen;
+        (*ret_map)->feed_ud = userdata;
+        (*ret_map)->gen_n = n;
     }
     return e;
 }
@@ -468,6 +501,7 @@ void forq_map_destroy(forq_map_t **mp)
     }
     cq_close(&m->cq);
     msgpack_sbuffer_destroy(&m->buf);
+    msgpack_sbuffer_destroy(&m->item);
     free(m->store_dict);
     free(m->store_key);
     free(m);

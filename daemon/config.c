@@ -31,7 +31,9 @@ static const char usage[] =
     "                              repeatable; default: the ipc endpoint above\n"
     "  -w, --workers N             worker processes (default: number of cores)\n"
     "  -t, --tasks PATH            load task plugins from a .so file or a directory of\n"
-    "                              them; repeatable\n"
+    "                              them; repeatable; default: the plugin directory\n"
+    "                              " FORQ_PLUGINDIR "\n"
+    "                              if it exists (any --tasks replaces it)\n"
     "  -m, --max-jobs-per-worker N replace a worker after N jobs (default 0: never)\n"
     "      --prefetch N            jobs of a short task (under 1 ms on average) a busy worker\n"
     "                              may hold beyond the one it runs (default 16; 0: none)\n"
@@ -483,6 +485,11 @@ int config_parse(config_t *cfg, int argc, char **argv)
         if (set_option(cfg, c, what, optarg) < 0)
             return -EINVAL;
     }
+    /* the plugin directory that `pkg-config --variable=plugindir forq-task` announces: a plugin
+     * installed there is loaded without a setting, as long as no file or flag lists others */
+    struct stat st;
+    if (cfg->tasks.n == 0 && stat(FORQ_PLUGINDIR, &st) == 0 && S_ISDIR(st.st_mode))
+        strv_push(&cfg->tasks, FORQ_PLUGINDIR);
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "forkserver.h"
 #include "log.h"
+#include "proctitle.h"
 #include "service.h"
 
 #include <signal.h>
@@ -41,6 +42,9 @@ int main(int argc, char **argv)
     pid_t fs_pid;
     int fs_fd, r, status;
 
+    /* ps shows "forqd: broker", "forqd: forkserver", "forqd: worker ..." (proctitle.h): the
+     * command line's memory becomes the title's, and from here on argv is a copy */
+    argv = proctitle_init(argc, argv);
     r = config_parse(&cfg, argc, argv);
     if (r != 0) {
         config_done(&cfg);
@@ -70,6 +74,7 @@ int main(int argc, char **argv)
         config_done(&cfg);
         return r == 0 ? 0 : 1;
     }
+    proctitle_set("forqd: broker");
     raise_fd_limit();
     if (config_derive(&cfg) < 0) {
         config_done(&cfg);

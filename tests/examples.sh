@@ -34,6 +34,19 @@ slept 0.5 s: ok" "$dir/as_completed" "$ep"
 check timeout_cancel "sleep(10) with timeout 0.5 s: timeout (ran longer than its timeout of 500 ms; its worker was killed)
 cancel while running: worker killed
 its result: cancelled (cancelled while running; its worker was killed)" "$dir/timeout_cancel" "$ep"
+# the demo's programs: the classic primes example and its big workload (scripts/demo)
+got=$("$dir/primes" "$ep" | sed -n '1p;2p;6p;$p' | sed 's/ratio: [0-9.]*$/ratio: R/'); case "$got" in
+    "primes in range(1, 300000): 25997  (8 count_primes jobs on 2 workers at $ep)
+10000019 is prime: True
+median of 5 runs:
+  pool/single time ratio: R") passed=$((passed + 1)); echo "ok - primes" ;;
+    *) failed=$((failed + 1)); echo "FAILED - primes: $got" ;;
+esac
+got=$("$dir/primes" --below 1000000 --runs 1 "$ep" | sed -n '1p;$p' | sed 's/ratio: [0-9.]*$/ratio: R/'); case "$got" in
+    "primes below 1000000: 78498  (32 count_primes jobs on 2 workers at $ep)
+  pool/single time ratio: R") passed=$((passed + 1)); echo "ok - primes --below" ;;
+    *) failed=$((failed + 1)); echo "FAILED - primes --below: $got" ;;
+esac
 check producer_consumer "consumer: 20 results, 1 primes" "$dir/producer_consumer" "$ep"
 kill -TERM $pid
 wait $pid

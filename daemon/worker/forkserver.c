@@ -5,6 +5,7 @@
 
 #include "log.h"
 #include "plugins.h"
+#include "proctitle.h"
 #include "task_ctx.h"
 #include "util.h"
 #include "worker.h"
@@ -288,6 +289,8 @@ void forkserver_main(const config_t *cfg, int fd)
     int sfd;
 
     log_setup(cfg->log_level, "forkserver");
+    proctitle_set("forqd: forkserver");
+    proctitle_set_name("forqd-forksrv");
     /* our own session: a terminal's SIGINT reaches only the broker, which drains */
     setsid();
     signal(SIGPIPE, SIG_IGN);

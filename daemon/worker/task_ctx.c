@@ -340,3 +340,182 @@ int forq_task_arg_range(forq_task_ctx_t *ctx, const msgpack_object *args, uint32
     }
     return 0;
 }
+
+/* ---- typed dict get and set ---- */
+
+/* Get key and unpack its value into zone: FORQ_TASK_DICT_OK with *ret (and *ret_raw, the reply
+ * the object borrows from: free it), or what the get returned. */
+static int dict_get_object(forq_task_ctx_t *ctx, const char *name, const char *key,
+                           msgpack_zone *zone, msgpack_object *ret, void **ret_raw)
+{
+    size_t len = 0, off = 0;
+    void *v = NULL;
+    int rc =
+        forq_task_dict(ctx, ops_get(OPS_GET)->name, name, key, NULL, 0, 0, 0, 0, &v, &len, NULL);
+
+    if (rc != FORQ_TASK_DICT_OK) {
+        free(v);
+        return rc;
+    }
+    /* dict_recv checked the payload's structure before it was handed over */
+    if (!v || msgpack_unpack(v, len, &off, zone, ret) != MSGPACK_UNPACK_SUCCESS) {
+        free(v);
+        return dict_fail(ctx, "forqd's get answer for dict '%s' key '%s' had no value", name, key);
+    }
+    *ret_raw = v;
+    return FORQ_TASK_DICT_OK;
+}
+
+static int wrong_type(forq_task_ctx_t *ctx, const char *name, const char *key,
+                      const msgpack_object *o, const char *want)
+{
+    return dict_fail(ctx, "dict '%s' key '%s' holds %s, not %s", name, key, type_word(o), want);
+}
+
+int forq_task_dict_get_int(forq_task_ctx_t *ctx, const char *name, const char *key,
+                           int64_t *ret_value)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    void *raw = NULL;
+    int rc;
+
+    msgpack_zone_init(&zone, 256);
+    if ((rc = dict_get_object(ctx, name, key, &zone, &o, &raw)) == FORQ_TASK_DICT_OK) {
+        if (o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+            (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER && o.via.u64 <= INT64_MAX)) {
+            if (ret_value)
+                *ret_value = o.via.i64;
+        } else if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            rc = dict_fail(ctx, "dict '%s' key '%s' holds an integer above INT64_MAX", name, key);
+        } else {
+            rc = wrong_type(ctx, name, key, &o, "an integer");
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    free(raw);
+    return rc;
+}
+
+int forq_task_dict_get_double(forq_task_ctx_t *ctx, const char *name, const char *key,
+                              double *ret_value)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    void *raw = NULL;
+    double d = 0;
+    int rc;
+
+    msgpack_zone_init(&zone, 256);
+    if ((rc = dict_get_object(ctx, name, key, &zone, &o, &raw)) == FORQ_TASK_DICT_OK) {
+        if (o.type == MSGPACK_OBJECT_FLOAT32 || o.type == MSGPACK_OBJECT_FLOAT64)
+            d = o.via.f64;
+        else if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            d = (double)o.via.u64;
+        else if (o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            d = (double)o.via.i64;
+        else
+            rc = wrong_type(ctx, name, key, &o, "a number");
+        if (rc == FORQ_TASK_DICT_OK && ret_value)
+            *ret_value = d;
+    }
+    msgpack_zone_destroy(&zone);
+    free(raw);
+    return rc;
+}
+
+int forq_task_dict_get_str(forq_task_ctx_t *ctx, const char *name, const char *key, char **ret_str,
+                           size_t *ret_len)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    void *raw = NULL;
+    int rc;
+
+    msgpack_zone_init(&zone, 256);
+    if ((rc = dict_get_object(ctx, name, key, &zone, &o, &raw)) == FORQ_TASK_DICT_OK) {
+        if (o.type == MSGPACK_OBJECT_STR || o.type == MSGPACK_OBJECT_BIN) {
+            /* str and bin share their layout; an empty one may have no pointer */
+            if (ret_str) {
+                *ret_str = xmalloc(o.via.str.size + 1);
+                if (o.via.str.size)
+                    memcpy(*ret_str, o.via.str.ptr, o.via.str.size);
+                (*ret_str)[o.via.str.size] = '\0';
+            }
+            if (ret_len)
+                *ret_len = o.via.str.size;
+        } else {
+            rc = wrong_type(ctx, name, key, &o, "a string or bytes");
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    free(raw);
+    return rc;
+}
+
+/* Set key to the one value packed in sb. */
+static int dict_set_packed(forq_task_ctx_t *ctx, const char *name, const char *key,
+                           msgpack_sbuffer *sb, uint64_t *ret_version)
+{
+    int rc = forq_task_dict(ctx, ops_get(OPS_SET)->name, name, key, sb->data, sb->size, 0, 0, 0,
+                            NULL, NULL, ret_version);
+    msgpack_sbuffer_destroy(sb);
+    return rc;
+}
+
+int forq_task_dict_set_int(forq_task_ctx_t *ctx, const char *name, const char *key, int64_t value,
+                           uint64_t *ret_version)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_int64(&pk, value);
+    return dict_set_packed(ctx, name, key, &sb, ret_version);
+}
+
+int forq_task_dict_set_double(forq_task_ctx_t *ctx, const char *name, const char *key, double value,
+                              uint64_t *ret_version)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_double(&pk, value);
+    return dict_set_packed(ctx, name, key, &sb, ret_version);
+}
+
+int forq_task_dict_set_str(forq_task_ctx_t *ctx, const char *name, const char *key,
+                           const char *value, uint64_t *ret_version)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t n;
+
+    if (!value)
+        return dict_fail(ctx, "forq_task_dict_set_str: the value is NULL");
+    n = strlen(value);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_str(&pk, n);
+    msgpack_pack_str_body(&pk, value, n);
+    return dict_set_packed(ctx, name, key, &sb, ret_version);
+}
+
+int forq_task_dict_set_bytes(forq_task_ctx_t *ctx, const char *name, const char *key,
+                             const void *value, size_t len, uint64_t *ret_version)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    if (!value && len)
+        return dict_fail(ctx, "forq_task_dict_set_bytes: the value is NULL");
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_bin(&pk, len);
+    if (len)
+        msgpack_pack_bin_body(&pk, value, len);
+    return dict_set_packed(ctx, name, key, &sb, ret_version);
+}

@@ -5,6 +5,7 @@
 
 #include "log.h"
 #include "plugins.h"
+#include "proctitle.h"
 #include "task_ctx.h"
 #include "util.h"
 #include "wire.h"
@@ -326,6 +327,8 @@ void worker_main(const config_t *cfg, int fd)
     bool alive;
 
     log_setup(cfg->log_level, "worker");
+    proctitle_set("forqd: worker idle");
+    proctitle_set_name("forqd-worker");
     if (plugins_worker_init(err, sizeof(err)) < 0) {
         log_error("%s; this worker exits", err);
         _exit(3);
@@ -350,7 +353,10 @@ void worker_main(const config_t *cfg, int fd)
         in.head = p->next;
         if (!in.head)
             in.tail = NULL;
+        /* ps shows what runs: the task and its job (for a map, the chunk job) */
+        proctitle_set("forqd: worker %.*s %s", (int)p->spec.task_len, p->spec.task, p->id_z);
         worker_run(cfg, &p->spec, &out);
+        proctitle_set("forqd: worker idle");
         done++;
 
         wire_hdr_t reply = {.cmd = WIRE_DONE, .id = p->id, .run_us = out.run_us};

@@ -123,6 +123,73 @@ static int t_job_id(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_pa
     return msgpack_pack_str_body(out, id, strlen(id));
 }
 
+/* dict_typed(name, op, key[, value]) -> [rc, what]: one typed dict helper of <forq/task.h>
+ * (op: get_int, set_int, get_double, set_double, get_str, set_str, set_bytes), its return code
+ * and what it gave: the value got, the version set, or forq_task_dict_error()'s text */
+static int t_dict_typed(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    const char *name, *op, *key, *sv = NULL;
+    size_t nl, ol, kl, svl = 0;
+    char nb[65], ob[32], kb[256], *str = NULL;
+    int64_t iv = 0;
+    double dv = 0;
+    uint64_t ver = 0;
+    size_t len = 0;
+    int rc;
+
+    if (forq_task_arg_bytes(ctx, args, 0, &name, &nl) < 0 ||
+        forq_task_arg_bytes(ctx, args, 1, &op, &ol) < 0 ||
+        forq_task_arg_bytes(ctx, args, 2, &key, &kl) < 0)
+        return -1;
+    snprintf(nb, sizeof(nb), "%.*s", (int)nl, name);
+    snprintf(ob, sizeof(ob), "%.*s", (int)ol, op);
+    snprintf(kb, sizeof(kb), "%.*s", (int)kl, key);
+    if ((strcmp(ob, "set_int") == 0 && forq_task_arg_int(ctx, args, 3, &iv) < 0) ||
+        (strcmp(ob, "set_double") == 0 && forq_task_arg_double(ctx, args, 3, &dv) < 0) ||
+        (strncmp(ob, "set_", 4) == 0 && strcmp(ob, "set_int") && strcmp(ob, "set_double") &&
+         forq_task_arg_bytes(ctx, args, 3, &sv, &svl) < 0))
+        return -1;
+    if (strcmp(ob, "get_int") == 0)
+        rc = forq_task_dict_get_int(ctx, nb, kb, &iv);
+    else if (strcmp(ob, "get_double") == 0)
+        rc = forq_task_dict_get_double(ctx, nb, kb, &dv);
+    else if (strcmp(ob, "get_str") == 0)
+        rc = forq_task_dict_get_str(ctx, nb, kb, &str, &len);
+    else if (strcmp(ob, "set_int") == 0)
+        rc = forq_task_dict_set_int(ctx, nb, kb, iv, &ver);
+    else if (strcmp(ob, "set_double") == 0)
+        rc = forq_task_dict_set_double(ctx, nb, kb, dv, &ver);
+    else if (strcmp(ob, "set_str") == 0) {
+        char *z = strndup(sv, svl);
+        rc = forq_task_dict_set_str(ctx, nb, kb, z, &ver);
+        free(z);
+    } else if (strcmp(ob, "set_bytes") == 0)
+        rc = forq_task_dict_set_bytes(ctx, nb, kb, sv, svl, &ver);
+    else
+        return forq_task_error(ctx, "ValueError", "dict_typed: no op '%s'", ob);
+    msgpack_pack_array(out, 2);
+    msgpack_pack_int(out, rc);
+    if (rc == FORQ_TASK_DICT_ERROR) {
+        const char *e = forq_task_dict_error(ctx);
+        msgpack_pack_str(out, strlen(e));
+        return msgpack_pack_str_body(out, e, strlen(e));
+    }
+    if (rc != FORQ_TASK_DICT_OK)
+        return msgpack_pack_nil(out);
+    if (strncmp(ob, "set_", 4) == 0)
+        return msgpack_pack_uint64(out, ver);
+    if (strcmp(ob, "get_int") == 0)
+        return msgpack_pack_int64(out, iv);
+    if (strcmp(ob, "get_double") == 0)
+        return msgpack_pack_double(out, dv);
+    /* get_str: the text, and whether the copy is NUL-terminated after its length */
+    msgpack_pack_str(out, len);
+    msgpack_pack_str_body(out, str, len);
+    rc = str[len] == '\0' ? 0 : forq_task_error(ctx, "DictError", "get_str: no NUL after it");
+    free(str);
+    return rc;
+}
+
 /* now() -> CLOCK_MONOTONIC in nanoseconds, to order jobs by when they ran */
 static int t_now(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
 {
@@ -266,6 +333,7 @@ static const forq_task_def_t tasks[] = {
     {"two_values", t_two_values, "packs two values"},
     {"silent_fail", t_silent_fail, "fails without an error"},
     {"job_id", t_job_id, "job_id() -> the job's id"},
+    {"dict_typed", t_dict_typed, "dict_typed(name, op, key[, value]) -> [rc, what]"},
     {NULL, NULL, NULL},
 };
 

@@ -244,7 +244,9 @@ FORQ_EXPORT forq_err_t forq_submit(forq_client_t *client, const char *task, cons
 FORQ_EXPORT const char *forq_future_id(const forq_future_t *future);
 
 /* Wait until the future is done, for at most timeout_ms (-1: forever, 0: just look). Returns
- * FORQ_OK when done (whatever the outcome), FORQ_ERR_TIMEOUT otherwise. */
+ * FORQ_OK when done (whatever the outcome), FORQ_ERR_TIMEOUT otherwise; forq_errdetail() then
+ * also says when forqd is unreachable ("no forqd at ENDPOINT: nothing answered within N ms;
+ * is forqd running...?") or the peer is not forqd. */
 FORQ_EXPORT forq_err_t forq_future_wait(forq_future_t *future, int timeout_ms);
 
 /* Is the future done? Never blocks. */
@@ -286,6 +288,44 @@ FORQ_EXPORT forq_err_t forq_future_cancel(forq_future_t *future, int timeout_ms,
  * is then dropped. An as_completed iterator or a callback in progress keeps the memory valid
  * until it is done with it. */
 FORQ_EXPORT void forq_future_destroy(forq_future_t **future);
+
+/* ---- JSON ---- */
+
+/* Arguments and results are msgpack; these take and give JSON text instead, in the forms the
+ * forq command uses: bytes (msgpack bin) are {"$base64": "..."}, and an object with exactly that
+ * one key becomes bytes on the way in; msgpack ext is {"$ext": TYPE, "$base64": "..."}; a map key
+ * that is not a string is written as its JSON text; NaN and infinities become null; an integer
+ * above INT64_MAX becomes a real. JSON integers must fit int64_t. Any thread.
+ *
+ *     forq_future_t *f;
+ *     char *res;
+ *     forq_submit_json(c, "count_primes", "[1, 300000]", NULL, &f);
+ *     if (forq_future_wait(f, 5000) == FORQ_OK && forq_future_result_json(f, &res) == FORQ_OK)
+ *         puts(res), free(res);                                   // 25997
+ */
+
+/* The msgpack of one JSON value (any value, not only an array or object). FORQ_OK with
+ * *ret_data malloc'ed (the caller frees) and *ret_len its size; FORQ_ERR_INVALID when `json`
+ * is not JSON (the detail gives jansson's reason, line and column) or holds a bad $base64;
+ * FORQ_ERR_NOMEM. */
+FORQ_EXPORT forq_err_t forq_json_to_msgpack(const char *json, void **ret_data, size_t *ret_len);
+
+/* The compact JSON text of one msgpack value of len bytes. FORQ_OK with *ret_json malloc'ed
+ * (the caller frees); FORQ_ERR_INVALID when data is not exactly one well-formed msgpack value
+ * nested at most 32 deep (it is checked before it is read); FORQ_ERR_NOMEM. */
+FORQ_EXPORT forq_err_t forq_msgpack_to_json(const void *data, size_t len, char **ret_json);
+
+/* forq_submit() with the args written as JSON text, e.g. "[1, 300000]". Returns what
+ * forq_submit() returns, or FORQ_ERR_INVALID when args_json is not JSON (the detail says where;
+ * nothing is sent). */
+FORQ_EXPORT forq_err_t forq_submit_json(forq_client_t *client, const char *task,
+                                        const char *args_json, const forq_submit_opts_t *opts,
+                                        forq_future_t **ret_future);
+
+/* forq_future_result() as JSON text: FORQ_OK with *ret_json malloc'ed (the caller frees), or the
+ * same outcome codes as forq_future_result() (FORQ_ERR_PENDING, FORQ_ERR_TASK, ...) with the
+ * detail; FORQ_ERR_INVALID if the result is not readable msgpack. */
+FORQ_EXPORT forq_err_t forq_future_result_json(forq_future_t *future, char **ret_json);
 
 /* ---- callbacks and progress ---- */
 
@@ -392,6 +432,21 @@ FORQ_EXPORT void forq_map_opts_init(forq_map_opts_t *opts);
  * (from inside forq_map_next(), in the caller's thread). opts may be NULL. */
 FORQ_EXPORT forq_err_t forq_imap(forq_client_t *client, const char *task, forq_map_feed_fn feed,
                                  void *userdata, const forq_map_opts_t *opts, forq_map_t **ret_map);
+
+/* Packs item `index` of a map into `pk` (msgpack-c's packer, of <msgpack.h>: pack exactly one
+ * value) and returns 1; returns 0 at the end of the input, -1 to stop the map. Called from
+ * inside forq_map_gen() and forq_map_next(), in the caller's thread, with index 0, 1, 2, ... */
+struct msgpack_packer;
+typedef int (*forq_map_gen_fn)(void *userdata, size_t index, struct msgpack_packer *pk);
+
+/* map over items a callback makes: gen(userdata, i, pk) packs item i, for i < n (SIZE_MAX: until
+ * gen returns 0). Like forq_imap(), items are asked for only as the window has room, so n may be
+ * huge; the library owns the buffer, so nothing has to stay valid between calls. opts may be
+ * NULL. An item that is not exactly one msgpack value (nothing packed, or two) stops the map
+ * like a -1: forq_map_next() then returns FORQ_ERR_INVALID after the items before it. */
+FORQ_EXPORT forq_err_t forq_map_gen(forq_client_t *client, const char *task, size_t n,
+                                    forq_map_gen_fn gen, void *userdata,
+                                    const forq_map_opts_t *opts, forq_map_t **ret_map);
 
 /* map over an array: items[i] (lens[i] bytes of msgpack) for i < n. The array is read lazily
  * and must stay valid until the map is exhausted or destroyed. */

@@ -102,7 +102,11 @@ typedef struct {
 FORQ_TASK_EXPORT int forq_task_error(forq_task_ctx_t *ctx, const char *type, const char *fmt, ...)
     FORQ_TASK_PRINTF(3, 4);
 
-/* The id of the running job, as the client chose it. Borrowed: valid during the task call. */
+/* The id of the running job, as the client chose it (forq_future_id(), `forq submit --id`).
+ * Inside a map (forq_map*, `forq map`) the task is called once per item within a chunk job, and
+ * this is the chunk job's id: the same for every item of that chunk, another for the next chunk
+ * (libforq names chunks like any job, "<client prefix>-<n>"); nothing tells an item's index, so
+ * put what tells items apart in their args. Borrowed: valid during the task call. */
 FORQ_TASK_EXPORT const char *forq_task_job_id(const forq_task_ctx_t *ctx);
 
 /* The name of the running task. Borrowed: valid during the task call. */
@@ -176,6 +180,33 @@ FORQ_TASK_EXPORT int forq_task_dict_page(forq_task_ctx_t *ctx, const char *name,
 /* dict "incr": add delta to an integer (a missing key counts as 0); *ret_value the new value. */
 FORQ_TASK_EXPORT int forq_task_dict_incr(forq_task_ctx_t *ctx, const char *name, const char *key,
                                          int64_t delta, int64_t *ret_value);
+
+/* Typed get and set of one key, for the common scalar values (stored as msgpack: clients see
+ * them as forq_dict_get() and `forq dict get` do).
+ * The getters return FORQ_TASK_DICT_OK with *ret_value, FORQ_TASK_DICT_NOT_FOUND when the key
+ * does not exist, or FORQ_TASK_DICT_ERROR when forqd refused or the value is of another type
+ * (forq_task_dict_error() says which, e.g. "dict 'd' key 'k' holds a string, not an integer");
+ * *ret_value is untouched unless OK. _get_double takes integers too; _get_str takes str or bin
+ * and gives a malloc'ed copy with a NUL after its *ret_len bytes (may be NULL) that the caller
+ * frees. The setters store the value (a str for _set_str, NUL-terminated text; bin for
+ * _set_bytes) and return FORQ_TASK_DICT_OK with *ret_version (may be NULL) the key's new
+ * version, or FORQ_TASK_DICT_ERROR (limits, bad name or key). Added within ABI version 1. */
+FORQ_TASK_EXPORT int forq_task_dict_get_int(forq_task_ctx_t *ctx, const char *name, const char *key,
+                                            int64_t *ret_value);
+FORQ_TASK_EXPORT int forq_task_dict_set_int(forq_task_ctx_t *ctx, const char *name, const char *key,
+                                            int64_t value, uint64_t *ret_version);
+FORQ_TASK_EXPORT int forq_task_dict_get_double(forq_task_ctx_t *ctx, const char *name,
+                                               const char *key, double *ret_value);
+FORQ_TASK_EXPORT int forq_task_dict_set_double(forq_task_ctx_t *ctx, const char *name,
+                                               const char *key, double value,
+                                               uint64_t *ret_version);
+FORQ_TASK_EXPORT int forq_task_dict_get_str(forq_task_ctx_t *ctx, const char *name, const char *key,
+                                            char **ret_str, size_t *ret_len);
+FORQ_TASK_EXPORT int forq_task_dict_set_str(forq_task_ctx_t *ctx, const char *name, const char *key,
+                                            const char *value, uint64_t *ret_version);
+FORQ_TASK_EXPORT int forq_task_dict_set_bytes(forq_task_ctx_t *ctx, const char *name,
+                                              const char *key, const void *value, size_t len,
+                                              uint64_t *ret_version);
 
 #ifdef __cplusplus
 }
