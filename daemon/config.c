@@ -72,8 +72,8 @@ static const char usage[] =
     "                              names and rights (default: `clients` beside the config\n"
     "                              file, see forqd(8) \"Remote clients\")\n"
     "      --server-key FILE       forqd's CURVE key pair, made at the first start when\n"
-    "                              absent (default: server.key in --state-dir, else beside\n"
-    "                              the clients file)\n"
+    "                              absent (default: server.key in --state-dir, else in\n"
+    "                              $STATE_DIRECTORY (systemd), else beside the clients file)\n"
     "      --insecure-tcp          serve tcp endpoints in plaintext, without keys: anyone\n"
     "                              who reaches the port has every right (a warning at start)\n"
     "      --ipc-group GROUP       let GROUP use the ipc endpoints (socket and forqd's\n"
@@ -620,6 +620,12 @@ void config_server_key_path(const config_t *cfg, char *buf, size_t size)
         snprintf(buf, size, "%s", cfg->server_key);
     } else if (cfg->state_dir) {
         path_join(buf, size, cfg->state_dir, "server.key");
+    } else if (getenv("STATE_DIRECTORY") && *getenv("STATE_DIRECTORY")) {
+        /* systemd's StateDirectory= (the unit's /var/lib/forq); the first one if several */
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", getenv("STATE_DIRECTORY"));
+        dir[strcspn(dir, ":")] = '\0';
+        path_join(buf, size, dir, "server.key");
     } else {
         config_clients_path(cfg, clients, sizeof(clients));
         dir_of(clients, dir, sizeof(dir));

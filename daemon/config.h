@@ -78,8 +78,8 @@ bool config_needs_curve(const config_t *cfg);
  * of FORQ_CONFIG_DEFAULT when there is none). */
 void config_clients_path(const config_t *cfg, char *buf, size_t size);
 
-/* forqd's key pair file: --server-key, else `server.key` in --state-dir, else in the clients
- * file's directory. */
+/* forqd's key pair file: --server-key, else `server.key` in --state-dir, else in systemd's
+ * $STATE_DIRECTORY, else in the clients file's directory. */
 void config_server_key_path(const config_t *cfg, char *buf, size_t size);
 
 /* Free everything the config owns. */
