@@ -622,10 +622,10 @@ void config_server_key_path(const config_t *cfg, char *buf, size_t size)
         path_join(buf, size, cfg->state_dir, "server.key");
     } else if (getenv("STATE_DIRECTORY") && *getenv("STATE_DIRECTORY")) {
         /* systemd's StateDirectory= (the unit's /var/lib/forq); the first one if several */
-        char dir[4096];
-        snprintf(dir, sizeof(dir), "%s", getenv("STATE_DIRECTORY"));
-        dir[strcspn(dir, ":")] = '\0';
-        path_join(buf, size, dir, "server.key");
+        char sd[4096];
+        snprintf(sd, sizeof(sd), "%s", getenv("STATE_DIRECTORY"));
+        sd[strcspn(sd, ":")] = '\0';
+        path_join(buf, size, sd, "server.key");
     } else {
         config_clients_path(cfg, clients, sizeof(clients));
         dir_of(clients, dir, sizeof(dir));

@@ -181,8 +181,8 @@ START_TEST(test_tasks)
     ck_assert_int_eq(RUN("submit sleep 30 --no-wait --id cli-nap", out, err), 0);
     wait_running(c, "cli-nap");
     ck_assert_int_eq(RUN("status", out, err), 0);
-    ck_assert_msg(strstr(out, "TASK             JOB\n") &&
-                      strstr(out, " sleep            cli-nap\n"),
+    ck_assert_msg(strstr(out, "TASK             OWNER        JOB\n") &&
+                      strstr(out, " sleep            local        cli-nap\n"),
                   "%s", out);
     ck_assert_int_eq(RUN("cancel cli-nap", out, err), 0);
     e2e_down(&d, &c);

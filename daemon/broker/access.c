@@ -23,6 +23,9 @@
 #define LOG_WINDOW_MS  60000                    /* refusals logged: at most LOG_PER_WINDOW */
 #define LOG_PER_WINDOW 10                       /*   lines in a window, then one count */
 
+typedef enum { REFUSED_PLAINTEXT, REFUSED_KEY, REFUSED_INVALID, REFUSAL_KINDS } refusal_t;
+static const char *const refusal_names[] = {"no CURVE", "unknown key", "invalid handshake"};
+
 typedef struct ident {
     UT_hash_handle hh;
     const auth_client_t *rights; /* in the current table; NULL: its key was removed */
@@ -43,9 +46,11 @@ struct access {
     char pub[FORQ_KEY_Z85], sec[FORQ_KEY_Z85];
     void *zctx;      /* the client socket's context */
     void *zap, *mon; /* the ZAP handler's REP socket; the client socket's monitor */
-    uint64_t win_start;
-    unsigned win_lines;
-    uint64_t suppressed;
+    struct {
+        uint64_t start;      /* of this minute's window */
+        unsigned lines;      /* logged in it */
+        uint64_t suppressed; /* not logged in it */
+    } win[REFUSAL_KINDS];
 };
 
 static ident_t *ident_add(access_t *a, const char *name, const auth_client_t *rights)
@@ -100,25 +105,28 @@ void access_destroy(access_t **ap)
     *ap = NULL;
 }
 
-/* ---- refusals in the log, a few a minute ---- */
+/* ---- refusals in the log, a few a minute of each kind ---- */
 
-static bool may_log(access_t *a)
+/* Each kind has its own budget, so that a client retrying in plaintext does not hide an
+ * unknown key from the log. */
+static bool may_log(access_t *a, refusal_t kind)
 {
     uint64_t now = now_ms();
 
-    if (now - a->win_start >= LOG_WINDOW_MS) {
-        if (a->suppressed)
-            log_warn("%" PRIu64 " more refused handshakes in the last minute were not logged",
-                     a->suppressed);
-        a->win_start = now;
-        a->win_lines = 0;
-        a->suppressed = 0;
+    if (now - a->win[kind].start >= LOG_WINDOW_MS) {
+        if (a->win[kind].suppressed)
+            log_warn("%" PRIu64 " more refused handshakes (%s) in the last minute were not "
+                     "logged",
+                     a->win[kind].suppressed, refusal_names[kind]);
+        a->win[kind].start = now;
+        a->win[kind].lines = 0;
+        a->win[kind].suppressed = 0;
     }
-    if (a->win_lines < LOG_PER_WINDOW) {
-        a->win_lines++;
+    if (a->win[kind].lines < LOG_PER_WINDOW) {
+        a->win[kind].lines++;
         return true;
     }
-    a->suppressed++;
+    a->win[kind].suppressed++;
     return false;
 }
 
@@ -173,14 +181,14 @@ static bool zap_one(access_t *a)
         else
             zap_reply(a->zap, &f[0], "500", "bad ZAP request", "");
     } else if (!frame_is(&f[5], "CURVE") || n < 7 || zmq_msg_size(&f[6]) != 32) {
-        if (may_log(a))
+        if (may_log(a, REFUSED_PLAINTEXT))
             log_warn("refused a tcp peer at %s: it did not use CURVE; clients need forqd's "
                      "public key (forqd --show-key)",
                      addr);
         zap_reply(a->zap, &f[1], "400", "CURVE required", "");
     } else if (!(c = a->table ? auth_by_key(a->table, zmq_msg_data(&f[6])) : NULL)) {
         zmq_z85_encode(key, zmq_msg_data(&f[6]), 32);
-        if (may_log(a))
+        if (may_log(a, REFUSED_KEY))
             log_warn("refused a tcp peer at %s: its public key %s is not in the clients file; "
                      "add a line for it to let it in",
                      addr, key);
@@ -225,7 +233,9 @@ static void on_monitor(void *ud, short revents)
             memcpy(&event, zmq_msg_data(&ev), 2);
             memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
         }
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && may_log(a))
+        refusal_t kind = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH ? REFUSED_PLAINTEXT
+                                                                             : REFUSED_INVALID;
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && may_log(a, kind))
             log_warn("refused a peer on %.*s: %s", (int)zmq_msg_size(&ep),
                      (const char *)zmq_msg_data(&ep),
                      value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
