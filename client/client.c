@@ -274,7 +274,62 @@ forq_err_t forq_client_status(forq_client_t *c, const char *id, int timeout_ms,
         ret_info->attempts = f->attempts;
         ret_info->pid = f->pid;
         ret_info->priority = f->priority;
+        snprintf(ret_info->owner, sizeof(ret_info->owner), "%s", f->owner ? f->owner : "");
+        ret_info->age_ms = f->age_ms;
+        ret_info->run_ms = f->run_ms;
+        ret_info->done = f->st_done;
+        ret_info->total = f->st_total;
+        if (f->state == FORQ_STATE_RUNNING)
+            snprintf(ret_info->text, sizeof(ret_info->text), "%s", f->detail ? f->detail : "");
     }
+    future_unref(f);
+    return FORQ_OK;
+}
+
+forq_err_t forq_client_jobs(forq_client_t *c, const char *state, const char *task, size_t limit,
+                            int timeout_ms, void **ret_data, size_t *ret_len, bool *ret_more)
+{
+    wire_hdr_t h = {.cmd = WIRE_JOBS, .limit = limit};
+    forq_future_t *f;
+    forq_err_t e;
+
+    if (!ret_data || !ret_len)
+        return errors_fail(FORQ_ERR_INVALID, "forq_client_jobs: ret_data and ret_len are required");
+    if (state) {
+        h.state = wire_state_from(state, strlen(state));
+        if (h.state != WIRE_ST_QUEUED && h.state != WIRE_ST_RUNNING)
+            return errors_fail(FORQ_ERR_INVALID,
+                               "forq_client_jobs: state is \"queued\" or \"running\" (or NULL "
+                               "for both), not \"%s\"",
+                               state);
+    }
+    if (task)
+        h.task = wire_str(task);
+    if ((e = request(c, &h, timeout_ms, &f)) != FORQ_OK)
+        return e;
+    *ret_data = f->result;
+    *ret_len = f->result_len;
+    f->result = NULL;
+    if (ret_more)
+        *ret_more = f->more;
+    future_unref(f);
+    if (!*ret_data)
+        return errors_fail(FORQ_ERR_PROTOCOL, "forqd's job list came without its payload");
+    return FORQ_OK;
+}
+
+forq_err_t forq_client_purge(forq_client_t *c, const char *task, int timeout_ms, size_t *ret_count)
+{
+    wire_hdr_t h = {.cmd = WIRE_PURGE};
+    forq_future_t *f;
+    forq_err_t e;
+
+    if (task)
+        h.task = wire_str(task);
+    if ((e = request(c, &h, timeout_ms, &f)) != FORQ_OK)
+        return e;
+    if (ret_count)
+        *ret_count = (size_t)f->count;
     future_unref(f);
     return FORQ_OK;
 }

@@ -68,6 +68,10 @@ struct forq_future {
     char *etype, *detail, *code, *outcome, *task_name; /* owned strings, NULL if absent */
     int signal, exit_code, pid, priority;
     unsigned attempts;
+    /* status replies */
+    char *owner;                /* owned, NULL if absent */
+    uint64_t age_ms, run_ms;    /* since accepted; since started (running) */
+    uint64_t st_done, st_total; /* latest progress of a running job */
     /* dict replies */
     bool found, more;
     uint64_t ver, count;

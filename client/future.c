@@ -49,6 +49,7 @@ static void future_free(forq_future_t *f)
     free(f->code);
     free(f->outcome);
     free(f->task_name);
+    free(f->owner);
     free(f->cursor);
     free(f);
 }
@@ -162,6 +163,11 @@ void future_resolve(forq_future_t *f, const wire_hdr_t *h, void *payload, size_t
     f->detail = dup_str(h->msg);
     f->outcome = dup_str(h->outcome);
     f->task_name = dup_str(h->task);
+    f->owner = dup_str(h->owner);
+    f->age_ms = h->age_ms;
+    f->run_ms = h->run_ms;
+    f->st_done = h->done;
+    f->st_total = h->total;
     f->signal = (int)h->signal;
     f->exit_code = h->has_exit ? (int)h->exit_code : -1;
     f->pid = (int)h->pid;

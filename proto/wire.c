@@ -250,6 +250,10 @@ static const char *const cmd_names[] = {
     [WIRE_PROGRESS] = "progress",
     [WIRE_DICT] = "dict",
     [WIRE_DICT_REPLY] = "dict_reply",
+    [WIRE_JOBS] = "jobs",
+    [WIRE_PURGE] = "purge",
+    [WIRE_JOBS_REPLY] = "jobs_reply",
+    [WIRE_PURGE_REPLY] = "purge_reply",
 };
 
 static const char *const state_names[] = {
@@ -396,6 +400,9 @@ static const wire_field_t fields[] = {
     F("more",        BOOL,    0,                 more,        NO_FLAG,           SET),
     F("max_payload", UINT,    0,                 max_payload, NO_FLAG,           SET),
     F("instance",    UINT,    0,                 instance,    NO_FLAG,           SET),
+    F("age_ms",      UINT,    0,                 age_ms,      NO_FLAG,           SET),
+    F("run_ms",      UINT,    0,                 run_ms,      NO_FLAG,           SET),
+    F("owner",       STR,     WIRE_ID_MAX,       owner,       NO_FLAG,           SET),
 };
 /* clang-format on */
 

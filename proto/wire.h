@@ -53,6 +53,8 @@ typedef enum {
     WIRE_PING,
     WIRE_FETCH,
     WIRE_DICT,
+    WIRE_JOBS,  /* list live jobs (an admin sees every identity's) */
+    WIRE_PURGE, /* admin: cancel queued jobs */
     /* broker -> client */
     WIRE_RESULT,
     WIRE_CANCEL_REPLY,
@@ -61,6 +63,8 @@ typedef enum {
     WIRE_PONG,
     WIRE_ERROR,
     WIRE_DICT_REPLY,
+    WIRE_JOBS_REPLY,
+    WIRE_PURGE_REPLY,
     /* worker <-> broker */
     WIRE_READY,
     WIRE_JOB,
@@ -140,6 +144,9 @@ typedef struct {
     bool more;            /* "more": keys remain after this page */
     uint64_t max_payload; /* "max_payload": pong: the largest payload frame forqd accepts */
     uint64_t instance;    /* "instance": pong: forqd's random id, new at every start */
+    uint64_t age_ms;      /* "age_ms": status: since the job was accepted */
+    uint64_t run_ms;      /* "run_ms": status: since the running job started */
+    wire_str_t owner;     /* "owner": status: the identity that submitted the job */
 } wire_hdr_t;
 
 /* The field table (wire.c) that drives encode and decode, readable for tests and tools. */

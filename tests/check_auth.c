@@ -275,8 +275,27 @@ START_TEST(test_jobs_belong_to_their_submitter)
     g = submit_json(b, "echo", "[1]", &ob);
     ck_assert_int_eq(wait_state(g, test_ms(5000)), FORQ_STATE_REJECTED);
     forq_future_destroy(&g);
+    /* bob's list of jobs holds only his own; he may not purge */
+    void *data = NULL;
+    size_t len = 0, n = 0;
+    char *text = NULL;
+    ck_assert_int_eq(forq_client_jobs(b, NULL, NULL, 0, 5000, &data, &len, NULL), FORQ_OK);
+    ck_assert_int_eq(forq_msgpack_to_json(data, len, &text), FORQ_OK);
+    ck_assert_str_eq(text, "[]");
+    free(text);
+    free(data);
+    ck_assert_int_eq(forq_client_purge(b, NULL, 5000, &n), FORQ_ERR_FORBIDDEN);
+    ck_assert_msg(strstr(forq_errdetail(), "admin"), "%s", forq_errdetail());
+    /* an admin's holds everyone's, with the owner */
+    ck_assert_int_eq(forq_client_jobs(admin, NULL, NULL, 0, 5000, &data, &len, NULL), FORQ_OK);
+    ck_assert_int_eq(forq_msgpack_to_json(data, len, &text), FORQ_OK);
+    ck_assert_msg(strstr(text, "\"id\":\"alices-job\"") && strstr(text, "\"owner\":\"alice\""),
+                  "%s", text);
+    free(text);
+    free(data);
     /* the owner and an admin may */
     ck_assert_int_eq(forq_client_status(a, "alices-job", 5000, &info), FORQ_OK);
+    ck_assert_str_eq(info.owner, "alice");
     ck_assert_int_eq(info.state, FORQ_STATE_RUNNING);
     ck_assert_int_eq(forq_client_status(admin, "alices-job", 5000, &info), FORQ_OK);
     ck_assert_int_eq(forq_client_cancel(admin, "alices-job", 5000, &out), FORQ_OK);

@@ -91,8 +91,8 @@ END_TEST
 /* forq help [COMMAND] and forq COMMAND --help, for every command. */
 START_TEST(test_help_for_every_command)
 {
-    static const char *const cmds[] = {"submit", "map",  "wait", "cancel", "status",
-                                       "tasks",  "dict", "ping", "help"};
+    static const char *const cmds[] = {"submit", "map",   "wait", "cancel", "status", "tasks",
+                                       "jobs",   "purge", "dict", "ping",   "keygen", "help"};
     char out[8192], out2[8192], err[4096], args[200], usage[64];
 
     /* no forqd needed: help never connects */
@@ -152,6 +152,10 @@ START_TEST(test_bash_completion)
     ck_assert_str_eq(out, "incr\n");
     complete("forq help di", out, sizeof(out));
     ck_assert_str_eq(out, "dict\n");
+    complete("forq jobs --st", out, sizeof(out));
+    ck_assert_str_eq(out, "--state\n");
+    complete("forq --server", out, sizeof(out));
+    ck_assert_str_eq(out, "--server-key\n");
     /* task names from the forqd on the command line */
     snprintf(words, sizeof(words), "%s -e %s submit progress_", getenv("FORQ_CLI"), d.endpoint);
     complete(words, out, sizeof(out));
@@ -184,6 +188,23 @@ START_TEST(test_tasks)
     ck_assert_msg(strstr(out, "TASK             OWNER        JOB\n") &&
                       strstr(out, " sleep            local        cli-nap\n"),
                   "%s", out);
+    /* forq jobs: the table and --json; forq purge */
+    ck_assert_int_eq(RUN("submit echo 1 --no-wait --id cli-q1", out, err), 0);
+    ck_assert_int_eq(RUN("jobs", out, err), 0);
+    ck_assert_msg(strstr(out, "ID ") && strstr(out, "OWNER") && strstr(out, "cli-nap ") &&
+                      strstr(out, "cli-q1 ") && strstr(out, " running ") && strstr(out, " queued "),
+                  "%s", out);
+    ck_assert_int_eq(RUN("jobs --state queued --json", out, err), 0);
+    ck_assert_msg(out[0] == '[' && strstr(out, "\"id\":\"cli-q1\"") && !strstr(out, "cli-nap"),
+                  "%s", out);
+    ck_assert_int_eq(RUN("jobs --state done", out, err), 2);
+    ck_assert_int_eq(RUN("status cli-nap", out, err), 0);
+    ck_assert_msg(strstr(out, "\"owner\":\"local\"") && strstr(out, "\"started_at\":\"20") &&
+                      strstr(out, "\"elapsed_s\":"),
+                  "%s", out);
+    ck_assert_int_eq(RUN("purge --task echo", out, err), 0);
+    ck_assert_str_eq(out, "{\"cancelled\":1}\n");
+    ck_assert_msg(strstr(err, "1 queued job cancelled of task echo"), "%s", err);
     ck_assert_int_eq(RUN("cancel cli-nap", out, err), 0);
     e2e_down(&d, &c);
 }

@@ -62,6 +62,102 @@ START_TEST(test_builtin_tasks)
 }
 END_TEST
 
+/* msgpack as compact JSON text (libforq's own conversion); the caller frees. */
+static char *msgpack_to_json_text(const void *data, size_t len)
+{
+    char *s = NULL;
+    ck_assert_int_eq(forq_msgpack_to_json(data, len, &s), FORQ_OK);
+    return s;
+}
+
+/* The operator's view: status of one job (owner, times, progress), the list of live jobs
+ * (filters, limit) and purge. */
+START_TEST(test_status_jobs_and_purge)
+{
+    forq_job_info_t info;
+    forq_submit_opts_t o = submit_opts();
+    void *data = NULL;
+    size_t len = 0, n = 0;
+    bool more = true;
+    char *j;
+
+    up(1, NULL);
+    o.id = "steps";
+    forq_future_t *run = submit_json(c, "progress_steps", "[40]", &o);
+    wait_running(c, "steps");
+    forq_future_t *q[3];
+    const char *ids[] = {"q-echo-1", "q-sleep", "q-echo-2"};
+    const char *tasks[] = {"echo", "sleep", "echo"};
+    for (int i = 0; i < 3; i++) {
+        forq_submit_opts_t qo = submit_opts();
+        qo.id = ids[i];
+        q[i] = submit_json(c, tasks[i], "[0]", &qo);
+    }
+    /* a running job: owner, times, latest progress */
+    for (int i = 0; i < test_ms(200); i++) {
+        ck_assert_int_eq(forq_client_status(c, "steps", 5000, &info), FORQ_OK);
+        if (info.done >= 2)
+            break;
+        usleep(10000);
+    }
+    ck_assert_int_eq(info.state, FORQ_STATE_RUNNING);
+    ck_assert_str_eq(info.owner, "local");
+    ck_assert_uint_ge(info.done, 2);
+    ck_assert_uint_eq(info.total, 40);
+    ck_assert_msg(strncmp(info.text, "step ", 5) == 0, "%s", info.text);
+    ck_assert_uint_ge(info.run_ms, 100);
+    ck_assert_uint_ge(info.age_ms, info.run_ms);
+    ck_assert_int_eq(forq_client_status(c, "q-sleep", 5000, &info), FORQ_OK);
+    ck_assert_int_eq(info.state, FORQ_STATE_QUEUED);
+    ck_assert_uint_eq(info.run_ms, 0);
+    /* the list: running first, then the queue; filters and a limit */
+    ck_assert_int_eq(forq_client_jobs(c, NULL, NULL, 0, 5000, &data, &len, &more), FORQ_OK);
+    ck_assert(!more);
+    j = msgpack_to_json_text(data, len);
+    free(data);
+    ck_assert_msg(strstr(j, "{\"id\":\"steps\",\"task\":\"progress_steps\",\"status\":\"running\","
+                            "\"owner\":\"local\""),
+                  "%s", j);
+    ck_assert_msg(strstr(j, "\"q-echo-1\"") < strstr(j, "\"q-sleep\"") &&
+                      strstr(j, "\"q-sleep\"") < strstr(j, "\"q-echo-2\""),
+                  "%s", j);
+    free(j);
+    ck_assert_int_eq(forq_client_jobs(c, "queued", "echo", 0, 5000, &data, &len, &more), FORQ_OK);
+    j = msgpack_to_json_text(data, len);
+    free(data);
+    ck_assert_msg(strstr(j, "q-echo-1") && strstr(j, "q-echo-2") && !strstr(j, "q-sleep") &&
+                      !strstr(j, "\"steps\""),
+                  "%s", j);
+    free(j);
+    ck_assert_int_eq(forq_client_jobs(c, NULL, NULL, 2, 5000, &data, &len, &more), FORQ_OK);
+    ck_assert(more);
+    free(data);
+    ck_assert_int_eq(forq_client_jobs(c, "done", NULL, 0, 5000, &data, &len, &more),
+                     FORQ_ERR_INVALID);
+    /* purge the echo jobs: the sleep stays queued, the running job runs on */
+    ck_assert_int_eq(forq_client_purge(c, "echo", 5000, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(wait_state(q[0], 5000), FORQ_STATE_CANCELLED);
+    ck_assert_msg(strstr(forq_future_detail(q[0]), "purged by local"), "%s",
+                  forq_future_detail(q[0]));
+    ck_assert_int_eq(wait_state(q[2], 5000), FORQ_STATE_CANCELLED);
+    ck_assert_int_eq(forq_client_status(c, "q-sleep", 5000, &info), FORQ_OK);
+    ck_assert_int_eq(info.state, FORQ_STATE_QUEUED);
+    ck_assert_int_eq(forq_client_purge(c, NULL, 5000, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(wait_state(q[1], 5000), FORQ_STATE_CANCELLED);
+    ck_assert_int_eq(forq_client_status(c, "steps", 5000, &info), FORQ_OK);
+    ck_assert_int_eq(info.state, FORQ_STATE_RUNNING);
+    forq_cancel_t out;
+    ck_assert_int_eq(forq_client_cancel(c, "steps", 5000, &out), FORQ_OK);
+    ck_assert_int_eq(wait_state(run, 10000), FORQ_STATE_CANCELLED);
+    for (int i = 0; i < 3; i++)
+        forq_future_destroy(&q[i]);
+    forq_future_destroy(&run);
+    down();
+}
+END_TEST
+
 START_TEST(test_bad_args_are_errors)
 {
     up(1, NULL);
@@ -74,6 +170,16 @@ START_TEST(test_bad_args_are_errors)
     f = submit_json(c, "sleep", "[-3]", NULL);
     ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_ERROR);
     ck_assert_str_eq(forq_future_error_type(f), "ValueError");
+    forq_future_destroy(&f);
+    /* the count of arguments in words: "1 was given", "3 were given" */
+    f = submit_json(c, "count_primes", "[5]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_ERROR);
+    ck_assert_msg(strstr(forq_future_detail(f), "takes 2 arguments but 1 was given"), "%s",
+                  forq_future_detail(f));
+    forq_future_destroy(&f);
+    f = submit_json(c, "count_primes", "[1, 2, 3]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_ERROR);
+    ck_assert_msg(strstr(forq_future_detail(f), "but 3 were given"), "%s", forq_future_detail(f));
     forq_future_destroy(&f);
     /* a buggy task that packs two values, one that fails silently */
     f = submit_json(c, "two_values", "[]", NULL);
@@ -652,6 +758,7 @@ static Suite *jobs_suite(void)
     full = tcase_create("full");
     tcase_set_timeout(full, test_ms(60));
     tcase_add_test(full, test_bad_args_are_errors);
+    tcase_add_test(full, test_status_jobs_and_purge);
     tcase_add_test(full, test_rejections);
     tcase_add_test(full, test_queue_deadline);
     tcase_add_test(full, test_retries);

@@ -73,6 +73,8 @@ void print_json(json_t *j, size_t flags);
 void print_msgpack(const void *data, size_t len, size_t flags);
 /* The exit code of a job's final state. */
 int exit_for(forq_state_t st);
+/* The UTC time ms_ago milliseconds before now, ISO 8601 with milliseconds (status.c). */
+void iso_time_ago(char *buf, size_t size, uint64_t ms_ago);
 /* "1 item", "2 items": the word for n (plural by adding "s" unless `plural` is given). */
 const char *plural(unsigned long long n, const char *one, const char *many);
 /* What forqd says about a job id it does not know (the words `forq wait` shows), into buf. */
@@ -164,5 +166,7 @@ int cmd_wait(const globals_t *g, int argc, char **argv);
 int cmd_dict(const globals_t *g, int argc, char **argv);
 int cmd_status(const globals_t *g, int argc, char **argv);
 int cmd_tasks(const globals_t *g, int argc, char **argv);
+int cmd_jobs(const globals_t *g, int argc, char **argv);
+int cmd_purge(const globals_t *g, int argc, char **argv);
 
 #endif

@@ -13,17 +13,17 @@ _forq()
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local forq=${COMP_WORDS[0]} cmd= cmd_at=0 i w
     local -a global=()
-    local commands="submit map wait cancel status tasks dict ping help"
+    local commands="submit map wait cancel status tasks jobs purge dict ping keygen help"
 
     # the global options before the command, kept to ask the same forqd for its tasks
     for ((i = 1; i < COMP_CWORD; i++)); do
         w=${COMP_WORDS[i]}
         case $w in
-        -e | --endpoint | --connect-timeout | --lost-after)
+        -e | --endpoint | --connect-timeout | --lost-after | --key | --server-key)
             global+=("$w" "${COMP_WORDS[i+1]}")
             ((i++))
             ;;
-        --endpoint=* | --connect-timeout=* | --lost-after=*) global+=("$w") ;;
+        --endpoint=* | --connect-timeout=* | --lost-after=* | --key=* | --server-key=*) global+=("$w") ;;
         -*) ;;
         *)
             cmd=$w
@@ -36,9 +36,10 @@ _forq()
     if [[ -z $cmd ]]; then
         case $prev in
         -e | --endpoint | --connect-timeout | --lost-after) return ;;
+        --key | --server-key) COMPREPLY=($(compgen -f -- "$cur")) && return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "--endpoint --connect-timeout --lost-after --help --version" -- "$cur"))
+            COMPREPLY=($(compgen -W "--endpoint --connect-timeout --lost-after --key --server-key --help --version" -- "$cur"))
         else
             COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         fi
@@ -57,6 +58,12 @@ _forq()
         ;;
     wait) opts="--timeout" valued="--timeout" ;;
     status | tasks) opts="--json" ;;
+    jobs)
+        opts="--state --task --limit --json"
+        valued="--state --task --limit"
+        ;;
+    purge) opts="--task" valued="--task" ;;
+    keygen) opts="--out --force" valued="--out" ;;
     dict)
         opts="--with-version --version --timeout"
         valued="--version --timeout"

@@ -78,9 +78,10 @@ static const help_t pages[] = {
      "(exit 0), finished or unknown (exit 11, with the reason on stderr).\n"},
     {"status", "one job's state, or forqd's view",
      "Usage: forq status [ID] [--json]\n"
-     "With ID: the job's state as JSON (id, state, task, attempts, pid while it\n"
-     "runs, priority while queued); a job forqd does not know exits 11 and says\n"
-     "why on stderr. Without: forqd's view for an operator: version, uptime,\n"
+     "With ID: the job's state as JSON (id, state, task, attempts, owner,\n"
+     "queued_at; while it runs: pid, started_at, elapsed_s and its progress;\n"
+     "while queued: priority, waiting_s); a job forqd does not know exits 11 and\n"
+     "says why on stderr. Without: forqd's view for an operator: version, uptime,\n"
      "endpoints, workers (pid, state, jobs done, RSS, task and job), the queue by\n"
      "priority, counters, jobs/s, the dict service, and the tasks.\n"
      "--json prints all of forqd's figures as JSON, for scripts.\n"},
@@ -114,6 +115,17 @@ static const help_t pages[] = {
      "Usage: forq ping\n"
      "Ask forqd whether it is there: prints its version, endpoint and the round\n"
      "trip.\n"},
+    {"jobs", "list the live jobs (an operator's view)",
+     "Usage: forq jobs [--state queued|running] [--task TASK] [--limit N] [--json]\n"
+     "The jobs forqd runs and has queued: running first, then queued by priority,\n"
+     "with id, task, state, owner, priority, age and a running job's progress.\n"
+     "A client with the admin right (or on ipc) sees every client's jobs, any\n"
+     "other its own. --limit: at most N (default 1000, at most 10000).\n"},
+    {"purge", "cancel queued jobs (admin)",
+     "Usage: forq purge [--task TASK]\n"
+     "Cancel every queued job, or those of TASK, whoever submitted them; jobs\n"
+     "already with a worker go on (forq cancel ID stops one). Prints\n"
+     "{\"cancelled\": N}. Needs the admin right (exit 15 without it).\n"},
     {"keygen", "make a CURVE key pair for tcp endpoints",
      "Usage: forq keygen [--out FILE] [--force]\n"
      "Make a CURVE key pair for connecting to forqd's tcp endpoints: the file\n"
@@ -179,7 +191,7 @@ int help_print(const char *cmd)
         }
     }
     return usage_error("there is no command '%s' (the commands: submit map wait cancel status "
-                       "tasks dict ping keygen help)",
+                       "tasks dict ping keygen jobs purge help)",
                        cmd);
 }
 

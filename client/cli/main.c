@@ -328,9 +328,9 @@ static const struct {
     const char *name;
     int (*run)(const globals_t *g, int argc, char **argv);
 } commands[] = {
-    {"submit", cmd_submit}, {"map", cmd_map},     {"wait", cmd_wait}, {"cancel", cmd_cancel},
-    {"status", cmd_status}, {"tasks", cmd_tasks}, {"dict", cmd_dict}, {"ping", cmd_ping},
-    {"keygen", cmd_keygen}, {"help", cmd_help},
+    {"submit", cmd_submit}, {"map", cmd_map},     {"wait", cmd_wait},     {"cancel", cmd_cancel},
+    {"status", cmd_status}, {"tasks", cmd_tasks}, {"dict", cmd_dict},     {"ping", cmd_ping},
+    {"jobs", cmd_jobs},     {"purge", cmd_purge}, {"keygen", cmd_keygen}, {"help", cmd_help},
 };
 
 int main(int argc, char **argv)

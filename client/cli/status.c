@@ -140,6 +140,20 @@ static int stats_json(const globals_t *g, forq_client_t *c, json_t **ret)
     return rc;
 }
 
+/* "2026-11-30T23:10:04.123Z": the UTC time ms_ago milliseconds before now. */
+void iso_time_ago(char *buf, size_t size, uint64_t ms_ago)
+{
+    struct timespec now;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - (int64_t)ms_ago;
+    time_t t = (time_t)(ms / 1000);
+    gmtime_r(&t, &tm);
+    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, size - n, ".%03dZ", (int)(ms % 1000));
+}
+
 static int job_status(const globals_t *g, forq_client_t *c, const char *id)
 {
     forq_job_info_t info;
@@ -158,6 +172,29 @@ static int job_status(const globals_t *g, forq_client_t *c, const char *id)
         json_object_set_new(j, "pid", json_integer(info.pid));
     if (info.priority >= 0)
         json_object_set_new(j, "priority", json_integer(info.priority));
+    if (info.owner[0])
+        json_object_set_new(j, "owner", json_string(info.owner));
+    if (info.state != FORQ_STATE_UNKNOWN) {
+        char when[40];
+        iso_time_ago(when, sizeof(when), info.age_ms);
+        json_object_set_new(j, "queued_at", json_string(when));
+    }
+    if (info.state == FORQ_STATE_RUNNING) {
+        char when[40];
+        iso_time_ago(when, sizeof(when), info.run_ms);
+        json_object_set_new(j, "started_at", json_string(when));
+        json_object_set_new(j, "elapsed_s", json_real((double)info.run_ms / 1000.0));
+        if (info.done || info.total || info.text[0]) {
+            json_t *p = json_pack("{s:I}", "done", (json_int_t)info.done);
+            if (info.total)
+                json_object_set_new(p, "total", json_integer((json_int_t)info.total));
+            if (info.text[0])
+                json_object_set_new(p, "text", json_string(info.text));
+            json_object_set_new(j, "progress", p);
+        }
+    } else if (info.state == FORQ_STATE_QUEUED) {
+        json_object_set_new(j, "waiting_s", json_real((double)info.age_ms / 1000.0));
+    }
     print_json(j, JSON_COMPACT);
     json_decref(j);
     if (info.state != FORQ_STATE_UNKNOWN)

@@ -60,7 +60,7 @@ struct broker {
     tasks_t *tasks;
     reload_t *reload;
     stats_t *stats;
-    access_t *access; /* identities and rights */
+    access_t *access;              /* identities and rights */
     const broker_dict_ops_t *dict; /* the dict service, when one is attached */
     void *dict_ud;
     counters_t st;           /* what happened since start, for stats */

@@ -13,6 +13,7 @@
 #include "pool.h"
 #include "stats.h"
 #include "tasks.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -109,7 +110,8 @@ static bool job_allowed(broker_t *b, const origin_t *o, const wire_hdr_t *h, con
 static bool client_may_send(wire_cmd_t cmd)
 {
     return cmd == WIRE_SUBMIT || cmd == WIRE_CANCEL || cmd == WIRE_STATUS || cmd == WIRE_STATS ||
-           cmd == WIRE_PING || cmd == WIRE_FETCH || cmd == WIRE_DICT;
+           cmd == WIRE_PING || cmd == WIRE_FETCH || cmd == WIRE_DICT || cmd == WIRE_JOBS ||
+           cmd == WIRE_PURGE;
 }
 
 static void refuse_command(broker_t *b, const origin_t *o, const wire_hdr_t *h)
@@ -232,8 +234,11 @@ static void on_status(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     if (!job_allowed(b, o, h, job))
         return;
     if (job) {
+        uint64_t now = now_ms();
         r.task = wire_str(job->task);
         r.attempts = job->attempts;
+        r.owner = wire_str(access_name(b->access, job->owner));
+        r.age_ms = now - job->accepted_ms;
         if (job->phase == JOB_QUEUED || job->phase == JOB_AHEAD) {
             r.state = WIRE_ST_QUEUED;
             r.priority = job->prio;
@@ -241,6 +246,11 @@ static void on_status(broker_t *b, const origin_t *o, const wire_hdr_t *h)
         } else if (job->phase == JOB_RUNNING) {
             r.state = WIRE_ST_RUNNING;
             r.pid = job->worker->pid;
+            r.run_ms = now - job->worker->job_started_ms;
+            r.done = job->worker->prog_done;
+            r.total = job->worker->prog_total;
+            if (job->worker->prog_text[0])
+                r.msg = wire_str(job->worker->prog_text);
         } else {
             r.state = job->final;
         }
@@ -280,6 +290,8 @@ void commands_handle(broker_t *b, const origin_t *o, const wire_hdr_t *h, int fr
     case WIRE_STATS:
     case WIRE_PING:
     case WIRE_FETCH:
+    case WIRE_JOBS:
+    case WIRE_PURGE:
         if (frames != 0) {
             outbox_error(b->out, o, h, "bad_frames",
                          "this command takes no frame after the header");
@@ -301,6 +313,10 @@ void commands_handle(broker_t *b, const origin_t *o, const wire_hdr_t *h, int fr
         stats_reply(b, o, h);
     } else if (h->cmd == WIRE_FETCH) {
         jobs_fetch(b->jobs, o, h);
+    } else if (h->cmd == WIRE_JOBS) {
+        jobs_list(b->jobs, o, h);
+    } else if (h->cmd == WIRE_PURGE) {
+        jobs_purge(b->jobs, o, h);
     } else {
         wire_hdr_t r = {.cmd = WIRE_PONG,
                         .req = h->req,

@@ -78,6 +78,7 @@ typedef struct job {
         uint64_t finished_ms; /* once DONE: when */
     };
     uint64_t as_bytes;     /* address-space limit, 0 = none */
+    uint64_t accepted_ms;  /* when forqd accepted it */
     uint32_t seq;          /* order of acceptance (wrapping): names it across reuse of its
                               memory for the moment a kill is on its way */
     uint32_t max_result;   /* result size limit (<= --max-payload, at most 1 GiB) */

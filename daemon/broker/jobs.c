@@ -170,6 +170,9 @@ static void start_running(jobs_t *jobs, worker_t *w, job_t *job)
     job->worker = w;
     job->attempts++;
     w->job = job;
+    w->job_started_ms = now_ms();
+    w->prog_done = w->prog_total = 0;
+    w->prog_text[0] = '\0';
     jobs->running++;
     if (job->timeout_ms)
         loop_timer_arm(jobs->b->loop, &job->timer, now_ms() + job->timeout_ms);
@@ -388,6 +391,7 @@ void jobs_accept(jobs_t *jobs, client_t *c, const wire_hdr_t *h, const char *tas
                                      ? h->max_result
                                      : (uint64_t)cfg->max_payload);
     job->as_bytes = h->as_bytes;
+    job->accepted_ms = now_ms();
     job->cpu_s = (uint32_t)h->cpu_s;
     jobtab_add(&jobs->tab, job);
     c->live++;
@@ -512,6 +516,10 @@ void jobs_worker_progress(jobs_t *jobs, worker_t *w, const wire_hdr_t *p)
 
     if (!job || p->id.len != job->id_len || memcmp(p->id.ptr, job->id, job->id_len) != 0)
         return;
+    w->prog_done = p->done; /* for status and the job list */
+    w->prog_total = p->total;
+    snprintf(w->prog_text, sizeof(w->prog_text), "%.*s", (int)p->msg.len,
+             p->msg.ptr ? p->msg.ptr : "");
     if (!(e = outbox_encode(out_of(jobs), &h)))
         return;
     c = job->client;
@@ -754,21 +762,14 @@ size_t jobs_cancel_queued(jobs_t *jobs, const wire_hdr_t *why)
     return n;
 }
 
-size_t jobs_cancel_owner(jobs_t *jobs, uint16_t owner, const wire_hdr_t *why)
+const sched_t *jobs_queue(const jobs_t *jobs)
 {
-    job_t *job, **mine = NULL;
-    size_t n = 0;
+    return &jobs->sched;
+}
 
-    /* gathered first: finishing a job may forget retained ones, which changes the table */
-    for (size_t i = 0; i < jobs->tab.cap; i++)
-        if ((job = jobtab_at(&jobs->tab, i)) && job->phase == JOB_QUEUED && job->owner == owner) {
-            mine = xrealloc(mine, (n + 1) * sizeof(*mine));
-            mine[n++] = job;
-        }
-    for (size_t i = 0; i < n; i++)
-        jobs_finish(jobs, mine[i], WIRE_ST_CANCELLED, why, NULL);
-    free(mine);
-    return n;
+broker_t *jobs_broker(const jobs_t *jobs)
+{
+    return jobs->b;
 }
 
 static uint64_t tick(void *ud, uint64_t now)

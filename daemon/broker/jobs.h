@@ -36,8 +36,19 @@ void jobs_worker_progress(jobs_t *jobs, worker_t *w, const wire_hdr_t *h);
  * answered or retried, its jobs sent ahead go back to the queue. */
 void jobs_worker_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died);
 
+/* The queue (joblist.c walks it), and the broker the jobs belong to. */
+const sched_t *jobs_queue(const jobs_t *jobs);
+broker_t *jobs_broker(const jobs_t *jobs);
+
+/* joblist.c: the queue as a whole, for operators. */
 /* Cancel the queued jobs of one identity (its key was removed); returns how many. */
 size_t jobs_cancel_owner(jobs_t *jobs, uint16_t owner, const wire_hdr_t *why);
+/* `jobs`: the live jobs (running, sent ahead, queued) that h's `status` and `task` select,
+ * o's own or, for an admin, everyone's; at most h's `limit` of them (default 1000, at most
+ * 10000), as a jobs_reply with a payload array. */
+void jobs_list(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h);
+/* `purge` (admin): cancel the queued jobs of h's `task`, or all; answers a purge_reply. */
+void jobs_purge(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h);
 /* Answer every queued job cancelled (why: the result's code and msg); how many there were. */
 size_t jobs_cancel_queued(jobs_t *jobs, const wire_hdr_t *why);
 

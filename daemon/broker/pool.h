@@ -40,6 +40,9 @@ struct worker {
     loop_io_t *io;                   /* the link's registration with the loop */
     linkq_t outq;                    /* messages waiting to be written on the link */
     bool dirty;                      /* in the pool's list of links to flush this turn */
+    uint64_t job_started_ms;         /* when its running job started (jobs.c) */
+    uint64_t prog_done, prog_total;  /* that job's latest progress report (jobs.c) */
+    char prog_text[128];             /* and its text, cut to fit */
 };
 
 /* The pool of b with its forkserver (pid, channel: taken). */

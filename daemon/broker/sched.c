@@ -78,3 +78,17 @@ void sched_remove(sched_t *s, sched_item_t *item)
     if (item->lane)
         unlink_item(s, item);
 }
+
+size_t sched_visit(const sched_t *s, bool (*fn)(sched_item_t *item, void *ud), void *ud)
+{
+    size_t n = 0;
+
+    for (int p = SCHED_NPRIO - 1; p >= 0; p--)
+        for (sched_lane_t *lane = s->ring[p]; lane; lane = lane->next)
+            for (sched_item_t *item = lane->items; item; item = item->next) {
+                n++;
+                if (!fn(item, ud))
+                    return n;
+            }
+    return n;
+}

@@ -49,6 +49,10 @@ sched_item_t *sched_pop(sched_t *s);
 /* The item sched_pop() would return, left queued; NULL when nothing is queued. */
 sched_item_t *sched_peek(const sched_t *s);
 
+/* Call fn on queued items, highest priority first (within one, client by client in queue
+ * order), until it returns false; fn must not change the queue. Returns how many it saw. */
+size_t sched_visit(const sched_t *s, bool (*fn)(sched_item_t *item, void *ud), void *ud);
+
 /* Remove a queued item (cancel, deadline). Does nothing if it is not queued. */
 void sched_remove(sched_t *s, sched_item_t *item);
 

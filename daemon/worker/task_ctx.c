@@ -333,10 +333,10 @@ int forq_task_arg_range(forq_task_ctx_t *ctx, const msgpack_object *args, uint32
     uint32_t n = forq_task_arg_count(args);
     if (n < min || n > max) {
         if (min == max)
-            return forq_task_error(ctx, "TypeError", "%s() takes %u argument%s but %u were given",
-                                   ctx->task, min, min == 1 ? "" : "s", n);
-        return forq_task_error(ctx, "TypeError", "%s() takes %u to %u arguments but %u were given",
-                               ctx->task, min, max, n);
+            return forq_task_error(ctx, "TypeError", "%s() takes %u argument%s but %u %s given",
+                                   ctx->task, min, min == 1 ? "" : "s", n, n == 1 ? "was" : "were");
+        return forq_task_error(ctx, "TypeError", "%s() takes %u to %u arguments but %u %s given",
+                               ctx->task, min, max, n, n == 1 ? "was" : "were");
     }
     return 0;
 }

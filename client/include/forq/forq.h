@@ -165,6 +165,12 @@ typedef struct {
     unsigned attempts;  /* times it was started */
     int pid;            /* worker pid while RUNNING, else 0 */
     int priority;       /* priority while QUEUED, else -1 */
+    char owner[65];     /* the identity that submitted it ("local" for ipc clients) */
+    uint64_t age_ms;    /* since forqd accepted it */
+    uint64_t run_ms;    /* while RUNNING: since it started, else 0 */
+    uint64_t done;      /* while RUNNING: its latest progress report (0, 0 if none): done */
+    uint64_t total;     /*   of total (0: unknown) */
+    char text[128];     /*   and its text, "" if none */
 } forq_job_info_t;
 
 /* ---- errors ---- */
@@ -215,6 +221,22 @@ FORQ_EXPORT forq_err_t forq_client_cancel(forq_client_t *client, const char *id,
 /* What forqd knows of job `id`. FORQ_ERR_TIMEOUT when no answer in timeout_ms. */
 FORQ_EXPORT forq_err_t forq_client_status(forq_client_t *client, const char *id, int timeout_ms,
                                           forq_job_info_t *ret_info);
+
+/* The live jobs (running, then queued by priority) forqd has: an admin's request lists every
+ * client's, anyone else's its own. `state` "queued" or "running" (NULL: both), `task` (NULL:
+ * any) select; at most `limit` (0: 1000; at most 10000). On FORQ_OK, *ret_data is a malloc'ed
+ * msgpack array of maps (id, task, status, owner, priority, age_ms, attempts; for a running
+ * job also pid, run_ms, done, total, text) the caller frees; *ret_more (may be NULL) says some
+ * were left out. */
+FORQ_EXPORT forq_err_t forq_client_jobs(forq_client_t *client, const char *state, const char *task,
+                                        size_t limit, int timeout_ms, void **ret_data,
+                                        size_t *ret_len, bool *ret_more);
+
+/* Cancel the queued jobs of `task` (NULL: every queued job), whoever submitted them: an admin
+ * command (FORQ_ERR_FORBIDDEN otherwise). *ret_count (may be NULL) gets how many. Jobs already
+ * with a worker are not touched: forq_client_cancel() them. */
+FORQ_EXPORT forq_err_t forq_client_purge(forq_client_t *client, const char *task, int timeout_ms,
+                                         size_t *ret_count);
 
 /* forqd's counters and gauges as one msgpack map (PROTOCOL.md, "stats_reply"). On FORQ_OK,
  * *ret_data is malloc'ed msgpack the caller frees, *ret_len its size. */
