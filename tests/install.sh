@@ -179,6 +179,14 @@ kill -TERM "$forqd_pid"
 wait "$forqd_pid" || bad "forqd exited $?"
 forqd_pid=
 
+# ---- bash completion, where bash-completion looks for it ----
+comp="$prefix/share/bash-completion/completions/forq"
+if [ -f "$comp" ] && bash -c "source '$comp'; declare -F _forq" >/dev/null 2>&1; then
+    ok "bash completion installed: $comp"
+else
+    bad "no bash completion at $comp"
+fi
+
 # ---- the README's first tcp example, as written ----
 server=$(grep -m 1 -E '^forqd .*tcp://' README.md | sed 's/ *#.*//')
 client=$(grep -m 1 -E '^forq -e tcp://' README.md | sed 's/ *#.*//')
