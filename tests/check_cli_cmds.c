@@ -175,9 +175,14 @@ START_TEST(test_tasks)
 
     e2e_up(&d, &c, 1, NULL);
     ck_assert_int_eq(RUN("tasks", out, err), 0);
-    ck_assert_msg(strncmp(out, "echo\n", 5) == 0 && strstr(out, "\nprogress_steps\n"), "%s", out);
+    /* each with its doc string, aligned */
+    ck_assert_msg(strncmp(out, "echo ", 5) == 0 && strstr(out, " echo(*args) -> the arguments") &&
+                      strstr(out, "\nprogress_steps ") && strstr(out, " progress_steps(n) -> n\n"),
+                  "%s", out);
     ck_assert_int_eq(RUN("tasks --json", out, err), 0);
-    ck_assert_msg(out[0] == '[' && strstr(out, "\"is_prime\""), "%s", out);
+    ck_assert_msg(out[0] == '[' &&
+                      strstr(out, "{\"name\":\"is_prime\",\"doc\":\"is_prime(n) -> bool\"}"),
+                  "%s", out);
     ck_assert_int_eq(RUN("status", out, err), 0);
     ck_assert_msg(strstr(out, "\ntasks:     echo sleep is_prime") && strstr(out, " progress_steps"),
                   "%s", out);

@@ -5,7 +5,7 @@
 _forq_tasks()
 {
     # a short timeout: a forqd that does not answer must not hang the shell
-    "$1" "${@:2}" --connect-timeout 1 tasks 2>/dev/null
+    "$1" "${@:2}" --connect-timeout 1 tasks 2>/dev/null | cut -d ' ' -f 1
 }
 
 _forq()

@@ -87,7 +87,8 @@ static const help_t pages[] = {
      "--json prints all of forqd's figures as JSON, for scripts.\n"},
     {"tasks", "list the tasks forqd offers",
      "Usage: forq tasks [--json]\n"
-     "The names of the tasks forqd offers, one per line (--json: a JSON array).\n"},
+     "The tasks forqd offers, one per line with its doc string (its arguments\n"
+     "and result); --json: an array of {\"name\", \"doc\"}.\n"},
     {"dict", "the shared dicts",
      "Usage: forq dict OP NAME [KEY] [VALUE_JSON] [OPTIONS]\n"
      "One operation on the shared dict NAME. Values are JSON; VALUE_JSON may also\n"

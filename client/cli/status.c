@@ -263,13 +263,31 @@ int cmd_tasks(const globals_t *g, int argc, char **argv)
     if ((rc = connect_client(g, &c)) != 0)
         return rc;
     if ((rc = stats_json(g, c, &s)) == 0) {
-        json_t *tasks = json_object_get(s, "tasks");
-        if (as_json && json_is_array(tasks))
-            print_json(tasks, JSON_COMPACT);
-        else if (as_json)
-            puts("[]");
-        else
-            json_array_foreach(tasks, i, t) puts(json_string_value(t));
+        json_t *tasks = json_object_get(s, "tasks"), *docs = json_object_get(s, "task_docs");
+        json_t *list = json_array();
+        int width = 0;
+        json_array_foreach(tasks, i, t)
+        {
+            const char *name = json_string_value(t), *doc;
+            doc = json_string_value(json_object_get(docs, name ? name : ""));
+            json_array_append_new(
+                list, json_pack("{s:s, s:s}", "name", name ? name : "", "doc", doc ? doc : ""));
+            if (name && (int)strlen(name) > width)
+                width = (int)strlen(name);
+        }
+        if (as_json) {
+            print_json(list, JSON_COMPACT);
+        } else {
+            json_array_foreach(list, i, t)
+            {
+                const char *doc = json_string_value(json_object_get(t, "doc"));
+                if (doc && *doc)
+                    printf("%-*s  %s\n", width, json_string_value(json_object_get(t, "name")), doc);
+                else
+                    puts(json_string_value(json_object_get(t, "name")));
+            }
+        }
+        json_decref(list);
         json_decref(s);
     }
     forq_client_destroy(&c);

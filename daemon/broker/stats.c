@@ -218,7 +218,7 @@ static void pack_client_list(broker_t *b, msgpack_packer *pk)
     }
 }
 
-#define BROKER_STATS 39 /* the entries stats_reply packs itself, client_list aside */
+#define BROKER_STATS 40 /* the entries stats_reply packs itself, client_list aside */
 
 void stats_reply(broker_t *b, const origin_t *o, const wire_hdr_t *h)
 {
@@ -285,6 +285,8 @@ void stats_reply(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     pack_strs(&pk, b->cfg->listen.items, b->cfg->listen.n);
     pack_key(&pk, "tasks");
     tasks_pack(b->tasks, &pk);
+    pack_key(&pk, "task_docs");
+    tasks_pack_docs(b->tasks, &pk);
     pack_key(&pk, "exec_allowed");
     pack_strs(&pk, b->cfg->exec_allow.items, b->cfg->exec_allow.n);
     if (b->dict)

@@ -12,6 +12,7 @@ typedef struct task_name {
     bool present;     /* offered by the current forkserver */
     uint64_t avg_us;  /* moving average of its jobs' run time */
     uint32_t samples; /* jobs in it, up to a cap */
+    char *doc;        /* its one-line doc string, as the forkserver said (owned), or NULL */
     char name[];      /* what jobs point to */
 } task_name_t;
 
@@ -39,6 +40,7 @@ void tasks_destroy(tasks_t **tp)
     HASH_ITER(hh, t->tab, n, tmp)
     {
         HASH_DEL(t->tab, n);
+        free(n->doc);
         free(n);
     }
     free(t);
@@ -53,10 +55,13 @@ size_t tasks_learn(tasks_t *t, const char *names, size_t len)
     HASH_ITER(hh, t->tab, n, tmp)
     n->present = false;
     for (size_t off = 0; off < len;) {
-        const char *s = names + off;
-        size_t k = strnlen(s, len - off);
-        if (k == 0 || off + k >= len)
+        const char *s = names + off, *tab;
+        size_t whole = strnlen(s, len - off), k;
+        if (whole == 0 || off + whole >= len)
             break;
+        /* "name\tdoc" or "name" */
+        tab = memchr(s, '\t', whole);
+        k = tab ? (size_t)(tab - s) : whole;
         HASH_FIND(hh, t->tab, s, k, n);
         if (!n) {
             n = xcalloc(1, sizeof(*n) + k + 1);
@@ -64,8 +69,10 @@ size_t tasks_learn(tasks_t *t, const char *names, size_t len)
             HASH_ADD(hh, t->tab, name[0], k, n);
         }
         n->present = true;
+        free(n->doc);
+        n->doc = tab ? xstrndup(tab + 1, whole - k - 1) : NULL;
         count++;
-        off += k + 1;
+        off += whole + 1;
     }
     return count;
 }
@@ -95,6 +102,20 @@ void tasks_pack(const tasks_t *t, msgpack_packer *pk)
             continue;
         msgpack_pack_str(pk, strlen(n->name));
         msgpack_pack_str_body(pk, n->name, strlen(n->name));
+    }
+}
+
+void tasks_pack_docs(const tasks_t *t, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, tasks_count(t));
+    for (const task_name_t *n = t->tab; n; n = n->hh.next) {
+        if (!n->present)
+            continue;
+        size_t k = strlen(n->name), d = n->doc ? strlen(n->doc) : 0;
+        msgpack_pack_str(pk, k);
+        msgpack_pack_str_body(pk, n->name, k);
+        msgpack_pack_str(pk, d);
+        msgpack_pack_str_body(pk, n->doc ? n->doc : "", d);
     }
 }
 

@@ -21,6 +21,8 @@ const char *tasks_find(tasks_t *t, const char *name, size_t len);
 size_t tasks_count(const tasks_t *t);
 /* Pack the offered names as a msgpack array. */
 void tasks_pack(const tasks_t *t, msgpack_packer *pk);
+/* A map of the present tasks: name -> doc string ("" when a task has none). */
+void tasks_pack_docs(const tasks_t *t, msgpack_packer *pk);
 /* Does this (interned) task run in under a millisecond, on average of its recent jobs? */
 bool tasks_is_short(const char *task);
 /* A job of this (interned) task ran for run_us. */

@@ -221,6 +221,10 @@ static void fail_start(int fd, const char *why)
     _exit(1);
 }
 
+#define HELLO_DOC_MAX 200 /* bytes of a task's doc string the broker is told */
+
+/* HELLO: "name\tdoc\0" for every task (the doc cut short, its tabs and line breaks made
+ * spaces; "name\0" alone when it has none). */
 static void say_hello(int fd)
 {
     char buf[FS_MSG_MAX - sizeof(forkserver_msg_t)];
@@ -228,11 +232,18 @@ static void say_hello(int fd)
     const task_entry_t *t;
 
     for (size_t i = 0; (t = plugins_at(i)); i++) {
-        size_t n = strlen(t->name) + 1;
-        if (len + n > sizeof(buf))
-            fail_start(fd, "too many task names to report to the broker (limit 64 KiB)");
+        size_t n = strlen(t->name), d = t->doc ? strnlen(t->doc, HELLO_DOC_MAX) : 0;
+        if (len + n + 1 + d + 1 > sizeof(buf))
+            fail_start(fd, "too many tasks to report to the broker (names and docs: 64 KiB)");
         memcpy(buf + len, t->name, n);
         len += n;
+        if (d) {
+            buf[len++] = '\t';
+            for (size_t k = 0; k < d; k++)
+                buf[len++] =
+                    t->doc[k] == '\t' || t->doc[k] == '\n' || t->doc[k] == '\r' ? ' ' : t->doc[k];
+        }
+        buf[len++] = '\0';
     }
     if (forkserver_send(fd, FS_HELLO, getpid(), 0, buf, (uint32_t)len) < 0)
         _exit(1);

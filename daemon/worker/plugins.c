@@ -59,7 +59,7 @@ int plugins_register(const forq_plugin_t *p, const char *origin, char *err, size
     }
     for (const forq_task_def_t *d = p->tasks; d->name; d++) {
         registered_task_t *r = xcalloc(1, sizeof(*r));
-        r->e = (task_entry_t){d->name, d->fn, p->name ? p->name : origin};
+        r->e = (task_entry_t){d->name, d->fn, p->name ? p->name : origin, d->doc};
         r->order = n_ordered;
         HASH_ADD_KEYPTR(hh, tasks, r->e.name, strlen(r->e.name), r);
         ordered = xrealloc(ordered, (n_ordered + 1) * sizeof(*ordered));

@@ -11,6 +11,7 @@ typedef struct {
     const char *name;   /* task name (borrowed from its plugin) */
     forq_task_fn fn;    /* the function */
     const char *plugin; /* the plugin's name */
+    const char *doc;    /* its one-line doc string (borrowed), or NULL */
 } task_entry_t;
 
 /* Register the tasks of a plugin descriptor (the built-ins use this too). Returns 0, or -EINVAL
