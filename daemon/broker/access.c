@@ -101,6 +101,7 @@ void access_destroy(access_t **ap)
     free(a->all);
     auth_table_free(&a->table);
     auth_table_free(&a->next);
+    explicit_bzero(a->sec, sizeof(a->sec));
     free(a);
     *ap = NULL;
 }
