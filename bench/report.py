@@ -236,8 +236,9 @@ def main(argv):
     if smoke:
         bad = [(p, m) for p, ms in raw.items() for m, v in ms.items()
                if not v or any(not (x > 0) for x in v)]
-        # what scripts/bench records: 37 metrics per placement, and 3 of memory
-        expected = 37 * len([p for p in raw if p != "memory"]) + 3
+        # what scripts/bench records: 41 metrics per placement (37, and 4 of tcp/CURVE), and 3
+        # of memory
+        expected = 41 * len([p for p in raw if p != "memory"]) + 3
         count = sum(len(ms) for ms in raw.values())
         if bad or count != expected:
             print("smoke: missing or non-positive figures: %s (%d metrics of %d)"

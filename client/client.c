@@ -187,6 +187,13 @@ forq_err_t client_request(forq_client_t *c, wire_hdr_t *h, const void *payload, 
         health_why_silent(c, timeout_ms, why, sizeof(why));
         return errors_fail(FORQ_ERR_CONNECT, "%s", why);
     }
+    if (f->reply_cmd != WIRE_ERROR && f->state == FORQ_STATE_LOST && health_refused(c)) {
+        /* unreachable because forqd refuses the handshake: say why */
+        char why[512];
+        health_why_silent(c, timeout_ms, why, sizeof(why));
+        future_unref(f);
+        return errors_fail(FORQ_ERR_CONNECT, "%s", why);
+    }
     if (f->reply_cmd == WIRE_ERROR || f->state == FORQ_STATE_LOST) {
         /* LOST without a reply: forqd was unreachable for lost_after_ms (a request cannot
          * outlive its client) */

@@ -428,9 +428,10 @@ START_TEST(test_queue_limits)
     const char *extra[] = {"--queue-max", "3", "--client-queue-max", "2", NULL};
     up(1, extra);
     forq_client_t *other = forqd_client(&d);
-    forq_future_t *a = submit_json(c, "sleep", "[0.5]", NULL); /* running */
-    forq_future_t *b = submit_json(c, "echo", "1", NULL);      /* queued: c has 2 */
-    forq_future_t *over = submit_json(c, "echo", "2", NULL);   /* client limit */
+    /* running long enough for the submits below, on a loaded machine too */
+    forq_future_t *a = submit_json(c, "sleep", "[2]", NULL);
+    forq_future_t *b = submit_json(c, "echo", "1", NULL);    /* queued: c has 2 */
+    forq_future_t *over = submit_json(c, "echo", "2", NULL); /* client limit */
     ck_assert_int_eq(wait_state(over, 5000), FORQ_STATE_REJECTED);
     ck_assert_str_eq(forq_future_code(over), "client_queue_full");
     forq_future_t *o1 = submit_json(other, "echo", "3", NULL);
@@ -439,7 +440,7 @@ START_TEST(test_queue_limits)
     ck_assert_int_eq(wait_state(full, 5000), FORQ_STATE_REJECTED);
     ck_assert_str_eq(forq_future_code(full), "queue_full");
     /* nothing accepted was lost */
-    ck_assert_int_eq(wait_state(a, 5000), FORQ_STATE_OK);
+    ck_assert_int_eq(wait_state(a, 10000), FORQ_STATE_OK);
     ASSERT_RESULT(b, "1");
     ASSERT_RESULT(o1, "3");
     ASSERT_RESULT(o2, "4");
