@@ -50,7 +50,8 @@ static forq_err_t err_of_code(const char *code)
     return FORQ_ERR_PROTOCOL;
 }
 
-/* Check a dict request's arguments and fill in its header. */
+/* Check a dict request's arguments and fill in its header. name NULL: an op on no dict
+ * (dicts), sent without a name. */
 static forq_err_t build(forq_client_t *c, wire_hdr_t *h, const char *name, const char *key,
                         bool needs_key, const void *val, size_t vlen)
 {
@@ -58,7 +59,7 @@ static forq_err_t build(forq_client_t *c, wire_hdr_t *h, const char *name, const
 
     if (!c)
         return errors_fail(FORQ_ERR_INVALID, "client is NULL");
-    if (!name_ok(name))
+    if (name && !name_ok(name))
         return errors_fail(FORQ_ERR_INVALID,
                            "dict name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
     if (needs_key && !key_ok(key))
@@ -68,7 +69,8 @@ static forq_err_t build(forq_client_t *c, wire_hdr_t *h, const char *name, const
     if (val && health_check_payload(c, "the value", vlen) != FORQ_OK)
         return FORQ_ERR_INVALID; /* ZeroMQ would drop the connection; the detail is set */
     h->cmd = WIRE_DICT;
-    h->name = wire_str(name);
+    if (name)
+        h->name = wire_str(name);
     if (key)
         h->key = wire_str(key);
     return FORQ_OK;
@@ -333,6 +335,29 @@ forq_err_t forq_dict_page(forq_client_t *c, const char *name, bool items, const 
     return FORQ_OK;
 }
 
+forq_err_t forq_dict_list(forq_client_t *c, const char *after, size_t limit, int timeout_ms,
+                          void **ret_data, size_t *ret_len, char **ret_next)
+{
+    wire_hdr_t h = {.op = op_str(OPS_DICTS), .limit = limit};
+    forq_future_t *f;
+    forq_err_t e;
+
+    if (!ret_data || !ret_len)
+        return errors_fail(FORQ_ERR_INVALID, "ret_data and ret_len are required");
+    if (after && !key_ok(after))
+        return errors_fail(FORQ_ERR_INVALID, "after must be a dict name of 1-1024 bytes");
+    if ((e = call(c, &h, NULL, after, false, NULL, 0, timeout_ms, &f)) != FORQ_OK)
+        return e;
+    take_value(f, ret_data, ret_len);
+    if (ret_next) {
+        *ret_next = f->more ? f->cursor : NULL;
+        if (f->more)
+            f->cursor = NULL;
+    }
+    future_unref(f);
+    return FORQ_OK;
+}
+
 /* ---- asynchronous ---- */
 
 void forq_dict_op_init(forq_dict_op_t *op)
@@ -366,8 +391,11 @@ forq_err_t forq_dict_submit(forq_client_t *c, const forq_dict_op_t *op, forq_fut
     }
     if ((d->takes & OPS_F_TIMEOUT) && op->timeout_ms > 0)
         h.timeout_ms = (uint64_t)op->timeout_ms;
-    if ((e = build(c, &h, op->name, op->key, (d->needs & OPS_F_KEY) != 0, op->value, op->len)) !=
-        FORQ_OK)
+    if (!d->nameless && !op->name)
+        return errors_fail(FORQ_ERR_INVALID, "dict op '%s' needs the dict's name", d->name);
+    /* an op on no dict (dicts) ignores op->name: forqd would too */
+    if ((e = build(c, &h, d->nameless ? NULL : op->name, op->key, (d->needs & OPS_F_KEY) != 0,
+                   op->value, op->len)) != FORQ_OK)
         return e;
     return client_request_async(c, &h, op->value, op->len, ret);
 }

@@ -1,7 +1,7 @@
 /* ops.c - the dict op table and the check of a dict request against it.
  *
  * The table is indexed by ops_id_t, so ops_get() is an array access and ops_find() a short
- * scan (14 entries); a _Static_assert keeps the table as long as the enum, and check_ops tests
+ * scan (15 entries); a _Static_assert keeps the table as long as the enum, and check_ops tests
  * that every entry's id is its index. The text refusing an unknown op lists the ops from the
  * table, so it names a new op by itself, in the order forqd has always named them. */
 #include "ops.h"
@@ -63,6 +63,10 @@ static const ops_desc_t ops[] = {
                   .reply = OPS_REPLY_VALUE, .reply_has_ver = true, .absent_is_not_found = true,
                   .reply_code = "timeout",
                   .args_min = 1, .args_max = 1, .json_arg = -1},
+    /* the CLI's `forq dict list` takes no NAME: its operand counts are those after the op */
+    [OPS_DICTS] = {.name = "dicts", .id = OPS_DICTS, .nameless = true, .takes = KEY | LIMIT,
+                   .reply = OPS_REPLY_PAGE,
+                   .args_min = 0, .args_max = 0, .json_arg = -1},
 };
 /* clang-format on */
 
@@ -111,6 +115,12 @@ int ops_check_request(const wire_hdr_t *h, const void *value, size_t len, bool h
 
     if (!op)
         return refuse_unknown(err);
+    /* the name is checked here, not by the header's decoder, because whether an op needs one
+     * is the table's to say; a name that is there was checked by wire.c (bad_field) */
+    if (!op->nameless && !h->name.ptr)
+        return refuse(err, "missing_field",
+                      "this dict op needs a 'name': the dict's, 1-64 characters of A-Z a-z 0-9 "
+                      ". _ : -");
     if ((op->needs & OPS_F_KEY) &&
         (!h->key.ptr || h->key.len == 0 || memchr(h->key.ptr, '\0', h->key.len)))
         return refuse(err, "missing_field", "this dict op needs a non-empty 'key' without NUL");

@@ -33,10 +33,12 @@ typedef enum {
     OPS_INCR,
     OPS_CAS,
     OPS_WAIT,
+    OPS_DICTS,
     OPS_COUNT_ /* not an op: one past the last */
 } ops_id_t;
 
-/* What a request carries besides `name` (ops_desc_t.needs: required; .takes: optional). */
+/* What a request carries besides `name` (ops_desc_t.needs: required; .takes: optional).
+ * `name` itself is required by every op but those that name no dict (ops_desc_t.nameless). */
 enum {
     OPS_F_KEY = 1u << 0,     /* "key": 1..1024 bytes without NUL (optional: a page cursor) */
     OPS_F_VALUE = 1u << 1,   /* one value frame; an op without it takes no value frame */
@@ -53,13 +55,17 @@ typedef enum {
     OPS_REPLY_COUNT,   /* `count` (len; clear: how many were removed) */
     OPS_REPLY_VERSION, /* `ver`, the new version (set, cas; update: the last, and `count`) */
     OPS_REPLY_INT,     /* a value frame holding an integer, the new value (incr) */
-    OPS_REPLY_PAGE,    /* a value frame holding an array; `count`, `more`, `key` the cursor */
+    OPS_REPLY_PAGE,    /* a value frame holding an array; `count`, `more`, `key` the cursor (keys,
+                          items: a key of the dict; dicts: a dict name) */
 } ops_reply_t;
 
 /* One op. */
 typedef struct {
     const char *name;         /* "op" on the wire */
     ops_id_t id;              /* ops_get(id) is this entry */
+    bool nameless;            /* names no dict (dicts lists them): `name` is neither needed nor
+                                 read, and the rights to ask are not a dict's (the broker filters
+                                 the answer instead) */
     unsigned needs;           /* OPS_F_*: what the request must carry (ops_check_request) */
     unsigned takes;           /* OPS_F_*: what it may carry besides */
     ops_reply_t reply;        /* what the reply's answer is */
@@ -82,8 +88,9 @@ const ops_desc_t *ops_find(const char *name, size_t len);
 const ops_desc_t *ops_get(ops_id_t id);
 
 /* Check a decoded `dict` request as forqd's dict service does, in its order: the op is known
- * (bad_op), the key is there when needed (missing_field), a value frame is there exactly when
- * needed (bad_frames) and is one msgpack value (bad_value), and cas has its "ver"
+ * (bad_op), the dict's name is there unless the op is nameless (missing_field; wire.c checks a
+ * name that is there), the key is there when needed (missing_field), a value frame is there exactly
+ * when needed (bad_frames) and is one msgpack value (bad_value), and cas has its "ver"
  * (missing_field). `has_value` says whether a value frame came; `value`/`len` are its bytes.
  * Returns 0 with *ret_op (may be NULL) set, or -EBADMSG with `err` filled with the code and
  * text forqd puts in its `error` reply; *ret_op is left untouched then. */

@@ -560,9 +560,11 @@ static int check_required(const wire_hdr_t *h, wire_err_t *err)
         break;
     }
     if (h->cmd == WIRE_DICT) {
-        if (!h->op.ptr || !h->name.ptr)
-            return fail(err, "missing_field", "'dict' needs 'op' and 'name' fields");
-        if (!wire_id_is_valid(h->name.ptr, h->name.len))
+        /* whether the op needs a name is the op table's to say (ops_check_request): here only
+         * a name that is there is checked */
+        if (!h->op.ptr)
+            return fail(err, "missing_field", "'dict' needs an 'op' field");
+        if (h->name.ptr && !wire_id_is_valid(h->name.ptr, h->name.len))
             return fail(err, "bad_field",
                         "dict name must be 1-%d characters of A-Z a-z 0-9 . _ : -", WIRE_ID_MAX);
     }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <msgpack.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -247,6 +248,88 @@ START_TEST(test_dict_read_only_really_is)
     ck_assert_int_eq(((unsigned char *)v)[0], 1);
     free(v);
     forq_client_destroy(&b);
+    down();
+}
+END_TEST
+
+/* The dicts and their key counts (forq_dict_list), as each identity may read them: dave's
+ * read=a* shows the a* dicts only, alice's write=shared,own-* and bob's read=shared theirs,
+ * carol (no dict right) none, local all; `more` and the cursor never reveal another. */
+static char *list_of(forq_client_t *cl, const char *after, size_t limit, char **ret_next)
+{
+    void *data = NULL;
+    size_t len = 0, off = 0;
+    msgpack_zone zone;
+    msgpack_object o;
+    char *out = calloc(1, 4096);
+    forq_err_t e = forq_dict_list(cl, after, limit, 5000, &data, &len, ret_next);
+
+    ck_assert_msg(e == FORQ_OK, "forq_dict_list: %s", forq_errdetail());
+    msgpack_zone_init(&zone, 1024);
+    ck_assert_int_eq(msgpack_unpack(data, len, &off, &zone, &o), MSGPACK_UNPACK_SUCCESS);
+    for (uint32_t i = 0; i < o.via.array.size; i++) {
+        const msgpack_object *p = o.via.array.ptr[i].via.array.ptr;
+        size_t at = strlen(out);
+        snprintf(out + at, 4096 - at, "%.*s:%llu,", (int)p[0].via.str.size, p[0].via.str.ptr,
+                 (unsigned long long)p[1].via.u64);
+    }
+    msgpack_zone_destroy(&zone);
+    free(data);
+    return out;
+}
+
+#define ASSERT_LIST(cl, after, limit, next, want)                                                  \
+    do {                                                                                           \
+        char *got_ = list_of(cl, after, limit, next);                                              \
+        ck_assert_str_eq(got_, want);                                                              \
+        free(got_);                                                                                \
+    } while (0)
+
+START_TEST(test_dict_list_shows_what_may_be_read)
+{
+    static const char *const names[] = {"a1", "b1", "shared", "a2", "own-x", "ab", "z"};
+    keypair_t dave;
+    char text[200], *next = NULL;
+
+    up_curve();
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        ck_assert_int_eq(forq_dict_set(local, names[i], "k", "\x01", 1, 5000, NULL), FORQ_OK);
+    ck_assert_int_eq(forq_dict_set(local, "a1", "k2", "\x01", 1, 5000, NULL), FORQ_OK);
+    /* dave may read the a* dicts (listed with a reload) */
+    ck_assert_int_eq(zmq_curve_keypair(dave.pub, dave.sec), 0);
+    snprintf(text, sizeof(text), "%s dave read=a*\n", dave.pub);
+    int fd = open(clients_path, O_WRONLY | O_APPEND);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+    for (int i = 0; i < test_ms(500) && !forqd_log_has(&d, "reload: 4 client key(s)"); i++)
+        usleep(10000);
+    forq_client_t *dv = client_of(&dave), *a = client_of(&alice), *b = client_of(&bob),
+                  *cr = client_of(&carol);
+    ASSERT_LIST(dv, NULL, 0, &next, "a1:2,a2:1,ab:1,");
+    ck_assert_ptr_null(next);
+    /* pages: the last readable dict ends the list, though others follow it */
+    ASSERT_LIST(dv, NULL, 2, &next, "a1:2,a2:1,");
+    ck_assert_str_eq(next, "a2");
+    free(next);
+    ASSERT_LIST(dv, "a2", 2, &next, "ab:1,");
+    ck_assert_ptr_null(next);
+    ASSERT_LIST(a, NULL, 0, &next, "own-x:1,shared:1,");
+    ASSERT_LIST(a, NULL, 1, &next, "own-x:1,");
+    ck_assert_str_eq(next, "own-x");
+    free(next);
+    ASSERT_LIST(b, NULL, 0, &next, "shared:1,");
+    ASSERT_LIST(cr, NULL, 0, &next, "");
+    ck_assert_ptr_null(next);
+    ASSERT_LIST(local, NULL, 0, &next, "a1:2,a2:1,ab:1,b1:1,own-x:1,shared:1,z:1,");
+    /* asking is open to all; reading a dict still needs its right */
+    void *v;
+    size_t len;
+    ck_assert_int_eq(forq_dict_get(dv, "b1", "k", 5000, &v, &len, NULL), FORQ_ERR_FORBIDDEN);
+    forq_client_destroy(&dv);
+    forq_client_destroy(&a);
+    forq_client_destroy(&b);
+    forq_client_destroy(&cr);
     down();
 }
 END_TEST
@@ -584,6 +667,7 @@ static Suite *auth_suite(void)
     tcase_add_test(full, test_refused_handshakes_say_why);
     tcase_add_test(full, test_tcp_needs_keys_or_insecure);
     tcase_add_test(full, test_dict_read_only_really_is);
+    tcase_add_test(full, test_dict_list_shows_what_may_be_read);
     tcase_add_test(full, test_jobs_belong_to_their_submitter);
     tcase_add_test(full, test_a_reused_routing_id_gets_nothing);
     tcase_add_test(full, test_sighup_removes_a_key);

@@ -1,7 +1,7 @@
 /* check_cli_cmds.c - end to end, the forq command's ($FORQ_CLI) arguments, help, messages and
  * the smaller commands against a real forqd: ARGS_JSON from stdin and from a 70 MB file,
  * negative numbers, help for every command, bash completion, tasks, dict --with-version and
- * incr's own exit code, and the words of the messages. */
+ * incr's own exit code, dict list, and the words of the messages. */
 #define _GNU_SOURCE
 #define FORQ_TEST_E2E
 #include "testutil.h"
@@ -150,6 +150,8 @@ START_TEST(test_bash_completion)
     ck_assert_str_eq(out, "--skip-blank\n");
     complete("forq dict in", out, sizeof(out));
     ck_assert_str_eq(out, "incr\n");
+    complete("forq dict li", out, sizeof(out));
+    ck_assert_str_eq(out, "list\n");
     complete("forq help di", out, sizeof(out));
     ck_assert_str_eq(out, "dict\n");
     complete("forq jobs --st", out, sizeof(out));
@@ -248,6 +250,45 @@ START_TEST(test_dict_version_and_incr)
 }
 END_TEST
 
+/* forq dict list: the dicts and their key counts as one JSON object, by name, over every page
+ * (1000 dicts a page), or {} when there is none. */
+START_TEST(test_dict_list)
+{
+    static char out[64 << 10];
+    char err[4096], want[64], name[32];
+
+    e2e_up(&d, &c, 1, NULL);
+    ck_assert_int_eq(cli_run(d.endpoint, "dict list", out, sizeof(out), err, sizeof(err)), 0);
+    ck_assert_str_eq(out, "{}\n");
+    ck_assert_int_eq(RUN("dict set b k 1", out, err), 0);
+    ck_assert_int_eq(RUN("dict update a '{\"x\": 1, \"y\": 2}'", out, err), 0);
+    ck_assert_int_eq(RUN("dict list", out, err), 0);
+    ck_assert_str_eq(out, "{\"a\":2,\"b\":1}\n");
+    /* 1500 more: two pages of forqd's, one object */
+    for (int i = 0; i < 1500; i++) {
+        snprintf(name, sizeof(name), "p%04d", i);
+        ck_assert_int_eq(forq_dict_set(c, name, "k", "\x01", 1, test_ms(5000), NULL), FORQ_OK);
+    }
+    ck_assert_int_eq(cli_run(d.endpoint, "dict list", out, sizeof(out), err, sizeof(err)), 0);
+    ck_assert_uint_eq(strlen(out), strlen("{\"a\":2,\"b\":1,") + 1500 * strlen("\"p0000\":1,") + 1);
+    static const char head[] = "{\"a\":2,\"b\":1,\"p0000\":1,\"p0001\":1,";
+    ck_assert_msg(strncmp(out, head, strlen(head)) == 0, "%.100s", out);
+    snprintf(want, sizeof(want), "\"p0999\":1,\"p1000\":1,");
+    ck_assert_msg(strstr(out, want), "the pages do not join: %.200s", out + 10000);
+    static const char tail[] = "\"p1499\":1}\n";
+    ck_assert_str_eq(out + strlen(out) - strlen(tail), tail);
+    /* it takes no NAME; a NAME is still needed by the others */
+    ck_assert_int_eq(RUN("dict list d", out, err), 2);
+    ck_assert_str_eq(err, "forq: dict list takes no NAME or other operand: it lists every dict you "
+                          "may read; see forq help dict\n");
+    ck_assert_int_eq(RUN("dict keys", out, err), 2);
+    ck_assert_str_eq(err, "forq: dict keys needs a NAME; see forq help dict\n");
+    ck_assert_int_eq(RUN("dict", out, err), 2);
+    ck_assert_msg(strstr(err, "forq dict list"), "%s", err);
+    e2e_down(&d, &c);
+}
+END_TEST
+
 /* The words of the messages: singular and plural, a too big integer without an unrelated hint,
  * status and cancel of jobs that are not there to see or cancel. */
 START_TEST(test_messages)
@@ -296,6 +337,7 @@ static Suite *cli_cmds_suite(void)
     tcase_add_test(full, test_bash_completion);
     tcase_add_test(full, test_tasks);
     tcase_add_test(full, test_dict_version_and_incr);
+    tcase_add_test(full, test_dict_list);
     tcase_add_test(full, test_messages);
     suite_add_tcase(s, full);
     return s;

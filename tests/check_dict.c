@@ -293,6 +293,201 @@ START_TEST(test_update_many_keys_is_linear)
 }
 END_TEST
 
+/* ---- listing the dicts (dstore_iter_dicts) ---- */
+
+/* Collects "name:keys," into a string, and counts what keep was asked. */
+typedef struct {
+    char out[4096];
+    const char *prefix; /* keep only names that begin with it (NULL: all) */
+    int asked;          /* keep's calls */
+} dicts_t;
+
+static bool keep_prefix(void *ud, const char *name, size_t nlen)
+{
+    dicts_t *d = ud;
+    d->asked++;
+    return !d->prefix || (nlen >= strlen(d->prefix) && !memcmp(name, d->prefix, strlen(d->prefix)));
+}
+
+static int collect_dict(void *ud, const char *name, size_t nlen, size_t keys)
+{
+    dicts_t *d = ud;
+    size_t n = strlen(d->out);
+    snprintf(d->out + n, sizeof(d->out) - n, "%.*s:%zu,", (int)nlen, name, keys);
+    return 0;
+}
+
+/* Every dict in one page, from after `after` (NULL: all), with keep_prefix. */
+static long list_dicts(dstore_t *st, dicts_t *d, const char *after, size_t limit, bool *more)
+{
+    d->out[0] = '\0';
+    return dstore_iter_dicts(st, after, after ? strlen(after) : 0, limit,
+                             d->prefix ? keep_prefix : NULL, d, collect_dict, d, more);
+}
+
+START_TEST(test_dicts_in_name_order)
+{
+    dstore_limits_t lim = {100, 100, 10000};
+    dstore_t *t = dstore_new(&lim, NULL, NULL);
+    dicts_t d = {0};
+    uint64_t ver;
+    bool more;
+
+    /* created out of order; "a.x" sorts between "a" and "ab" ('.' < 'b'), "a" before "a.x" */
+    ck_assert_int_eq(list_dicts(t, &d, NULL, 10, &more), 0);
+    ck_assert(!more);
+    ck_assert_str_eq(d.out, "");
+    dstore_set(t, N("b"), N("k"), "\x01", 1, &ver);
+    dstore_set(t, N("ab"), N("k"), "\x01", 1, &ver);
+    dstore_set(t, N("a.x"), N("k1"), "\x01", 1, &ver);
+    dstore_set(t, N("a.x"), N("k2"), "\x01", 1, &ver);
+    dstore_set(t, N("c"), N("k"), "\x01", 1, &ver);
+    dstore_set(t, N("a"), N("k1"), "\x01", 1, &ver);
+    dstore_set(t, N("a"), N("k2"), "\x01", 1, &ver);
+    dstore_set(t, N("a"), N("k3"), "\x01", 1, &ver);
+    ck_assert_int_eq(list_dicts(t, &d, NULL, 10, &more), 5);
+    ck_assert_str_eq(d.out, "a:3,a.x:2,ab:1,b:1,c:1,");
+    ck_assert(!more);
+
+    /* pages of two: the cursor is the page's last name */
+    ck_assert_int_eq(list_dicts(t, &d, NULL, 2, &more), 2);
+    ck_assert_str_eq(d.out, "a:3,a.x:2,");
+    ck_assert(more);
+    /* between pages: the cursor's dict empties (gone), one is added before it, one after */
+    ck_assert_int_eq(dstore_del(t, N("a.x"), N("k1")), 0);
+    ck_assert_int_eq(dstore_del(t, N("a.x"), N("k2")), 0);
+    dstore_set(t, N("a.a"), N("k"), "\x01", 1, &ver);
+    dstore_set(t, N("b.new"), N("k"), "\x01", 1, &ver);
+    ck_assert_int_eq(list_dicts(t, &d, "a.x", 2, &more), 2);
+    ck_assert_str_eq(d.out, "ab:1,b:1,");
+    ck_assert(more);
+    ck_assert_int_eq(list_dicts(t, &d, "b", 2, &more), 2);
+    ck_assert_str_eq(d.out, "b.new:1,c:1,");
+    ck_assert(!more); /* exactly: no empty last page */
+    /* a cursor that was never a name is a place too; after the last: nothing */
+    ck_assert_int_eq(list_dicts(t, &d, "aa", 10, &more), 4);
+    ck_assert_str_eq(d.out, "ab:1,b:1,b.new:1,c:1,");
+    ck_assert_int_eq(list_dicts(t, &d, "zzz", 10, &more), 0);
+    ck_assert(!more);
+
+    /* every way a dict goes: clear, pop of its last key, forget; it comes back by restore */
+    ck_assert_uint_eq(dstore_clear(t, N("a")), 3);
+    void *v;
+    size_t vlen;
+    ck_assert_int_eq(dstore_pop(t, N("ab"), N("k"), &v, &vlen, &ver), 0);
+    free(v);
+    dstore_forget(t, N("c"), NULL, 0);
+    ck_assert_int_eq(list_dicts(t, &d, NULL, 10, &more), 3);
+    ck_assert_str_eq(d.out, "a.a:1,b:1,b.new:1,");
+    dstore_restore(t, N("c"), N("k"), "\x01", 1, 7);
+    ck_assert_int_eq(list_dicts(t, &d, NULL, 10, &more), 4);
+    ck_assert_str_eq(d.out, "a.a:1,b:1,b.new:1,c:1,");
+    ck_assert_uint_eq(dstore_dicts(t), 4);
+    dstore_free(t);
+}
+END_TEST
+
+/* keep skips dicts without counting them; `more` says whether a kept one remains. */
+START_TEST(test_dicts_filtered)
+{
+    dstore_limits_t lim = {100, 100, 10000};
+    dstore_t *t = dstore_new(&lim, NULL, NULL);
+    const char *names[] = {"a1", "b1", "a2", "b2", "a3", "b3", "c"};
+    dicts_t d = {.prefix = "a"};
+    uint64_t ver;
+    bool more;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        dstore_set(t, N(names[i]), N("k"), "\x01", 1, &ver);
+    ck_assert_int_eq(list_dicts(t, &d, NULL, 2, &more), 2);
+    ck_assert_str_eq(d.out, "a1:1,a2:1,");
+    ck_assert(more);
+    ck_assert_int_eq(list_dicts(t, &d, "a2", 2, &more), 1);
+    ck_assert_str_eq(d.out, "a3:1,");
+    ck_assert(!more); /* b1..c follow, but none may be listed */
+    ck_assert_int_eq(list_dicts(t, &d, "a3", 2, &more), 0);
+    ck_assert(!more);
+    d.prefix = "z";
+    ck_assert_int_eq(list_dicts(t, &d, NULL, 2, &more), 0);
+    ck_assert(!more);
+    dstore_free(t);
+}
+END_TEST
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Random names added and removed, against a sorted copy: the order, the counts, paging from
+ * every kind of cursor, and a page's work bounded by the page (keep is asked about the page's
+ * names and one more, not about every dict). */
+START_TEST(test_dicts_against_reference)
+{
+    enum { NAMES = 3000, ROUNDS = 6000 };
+    dstore_limits_t lim = {NAMES, 100, 1 << 24};
+    dstore_t *t = dstore_new(&lim, NULL, NULL);
+    static char pool[NAMES][16];
+    static bool in[NAMES];
+    static char *sorted[NAMES];
+    static char listed[NAMES * 24];
+    unsigned seed = 12345;
+    size_t n = 0;
+    uint64_t ver;
+    bool more;
+
+    /* distinct names of different lengths, some prefixes of others ("1f" and "1f3-9") */
+    for (int i = 0; i < NAMES; i++)
+        snprintf(pool[i], sizeof(pool[i]), i % 3 ? "%x-%d" : "%x", (unsigned)rand_r(&seed) % 4096,
+                 i);
+    for (int i = 0; i < NAMES; i += 3)
+        for (int j = 0; j < i; j += 3)
+            if (strcmp(pool[i], pool[j]) == 0)
+                snprintf(pool[i], sizeof(pool[i]), "u%d", i); /* keep them distinct */
+    for (int r = 0; r < ROUNDS; r++) {
+        int i = rand_r(&seed) % NAMES;
+        if (in[i])
+            ck_assert_uint_eq(dstore_clear(t, N(pool[i])), 1);
+        else
+            ck_assert_int_eq(dstore_set(t, N(pool[i]), N("k"), "\x01", 1, &ver), 0);
+        in[i] = !in[i];
+    }
+    for (int j = 0; j < NAMES; j++)
+        if (in[j])
+            sorted[n++] = pool[j];
+    qsort(sorted, n, sizeof(sorted[0]), cmp_str);
+    ck_assert_uint_eq(dstore_dicts(t), n);
+    ck_assert_uint_gt(n, NAMES / 4);
+
+    /* the whole list in pages of 7, from the cursor each page gives */
+    char expect[NAMES * 24] = "";
+    for (size_t k = 0; k < n; k++)
+        strcat(strcat(expect, sorted[k]), ":1,");
+    listed[0] = '\0';
+    dicts_t d = {.prefix = ""};
+    char cursor[32] = "";
+    int pages = 0;
+    do {
+        d.asked = 0;
+        long got = list_dicts(t, &d, pages ? cursor : NULL, 7, &more);
+        ck_assert_int_le(d.asked, 8);
+        ck_assert_int_le(got, 7);
+        strcat(listed, d.out);
+        if (got > 0) {
+            /* the last name of the page */
+            char *end = d.out + strlen(d.out) - 1, *p = end;
+            while (p > d.out && p[-1] != ',')
+                p--;
+            snprintf(cursor, sizeof(cursor), "%.*s", (int)(strchr(p, ':') - p), p);
+        }
+        pages++;
+    } while (more);
+    ck_assert_str_eq(listed, expect);
+    ck_assert_int_eq(pages, (int)((n + 6) / 7));
+    dstore_free(t);
+}
+END_TEST
+
 static Suite *dict_suite(void)
 {
     Suite *su = suite_create("dict");
@@ -307,6 +502,9 @@ static Suite *dict_suite(void)
     tcase_add_test(tc, test_paging);
     tcase_add_test(tc, test_update_duplicate_keys);
     tcase_add_test(tc, test_update_many_keys_is_linear);
+    tcase_add_test(tc, test_dicts_in_name_order);
+    tcase_add_test(tc, test_dicts_filtered);
+    tcase_add_test(tc, test_dicts_against_reference);
     suite_add_tcase(su, tc);
     return su;
 }

@@ -11,11 +11,12 @@
 
 static const char *const all_names[] = {"get",   "set",  "del",   "has",    "keys",
                                         "items", "len",  "clear", "update", "setdefault",
-                                        "pop",   "incr", "cas",   "wait"};
+                                        "pop",   "incr", "cas",   "wait",   "dicts"};
 
-/* forqd's text for an unknown op, as its dict service always sent it */
+/* forqd's text for an unknown op, as its dict service always sent it (dicts, the last op added,
+ * last) */
 static const char unknown_text[] = "unknown dict op; use get, set, del, has, keys, items, len, "
-                                   "clear, update, setdefault, pop, incr, cas or wait";
+                                   "clear, update, setdefault, pop, incr, cas, wait or dicts";
 
 START_TEST(test_every_op_found)
 {
@@ -116,6 +117,49 @@ START_TEST(test_check_accepts_well_formed)
     h.delta = -4;
     h.has_delta = true;
     ck_assert_str_eq(check(&h, false, NULL, 0, NULL), "ok");
+    /* dicts names no dict: with or without a name, a cursor and a limit */
+    h = request("dicts", NULL, 0);
+    h.name = (wire_str_t){0};
+    ck_assert_str_eq(check(&h, false, NULL, 0, NULL), "ok");
+    h.key = wire_str("some-dict");
+    h.limit = 2;
+    ck_assert_str_eq(check(&h, false, NULL, 0, NULL), "ok");
+    h.name = wire_str("ignored");
+    ck_assert_str_eq(check(&h, false, NULL, 0, NULL), "ok");
+}
+END_TEST
+
+/* Every op but dicts needs the dict's name; a nameless request is checked by the table, after
+ * the op (wire.c decodes a dict header without one). */
+START_TEST(test_check_name_by_table)
+{
+    const char *msg;
+    int nameless = 0;
+
+    for (int id = OPS_NONE + 1; id < OPS_COUNT_; id++) {
+        const ops_desc_t *op = ops_get((ops_id_t)id);
+        bool value = op->needs & OPS_F_VALUE;
+        wire_hdr_t h = request(op->name, (op->needs & OPS_F_KEY) ? "k" : NULL, 1);
+        const void *v = id == OPS_UPDATE ? (const void *)map_value : one_value;
+        size_t n = id == OPS_UPDATE ? sizeof(map_value) : sizeof(one_value);
+
+        h.has_ver = (op->needs & OPS_F_VER) != 0;
+        h.name = (wire_str_t){0};
+        const char *code = check(&h, value, value ? v : NULL, value ? n : 0, &msg);
+        if (op->nameless) {
+            ck_assert_msg(strcmp(code, "ok") == 0, "%s refused without a name", op->name);
+            nameless++;
+            continue;
+        }
+        ck_assert_msg(strcmp(code, "missing_field") == 0, "%s without a name: %s", op->name, code);
+        ck_assert_ptr_nonnull(strstr(msg, "'name'"));
+    }
+    ck_assert_int_eq(nameless, 1);
+    ck_assert(ops_find("dicts", 5)->nameless);
+    /* the op first: an unknown op without a name is bad_op */
+    wire_hdr_t h = request("nope", NULL, 0);
+    h.name = (wire_str_t){0};
+    ck_assert_str_eq(check(&h, false, NULL, 0, NULL), "bad_op");
 }
 END_TEST
 
@@ -187,6 +231,7 @@ static const struct {
     {"update", NEEDS_VALUE},  {"setdefault", NEEDS_KEY_VALUE},
     {"pop", NEEDS_KEY},       {"incr", NEEDS_KEY},
     {"cas", NEEDS_KEY_VALUE}, {"wait", NEEDS_KEY},
+    {"dicts", NEEDS_NOTHING}, /* added with the table, as keys */
 };
 
 static const char *broker_check(const wire_hdr_t *h, const void *payload, size_t plen,
@@ -218,9 +263,9 @@ static const char *broker_check(const wire_hdr_t *h, const void *payload, size_t
 /* Every op name (and some that are not) x key x value frame x ver: the same verdict. */
 START_TEST(test_check_matches_broker)
 {
-    static const char *const names[] = {"get", "set",   "del",    "has",        "keys", "items",
-                                        "len", "clear", "update", "setdefault", "pop",  "incr",
-                                        "cas", "wait",  "dump",   "GET",        "",     NULL};
+    static const char *const names[] = {
+        "get", "set",  "del", "has",  "keys",  "items", "len", "clear", "update", "setdefault",
+        "pop", "incr", "cas", "wait", "dicts", "dump",  "GET", "",      NULL};
     static const struct {
         const char *key;
         size_t len;
@@ -267,7 +312,7 @@ START_TEST(test_table_matches_adopters)
     } cli[] = {{"get", 1, 1},  {"set", 2, 2},        {"del", 1, 1},   {"has", 1, 1},
                {"pop", 1, 1},  {"setdefault", 2, 2}, {"incr", 1, 2},  {"cas", 3, 3},
                {"wait", 1, 1}, {"len", 0, 0},        {"clear", 0, 0}, {"update", 1, 1},
-               {"keys", 0, 0}, {"items", 0, 0}};
+               {"keys", 0, 0}, {"items", 0, 0},      {"dicts", 0, 0}};
     /* libforq's forq_dict_submit: the ops that need a key */
     static const char *const key_ops[] = {"get", "set",  "del", "has", "setdefault",
                                           "pop", "incr", "cas", "wait"};
@@ -316,6 +361,8 @@ START_TEST(test_table_matches_adopters)
     ck_assert_int_eq(ops_find("clear", 5)->reply, OPS_REPLY_COUNT);
     ck_assert_int_eq(ops_find("incr", 4)->reply, OPS_REPLY_INT);
     ck_assert_int_eq(ops_find("items", 5)->reply, OPS_REPLY_PAGE);
+    ck_assert_int_eq(ops_find("dicts", 5)->reply, OPS_REPLY_PAGE);
+    ck_assert_uint_eq(ops_find("dicts", 5)->takes, OPS_F_KEY | OPS_F_LIMIT);
     ck_assert_int_eq(ops_find("has", 3)->reply, OPS_REPLY_FOUND);
     ck_assert_int_eq(ops_find("get", 3)->reply, OPS_REPLY_VALUE);
     ck_assert_str_eq(ops_find("cas", 3)->reply_code, "conflict");
@@ -340,6 +387,8 @@ START_TEST(test_request_through_the_codec)
         bool value = op->needs & OPS_F_VALUE;
 
         h.has_ver = (op->needs & OPS_F_VER) != 0;
+        if (op->nameless)
+            h.name = (wire_str_t){0};
         msgpack_sbuffer_init(&sb);
         ck_assert_int_eq(wire_hdr_encode(&sb, &h), 0);
         ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
@@ -363,6 +412,7 @@ static Suite *ops_suite(void)
     tcase_add_test(tc, test_unknown_names_refused);
     tcase_add_test(tc, test_check_accepts_well_formed);
     tcase_add_test(tc, test_check_refuses_as_forqd_does);
+    tcase_add_test(tc, test_check_name_by_table);
     tcase_add_test(tc, test_check_matches_broker);
     tcase_add_test(tc, test_table_matches_adopters);
     tcase_add_test(tc, test_request_through_the_codec);

@@ -239,10 +239,18 @@ START_TEST(test_dict_fields)
     ck_assert_int_lt(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
     ck_assert_str_eq(err.code, "bad_field");
     msgpack_sbuffer_destroy(&sb);
-    h = (wire_hdr_t){.cmd = WIRE_DICT, .op = wire_str("get")};
+    /* a dict header without a name decodes: whether its op needs one is the op table's to say
+     * (check_ops); without an op it does not */
+    h = (wire_hdr_t){.cmd = WIRE_DICT, .op = wire_str("dicts")};
+    sb = encode(&h);
+    ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
+    ck_assert_ptr_null(d.name.ptr);
+    msgpack_sbuffer_destroy(&sb);
+    h = (wire_hdr_t){.cmd = WIRE_DICT, .name = wire_str("d")};
     sb = encode(&h);
     ck_assert_int_lt(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
     ck_assert_str_eq(err.code, "missing_field");
+    ck_assert_ptr_nonnull(strstr(err.msg, "'op'"));
     msgpack_sbuffer_destroy(&sb);
     h = (wire_hdr_t){.cmd = WIRE_DICT_REPLY, .found = false, .more = true, .count = 3};
     sb = encode(&h);

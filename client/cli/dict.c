@@ -1,5 +1,6 @@
 /* dict.c - `forq dict`: one dict operation per call, values as JSON (also from stdin or a
- * file), and the listing operations (keys, items, dump) paged through forq_dict_page. */
+ * file), and the listing operations (keys, items, dump) paged through forq_dict_page, and list
+ * (the dicts with their key counts) through forq_dict_list. */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "ops.h"
@@ -108,6 +109,50 @@ static int dict_list(forq_client_t *c, const char *op, const char *name, int tmo
     return e == FORQ_OK ? 0 : dict_exit(e, op, name, NULL);
 }
 
+/* Print the dicts this client may read, every page, as one JSON object {name: key count} in
+ * the order forqd lists them (byte order of the names). */
+static int dict_list_dicts(forq_client_t *c, int tmo)
+{
+    json_t *all = json_object();
+    char *after = NULL;
+    forq_err_t e;
+
+    do {
+        void *data;
+        size_t len, off = 0;
+        char *next = NULL;
+        msgpack_zone zone;
+        msgpack_object o;
+
+        e = forq_dict_list(c, after, 0, tmo, &data, &len, &next);
+        free(after);
+        after = next;
+        if (e != FORQ_OK)
+            break;
+        msgpack_zone_init(&zone, 4096);
+        if (msgpack_unpack(data, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
+            o.type == MSGPACK_OBJECT_ARRAY) {
+            for (uint32_t i = 0; i < o.via.array.size; i++) {
+                const msgpack_object *p = &o.via.array.ptr[i]; /* [name, keys] */
+                if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
+                    p->via.array.ptr[0].type != MSGPACK_OBJECT_STR)
+                    continue;
+                const msgpack_object_str *n = &p->via.array.ptr[0].via.str;
+                char *name = strndup(n->ptr, n->size);
+                json_object_set_new(all, name, msgpack_to_json(&p->via.array.ptr[1]));
+                free(name);
+            }
+        }
+        msgpack_zone_destroy(&zone);
+        free(data);
+    } while (after);
+    free(after);
+    if (e == FORQ_OK)
+        print_json(all, JSON_COMPACT);
+    json_decref(all);
+    return e == FORQ_OK ? 0 : dict_exit(e, "list", NULL, NULL);
+}
+
 /* A value and its version, for --with-version: {"value": V, "ver": N}. */
 static void print_with_version(const void *val, size_t len, uint64_t ver)
 {
@@ -167,15 +212,27 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
             break;
         }
     }
-    if (nop < 2)
-        return cmd_usage_error("dict", "%s", "dict needs an OP and a NAME");
-    const char *op = operand[0], *name = operand[1];
-    char **rest = operand + 2;
-    int nrest = nop - 2;
-    /* "dump" is the CLI's own: items, one JSON line each */
-    const ops_desc_t *d = strcmp(op, "dump") == 0 ? ops_get(OPS_ITEMS) : ops_find(op, strlen(op));
+    if (nop < 1)
+        return cmd_usage_error("dict", "%s", "dict needs an OP and a NAME (or: forq dict list)");
+    const char *op = operand[0];
+    /* "dump" is the CLI's own: items, one JSON line each; "list" is the op on no dict, dicts */
+    const ops_desc_t *d = strcmp(op, "dump") == 0   ? ops_get(OPS_ITEMS)
+                          : strcmp(op, "list") == 0 ? ops_get(OPS_DICTS)
+                                                    : ops_find(op, strlen(op));
     if (!d)
         return cmd_usage_error("dict", "unknown dict op '%s'", op);
+    /* the operands after OP: a NAME, then the op's own; none for list */
+    int skip = d->nameless ? 1 : 2;
+    if (nop < skip)
+        return cmd_usage_error("dict", "dict %s needs a NAME", op);
+    const char *name = d->nameless ? NULL : operand[1];
+    char **rest = operand + skip;
+    int nrest = nop - skip;
+    if (d->nameless && nrest > 0)
+        return cmd_usage_error("dict",
+                               "dict %s takes no NAME or other operand: it lists every dict "
+                               "you may read",
+                               op);
     if (nrest < d->args_min || nrest > d->args_max) {
         static const char *const what[] = {"nothing else", "a KEY", "a KEY and a VALUE",
                                            "a KEY, a VERSION and a VALUE"};
@@ -267,6 +324,9 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
     case OPS_UPDATE:
         e = forq_dict_update(c, name, sb.data, sb.size, tmo);
         break;
+    case OPS_DICTS:
+        rc = dict_list_dicts(c, tmo);
+        goto out;
     default: /* keys, items, dump */
         rc = dict_list(c, op, name, tmo);
         goto out;

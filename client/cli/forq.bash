@@ -102,7 +102,7 @@ _forq()
         fi
         ;;
     dict:0)
-        COMPREPLY=($(compgen -W "get set del has pop setdefault incr cas wait len clear update keys items dump" -- "$cur"))
+        COMPREPLY=($(compgen -W "get set del has pop setdefault incr cas wait len clear update keys items dump list" -- "$cur"))
         ;;
     help:0)
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))

@@ -91,9 +91,12 @@ static const help_t pages[] = {
      "and result); --json: an array of {\"name\", \"doc\"}.\n"},
     {"dict", "the shared dicts",
      "Usage: forq dict OP NAME [KEY] [VALUE_JSON] [OPTIONS]\n"
+     "       forq dict list\n"
      "One operation on the shared dict NAME. Values are JSON; VALUE_JSON may also\n"
      "be '-' (stdin) or @FILE.\n"
      "\n"
+     "  list                   the dicts you may read and their key counts: a JSON\n"
+     "                         object {\"NAME\": KEYS, ...}, by name\n"
      "  get NAME KEY [--with-version]\n"
      "                         the value; --with-version: {\"value\": V, \"ver\": N}\n"
      "  set NAME KEY VALUE     store it; prints the new version\n"

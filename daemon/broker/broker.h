@@ -53,6 +53,11 @@ void broker_destroy(broker_t **b);
 loop_t *broker_loop(broker_t *b);
 outbox_t *broker_outbox(broker_t *b);
 void broker_attach_dict(broker_t *b, const broker_dict_ops_t *ops, void *ud);
+/* May the identity `who` (origin_t.who) read the dict `name` (len bytes)? The dict service asks
+ * it for each dict it would list in answer to `dicts`, which anyone may ask: the broker checks
+ * the rights of every other dict op before the service sees it. False for an identity whose key
+ * was removed. O(1) for "local"; one fnmatch per read=/write= glob otherwise. */
+bool broker_dict_readable(broker_t *b, uint16_t who, const char *name, size_t len);
 /* Wait for the forkserver, bind, and run until SIGTERM/SIGINT has drained the broker.
  * Returns the process exit status: 0 after a clean stop, 1 on a start-up error (printed). */
 int broker_run(broker_t *b);

@@ -80,8 +80,11 @@ bool commands_dict_allowed(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     const ops_desc_t *op = ops_find(h->op.ptr, h->op.len);
     const auth_client_t *r;
 
-    if (o->who == ACCESS_LOCAL || !op || !h->name.ptr)
-        return true; /* every right; or a malformed request, which the dict service answers */
+    /* every right; or a malformed request, which the dict service answers; or an op on no
+     * dict (dicts), which anyone may ask: the service lists only what broker_dict_readable
+     * lets the asker read */
+    if (o->who == ACCESS_LOCAL || !op || op->nameless || !h->name.ptr)
+        return true;
     if (!(r = rights_of(b, o, h))) /* a task of a removed client */
         return false;
     if (op->mutates ? auth_may_write(r, h->name.ptr, h->name.len)
@@ -93,6 +96,11 @@ bool commands_dict_allowed(broker_t *b, const origin_t *o, const wire_hdr_t *h)
            access_name(b->access, o->who), op->mutates ? "change" : "read", (int)h->name.len,
            h->name.ptr, op->name, op->mutates ? "write" : "read", (int)h->name.len, h->name.ptr);
     return false;
+}
+
+bool broker_dict_readable(broker_t *b, uint16_t who, const char *name, size_t len)
+{
+    return auth_may_read(access_rights(b->access, who), name, len);
 }
 
 /* May o see and act on `job` (status, cancel, fetch)? If not, `forbidden` is answered. */

@@ -2,6 +2,10 @@
  * table (proto/ops.h), runs them on the store (store.c), answers `dict_reply` through the
  * broker's outbox, and keeps the clients and tasks that wait for a key to change.
  *
+ * The listing ops' pages are packed by page.c. `dicts` lists the dicts to whoever asks, but only
+ * those the asker may read: the service knows no identities, so it asks the broker about each
+ * dict it would list (broker_dict_readable), with the identity the request came with.
+ *
  * The broker is single-threaded, so every operation is atomic without locks. A waiter is woken
  * by the store's change hook the moment a write changes its key's version (or deletes it), or
  * by its timer.
@@ -20,6 +24,7 @@
 #include "dictlog.h"
 #include "ops.h"
 #include "outbox.h"
+#include "page.h"
 #include "store.h"
 
 #include "log.h"
@@ -31,8 +36,6 @@
 #include <string.h>
 #include <utlist.h>
 
-#define PAGE_DEF        1000 /* keys or items per page */
-#define PAGE_MAX        10000
 #define WAITERS_MAX     10000   /* clients in a wait at once */
 #define WAKE_BY_KEY_MAX 16      /* changes in one request matched against waiters key by key */
 #define UPDATE_KEYS_MAX 100000u /* entries in one update: bounds what one request may cost */
@@ -78,6 +81,7 @@ typedef struct dundo {
 
 struct dict_service {
     const config_t *cfg; /* as at start: the dict settings wait for a restart */
+    broker_t *broker;    /* what an identity may read (dicts) */
     loop_t *loop;        /* for the waits' timeouts */
     outbox_t *out;       /* replies leave by it */
     uint8_t timer_kind;  /* of dwaiter_t.timer */
@@ -453,66 +457,43 @@ static void op_wait(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
         loop_timer_arm(s->loop, &w->timer, now_ms() + h->timeout_ms);
 }
 
-/* ---- paging ---- */
-
-typedef struct {
-    msgpack_packer pk;
-    bool items;       /* [key, ver, value] triples rather than keys */
-    const char *last; /* the last key visited: the next page's cursor */
-    size_t last_len;
-} page_t;
-
-static int visit(void *ud, const char *key, size_t klen, const dval_t *val)
-{
-    page_t *p = ud;
-    if (p->items)
-        msgpack_pack_array(&p->pk, 3);
-    msgpack_pack_str(&p->pk, klen);
-    msgpack_pack_str_body(&p->pk, key, klen);
-    if (p->items) {
-        msgpack_pack_uint64(&p->pk, val->ver);
-        /* the value is msgpack already: append its bytes */
-        msgpack_sbuffer_write(p->pk.data, val->data, val->len);
-    }
-    p->last = key;
-    p->last_len = klen;
-    return 0;
-}
+/* ---- pages ---- */
 
 static void op_page(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, bool items)
 {
-    size_t limit = h->limit ? (h->limit > PAGE_MAX ? PAGE_MAX : h->limit) : PAGE_DEF;
-    msgpack_sbuffer body, out;
-    page_t p = {.items = items};
-    bool more;
-    long n;
+    page_t p;
 
-    msgpack_sbuffer_init(&body);
-    msgpack_packer_init(&p.pk, &body, msgpack_sbuffer_write);
-    n = dstore_iter(s->store, h->name.ptr, h->name.len, h->key.ptr, h->key.len, limit, visit, &p,
-                    &more);
-    if (n < 0) {
-        msgpack_sbuffer_destroy(&body);
+    if (page_keys(&p, s->store, h, items) < 0) {
         outbox_error(s->out, o, h, "cursor_expired",
                      "the page cursor's key was deleted meanwhile; list the dict again from the "
                      "start");
         return;
     }
-    /* the array header goes first, now that the count is known */
-    msgpack_sbuffer_init(&out);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, (size_t)n);
-    msgpack_sbuffer_write(&out, body.data, body.size);
-    wire_hdr_t r = {.count = (uint64_t)n, .more = more};
-    char cursor[WIRE_KEY_MAX];
-    if (more && p.last) {
-        memcpy(cursor, p.last, p.last_len);
-        r.key = (wire_str_t){cursor, p.last_len};
-    }
-    reply(s, o, h, &r, out.data, out.size);
-    msgpack_sbuffer_destroy(&body);
-    msgpack_sbuffer_destroy(&out);
+    reply(s, o, h, &p.rep, p.frame.data, p.frame.size);
+    page_done(&p);
+}
+
+/* Whom a dicts page is for: the broker says which dicts it may read. */
+typedef struct {
+    broker_t *broker;
+    uint16_t who;
+} reader_t;
+
+static bool readable(void *ud, const char *name, size_t nlen)
+{
+    const reader_t *r = ud;
+    return broker_dict_readable(r->broker, r->who, name, nlen);
+}
+
+/* The dicts the asker may read, with their key counts. */
+static void op_dicts(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
+{
+    reader_t r = {s->broker, o->who};
+    page_t p;
+
+    page_dicts(&p, s->store, h, readable, &r);
+    reply(s, o, h, &p.rep, p.frame.data, p.frame.size);
+    page_done(&p);
 }
 
 /* ---- update: a map of string keys ---- */
@@ -671,6 +652,9 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
     case OPS_ITEMS:
         op_page(s, o, h, op->id == OPS_ITEMS);
         break;
+    case OPS_DICTS:
+        op_dicts(s, o, h);
+        break;
     case OPS_LEN:
         rep.count = dstore_len(s->store, name, nlen);
         reply(s, o, h, &rep, NULL, 0);
@@ -783,6 +767,7 @@ dict_service_t *dict_service_new(broker_t *b, const config_t *cfg)
     dict_service_t *s = xcalloc(1, sizeof(*s));
 
     s->cfg = cfg;
+    s->broker = b;
     s->loop = broker_loop(b);
     s->out = broker_outbox(b);
     if (open_store(s) < 0) {

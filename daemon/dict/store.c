@@ -1,6 +1,8 @@
 /* store.c - see store.h. Two levels of uthash tables: dicts by name, entries by key. uthash keeps
  * insertion order for iteration, which gives keys/items paging a stable order. A dict exists
- * while it has keys.
+ * while it has keys. The dicts are also in a skip list by name (names.h), so that listing them
+ * a page at a time costs O(log dicts + page), and a page can resume after a dict that is gone:
+ * it costs a dict O(log dicts) when it is created or emptied, never a key's write.
  *
  * An entry is one allocation: its header, its key and, as first stored, its value. A value
  * replaced by one that fits goes in the same place; a larger one gets an allocation of its own.
@@ -8,6 +10,7 @@
  * or more each (a third of a small entry's memory, issue 11 item 3). */
 #include "store.h"
 
+#include "names.h"
 #include "util.h"
 
 #include <assert.h>
@@ -42,7 +45,8 @@ typedef struct dict {
 } dict_t;
 
 struct dstore {
-    dict_t *dicts; /* by name */
+    dict_t *dicts;  /* by name */
+    names_t *order; /* the dicts again, in byte order of their names (items: dict_t) */
     dstore_limits_t lim;
     size_t keys;               /* keys in all dicts */
     size_t bytes;              /* bytes of keys and values */
@@ -61,6 +65,7 @@ dstore_t *dstore_new(const dstore_limits_t *limits, dstore_changed_fn changed, v
     s->ud = ud;
     if (getrandom(&s->seed, sizeof(s->seed), GRND_NONBLOCK) != sizeof(s->seed))
         s->seed = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)s; /* no entropy yet: still varies */
+    s->order = names_new(s->seed ^ 0x6a09e667f3bcc909ULL);
     return s;
 }
 
@@ -106,6 +111,7 @@ void dstore_free(dstore_t *s)
         HASH_DEL(s->dicts, d);
         dict_free(d);
     }
+    names_free(s->order);
     free(s);
 }
 
@@ -119,6 +125,7 @@ static dict_t *find_dict(dstore_t *s, const char *name, size_t nlen, bool create
     memcpy(d->name, name, nlen);
     d->nlen = nlen;
     HASH_ADD_KEYPTR(hh, s->dicts, d->name, nlen, d);
+    names_add(s->order, d->name, nlen, d);
     return d;
 }
 
@@ -177,6 +184,14 @@ static entry_t *put(dstore_t *s, dict_t *d, const char *key, size_t klen, const 
     return e;
 }
 
+/* Remove a dict (its keys are counted out already). */
+static void drop_dict(dstore_t *s, dict_t *d)
+{
+    names_del(s->order, d->name, d->nlen);
+    HASH_DEL(s->dicts, d);
+    dict_free(d);
+}
+
 /* Remove an entry (and its dict when it empties). */
 static void drop(dstore_t *s, dict_t *d, entry_t *e)
 {
@@ -184,10 +199,8 @@ static void drop(dstore_t *s, dict_t *d, entry_t *e)
     s->keys--;
     s->bytes -= e->klen + e->vlen;
     entry_free(e);
-    if (!d->entries) {
-        HASH_DEL(s->dicts, d);
-        dict_free(d);
-    }
+    if (!d->entries)
+        drop_dict(s, d);
 }
 
 int dstore_get(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
@@ -480,8 +493,7 @@ size_t dstore_clear(dstore_t *s, const char *name, size_t nlen)
         s->keys--;
         s->bytes -= e->klen + e->vlen;
     }
-    HASH_DEL(s->dicts, d);
-    dict_free(d);
+    drop_dict(s, d);
     notify(s, name, nlen, NULL, 0);
     return n;
 }
@@ -510,6 +522,31 @@ long dstore_iter(dstore_t *s, const char *name, size_t nlen, const char *after, 
             break;
     }
     *ret_more = e != NULL;
+    return n;
+}
+
+long dstore_iter_dicts(dstore_t *s, const char *after, size_t alen, size_t limit,
+                       dstore_keep_fn keep, void *keep_ud, dstore_dict_fn fn, void *ud,
+                       bool *ret_more)
+{
+    const names_node_t *x = names_seek(s->order, after, alen);
+    long n = 0;
+
+    *ret_more = false;
+    for (; x; x = names_next(x)) {
+        const dict_t *d = names_item(x);
+        if (keep && !keep(keep_ud, d->name, d->nlen))
+            continue;
+        if ((size_t)n == limit) {
+            *ret_more = true; /* one more the caller may see: the page is not the last */
+            break;
+        }
+        if (fn(ud, d->name, d->nlen, HASH_COUNT(d->entries)) != 0) {
+            *ret_more = true; /* stopped by fn: this one was not visited */
+            break;
+        }
+        n++;
+    }
     return n;
 }
 

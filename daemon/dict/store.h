@@ -115,6 +115,20 @@ typedef int (*dstore_visit_fn)(void *ud, const char *key, size_t klen, const dva
 long dstore_iter(dstore_t *s, const char *name, size_t nlen, const char *after, size_t alen,
                  size_t limit, dstore_visit_fn fn, void *ud, bool *ret_more);
 
+/* Visit up to `limit` dicts in byte order of their names (a shorter name before a longer one
+ * it begins), starting after the name `after` (alen bytes; NULL: from the first), which need
+ * not be a dict's: one that went away meanwhile is a place like any other. Dicts that `keep`
+ * refuses (NULL: keep every one; it gets keep_ud) are skipped and not counted. fn gets each
+ * dict with its number of keys and returns 0 to go on. Returns the number visited; *ret_more
+ * is set when a dict `keep` accepts remains after them (or fn stopped early).
+ * Cost: O(log dicts + limit + skipped), the skipped being the dicts keep refuses from `after`
+ * to the next dict it accepts after the page. */
+typedef bool (*dstore_keep_fn)(void *ud, const char *name, size_t nlen);
+typedef int (*dstore_dict_fn)(void *ud, const char *name, size_t nlen, size_t keys);
+long dstore_iter_dicts(dstore_t *s, const char *after, size_t alen, size_t limit,
+                       dstore_keep_fn keep, void *keep_ud, dstore_dict_fn fn, void *ud,
+                       bool *ret_more);
+
 /* Put a value back with a given version, without limits or the change hook: replay of the log,
  * and undoing a change the log could not record. Versions handed out later stay above it. */
 void dstore_restore(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,

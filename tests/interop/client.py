@@ -708,6 +708,38 @@ def test_dict(c, other):
           and h2.get("more") is True, (ha, hb, h1.get("count"), h2.get("count")))
     c.dict("clear", "py-big")
 
+    # the dicts themselves: op dicts, no name, [name, keys] pairs in byte order of the names
+    listed, pages, cursor = [], 0, None
+    while True:
+        fields = {"limit": 2}
+        if cursor is not None:
+            fields["key"] = cursor
+        h, p = c.call(dict(cmd="dict", op="dicts", **fields))
+        if h.get("cmd") != "dict_reply" or len(p) != 1 or h.get("count", 0) != len(p[0]):
+            listed = None
+            break
+        listed += p[0]
+        pages += 1
+        if not h.get("more"):
+            break
+        cursor = h["key"]
+        if cursor != p[0][-1][0]:
+            listed = None
+            break
+    names = [n for n, _ in listed or []]
+    lens = {n: c.dict("len", n)[0].get("count") for n in names}
+    check("§6.8: dicts pages through every dict as [name, keys] in byte order of the names, the "
+          "cursor the page's last name; py-page holds 5 keys, the cleared py-big is gone",
+          listed is not None and pages == (len(names) + 1) // 2
+          and names == sorted(names, key=lambda n: n.encode())
+          and all(lens[n] == k for n, k in listed) and ["py-page", 5] in listed
+          and "py-big" not in names, (pages, listed))
+    h, p = c.call(dict(cmd="dict", op="dicts", key="py-big"))
+    h2, _ = c.call(dict(cmd="dict", op="keys"))
+    check("§6.8: a dicts cursor need not be a dict (py-big is gone); every other op needs a name",
+          h.get("cmd") == "dict_reply" and [n for n, _ in p[0]] == [n for n in names if n > "py-big"]
+          and h2.get("code") == "missing_field", (h, p, h2))
+
     # wait
     h, p = c.dict("wait", d, key="w", timeout_ms=100)
     check("§6.8: wait times out with code timeout (missing key: found false)",

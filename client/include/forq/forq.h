@@ -574,20 +574,32 @@ FORQ_EXPORT forq_err_t forq_dict_page(forq_client_t *client, const char *name, b
                                       const char *after, size_t limit, int timeout_ms,
                                       void **ret_data, size_t *ret_len, char **ret_next);
 
+/* One page of the dicts this client may read, with how many keys each holds: up to `limit`
+ * (0: 1000, at most 10000) dicts in byte order of their names, after the name `after` (NULL:
+ * from the first). `after` need not name a dict now, so paging goes on past a dict that was
+ * emptied meanwhile (a dict exists while it has keys); dicts added meanwhile are listed when
+ * their names come after the page. *ret_data is a msgpack array of [name, key count] pairs
+ * (caller frees); *ret_next (may be NULL) is the name to pass as `after` for the next page, or
+ * NULL after the last page (caller frees). A client of a tcp endpoint sees only the dicts its
+ * line of forqd's clients file lets it read (read= or write=); over ipc, every dict. */
+FORQ_EXPORT forq_err_t forq_dict_list(forq_client_t *client, const char *after, size_t limit,
+                                      int timeout_ms, void **ret_data, size_t *ret_len,
+                                      char **ret_next);
+
 /* ---- the dict service, asynchronously ---- */
 
 /* One dict operation for forq_dict_submit(). Initialise with forq_dict_op_init(). */
 typedef struct {
     const char *op;    /* "get", "set", "del", "has", "setdefault", "pop", "incr", "cas",
-                          "wait", "len", "clear", "update", "keys" or "items" */
-    const char *name;  /* the dict */
-    const char *key;   /* the key (keys, items: the page cursor, or NULL) */
+                          "wait", "len", "clear", "update", "keys", "items" or "dicts" */
+    const char *name;  /* the dict (dicts: ignored, may be NULL) */
+    const char *key;   /* the key (keys, items, dicts: the page cursor, or NULL) */
     const void *value; /* msgpack value (set, setdefault, cas; update: a map), or NULL */
     size_t len;
     int64_t delta;    /* incr */
     uint64_t version; /* cas: expected (0: absent); wait: seen (FORQ_DICT_NEXT_CHANGE) */
     int timeout_ms;   /* wait: forqd's timeout, 0: none */
-    size_t limit;     /* keys, items: page size, 0: 1000 */
+    size_t limit;     /* keys, items, dicts: page size, 0: 1000 */
 } forq_dict_op_t;
 
 FORQ_EXPORT void forq_dict_op_init(forq_dict_op_t *op);
@@ -595,12 +607,12 @@ FORQ_EXPORT void forq_dict_op_init(forq_dict_op_t *op);
 /* Send a dict operation without waiting: *ret_future resolves with forqd's answer, and works
  * with forq_future_wait, callbacks, forq_wait and as_completed like any future (destroy it).
  * Read the answer with forq_dict_reply() and, where the op returns a value, with
- * forq_future_result() (the value, or for keys/items the page). */
+ * forq_future_result() (the value, or for keys/items/dicts the page). */
 FORQ_EXPORT forq_err_t forq_dict_submit(forq_client_t *client, const forq_dict_op_t *op,
                                         forq_future_t **ret_future);
 
-/* The answer of a dict future: FORQ_OK with found, version and count (len, clear, keys, items)
- * (each may be NULL), or how it failed: FORQ_ERR_CONFLICT (cas; version: the current one),
+/* The answer of a dict future: FORQ_OK with found, version and count (len, clear, keys, items,
+ * dicts) (each may be NULL), or how it failed: FORQ_ERR_CONFLICT (cas; version: the current one),
  * FORQ_ERR_TIMEOUT (wait), FORQ_ERR_FULL, FORQ_ERR_INVALID, FORQ_ERR_PENDING, FORQ_ERR_LOST. */
 FORQ_EXPORT forq_err_t forq_dict_reply(forq_future_t *future, bool *ret_found,
                                        uint64_t *ret_version, uint64_t *ret_count);
