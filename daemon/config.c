@@ -217,6 +217,17 @@ static void defaults(config_t *cfg)
     cfg->forkserver_fd = -1;
 }
 
+/* Where a setting came from, for --check-config's errors: "FILE:LINE" of "FILE:LINE: name",
+ * or the flag itself. Static storage: copy it. */
+static const char *where_of(const char *what)
+{
+    static char buf[4200];
+    const char *colon = strstr(what, ": ");
+
+    snprintf(buf, sizeof(buf), "%.*s", colon ? (int)(colon - what) : (int)strlen(what), what);
+    return buf;
+}
+
 /* Apply one setting. `what` names it in errors: "--workers" for a flag, "FILE:LINE: workers"
  * for a line of a config file. Returns 0 or -EINVAL after printing the error. */
 static int set_option(config_t *cfg, int code, const char *what, const char *arg)
@@ -235,6 +246,7 @@ static int set_option(config_t *cfg, int code, const char *what, const char *arg
         return number(what, arg, 1, 4096, &cfg->workers);
     case 't':
         strv_push(&cfg->tasks, arg);
+        strv_push(&cfg->tasks_where, where_of(what));
         return 0;
     case 'm':
         return number(what, arg, 0, 1000000000, &cfg->max_jobs_per_worker);
@@ -276,7 +288,9 @@ static int set_option(config_t *cfg, int code, const char *what, const char *arg
         return number(what, arg, 0, 1L << 40, &cfg->retain_bytes);
     case OPT_STATE_DIR:
         free(cfg->state_dir);
+        free(cfg->state_dir_where);
         cfg->state_dir = xstrdup(arg);
+        cfg->state_dir_where = xstrdup(where_of(what));
         return 0;
     case OPT_FSYNC:
         if ((cfg->fsync_policy = dictlog_policy_from(arg)) < 0) {
@@ -477,8 +491,11 @@ int config_parse(config_t *cfg, int argc, char **argv)
                 name = long_opts[i].name;
         if (is_list(c)) {
             int k = c == 'l' ? 0 : c == 't' ? 1 : 2;
-            if (!cleared[k]) /* flags replace what the file listed */
+            if (!cleared[k]) { /* flags replace what the file listed */
                 strv_free(list_of(cfg, c));
+                if (c == 't')
+                    strv_free(&cfg->tasks_where);
+            }
             cleared[k] = true;
         }
         snprintf(what, sizeof(what), "--%s", name ? name : "?");
@@ -488,8 +505,10 @@ int config_parse(config_t *cfg, int argc, char **argv)
     /* the plugin directory that `pkg-config --variable=plugindir forq-task` announces: a plugin
      * installed there is loaded without a setting, as long as no file or flag lists others */
     struct stat st;
-    if (cfg->tasks.n == 0 && stat(FORQ_PLUGINDIR, &st) == 0 && S_ISDIR(st.st_mode))
+    if (cfg->tasks.n == 0 && stat(FORQ_PLUGINDIR, &st) == 0 && S_ISDIR(st.st_mode)) {
         strv_push(&cfg->tasks, FORQ_PLUGINDIR);
+        strv_push(&cfg->tasks_where, "the default plugin directory");
+    }
     return 0;
 }
 
@@ -500,16 +519,18 @@ int config_check(const config_t *cfg)
     for (size_t i = 0; i < cfg->tasks.n; i++) {
         if (stat(cfg->tasks.items[i], &st) < 0) {
             int r = -errno;
-            fprintf(stderr, "forqd: tasks: cannot use %s: %s\n", cfg->tasks.items[i],
+            const char *where = i < cfg->tasks_where.n ? cfg->tasks_where.items[i] : "tasks";
+            fprintf(stderr, "forqd: %s%s: cannot use %s: %s; fix the path or remove it\n", where,
+                    strncmp(where, "--", 2) == 0 ? "" : ": tasks", cfg->tasks.items[i],
                     strerror(errno));
             return r;
         }
     }
     if (cfg->state_dir && (stat(cfg->state_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
         fprintf(stderr,
-                "forqd: state-dir: %s is not a directory; create it or change the "
+                "forqd: %s: state-dir: %s is not a directory; create it or change the "
                 "setting\n",
-                cfg->state_dir);
+                cfg->state_dir_where ? cfg->state_dir_where : "state-dir", cfg->state_dir);
         return -ENOTDIR;
     }
     return 0;
@@ -528,8 +549,11 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "# forqd %s: the configuration in effect (%s)\n", FORQ_VERSION,
             cfg->config_file ? cfg->config_file : "no config file; defaults and flags");
     fprintf(out, "[forqd]\n");
-    if (!cfg->listen.n)
-        fprintf(out, "# listen: the default ipc endpoint (see forqd --help)\n");
+    if (!cfg->listen.n) {
+        char ep[4200];
+        if (endpoint_default(ep, sizeof(ep)) == 0)
+            fprintf(out, "# listen: none given, so the default:\nlisten = %s\n", ep);
+    }
     print_list(out, "listen", &cfg->listen);
     fprintf(out, "workers = %ld\n", cfg->workers);
     print_list(out, "tasks", &cfg->tasks);
@@ -674,8 +698,10 @@ void config_done(config_t *cfg)
 {
     strv_free(&cfg->listen);
     strv_free(&cfg->tasks);
+    strv_free(&cfg->tasks_where);
     strv_free(&cfg->exec_allow);
     free(cfg->state_dir);
+    free(cfg->state_dir_where);
     free(cfg->config_file);
     free(cfg->clients_file);
     free(cfg->server_key);

@@ -20,6 +20,7 @@ typedef struct {
     strv_t listen;             /* client endpoints to bind (--listen, repeatable) */
     long workers;              /* pool size (--workers, default: cores) */
     strv_t tasks;              /* plugin files or directories (--tasks, repeatable) */
+    strv_t tasks_where;        /* where each came from: "FILE:LINE", "--tasks" or "default" */
     long max_jobs_per_worker;  /* recycle a worker after this many jobs, 0 = never */
     long prefetch;             /* short-task jobs a busy worker may hold ahead, 0 = none */
     int log_level;             /* LOG_ERR .. LOG_DEBUG */
@@ -34,6 +35,7 @@ typedef struct {
     long retain_ms;            /* and for how long */
     long retain_bytes;         /* and how many bytes of their results, at most */
     char *state_dir;           /* where the dict log lives; NULL: dicts in memory only */
+    char *state_dir_where;     /* where it was set: "FILE:LINE" or "--state-dir" */
     int fsync_policy;          /* fsync_policy_t of the dict log */
     long dict_max_keys;        /* keys in all dicts */
     long dict_max_value;       /* bytes of one dict value */

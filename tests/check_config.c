@@ -162,9 +162,20 @@ START_TEST(test_check_config_reads_back)
     snprintf(cmd, sizeof(cmd), "%s --config %s --check-config 2>&1", getenv("FORQD"), path);
     ck_assert_int_eq(sh(cmd, out1, sizeof(out1)), 1);
     ck_assert_ptr_nonnull(strstr(out1, ":1: workers takes a whole number from 1 to 4096"));
-    write_file("tasks = /nonexistent/x.so\n");
+    /* a bad path names the file and line that gave it */
+    write_file("workers = 2\ntasks = /nonexistent/x.so\n");
     ck_assert_int_eq(sh(cmd, out1, sizeof(out1)), 1);
-    ck_assert_ptr_nonnull(strstr(out1, "tasks: cannot use /nonexistent/x.so"));
+    ck_assert_msg(strstr(out1, ".conf:2: tasks: cannot use /nonexistent/x.so"), "%s", out1);
+    snprintf(cmd, sizeof(cmd), "%s --config %s --check-config --tasks /nonexistent/y.so 2>&1",
+             getenv("FORQD"), path);
+    ck_assert_int_eq(sh(cmd, out1, sizeof(out1)), 1);
+    ck_assert_msg(strstr(out1, "forqd: --tasks: cannot use /nonexistent/y.so"), "%s", out1);
+    /* without a listen setting, the endpoint forqd would use is printed */
+    write_file("workers = 2\n");
+    snprintf(cmd, sizeof(cmd), "XDG_RUNTIME_DIR=/run/user/4242 %s --config %s --check-config",
+             getenv("FORQD"), path);
+    ck_assert_int_eq(sh(cmd, out1, sizeof(out1)), 0);
+    ck_assert_msg(strstr(out1, "\nlisten = ipc:///run/user/4242/forq/forqd.sock\n"), "%s", out1);
 }
 END_TEST
 
