@@ -660,6 +660,82 @@ START_TEST(test_chunked_map_of_a_python_function)
 }
 END_TEST
 
+/* ---- examples/python/tasks: the classic examples' functions ---- */
+
+START_TEST(test_examples_module)
+{
+    const char *args[40], *extra[] = {"--python-path", env("FORQ_PYTHON_EXAMPLES"),
+                                      "--python-import", "classic", NULL};
+    char w[16], file[128], json[200];
+    int fd;
+
+    py_args(args, w, sizeof(w), 2, extra);
+    forqd_start(&d, args);
+    c = forqd_client(&d);
+    EXPECT_JSON("classic.is_prime", "[10000019]", "true");
+    EXPECT_JSON("classic.is_prime", "[10000033]", "false");
+    EXPECT_JSON("classic.is_prime", "[10000079]", "true");
+    EXPECT_JSON("classic.is_prime", "[10000081]", "false");
+    EXPECT_JSON("classic.count_primes", "[[2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]", "5");
+    EXPECT_JSON("classic.sum_squares", "[10]", "285");
+    EXPECT_JSON("classic.multiply", "[6, 7]", "42");
+    EXPECT_JSON("classic.slow_square", "[3, {\"$kw\": {\"delay\": 0.01}}]", "9");
+    fd = temp_file(file, sizeof(file), "forq-pyhash");
+    ck_assert_int_eq(write(fd, "abc", 3), 3);
+    close(fd);
+    snprintf(json, sizeof(json), "[\"%s\"]", file);
+    forq_future_t *f = submit_json(c, "classic.hash_file", json, NULL);
+    snprintf(json, sizeof(json),
+             "[\"%s\",\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"]", file);
+    ASSERT_RESULT(f, json);
+    forq_future_destroy(&f);
+    unlink(file);
+    EXPECT_ERROR("classic.hash_file", "[\"/nonexistent/file\"]", "FileNotFoundError",
+                 "No such file or directory: '/nonexistent/file'");
+    down();
+}
+END_TEST
+
+/* ---- the plugin ABI: version 1 binaries, version 2 hooks ---- */
+
+/* A version 1 descriptor exactly as a plugin built before version 2 lays it out. */
+typedef struct {
+    uint32_t abi_version;
+    const char *name;
+    const forq_task_def_t *tasks;
+    int (*init)(void);
+    int (*worker_init)(void);
+} plugin_v1_t;
+
+static int t_one(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)ctx, (void)args;
+    return msgpack_pack_int(out, 1);
+}
+
+START_TEST(test_abi_versions)
+{
+    static const forq_task_def_t defs[] = {{"v1.one", t_one, NULL}, {NULL, NULL, NULL}};
+    /* on the heap, no byte beyond the version 1 layout: AddressSanitizer sees any read past */
+    plugin_v1_t *v1 = malloc(sizeof(*v1));
+    forq_plugin_t v3 = {.abi_version = FORQ_TASK_ABI_VERSION + 1, .name = "v3", .tasks = defs};
+    char err[512];
+
+    *v1 = (plugin_v1_t){1, "v1", defs, NULL, NULL};
+    ck_assert_int_eq(plugins_register((const forq_plugin_t *)v1, "v1.so", err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(plugins_find("v1.one", 6));
+    plugins_before_fork(); /* a version 1 plugin has no fork hooks: nothing to call */
+    plugins_after_fork_parent();
+    ck_assert_int_lt(plugins_register(&v3, "v3.so", err, sizeof(err)), 0);
+    ck_assert_msg(strstr(err, "built for task ABI 3, this forqd speaks 1 to 2"), "%s", err);
+    /* outside a plugin's load, declaring is refused */
+    ck_assert_int_eq(forq_plugin_declare(NULL, "x.y", t_one, NULL), -1);
+    ck_assert_ptr_null(forq_plugin_setting(NULL, "python-import", 0));
+    plugins_unload_all();
+    free(v1);
+}
+END_TEST
+
 /* ---- forq.worker.cancelled(), in this process over a worker link ---- */
 
 /* Run job `id` of task `task` (no args) with the worker's machinery; its result's first byte. */
@@ -755,6 +831,8 @@ int main(void)
     tcase_add_test(t, test_reload_picks_up_changed_code);
     tcase_add_test(t, test_many_tiny_python_jobs);
     tcase_add_test(t, test_chunked_map_of_a_python_function);
+    tcase_add_test(t, test_examples_module);
+    tcase_add_test(t, test_abi_versions);
     tcase_add_test(t, test_cancelled_sees_a_cancel_for_the_running_job);
     suite_add_tcase(s, t);
     return run_suite(s);
