@@ -35,6 +35,8 @@ static const char runtime_py[] =
     "                    _forq_worker.log(self._level, line)\n"
     "            if len(self._buf) > 4000:\n"
     "                self.flush()\n"
+    "            elif self._buf:\n"
+    "                _forq_worker.pending()\n"
     "        return len(s)\n"
     "    def flush(self):\n"
     "        if self._buf:\n"
@@ -431,13 +433,31 @@ static int rt_worker_init(void)
 
 /* ---- the call of a task ---- */
 
+/* The function of task `name` (borrowed: `tasks` keeps it), or NULL. The last one found is
+ * kept: a chunk calls the same task item after item. */
+static PyObject *find_task(const char *name)
+{
+    static char last[FORQ_TASK_NAME_MAX + 1];
+    static PyObject *last_fn;
+    PyObject *fn;
+
+    if (last_fn && strcmp(name, last) == 0)
+        return last_fn;
+    fn = PyDict_GetItemString(tasks, name);
+    if (fn && strlen(name) < sizeof(last)) {
+        strcpy(last, name);
+        last_fn = fn;
+    }
+    return fn;
+}
+
 static int rt_call(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
 {
     PyObject *fn, *a = NULL, *kw = NULL, *r = NULL;
     int rc = 0;
 
     PyEval_RestoreThread(between);
-    fn = PyDict_GetItemString(tasks, forq_task_name(ctx)); /* borrowed */
+    fn = find_task(forq_task_name(ctx));
     if (!fn) {
         rc = forq_task_error(ctx, "UnknownTask", "this worker has no Python task '%s'",
                              forq_task_name(ctx));

@@ -10,8 +10,9 @@
  * Its `load` hook initialises CPython once, in the forkserver, imports the modules there and
  * declares one task per function (forq_plugin_declare), all served by one C function that
  * finds the Python function by task name. Workers are forked from the forkserver with the
- * interpreter and the modules already in memory (copy-on-write): a new worker is ready in about
- * a millisecond, not the 50+ ms of a fresh `python3 -c 'import mod'`. Around each fork the
+ * interpreter and the modules already in memory (copy-on-write): a crashed worker's replacement
+ * is ready in under 2 ms here, where multiprocessing's forkserver with the same module
+ * preloaded takes tens of milliseconds per Process start (bench/, row 9). Around each fork the
  * plugin's fork hooks call PyOS_BeforeFork / PyOS_AfterFork_Parent, and its worker_init
  * PyOS_AfterFork_Child. A job runs in the worker's main thread with the GIL; between jobs the
  * GIL is released (threads a task left behind may run; forqd's own code uses no Python).
@@ -47,6 +48,9 @@
 /* The deepest a value may nest in msgpack (PROTOCOL.md section 5: 32 levels); deeper results are
  * refused while packing, which also ends self-referencing lists. */
 #define PYCONV_DEPTH_MAX 32
+
+/* The longest task name (PROTOCOL.md section 4). */
+#define FORQ_TASK_NAME_MAX 64
 
 /* ---- pyconv.c ---- */
 

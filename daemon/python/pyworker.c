@@ -42,10 +42,24 @@ static void flush_one(const char *name)
     Py_XDECREF(r);
 }
 
+/* Has a writer kept a partial line since the last flush (_forq_worker.pending())? Most jobs
+ * print nothing: they pay no flush. */
+static bool output_pending;
+
 void pyworker_flush_output(void)
 {
+    if (!output_pending)
+        return;
+    output_pending = false;
     flush_one("stdout");
     flush_one("stderr");
+}
+
+static PyObject *w_pending(PyObject *self, PyObject *unused)
+{
+    (void)self, (void)unused;
+    output_pending = true;
+    Py_RETURN_NONE;
 }
 
 /* The running job's context, or NULL with RuntimeError set. */
@@ -260,6 +274,7 @@ static PyMethodDef methods[] = {
     {"cancelled", w_cancelled, METH_NOARGS, "Has forqd asked to cancel the running job?"},
     {"log", w_log, METH_VARARGS, "log(level, text): a line in forqd's log (syslog level)."},
     {"log_level", w_log_level, METH_NOARGS, "forqd's log level (syslog's numbers)."},
+    {"pending", w_pending, METH_NOARGS, "A writer holds a partial line: flush at the job's end."},
     {"dict", w_dict, METH_VARARGS,
      "dict(op, name, key, value, has_value, delta, version, timeout_ms) -> (rc, value, version)"},
     {"dict_page", w_dict_page, METH_VARARGS,
