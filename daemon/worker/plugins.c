@@ -7,7 +7,6 @@
  * looked at. */
 #include "plugins.h"
 
-#include "log.h"
 #include "util.h"
 #include "wire.h"
 

@@ -133,9 +133,9 @@ FORQ_TASK_EXPORT int forq_task_error(forq_task_ctx_t *ctx, const char *type, con
 /* ---- loading (ABI 2): for forq_plugin_t.load ---- */
 
 /* Declare one more task: `name` as for forq_task_def_t (copied), `fn` its function, `doc` one
- * line or NULL (copied). One function may serve several names: forq_task_name() tells which
- * was called. Returns 0, or -1 after forq_plugin_fail() with the reason (a bad or duplicate
- * name, or called outside `load`). */
+ * line or NULL (as in forq_task_def_t; forqd does not keep it yet). One function may serve
+ * several names: forq_task_name() tells which was called. Returns 0, or -1 after forq_plugin_fail()
+ * with the reason (a bad or duplicate name, or called outside `load`). */
 FORQ_TASK_EXPORT int forq_plugin_declare(forq_plugin_host_t *host, const char *name,
                                          forq_task_fn fn, const char *doc);
 
