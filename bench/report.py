@@ -73,6 +73,53 @@ MARKDOWN_ROWS = [
     ("6 crash to replacement READY", "µs", "forq.replace_us", [], False),
     ("6 fresh workers", "/s", "forq.spawn", [("Python forkserver", "py.spawn")], True),
 ]
+# ---- 9. Python tasks (issue 15) ----
+MARKDOWN_ROWS += [
+    ("9 Python worker death to replacement READY", "µs", "pyt.replace_us",
+     [("mp forkserver Process start, module preloaded", "mpfs.start_us")], False),
+    ("9 is_prime over range(1, 300000), 2 workers", "s", "pyt.isprime_s",
+     [("PPE(2).map", "pyppe.isprime_s"), ("Pool(2).map", "pypool.isprime_s")], False),
+    ("9 count_primes below 3M, 64 slices, 2 workers", "s", "pyt.count_s",
+     [("PPE(2).map", "pyppe.count_s"), ("Pool(2).map", "pypool.count_s")], False),
+    ("9 tiny Python jobs (libforq), 1,000 in flight", "jobs/s", "pyt.jobs",
+     [("ProcessPoolExecutor", "ppe.jobs")], True),
+]
+PYTASK_METRICS = ["pyt.replace_us", "mpfs.start_us", "pyt.isprime_s", "pyt.count_s",
+                  "pylocal.isprime_s", "pylocal.count_s", "pyppe.isprime_s", "pyppe.count_s",
+                  "pypool.isprime_s", "pypool.count_s", "pyt.jobs"]
+
+
+def pytask_rows(p, res, raw, rows, target, get, ratio):
+    """Issue 15's rows and targets for placement p, when scripts/bench measured them."""
+    if not get(p, "pyt.replace_us"):
+        return
+    rep, mp_start = get(p, "pyt.replace_us"), get(p, "mpfs.start_us")
+    rows.append((p, "9 Python worker death to READY", "us", rep,
+                 [("mp forkserver Process start (preloaded)", mp_start)],
+                 "%.1fx faster" % ratio(mp_start, rep)))
+    target(p, "9: Python replacement <= 3 ms", rep["median"], 3000, rep["median"] <= 3000)
+    target(p, "9: >= 3x faster than mp forkserver start", ratio(mp_start, rep), 3,
+           ratio(mp_start, rep) >= 3)
+    for what, label in (("isprime", "9 is_prime over a range, 2 workers"),
+                        ("count", "9 count_primes of list slices, 2 workers")):
+        f, ppe, pool = (get(p, "pyt.%s_s" % what), get(p, "pyppe.%s_s" % what),
+                        get(p, "pypool.%s_s" % what))
+        local = raw[p].get("pylocal.%s_s" % what, [])
+        eff = [l / (2 * x) for l, x in zip(local, raw[p].get("pyt.%s_s" % what, []))]
+        res[p]["pyt.%s.efficiency" % what] = summary(eff)
+        rows.append((p, label, "s", f, [("PPE(2).map", ppe), ("Pool(2).map", pool),
+                                        ("one process", get(p, "pylocal.%s_s" % what))],
+                     "efficiency %.2f; time %.2fx PPE, %.2fx Pool"
+                     % (statistics.median(eff), ratio(f, ppe), ratio(f, pool))))
+        if p == "default":
+            target(p, "9: %s parallel efficiency >= 0.9" % what, statistics.median(eff), 0.9,
+                   statistics.median(eff) >= 0.9)
+        target(p, "9: %s at least as fast as PPE and Pool" % what,
+               max(ratio(f, ppe), ratio(f, pool)), 1, max(ratio(f, ppe), ratio(f, pool)) <= 1)
+    jobs, ppe_jobs = get(p, "pyt.jobs"), get(p, "ppe.jobs")
+    rows.append((p, "9 tiny Python jobs (libforq)", "jobs/s", jobs,
+                 [("ProcessPoolExecutor.submit", ppe_jobs)], "%.1fx PPE" % ratio(jobs, ppe_jobs)))
+# ---- end of 9 ----
 
 
 def markdown(path):
@@ -201,6 +248,7 @@ def main(argv):
         rows.append((p, "6 fresh workers (one job each)", "/s", fs,
                      [("forkserver Process start+join", ps)], "%.1fx Python" % ratio(fs, ps)))
         target(p, "6: replacement <= 2 ms", rep["median"], 2000, rep["median"] <= 2000)
+        pytask_rows(p, res, raw, rows, target, get, ratio)  # 9. Python tasks (issue 15)
 
     if "memory" in res:
         bpj = get("memory", "forq.bytes_per_job")
@@ -236,9 +284,10 @@ def main(argv):
     if smoke:
         bad = [(p, m) for p, ms in raw.items() for m, v in ms.items()
                if not v or any(not (x > 0) for x in v)]
-        # what scripts/bench records: 41 metrics per placement (37, and 4 of tcp/CURVE), and 3
-        # of memory
+        # what scripts/bench records: 41 metrics per placement, and 3 of memory
         expected = 41 * len([p for p in raw if p != "memory"]) + 3
+        # 9. Python tasks (issue 15), when the runtime was built
+        expected += len(PYTASK_METRICS) * len([p for p in raw if "pyt.jobs" in raw[p]])
         count = sum(len(ms) for ms in raw.values())
         if bad or count != expected:
             print("smoke: missing or non-positive figures: %s (%d metrics of %d)"

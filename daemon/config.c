@@ -78,6 +78,15 @@ static const char usage[] =
     "                              who reaches the port has every right (a warning at start)\n"
     "      --ipc-group GROUP       let GROUP use the ipc endpoints (socket and forqd's\n"
     "                              runtime directory 0770); default: this user only\n"
+    "      --python-import MODULE  import MODULE in the forkserver and serve its\n"
+    "                              @forq.task functions as tasks; repeatable\n"
+    "      --python-task MOD:FUNC  serve function FUNC of module MOD as the task\n"
+    "                              MOD.FUNC; repeatable\n"
+    "      --python-path DIR       put DIR first on Python's module path; repeatable\n"
+    "      --python-allow-threads  import modules that start threads all the same (a\n"
+    "                              forkserver with threads may fork broken workers)\n"
+    "      --python-runtime FILE   the Python task runtime (default\n"
+    "                              " FORQ_PYTHON_RUNTIME ")\n"
     "  -c, --config FILE           read settings from FILE (INI: every option above as\n"
     "                              `name = value`, repeatable ones on several lines);\n"
     "                              default " FORQ_CONFIG_DEFAULT " if it exists; flags win\n"
@@ -117,6 +126,11 @@ enum {
     OPT_INSECURE_TCP,
     OPT_IPC_GROUP,
     OPT_SHOW_KEY,
+    OPT_PYTHON_PATH,
+    OPT_PYTHON_IMPORT,
+    OPT_PYTHON_TASK,
+    OPT_PYTHON_ALLOW_THREADS,
+    OPT_PYTHON_RUNTIME,
 };
 
 static void strv_push(strv_t *v, const char *s)
@@ -142,6 +156,41 @@ static int number(const char *flag, const char *arg, long min, long max, long *r
         return -EINVAL;
     }
     return 0;
+}
+
+/* A flag without a value; a config file says yes or no. */
+static int yes_no(const char *what, const char *arg, bool *ret)
+{
+    if (!arg || strcmp(arg, "yes") == 0 || strcmp(arg, "true") == 0) {
+        *ret = true;
+    } else if (strcmp(arg, "no") == 0 || strcmp(arg, "false") == 0) {
+        *ret = false;
+    } else {
+        fprintf(stderr, "forqd: %s takes yes or no, not '%s'\n", what, arg);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* A dotted Python name: identifiers (ASCII) joined by dots. */
+static bool py_name_ok(const char *s, size_t n, bool dots)
+{
+    bool start = true;
+
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.' && dots && !start && i + 1 < n) {
+            start = true;
+            continue;
+        }
+        if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (!start && c >= '0' && c <= '9')))
+            return false;
+        start = false;
+    }
+    return true;
 }
 
 static bool endpoint_ok(const char *ep)
@@ -175,6 +224,11 @@ static const struct option long_opts[] = {
     {"server-key", required_argument, NULL, OPT_SERVER_KEY},
     {"insecure-tcp", no_argument, NULL, OPT_INSECURE_TCP},
     {"ipc-group", required_argument, NULL, OPT_IPC_GROUP},
+    {"python-path", required_argument, NULL, OPT_PYTHON_PATH},
+    {"python-import", required_argument, NULL, OPT_PYTHON_IMPORT},
+    {"python-task", required_argument, NULL, OPT_PYTHON_TASK},
+    {"python-allow-threads", no_argument, NULL, OPT_PYTHON_ALLOW_THREADS},
+    {"python-runtime", required_argument, NULL, OPT_PYTHON_RUNTIME},
     /* the options above are the settings a config file may hold; these are not */
     {"config", required_argument, NULL, 'c'},
     {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -312,19 +366,42 @@ static int set_option(config_t *cfg, int code, const char *what, const char *arg
         free(cfg->server_key);
         cfg->server_key = xstrdup(arg);
         return 0;
-    case OPT_INSECURE_TCP: /* a flag without a value; the file says yes or no */
-        if (!arg || strcmp(arg, "yes") == 0 || strcmp(arg, "true") == 0) {
-            cfg->insecure_tcp = true;
-        } else if (strcmp(arg, "no") == 0 || strcmp(arg, "false") == 0) {
-            cfg->insecure_tcp = false;
-        } else {
-            fprintf(stderr, "forqd: %s takes yes or no, not '%s'\n", what, arg);
-            return -EINVAL;
-        }
-        return 0;
+    case OPT_INSECURE_TCP:
+        return yes_no(what, arg, &cfg->insecure_tcp);
     case OPT_IPC_GROUP:
         free(cfg->ipc_group);
         cfg->ipc_group = xstrdup(arg);
+        return 0;
+    case OPT_PYTHON_PATH:
+        strv_push(&cfg->python_path, arg);
+        return 0;
+    case OPT_PYTHON_IMPORT:
+        if (!py_name_ok(arg, strlen(arg), true)) {
+            fprintf(stderr, "forqd: %s takes a module name such as tasks or pkg.tasks, not '%s'\n",
+                    what, arg);
+            return -EINVAL;
+        }
+        strv_push(&cfg->python_import, arg);
+        return 0;
+    case OPT_PYTHON_TASK: {
+        const char *colon = strchr(arg, ':');
+        if (!colon || !py_name_ok(arg, (size_t)(colon - arg), true) ||
+            !py_name_ok(colon + 1, strlen(colon + 1), false) ||
+            !wire_task_is_valid(arg, strlen(arg))) {
+            fprintf(stderr,
+                    "forqd: %s takes MODULE:FUNCTION (a function of the module itself; 64 "
+                    "characters at most), not '%s'\n",
+                    what, arg);
+            return -EINVAL;
+        }
+        strv_push(&cfg->python_task, arg);
+        return 0;
+    }
+    case OPT_PYTHON_ALLOW_THREADS:
+        return yes_no(what, arg, &cfg->python_allow_threads);
+    case OPT_PYTHON_RUNTIME:
+        free(cfg->python_runtime);
+        cfg->python_runtime = xstrdup(arg);
         return 0;
     case OPT_FORKSERVER_FD:
         if (number(what, arg, 0, 65535, &v) < 0)
@@ -423,20 +500,30 @@ static int load_file(config_t *cfg, const char *path, bool required)
     return 0;
 }
 
-static bool is_list(int code)
+/* The repeatable settings: a flag's values replace the file's. */
+static const int list_codes[] = {
+    'l', 't', OPT_ALLOW_EXEC, OPT_PYTHON_PATH, OPT_PYTHON_IMPORT, OPT_PYTHON_TASK};
+#define N_LISTS (sizeof(list_codes) / sizeof(list_codes[0]))
+
+static int list_index(int code)
 {
-    return code == 'l' || code == 't' || code == OPT_ALLOW_EXEC;
+    for (size_t k = 0; k < N_LISTS; k++)
+        if (list_codes[k] == code)
+            return (int)k;
+    return -1;
 }
 
 static strv_t *list_of(config_t *cfg, int code)
 {
-    return code == 'l' ? &cfg->listen : code == 't' ? &cfg->tasks : &cfg->exec_allow;
+    strv_t *lists[N_LISTS] = {&cfg->listen,      &cfg->tasks,         &cfg->exec_allow,
+                              &cfg->python_path, &cfg->python_import, &cfg->python_task};
+    return lists[list_index(code)];
 }
 
 int config_parse(config_t *cfg, int argc, char **argv)
 {
     const char *config_path = NULL;
-    bool cleared[3] = {false, false, false}; /* listen, tasks, allow-exec given as flags */
+    bool cleared[N_LISTS] = {false}; /* list settings given as flags */
     char what[80];
     int c, r;
 
@@ -489,8 +576,8 @@ int config_parse(config_t *cfg, int argc, char **argv)
         for (int i = 0; long_opts[i].name; i++)
             if (long_opts[i].val == c)
                 name = long_opts[i].name;
-        if (is_list(c)) {
-            int k = c == 'l' ? 0 : c == 't' ? 1 : 2;
+        if (list_index(c) >= 0) {
+            int k = list_index(c);
             if (!cleared[k]) { /* flags replace what the file listed */
                 strv_free(list_of(cfg, c));
                 if (c == 't')
@@ -525,6 +612,24 @@ int config_check(const config_t *cfg)
                     strerror(errno));
             return r;
         }
+    }
+    for (size_t i = 0; i < cfg->python_path.n; i++) {
+        if (stat(cfg->python_path.items[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr,
+                    "forqd: python-path: %s is not a directory; create it or change the "
+                    "setting\n",
+                    cfg->python_path.items[i]);
+            return -ENOTDIR;
+        }
+    }
+    if (config_wants_python(cfg) && stat(config_python_runtime(cfg), &st) < 0) {
+        int r = -errno;
+        fprintf(stderr, "forqd: python-import and python-task need the Python runtime %s: %s; %s\n",
+                config_python_runtime(cfg), strerror(errno),
+                FORQ_HAVE_PYTHON ? "install forq, or set python-runtime"
+                                 : "this forq was built without Python: rebuild it with "
+                                   "libpython3-dev installed (meson -Dpython=enabled)");
+        return r;
     }
     if (cfg->state_dir && (stat(cfg->state_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
         fprintf(stderr,
@@ -584,6 +689,40 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "insecure-tcp = %s\n", cfg->insecure_tcp ? "yes" : "no");
     if (cfg->ipc_group)
         fprintf(out, "ipc-group = %s\n", cfg->ipc_group);
+    print_list(out, "python-path", &cfg->python_path);
+    print_list(out, "python-import", &cfg->python_import);
+    print_list(out, "python-task", &cfg->python_task);
+    if (config_wants_python(cfg)) {
+        fprintf(out, "python-allow-threads = %s\n", cfg->python_allow_threads ? "yes" : "no");
+        fprintf(out, "python-runtime = %s\n", config_python_runtime(cfg));
+    }
+}
+
+bool config_wants_python(const config_t *cfg)
+{
+    return cfg->python_import.n > 0 || cfg->python_task.n > 0;
+}
+
+const char *config_python_runtime(const config_t *cfg)
+{
+    return cfg->python_runtime ? cfg->python_runtime : FORQ_PYTHON_RUNTIME;
+}
+
+const char *config_plugin_setting(const config_t *cfg, const char *name, size_t i)
+{
+    const strv_t *v = NULL;
+
+    if (strcmp(name, "python-path") == 0)
+        v = &cfg->python_path;
+    else if (strcmp(name, "python-import") == 0)
+        v = &cfg->python_import;
+    else if (strcmp(name, "python-task") == 0)
+        v = &cfg->python_task;
+    else if (strcmp(name, "python-allow-threads") == 0)
+        return i == 0 ? (cfg->python_allow_threads ? "yes" : "no") : NULL;
+    else if (strcmp(name, "log-level") == 0)
+        return i == 0 ? log_level_name(cfg->log_level) : NULL;
+    return v && i < v->n ? v->items[i] : NULL;
 }
 
 bool config_needs_curve(const config_t *cfg)
@@ -700,6 +839,11 @@ void config_done(config_t *cfg)
     strv_free(&cfg->tasks);
     strv_free(&cfg->tasks_where);
     strv_free(&cfg->exec_allow);
+    strv_free(&cfg->python_path);
+    strv_free(&cfg->python_import);
+    strv_free(&cfg->python_task);
+    free(cfg->python_runtime);
+    cfg->python_runtime = NULL;
     free(cfg->state_dir);
     free(cfg->state_dir_where);
     free(cfg->config_file);

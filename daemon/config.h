@@ -47,6 +47,11 @@ typedef struct {
     bool insecure_tcp;         /* --insecure-tcp: serve tcp endpoints in plaintext, every peer
                                   with every right */
     char *ipc_group;           /* --ipc-group: the group that may use the ipc endpoints */
+    strv_t python_path;        /* directories put first on the embedded Python's sys.path */
+    strv_t python_import;      /* modules the forkserver imports (their @forq.task functions) */
+    strv_t python_task;        /* MODULE:FUNCTION tasks named in the configuration */
+    bool python_allow_threads; /* import modules that start threads all the same */
+    char *python_runtime;      /* the Python runtime plugin; NULL: FORQ_PYTHON_RUNTIME */
     bool show_key;             /* --show-key: print forqd's public key and exit */
     int forkserver_fd;         /* >= 0: this process is a re-executed forkserver (internal) */
     char *config_file;         /* the config file read, NULL if none */
@@ -83,6 +88,16 @@ void config_clients_path(const config_t *cfg, char *buf, size_t size);
 /* forqd's key pair file: --server-key, else `server.key` in --state-dir, else in systemd's
  * $STATE_DIRECTORY, else in the clients file's directory. */
 void config_server_key_path(const config_t *cfg, char *buf, size_t size);
+
+/* Does cfg ask for Python tasks (python-import or python-task)? */
+bool config_wants_python(const config_t *cfg);
+
+/* The Python runtime plugin file: --python-runtime, else the installed one. */
+const char *config_python_runtime(const config_t *cfg);
+
+/* The i-th value of the setting `name` that plugins may read (forq_plugin_setting() in
+ * <forq/task.h>), or NULL. Borrowed from cfg. */
+const char *config_plugin_setting(const config_t *cfg, const char *name, size_t i);
 
 /* Free everything the config owns. */
 void config_done(config_t *cfg);

@@ -29,6 +29,7 @@ need_packages() {
 
 # What forq builds with, and what its tests and sanitizer/valgrind/fuzz runs use.
 BUILD_PACKAGES=(gcc meson ninja-build pkg-config libzmq3-dev libmsgpack-dev libjansson-dev
-                nettle-dev uthash-dev zlib1g-dev libinih-dev libsystemd-dev scdoc check)
+                nettle-dev uthash-dev zlib1g-dev libinih-dev libsystemd-dev scdoc check
+                libpython3-dev)
 TEST_PACKAGES=(valgrind clang clang-format libclang-rt-14-dev make python3-zmq python3-msgpack
                redis-server redis-tools systemd)

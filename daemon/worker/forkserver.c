@@ -260,7 +260,12 @@ static void spawn(const config_t *cfg, int fd, int sfd)
         forkserver_send(fd, FS_SPAWN_ERR, 0, errno, NULL, 0);
         return;
     }
-    if ((pid = fork()) < 0) {
+    /* the plugins' fork hooks (ABI 2): CPython's PyOS_BeforeFork / PyOS_AfterFork_Parent */
+    plugins_before_fork();
+    pid = fork();
+    if (pid != 0)
+        plugins_after_fork_parent();
+    if (pid < 0) {
         forkserver_send(fd, FS_SPAWN_ERR, 0, errno, NULL, 0);
         close(link[0]);
         close(link[1]);
@@ -316,11 +321,26 @@ void forkserver_main(const config_t *cfg, int fd)
         fail_start(fd, "forkserver cannot create a signalfd");
     fcntl(fd, F_SETFD, FD_CLOEXEC);
 
+    plugins_set_config(cfg);
     if (plugins_register(&builtin_plugin, "builtin", err, sizeof(err)) < 0)
         fail_start(fd, err);
     for (size_t i = 0; i < cfg->tasks.n; i++)
         if (plugins_load(cfg->tasks.items[i], err, sizeof(err)) < 0)
             fail_start(fd, err);
+    /* Python tasks: the runtime plugin initialises CPython and imports the modules, here,
+     * once, before any worker is forked (daemon/python/pyrt.h) */
+    if (config_wants_python(cfg)) {
+        const char *rt = config_python_runtime(cfg);
+        if (access(rt, R_OK) < 0) {
+            snprintf(err, sizeof(err),
+                     "python-import and python-task need the Python runtime %s: %s; install "
+                     "forq built with libpython3-dev, or set python-runtime",
+                     rt, strerror(errno));
+            fail_start(fd, err);
+        }
+        if (plugins_load(rt, err, sizeof(err)) < 0)
+            fail_start(fd, err);
+    }
     say_hello(fd);
 
     for (;;) {

@@ -3,6 +3,7 @@
 #ifndef FORQ_PLUGINS_H
 #define FORQ_PLUGINS_H
 
+#include "config.h"
 #include "forq/task.h"
 
 #include <stddef.h>
@@ -18,9 +19,19 @@ typedef struct {
  * with a one-line reason in err: bad ABI version, bad or duplicate task name. */
 int plugins_register(const forq_plugin_t *plugin, const char *origin, char *err, size_t errlen);
 
+/* The configuration that plugins read through forq_plugin_setting() (borrowed: it must outlive
+ * the loading). */
+void plugins_set_config(const config_t *cfg);
+
 /* Load a plugin file, or every *.so in a directory (in name order), register its tasks and run
- * its init hook. Returns 0 or -errno with a one-line reason naming the file in err. */
+ * its load (ABI 2) and init hooks. Returns 0 or -errno with a one-line reason naming the file in
+ * err. */
 int plugins_load(const char *path, char *err, size_t errlen);
+
+/* Run every loaded plugin's before_fork hook (in load order), and after the fork, in the
+ * forkserver, its after_fork_parent hook (in reverse order). */
+void plugins_before_fork(void);
+void plugins_after_fork_parent(void);
 
 /* Run every loaded plugin's worker_init hook. Returns 0 or -1 with the plugin named in err. */
 int plugins_worker_init(char *err, size_t errlen);

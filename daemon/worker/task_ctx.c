@@ -2,6 +2,7 @@
  * executable (linked with --export-dynamic) so that plugins resolve them at load. */
 #include "task_ctx.h"
 
+#include "log.h"
 #include "ops.h"
 #include "util.h"
 #include "wlink.h"
@@ -47,6 +48,63 @@ int forq_task_progress(forq_task_ctx_t *ctx, uint64_t done, uint64_t total, cons
     return 0;
 }
 
+void forq_task_log(const forq_task_ctx_t *ctx, int level, const char *fmt, ...)
+{
+    char text[4001];
+    va_list ap;
+
+    if (level < LOG_ERR)
+        level = LOG_ERR;
+    if (level > LOG_DEBUG || level > log_level())
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    /* one log line per line of text: a line in forqd's log is one event */
+    for (char *line = text, *nl; line; line = nl) {
+        if ((nl = strchr(line, '\n')))
+            *nl++ = '\0';
+        if (!nl && !*line && line != text)
+            break; /* the text ended with a newline */
+        if (ctx)
+            log_msg(level, "job %s: %.1900s", ctx->job_id, line);
+        else
+            log_msg(level, "%.1900s", line);
+    }
+}
+
+/* A message read while the task runs: a cancel of this job is noted (and, like any job or
+ * cancel, kept for the worker loop). Returns true when it was kept. */
+static bool note_cancel(forq_task_ctx_t *ctx, wlink_t *l, const wlink_msg_t *m, const wire_hdr_t *h)
+{
+    if (h->cmd != WIRE_JOB && h->cmd != WIRE_CANCEL)
+        return false;
+    if (h->cmd == WIRE_CANCEL && ctx->job_id && wire_str_eq(h->id, ctx->job_id))
+        ctx->cancelled = true;
+    wlink_hold(l, m);
+    return true;
+}
+
+int forq_task_cancelled(forq_task_ctx_t *ctx)
+{
+    msgpack_zone zone;
+    wlink_msg_t m;
+    wire_hdr_t h;
+    wire_err_t err;
+
+    if (!ctx->link || ctx->cancelled)
+        return ctx->cancelled;
+    msgpack_zone_init(&zone, 512);
+    while (wlink_recv(ctx->link, 0, true, &m) > 0) {
+        msgpack_zone_clear(&zone);
+        if (wire_hdr_decode(m.hdr, m.hlen, &zone, &h, &err) < 0 ||
+            !note_cancel(ctx, ctx->link, &m, &h))
+            free(m.base); /* a late dict answer, or bytes the worker loop would refuse too */
+    }
+    msgpack_zone_destroy(&zone);
+    return ctx->cancelled;
+}
+
 /* ---- the dict service ---- */
 
 static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...)
@@ -63,8 +121,8 @@ static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...)
 /* Wait for the reply to request `req` on the worker's link: older replies are dropped, a job
  * sent ahead (or its cancel) is kept for the worker loop. Returns 0 with the reply in *m (owned:
  * free m->base) and its header in *h, or -1 when none came in time or the link failed. */
-static int dict_recv(wlink_t *l, uint64_t req, int timeout_ms, wlink_msg_t *m, msgpack_zone *zone,
-                     wire_hdr_t *h)
+static int dict_recv(forq_task_ctx_t *ctx, wlink_t *l, uint64_t req, int timeout_ms, wlink_msg_t *m,
+                     msgpack_zone *zone, wire_hdr_t *h)
 {
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
     wire_err_t err;
@@ -79,10 +137,8 @@ static int dict_recv(wlink_t *l, uint64_t req, int timeout_ms, wlink_msg_t *m, m
             free(m->base);
             continue;
         }
-        if (h->cmd == WIRE_JOB || h->cmd == WIRE_CANCEL) {
-            wlink_hold(l, m);
+        if (note_cancel(ctx, l, m, h))
             continue;
-        }
         if (h->has_req && h->req == req &&
             (!m->has_payload || wire_check(m->payload, m->plen, WIRE_DEPTH_MAX, &err) == 0))
             return 0;
@@ -137,8 +193,8 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
     }
     msgpack_sbuffer_destroy(&sb);
     msgpack_zone_init(&zone, 1024);
-    if (dict_recv(ctx->link, h.req, timeout_ms > 0 ? timeout_ms + 5000 : 30000, &m, &zone, &r) <
-        0) {
+    if (dict_recv(ctx, ctx->link, h.req, timeout_ms > 0 ? timeout_ms + 5000 : 30000, &m, &zone,
+                  &r) < 0) {
         rc = dict_fail(ctx, "forqd did not answer the dict request");
     } else if (r.cmd == WIRE_ERROR) {
         rc = dict_fail(ctx, "%.*s: %.*s", (int)r.code.len, r.code.ptr, (int)r.msg.len, r.msg.ptr);

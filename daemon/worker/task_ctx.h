@@ -21,6 +21,7 @@ struct forq_task_ctx {
     uint64_t last_progress_us;          /* when the last progress report went out */
     uint64_t dict_req;                  /* request numbers of dict calls */
     char dict_error[WIRE_TEXT_MAX + 1]; /* why the last dict call failed */
+    bool cancelled;                     /* a cancel naming this job has come (ABI 2) */
 };
 
 /* The built-in tasks, registered in every forkserver. */

@@ -1,4 +1,4 @@
-/* forq/task.h - the forq task plugin ABI, version 1.
+/* forq/task.h - the forq task plugin ABI, version 2 (forqd also loads plugins built for 1).
  *
  * A task plugin is a shared object that forqd loads once, in its forkserver, before any worker
  * exists (`forqd --tasks PATH`). Workers are forked from the forkserver and so inherit the loaded
@@ -40,8 +40,20 @@
  *   process group. A crash (signal, exit) fails only this job, with status "crashed".
  * - The job may be cancelled or time out at any moment: the worker is then killed with SIGKILL.
  *
- * ABI rules: FORQ_TASK_ABI_VERSION changes only when a struct below changes incompatibly; new
- * functions may be added within a version. forqd refuses a plugin built for another version. */
+ * ABI rules: FORQ_TASK_ABI_VERSION changes when a struct below changes; new functions may be
+ * added within a version. A plugin says which version it was built for in its descriptor's
+ * first field, and forqd reads only the fields of that version: it loads plugins built for any
+ * version from FORQ_TASK_ABI_MIN to FORQ_TASK_ABI_VERSION and refuses others with a message.
+ *
+ * Version 2 added, for plugins that learn their tasks only at load time (the
+ * Python runtime imports modules and finds their @forq.task functions):
+ * - three fields at the end of forq_plugin_t: `load` (declare tasks, read forqd's settings) and
+ *   `before_fork` / `after_fork_parent` (around each worker's fork in the forkserver); `tasks`
+ *   may be NULL when `load` declares them;
+ * - forq_plugin_declare(), forq_plugin_setting(), forq_plugin_fail() for `load`;
+ * - forq_task_log() (a line in forqd's log, with the job id) and forq_task_cancelled().
+ * A version 1 plugin's source builds unchanged against version 2 (FORQ_PLUGIN_DEFINE leaves
+ * the new fields NULL); its binary loads unchanged too. */
 #ifndef FORQ_TASK_H
 #define FORQ_TASK_H
 
@@ -53,7 +65,8 @@
 extern "C" {
 #endif
 
-#define FORQ_TASK_ABI_VERSION 1
+#define FORQ_TASK_ABI_VERSION 2
+#define FORQ_TASK_ABI_MIN     1 /* the oldest version forqd still loads */
 
 #if defined(__GNUC__)
 #define FORQ_TASK_EXPORT       __attribute__((visibility("default")))
@@ -68,6 +81,10 @@ typedef struct forq_task_ctx forq_task_ctx_t;
 
 /* A task: see the contract above. Returns 0 on success, -1 after forq_task_error(). */
 typedef int (*forq_task_fn)(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out);
+
+/* What forq_plugin_t.load gets: forqd's side of a plugin being loaded (opaque). Valid only
+ * during the call. */
+typedef struct forq_plugin_host forq_plugin_host_t;
 
 /* One task of a plugin. */
 typedef struct {
@@ -87,8 +104,19 @@ typedef struct {
     /* Called once in each worker after fork, before its first job; may be NULL. Returns 0, or
      * -1 and the worker exits (forqd logs it and starts another after a backoff). */
     int (*worker_init)(void);
+    /* ---- ABI 2; forqd reads these only from a plugin built for version 2 or later ---- */
+    /* Called once in the forkserver after the `tasks` table is registered and before `init`,
+     * may be NULL. It may declare more tasks (forq_plugin_declare) and read forqd's settings
+     * (forq_plugin_setting). Returns 0, or -1 to refuse loading after forq_plugin_fail(): forqd
+     * does not start (a reload is refused) and logs the reason. */
+    int (*load)(forq_plugin_host_t *host);
+    /* Called in the forkserver just before / just after (in the forkserver, whether or not the
+     * fork succeeded) each worker's fork; may be NULL. worker_init runs in the new worker. */
+    void (*before_fork)(void);
+    void (*after_fork_parent)(void);
 } forq_plugin_t;
 
+/* The symbol keeps its name across versions: abi_version says which layout follows. */
 #define FORQ_PLUGIN_SYMBOL "forq_plugin_v1"
 
 /* Declare the plugin: FORQ_PLUGIN_DEFINE(name, tasks, init, worker_init). */
@@ -101,6 +129,48 @@ typedef struct {
  * `return forq_task_error(...)`. Calling it again replaces the earlier error. */
 FORQ_TASK_EXPORT int forq_task_error(forq_task_ctx_t *ctx, const char *type, const char *fmt, ...)
     FORQ_TASK_PRINTF(3, 4);
+
+/* ---- loading (ABI 2): for forq_plugin_t.load ---- */
+
+/* Declare one more task: `name` as for forq_task_def_t (copied), `fn` its function, `doc` one
+ * line or NULL (as in forq_task_def_t; forqd does not keep it yet). One function may serve
+ * several names: forq_task_name() tells which was called. Returns 0, or -1 after forq_plugin_fail()
+ * with the reason (a bad or duplicate name, or called outside `load`). */
+FORQ_TASK_EXPORT int forq_plugin_declare(forq_plugin_host_t *host, const char *name,
+                                         forq_task_fn fn, const char *doc);
+
+/* The `i`-th value (from 0) of forqd's setting `name` (the long option's name, e.g.
+ * "python-import"), or NULL past the last value or for a setting plugins may not read.
+ * Repeatable settings have a value per occurrence; yes/no settings read "yes" or "no".
+ * Readable: python-path, python-import, python-task, python-allow-threads, log-level.
+ * Borrowed: valid during the call. */
+FORQ_TASK_EXPORT const char *forq_plugin_setting(const forq_plugin_host_t *host, const char *name,
+                                                 size_t i);
+
+/* Say why loading fails (one line, truncated to 1024 bytes); `load` then returns -1. Always
+ * returns -1. */
+FORQ_TASK_EXPORT int forq_plugin_fail(forq_plugin_host_t *host, const char *fmt, ...)
+    FORQ_TASK_PRINTF(2, 3);
+
+/* Levels of forq_task_log(): syslog's. */
+#define FORQ_LOG_ERROR   3
+#define FORQ_LOG_WARNING 4
+#define FORQ_LOG_NOTICE  5
+#define FORQ_LOG_INFO    6
+#define FORQ_LOG_DEBUG   7
+
+/* Write to forqd's log at `level` (FORQ_LOG_*; dropped when above forqd's --log-level): each
+ * line of the text (it is split at newlines; 4000 bytes at most in all, each line cut at about
+ * 1900) becomes one log line, prefixed with "job <id>: " when ctx is not NULL. ctx may be NULL
+ * (in load, init, worker_init). (ABI 2) */
+FORQ_TASK_EXPORT void forq_task_log(const forq_task_ctx_t *ctx, int level, const char *fmt, ...)
+    FORQ_TASK_PRINTF(3, 4);
+
+/* Has forqd asked to cancel the running job? Reads what forqd has sent (without waiting) and
+ * returns 1 once a `cancel` naming this job has arrived, else 0. For tasks that can stop early
+ * and tidily; forqd may also end the job at any moment by killing the worker (see above), and
+ * does so for a running job's cancel today: PROTOCOL.md section 8. (ABI 2) */
+FORQ_TASK_EXPORT int forq_task_cancelled(forq_task_ctx_t *ctx);
 
 /* The id of the running job, as the client chose it (forq_future_id(), `forq submit --id`).
  * Inside a map (forq_map*, `forq map`) the task is called once per item within a chunk job, and
