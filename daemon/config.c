@@ -52,6 +52,9 @@ static const char usage[] =
     "                              268435456)\n"
     "      --grace SECONDS         on SIGTERM, how long running jobs may finish before they\n"
     "                              are cancelled (default 10)\n"
+    "      --cancel-grace MS       a cancelled running job's task is told (it sees\n"
+    "                              forq_task_cancelled) and may stop by itself within MS\n"
+    "                              before its worker is killed (default 0: killed at once)\n"
     "      --max-payload BYTES     largest args or result frame (default 67108864)\n"
     "      --retain N              finished jobs remembered, with their results, for\n"
     "                              status, cancel and fetch (default 10000)\n"
@@ -109,6 +112,7 @@ enum {
     OPT_CLIENT_HWM,
     OPT_CLIENT_BACKLOG_BYTES,
     OPT_GRACE,
+    OPT_CANCEL_GRACE,
     OPT_MAX_PAYLOAD,
     OPT_RETAIN,
     OPT_RETAIN_SECONDS,
@@ -211,6 +215,7 @@ static const struct option long_opts[] = {
     {"client-hwm", required_argument, NULL, OPT_CLIENT_HWM},
     {"client-backlog-bytes", required_argument, NULL, OPT_CLIENT_BACKLOG_BYTES},
     {"grace", required_argument, NULL, OPT_GRACE},
+    {"cancel-grace", required_argument, NULL, OPT_CANCEL_GRACE},
     {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
     {"retain", required_argument, NULL, OPT_RETAIN},
     {"retain-seconds", required_argument, NULL, OPT_RETAIN_SECONDS},
@@ -329,6 +334,8 @@ static int set_option(config_t *cfg, int code, const char *what, const char *arg
             return -EINVAL;
         cfg->grace_ms = v * 1000;
         return 0;
+    case OPT_CANCEL_GRACE:
+        return number(what, arg, 0, 3600000, &cfg->cancel_grace_ms);
     case OPT_MAX_PAYLOAD:
         return number(what, arg, 1024, 1L << 30, &cfg->max_payload);
     case OPT_RETAIN:
@@ -671,6 +678,7 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "client-hwm = %ld\n", cfg->client_hwm);
     fprintf(out, "client-backlog-bytes = %ld\n", cfg->client_backlog_bytes);
     fprintf(out, "grace = %ld\n", cfg->grace_ms / 1000);
+    fprintf(out, "cancel-grace = %ld\n", cfg->cancel_grace_ms);
     fprintf(out, "max-payload = %ld\n", cfg->max_payload);
     fprintf(out, "retain = %ld\n", cfg->retain_count);
     fprintf(out, "retain-seconds = %ld\n", cfg->retain_ms / 1000);

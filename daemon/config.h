@@ -30,6 +30,8 @@ typedef struct {
     long client_hwm;           /* replies ZeroMQ buffers per client before forqd keeps them */
     long client_backlog_bytes; /* bytes of replies held for one client before its submits fail */
     long grace_ms;             /* how long running jobs may finish after SIGTERM */
+    long cancel_grace_ms;      /* a cancelled running job's task is told and may stop by itself
+                                  this long before its worker is killed; 0: killed at once */
     long max_payload;          /* bytes of one args or result frame */
     long retain_count;         /* finished jobs remembered for status and cancel */
     long retain_ms;            /* and for how long */

@@ -398,6 +398,48 @@ static double wall_per_cpu_second(void)
     return (double)(w1.tv_sec - w0.tv_sec) + (double)(w1.tv_nsec - w0.tv_nsec) / 1e9;
 }
 
+/* --cancel-grace: a cancelled running task is told (forq_task_cancelled) and may stop by
+ * itself, its worker spared; one that does not is killed when the grace is over. */
+START_TEST(test_cooperative_cancel)
+{
+    const char *extra[] = {"--cancel-grace", "400", NULL};
+    forq_submit_opts_t o = submit_opts();
+    forq_job_info_t info;
+    forq_cancel_t out;
+
+    up(1, extra);
+    o.id = "coop";
+    forq_future_t *f = submit_json(c, "coop_spin", "[]", &o);
+    wait_running(c, "coop");
+    ck_assert_int_eq(forq_client_status(c, "coop", 5000, &info), FORQ_OK);
+    int pid = info.pid;
+    ck_assert_int_eq(forq_client_cancel(c, "coop", 5000, &out), FORQ_OK);
+    ck_assert_int_eq(out, FORQ_CANCEL_KILLING);
+    ck_assert_int_eq(wait_state(f, 5000), FORQ_STATE_CANCELLED);
+    ck_assert_msg(strstr(forq_future_detail(f), "the task stopped when told"), "%s",
+                  forq_future_detail(f));
+    forq_future_destroy(&f);
+    /* the same worker runs the next job: nothing was killed */
+    f = submit_json(c, "getpid", "[]", NULL);
+    char want[32];
+    snprintf(want, sizeof(want), "%d", pid);
+    ASSERT_RESULT(f, want);
+    forq_future_destroy(&f);
+    ck_assert_int_eq(stat_of(c, "workers_started"), 1);
+    /* a task that does not look is killed once the grace is over */
+    o.id = "deaf";
+    f = submit_json(c, "spin", "[]", &o);
+    wait_running(c, "deaf");
+    ck_assert_int_eq(forq_client_cancel(c, "deaf", 5000, &out), FORQ_OK);
+    ck_assert_int_eq(wait_state(f, 5000), FORQ_STATE_CANCELLED);
+    forq_future_destroy(&f);
+    for (int i = 0; i < test_ms(200) && stat_of(c, "workers_started") < 2; i++)
+        usleep(10000); /* its replacement */
+    ck_assert_int_eq(stat_of(c, "workers_started"), 2);
+    down();
+}
+END_TEST
+
 START_TEST(test_resource_limits)
 {
     double cal = wall_per_cpu_second();
@@ -479,6 +521,7 @@ static Suite *workers_suite(void)
     tcase_add_test(full, test_prefetch_off);
     tcase_add_test(full, test_recycling);
     tcase_add_test(full, test_resource_limits);
+    tcase_add_test(full, test_cooperative_cancel);
     tcase_add_test(full, test_forkserver_restart);
     suite_add_tcase(s, full);
     return s;

@@ -53,6 +53,8 @@ typedef struct job_extra {
     watcher_t *watchers;    /* fetchers of this unfinished job */
     char *store;            /* "name\0key": store an ok result there (owned), or NULL */
     canceller_t *canceller; /* cancels waiting for the worker's answer (AHEAD), owned */
+    bool cancel_told;       /* RUNNING: the task was told of a cancel (--cancel-grace); its
+                               worker is killed when the grace is over */
 } job_extra_t;
 
 /* A job. Kept small: a million of them may be queued (bench/, workload 7). */

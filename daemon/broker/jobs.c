@@ -434,12 +434,23 @@ void jobs_cancel(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
         job->x->canceller = k;
         break;
     }
-    case JOB_RUNNING:
+    case JOB_RUNNING: {
+        uint64_t grace = (uint64_t)jobs->b->cfg->cancel_grace_ms;
         r.outcome = wire_str("killing");
         r.pid = job->worker->pid;
         outbox_send(out, o, &r, NULL);
-        pool_kill(jobs->b->pool, job->worker, KILL_CANCEL);
+        if (grace == 0 || (job->x && job->x->cancel_told)) {
+            pool_kill(jobs->b->pool, job->worker, KILL_CANCEL);
+            break;
+        }
+        /* tell the task (forq_task_cancelled) and give it the grace to stop by itself; the
+         * job's timer, its run timeout until now, kills it after that */
+        extra(job)->cancel_told = true;
+        pool_cancel_ahead(jobs->b->pool, job->worker, job);
+        if (job->timer.idx == TIMER_IDLE || job->timer.at > now_ms() + grace)
+            loop_timer_arm(jobs->b->loop, &job->timer, now_ms() + grace);
         break;
+    }
     case JOB_DONE:
         r.outcome = wire_str("finished");
         r.state = job->final;
@@ -628,6 +639,11 @@ bool jobs_worker_done(jobs_t *jobs, worker_t *w, const wire_hdr_t *h, zmq_msg_t 
         } else {
             jobs_finish(jobs, job, WIRE_ST_OK, &x, payload);
         }
+    } else if (job->x && job->x->cancel_told) {
+        /* the task stopped at the cancel it was told of: cancelled, its worker spared */
+        wire_hdr_t x = {.msg = wire_str("cancelled while running: the task stopped when told"),
+                        .run_us = h->run_us};
+        jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
     } else {
         /* every error result carries a type and a message (PROTOCOL.md section 6.6) */
         wire_hdr_t x = {.etype = h->etype, .msg = h->msg, .run_us = h->run_us};
@@ -746,7 +762,9 @@ static void on_timer(void *ud, timer_node_t *t, uint64_t now)
                         .msg = wire_str("its queue deadline passed before a worker was free")};
         jobs_finish(jobs, job, WIRE_ST_TIMEOUT, &x, NULL);
     } else if (job->phase == JOB_RUNNING) {
-        pool_kill(jobs->b->pool, job->worker, KILL_TIMEOUT);
+        /* a cancel's grace over, or the run timeout */
+        pool_kill(jobs->b->pool, job->worker,
+                  job->x && job->x->cancel_told ? KILL_CANCEL : KILL_TIMEOUT);
     }
 }
 

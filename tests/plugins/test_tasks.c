@@ -52,6 +52,17 @@ static int t_spin(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_pack
     return msgpack_pack_nil(out);
 }
 
+/* coop_spin() -> runs until forqd tells it of a cancel (forq_task_cancelled), then fails
+ * with Cancelled */
+static int t_coop_spin(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    struct timespec tick = {0, 5 * 1000000};
+    (void)args, (void)out;
+    while (!forq_task_cancelled(ctx))
+        nanosleep(&tick, NULL);
+    return forq_task_error(ctx, "Cancelled", "stopped at the cancel");
+}
+
 /* alloc(bytes) -> true if malloc and touching them worked, else MemoryError */
 static int t_alloc(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
 {
@@ -327,6 +338,7 @@ static const forq_task_def_t tasks[] = {
     {"exit", t_exit, "exit(code)"},
     {"getpid", t_getpid, "getpid() -> pid"},
     {"spin", t_spin, "spin() -> never returns"},
+    {"coop_spin", t_coop_spin, "coop_spin() -> runs until cancelled"},
     {"alloc", t_alloc, "alloc(bytes) -> true"},
     {"crash_once", t_crash_once, "crash_once(path) -> \"ok\" after one crash"},
     {"blob", t_blob, "blob(n) -> n zero bytes"},

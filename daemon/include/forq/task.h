@@ -168,8 +168,9 @@ FORQ_TASK_EXPORT void forq_task_log(const forq_task_ctx_t *ctx, int level, const
 
 /* Has forqd asked to cancel the running job? Reads what forqd has sent (without waiting) and
  * returns 1 once a `cancel` naming this job has arrived, else 0. For tasks that can stop early
- * and tidily; forqd may also end the job at any moment by killing the worker (see above), and
- * does so for a running job's cancel today: PROTOCOL.md section 8. (ABI 2) */
+ * and tidily: with forqd's --cancel-grace MS, a cancelled running job's task is told and has MS
+ * to return (any error it returns then makes the job `cancelled`, its worker spared); after
+ * that, or at once without --cancel-grace (the default), its worker is killed. (ABI 2) */
 FORQ_TASK_EXPORT int forq_task_cancelled(forq_task_ctx_t *ctx);
 
 /* The id of the running job, as the client chose it (forq_future_id(), `forq submit --id`).
