@@ -5,7 +5,8 @@
  *   listen.c    the client socket: binding, receiving, decoding headers -> commands.c
  *   commands.c  what a client asks (submit, cancel, status, fetch, ping, stats, dict)
  *   outbox.c    all sending: to clients (with the backlog of a full pipe) and to workers
- *   jobs.c      the whole life of a job, from acceptance to its one result (job.h)
+ *   jobs.c      the whole life of a job, from acceptance to its one result (job.h);
+ *               joblist.c the queue as a whole (jobs, purge), watch.c fetchers and progress
  *   pool.c      worker processes, their links and the forkservers; reports to jobs.c
  *   tasks.c     the task names the forkserver offers and their run-time averages
  *   reload.c    SIGHUP: a new configuration and forkserver, switched to at its HELLO

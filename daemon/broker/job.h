@@ -98,4 +98,7 @@ typedef struct job {
     char id[];             /* the client's job id, NUL-terminated */
 } job_t;
 
+/* A job's extra record, made on first use (jobs.c). */
+job_extra_t *job_extra(job_t *job);
+
 #endif

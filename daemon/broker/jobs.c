@@ -70,7 +70,7 @@ static void job_free(job_t *job)
 }
 
 /* The job's extra part, made when first needed. */
-static job_extra_t *extra(job_t *job)
+job_extra_t *job_extra(job_t *job)
 {
     if (!job->x)
         job->x = xcalloc(1, sizeof(*job->x));
@@ -373,7 +373,7 @@ void jobs_accept(jobs_t *jobs, client_t *c, const wire_hdr_t *h, const char *tas
     zmq_msg_move(&job->msg, args);
     job->chunk = h->chunk;
     if (h->name.ptr) {
-        char *store = extra(job)->store = xmalloc(h->name.len + h->key.len + 2);
+        char *store = job_extra(job)->store = xmalloc(h->name.len + h->key.len + 2);
         memcpy(store, h->name.ptr, h->name.len);
         store[h->name.len] = '\0';
         memcpy(store + h->name.len + 1, h->key.ptr, h->key.len);
@@ -423,7 +423,7 @@ void jobs_cancel(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
         /* the worker has it: the answer waits for it to say whether it had started the job
          * (then it is killed like any running job) or skipped it */
         canceller_t *k = xmalloc(sizeof(*k) + o->ilen);
-        k->next = extra(job)->canceller;
+        k->next = job_extra(job)->canceller;
         k->req = h->req;
         k->has_req = h->has_req;
         k->delim = o->delim;
@@ -445,7 +445,7 @@ void jobs_cancel(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
         }
         /* tell the task (forq_task_cancelled) and give it the grace to stop by itself; the
          * job's timer, its run timeout until now, kills it after that */
-        extra(job)->cancel_told = true;
+        job_extra(job)->cancel_told = true;
         pool_cancel_ahead(jobs->b->pool, job->worker, job);
         if (job->timer.idx == TIMER_IDLE || job->timer.at > now_ms() + grace)
             loop_timer_arm(jobs->b->loop, &job->timer, now_ms() + grace);
@@ -459,85 +459,7 @@ void jobs_cancel(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
     }
 }
 
-/* fetch: the job's result — now if it is finished, when it finishes otherwise. */
-void jobs_fetch(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
-{
-    const config_t *cfg = jobs->b->cfg;
-    outbox_t *out = out_of(jobs);
-    job_t *job = jobs_find(jobs, h->id);
-    char msg[WIRE_TEXT_MAX];
-
-    if (!job) {
-        snprintf(msg, sizeof(msg),
-                 "forqd has no job '%.*s': it was never submitted here, or finished longer ago "
-                 "than forqd remembers (the last %ld jobs, %ld s, %ld bytes of results)",
-                 (int)h->id.len, h->id.ptr, cfg->retain_count, cfg->retain_ms / 1000,
-                 cfg->retain_bytes);
-        wire_hdr_t r = {.cmd = WIRE_RESULT,
-                        .id = h->id,
-                        .state = WIRE_ST_UNKNOWN,
-                        .code = wire_str("unknown_job"),
-                        .msg = wire_str(msg)};
-        outbox_send(out, o, &r, NULL);
-        return;
-    }
-    if (job->phase == JOB_DONE) {
-        zmq_msg_t copy;
-        bool has = zmq_msg_size(&job->msg) > 0;
-        zmq_msg_init(&copy);
-        if (has)
-            zmq_msg_copy(&copy, &job->msg);
-        outbox_send_raw(out, o->ident, o->ilen, o->delim, job->rhdr, job->rhdr_len,
-                        has ? &copy : NULL);
-        zmq_msg_close(&copy);
-        return;
-    }
-    /* the submitter gets the result anyway */
-    if (o->ilen == job->client->ident_len && memcmp(o->ident, job->client->ident, o->ilen) == 0)
-        return;
-    size_t n = 0;
-    for (watcher_t *w = job->x ? job->x->watchers : NULL; w; w = w->next, n++)
-        if (w->ident_len == o->ilen && memcmp(w->ident, o->ident, o->ilen) == 0)
-            return;
-    if (n >= WATCHERS_MAX) {
-        outbox_error(out, o, h, "too_many_watchers",
-                     "this job already has 16 fetchers waiting; fetch it again once it is done");
-        return;
-    }
-    watcher_t *w = xcalloc(1, sizeof(*w) + o->ilen);
-    w->delim = o->delim;
-    w->ident_len = (uint8_t)o->ilen;
-    memcpy(w->ident, o->ident, o->ilen);
-    w->next = extra(job)->watchers;
-    job->x->watchers = w;
-}
-
 /* ---- what workers report ---- */
-
-void jobs_worker_progress(jobs_t *jobs, worker_t *w, const wire_hdr_t *p)
-{
-    job_t *job = w->job;
-    wire_hdr_t h = {.cmd = WIRE_PROGRESS,
-                    .id = {job ? job->id : "", job ? job->id_len : 0},
-                    .done = p->done,
-                    .total = p->total,
-                    .msg = p->msg};
-    const msgpack_sbuffer *e;
-    client_t *c;
-
-    if (!job || p->id.len != job->id_len || memcmp(p->id.ptr, job->id, job->id_len) != 0)
-        return;
-    w->prog_done = p->done; /* for status and the job list */
-    w->prog_total = p->total;
-    snprintf(w->prog_text, sizeof(w->prog_text), "%.*s", (int)p->msg.len,
-             p->msg.ptr ? p->msg.ptr : "");
-    if (!(e = outbox_encode(out_of(jobs), &h)))
-        return;
-    c = job->client;
-    for (watcher_t *x = job->x ? job->x->watchers : NULL; x; x = x->next)
-        outbox_send_raw(out_of(jobs), x->ident, x->ident_len, x->delim, e->data, e->size, NULL);
-    outbox_send_raw(out_of(jobs), c->ident, c->ident_len, c->delim, e->data, e->size, NULL);
-}
 
 /* The jobs sent ahead to a worker that will not run them: back to the front of the queue in
  * their order (never started, so no retry is spent), or cancelled when that was asked or forqd
