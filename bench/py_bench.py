@@ -20,7 +20,8 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+sys.path.insert(0, os.environ.get("FORQ_BENCH_PYTHON") or
+                os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 import forq  # noqa: E402
 
 WARMUP = 200
