@@ -63,7 +63,9 @@ def is_key(text: object) -> bool:
 
 def read_keyfile(path: str) -> tuple[str, str]:
     """The keys of a key file: ``(public, secret)``; ``secret`` is ``""`` when the file holds a
-    public key only. Raises ValueError naming the file, the line and the fix."""
+    public key only. Raises ValueError naming the file, the line and the fix. A leading ``~``
+    is the home directory."""
+    path = os.path.expanduser(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
@@ -130,7 +132,7 @@ def server_public_key(key_or_path: str) -> str:
     file with its ``public-key`` line)."""
     if is_key(key_or_path):
         return key_or_path
-    if not os.path.exists(key_or_path):
+    if not os.path.exists(os.path.expanduser(key_or_path)):
         raise ValueError("%r is neither a CURVE public key (40 Z85 characters) nor a key file; "
                          "give the server's public key (forqd --show-key prints it) or its file"
                          % key_or_path[:64])

@@ -87,14 +87,40 @@ def _drain(fd: int) -> None:
         pass
 
 
+class _Packers(threading.local):
+    def __init__(self) -> None:
+        self.pack = msgpack.Packer(use_bin_type=True).pack
+
+
+_packers = _Packers()       # one Packer per thread: made once, not per message
+
+
 def packb(value: Any) -> bytes:
     """One msgpack value, as forq sends it (str as str, bytes as bin)."""
-    return msgpack.packb(value, use_bin_type=True)
+    return _packers.pack(value)
+
+
+def packstr(text: str) -> bytes:
+    """A msgpack str of an ASCII name or id (at most 255 bytes)."""
+    b = text.encode("ascii")
+    n = len(b)
+    return (bytes((0xa0 | n,)) if n < 32 else b"\xd9" + bytes((n,))) + b
+
+
+# {"v": 1, "cmd": "submit", "id": ..., "task": ...}: a job without options, packed by hand
+SUBMIT_HEAD = b"\x84\xa1v\x01\xa3cmd\xa6submit\xa2id"
+SUBMIT_TASK = b"\xa4task"
 
 
 def unpackb(data: bytes) -> Any:
     """One msgpack value from forqd (str as str, bin as bytes; map keys of any type)."""
     return msgpack.unpackb(data, raw=False, strict_map_key=False,
+                           unicode_errors="surrogateescape")
+
+
+def unpack_tuples(data: bytes) -> Any:
+    """As unpackb, with arrays as tuples (faster to make than lists)."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=False,
                            unicode_errors="surrogateescape")
 
 
@@ -298,10 +324,11 @@ class Connection:
             self._wake_due = True
             _signal(self._wfd)
 
-    def submit(self, entry: Any, header: dict, args: bytes) -> None:
-        """Send a job. ``entry`` (a Future or a map's chunk) has ``key`` (the job id) and is
-        resolved through ``_on_reply``/``_on_lost``; registered before it is sent."""
-        hb = packb(header)
+    def submit(self, entry: Any, header: Any, args: bytes) -> None:
+        """Send a job: its header (a dict, or already packed) and args frame. ``entry`` (a
+        Future or a map's chunk) has ``key`` (the job id) and is resolved through
+        ``_on_reply``/``_on_lost``; registered before it is sent."""
+        hb = header if type(header) is bytes else packb(header)
         if len(hb) > HEADER_MAX:
             raise ValueError("the job's header is %d bytes, more than forqd's %d; use shorter "
                              "names" % (len(hb), HEADER_MAX))

@@ -15,7 +15,7 @@ import threading
 from typing import Any, Callable, Iterable, Optional, Union
 
 from . import config, errors
-from .connection import Connection, packb, probe_ipc
+from .connection import SUBMIT_HEAD, SUBMIT_TASK, Connection, packb, packstr, probe_ipc
 from .future import Future
 from .mapping import MapIterator
 
@@ -50,6 +50,16 @@ def _checked_name(task: Task) -> str:
     if type(task) is str and len(_valid_names) < 4096:
         _valid_names.add(name)
     return name
+
+
+_packed_names: dict = {}       # task name -> its msgpack str, for the submit header
+
+
+def _pack_name(name: str) -> bytes:
+    packed = packstr(name)
+    if len(_packed_names) < 4096:
+        _packed_names[name] = packed
+    return packed
 
 
 def _seconds_ms(name: str, value: Any) -> int:
@@ -253,12 +263,15 @@ class Executor(concurrent.futures.Executor):
             job_id, opts = None, None
         jid = job_id or conn.new_job_id()
         fut = Future(self, jid, name)
-        header = {"v": 1, "cmd": "submit", "id": jid, "task": name}
         if opts:
+            header: Any = {"v": 1, "cmd": "submit", "id": jid, "task": name}
             header.update(opts)
             retries = opts.get("retries", 0)
             if retries:
                 fut._header, fut._args, fut._retries = header, payload, retries
+        else:
+            packed_name = _packed_names.get(name) or _pack_name(name)
+            header = b"".join((SUBMIT_HEAD, packstr(jid), SUBMIT_TASK, packed_name))
         fut._args_len = len(payload)
         self._job_started()
         fut._counted = True

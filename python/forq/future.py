@@ -64,26 +64,28 @@ class Future(concurrent.futures.Future):
     result could not be stored under its dict key).
     """
 
+    # defaults, set on the instance only when they change (a future is made per job: every
+    # attribute set in __init__ costs every submit)
+    attempts = 0
+    pid: Optional[int] = None
+    run_us: Optional[int] = None
+    header: Optional[dict] = None
+    _progress: Optional[Progress] = None
+    _progress_cbs: tuple = ()
+    _counted = False                # counts in the executor's in-flight jobs
+    # what it takes to submit the job again after forqd restarted (connection._job_unknown)
+    _header: dict = {}
+    _args: Optional[bytes] = None
+    _args_len = 0
+    _retries = 0
+    _refetching = False
+    since = 0.0
+
     def __init__(self, executor: Any, job_id: str, task: str) -> None:
         super().__init__()
-        self.job_id = job_id
-        self.key = job_id
+        self.job_id = self.key = job_id
         self.task = task
-        self.attempts = 0
-        self.pid: Optional[int] = None
-        self.run_us: Optional[int] = None
-        self.header: Optional[dict] = None
         self._executor = executor
-        self._progress: Optional[Progress] = None
-        self._progress_cbs: list = []
-        self._counted = False           # counts in the executor's in-flight jobs
-        # what it takes to submit the job again after forqd restarted (connection._job_unknown)
-        self._header: dict = {}
-        self._args: Optional[bytes] = None
-        self._args_len = 0
-        self._retries = 0
-        self._refetching = False
-        self.since = 0.0
 
     def __repr__(self) -> str:
         return "<forq.Future %s %s at %#x state=%s>" % (self.job_id, self.task, id(self),
@@ -93,13 +95,11 @@ class Future(concurrent.futures.Future):
 
     def _on_reply(self, h: dict, frames: list) -> None:
         self.header = h
-        self.attempts = h.get("attempts", 0)
-        self.pid = h.get("pid")
-        self.run_us = h.get("run_us")
-        if h.get("cmd") == "error":
-            self._finish(exception=errors.reply_exception(h, "job %s" % self.job_id))
-            return
-        status = h.get("status")
+        get = h.get
+        self.attempts = get("attempts", 0)
+        self.pid = get("pid")
+        self.run_us = get("run_us")
+        status = get("status")
         if status == "ok":
             try:
                 value = unpackb(frames[1])
@@ -109,6 +109,8 @@ class Future(concurrent.futures.Future):
                     "(%s)" % (self.job_id, e), job_id=self.job_id, header=h))
                 return
             self._finish(result=value)
+        elif get("cmd") == "error":
+            self._finish(exception=errors.reply_exception(h, "job %s" % self.job_id))
         elif status == "cancelled":
             self._finish_cancelled()
         else:
@@ -120,7 +122,7 @@ class Future(concurrent.futures.Future):
     def _on_progress(self, h: dict) -> None:
         p = Progress(h.get("done", 0), h.get("total", 0), h.get("msg") or "")
         self._progress = p
-        for fn in list(self._progress_cbs):
+        for fn in self._progress_cbs:
             try:
                 fn(self, p)
             except Exception:
@@ -128,7 +130,8 @@ class Future(concurrent.futures.Future):
 
     def _finish(self, result: Any = None, exception: Optional[BaseException] = None) -> bool:
         """Resolve (once): False if the future was already done (cancelled meanwhile)."""
-        with self._condition:
+        cond = self._condition
+        with cond:
             if self._state in _DONE:
                 return False
             if exception is None:
@@ -140,8 +143,10 @@ class Future(concurrent.futures.Future):
                 for waiter in self._waiters:
                     waiter.add_exception(self)
             self._state = FINISHED
-            self._condition.notify_all()
-        self._invoke_callbacks()
+            if cond._waiters:       # threading.Condition's own list: skip the call when empty
+                cond.notify_all()
+        if self._done_callbacks:
+            self._invoke_callbacks()
         self._release()
         return True
 
@@ -159,7 +164,8 @@ class Future(concurrent.futures.Future):
         return True
 
     def _release(self) -> None:
-        self._progress_cbs = []
+        if self._progress_cbs:
+            self._progress_cbs = ()
         if self._counted:
             self._counted = False
             self._executor._job_done()
@@ -222,7 +228,7 @@ class Future(concurrent.futures.Future):
         """Call ``fn(future, progress)`` for each progress report that arrives from now on, in
         the executor's I/O thread (never after the future is done)."""
         if not self.done():
-            self._progress_cbs.append(fn)
+            self._progress_cbs = self._progress_cbs + (fn,)
 
     def status(self, timeout: Optional[float] = 10.0) -> dict:
         """Ask forqd about the job now: a dict with ``status`` (``"queued"``, ``"running"``, a

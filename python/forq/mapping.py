@@ -21,7 +21,19 @@ from concurrent.futures import CancelledError
 from typing import Any, Iterator, Optional
 
 from . import errors
-from .connection import packb, unpackb
+from .connection import packb, unpack_tuples
+
+_CONTAINERS = {tuple, dict}
+
+
+def _lists(v: Any) -> Any:
+    """A value unpacked with arrays as tuples, with its arrays as lists (as results are)."""
+    t = type(v)
+    if t is tuple:
+        return [_lists(x) for x in v]
+    if t is dict:
+        return {k: _lists(x) for k, x in v.items()}
+    return v
 
 
 class _Chunk:
@@ -156,21 +168,28 @@ def _decode(ch: _Chunk) -> tuple[list, Optional[BaseException]]:
             "chunk job %s (items %d-%d) was cancelled: %s"
             % (ch.key, ch.first, ch.first + ch.count - 1, h.get("msg") or ""))
     try:
-        entries = unpackb(ch.payload or b"")
+        # arrays as tuples: a third of the unpacking time of lists for a chunk of small
+        # results; values that hold arrays are turned back into lists below
+        entries = unpack_tuples(ch.payload or b"")
     except Exception:
         entries = None
-    if type(entries) is not list or len(entries) != ch.count:
+    if type(entries) is not tuple or len(entries) != ch.count:
         return [], errors.ProtocolError(
             "bad_message", "chunk job %s answered a malformed chunk result" % ch.key,
             job_id=ch.key, header=h)
     try:
-        return [v for s, v in entries], None        # every call returned: [0, value] each
+        values = [v for s, v in entries]        # every call returned: (0, value) each
     except (ValueError, TypeError):
-        pass
+        values = None
+    if values is not None:
+        if _CONTAINERS.intersection(map(type, values)):
+            values = [_lists(v) for v in values]
+        return values, None
+    entries = [list(e) if type(e) is tuple else e for e in entries]
     values = []
     for i, e in enumerate(entries):
         if type(e) is list and len(e) == 2 and e[0] == 0:
-            values.append(e[1])
+            values.append(_lists(e[1]))
         elif type(e) is list and len(e) == 3 and e[0] == 1:
             return values, errors.TaskError(str(e[1]), str(e[2]), index=ch.first + i,
                                             attempts=h.get("attempts", 0), job_id=ch.key,
