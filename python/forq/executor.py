@@ -299,27 +299,30 @@ class Executor(concurrent.futures.Executor):
         are submitted before this returns; see :class:`forq.MapIterator`.
         """
         if len(iterables) == 1:
-            source = zip(iterables[0])
-        else:
-            source = zip(*iterables)
-        return self._map(task, source, timeout, chunksize, buffersize, options, True)
+            return self._map(task, iter(iterables[0]), False, timeout, chunksize, buffersize,
+                             options, True)
+        return self._map(task, zip(*iterables), True, timeout, chunksize, buffersize, options,
+                         True)
 
     def starmap(self, task: Task, iterable: Iterable[Iterable[Any]], *,
                 timeout: Optional[float] = None, chunksize: int = 1,
                 buffersize: Optional[int] = None, **options: Any) -> MapIterator:
         """As :meth:`map`, each item of ``iterable`` being the arguments of one call
         (``Pool.starmap``): ``starmap("multiply", [(2, 3), (4, 5)])`` gives ``[6, 20]``."""
-        return self._map(task, iter(iterable), timeout, chunksize, buffersize, options, True)
+        return self._map(task, iter(iterable), True, timeout, chunksize, buffersize, options,
+                         True)
 
     def imap_unordered(self, task: Task, iterable: Iterable[Any], *,
                        timeout: Optional[float] = None, chunksize: int = 1,
                        buffersize: Optional[int] = None, **options: Any) -> MapIterator:
         """As :meth:`map` over one iterable, results as soon as their chunk finishes rather
         than in input order (``Pool.imap_unordered``)."""
-        return self._map(task, zip(iterable), timeout, chunksize, buffersize, options, False)
+        return self._map(task, iter(iterable), False, timeout, chunksize, buffersize, options,
+                         False)
 
-    def _map(self, task: Task, source: Any, timeout: Optional[float], chunksize: int,
-             buffersize: Optional[int], options: dict, ordered: bool) -> MapIterator:
+    def _map(self, task: Task, source: Any, star: bool, timeout: Optional[float],
+             chunksize: int, buffersize: Optional[int], options: dict,
+             ordered: bool) -> MapIterator:
         self._check_open()
         name = task_name(task)
         if type(chunksize) is not int or not 1 <= chunksize <= 1000000:
@@ -329,8 +332,8 @@ class Executor(concurrent.futures.Executor):
             raise ValueError("buffersize must be a positive integer (chunk jobs in flight)")
         if "job_id" in options:
             raise TypeError("a map's chunk jobs get their own ids: job_id is not an option here")
-        return MapIterator(self, name, source, chunksize, window, job_options(options), ordered,
-                           timeout)
+        return MapIterator(self, name, source, star, chunksize, window, job_options(options),
+                           ordered, timeout)
 
     # ---- other jobs: fetch, cancel, status ----
 
