@@ -138,3 +138,19 @@ def test_map_million_items_in_bounded_memory(forqd):
     assert out.returncode == 0, out.stderr
     before, peak = map(int, out.stdout.split())
     assert peak - before < bound_kib, (before, peak)
+
+
+@pytest.mark.parametrize("items", [
+    [0, 1, -1, 127, 128, -33, 2**31 - 1, -2**31],           # the int32 fast path
+    [2**31, -2**31 - 1, 2**40, 2**63 - 1, -2**63],          # int64
+    [2**64 - 1, 5],                                         # uint64: the general path
+    [0.5, -1e300, float("inf"), 3.0],                       # float64
+    [True, False, 1, 0],                                    # bools stay bools
+    ["a", 1, None, b"x", [1, 2], {"k": (1, 2)}],            # anything else
+])
+def test_map_packs_every_kind_of_item_exactly(ex, items):
+    got = list(ex.map("echo", items, chunksize=len(items)))
+    want = [[x] for x in items]
+    want[-1] = [{"k": [1, 2]}] if isinstance(items[-1], dict) else want[-1]
+    assert got == want
+    assert [type(g[0]) for g in got] == [type(w[0]) for w in want]     # True is not 1
