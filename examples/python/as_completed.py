@@ -1,6 +1,7 @@
 """concurrent.futures.as_completed over forq futures:
 
-    futures = {ex.submit(sum_of_squares, n): n for n in (1_000_000, 2_000_000, 3_000_000, 4_000_000)}
+    futures = {ex.submit(sum_of_squares, n): n
+               for n in (1_000_000, 2_000_000, 3_000_000, 4_000_000)}
     for f in as_completed(futures):
         print(futures[f], f.result())
 

@@ -376,7 +376,8 @@ class Connection:
         return call
 
     def call(self, header: dict, payload: Optional[bytes] = None, *, idempotent: bool = True,
-             timeout: Optional[float] = None, what: str = "request") -> tuple[dict, Optional[bytes]]:
+             timeout: Optional[float] = None,
+             what: str = "request") -> tuple[dict, Optional[bytes]]:
         """Send a request and wait for its reply: ``(header, payload frame or None)``. An
         ``error`` reply raises its exception; no answer within ``timeout`` raises TimeoutError
         (forqd answers slowly) or forq.ConnectionError (forqd is not there)."""

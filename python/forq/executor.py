@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 from . import config, errors
 from .connection import SUBMIT_HEAD, SUBMIT_TASK, Connection, packb, packstr, probe_ipc
 from .future import Future
-from .mapping import MapIterator
+from .mapping import MapIterator, _Chunk
 
 _NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 _OPTIONS = ("run_timeout", "deadline", "priority", "retries", "store", "max_result",
@@ -353,8 +353,8 @@ class Executor(concurrent.futures.Executor):
         """Cancel job ``job_id`` (any client's, rights permitting) and say what that did:
         ``"dequeued"`` (it was queued), ``"killing"`` (it was running: its worker is being
         killed), ``"finished"`` (too late), ``"unknown"`` (no such job)."""
-        h, _ = self._conn.call({"v": 1, "cmd": "cancel", "id": job_id}, idempotent=False,
-                               timeout=timeout, what="cancel of job %s" % job_id)
+        h, _ = self._conn.call({"v": 1, "cmd": "cancel", "id": job_id}, timeout=timeout,
+                               what="cancel of job %s" % job_id)
         return h.get("outcome", "unknown")
 
     def status(self, job_id: str, timeout: Optional[float] = 10.0) -> dict:
@@ -396,9 +396,14 @@ class Executor(concurrent.futures.Executor):
             self._shutdown = True
             self._room.notify_all()
         if cancel_futures:
+            maps = set()
             for key, entry in list(conn.pending.items()):
-                if isinstance(key, str) and isinstance(entry, Future):
+                if isinstance(entry, Future):
                     entry.cancel()
+                elif isinstance(entry, _Chunk):
+                    maps.add(entry._state)
+            for state in maps:
+                state.cancel()          # the rest of those maps' chunks, and no more input
         if wait and not conn.in_io_thread():
             with self._lock:
                 while self._inflight > 0 and not conn._forked and conn._thread.is_alive():

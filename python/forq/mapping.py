@@ -149,7 +149,11 @@ class _MapState:
 
     def refill(self) -> None:
         """Submit chunks while the window has room and the input has items."""
+        if self.closed:
+            raise CancelledError("the map was cancelled (closed, or its executor shut down "
+                                 "with cancel_futures)")
         while not self.input_done and len(self.inflight) < self.window:
+            self.ex._check_open()
             items = list(itertools.islice(self.source, self.chunksize))
             if not items:
                 self.input_done = True
@@ -185,6 +189,9 @@ class _MapState:
             except queue.Empty:
                 raise TimeoutError("the map's results are not all done within its timeout") \
                     from None
+        if ch is None:          # put there by cancel(): a consumer waiting here must not hang
+            raise CancelledError("the map was cancelled (closed, or its executor shut down "
+                                 "with cancel_futures)")
         return ch
 
     def cancel(self) -> None:
@@ -199,6 +206,7 @@ class _MapState:
                 except Exception:
                     pass
         self.inflight.clear()
+        self.q.put(None)
 
 
 def _decode(ch: _Chunk) -> tuple[list, Optional[BaseException]]:

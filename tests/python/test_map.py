@@ -4,6 +4,7 @@ import concurrent.futures as cf
 import itertools
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -154,3 +155,32 @@ def test_map_packs_every_kind_of_item_exactly(ex, items):
     want[-1] = [{"k": [1, 2]}] if isinstance(items[-1], dict) else want[-1]
     assert got == want
     assert [type(g[0]) for g in got] == [type(w[0]) for w in want]     # True is not 1
+
+
+def test_shutdown_cancels_maps(forqd):
+    ex = forq.Executor(forqd.endpoint)
+    it = ex.map("sleep", [30, 30, 30], chunksize=1, buffersize=2)
+    assert wait_until(lambda: ex.stats()["running"] >= 2, 5)
+    ex.shutdown(wait=True, cancel_futures=True)
+    with forq.Executor(forqd.endpoint) as other:
+        assert wait_until(lambda: other.stats()["running"] == 0, 5)
+    with pytest.raises((cf.CancelledError, RuntimeError)):
+        list(it)
+
+
+def test_shutdown_wakes_a_waiting_consumer(forqd):
+    ex = forq.Executor(forqd.endpoint)
+    it = ex.map("sleep", [30, 30], chunksize=1)
+    got = []
+
+    def consume():
+        try:
+            list(it)
+        except BaseException as e:
+            got.append(e)
+    t = threading.Thread(target=consume)
+    t.start()
+    time.sleep(0.2)
+    ex.shutdown(wait=True, cancel_futures=True)
+    t.join(5)
+    assert not t.is_alive() and isinstance(got[0], cf.CancelledError)
