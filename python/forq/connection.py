@@ -168,6 +168,19 @@ def _at_exit() -> None:
         ctx.term()      # returns once the lingering messages are out (or their linger is over)
 
 
+_exit_hook_pid = 0
+
+
+def _exit_hooks() -> None:
+    """_at_exit at this process's exit: atexit, and multiprocessing's finalizers for the
+    children it forks (they leave with os._exit, after its finalizers but without atexit)."""
+    global _exit_hook_pid
+    if _exit_hook_pid != os.getpid():
+        _exit_hook_pid = os.getpid()
+        import multiprocessing.util
+        multiprocessing.util.Finalize(None, _at_exit, exitpriority=100)
+
+
 os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_at_exit)
 
@@ -280,6 +293,7 @@ class Connection:
             sock.close(0)
             raise ValueError("cannot connect to %r: %s" % (endpoint, e)) from None
         self._sock = sock
+        _exit_hooks()
         self._thread = threading.Thread(target=self._run, name="forq-io", daemon=True)
         self._thread.start()
         _live.add(self)

@@ -313,3 +313,20 @@ def test_connection_errors(tmp_path):
 def _closed_port() -> int:
     from conftest import free_port
     return free_port()
+
+
+def _submit_and_leave(endpoint, job_id):
+    forq.Executor(endpoint).submit("sum_squares", 2000, job_id=job_id)     # and leave at once
+
+
+def test_a_forked_child_that_leaves_delivers_its_jobs(forqd):
+    """A multiprocessing child ends with os._exit (no atexit): its unsent jobs still go."""
+    import multiprocessing as mp
+    for i in range(5):
+        job_id = "py-leave-%d-%d" % (os.getpid(), i)
+        p = mp.get_context("fork").Process(target=_submit_and_leave,
+                                           args=(forqd.endpoint, job_id))
+        p.start()
+        p.join(30)
+        assert p.exitcode == 0
+        assert forq.fetch(job_id, forqd.endpoint).result(10) == sum(x * x for x in range(2000))
