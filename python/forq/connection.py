@@ -391,27 +391,29 @@ class Connection:
 
     def call(self, header: dict, payload: Optional[bytes] = None, *, idempotent: bool = True,
              timeout: Optional[float] = None,
-             what: str = "request") -> tuple[dict, Optional[bytes]]:
+             what: Any = "request") -> tuple[dict, Optional[bytes]]:
         """Send a request and wait for its reply: ``(header, payload frame or None)``. An
         ``error`` reply raises its exception; no answer within ``timeout`` raises TimeoutError
-        (forqd answers slowly) or forq.ConnectionError (forqd is not there)."""
-        self.check_may_wait(what)
-        self.check_usable()
+        (forqd answers slowly) or forq.ConnectionError (forqd is not there). ``what`` names
+        the request in errors: a str, or a ``(format, args)`` pair formatted only then."""
+        if threading.get_ident() == self.io_ident:
+            self.check_may_wait(_what(what))
+        if self._closing or self._forked:
+            self.check_usable()
         call = self.request(header, payload, idempotent=idempotent)
         if not call.lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
             if self.forget(call.key) is not None:
                 if self.up and not self.auth_problem:
                     raise TimeoutError("forqd did not answer %s at %s within %g s"
-                                       % (what, self.endpoint, timeout))
+                                       % (_what(what), self.endpoint, timeout))
                 raise errors.ConnectionError(self.why_silent(timeout or 0.0))
             call.lock.acquire()     # the I/O thread took it: its answer is a moment away
         if call.error is not None:
             raise call.error
         h = call.header
-        assert h is not None
-        if h.get("cmd") == "error":
-            raise errors.reply_exception(h, what)
-        return h, call.payload
+        if h.get("cmd") == "error":     # type: ignore[union-attr]
+            raise errors.reply_exception(h, _what(what))    # type: ignore[arg-type]
+        return h, call.payload          # type: ignore[return-value]
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until forqd answered the first ping (True), or refused us, or ``timeout``."""
@@ -713,6 +715,10 @@ class Connection:
                 entry._on_lost(errors.ConnectionError(why))
             else:
                 entry._on_lost(errors.Lost(why, job_id=key))
+
+
+def _what(what: Any) -> str:
+    return what if type(what) is str else what[0] % what[1]
 
 
 def probe_ipc(endpoint: str) -> Optional[str]:

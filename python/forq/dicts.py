@@ -87,7 +87,7 @@ class Dict(MutableMapping):
             if len(payload) > self._conn.max_payload:
                 raise ValueError("the value for %r is %d bytes, more than the %d forqd accepts"
                                  % (key, len(payload), self._conn.max_payload))
-        what = "dict %s %s(%s)" % (self.name, op, "" if key is None else repr(key)[:80])
+        what = ("dict %s %s(%.80r)", (self.name, op, "" if key is None else key))
         try:
             return self._conn.call(header, payload, idempotent=not changes,
                                    timeout=self.timeout, what=what)
