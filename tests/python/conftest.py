@@ -13,6 +13,8 @@ package rather than python/ of this tree).
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +34,7 @@ EXAMPLE_PLUGIN = os.environ.get("FORQ_EXAMPLE_PLUGIN",
                                 os.path.join(BUILD, "examples", "classic.so"))
 QUICK = os.environ.get("FORQ_TEST_QUICK") == "1"
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+READY = re.compile(r"notice: forqd \S+ ready: ")
 
 if os.environ.get("FORQ_PY_INSTALLED") != "1":
     sys.path.insert(0, os.path.join(ROOT, "python"))
@@ -52,6 +55,7 @@ class Forqd:
 
     def __init__(self, *extra: str, workers: int = 2, listen: Optional[str] = None,
                  tmp: Optional[str] = None) -> None:
+        self.own_tmp = tmp is None
         self.tmp = tmp or tempfile.mkdtemp(prefix="forq-py.")
         self.endpoint = listen or "ipc://%s/forqd.sock" % self.tmp
         self.args = [FORQD, "--listen", self.endpoint, "--workers", str(workers),
@@ -69,7 +73,7 @@ class Forqd:
             if self.proc.poll() is not None:
                 raise RuntimeError("forqd exited %d at start: %s" % (self.proc.returncode,
                                                                        self.logtext()))
-            if "ready" in self.logtext():
+            if READY.search(self.logtext()):   # the broker's line, not the forkserver's
                 return
             time.sleep(0.02)
         raise RuntimeError("forqd did not start in 10 s: %s" % self.logtext())
@@ -85,6 +89,12 @@ class Forqd:
             self.proc.send_signal(sig)
         return self.proc.wait(30)
 
+    def remove(self) -> None:
+        """Stop forqd and remove its directory (if this made it)."""
+        self.stop()
+        if self.own_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
 def forqd() -> Iterator[Forqd]:
@@ -92,6 +102,7 @@ def forqd() -> Iterator[Forqd]:
     d = Forqd("--max-payload", str(1 << 20))
     yield d
     assert d.stop() == 0, d.logtext()
+    d.remove()
 
 
 @pytest.fixture
@@ -100,8 +111,7 @@ def own_forqd() -> Iterator[list]:
     started: list = []
     yield started
     for d in started:
-        if d.proc and d.proc.poll() is None:
-            d.stop()
+        d.remove()
 
 
 @pytest.fixture

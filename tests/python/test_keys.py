@@ -104,7 +104,7 @@ def curve_forqd(tmp_path_factory):
               listen="tcp://127.0.0.1:%d" % free_port(), tmp=tmp)
     yield d, pub, server_key, {k: v[1] for k, v in keys.items()}
     assert d.stop() == 0, d.logtext()
-
+    d.remove()
 
 def test_curve_connects_and_rights(curve_forqd):
     d, pub, _, keys = curve_forqd
