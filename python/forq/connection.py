@@ -478,8 +478,9 @@ class Connection:
                     if blocked != want_out:
                         poller.modify(sock, zmq.POLLIN | (zmq.POLLOUT if blocked else 0))
                         want_out = blocked
-                if self._closing and not out and (self._abort or not self.pending):
-                    break
+                if self._closing and not out and (
+                        self._abort or not any(type(k) is str for k in self.pending)):
+                    break           # no job pending: requests still waiting are given up
                 timeout = None
                 if not self.up and self.lost_after:
                     timeout = LOST_CHECK * 1000
@@ -503,6 +504,7 @@ class Connection:
             self._shut()
 
     def _shut(self) -> None:
+        self._lose_all("the executor was shut down before forqd answered")
         linger = self.linger if self._orders and (self.up or self._orders_while_down) else 0
         try:
             self._sock.disable_monitor()

@@ -187,3 +187,21 @@ def test_inherited_executor_refuses_in_a_child(ex):
     os.waitpid(pid, 0)
     assert b"another process" in os.read(r, 300)
     assert ex.submit("echo", 2).result(5) == [2]        # the parent's is untouched
+
+
+def test_shutdown_gives_up_a_waiting_dict_call(forqd):
+    ex = forq.Executor(forqd.endpoint)
+    d = forq.Dict("py-shutdown-wait", executor=ex)
+    got = []
+
+    def waiter():
+        try:
+            d.wait("never")
+        except BaseException as e:
+            got.append(e)
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.1)
+    ex.shutdown(wait=True)                  # no job pending: it does not wait for the wait
+    t.join(5)
+    assert not t.is_alive() and isinstance(got[0], forq.ConnectionError)
