@@ -38,7 +38,12 @@ def _check_key(key: Any) -> str:
 
 
 class Dict(MutableMapping):
-    """The dict ``name`` inside forqd (created by its first write; an absent dict is empty).
+    """The dict ``name`` inside forqd (created by its first write; an absent dict is empty)::
+
+        hits = forq.Dict("stats")           # the default forqd ($FORQ_ENDPOINT ...)
+        hits.incr("page")                   # atomic, from any process or machine
+        v = hits.get_versioned("config", None)
+        hits.cas("config", v.version, {"mode": "fast"})    # forq.Conflict if it changed
 
     ``endpoint``, ``key``, ``server_key``: as for :class:`forq.Executor`; the dict uses this
     process's default connection to that forqd (one per endpoint and keys). ``executor``: use

@@ -131,7 +131,7 @@ class Executor(concurrent.futures.Executor):
 
         with forq.Executor() as ex:                     # $FORQ_ENDPOINT, else forqd's default
             print(ex.submit("count_primes", 1, 300000).result())        # 25997
-            print(list(ex.map("is_prime", [10_000_019, 10_000_033])))   # [True, True]
+            print(list(ex.map("is_prime", [10_000_019, 10_000_033])))   # [True, False]
 
     ``endpoint``: forqd's endpoint (``ipc://PATH`` or ``tcp://HOST:PORT``); None: as the forq
     command resolves it - ``$FORQ_ENDPOINT``, else ``ipc://$XDG_RUNTIME_DIR/forq/forqd.sock``,
