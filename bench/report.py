@@ -71,6 +71,26 @@ MARKDOWN_ROWS = [
      [("Manager().dict()", "manager.dict50.incr"), ("redis-benchmark", "redis.dict50.incr")],
      True),
     ("6 crash to replacement READY", "µs", "forq.replace_us", [], False),
+    # ---- 9. the Python package (issue 14) ----
+    ("9 Python: tiny jobs, 1,000 in flight", "jobs/s", "py.jobs",
+     [("ProcessPoolExecutor", "ppe.jobs"), ("Pool.apply_async", "pool.jobs")], True),
+    ("9 Python: submit+result, p50", "µs", "py.p50", [("ProcessPoolExecutor", "ppe.p50")], False),
+    ("9 Python: submit+result, p99", "µs", "py.p99", [("ProcessPoolExecutor", "ppe.p99")], False),
+    ("9 Python: map, 1M tiny items", "items/s", "py.map",
+     [("PPE.map(chunksize=1000)", "ppe.map"), ("Pool.map", "pool.map")], True),
+    ("9 Python: Dict get, 1 thread", "ops/s", "py.dict1.get",
+     [("Manager().dict()", "manager.dict1.get")], True),
+    ("9 Python: Dict set, 1 thread", "ops/s", "py.dict1.set",
+     [("Manager().dict()", "manager.dict1.set")], True),
+    ("9 Python: Dict incr, 1 thread", "ops/s", "py.dict1.incr",
+     [("Manager().dict()", "manager.dict1.incr")], True),
+    ("9 Python: Dict get, 50 threads", "ops/s", "py.dict50.get",
+     [("Manager().dict(), 50 processes", "manager.dict50.get")], True),
+    ("9 Python: Dict set, 50 threads", "ops/s", "py.dict50.set",
+     [("Manager().dict(), 50 processes", "manager.dict50.set")], True),
+    ("9 Python: Dict incr, 50 threads", "ops/s", "py.dict50.incr",
+     [("Manager().dict(), 50 processes", "manager.dict50.incr")], True),
+    # ---- end of the Python package ----
     ("6 fresh workers", "/s", "forq.spawn", [("Python forkserver", "py.spawn")], True),
 ]
 # ---- 9. Python tasks (issue 15) ----
@@ -243,6 +263,42 @@ def main(argv):
             target(p, "8: CURVE round trip <= 1.3x plaintext tcp", ratio(c50, t50), 1.3,
                    ratio(c50, t50) <= 1.3)
 
+        # ---- 9. the Python package (issue 14): forq.Executor / forq.Dict beside the same
+        # peers of this run ----
+        pj, pp50, pp99, pymap = (get(p, "py.jobs"), get(p, "py.p50"), get(p, "py.p99"),
+                                 get(p, "py.map"))
+        if pj:
+            rows.append((p, "9 Python: tiny jobs, 1,000 in flight", "jobs/s", pj,
+                         [("ProcessPoolExecutor.submit", ppe), ("Pool.apply_async", pool)],
+                         "%.1fx PPE, %.1fx Pool; %.2fx libforq" % (ratio(pj, ppe), ratio(pj, pool),
+                                                                   ratio(pj, jobs))))
+            rows.append((p, "9 Python: submit, result(): p50", "us", pp50,
+                         [("PPE submit().result()", p50)],
+                         "%.2fx PPE, %.2fx libforq" % (ratio(pp50, p50), ratio(pp50, f50))))
+            rows.append((p, "9 Python: the same: p99", "us", pp99,
+                         [("PPE submit().result()", p99)], "%.2fx PPE" % ratio(pp99, p99)))
+            rows.append((p, "9 Python: map of 1M tiny items", "items/s", pymap,
+                         [("PPE.map(chunksize=1000)", pm), ("Pool.map", plm)],
+                         "%.2fx PPE, %.2fx Pool" % (ratio(pymap, pm), ratio(pymap, plm))))
+            target(p, "py 1: Executor.submit >= 3x ProcessPoolExecutor's", ratio(pj, ppe), 3,
+                   ratio(pj, ppe) >= 3)
+            target(p, "py 2: p50 <= ProcessPoolExecutor's", ratio(pp50, p50), 1,
+                   ratio(pp50, p50) <= 1)
+            target(p, "py 3: map >= Pool.map", ratio(pymap, plm), 1, ratio(pymap, plm) >= 1)
+            for clients in (1, 50):
+                for op in ("get", "set", "incr"):
+                    f = get(p, "py.dict%d.%s" % (clients, op))
+                    m = get(p, "manager.dict%d.%s" % (clients, op))
+                    rows.append((p, "9 Python: Dict %s, %d thread%s" % (
+                        op, clients, "s" if clients > 1 else ""), "ops/s", f,
+                        [("Manager().dict()", m)],
+                        "%.1fx Manager; %.2fx libforq" % (
+                            ratio(f, m), ratio(f, get(p, "forq.dict%d.%s" % (clients, op))))))
+                    if clients == 50:
+                        target(p, "py 5: Dict %s 50 threads >= 3x Manager" % op, ratio(f, m),
+                               3, ratio(f, m) >= 3)
+        # ---- end of the Python package ----
+
         rep, fs, ps = get(p, "forq.replace_us"), get(p, "forq.spawn"), get(p, "py.spawn")
         rows.append((p, "6 worker death to replacement READY", "us", rep, [], ""))
         rows.append((p, "6 fresh workers (one job each)", "/s", fs,
@@ -268,7 +324,7 @@ def main(argv):
             line += "  [%s]" % note
         print(line)
     print()
-    print("targets (issue 5):")
+    print("targets (issue 5; py: issue 14):")
     for t in targets:
         print("  %-5s %-8s %-42s %s" % ("met" if t["met"] else "MISS", t["placement"], t["target"],
                                         fmt(t["value"])))
@@ -284,8 +340,9 @@ def main(argv):
     if smoke:
         bad = [(p, m) for p, ms in raw.items() for m, v in ms.items()
                if not v or any(not (x > 0) for x in v)]
-        # what scripts/bench records: 41 metrics per placement, and 3 of memory
-        expected = 41 * len([p for p in raw if p != "memory"]) + 3
+        # what scripts/bench records: 51 metrics per placement (37, the CURVE rows' 4 and the
+        # Python package's 10), and 3 of memory
+        expected = 51 * len([p for p in raw if p != "memory"]) + 3
         # 9. Python tasks (issue 15), when the runtime was built
         expected += len(PYTASK_METRICS) * len([p for p in raw if "pyt.jobs" in raw[p]])
         count = sum(len(ms) for ms in raw.values())

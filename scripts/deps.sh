@@ -33,3 +33,7 @@ BUILD_PACKAGES=(gcc meson ninja-build pkg-config libzmq3-dev libmsgpack-dev libj
                 libpython3-dev)
 TEST_PACKAGES=(valgrind clang clang-format libclang-rt-14-dev make python3-zmq python3-msgpack
                redis-server redis-tools systemd)
+# ---- the Python package (python/forq): its suite runs on Debian's /usr/bin/python3 with
+# python3-zmq and python3-msgpack (above); pytest runs it, pip installs ./python in a venv ----
+TEST_PACKAGES+=(python3-pytest python3-pip)
+# ---- end of the Python package ----
