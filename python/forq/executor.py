@@ -27,6 +27,19 @@ WINDOW_DEF = 32         # chunk jobs a map keeps in flight by default
 Task = Union[str, Callable[..., Any]]
 
 
+def with_kwargs(args: tuple, kwargs: Any) -> tuple:
+    """``args`` followed by the ``{"$kw": kwargs}`` of PROTOCOL.md section 13 (nothing for
+    None; an empty one when the last positional argument would read as keyword arguments)."""
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise TypeError("kwargs must be a dict with str keys, not %r" % (kwargs,))
+    last_is_kw = bool(args) and isinstance(args[-1], dict) and list(args[-1]) == ["$kw"]
+    if kwargs or last_is_kw:
+        return tuple(args) + ({"$kw": kwargs},)
+    return tuple(args)
+
+
 def task_name(task: Task) -> str:
     """The forqd task a ``submit``/``map`` names: a string, or a function's ``__forq_task__`` or
     ``__name__`` (the function itself is never sent: forqd runs its own task of that name)."""
@@ -239,7 +252,11 @@ class Executor(concurrent.futures.Executor):
           name or a :class:`forq.Dict`), where it outlives this client;
         * ``max_result`` (bytes), ``max_memory`` (bytes of address space),
           ``max_cpu_seconds``: limits of this job;
-        * ``job_id``: the job's id (1-64 of ``A-Z a-z 0-9 . _ : -``); default a unique one.
+        * ``job_id``: the job's id (1-64 of ``A-Z a-z 0-9 . _ : -``); default a unique one;
+        * ``kwargs`` (a dict of str keys): keyword arguments for a Python task (forqd's Python
+          task runtime, README "Python tasks"): sent after ``args`` as ``{"$kw": kwargs}``,
+          PROTOCOL.md section 13. A last positional argument that is itself a dict of the one
+          key ``"$kw"`` is protected by an empty ``{"$kw": {}}`` after it.
 
         Raises TypeError for arguments msgpack cannot carry or an unknown option,
         :class:`forq.Rejected` (``too_large``) for arguments larger than forqd accepts,
@@ -250,6 +267,10 @@ class Executor(concurrent.futures.Executor):
             conn.check_usable()
             raise RuntimeError("cannot schedule new futures after shutdown")
         name = task if type(task) is str and task in _valid_names else _checked_name(task)
+        if options and "kwargs" in options:
+            args = with_kwargs(args, options.pop("kwargs"))
+        elif args and type(args[-1]) is dict and len(args[-1]) == 1 and "$kw" in args[-1]:
+            args = with_kwargs(args, None)  # a dict that would read as keyword arguments
         payload = packb(args)
         if len(payload) > conn.max_payload:
             conn.check_payload("the args frame", len(payload))
