@@ -113,19 +113,31 @@ def _error(name: str, fallback: type) -> type:
     return fallback
 
 
+def _make(name: str, fallback: type, text: str, *args: Any, **kwargs: Any) -> BaseException:
+    """An exception of forq's class `name` built as the client package builds it (its own
+    arguments: ``args`` before the text, ``kwargs`` after), or of `fallback` from the text."""
+    cls = _error(name, fallback)
+    if cls is fallback:
+        return fallback(text)
+    try:
+        return cls(*args, text, **kwargs)
+    except TypeError:  # a client package whose class takes other arguments
+        return fallback(text)
+
+
 def _raise(text: str) -> None:
     code = text.split(":", 1)[0] if ": " in text else ""
     if code == "dict_full":
-        raise _error("DictFull", DictFull)(text)
+        raise _make("DictFull", DictFull, text)
     if code == "forbidden":
-        raise _error("Forbidden", Forbidden)(text)
+        raise _make("Forbidden", Forbidden, text, "forbidden")
     if code == "not_integer":
         raise TypeError(text)
     if code == "overflow":
         raise OverflowError(text)
     if code in ("too_large", "bad_value", "bad_key", "missing_field", "bad_field"):
         raise ValueError(text)
-    raise _error("Error", DictError)(text)
+    raise _make("Error", DictError, text)
 
 
 def _key(key: Any) -> str:
@@ -248,8 +260,9 @@ class WorkerDict(MutableMapping):
         returns the new version, raises Conflict otherwise."""
         rc, _, ver = self._call("cas", _key(key), value, version=int(version))
         if rc == _rt().CONFLICT:
-            raise _error("Conflict", Conflict)(
-                "dict %r key %r is at version %d, not %d" % (self.name, key, ver, version))
+            raise _make("Conflict", Conflict,
+                        "dict %r key %r is at version %d, not %d" % (self.name, key, ver, version),
+                        version=ver, found=ver != 0)
         return ver
 
     def wait(self, key: str, version: Optional[int] = None,
