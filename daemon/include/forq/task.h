@@ -120,9 +120,13 @@ typedef struct {
 #define FORQ_PLUGIN_SYMBOL "forq_plugin_v1"
 
 /* Declare the plugin: FORQ_PLUGIN_DEFINE(name, tasks, init, worker_init). */
+/* (designated: a plugin built with -Wextra sees no field left out; the later ones are NULL) */
 #define FORQ_PLUGIN_DEFINE(pname, ptasks, pinit, pworker_init)                                     \
-    FORQ_TASK_EXPORT const forq_plugin_t forq_plugin_v1 = {FORQ_TASK_ABI_VERSION, (pname),         \
-                                                           (ptasks), (pinit), (pworker_init)}
+    FORQ_TASK_EXPORT const forq_plugin_t forq_plugin_v1 = {.abi_version = FORQ_TASK_ABI_VERSION,   \
+                                                           .name = (pname),                        \
+                                                           .tasks = (ptasks),                      \
+                                                           .init = (pinit),                        \
+                                                           .worker_init = (pworker_init)}
 
 /* Fail the job with an error of `type` (a short word such as "ValueError") and a message made
  * from `fmt`. Both are truncated to 1024 bytes. Always returns -1, so a task can
