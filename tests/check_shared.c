@@ -1,0 +1,987 @@
+/* check_shared.c - the shared types end to end against a real forqd: queues (order, front,
+ * range, clear, blocked gets woken in order, maxsize back-pressure), locks (leases that end,
+ * tokens that grow, fenced writes refused once stale, semaphores, mutual exclusion of 4 clients
+ * on a non-atomic counter), events; durability across a restart and a kill -9 under fsync
+ * always; 4 consumers x 10,000 items each delivered exactly once, with a consumer process
+ * SIGKILLed while it blocks in get; a lock holder SIGKILLed; and the same from tasks. */
+#define _GNU_SOURCE
+#define FORQ_TEST_E2E
+#include "testutil.h"
+
+#include <check.h>
+#include <msgpack.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static forqd_t d;
+static forq_client_t *c;
+
+#define T (test_ms(5000))
+
+static msgpack_sbuffer val_int(int64_t v)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_int64(&pk, v);
+    return sb;
+}
+
+static msgpack_sbuffer val_str(const char *s)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_str_with_body(&pk, s, strlen(s));
+    return sb;
+}
+
+static int64_t as_int(const void *data, size_t len)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+    int64_t v = -12345;
+    msgpack_zone_init(&zone, 64);
+    if (msgpack_unpack(data, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
+        (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER || o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
+        v = o.via.i64;
+    msgpack_zone_destroy(&zone);
+    return v;
+}
+
+/* The item as a string ("" for what is not one; "nil" for nil), into buf. */
+static const char *as_str(const void *data, size_t len, char *buf, size_t size)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+    buf[0] = '\0';
+    msgpack_zone_init(&zone, 64);
+    if (msgpack_unpack(data, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS) {
+        if (o.type == MSGPACK_OBJECT_STR)
+            snprintf(buf, size, "%.*s", (int)o.via.str.size, o.via.str.ptr);
+        else if (o.type == MSGPACK_OBJECT_NIL)
+            snprintf(buf, size, "nil");
+    }
+    msgpack_zone_destroy(&zone);
+    return buf;
+}
+
+static void put_str(forq_client_t *cl, const char *q, const char *s)
+{
+    msgpack_sbuffer v = val_str(s);
+    ck_assert_int_eq(forq_queue_put(cl, q, v.data, v.size, false, 0, T, NULL), FORQ_OK);
+    msgpack_sbuffer_destroy(&v);
+}
+
+static void put_int(forq_client_t *cl, const char *q, int64_t i)
+{
+    msgpack_sbuffer v = val_int(i);
+    ck_assert_int_eq(forq_queue_put(cl, q, v.data, v.size, false, 0, T, NULL), FORQ_OK);
+    msgpack_sbuffer_destroy(&v);
+}
+
+/* Get an item (waiting up to ms) as a string. */
+static const char *get_str(forq_client_t *cl, const char *q, int ms, char *buf, size_t size)
+{
+    void *v;
+    size_t len;
+    forq_err_t e = forq_queue_get(cl, q, ms, &v, &len);
+    ck_assert_msg(e == FORQ_OK, "get %s: %s: %s", q, forq_strerror(e), forq_errdetail());
+    as_str(v, len, buf, size);
+    free(v);
+    return buf;
+}
+
+/* Wait (up to 10 s, scaled) until forqd's stats counter `name` is `want`. */
+static void wait_stat(forq_client_t *cl, const char *name, long long want)
+{
+    long long got = -1;
+    for (int i = 0; i < test_ms(10000) / 10; i++) {
+        if ((got = stat_of(cl, name)) == want)
+            return;
+        usleep(10000);
+    }
+    ck_abort_msg("stats %s is %lld, not %lld", name, got, want);
+}
+
+/* A process of its own, with its own client (libforq's ZeroMQ context is not for a forked
+ * child: the test runs itself again, `--consumer` or `--holder`, on d's endpoint, reporting on
+ * the descriptor fd). */
+static pid_t spawn_helper(const char *role, int fd)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char fdtext[16];
+        snprintf(fdtext, sizeof(fdtext), "%d", fd);
+        execl("/proc/self/exe", "check_shared", role, fdtext, d.endpoint, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static uint64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- queues ---- */
+
+START_TEST(test_queue_operations)
+{
+    char buf[64];
+    void *v;
+    size_t len, n;
+    bool more;
+
+    e2e_up(&d, &c, 1, NULL);
+    ck_assert_int_eq(forq_queue_get(c, "q", 0, &v, &len), FORQ_ERR_EMPTY);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "queue 'q' is empty"));
+    put_str(c, "q", "apple");
+    put_str(c, "q", "banana");
+    msgpack_sbuffer first = val_str("first");
+    ck_assert_int_eq(forq_queue_put(c, "q", first.data, first.size, true, 0, T, &n), FORQ_OK);
+    msgpack_sbuffer_destroy(&first);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(forq_queue_len(c, "q", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 3);
+    /* a page, without taking */
+    ck_assert_int_eq(forq_queue_range(c, "q", 1, 1, T, &v, &len, &more), FORQ_OK);
+    ck_assert_uint_eq(len, 7); /* ["apple"] */
+    ck_assert(memcmp(v,
+                     "\x91\xa5"
+                     "apple",
+                     7) == 0);
+    ck_assert(more);
+    free(v);
+    ck_assert_int_eq(forq_queue_range(c, "q", 0, 0, T, &v, &len, &more), FORQ_OK);
+    ck_assert(!more);
+    ck_assert_int_eq(((unsigned char *)v)[0], 0x93);
+    free(v);
+    ck_assert_int_eq(forq_queue_range(c, "q", 9, 0, T, &v, &len, &more), FORQ_OK);
+    ck_assert_int_eq(((unsigned char *)v)[0], 0x90); /* past the end: an empty page */
+    free(v);
+    /* gets, in order */
+    ck_assert_str_eq(get_str(c, "q", 0, buf, sizeof(buf)), "first");
+    ck_assert_str_eq(get_str(c, "q", 0, buf, sizeof(buf)), "apple");
+    ck_assert_str_eq(get_str(c, "q", -1, buf, sizeof(buf)), "banana");
+    ck_assert_int_eq(forq_queue_len(c, "q", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 0);
+    /* a get that waits, and gives up after its timeout */
+    uint64_t t0 = ms_now();
+    ck_assert_int_eq(forq_queue_get(c, "q", 300, &v, &len), FORQ_ERR_EMPTY);
+    ck_assert_uint_ge(ms_now() - t0, 290);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "within 300 ms"));
+    /* clear */
+    for (int i = 0; i < 5; i++)
+        put_int(c, "q", i);
+    ck_assert_int_eq(forq_queue_clear(c, "q", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 5);
+    ck_assert_int_eq(forq_queue_clear(c, "q", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 0);
+    /* a queue and a dict of the same name are two things */
+    put_int(c, "both", 7);
+    msgpack_sbuffer eight = val_int(8);
+    ck_assert_int_eq(forq_dict_set(c, "both", "k", eight.data, eight.size, T, NULL), FORQ_OK);
+    ck_assert_int_eq(forq_dict_len(c, "both", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(forq_queue_get(c, "both", 0, &v, &len), FORQ_OK);
+    ck_assert_int_eq(as_int(v, len), 7);
+    free(v);
+    /* refusals: a clear message, nothing sent */
+    ck_assert_int_eq(forq_queue_put(c, "bad name", eight.data, eight.size, false, 0, T, NULL),
+                     FORQ_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "queue name must be"));
+    ck_assert_int_eq(forq_queue_put(c, "q", "\x92\x01", 2, false, 0, T, NULL), FORQ_ERR_INVALID);
+    ck_assert_int_eq(forq_queue_put(c, "q", NULL, 0, false, 0, T, NULL), FORQ_ERR_INVALID);
+    msgpack_sbuffer_destroy(&eight);
+    /* the dicts list shows none of it */
+    ck_assert_int_eq(forq_dict_list(c, NULL, 0, T, &v, &len, NULL), FORQ_OK);
+    ck_assert_uint_eq(len, 1 + 1 + 1 + 4 + 1); /* [["both", 1]] */
+    free(v);
+    ck_assert_int_eq(stat_of(c, "dicts"), 1);
+    ck_assert_int_eq(stat_of(c, "queues"), 0);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+typedef struct {
+    const forqd_t *d;
+    const char *queue;
+    char got[16][32]; /* what it took, in order */
+    int n;
+    atomic_int ready;
+} consumer_t;
+
+/* The seeds' consumer: takes items until the sentinel (nil), in order. */
+static void *consumer_main(void *arg)
+{
+    consumer_t *k = arg;
+    forq_client_t *cl = forqd_client(k->d);
+    atomic_store(&k->ready, 1);
+    for (;;) {
+        char buf[32];
+        get_str(cl, k->queue, -1, buf, sizeof(buf));
+        if (strcmp(buf, "nil") == 0)
+            break;
+        snprintf(k->got[k->n++], sizeof(k->got[0]), "%s", buf);
+    }
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+/* The seeds' producer/consumer: the consumer is there first, blocked; the producer puts apple,
+ * banana, cherry and a sentinel; the consumer prints them in order. */
+START_TEST(test_producer_consumer)
+{
+    consumer_t k = {.d = &d, .queue = "fruit"};
+    pthread_t th;
+
+    e2e_up(&d, &c, 1, NULL);
+    pthread_create(&th, NULL, consumer_main, &k);
+    wait_stat(c, "shared_waiters", 1);
+    put_str(c, "fruit", "apple");
+    put_str(c, "fruit", "banana");
+    put_str(c, "fruit", "cherry");
+    ck_assert_int_eq(forq_queue_put(c, "fruit", "\xc0", 1, false, 0, T, NULL), FORQ_OK);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(k.n, 3);
+    ck_assert_str_eq(k.got[0], "apple");
+    ck_assert_str_eq(k.got[1], "banana");
+    ck_assert_str_eq(k.got[2], "cherry");
+    e2e_down(&d, &c);
+}
+END_TEST
+
+/* Consumers that wait are served in the order they came. */
+START_TEST(test_blocked_gets_in_order)
+{
+    consumer_t k[3] = {{.d = &d, .queue = "w"}, {.d = &d, .queue = "w"}, {.d = &d, .queue = "w"}};
+    pthread_t th[3];
+
+    e2e_up(&d, &c, 1, NULL);
+    for (int i = 0; i < 3; i++) {
+        pthread_create(&th[i], NULL, consumer_main, &k[i]);
+        wait_stat(c, "shared_waiters", i + 1); /* each behind the one before */
+    }
+    const char *items[] = {"a", "b", "c", NULL, NULL, NULL};
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 3; i++) {
+            if (items[round * 3 + i])
+                put_str(c, "w", items[round * 3 + i]);
+            else
+                ck_assert_int_eq(forq_queue_put(c, "w", "\xc0", 1, false, 0, T, NULL), FORQ_OK);
+            if (round == 0)
+                wait_stat(c, "shared_waiters", 3); /* back in line, at the end */
+        }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(k[i].n, 1);
+        ck_assert_str_eq(k[i].got[0], items[i]);
+    }
+    e2e_down(&d, &c);
+}
+END_TEST
+
+typedef struct {
+    const forqd_t *d;
+    int64_t item;
+    int timeout_ms;
+    forq_err_t e;
+    atomic_int done;
+} putter_t;
+
+static void *putter_main(void *arg)
+{
+    putter_t *p = arg;
+    forq_client_t *cl = forqd_client(p->d);
+    msgpack_sbuffer v = val_int(p->item);
+    p->e = forq_queue_put(cl, "bounded", v.data, v.size, false, 2, p->timeout_ms, NULL);
+    atomic_store(&p->done, 1);
+    msgpack_sbuffer_destroy(&v);
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+/* maxsize: a put into a full queue is refused at once, or waits for room and gets in, in order,
+ * or gives up after its timeout; nothing is dropped. */
+START_TEST(test_maxsize_backpressure)
+{
+    msgpack_sbuffer one = val_int(1), two = val_int(2), three = val_int(3);
+    putter_t p4 = {.d = &d, .item = 4, .timeout_ms = -1},
+             p5 = {.d = &d, .item = 5, .timeout_ms = -1};
+    pthread_t t4, t5;
+    void *v;
+    size_t len, n;
+
+    e2e_up(&d, &c, 1, NULL);
+    ck_assert_int_eq(forq_queue_put(c, "bounded", one.data, one.size, false, 2, 0, &n), FORQ_OK);
+    ck_assert_int_eq(forq_queue_put(c, "bounded", two.data, two.size, false, 2, 0, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(forq_queue_put(c, "bounded", three.data, three.size, false, 2, 0, &n),
+                     FORQ_ERR_FULL);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "holds 2 items, its maxsize"));
+    uint64_t t0 = ms_now();
+    ck_assert_int_eq(forq_queue_put(c, "bounded", three.data, three.size, false, 2, 200, &n),
+                     FORQ_ERR_FULL);
+    ck_assert_uint_ge(ms_now() - t0, 190);
+    /* an unbounded put is not held back */
+    ck_assert_int_eq(forq_queue_put(c, "bounded", three.data, three.size, false, 0, 0, &n),
+                     FORQ_OK);
+    ck_assert_uint_eq(n, 3);
+    /* two producers wait for room, in order */
+    pthread_create(&t4, NULL, putter_main, &p4);
+    wait_stat(c, "shared_waiters", 1);
+    pthread_create(&t5, NULL, putter_main, &p5);
+    wait_stat(c, "shared_waiters", 2);
+    ck_assert_int_eq(forq_queue_get(c, "bounded", 0, &v, &len), FORQ_OK); /* 1: 2 left */
+    ck_assert_int_eq(as_int(v, len), 1);
+    free(v);
+    usleep(100000);
+    ck_assert(!atomic_load(&p4.done)); /* still 2 items: no room yet */
+    ck_assert_int_eq(forq_queue_get(c, "bounded", 0, &v, &len), FORQ_OK); /* 2 */
+    free(v);
+    pthread_join(t4, NULL);
+    ck_assert_int_eq(p4.e, FORQ_OK);
+    ck_assert(!atomic_load(&p5.done));
+    ck_assert_int_eq(forq_queue_clear(c, "bounded", T, &n), FORQ_OK); /* room for 5 too */
+    ck_assert_uint_eq(n, 2);
+    pthread_join(t5, NULL);
+    ck_assert_int_eq(p5.e, FORQ_OK);
+    ck_assert_int_eq(forq_queue_get(c, "bounded", 0, &v, &len), FORQ_OK);
+    ck_assert_int_eq(as_int(v, len), 5);
+    free(v);
+    msgpack_sbuffer_destroy(&one);
+    msgpack_sbuffer_destroy(&two);
+    msgpack_sbuffer_destroy(&three);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+/* ---- locks ---- */
+
+typedef struct {
+    const forqd_t *d;
+    const char *name;
+    int timeout_ms;
+    uint64_t token;
+    forq_err_t e;
+    atomic_int done;
+} acquirer_t;
+
+static void *acquirer_main(void *arg)
+{
+    acquirer_t *a = arg;
+    forq_client_t *cl = forqd_client(a->d);
+    a->e = forq_lock_acquire(cl, a->name, 0, a->timeout_ms, &a->token);
+    atomic_store(&a->done, 1);
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+START_TEST(test_lock_operations)
+{
+    acquirer_t a = {.d = &d, .name = "L", .timeout_ms = -1};
+    uint64_t t1, t2, t3, t4;
+    pthread_t th;
+
+    e2e_up(&d, &c, 1, NULL);
+    ck_assert_int_eq(forq_lock_acquire(c, "L", 0, 0, &t1), FORQ_OK);
+    ck_assert_int_eq(forq_lock_acquire(c, "L", 0, 0, &t2), FORQ_ERR_TIMEOUT);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "lock 'L' is held"));
+    uint64_t t0 = ms_now();
+    ck_assert_int_eq(forq_lock_acquire(c, "L", 0, 200, &t2), FORQ_ERR_TIMEOUT);
+    ck_assert_uint_ge(ms_now() - t0, 190);
+    /* a waiter gets it on release, with a larger token */
+    pthread_create(&th, NULL, acquirer_main, &a);
+    wait_stat(c, "shared_waiters", 1);
+    ck_assert_int_eq(forq_lock_renew(c, "L", t1, 5000, T), FORQ_OK);
+    ck_assert_int_eq(forq_lock_release(c, "L", t1, T), FORQ_OK);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(a.e, FORQ_OK);
+    ck_assert_uint_gt(a.token, t1);
+    /* the old token holds nothing any more */
+    ck_assert_int_eq(forq_lock_release(c, "L", t1, T), FORQ_ERR_CONFLICT);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "does not hold lock 'L'"));
+    ck_assert_int_eq(forq_lock_renew(c, "L", t1, 0, T), FORQ_ERR_CONFLICT);
+    ck_assert_int_eq(forq_lock_release(c, "L", a.token, T), FORQ_OK);
+    ck_assert_int_eq(stat_of(c, "locks_held"), 0);
+    /* a semaphore of 2 */
+    ck_assert_int_eq(forq_sem_acquire(c, "S", 2, 0, 0, &t2), FORQ_OK);
+    ck_assert_int_eq(forq_sem_acquire(c, "S", 2, 0, 0, &t3), FORQ_OK);
+    ck_assert_int_eq(forq_sem_acquire(c, "S", 2, 0, 0, &t4), FORQ_ERR_TIMEOUT);
+    ck_assert_uint_gt(t3, t2);
+    ck_assert_int_eq(forq_lock_release(c, "S", t2, T), FORQ_OK);
+    ck_assert_int_eq(forq_sem_acquire(c, "S", 2, 0, 0, &t4), FORQ_OK);
+    ck_assert_uint_gt(t4, t3);
+    ck_assert_int_eq(stat_of(c, "locks_held"), 2);
+    ck_assert_int_eq(forq_sem_acquire(c, "S", 0, 0, 0, &t4), FORQ_ERR_INVALID);
+    ck_assert_int_eq(forq_lock_acquire(c, "L", 100000000, 0, &t4), FORQ_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "more than a day"));
+    e2e_down(&d, &c);
+}
+END_TEST
+
+/* A lease that is not renewed ends by itself; the holder's fenced writes are refused from then
+ * on, and the next grant's token is larger. */
+START_TEST(test_lease_ends_and_fence_refuses)
+{
+    msgpack_sbuffer one = val_int(1), two = val_int(2);
+    uint64_t t1, t2, ver;
+
+    e2e_up(&d, &c, 1, NULL);
+    ck_assert_int_eq(forq_lock_acquire(c, "F", 300, 0, &t1), FORQ_OK);
+    ck_assert_int_eq(forq_dict_set_fenced(c, "data", "k", one.data, one.size, "F", t1, T, &ver),
+                     FORQ_OK);
+    ck_assert_int_eq(
+        forq_dict_cas_fenced(c, "data", "k", ver, two.data, two.size, "F", t1, T, &ver), FORQ_OK);
+    ck_assert_int_eq(forq_dict_cas_fenced(c, "data", "k", 1, two.data, two.size, "F", t1, T, NULL),
+                     FORQ_ERR_CONFLICT); /* the version, not the fence */
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "is at version"));
+    usleep(test_ms(600) * 1000);
+    ck_assert_int_eq(stat_of(c, "locks_held"), 0);
+    ck_assert(forqd_log_has(&d, "the lease of token"));
+    ck_assert_int_eq(forq_dict_set_fenced(c, "data", "k", one.data, one.size, "F", t1, T, NULL),
+                     FORQ_ERR_CONFLICT);
+    ck_assert_msg(strstr(forq_errdetail(), "stale_token"), "%s", forq_errdetail());
+    ck_assert_int_eq(forq_lock_acquire(c, "F", 0, 0, &t2), FORQ_OK);
+    ck_assert_uint_gt(t2, t1);
+    ck_assert_int_eq(forq_dict_set_fenced(c, "data", "k", one.data, one.size, "F", t1, T, NULL),
+                     FORQ_ERR_CONFLICT);
+    ck_assert_int_eq(forq_dict_set_fenced(c, "data", "k", one.data, one.size, "F", t2, T, NULL),
+                     FORQ_OK);
+    /* a renewed lease does not end */
+    ck_assert_int_eq(forq_lock_renew(c, "F", t2, 300, T), FORQ_OK);
+    for (int i = 0; i < 4; i++) {
+        usleep(150000);
+        ck_assert_int_eq(forq_lock_renew(c, "F", t2, 300, T), FORQ_OK);
+    }
+    ck_assert_int_eq(forq_lock_release(c, "F", t2, T), FORQ_OK);
+    msgpack_sbuffer_destroy(&one);
+    msgpack_sbuffer_destroy(&two);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+typedef struct {
+    const forqd_t *d;
+    int rounds;
+    forq_err_t e;
+} counter_t;
+
+/* The seeds' counter, under a forq lock: get, add one, set: not atomic without the lock. */
+static void *counter_main(void *arg)
+{
+    counter_t *k = arg;
+    forq_client_t *cl = forqd_client(k->d);
+    for (int i = 0; i < k->rounds && k->e == FORQ_OK; i++) {
+        uint64_t token;
+        void *v = NULL;
+        size_t len;
+        int64_t n = 0;
+        if ((k->e = forq_lock_acquire(cl, "counter-lock", 10000, -1, &token)) != FORQ_OK)
+            break;
+        forq_err_t g = forq_dict_get(cl, "counters", "n", T, &v, &len, NULL);
+        if (g == FORQ_OK)
+            n = as_int(v, len);
+        free(v);
+        msgpack_sbuffer next = val_int(n + 1);
+        k->e = forq_dict_set_fenced(cl, "counters", "n", next.data, next.size, "counter-lock",
+                                    token, T, NULL);
+        msgpack_sbuffer_destroy(&next);
+        if (k->e == FORQ_OK)
+            k->e = forq_lock_release(cl, "counter-lock", token, T);
+    }
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+/* 4 clients x N get-then-set under the lock: the exact total. */
+START_TEST(test_lock_mutual_exclusion)
+{
+    counter_t k[4];
+    pthread_t th[4];
+    int rounds = test_quick() ? 50 : 1000;
+    void *v;
+    size_t len;
+
+    e2e_up(&d, &c, 1, NULL);
+    for (int i = 0; i < 4; i++) {
+        k[i] = (counter_t){&d, rounds, FORQ_OK};
+        pthread_create(&th[i], NULL, counter_main, &k[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(k[i].e == FORQ_OK, "client %d: %s", i, forq_strerror(k[i].e));
+    }
+    ck_assert_int_eq(forq_dict_get(c, "counters", "n", T, &v, &len, NULL), FORQ_OK);
+    ck_assert_int_eq(as_int(v, len), 4 * rounds);
+    free(v);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+/* A holder SIGKILLed: its lease ends, the next acquirer gets the lock with a larger token, and
+ * the dead holder's token fences nothing. */
+START_TEST(test_holder_sigkilled)
+{
+    int fds[2];
+    uint64_t dead_token, token;
+    pid_t pid;
+
+    e2e_up(&d, &c, 1, NULL);
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = spawn_helper("--holder", fds[1]);
+    close(fds[1]);
+    ck_assert_int_eq(read(fds[0], &dead_token, sizeof(dead_token)), sizeof(dead_token));
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    uint64_t t0 = ms_now();
+    ck_assert_int_eq(forq_lock_acquire(c, "held", 0, test_ms(5000), &token), FORQ_OK);
+    ck_assert_uint_ge(ms_now() - t0, 100); /* it waited for the lease to end */
+    ck_assert_uint_gt(token, dead_token);
+    ck_assert_int_eq(forq_dict_set_fenced(c, "x", "k", "\x01", 1, "held", dead_token, T, NULL),
+                     FORQ_ERR_CONFLICT);
+    ck_assert_int_eq(forq_dict_set_fenced(c, "x", "k", "\x01", 1, "held", token, T, NULL), FORQ_OK);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+/* ---- events ---- */
+
+typedef struct {
+    const forqd_t *d;
+    forq_err_t e;
+} eventer_t;
+
+static void *event_waiter_main(void *arg)
+{
+    eventer_t *w = arg;
+    forq_client_t *cl = forqd_client(w->d);
+    w->e = forq_event_wait(cl, "go", -1, NULL);
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+START_TEST(test_events)
+{
+    eventer_t w[2] = {{&d, -1}, {&d, -1}};
+    pthread_t th[2];
+    bool set = true;
+
+    e2e_up(&d, &c, 1, NULL);
+    ck_assert_int_eq(forq_event_wait(c, "go", 0, &set), FORQ_OK);
+    ck_assert(!set);
+    ck_assert_int_eq(forq_event_wait(c, "go", 200, &set), FORQ_ERR_TIMEOUT);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, event_waiter_main, &w[i]);
+    wait_stat(c, "shared_waiters", 2);
+    ck_assert_int_eq(forq_event_set(c, "go", T), FORQ_OK);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(w[i].e, FORQ_OK);
+    }
+    ck_assert_int_eq(forq_event_wait(c, "go", -1, &set), FORQ_OK); /* set: at once */
+    ck_assert(set);
+    ck_assert_int_eq(forq_event_set(c, "go", T), FORQ_OK); /* twice is once */
+    ck_assert_int_eq(forq_event_clear(c, "go", T), FORQ_OK);
+    ck_assert_int_eq(forq_event_wait(c, "go", 0, &set), FORQ_OK);
+    ck_assert(!set);
+    ck_assert_int_eq(forq_event_clear(c, "go", T), FORQ_OK);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+/* ---- durability ---- */
+
+static char state[64];
+
+static void make_state_dir(void)
+{
+    temp_dir(state, sizeof(state), "forq-state");
+}
+
+static void remove_state_dir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
+    if (system(cmd) != 0) {
+        /* a leftover temporary directory is harmless */
+    }
+}
+
+/* Items (in their order, front puts included), grants and events survive a restart; tokens
+ * go on growing. */
+START_TEST(test_durable_restart)
+{
+    const char *extra[] = {"--state-dir", state, NULL};
+    char buf[32];
+    uint64_t t1, t2;
+    size_t n;
+    bool set;
+
+    make_state_dir();
+    e2e_up(&d, &c, 1, extra);
+    put_str(c, "keep", "b");
+    put_str(c, "keep", "c");
+    msgpack_sbuffer a = val_str("a");
+    ck_assert_int_eq(forq_queue_put(c, "keep", a.data, a.size, true, 0, T, NULL), FORQ_OK);
+    msgpack_sbuffer_destroy(&a);
+    put_str(c, "keep", "d");
+    ck_assert_str_eq(get_str(c, "keep", 0, buf, sizeof(buf)), "a");
+    ck_assert_int_eq(forq_lock_acquire(c, "kept", 60000, 0, &t1), FORQ_OK);
+    ck_assert_int_eq(forq_event_set(c, "flag", T), FORQ_OK);
+    e2e_down(&d, &c);
+    e2e_up(&d, &c, 1, extra);
+    ck_assert(forqd_log_has(&d, "3 items in 1 queues restored"));
+    ck_assert_int_eq(forq_queue_len(c, "keep", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(get_str(c, "keep", 0, buf, sizeof(buf)), "b");
+    ck_assert_int_eq(forq_lock_acquire(c, "kept", 0, 0, &t2), FORQ_ERR_TIMEOUT); /* still held */
+    ck_assert_int_eq(forq_event_wait(c, "flag", 0, &set), FORQ_OK);
+    ck_assert(set);
+    ck_assert_int_eq(forq_lock_release(c, "kept", t1, T), FORQ_OK);
+    ck_assert_int_eq(forq_lock_acquire(c, "kept", 0, 0, &t2), FORQ_OK);
+    ck_assert_uint_gt(t2, t1);
+    ck_assert_str_eq(get_str(c, "keep", 0, buf, sizeof(buf)), "c");
+    ck_assert_str_eq(get_str(c, "keep", 0, buf, sizeof(buf)), "d");
+    e2e_down(&d, &c);
+    remove_state_dir();
+}
+END_TEST
+
+typedef struct {
+    const forqd_t *d;
+    _Atomic int64_t put_acked; /* items 0..put_acked-1 were acknowledged */
+    int64_t got[20000];        /* the items gets acknowledged, in order */
+    int n_got;
+    atomic_bool stop;
+} traffic_t;
+
+static void *producer_main(void *arg)
+{
+    traffic_t *t = arg;
+    forq_client_t *cl = forqd_client(t->d);
+    for (int64_t i = 0; i < 20000 && !atomic_load(&t->stop); i++) {
+        msgpack_sbuffer v = val_int(i);
+        forq_err_t e = forq_queue_put(cl, "durable", v.data, v.size, false, 0, 2000, NULL);
+        msgpack_sbuffer_destroy(&v);
+        if (e != FORQ_OK)
+            break;
+        t->put_acked = i + 1;
+    }
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+static void *getter_main(void *arg)
+{
+    traffic_t *t = arg;
+    forq_client_t *cl = forqd_client(t->d);
+    /* the producer goes ahead: the queue holds items, in the log, when forqd is killed */
+    while (!atomic_load(&t->stop) && atomic_load(&t->put_acked) < 300)
+        usleep(1000);
+    while (!atomic_load(&t->stop) && t->n_got < 20000) {
+        void *v;
+        size_t len;
+        forq_err_t e = forq_queue_get(cl, "durable", 50, &v, &len);
+        if (e == FORQ_ERR_EMPTY)
+            continue;
+        if (e != FORQ_OK)
+            break;
+        t->got[t->n_got++] = as_int(v, len);
+        free(v);
+    }
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+/* kill -9 under fsync always in the middle of puts and gets: after the restart every
+ * acknowledged put is there unless an acknowledged get took it, no acknowledged get comes back,
+ * and the order holds. */
+START_TEST(test_kill9_keeps_acknowledged_puts_and_gets)
+{
+    const char *extra[] = {"--state-dir", state, "--fsync", "always", NULL};
+    traffic_t *t = calloc(1, sizeof(*t));
+    pthread_t tp, tg;
+    void *v;
+    size_t len, n;
+    bool more;
+
+    make_state_dir();
+    e2e_up(&d, &c, 1, extra);
+    t->d = &d;
+    pthread_create(&tp, NULL, producer_main, t);
+    pthread_create(&tg, NULL, getter_main, t);
+    usleep(test_quick() ? 1500000 : 500000);
+    e2e_kill(&d);
+    atomic_store(&t->stop, true);
+    pthread_join(tp, NULL);
+    pthread_join(tg, NULL);
+    e2e_restart(&d, 1, extra);
+    forq_client_destroy(&c);
+    c = forqd_client(&d);
+    ck_assert_int_gt(t->put_acked, 0);
+    ck_assert_int_gt(t->n_got, 0);
+    /* gets took the items in order, from 0 */
+    for (int i = 0; i < t->n_got; i++)
+        ck_assert_int_eq(t->got[i], i);
+    ck_assert_int_eq(forq_queue_range(c, "durable", 0, 10000, T, &v, &len, &more), FORQ_OK);
+    ck_assert_int_eq(forq_queue_len(c, "durable", T, &n), FORQ_OK);
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+    msgpack_zone_init(&zone, 4096);
+    ck_assert_int_eq(msgpack_unpack(v, len, &off, &zone, &o), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(o.type, MSGPACK_OBJECT_ARRAY);
+    /* what is left starts where the acknowledged gets stopped (or one after: the get in flight
+     * may have been done), runs without a gap, and holds every acknowledged put (and at most
+     * the put in flight) */
+    int64_t first = o.via.array.size ? (int64_t)o.via.array.ptr[0].via.u64 : -1;
+    if (o.via.array.size) {
+        ck_assert_msg(first == t->n_got || first == t->n_got + 1, "first item %lld after %d gets",
+                      (long long)first, t->n_got);
+        for (uint32_t i = 0; i < o.via.array.size; i++)
+            ck_assert_int_eq(o.via.array.ptr[i].via.u64, first + i);
+        int64_t last = first + o.via.array.size - 1;
+        ck_assert_msg(last == t->put_acked - 1 || last == t->put_acked,
+                      "last item %lld after %lld puts", (long long)last, (long long)t->put_acked);
+    } else {
+        ck_assert_msg(t->put_acked - t->n_got <= 1, "%lld puts, %d gets, nothing left",
+                      (long long)t->put_acked, t->n_got);
+    }
+    ck_assert_uint_eq(n, o.via.array.size);
+    fprintf(stderr, "kill -9 after %lld acknowledged puts and %d gets: %u items left\n",
+            (long long)t->put_acked, t->n_got, o.via.array.size);
+    msgpack_zone_destroy(&zone);
+    free(v);
+    free(t);
+    e2e_down(&d, &c);
+    remove_state_dir();
+}
+END_TEST
+
+/* ---- many consumers, and one killed while it blocks ---- */
+
+#define ITEMS 10000
+
+/* A consumer process: takes items until the sentinel (-1), writing each to fd as it gets it. */
+static int consumer_process(forq_client_t *cl, int fd)
+{
+    for (;;) {
+        void *v;
+        size_t len;
+        if (forq_queue_get(cl, "work", -1, &v, &len) != FORQ_OK)
+            return 2;
+        int32_t i = (int32_t)as_int(v, len);
+        free(v);
+        if (write(fd, &i, sizeof(i)) != sizeof(i))
+            return 3;
+        if (i < 0)
+            return 0;
+    }
+}
+
+static pid_t spawn_consumer(int fd)
+{
+    return spawn_helper("--consumer", fd);
+}
+
+/* Read what the consumers reported until `items` items (sentinels not counted) came. */
+static void collect(int fd, int *seen, int items)
+{
+    int got = 0;
+    while (got < items) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int32_t i;
+        ck_assert_msg(poll(&p, 1, test_ms(30000)) == 1, "%d of %d items reported", got, items);
+        ck_assert_int_eq(read(fd, &i, sizeof(i)), sizeof(i));
+        if (i < 0)
+            continue;
+        ck_assert_int_lt(i, ITEMS);
+        seen[i]++;
+        got++;
+    }
+}
+
+/* 4 consumer processes x 10,000 items: each item to exactly one of them. Before and half-way,
+ * a consumer is SIGKILLed while it blocks in get: it takes nothing with it. */
+START_TEST(test_consumers_exactly_once_with_sigkill)
+{
+    int fds[2], *seen = calloc(ITEMS, sizeof(int));
+    pid_t k[5];
+
+    e2e_up(&d, &c, 1, NULL);
+    ck_assert_int_eq(pipe(fds), 0);
+    /* the first in line is killed before any item comes */
+    pid_t first = spawn_consumer(fds[1]);
+    wait_stat(c, "shared_waiters", 1);
+    kill(first, SIGKILL);
+    waitpid(first, NULL, 0);
+    usleep(100000); /* forqd's socket learns of the closed connection on its own time */
+    for (int i = 0; i < 4; i++)
+        k[i] = spawn_consumer(fds[1]);
+    wait_stat(c, "shared_waiters", 5); /* the dead one's wait is still there */
+    for (int i = 0; i < ITEMS / 2; i++)
+        put_int(c, "work", i);
+    collect(fds[0], seen, ITEMS / 2);
+    /* everyone is blocked again, with nothing in the queue: kill one */
+    wait_stat(c, "shared_waiters", 4);
+    kill(k[0], SIGKILL);
+    waitpid(k[0], NULL, 0);
+    usleep(100000);
+    for (int i = ITEMS / 2; i < ITEMS; i++)
+        put_int(c, "work", i);
+    collect(fds[0], seen, ITEMS / 2);
+    for (int i = 0; i < 3; i++)
+        put_int(c, "work", -1);
+    for (int i = 1; i < 4; i++) {
+        int st;
+        waitpid(k[i], &st, 0);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    for (int i = 0; i < ITEMS; i++)
+        ck_assert_msg(seen[i] == 1, "item %d delivered %d times", i, seen[i]);
+    ck_assert_int_eq(stat_of(c, "queue_items"), 0);
+    ck_assert_int_eq(stat_of(c, "shared_waiters"), 0);
+    ck_assert_int_ge(stat_of(c, "undeliverable"), 2); /* the two dead consumers' items */
+    close(fds[0]);
+    close(fds[1]);
+    free(seen);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+typedef struct {
+    const forqd_t *d;
+    int n;
+    int64_t *got;
+} drain_t;
+
+static void *drain_main(void *arg)
+{
+    drain_t *k = arg;
+    forq_client_t *cl = forqd_client(k->d);
+    for (;;) {
+        void *v;
+        size_t len;
+        if (forq_queue_get(cl, "many", -1, &v, &len) != FORQ_OK)
+            break;
+        int64_t i = as_int(v, len);
+        free(v);
+        if (i < 0)
+            break;
+        k->got[k->n++] = i;
+    }
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+/* 4 consumers in one process, a producer pipelining: every item exactly once, each consumer
+ * sees its items in the order they were put. */
+START_TEST(test_four_consumers_ten_thousand_items)
+{
+    drain_t k[4];
+    pthread_t th[4];
+    int *seen = calloc(ITEMS, sizeof(int));
+
+    e2e_up(&d, &c, 1, NULL);
+    for (int i = 0; i < 4; i++) {
+        k[i] = (drain_t){&d, 0, calloc(ITEMS, sizeof(int64_t))};
+        pthread_create(&th[i], NULL, drain_main, &k[i]);
+    }
+    for (int i = 0; i < ITEMS; i++)
+        put_int(c, "many", i);
+    for (int i = 0; i < 4; i++)
+        put_int(c, "many", -1);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        for (int j = 0; j < k[i].n; j++) {
+            seen[k[i].got[j]]++;
+            if (j)
+                ck_assert_int_gt(k[i].got[j], k[i].got[j - 1]);
+        }
+        free(k[i].got);
+    }
+    for (int i = 0; i < ITEMS; i++)
+        ck_assert_msg(seen[i] == 1, "item %d delivered %d times", i, seen[i]);
+    free(seen);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+static Suite *shared_suite(void)
+{
+    Suite *s = suite_create("shared");
+    TCase *core = tcase_create("core"), *full;
+
+    tcase_set_timeout(core, test_ms(60));
+    tcase_add_test(core, test_queue_operations);
+    tcase_add_test(core, test_producer_consumer);
+    tcase_add_test(core, test_blocked_gets_in_order);
+    tcase_add_test(core, test_maxsize_backpressure);
+    tcase_add_test(core, test_lock_operations);
+    tcase_add_test(core, test_lease_ends_and_fence_refuses);
+    tcase_add_test(core, test_lock_mutual_exclusion);
+    tcase_add_test(core, test_events);
+    tcase_add_test(core, test_durable_restart);
+    suite_add_tcase(s, core);
+    /* under valgrind (FORQ_TEST_CORE_ONLY) the core cases only; ASan runs them all */
+    if (getenv("FORQ_TEST_CORE_ONLY"))
+        return s;
+    full = tcase_create("full");
+    tcase_set_timeout(full, test_ms(180));
+    tcase_add_test(full, test_holder_sigkilled);
+    tcase_add_test(full, test_kill9_keeps_acknowledged_puts_and_gets);
+    tcase_add_test(full, test_consumers_exactly_once_with_sigkill);
+    tcase_add_test(full, test_four_consumers_ten_thousand_items);
+    suite_add_tcase(s, full);
+    return s;
+}
+
+/* A lock holder: acquires "held" with a lease of 500 ms, reports its token, and holds it until
+ * it is killed. */
+static int holder_process(forq_client_t *cl, int fd)
+{
+    uint64_t t = 0;
+    if (forq_lock_acquire(cl, "held", 500, -1, &t) != FORQ_OK)
+        return 1;
+    if (write(fd, &t, sizeof(t)) != sizeof(t))
+        return 1;
+    pause();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && argv[1][0] == '-') {
+        forq_client_opts_t o;
+        forq_client_t *cl;
+        int fd = atoi(argv[2]), rc;
+        forq_client_opts_init(&o);
+        o.endpoint = argv[3];
+        if (forq_client_new(&o, &cl) != FORQ_OK) {
+            fprintf(stderr, "%s: %s\n", argv[1], forq_errdetail());
+            return 1;
+        }
+        rc = strcmp(argv[1], "--holder") == 0 ? holder_process(cl, fd) : consumer_process(cl, fd);
+        forq_client_destroy(&cl);
+        return rc;
+    }
+    return run_suite(shared_suite());
+}
