@@ -607,6 +607,62 @@ START_TEST(test_events)
 }
 END_TEST
 
+/* ---- from tasks ---- */
+
+START_TEST(test_from_tasks)
+{
+    forq_future_t *f[4];
+    char buf[32];
+    void *v;
+    size_t len;
+
+    e2e_up(&d, &c, 3, NULL);
+    /* a task relays a queue's items, in order */
+    f[0] = submit_json(c, "queue_relay", "[\"in\", \"out\", 5]", NULL);
+    for (int i = 0; i < 5; i++)
+        put_int(c, "in", i);
+    ASSERT_RESULT(f[0], "5");
+    forq_future_destroy(&f[0]);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(forq_queue_get(c, "out", 0, &v, &len), FORQ_OK);
+        ck_assert_int_eq(as_int(v, len), i);
+        free(v);
+    }
+    /* 3 tasks x 30 get-then-set under a lock, fenced */
+    for (int i = 0; i < 3; i++)
+        f[i] = submit_json(c, "locked_incr", "[\"tl\", \"tasks\", \"n\", 30]", NULL);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(wait_state(f[i], test_ms(30000)) == FORQ_STATE_OK, "job %d: %s", i,
+                      forq_future_detail(f[i]));
+        forq_future_destroy(&f[i]);
+    }
+    ck_assert_int_eq(forq_dict_get(c, "tasks", "n", T, &v, &len, NULL), FORQ_OK);
+    ck_assert_int_eq(as_int(v, len), 90);
+    free(v);
+    /* an event a task waits for */
+    f[0] = submit_json(c, "event_wait", "[\"start\", 10000]", NULL);
+    wait_stat(c, "shared_waiters", 1);
+    ck_assert_int_eq(forq_event_set(c, "start", T), FORQ_OK);
+    ASSERT_RESULT(f[0], "true");
+    forq_future_destroy(&f[0]);
+    ck_assert_int_eq(forq_event_wait(c, "start-seen", 0, NULL), FORQ_OK);
+    f[0] = submit_json(c, "event_wait", "[\"start\", 100]", NULL);
+    ASSERT_RESULT(f[0], "false");
+    forq_future_destroy(&f[0]);
+    /* a task blocked in get whose job is cancelled: its worker is killed, its wait dropped, and
+     * the next item goes to whoever asks next */
+    f[0] = submit_json(c, "queue_relay", "[\"never\", \"void\", 1]", NULL);
+    wait_stat(c, "shared_waiters", 1);
+    ck_assert_int_eq(forq_future_cancel(f[0], T, NULL), FORQ_OK);
+    ck_assert_int_eq(wait_state(f[0], test_ms(10000)), FORQ_STATE_CANCELLED);
+    forq_future_destroy(&f[0]);
+    wait_stat(c, "shared_waiters", 0);
+    put_str(c, "never", "kept");
+    ck_assert_str_eq(get_str(c, "never", 0, buf, sizeof(buf)), "kept");
+    e2e_down(&d, &c);
+}
+END_TEST
+
 /* ---- durability ---- */
 
 static char state[64];
@@ -940,6 +996,7 @@ static Suite *shared_suite(void)
     tcase_add_test(core, test_lock_mutual_exclusion);
     tcase_add_test(core, test_events);
     tcase_add_test(core, test_durable_restart);
+    tcase_add_test(core, test_from_tasks);
     suite_add_tcase(s, core);
     /* under valgrind (FORQ_TEST_CORE_ONLY) the core cases only; ASan runs them all */
     if (getenv("FORQ_TEST_CORE_ONLY"))
