@@ -663,6 +663,72 @@ START_TEST(test_from_tasks)
 }
 END_TEST
 
+/* ---- the CLI ---- */
+
+/* forq queue/lock/event: the seeds' producer and consumer from the shell, and the exit codes. */
+START_TEST(test_cli)
+{
+    char cmd[1024], out[4096], pre[512], token[32], args[128];
+    e2e_up(&d, &c, 1, NULL);
+    snprintf(pre, sizeof(pre), "%s -e %s", getenv("FORQ_CLI"), d.endpoint);
+#define RUN(args)                                                                                  \
+    (snprintf(cmd, sizeof(cmd), "%s %s 2>/dev/null", pre, args), sh(cmd, out, sizeof(out)))
+    ck_assert_int_eq(RUN("queue put fruit '\"apple\"'"), 0);
+    ck_assert_str_eq(out, "1\n");
+    ck_assert_int_eq(RUN("queue put fruit '\"banana\"'"), 0);
+    ck_assert_int_eq(RUN("queue put fruit '\"cherry\"'"), 0);
+    ck_assert_int_eq(RUN("queue put fruit null"), 0);
+    ck_assert_int_eq(RUN("queue put fruit '\"first\"' --front"), 0);
+    ck_assert_str_eq(out, "5\n");
+    ck_assert_int_eq(RUN("queue len fruit"), 0);
+    ck_assert_str_eq(out, "5\n");
+    ck_assert_int_eq(RUN("queue range fruit --start 1 --limit 2"), 0);
+    ck_assert_str_eq(out, "[\"apple\",\"banana\"]\n");
+    ck_assert_int_eq(RUN("queue get fruit"), 0);
+    ck_assert_str_eq(out, "\"first\"\n");
+    /* the consumer, as a shell loop: until the sentinel */
+    snprintf(cmd, sizeof(cmd),
+             "F='%s'; while x=$($F queue get fruit) && [ \"$x\" != null ]; do echo \"$x\"; done",
+             pre);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "\"apple\"\n\"banana\"\n\"cherry\"\n");
+    ck_assert_int_eq(RUN("queue get fruit --nowait"), 10);
+    ck_assert_int_eq(RUN("queue get fruit --timeout 0.1"), 10);
+    ck_assert_int_eq(RUN("queue put small 1 --maxsize 1"), 0);
+    ck_assert_int_eq(RUN("queue put small 2 --maxsize 1 --nowait"), 13);
+    ck_assert_int_eq(RUN("queue clear small"), 0);
+    ck_assert_str_eq(out, "1\n");
+    /* locks */
+    ck_assert_int_eq(RUN("lock acquire deploy --lease 30"), 0);
+    snprintf(token, sizeof(token), "%.20s", out);
+    token[strcspn(token, "\n")] = '\0';
+    ck_assert_int_eq(RUN("lock acquire deploy --nowait"), 10);
+    snprintf(args, sizeof(args), "lock renew deploy %s --lease 10", token);
+    ck_assert_int_eq(RUN(args), 0);
+    snprintf(args, sizeof(args), "lock release deploy %s", token);
+    ck_assert_int_eq(RUN(args), 0);
+    ck_assert_int_eq(RUN(args), 12); /* twice: the token holds nothing */
+    /* events */
+    ck_assert_int_eq(RUN("event wait go --nowait"), 0);
+    ck_assert_str_eq(out, "false\n");
+    ck_assert_int_eq(RUN("event wait go --timeout 0.1"), 10);
+    ck_assert_int_eq(RUN("event set go"), 0);
+    ck_assert_int_eq(RUN("event wait go"), 0);
+    ck_assert_str_eq(out, "true\n");
+    ck_assert_int_eq(RUN("event clear go"), 0);
+    /* usage */
+    ck_assert_int_eq(RUN("queue pop fruit"), 2);
+    ck_assert_int_eq(RUN("queue put fruit 1 --lease 3"), 2);
+    ck_assert_int_eq(RUN("queue put fruit '[1,'"), 2);
+    ck_assert_int_eq(RUN("lock release deploy"), 2);
+    ck_assert_int_eq(RUN("lock release deploy -3"), 2);
+    ck_assert_int_eq(RUN("queue get 'bad name'"), 2);
+    ck_assert_int_eq(RUN("queue get fruit --timeout 1 --nowait"), 2);
+#undef RUN
+    e2e_down(&d, &c);
+}
+END_TEST
+
 /* ---- durability ---- */
 
 static char state[64];
@@ -784,7 +850,9 @@ START_TEST(test_kill9_keeps_acknowledged_puts_and_gets)
     t->d = &d;
     pthread_create(&tp, NULL, producer_main, t);
     pthread_create(&tg, NULL, getter_main, t);
-    usleep(test_quick() ? 1500000 : 500000);
+    /* kill -9 once both have been at it for a while */
+    for (int i = 0; i < 1000 && t->n_got < 100; i++)
+        usleep(10000);
     e2e_kill(&d);
     atomic_store(&t->stop, true);
     pthread_join(tp, NULL);
@@ -997,6 +1065,7 @@ static Suite *shared_suite(void)
     tcase_add_test(core, test_events);
     tcase_add_test(core, test_durable_restart);
     tcase_add_test(core, test_from_tasks);
+    tcase_add_test(core, test_cli);
     suite_add_tcase(s, core);
     /* under valgrind (FORQ_TEST_CORE_ONLY) the core cases only; ASan runs them all */
     if (getenv("FORQ_TEST_CORE_ONLY"))
