@@ -24,10 +24,11 @@ static void *take_result(forq_future_t *f)
     return p;
 }
 
-/* How a call waits: `blocks` ops send block/timeout_ms and wait for the answer longer. */
-static forq_err_t call(forq_client_t *c, ops_id_t id, wire_hdr_t *h, const char *name,
-                       const void *val, size_t vlen, bool blocks, int timeout_ms,
-                       forq_future_t **ret_f)
+/* Fill in and check a request: `blocks` ops send block/timeout_ms. *ret_answer_ms: how long to
+ * wait for the answer (forqd's wait and the grace after it). */
+static forq_err_t prepare(forq_client_t *c, ops_id_t id, wire_hdr_t *h, const char *name,
+                          const void *val, size_t vlen, bool blocks, int timeout_ms,
+                          int *ret_answer_ms)
 {
     const ops_desc_t *d = ops_get(id);
     int answer_ms = timeout_ms;
@@ -51,7 +52,19 @@ static forq_err_t call(forq_client_t *c, ops_id_t id, wire_hdr_t *h, const char 
         return errors_fail(FORQ_ERR_INVALID, "%s: %s", werr.code, werr.msg);
     if (val && health_check_payload(c, "the item", vlen) != FORQ_OK)
         return FORQ_ERR_INVALID; /* ZeroMQ would drop the connection; the detail is set */
-    return client_request(c, h, val, vlen, answer_ms, dict_err_of_code, ret_f);
+    *ret_answer_ms = answer_ms;
+    return FORQ_OK;
+}
+
+/* One request and its answer. */
+static forq_err_t call(forq_client_t *c, ops_id_t id, wire_hdr_t *h, const char *name,
+                       const void *val, size_t vlen, bool blocks, int timeout_ms,
+                       forq_future_t **ret_f)
+{
+    int answer_ms;
+    forq_err_t e = prepare(c, id, h, name, val, vlen, blocks, timeout_ms, &answer_ms);
+
+    return e != FORQ_OK ? e : client_request(c, h, val, vlen, answer_ms, dict_err_of_code, ret_f);
 }
 
 /* The reply's `code` is the op's answer code ("full", "empty", "held", "timeout")? */
@@ -107,6 +120,51 @@ forq_err_t forq_queue_get(forq_client_t *c, const char *name, int timeout_ms, vo
     }
     future_unref(f);
     return e;
+}
+
+forq_err_t forq_queue_put_async(forq_client_t *c, const char *name, const void *value, size_t len,
+                                bool front, size_t maxsize, int timeout_ms,
+                                forq_future_t **ret_future)
+{
+    wire_hdr_t h = {.front = front, .maxsize = maxsize};
+    int answer_ms;
+    forq_err_t e;
+
+    if (!value || !ret_future)
+        return errors_fail(FORQ_ERR_INVALID, "value and ret_future are required");
+    if ((e = prepare(c, OPS_QPUT, &h, name, value, len, true, timeout_ms, &answer_ms)) != FORQ_OK)
+        return e;
+    return client_request_async(c, &h, value, len, ret_future);
+}
+
+forq_err_t forq_queue_get_async(forq_client_t *c, const char *name, int timeout_ms,
+                                forq_future_t **ret_future)
+{
+    wire_hdr_t h = {0};
+    int answer_ms;
+    forq_err_t e;
+
+    if (!ret_future)
+        return errors_fail(FORQ_ERR_INVALID, "ret_future is required");
+    if ((e = prepare(c, OPS_QGET, &h, name, NULL, 0, true, timeout_ms, &answer_ms)) != FORQ_OK)
+        return e;
+    return client_request_async(c, &h, NULL, 0, ret_future);
+}
+
+forq_err_t forq_queue_reply(forq_future_t *f, size_t *ret_count)
+{
+    forq_err_t e = forq_dict_reply(f, NULL, NULL, NULL);
+
+    if (e != FORQ_OK)
+        return e;
+    if (answered(f, OPS_QPUT))
+        return errors_fail(FORQ_ERR_FULL, "the queue holds %llu items, its maxsize",
+                           (unsigned long long)f->count);
+    if (answered(f, OPS_QGET))
+        return errors_fail(FORQ_ERR_EMPTY, "no item came into the queue in time");
+    if (ret_count)
+        *ret_count = (size_t)f->count;
+    return FORQ_OK;
 }
 
 /* queue.len, queue.clear: an answer that is `count`. */

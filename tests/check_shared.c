@@ -219,6 +219,50 @@ START_TEST(test_queue_operations)
 }
 END_TEST
 
+/* The asynchronous calls: gets in flight before the puts that answer them, in order. */
+START_TEST(test_queue_async)
+{
+    forq_future_t *g[50], *p[50];
+    const void *v;
+    size_t len, n;
+
+    e2e_up(&d, &c, 1, NULL);
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(forq_queue_get_async(c, "aq", -1, &g[i]), FORQ_OK);
+    wait_stat(c, "shared_waiters", 50);
+    for (int i = 0; i < 50; i++) {
+        msgpack_sbuffer sb = val_int(i);
+        ck_assert_int_eq(forq_queue_put_async(c, "aq", sb.data, sb.size, false, 0, 0, &p[i]),
+                         FORQ_OK);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    for (int i = 0; i < 50; i++) {
+        ck_assert_int_eq(forq_future_wait(g[i], T), FORQ_OK);
+        ck_assert_int_eq(forq_queue_reply(g[i], NULL), FORQ_OK);
+        ck_assert_int_eq(forq_future_result(g[i], &v, &len), FORQ_OK);
+        ck_assert_int_eq(as_int(v, len), i);
+        ck_assert_int_eq(forq_future_wait(p[i], T), FORQ_OK);
+        ck_assert_int_eq(forq_queue_reply(p[i], &n), FORQ_OK);
+        ck_assert_uint_eq(n, 0); /* each went straight to a get in flight */
+        forq_future_destroy(&g[i]);
+        forq_future_destroy(&p[i]);
+    }
+    ck_assert_int_eq(forq_queue_get_async(c, "aq", 0, &g[0]), FORQ_OK);
+    ck_assert_int_eq(forq_future_wait(g[0], T), FORQ_OK);
+    ck_assert_int_eq(forq_queue_reply(g[0], NULL), FORQ_ERR_EMPTY);
+    forq_future_destroy(&g[0]);
+    put_int(c, "aq", 1);
+    msgpack_sbuffer two = val_int(2);
+    ck_assert_int_eq(forq_queue_put_async(c, "aq", two.data, two.size, false, 1, 0, &p[0]),
+                     FORQ_OK);
+    msgpack_sbuffer_destroy(&two);
+    ck_assert_int_eq(forq_future_wait(p[0], T), FORQ_OK);
+    ck_assert_int_eq(forq_queue_reply(p[0], NULL), FORQ_ERR_FULL);
+    forq_future_destroy(&p[0]);
+    e2e_down(&d, &c);
+}
+END_TEST
+
 typedef struct {
     const forqd_t *d;
     const char *queue;
@@ -1056,6 +1100,7 @@ static Suite *shared_suite(void)
 
     tcase_set_timeout(core, test_ms(60));
     tcase_add_test(core, test_queue_operations);
+    tcase_add_test(core, test_queue_async);
     tcase_add_test(core, test_producer_consumer);
     tcase_add_test(core, test_blocked_gets_in_order);
     tcase_add_test(core, test_maxsize_backpressure);

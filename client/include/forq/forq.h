@@ -655,6 +655,26 @@ FORQ_EXPORT forq_err_t forq_queue_put(forq_client_t *client, const char *name, c
 FORQ_EXPORT forq_err_t forq_queue_get(forq_client_t *client, const char *name, int timeout_ms,
                                       void **ret_value, size_t *ret_len);
 
+/* forq_queue_put() and forq_queue_get() without waiting: *ret_future resolves with forqd's
+ * answer, and works with forq_future_wait, callbacks, forq_wait and as_completed like a job's
+ * (destroy it). Read it with forq_queue_reply() and, for a get, the item with
+ * forq_future_result() (borrowed from the future). Requests from one client are answered in
+ * the order forqd took them: a consumer that keeps several gets in flight receives items in
+ * queue order as fast as they come. An item is on its way to this client once forqd answers
+ * the get: destroying a get's future before its answer came drops the item with it — wait for
+ * it first. */
+FORQ_EXPORT forq_err_t forq_queue_put_async(forq_client_t *client, const char *name,
+                                            const void *value, size_t len, bool front,
+                                            size_t maxsize, int timeout_ms,
+                                            forq_future_t **ret_future);
+FORQ_EXPORT forq_err_t forq_queue_get_async(forq_client_t *client, const char *name, int timeout_ms,
+                                            forq_future_t **ret_future);
+
+/* The answer of a queue future: FORQ_OK (*ret_count, may be NULL: the items the queue holds
+ * after it), FORQ_ERR_EMPTY (a get that found no item in time), FORQ_ERR_FULL (a put that
+ * found no room), FORQ_ERR_PENDING, or how the request failed. */
+FORQ_EXPORT forq_err_t forq_queue_reply(forq_future_t *future, size_t *ret_count);
+
 /* The number of items of queue `name` (0 for a queue that does not exist). */
 FORQ_EXPORT forq_err_t forq_queue_len(forq_client_t *client, const char *name, int timeout_ms,
                                       size_t *ret_len);
