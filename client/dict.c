@@ -374,8 +374,11 @@ forq_err_t forq_dict_submit(forq_client_t *c, const forq_dict_op_t *op, forq_fut
 
     if (!op || !op->op || !ret)
         return errors_fail(FORQ_ERR_INVALID, "op, op->op and ret_future are required");
-    if (!(d = ops_find(op->op, strlen(op->op))))
-        return errors_fail(FORQ_ERR_INVALID, "unknown dict op '%s'", op->op);
+    if (!(d = ops_find_verb(OPS_KIND_DICT, op->op)))
+        return errors_fail(FORQ_ERR_INVALID,
+                           "unknown dict op '%s' (queues, locks and events have calls of their "
+                           "own: forq_queue_*, forq_lock_*, forq_event_*)",
+                           op->op);
     h.op = wire_str(d->name);
     h.limit = op->limit;
     if (d->takes & OPS_F_DELTA) {

@@ -208,6 +208,14 @@ START_TEST(test_queue_operations)
     ck_assert_ptr_nonnull(strstr(forq_errdetail(), "queue name must be"));
     ck_assert_int_eq(forq_queue_put(c, "q", "\x92\x01", 2, false, 0, T, NULL), FORQ_ERR_INVALID);
     ck_assert_int_eq(forq_queue_put(c, "q", NULL, 0, false, 0, T, NULL), FORQ_ERR_INVALID);
+    /* the dict calls are for dicts: a shared type's op is refused, not half done */
+    forq_dict_op_t op;
+    forq_future_t *f = NULL;
+    forq_dict_op_init(&op);
+    op.op = "queue.get";
+    op.name = "q";
+    ck_assert_int_eq(forq_dict_submit(c, &op, &f), FORQ_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(forq_errdetail(), "forq_queue_*"));
     msgpack_sbuffer_destroy(&eight);
     /* the dicts list shows none of it */
     ck_assert_int_eq(forq_dict_list(c, NULL, 0, T, &v, &len, NULL), FORQ_OK);
@@ -762,6 +770,7 @@ START_TEST(test_cli)
     ck_assert_int_eq(RUN("event clear go"), 0);
     /* usage */
     ck_assert_int_eq(RUN("queue pop fruit"), 2);
+    ck_assert_int_eq(RUN("dict queue.len fruit"), 2);
     ck_assert_int_eq(RUN("queue put fruit 1 --lease 3"), 2);
     ck_assert_int_eq(RUN("queue put fruit '[1,'"), 2);
     ck_assert_int_eq(RUN("lock release deploy"), 2);

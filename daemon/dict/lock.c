@@ -39,6 +39,7 @@ typedef struct holder {
     struct holder *prev, *next; /* in its lock's holders */
     timer_node_t timer;         /* the lease's end */
     uint64_t token;             /* the grant's */
+    bool ended;                 /* its lease ended (the log could not record it yet) */
     lockobj_t *lk;              /* its lock */
 } holder_t;
 
@@ -86,12 +87,13 @@ static void forget_if_idle(dict_service_t *s, lockobj_t *lk)
     free(lk);
 }
 
+/* The live grant with this token (an ended one waiting for the log is not). */
 static holder_t *holder_of(const lockobj_t *lk, uint64_t token)
 {
     holder_t *h;
 
     DL_SEARCH_SCALAR(lk->holders, h, token, token);
-    return h;
+    return h && !h->ended ? h : NULL;
 }
 
 static holder_t *add_holder(dict_service_t *s, lockobj_t *lk, uint64_t token, uint64_t ends_ms)
@@ -240,6 +242,7 @@ static void on_lease_end(void *ud, timer_node_t *t, uint64_t now)
     uint64_t token = h->token;
     int r;
 
+    h->ended = true; /* whatever the log says, it fences nothing any more */
     if ((r = end_grant(s, h)) < 0) {
         log_error("lock %s: the lease of token %llu ended but the dict log cannot record it "
                   "(%s); tried again in %u ms: free space or fix the disk",
@@ -335,7 +338,7 @@ bool lock_fence_holds(dict_service_t *s, const char *name, size_t nlen, uint64_t
     lockobj_t *lk = find(s, name, nlen, false);
     holder_t *h = lk ? holder_of(lk, token) : NULL;
 
-    return h && h->timer.at > now_ms(); /* a lease that ended this turn holds nothing */
+    return h && !h->ended && h->timer.at > now_ms(); /* a lease that ended holds nothing */
 }
 
 size_t locks_held(const dict_service_t *s)

@@ -150,7 +150,7 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
                      char **ret_next)
 {
     bool next = version == FORQ_TASK_DICT_NEXT_CHANGE;
-    const ops_desc_t *d = op ? ops_find(op, strlen(op)) : NULL;
+    const ops_desc_t *d = ops_find_verb(OPS_KIND_DICT, op);
     wire_hdr_t h = {.op = wire_str(op),
                     .name = wire_str(name),
                     .key = wire_str(key),
@@ -166,7 +166,12 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
 
     if (!ctx->link)
         return task_ctx_fail(ctx, "the dict service is reachable only from a task run by forqd");
-    if (!op || !name || !wire_id_is_valid(name, strlen(name)))
+    if (!d)
+        return task_ctx_fail(ctx,
+                             "unknown dict op '%s' (queues, locks and events have calls of "
+                             "their own: forq_task_queue_*, ...)",
+                             op ? op : "(null)");
+    if (!name || !wire_id_is_valid(name, strlen(name)))
         return task_ctx_fail(ctx, "dict name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
     if (value && wire_check(value, len, WIRE_DEPTH_MAX, &err) < 0)
         return task_ctx_fail(ctx, "the value is not one msgpack value: %s", err.msg);
