@@ -953,6 +953,74 @@ START_TEST(test_kill9_keeps_acknowledged_puts_and_gets)
 }
 END_TEST
 
+/* A disk that fills up: the put the log cannot take is refused and leaves nothing behind; a get
+ * the log cannot take leaves its item first in line; a restart finds what was acknowledged. */
+START_TEST(test_disk_full)
+{
+    const char *extra[] = {"--state-dir", state, "--fsync", "always", NULL};
+    char cmd[256], item[1200], buf[1300];
+    int stored = 0, taken = 0;
+    forq_err_t e = FORQ_OK;
+    size_t n;
+
+    make_state_dir();
+    snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=64k tmpfs %s 2>/dev/null", state);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "test_disk_full: cannot mount a small tmpfs here (not root?); skipped\n");
+        remove_state_dir();
+        return;
+    }
+    e2e_up(&d, &c, 1, extra);
+    for (int i = 0; i < 200; i++) {
+        snprintf(item, sizeof(item), "item-%03d-%01100d", i, 0);
+        msgpack_sbuffer v = val_str(item);
+        e = forq_queue_put(c, "full", v.data, v.size, false, 0, T, NULL);
+        msgpack_sbuffer_destroy(&v);
+        if (e != FORQ_OK)
+            break;
+        stored++;
+    }
+    ck_assert_int_eq(e, FORQ_ERR_FULL);
+    ck_assert_msg(strstr(forq_errdetail(), "disk_full"), "%s", forq_errdetail());
+    ck_assert_int_gt(stored, 0);
+    ck_assert_int_eq(forq_queue_len(c, "full", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, (size_t)stored);
+    /* gets, in order, until one the log cannot take: its item stays first */
+    for (; taken < stored; taken++) {
+        void *v;
+        size_t len;
+        if ((e = forq_queue_get(c, "full", 0, &v, &len)) != FORQ_OK)
+            break;
+        as_str(v, len, buf, sizeof(buf));
+        free(v);
+        snprintf(item, sizeof(item), "item-%03d-", taken);
+        ck_assert_msg(strncmp(buf, item, strlen(item)) == 0, "got %.12s, not %s", buf, item);
+    }
+    if (taken < stored) {
+        ck_assert_int_eq(e, FORQ_ERR_FULL);
+        ck_assert_int_eq(forq_queue_len(c, "full", T, &n), FORQ_OK);
+        ck_assert_uint_eq(n, (size_t)(stored - taken));
+    }
+    e2e_down(&d, &c);
+    e2e_up(&d, &c, 1, extra);
+    ck_assert_int_eq(forq_queue_len(c, "full", T, &n), FORQ_OK);
+    ck_assert_uint_eq(n, (size_t)(stored - taken));
+    if (taken < stored) {
+        snprintf(item, sizeof(item), "item-%03d-", taken);
+        void *v;
+        size_t len;
+        ck_assert_int_eq(forq_queue_range(c, "full", 0, 1, T, &v, &len, NULL), FORQ_OK);
+        ck_assert_ptr_nonnull(memmem(v, len, item, strlen(item)));
+        free(v);
+    }
+    fprintf(stderr, "disk full after %d puts; %d gets went through\n", stored, taken);
+    e2e_down(&d, &c);
+    snprintf(cmd, sizeof(cmd), "umount %s", state);
+    ck_assert_int_eq(system(cmd), 0);
+    remove_state_dir();
+}
+END_TEST
+
 /* ---- many consumers, and one killed while it blocks ---- */
 
 #define ITEMS 10000
@@ -1128,6 +1196,7 @@ static Suite *shared_suite(void)
     tcase_set_timeout(full, test_ms(180));
     tcase_add_test(full, test_holder_sigkilled);
     tcase_add_test(full, test_kill9_keeps_acknowledged_puts_and_gets);
+    tcase_add_test(full, test_disk_full);
     tcase_add_test(full, test_consumers_exactly_once_with_sigkill);
     tcase_add_test(full, test_four_consumers_ten_thousand_items);
     suite_add_tcase(s, full);
