@@ -446,13 +446,6 @@ static void close_old_fs_if_done(pool_t *pool, pid_t fs)
     }
 }
 
-/* A task that waited in the dict service (a queue's get, a lock) is gone with its worker. */
-static void dict_worker_gone(broker_t *b, pid_t pid)
-{
-    if (b->dict && b->dict->worker_gone)
-        b->dict->worker_gone(b->dict_ud, pid);
-}
-
 static void on_exit_report(pool_t *pool, pid_t pid, int status)
 {
     worker_t *w = pool_worker(pool, pid);
@@ -476,7 +469,7 @@ static void on_exit_report(pool_t *pool, pid_t pid, int status)
         log_warn("idle worker %d %s", (int)pid, what);
     }
     jobs_worker_lost(pool->b->jobs, w, status, false);
-    dict_worker_gone(pool->b, w->pid);
+    broker_worker_gone(pool->b, w->pid);
     pid_t fs = w->fs_pid;
     worker_forget(pool, w);
     close_old_fs_if_done(pool, fs);
@@ -492,7 +485,7 @@ static void workers_died_with(pool_t *pool, pid_t fs)
         if (w->fs_pid != fs)
             continue;
         jobs_worker_lost(pool->b->jobs, w, 0, true);
-        dict_worker_gone(pool->b, w->pid);
+        broker_worker_gone(pool->b, w->pid);
         worker_forget(pool, w);
     }
 }
