@@ -44,7 +44,8 @@ typedef struct queue {
 
 struct queues {
     queue_t *by_name;
-    size_t items; /* in all queues */
+    size_t items;  /* in all queues */
+    bool stopping; /* forqd stops: items given back go into the store, to no consumer */
 };
 
 /* An item on its way to a consumer, in the consumer's backlog: where it goes back to. */
@@ -216,7 +217,7 @@ static int store(dict_service_t *s, queue_t *q, const void *data, size_t len, bo
  * what has no producer to answer any more (an item given back). */
 static void offer(dict_service_t *s, queue_t *q, zmq_msg_t *item, bool front)
 {
-    while (q->getters) {
+    while (q->getters && !s->queues->stopping) {
         swaiter_t *w = q->getters;
         origin_t o = swaiter_origin(w);
         bool went = hand_over(s, q, &o, &w->req, item);
@@ -545,6 +546,7 @@ void queues_free(dict_service_t *s)
 
 void queues_take_back(dict_service_t *s)
 {
+    s->queues->stopping = true; /* nothing goes back into a backlog being emptied */
     outbox_take_back(s->out, item_returned);
 }
 
