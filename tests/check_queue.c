@@ -7,6 +7,8 @@
 #define FORQ_TEST_E2E
 #include "shared_util.h"
 
+#include <zmq.h>
+
 /* ---- queues ---- */
 
 START_TEST(test_queue_operations)
@@ -473,6 +475,64 @@ START_TEST(test_disk_full)
 }
 END_TEST
 
+/* An item handed to a consumer whose pipe is full waits in forqd's backlog for it; the consumer
+ * goes away before it drains: the item goes back to the front of its queue, for the next. */
+START_TEST(test_item_back_from_a_backlog)
+{
+    const char *extra[] = {"--client-hwm", "2", NULL};
+    char big[200000], buf[32];
+    void *zctx = zmq_ctx_new(), *s = zmq_socket(zctx, ZMQ_DEALER);
+    int one = 1, zero = 0;
+
+    e2e_up(&d, &c, 1, extra);
+    /* a value large enough that a few replies fill the kernel's buffers and ZeroMQ's pipe */
+    big[0] = (char)0xc6; /* bin32 */
+    big[1] = 0;
+    big[2] = (char)((sizeof(big) - 5) >> 16);
+    big[3] = (char)(((sizeof(big) - 5) >> 8) & 0xff);
+    big[4] = (char)((sizeof(big) - 5) & 0xff);
+    memset(big + 5, 'x', sizeof(big) - 5);
+    ck_assert_int_eq(forq_dict_set(c, "blob", "k", big, sizeof(big), T, NULL), FORQ_OK);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &one, sizeof(one));
+    zmq_setsockopt(s, ZMQ_RCVBUF, &one, sizeof(one));
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(s, ZMQ_ROUTING_ID, "slow-consumer", 13);
+    ck_assert_int_eq(zmq_connect(s, d.endpoint), 0);
+    /* 40 gets of the big value, never read: forqd's backlog holds what the pipe cannot */
+    for (int i = 0; i < 40; i++) {
+        char hdr[96];
+        int n = snprintf(hdr, sizeof(hdr),
+                         "\x85\xa1v\x01\xa3"
+                         "cmd\xa4"
+                         "dict\xa2op\xa3get"
+                         "\xa4name\xa4"
+                         "blob\xa3key\xa1k");
+        ck_assert_int_eq(zmq_send(s, hdr, (size_t)n, 0), n);
+    }
+    for (int i = 0; i < 500 && stat_of(c, "backlog") == 0; i++)
+        usleep(10000);
+    ck_assert_int_gt(stat_of(c, "backlog"), 0);
+    /* then a get that waits; the item put for it joins the backlog */
+    static const char get[] = "\x86\xa1v\x01\xa3"
+                              "cmd\xa4"
+                              "dict\xa2op\xa9queue.get"
+                              "\xa4name\xa4"
+                              "back\xa5"
+                              "block\xc3\xa3req\x07";
+    ck_assert_int_eq(zmq_send(s, get, sizeof(get) - 1, 0), (int)sizeof(get) - 1);
+    wait_stat(c, "shared_waiters", 1);
+    put_str(c, "back", "precious");
+    ck_assert_int_eq(stat_of(c, "queue_items"), 0); /* on its way, in the backlog */
+    /* the consumer goes: the backlog cannot deliver, and gives the item back */
+    zmq_close(s);
+    zmq_ctx_term(zctx);
+    wait_stat(c, "queue_items", 1);
+    ck_assert(forqd_log_has(&d, "the item goes back to the front"));
+    ck_assert_str_eq(get_str(c, "back", 0, buf, sizeof(buf)), "precious");
+    e2e_down(&d, &c);
+}
+END_TEST
+
 /* ---- many consumers, and one killed while it blocks ---- */
 
 #define ITEMS 10000
@@ -633,6 +693,7 @@ static Suite *queue_suite(void)
     tcase_add_test(core, test_producer_consumer);
     tcase_add_test(core, test_blocked_gets_in_order);
     tcase_add_test(core, test_maxsize_backpressure);
+    tcase_add_test(core, test_item_back_from_a_backlog);
     suite_add_tcase(s, core);
     /* under valgrind (FORQ_TEST_CORE_ONLY) the core cases only; ASan runs them all */
     if (getenv("FORQ_TEST_CORE_ONLY"))
