@@ -140,6 +140,47 @@ def pytask_rows(p, res, raw, rows, target, get, ratio):
     rows.append((p, "9 tiny Python jobs (libforq)", "jobs/s", jobs,
                  [("ProcessPoolExecutor.submit", ppe_jobs)], "%.1fx PPE" % ratio(jobs, ppe_jobs)))
 # ---- end of 9 ----
+# ---- 10. shared queues (issue 16) ----
+MARKDOWN_ROWS += [
+    ("10 queue put+get, 1 producer, 1 consumer", "items/s", "forq.queue_tput",
+     [("mp.Queue", "mpq.queue_tput"), ("Manager().Queue()", "managerq.queue_tput"),
+      ("Redis LPUSH/BRPOP", "redisq.queue_tput")], True),
+    ("10 the same, pipelined (64 in flight)", "items/s", "forq.queue_pipe",
+     [("Manager().Queue()", "managerq.queue_tput"), ("Redis LPUSH/BRPOP", "redisq.queue_tput")],
+     True),
+    ("10 blocked get's wake-up, p50", "µs", "forq.wake_p50",
+     [("mp.Queue", "mpq.wake_p50"), ("Manager().Queue()", "managerq.wake_p50"),
+      ("Redis BRPOP", "redisq.wake_p50")], False),
+]
+QUEUE_METRICS = ["forq.queue_tput", "forq.queue_pipe", "forq.wake_p50", "forq.wake_p99",
+                 "mpq.queue_tput", "mpq.wake_p50", "mpq.wake_p99", "managerq.queue_tput",
+                 "managerq.wake_p50", "managerq.wake_p99", "redisq.queue_tput", "redisq.wake_p50",
+                 "redisq.wake_p99"]
+
+
+def queue_rows(p, rows, target, get, ratio):
+    """Issue 16's rows and targets for placement p, when scripts/bench measured them."""
+    if not get(p, "forq.queue_tput"):
+        return
+    f, fp = get(p, "forq.queue_tput"), get(p, "forq.queue_pipe")
+    mq, mg, rd = get(p, "mpq.queue_tput"), get(p, "managerq.queue_tput"), get(p, "redisq.queue_tput")
+    peers = [("mp.Queue", mq), ("Manager().Queue()", mg), ("Redis LPUSH/BRPOP", rd)]
+    rows.append((p, "10 queue put+get, synchronous", "items/s", f, peers,
+                 "%.2fx Manager, %.2fx Redis" % (ratio(f, mg), ratio(f, rd))))
+    rows.append((p, "10 queue put+get, pipelined", "items/s", fp, peers,
+                 "%.2fx Manager, %.2fx Redis, %.2fx mp.Queue"
+                 % (ratio(fp, mg), ratio(fp, rd), ratio(fp, mq))))
+    target(p, "10: queue >= 5x Manager().Queue()", ratio(fp, mg), 5, ratio(fp, mg) >= 5)
+    target(p, "10: queue within 2x Redis", ratio(fp, rd), 0.5, ratio(fp, rd) >= 0.5)
+    for q in ("p50", "p99"):
+        w = get(p, "forq.wake_%s" % q)
+        rows.append((p, "10 blocked get's wake-up: %s" % q, "us", w,
+                     [("mp.Queue", get(p, "mpq.wake_%s" % q)),
+                      ("Manager().Queue()", get(p, "managerq.wake_%s" % q)),
+                      ("Redis BRPOP", get(p, "redisq.wake_%s" % q))],
+                     "%.2fx Manager, %.2fx Redis" % (ratio(w, get(p, "managerq.wake_%s" % q)),
+                                                     ratio(w, get(p, "redisq.wake_%s" % q)))))
+# ---- end of 10 ----
 
 
 def markdown(path):
@@ -305,6 +346,7 @@ def main(argv):
                      [("forkserver Process start+join", ps)], "%.1fx Python" % ratio(fs, ps)))
         target(p, "6: replacement <= 2 ms", rep["median"], 2000, rep["median"] <= 2000)
         pytask_rows(p, res, raw, rows, target, get, ratio)  # 9. Python tasks (issue 15)
+        queue_rows(p, rows, target, get, ratio)  # 10. shared queues (issue 16)
 
     if "memory" in res:
         bpj = get("memory", "forq.bytes_per_job")
@@ -345,6 +387,8 @@ def main(argv):
         expected = 51 * len([p for p in raw if p != "memory"]) + 3
         # 9. Python tasks (issue 15), when the runtime was built
         expected += len(PYTASK_METRICS) * len([p for p in raw if "pyt.jobs" in raw[p]])
+        # 10. shared queues (issue 16)
+        expected += len(QUEUE_METRICS) * len([p for p in raw if "forq.queue_tput" in raw[p]])
         count = sum(len(ms) for ms in raw.values())
         if bad or count != expected:
             print("smoke: missing or non-positive figures: %s (%d metrics of %d)"

@@ -75,7 +75,8 @@ struct forq_future {
     /* dict replies */
     bool found, more;
     uint64_t ver, count;
-    char *cursor; /* owned: the next page's starting key */
+    uint64_t token, lease_ms; /* lock.acquire, lock.renew */
+    char *cursor;             /* owned: the next page's starting key */
 };
 
 /* errors.c */
@@ -104,6 +105,10 @@ void future_listen(forq_future_t *f, future_listener_t *r);
 bool future_unlisten(forq_future_t *f, future_listener_t *r);
 /* Wait (without driving any socket) until f is done or timeout_ms passes (-1: no limit). */
 bool future_wait_done(forq_future_t *f, int timeout_ms);
+
+/* dict.c */
+/* The forq_err_t of a `dict` request forqd answered with `error` (its code). */
+forq_err_t dict_err_of_code(const char *code);
 
 /* client.c */
 /* Queue a submit of f's job (described by future_set_job) with args, registering f; keeps a

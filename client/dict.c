@@ -29,8 +29,7 @@ static bool key_ok(const char *key)
     return n > 0 && n <= WIRE_KEY_MAX;
 }
 
-/* The error code of a dict request forqd answered with `error`, from the reply's code. */
-static forq_err_t err_of_code(const char *code)
+forq_err_t dict_err_of_code(const char *code)
 {
     static const struct {
         const char *code;
@@ -40,6 +39,7 @@ static forq_err_t err_of_code(const char *code)
         {"disk_error", FORQ_ERR_SYSTEM},      {"too_large", FORQ_ERR_INVALID},
         {"not_integer", FORQ_ERR_INVALID},    {"overflow", FORQ_ERR_INVALID},
         {"cursor_expired", FORQ_ERR_INVALID}, {"missing_field", FORQ_ERR_INVALID},
+        {"stale_token", FORQ_ERR_CONFLICT},   {"too_many_waiters", FORQ_ERR_FULL},
     };
 
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
@@ -82,7 +82,7 @@ static forq_err_t call(forq_client_t *c, wire_hdr_t *h, const char *name, const 
                        forq_future_t **ret_f)
 {
     forq_err_t e = build(c, h, name, key, needs_key, val, vlen);
-    return e != FORQ_OK ? e : client_request(c, h, val, vlen, timeout_ms, err_of_code, ret_f);
+    return e != FORQ_OK ? e : client_request(c, h, val, vlen, timeout_ms, dict_err_of_code, ret_f);
 }
 
 /* Hand the reply's value to the caller. */
@@ -374,8 +374,11 @@ forq_err_t forq_dict_submit(forq_client_t *c, const forq_dict_op_t *op, forq_fut
 
     if (!op || !op->op || !ret)
         return errors_fail(FORQ_ERR_INVALID, "op, op->op and ret_future are required");
-    if (!(d = ops_find(op->op, strlen(op->op))))
-        return errors_fail(FORQ_ERR_INVALID, "unknown dict op '%s'", op->op);
+    if (!(d = ops_find_verb(OPS_KIND_DICT, op->op)))
+        return errors_fail(FORQ_ERR_INVALID,
+                           "unknown dict op '%s' (queues, locks and events have calls of their "
+                           "own: forq_queue_*, forq_lock_*, forq_event_*)",
+                           op->op);
     h.op = wire_str(d->name);
     h.limit = op->limit;
     if (d->takes & OPS_F_DELTA) {
@@ -408,7 +411,7 @@ forq_err_t forq_dict_reply(forq_future_t *f, bool *ret_found, uint64_t *ret_vers
     if (!forq_future_done(f))
         return errors_fail(FORQ_ERR_PENDING, "the dict request is not answered yet");
     if (f->reply_cmd == WIRE_ERROR) {
-        return errors_fail(err_of_code(f->code ? f->code : ""), "%s: %s",
+        return errors_fail(dict_err_of_code(f->code ? f->code : ""), "%s: %s",
                            f->code ? f->code : "error", f->detail ? f->detail : "");
     }
     if (f->reply_cmd != WIRE_DICT_REPLY)

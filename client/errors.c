@@ -48,8 +48,9 @@ static const char *const err_names[] = {
     [FORQ_ERR_CONFLICT] = "version conflict",
     [FORQ_ERR_FULL] = "dict service full",
     [FORQ_ERR_FORBIDDEN] = "forbidden",
+    [FORQ_ERR_EMPTY] = "queue empty",
 };
-_Static_assert(sizeof(err_names) / sizeof(err_names[0]) == FORQ_ERR_FORBIDDEN + 1,
+_Static_assert(sizeof(err_names) / sizeof(err_names[0]) == FORQ_ERR_EMPTY + 1,
                "every forq_err_t has a name in err_names");
 
 const char *forq_strerror(forq_err_t err)

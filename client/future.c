@@ -177,6 +177,8 @@ void future_resolve(forq_future_t *f, const wire_hdr_t *h, void *payload, size_t
     f->more = h->more;
     f->ver = h->ver;
     f->count = h->count;
+    f->token = h->token;
+    f->lease_ms = h->lease_ms;
     f->cursor = dup_str(h->key);
     f->result = payload;
     f->result_len = plen;

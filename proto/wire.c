@@ -403,6 +403,14 @@ static const wire_field_t fields[] = {
     F("age_ms",      UINT,    0,                 age_ms,      NO_FLAG,           SET),
     F("run_ms",      UINT,    0,                 run_ms,      NO_FLAG,           SET),
     F("owner",       STR,     WIRE_ID_MAX,       owner,       NO_FLAG,           SET),
+    F("block",       BOOL,    0,                 block,       NO_FLAG,           SET),
+    F("front",       BOOL,    0,                 front,       NO_FLAG,           SET),
+    F("maxsize",     UINT,    0,                 maxsize,     NO_FLAG,           SET),
+    F("lease_ms",    UINT,    0,                 lease_ms,    NO_FLAG,           SET),
+    F("token",       UINT,    0,                 token,       HAS(has_token),    SET),
+    F("lock",        STR,     WIRE_ID_MAX,       lock,        NO_FLAG,           SET),
+    F("permits",     UINT,    WIRE_PERMITS_MAX,  permits,     NO_FLAG,           SET),
+    F("start",       UINT,    0,                 start,       NO_FLAG,           SET),
 };
 /* clang-format on */
 
@@ -567,6 +575,9 @@ static int check_required(const wire_hdr_t *h, wire_err_t *err)
         if (h->name.ptr && !wire_id_is_valid(h->name.ptr, h->name.len))
             return fail(err, "bad_field",
                         "dict name must be 1-%d characters of A-Z a-z 0-9 . _ : -", WIRE_ID_MAX);
+        if (h->lock.ptr && !wire_id_is_valid(h->lock.ptr, h->lock.len))
+            return fail(err, "bad_field",
+                        "lock name must be 1-%d characters of A-Z a-z 0-9 . _ : -", WIRE_ID_MAX);
     }
     if ((h->cmd == WIRE_RESULT || h->cmd == WIRE_DONE || h->cmd == WIRE_STATUS_REPLY) &&
         h->state == WIRE_ST_NONE)

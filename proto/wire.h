@@ -21,14 +21,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION    1
-#define WIRE_HEADER_MAX 4096 /* bytes in a header frame */
-#define WIRE_ID_MAX     64   /* bytes in a job id */
-#define WIRE_TASK_MAX   64   /* bytes in a task name */
-#define WIRE_TEXT_MAX   1024 /* bytes in an error type, message or reason */
-#define WIRE_KEY_MAX    1024 /* bytes in a dict key */
-#define WIRE_OP_MAX     16   /* bytes in a dict op name */
-#define WIRE_KEYS_MAX   32   /* entries in a header map */
+#define WIRE_VERSION     1
+#define WIRE_HEADER_MAX  4096  /* bytes in a header frame */
+#define WIRE_ID_MAX      64    /* bytes in a job id */
+#define WIRE_TASK_MAX    64    /* bytes in a task name */
+#define WIRE_TEXT_MAX    1024  /* bytes in an error type, message or reason */
+#define WIRE_KEY_MAX     1024  /* bytes in a dict key */
+#define WIRE_OP_MAX      16    /* bytes in a dict op name */
+#define WIRE_PERMITS_MAX 10000 /* holders of one lock (a semaphore's permits) */
+#define WIRE_KEYS_MAX    32    /* entries in a header map */
 /* Nesting of a payload frame, every container counted (empty ones too): msgpack-c's unpacker
  * keeps at most 32 containers open (MSGPACK_EMBED_STACK_SIZE, compiled into libmsgpackc;
  * check_wire tests it), and every layer (broker, worker, dict, client) unpacks with it. */
@@ -147,6 +148,15 @@ typedef struct {
     uint64_t age_ms;      /* "age_ms": status: since the job was accepted */
     uint64_t run_ms;      /* "run_ms": status: since the running job started */
     wire_str_t owner;     /* "owner": status: the identity that submitted the job */
+    bool block;           /* "block": a shared-type op waits (for an item, room, the lock) */
+    bool front;           /* "front": queue.put: at the front, the next get takes it */
+    uint64_t maxsize;     /* "maxsize": queue.put: room for this many items, 0 = unbounded */
+    uint64_t lease_ms;    /* "lease_ms": lock.acquire, lock.renew: the lease, 0 = default */
+    uint64_t token;       /* "token": a lock's fencing token (granted, released, fencing) */
+    bool has_token;       /* "token" was present */
+    wire_str_t lock;      /* "lock": the lock whose token fences a change */
+    uint32_t permits;     /* "permits": lock.acquire: holders at once (semaphore), 0 = 1 */
+    uint64_t start;       /* "start": queue.range: the index of the first item */
 } wire_hdr_t;
 
 /* The field table (wire.c) that drives encode and decode, readable for tests and tools. */

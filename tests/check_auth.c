@@ -252,6 +252,53 @@ START_TEST(test_dict_read_only_really_is)
 }
 END_TEST
 
+/* Queues, locks and events are names under the same read=/write= globs as dicts (PROTOCOL.md
+ * 2.2): bob (read=shared) may look at queue "shared" but not put or take, nor acquire its lock;
+ * alice (write=shared) may; a fence reads a lock, and needs the right to read its name. */
+START_TEST(test_shared_types_rights_by_name)
+{
+    uint64_t token = 0;
+    void *v = NULL;
+    size_t n = 0, len = 0;
+    bool set;
+
+    up_curve();
+    forq_client_t *a = client_of(&alice), *b = client_of(&bob), *cr = client_of(&carol);
+    ck_assert_int_eq(forq_queue_put(a, "shared", "\x01", 1, false, 0, 5000, &n), FORQ_OK);
+    ck_assert_int_eq(forq_queue_len(b, "shared", 5000, &n), FORQ_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(forq_queue_range(b, "shared", 0, 0, 5000, &v, &len, NULL), FORQ_OK);
+    free(v);
+    ck_assert_int_eq(forq_event_wait(b, "shared", 0, &set), FORQ_OK);
+    ck_assert_int_eq(forq_queue_get(b, "shared", 0, &v, &len), FORQ_ERR_FORBIDDEN);
+    ck_assert_msg(strstr(forq_errdetail(), "may not change queue 'shared' (queue.get)") &&
+                      strstr(forq_errdetail(), "write=shared"),
+                  "%s", forq_errdetail());
+    ck_assert_int_eq(forq_queue_put(b, "shared", "\x02", 1, false, 0, 5000, NULL),
+                     FORQ_ERR_FORBIDDEN);
+    ck_assert_int_eq(forq_lock_acquire(b, "shared", 0, 0, &token), FORQ_ERR_FORBIDDEN);
+    ck_assert_msg(strstr(forq_errdetail(), "may not change lock 'shared'"), "%s", forq_errdetail());
+    ck_assert_int_eq(forq_event_set(b, "shared", 5000), FORQ_ERR_FORBIDDEN);
+    ck_assert_int_eq(forq_queue_len(b, "other", 5000, &n), FORQ_ERR_FORBIDDEN);
+    ck_assert_msg(strstr(forq_errdetail(), "may not read queue 'other'"), "%s", forq_errdetail());
+    ck_assert_int_eq(forq_queue_get(cr, "shared", 0, &v, &len), FORQ_ERR_FORBIDDEN);
+    /* alice takes the item, holds the lock, and writes under it */
+    ck_assert_int_eq(forq_queue_get(a, "shared", 0, &v, &len), FORQ_OK);
+    free(v);
+    ck_assert_int_eq(forq_lock_acquire(a, "shared", 0, 0, &token), FORQ_OK);
+    ck_assert_int_eq(forq_dict_set_fenced(a, "shared", "k", "\x03", 1, "shared", token, 5000, NULL),
+                     FORQ_OK);
+    ck_assert_int_eq(forq_dict_set_fenced(a, "shared", "k", "\x03", 1, "secret", token, 5000, NULL),
+                     FORQ_ERR_FORBIDDEN);
+    ck_assert_msg(strstr(forq_errdetail(), "may not read lock 'secret'"), "%s", forq_errdetail());
+    ck_assert_int_eq(forq_lock_release(a, "shared", token, 5000), FORQ_OK);
+    forq_client_destroy(&a);
+    forq_client_destroy(&b);
+    forq_client_destroy(&cr);
+    down();
+}
+END_TEST
+
 /* The dicts and their key counts (forq_dict_list), as each identity may read them: dave's
  * read=a* shows the a* dicts only, alice's write=shared,own-* and bob's read=shared theirs,
  * carol (no dict right) none, local all; `more` and the cursor never reveal another. */
@@ -668,6 +715,7 @@ static Suite *auth_suite(void)
     tcase_add_test(full, test_tcp_needs_keys_or_insecure);
     tcase_add_test(full, test_dict_read_only_really_is);
     tcase_add_test(full, test_dict_list_shows_what_may_be_read);
+    tcase_add_test(full, test_shared_types_rights_by_name);
     tcase_add_test(full, test_jobs_belong_to_their_submitter);
     tcase_add_test(full, test_a_reused_routing_id_gets_nothing);
     tcase_add_test(full, test_sighup_removes_a_key);

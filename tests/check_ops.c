@@ -1,17 +1,22 @@
-/* check_ops.c - the dict op table: lookup, the request check against what forqd's dict service
- * accepts and refuses, and the table against the op lists its adopters hold today. */
+/* check_ops.c - the op table (dict ops and the shared types'): lookup, the request check against
+ * what forqd's dict service accepts and refuses, and the table against the op lists its adopters
+ * hold today. */
 #include "ops.h"
 #include "testutil.h"
 
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const all_names[] = {"get",   "set",  "del",   "has",    "keys",
-                                        "items", "len",  "clear", "update", "setdefault",
-                                        "pop",   "incr", "cas",   "wait",   "dicts"};
+static const char *const all_names[] = {
+    "get",         "set",         "del",          "has",          "keys",       "items",
+    "len",         "clear",       "update",       "setdefault",   "pop",        "incr",
+    "cas",         "wait",        "dicts",        "queue.put",    "queue.get",  "queue.len",
+    "queue.range", "queue.clear", "lock.acquire", "lock.release", "lock.renew", "event.set",
+    "event.clear", "event.wait"};
 
 /* forqd's text for an unknown op, as its dict service always sent it (dicts, the last op added,
  * last) */
@@ -99,6 +104,7 @@ START_TEST(test_check_accepts_well_formed)
         wire_hdr_t h = request(op->name, (op->needs & OPS_F_KEY) ? "k" : NULL, 1);
         if (op->needs & OPS_F_VER)
             h.has_ver = true;
+        h.has_token = (op->needs & OPS_F_TOKEN) != 0;
         const void *v = id == OPS_UPDATE ? (const void *)map_value : one_value;
         size_t n = id == OPS_UPDATE ? sizeof(map_value) : sizeof(one_value);
         ck_assert_msg(strcmp(check(&h, value, value ? v : NULL, value ? n : 0, NULL), "ok") == 0,
@@ -144,6 +150,7 @@ START_TEST(test_check_name_by_table)
         size_t n = id == OPS_UPDATE ? sizeof(map_value) : sizeof(one_value);
 
         h.has_ver = (op->needs & OPS_F_VER) != 0;
+        h.has_token = (op->needs & OPS_F_TOKEN) != 0;
         h.name = (wire_str_t){0};
         const char *code = check(&h, value, value ? v : NULL, value ? n : 0, &msg);
         if (op->nameless) {
@@ -213,6 +220,91 @@ START_TEST(test_check_refuses_as_forqd_does)
     h = request("cas", "k", 1);
     ck_assert_str_eq(check(&h, false, NULL, 0, NULL), "bad_frames");
     ck_assert_str_eq(check(&h, true, two, sizeof(two), NULL), "bad_value");
+}
+END_TEST
+
+/* The shared types' ops: the same check, with their own words where a dict's would mislead. */
+START_TEST(test_check_shared_types)
+{
+    const char *msg;
+    wire_hdr_t h;
+
+    /* an unknown op of a kind lists that kind's ops; any other name, the dict ops */
+    h = request("queue.pop", NULL, 0);
+    ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "bad_op");
+    ck_assert_str_eq(msg, "unknown queue op; use queue.put, queue.get, queue.len, queue.range or "
+                          "queue.clear");
+    h = request("lock.", NULL, 0);
+    ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "bad_op");
+    ck_assert_str_eq(msg, "unknown lock op; use lock.acquire, lock.release or lock.renew");
+    h = request("event.fire", NULL, 0);
+    ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "bad_op");
+    ck_assert_str_eq(msg, "unknown event op; use event.set, event.clear or event.wait");
+    h = request("queue", NULL, 0);
+    ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "bad_op");
+    ck_assert_str_eq(msg, unknown_text);
+
+    /* names: the kind's */
+    h = request("queue.get", NULL, 0);
+    h.name = (wire_str_t){0};
+    ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "missing_field");
+    ck_assert_ptr_nonnull(strstr(msg, "this queue op needs a 'name': the queue's"));
+    /* a put carries its item; nothing else does */
+    h = request("queue.put", NULL, 0);
+    ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "bad_frames");
+    ck_assert_str_eq(msg, "this queue op needs one value frame");
+    ck_assert_str_eq(check(&h, true, one_value, sizeof(one_value), NULL), "ok");
+    h = request("event.set", NULL, 0);
+    ck_assert_str_eq(check(&h, true, one_value, sizeof(one_value), &msg), "bad_frames");
+    ck_assert_str_eq(msg, "this event op takes no value frame");
+    /* an item nested too deep for a range page */
+    unsigned char deep[40];
+    memset(deep, 0x91, sizeof(deep) - 1);
+    deep[sizeof(deep) - 1] = 0x01;
+    h = request("queue.put", NULL, 0);
+    ck_assert_str_eq(check(&h, true, deep, sizeof(deep), &msg), "bad_value");
+    ck_assert_ptr_nonnull(strstr(msg, "a queue item may nest at most 30 levels"));
+
+    /* release and renew name the grant by its token */
+    h = request("lock.release", NULL, 0);
+    ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "missing_field");
+    ck_assert_str_eq(msg, "lock.release needs 'token': the one lock.acquire gave for this lock");
+    h.has_token = true; /* token 0 is a token like any other (that no grant has) */
+    ck_assert_str_eq(check(&h, false, NULL, 0, NULL), "ok");
+    h = request("lock.renew", NULL, 0);
+    ck_assert_str_eq(check(&h, false, NULL, 0, NULL), "missing_field");
+
+    /* a fence: lock and token together, on a change */
+    h = request("set", "k", 1);
+    h.lock = wire_str("L");
+    ck_assert_str_eq(check(&h, true, one_value, sizeof(one_value), &msg), "missing_field");
+    ck_assert_ptr_nonnull(strstr(msg, "a fence needs both 'lock' and 'token'"));
+    h.token = 7;
+    h.has_token = true;
+    ck_assert_str_eq(check(&h, true, one_value, sizeof(one_value), NULL), "ok");
+    h.op = wire_str("queue.get");
+    ck_assert_str_eq(check(&h, false, NULL, 0, NULL), "ok");
+    /* a read, or a lock's own op, takes no fence: refused, never silently ignored */
+    static const char *const unfenced[] = {"get",          "len",         "wait",
+                                           "queue.len",    "queue.range", "event.wait",
+                                           "lock.acquire", "lock.renew"};
+    for (size_t i = 0; i < N_ELEMS(unfenced); i++) {
+        h = request(unfenced[i], "k", 1);
+        h.lock = wire_str("L");
+        h.has_token = true;
+        if (!(ops_find(unfenced[i], strlen(unfenced[i]))->needs & OPS_F_KEY))
+            h.key = (wire_str_t){0};
+        ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "bad_field");
+        ck_assert_msg(strstr(msg, "takes no fence") != NULL, "%s: %s", unfenced[i], msg);
+    }
+
+    /* the kinds and the CLI's words */
+    ck_assert_str_eq(ops_kind_name(OPS_KIND_QUEUE), "queue");
+    ck_assert_ptr_null(ops_kind_name(OPS_KIND_COUNT_));
+    ck_assert_ptr_eq(ops_find_verb(OPS_KIND_LOCK, "acquire"), ops_get(OPS_LACQUIRE));
+    ck_assert_ptr_eq(ops_find_verb(OPS_KIND_DICT, "get"), ops_get(OPS_GET));
+    ck_assert_ptr_null(ops_find_verb(OPS_KIND_QUEUE, "acquire"));
+    ck_assert_ptr_null(ops_find_verb(OPS_KIND_QUEUE, NULL));
 }
 END_TEST
 
@@ -309,18 +401,45 @@ START_TEST(test_table_matches_adopters)
     static const struct {
         const char *op;
         int min, max;
-    } cli[] = {{"get", 1, 1},  {"set", 2, 2},        {"del", 1, 1},   {"has", 1, 1},
-               {"pop", 1, 1},  {"setdefault", 2, 2}, {"incr", 1, 2},  {"cas", 3, 3},
-               {"wait", 1, 1}, {"len", 0, 0},        {"clear", 0, 0}, {"update", 1, 1},
-               {"keys", 0, 0}, {"items", 0, 0},      {"dicts", 0, 0}};
+    } cli[] = {{"get", 1, 1},
+               {"set", 2, 2},
+               {"del", 1, 1},
+               {"has", 1, 1},
+               {"pop", 1, 1},
+               {"setdefault", 2, 2},
+               {"incr", 1, 2},
+               {"cas", 3, 3},
+               {"wait", 1, 1},
+               {"len", 0, 0},
+               {"clear", 0, 0},
+               {"update", 1, 1},
+               {"keys", 0, 0},
+               {"items", 0, 0},
+               {"dicts", 0, 0},
+               /* forq queue/lock/event VERB NAME ...: put VALUE, release/renew TOKEN */
+               {"queue.put", 1, 1},
+               {"queue.get", 0, 0},
+               {"queue.len", 0, 0},
+               {"queue.range", 0, 0},
+               {"queue.clear", 0, 0},
+               {"lock.acquire", 0, 0},
+               {"lock.release", 1, 1},
+               {"lock.renew", 1, 1},
+               {"event.set", 0, 0},
+               {"event.clear", 0, 0},
+               {"event.wait", 0, 0}};
     /* libforq's forq_dict_submit: the ops that need a key */
     static const char *const key_ops[] = {"get", "set",  "del", "has", "setdefault",
                                           "pop", "incr", "cas", "wait"};
     /* the task context: found:false is FORQ_TASK_DICT_NOT_FOUND for these */
-    static const char *const not_found[] = {"get", "del", "pop", "wait"};
-    /* the dict service: the ops that keep pre-images to undo (clear: the whole dict) */
-    static const char *const mutating[] = {"set",        "del", "clear", "update",
-                                           "setdefault", "pop", "incr",  "cas"};
+    static const char *const not_found[] = {"get",       "del",          "pop",       "wait",
+                                            "queue.get", "lock.release", "lock.renew"};
+    /* the dict service: the ops that keep pre-images to undo (clear: the whole dict); and the
+     * shared types' that change something (the write right, PROTOCOL.md 2.2) */
+    static const char *const mutating[] = {
+        "set",          "del",        "clear",     "update",     "setdefault",  "pop",
+        "incr",         "cas",        "queue.put", "queue.get",  "queue.clear", "lock.acquire",
+        "lock.release", "lock.renew", "event.set", "event.clear"};
 
     ck_assert_uint_eq(N_ELEMS(cli), OPS_COUNT_ - 1);
     for (size_t i = 0; i < N_ELEMS(cli); i++) {
@@ -344,6 +463,17 @@ START_TEST(test_table_matches_adopters)
         ck_assert_msg(in_mut == op->mutates, "%s: mutates", op->name);
         /* a field is needed or optional, not both */
         ck_assert_uint_eq(op->needs & op->takes, 0);
+        /* every change but a lock's own can be fenced; no read can */
+        ck_assert_msg(((op->takes & OPS_F_FENCE) != 0) ==
+                          (op->mutates && op->kind != OPS_KIND_LOCK),
+                      "%s: fence", op->name);
+        /* the name is the kind's, then the verb; the verb finds it back */
+        ck_assert_ptr_eq(ops_find_verb(op->kind, op->verb), op);
+        if (op->kind != OPS_KIND_DICT) {
+            char full[WIRE_OP_MAX + 1];
+            snprintf(full, sizeof(full), "%s.%s", ops_kind_name(op->kind), op->verb);
+            ck_assert_str_eq(op->name, full);
+        }
     }
     /* the CLI's JSON operand: set/setdefault VALUE, cas VALUE, update MAP */
     ck_assert_int_eq(ops_find("set", 3)->json_arg, 1);
@@ -351,7 +481,7 @@ START_TEST(test_table_matches_adopters)
     ck_assert_int_eq(ops_find("cas", 3)->json_arg, 2);
     ck_assert_int_eq(ops_find("update", 6)->json_arg, 0);
     /* what the client and task context put in the header */
-    ck_assert_uint_eq(ops_find("incr", 4)->takes, OPS_F_DELTA);
+    ck_assert_uint_eq(ops_find("incr", 4)->takes, OPS_F_DELTA | OPS_F_FENCE);
     ck_assert(ops_find("cas", 3)->needs & OPS_F_VER);
     ck_assert(ops_find("wait", 4)->takes & OPS_F_VER);
     ck_assert(ops_find("wait", 4)->takes & OPS_F_TIMEOUT);
@@ -387,6 +517,7 @@ START_TEST(test_request_through_the_codec)
         bool value = op->needs & OPS_F_VALUE;
 
         h.has_ver = (op->needs & OPS_F_VER) != 0;
+        h.has_token = (op->needs & OPS_F_TOKEN) != 0;
         if (op->nameless)
             h.name = (wire_str_t){0};
         msgpack_sbuffer_init(&sb);
@@ -413,6 +544,7 @@ static Suite *ops_suite(void)
     tcase_add_test(tc, test_check_accepts_well_formed);
     tcase_add_test(tc, test_check_refuses_as_forqd_does);
     tcase_add_test(tc, test_check_name_by_table);
+    tcase_add_test(tc, test_check_shared_types);
     tcase_add_test(tc, test_check_matches_broker);
     tcase_add_test(tc, test_table_matches_adopters);
     tcase_add_test(tc, test_request_through_the_codec);

@@ -48,6 +48,10 @@ got=$("$dir/primes" --below 1000000 --runs 1 "$ep" | sed -n '1p;$p' | sed 's/rat
     *) failed=$((failed + 1)); echo "FAILED - primes --below: $got" ;;
 esac
 check producer_consumer "consumer: 20 results, 1 primes" "$dir/producer_consumer" "$ep"
+check queue_fruit "consumed apple
+consumed banana
+consumed cherry" "$dir/queue_fruit" "$ep"
+check locked_counter "counter: 4000" "$dir/locked_counter" "$ep"
 kill -TERM $pid
 wait $pid
 rc=$?

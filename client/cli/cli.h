@@ -5,7 +5,7 @@
  * printing JSON) and the smallest commands (cancel, ping); args.c reads a command's options and
  * operands, and JSON arguments from the command line, a file or stdin; help.c is every help
  * text; term.c the status line on a terminal and Ctrl-C; jobs.c has submit and wait; map.c the
- * map; dict.c the dict commands; status.c status and tasks. */
+ * map; dict.c the dict commands; shared.c queue, lock and event; status.c status and tasks. */
 #ifndef FORQ_CLI_H
 #define FORQ_CLI_H
 
@@ -164,6 +164,9 @@ int cmd_submit(const globals_t *g, int argc, char **argv);
 int cmd_map(const globals_t *g, int argc, char **argv);
 int cmd_wait(const globals_t *g, int argc, char **argv);
 int cmd_dict(const globals_t *g, int argc, char **argv);
+int cmd_queue(const globals_t *g, int argc, char **argv); /* shared.c, as lock and event */
+int cmd_lock(const globals_t *g, int argc, char **argv);
+int cmd_event(const globals_t *g, int argc, char **argv);
 int cmd_status(const globals_t *g, int argc, char **argv);
 int cmd_tasks(const globals_t *g, int argc, char **argv);
 int cmd_jobs(const globals_t *g, int argc, char **argv);

@@ -218,7 +218,7 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
     /* "dump" is the CLI's own: items, one JSON line each; "list" is the op on no dict, dicts */
     const ops_desc_t *d = strcmp(op, "dump") == 0   ? ops_get(OPS_ITEMS)
                           : strcmp(op, "list") == 0 ? ops_get(OPS_DICTS)
-                                                    : ops_find(op, strlen(op));
+                                                    : ops_find_verb(OPS_KIND_DICT, op);
     if (!d)
         return cmd_usage_error("dict", "unknown dict op '%s'", op);
     /* the operands after OP: a NAME, then the op's own; none for list */

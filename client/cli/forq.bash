@@ -1,4 +1,5 @@
-# bash completion for forq(1): commands, their options, dict ops, and the task names forqd
+# bash completion for forq(1): commands, their options, dict ops, the verbs of queue, lock and
+# event, and the task names forqd
 # offers (asked with `forq tasks`, at the endpoint given on the command line if any).
 # Installed as share/bash-completion/completions/forq; needs nothing from bash-completion.
 
@@ -13,7 +14,7 @@ _forq()
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local forq=${COMP_WORDS[0]} cmd= cmd_at=0 i w
     local -a global=()
-    local commands="submit map wait cancel status tasks jobs purge dict ping keygen help"
+    local commands="submit map wait cancel status tasks jobs purge dict queue lock event ping keygen help"
 
     # the global options before the command, kept to ask the same forqd for its tasks
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -68,6 +69,15 @@ _forq()
         opts="--with-version --version --timeout"
         valued="--version --timeout"
         ;;
+    queue)
+        opts="--front --maxsize --timeout --nowait --start --limit"
+        valued="--maxsize --timeout --start --limit"
+        ;;
+    lock)
+        opts="--lease --timeout --nowait --permits"
+        valued="--lease --timeout --permits"
+        ;;
+    event) opts="--timeout --nowait" valued="--timeout" ;;
     esac
 
     if [[ " $valued " == *" $prev "* ]]; then
@@ -104,6 +114,9 @@ _forq()
     dict:0)
         COMPREPLY=($(compgen -W "get set del has pop setdefault incr cas wait len clear update keys items dump list" -- "$cur"))
         ;;
+    queue:0) COMPREPLY=($(compgen -W "put get len range clear" -- "$cur")) ;;
+    lock:0) COMPREPLY=($(compgen -W "acquire release renew" -- "$cur")) ;;
+    event:0) COMPREPLY=($(compgen -W "set clear wait" -- "$cur")) ;;
     help:0)
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         ;;

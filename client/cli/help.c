@@ -115,6 +115,51 @@ static const help_t pages[] = {
      "\n"
      "Exit 11: no such key; 12: cas conflict; 13: the dict service is full;\n"
      "14: incr on a value that is not an integer, or a sum beyond 64 bits.\n"},
+    {"queue", "the shared queues",
+     "Usage: forq queue VERB NAME [VALUE_JSON] [OPTIONS]\n"
+     "One operation on the shared queue NAME (queues and dicts have names of their\n"
+     "own). Items are JSON; VALUE_JSON may also be '-' (stdin) or @FILE.\n"
+     "\n"
+     "  put NAME VALUE [--front] [--maxsize N] [--timeout S | --nowait]\n"
+     "                         put it at the back (--front: at the front); with\n"
+     "                         --maxsize, wait while the queue holds N items (exit\n"
+     "                         13 when no room came); prints the items it holds\n"
+     "  get NAME [--timeout S | --nowait]\n"
+     "                         take the first item, waiting for one (for ever\n"
+     "                         unless --timeout); prints it (exit 10: none came)\n"
+     "  len NAME               the number of items\n"
+     "  range NAME [--start I] [--limit N]\n"
+     "                         items from index I without taking them (a JSON\n"
+     "                         array, at most N, default 1000)\n"
+     "  clear NAME             remove every item; prints how many\n"
+     "\n"
+     "A get that forq is waiting in takes nothing with it if forq is stopped.\n"},
+    {"lock", "locks with leases and fencing tokens",
+     "Usage: forq lock VERB NAME [TOKEN] [OPTIONS]\n"
+     "One operation on the shared lock NAME.\n"
+     "\n"
+     "  acquire NAME [--lease S] [--timeout S | --nowait] [--permits N]\n"
+     "                         wait for the lock (for ever unless --timeout; exit\n"
+     "                         10 when it was not granted) and print its fencing\n"
+     "                         token; the grant ends by itself after its lease\n"
+     "                         (default 60 s) unless renewed; --permits N: a\n"
+     "                         semaphore of N holders\n"
+     "  release NAME TOKEN     end the grant\n"
+     "  renew NAME TOKEN [--lease S]\n"
+     "                         its lease ends S (default 60) seconds from now\n"
+     "\n"
+     "Exit 12: the token does not hold the lock any more (its lease ended, or it\n"
+     "was released).\n"},
+    {"event", "shared events",
+     "Usage: forq event VERB NAME [OPTIONS]\n"
+     "One operation on the shared event NAME (as Python's multiprocessing.Event).\n"
+     "\n"
+     "  set NAME               set it: every wait returns\n"
+     "  clear NAME             clear it\n"
+     "  wait NAME [--timeout S | --nowait]\n"
+     "                         wait until it is set (for ever unless --timeout;\n"
+     "                         exit 10 when it was not set in time); prints true;\n"
+     "                         --nowait prints whether it is set\n"},
     {"ping", "check that forqd answers",
      "Usage: forq ping\n"
      "Ask forqd whether it is there: prints its version, endpoint and the round\n"
@@ -170,12 +215,16 @@ static const char overview_tail[] =
     "Exit status:\n"
     "   0 ok                           8 cannot reach forqd\n"
     "   1 the task raised an error     9 protocol or system error\n"
-    "   2 usage error                 10 --wait-timeout expired (the job goes on)\n"
-    "   3 the job timed out           11 no such job or key / nothing to cancel\n"
-    "   4 the job was cancelled       12 dict cas: version conflict\n"
-    "   5 the job's worker crashed    13 the dict service is full\n"
-    "   6 the job was rejected        14 dict incr: not an integer, or overflow\n"
-    "   7 the job was lost            15 forbidden: no right to it (clients file)\n"
+    "   2 usage error                 10 a wait timed out: --wait-timeout (the\n"
+    "   3 the job timed out              job goes on); queue get, lock acquire,\n"
+    "   4 the job was cancelled          event wait\n"
+    "   5 the job's worker crashed    11 no such job or key / nothing to cancel\n"
+    "   6 the job was rejected        12 dict cas: version conflict; lock: the\n"
+    "   7 the job was lost               token no longer holds it\n"
+    "                                 13 the dict service is full; a queue is at\n"
+    "                                    its maxsize\n"
+    "                                 14 dict incr: not an integer, or overflow\n"
+    "                                 15 forbidden: no right to it (clients file)\n"
     "                                130 interrupted (Ctrl-C, SIGTERM)\n"
     "forq map exits 1 when any item failed, with a summary of failures on stderr.\n";
 
@@ -195,7 +244,7 @@ int help_print(const char *cmd)
         }
     }
     return usage_error("there is no command '%s' (the commands: submit map wait cancel status "
-                       "tasks dict ping keygen jobs purge help)",
+                       "tasks dict queue lock event ping keygen jobs purge help)",
                        cmd);
 }
 

@@ -331,6 +331,7 @@ static const struct {
     {"submit", cmd_submit}, {"map", cmd_map},     {"wait", cmd_wait},     {"cancel", cmd_cancel},
     {"status", cmd_status}, {"tasks", cmd_tasks}, {"dict", cmd_dict},     {"ping", cmd_ping},
     {"jobs", cmd_jobs},     {"purge", cmd_purge}, {"keygen", cmd_keygen}, {"help", cmd_help},
+    {"queue", cmd_queue},   {"lock", cmd_lock},   {"event", cmd_event},
 };
 
 int main(int argc, char **argv)

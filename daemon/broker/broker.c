@@ -140,6 +140,12 @@ void broker_attach_dict(broker_t *b, const broker_dict_ops_t *ops, void *ud)
     b->dict_ud = ud;
 }
 
+void broker_worker_gone(broker_t *b, pid_t pid)
+{
+    if (b->dict && b->dict->worker_gone)
+        b->dict->worker_gone(b->dict_ud, pid);
+}
+
 int broker_run(broker_t *b)
 {
     const counters_t *st = &b->st;

@@ -41,6 +41,8 @@ typedef struct {
     size_t n_stats;
     /* Keep a finished job's result (the `store` submit option). 0, or -errno. */
     int (*store)(void *ud, const char *name, const char *key, const void *val, size_t len);
+    /* The worker `pid` is gone (its exit was reported): forget what its task waited for. */
+    void (*worker_gone)(void *ud, pid_t pid);
 } broker_dict_ops_t;
 
 /* A broker for cfg (borrowed until broker_destroy) with the forkserver already started (its

@@ -90,6 +90,9 @@ void commands_handle(broker_t *b, const struct origin *o, const wire_hdr_t *h, i
  * error reply, or the submit's rejection when only its store name or key is wrong. */
 void commands_malformed(broker_t *b, const struct origin *o, const wire_hdr_t *h,
                         const wire_err_t *err);
+/* pool.c: worker pid is gone (its exit was reported): what its task waited for in the dict
+ * service (a queue's get, a lock) goes to the next in line. */
+void broker_worker_gone(broker_t *b, pid_t pid);
 /* May o use the dict h names with h's op (read or write)? If not, the `forbidden` answer is
  * sent and false returned. For clients and for tasks alike. */
 bool commands_dict_allowed(broker_t *b, const struct origin *o, const wire_hdr_t *h);

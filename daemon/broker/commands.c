@@ -87,15 +87,27 @@ bool commands_dict_allowed(broker_t *b, const origin_t *o, const wire_hdr_t *h)
         return true;
     if (!(r = rights_of(b, o, h))) /* a task of a removed client */
         return false;
-    if (op->mutates ? auth_may_write(r, h->name.ptr, h->name.len)
-                    : auth_may_read(r, h->name.ptr, h->name.len))
-        return true;
-    forbid(b, o, h,
-           "%s may not %s dict '%.*s' (%s): forqd's clients file gives it no %s=%.*s; ask "
-           "forqd's operator",
-           access_name(b->access, o->who), op->mutates ? "change" : "read", (int)h->name.len,
-           h->name.ptr, op->name, op->mutates ? "write" : "read", (int)h->name.len, h->name.ptr);
-    return false;
+    /* a queue, lock or event is a name under the same globs as a dict (PROTOCOL.md 2.2) */
+    if (!(op->mutates ? auth_may_write(r, h->name.ptr, h->name.len)
+                      : auth_may_read(r, h->name.ptr, h->name.len))) {
+        forbid(b, o, h,
+               "%s may not %s %s '%.*s' (%s): forqd's clients file gives it no %s=%.*s; ask "
+               "forqd's operator",
+               access_name(b->access, o->who), op->mutates ? "change" : "read",
+               ops_kind_name(op->kind), (int)h->name.len, h->name.ptr, op->name,
+               op->mutates ? "write" : "read", (int)h->name.len, h->name.ptr);
+        return false;
+    }
+    /* a fence asks about a lock: reading it needs the right to read that name */
+    if (h->lock.ptr && !auth_may_read(r, h->lock.ptr, h->lock.len)) {
+        forbid(b, o, h,
+               "%s may not read lock '%.*s' (the fence of %s): forqd's clients file gives it no "
+               "read=%.*s; ask forqd's operator",
+               access_name(b->access, o->who), (int)h->lock.len, h->lock.ptr, op->name,
+               (int)h->lock.len, h->lock.ptr);
+        return false;
+    }
+    return true;
 }
 
 bool broker_dict_readable(broker_t *b, uint16_t who, const char *name, size_t len)

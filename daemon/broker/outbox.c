@@ -20,6 +20,8 @@ struct backlog_msg {
     zmq_msg_t hdr;       /* encoded header */
     zmq_msg_t payload;   /* result frame, when has_payload */
     bool has_payload;
+    outbox_returned_fn returned; /* outbox_deliver's hook, or NULL */
+    void *ud;                    /* and its argument */
 };
 
 struct outbox {
@@ -30,8 +32,11 @@ struct outbox {
     msgpack_sbuffer hbuf; /* scratch for header encoding */
 };
 
-static void backlog_msg_free(backlog_msg_t *m)
+/* Free m; its hook learns whether it was sent, or gets its payload back. */
+static void backlog_msg_free(backlog_msg_t *m, bool sent)
 {
+    if (m->returned)
+        m->returned(m->ud, sent || !m->has_payload ? NULL : &m->payload, sent);
     zmq_msg_close(&m->hdr);
     zmq_msg_close(&m->payload);
     free(m);
@@ -55,7 +60,7 @@ static int try_send(outbox_t *out, const void *ident, size_t ilen, bool delim, z
     return 0;
 }
 
-static void backlog_push(outbox_t *out, client_t *c, zmq_msg_t *hdr, zmq_msg_t *payload)
+static backlog_msg_t *backlog_push(outbox_t *out, client_t *c, zmq_msg_t *hdr, zmq_msg_t *payload)
 {
     backlog_msg_t *m = xcalloc(1, sizeof(*m));
 
@@ -74,6 +79,7 @@ static void backlog_push(outbox_t *out, client_t *c, zmq_msg_t *hdr, zmq_msg_t *
         c->backlog_tail->next = m;
         c->backlog_tail = m;
     }
+    return m;
 }
 
 void outbox_send_raw(outbox_t *out, const void *ident, size_t ilen, bool delim, const void *hbytes,
@@ -110,6 +116,69 @@ const msgpack_sbuffer *outbox_encode(outbox_t *out, const wire_hdr_t *h)
         return NULL;
     }
     return &out->hbuf;
+}
+
+int outbox_deliver(outbox_t *out, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload,
+                   outbox_returned_fn returned, void *ud)
+{
+    const msgpack_sbuffer *e = outbox_encode(out, h);
+    client_t *c;
+    zmq_msg_t hdr;
+    int r;
+
+    if (!e)
+        return -EHOSTUNREACH; /* out of memory (logged): it cannot go */
+    if (o->worker) {
+        /* a worker being killed is as good as gone: what it was sent dies with it */
+        worker_t *w = pool_worker(out->b->pool, o->worker);
+        if (!w || w->link.fd < 0 || w->kill != KILL_NONE)
+            return -EHOSTUNREACH;
+        pool_send(out->b->pool, w, e->data, e->size, payload); /* cannot fail: the link is open */
+        return 0;
+    }
+    zmq_msg_init_size(&hdr, e->size);
+    memcpy(zmq_msg_data(&hdr), e->data, e->size);
+    c = outbox_client(out, o->ident, o->ilen, false);
+    r = (c && c->backlog_n) ? -EAGAIN : try_send(out, o->ident, o->ilen, o->delim, &hdr, payload);
+    if (r == -EAGAIN) {
+        c = outbox_client(out, o->ident, o->ilen, true);
+        c->delim = o->delim;
+        backlog_msg_t *m = backlog_push(out, c, &hdr, payload);
+        m->returned = returned;
+        m->ud = ud;
+        return 1;
+    }
+    zmq_msg_close(&hdr);
+    if (r == -EHOSTUNREACH)
+        out->b->st.undeliverable++;
+    return r;
+}
+
+void outbox_take_back(outbox_t *out, outbox_returned_fn returned)
+{
+    client_t *c, *tmp;
+
+    DL_FOREACH_SAFE2(out->backlogged, c, tmp, bl_next)
+    {
+        backlog_msg_t **pp = &c->backlog, *last = NULL;
+        while (*pp) {
+            backlog_msg_t *m = *pp;
+            if (m->returned != returned) {
+                last = m;
+                pp = &m->next;
+                continue;
+            }
+            *pp = m->next;
+            c->backlog_n--;
+            c->backlog_bytes -= zmq_msg_size(&m->hdr) + zmq_msg_size(&m->payload);
+            backlog_msg_free(m, false);
+        }
+        c->backlog_tail = last;
+        if (c->backlog_n == 0) {
+            DL_DELETE2(out->backlogged, c, bl_prev, bl_next);
+            outbox_client_release(out, c);
+        }
+    }
 }
 
 void outbox_send(outbox_t *out, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
@@ -210,7 +279,7 @@ static void flush_backlog(outbox_t *out)
             c->backlog = m->next;
             c->backlog_n--;
             c->backlog_bytes -= zmq_msg_size(&m->hdr) + zmq_msg_size(&m->payload);
-            backlog_msg_free(m);
+            backlog_msg_free(m, r == 0);
         }
         if (c->backlog_n == 0) {
             c->backlog_tail = NULL;
@@ -263,7 +332,7 @@ void outbox_destroy(outbox_t **outp, uint64_t until_ms)
         while (c->backlog) {
             backlog_msg_t *m = c->backlog;
             c->backlog = m->next;
-            backlog_msg_free(m);
+            backlog_msg_free(m, false);
         }
         HASH_DEL(out->clients, c);
         free(c);

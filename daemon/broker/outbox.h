@@ -56,6 +56,25 @@ void outbox_send(outbox_t *out, const origin_t *o, const wire_hdr_t *h, zmq_msg_
 /* Send an error reply naming the request req (may be NULL): code and a one-line message. */
 void outbox_error(outbox_t *out, const origin_t *o, const wire_hdr_t *req, const char *code,
                   const char *msg);
+/* A message given to outbox_deliver() with this hook comes back through it if its client is
+ * gone before it could leave: returned(ud, payload) hands the payload (NULL if there was none)
+ * back to the caller, who owns it again; returned(ud, NULL) with `sent` true says it left (free
+ * ud). Called exactly once per message, from the loop (never from inside outbox_deliver). */
+typedef void (*outbox_returned_fn)(void *ud, zmq_msg_t *payload, bool sent);
+
+/* Send h (and payload, may be NULL) to whoever o names, saying whether it can arrive: for what
+ * must not be lost on its way to a client that is gone (a queue's item, a lock's grant).
+ * Returns 0 when it left (payload consumed; ud still the caller's), 1 when it waits in the
+ * client's backlog (payload consumed; ud now the hook's: the backlog gives the payload back
+ * through `returned` if the client goes before it leaves), or -EHOSTUNREACH when no
+ * connection holds the client's routing id, or its worker is gone or being killed: nothing was
+ * sent and the payload is still the caller's. */
+int outbox_deliver(outbox_t *out, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload,
+                   outbox_returned_fn returned, void *ud);
+/* Give back every message of every backlog that was handed over with `returned`, unsent
+ * (forqd stops: the caller keeps what they held). */
+void outbox_take_back(outbox_t *out, outbox_returned_fn returned);
+
 /* Send an already encoded header (and payload, consumed) to a client. */
 void outbox_send_raw(outbox_t *out, const void *ident, size_t ilen, bool delim, const void *hdr,
                      size_t hlen, zmq_msg_t *payload);

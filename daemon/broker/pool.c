@@ -469,6 +469,7 @@ static void on_exit_report(pool_t *pool, pid_t pid, int status)
         log_warn("idle worker %d %s", (int)pid, what);
     }
     jobs_worker_lost(pool->b->jobs, w, status, false);
+    broker_worker_gone(pool->b, w->pid);
     pid_t fs = w->fs_pid;
     worker_forget(pool, w);
     close_old_fs_if_done(pool, fs);
@@ -484,6 +485,7 @@ static void workers_died_with(pool_t *pool, pid_t fs)
         if (w->fs_pid != fs)
             continue;
         jobs_worker_lost(pool->b->jobs, w, 0, true);
+        broker_worker_gone(pool->b, w->pid);
         worker_forget(pool, w);
     }
 }

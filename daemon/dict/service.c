@@ -1,6 +1,8 @@
 /* service.c - the dict service inside the broker's loop: checks `dict` requests against the op
  * table (proto/ops.h), runs them on the store (store.c), answers `dict_reply` through the
- * broker's outbox, and keeps the clients and tasks that wait for a key to change.
+ * broker's outbox, and keeps the clients and tasks that wait for a key to change. The shared
+ * types' ops (queue.*, lock.*, event.*) go to queue.c, lock.c and event.c (svc.h says how they
+ * live in the same store), after the fence a change may carry is checked here.
  *
  * The listing ops' pages are packed by page.c. `dicts` lists the dicts to whoever asks, but only
  * those the asker may read: the service knows no identities, so it asks the broker about each
@@ -21,11 +23,10 @@
 #define _GNU_SOURCE
 #include "service.h"
 
-#include "dictlog.h"
-#include "ops.h"
-#include "outbox.h"
 #include "page.h"
-#include "store.h"
+#include "skeys.h"
+#include "svc.h"
+#include "swait.h"
 
 #include "log.h"
 #include "util.h"
@@ -36,11 +37,8 @@
 #include <string.h>
 #include <utlist.h>
 
-#define WAITERS_MAX     10000   /* clients in a wait at once */
-#define WAKE_BY_KEY_MAX 16      /* changes in one request matched against waiters key by key */
-#define UPDATE_KEYS_MAX 100000u /* entries in one update: bounds what one request may cost */
-
-typedef struct dwaiter dwaiter_t;
+#define WAITERS_MAX     10000 /* clients in a wait at once */
+#define WAKE_BY_KEY_MAX 16    /* changes in one request matched against waiters key by key */
 
 struct dwaiter {
     dwaiter_t *prev, *next; /* the service's waiters */
@@ -60,16 +58,16 @@ struct dwaiter {
 
 /* A key changed by the request under way (key NULL: the whole dict). Name and key share one
  * allocation (an update changes many keys of one dict: no fixed-size name per key). */
-typedef struct dchange {
+struct dchange {
     struct dchange *next;
     size_t nlen, klen;
     bool all;
     const char *name; /* in key[], after the key */
     char key[];
-} dchange_t;
+};
 
 /* A key's state before the request under way, to undo it if the log cannot take the change. */
-typedef struct dundo {
+struct dundo {
     struct dundo *next;
     bool had; /* it existed */
     uint64_t ver;
@@ -77,22 +75,6 @@ typedef struct dundo {
     size_t vlen, nlen, klen;
     const char *name; /* in key[], after the key */
     char key[];
-} dundo_t;
-
-struct dict_service {
-    const config_t *cfg; /* as at start: the dict settings wait for a restart */
-    broker_t *broker;    /* what an identity may read (dicts) */
-    loop_t *loop;        /* for the waits' timeouts */
-    outbox_t *out;       /* replies leave by it */
-    uint8_t timer_kind;  /* of dwaiter_t.timer */
-    dstore_t *store;     /* the dicts */
-    dictlog_t *log;      /* their log, NULL without --state-dir */
-    dwaiter_t *waiters;  /* clients and tasks in a wait */
-    size_t n_waiters;
-    dchange_t *changed; /* keys changed by the request under way (the first few) */
-    size_t n_changed;   /* how many: past WAKE_BY_KEY_MAX only counted */
-    dundo_t *undo;      /* their values before it, while a log is kept */
-    bool logged;        /* the changes under way are in the log already (update, clear) */
 };
 
 static void on_change(void *ud, const char *name, size_t nlen, const char *key, size_t klen);
@@ -125,7 +107,7 @@ static int open_store(dict_service_t *s)
     return 0;
 }
 
-static void free_undo(dict_service_t *s)
+void svc_forget_undo(dict_service_t *s)
 {
     while (s->undo) {
         dundo_t *u = s->undo;
@@ -145,8 +127,7 @@ static void free_changed(dict_service_t *s)
     }
 }
 
-/* Keep key's state before a change (only while a log is kept: it is for undoing). */
-static void remember(dict_service_t *s, const char *name, size_t nlen, const char *key, size_t klen)
+void svc_remember(dict_service_t *s, const char *name, size_t nlen, const char *key, size_t klen)
 {
     dval_t v;
     dundo_t *u;
@@ -170,8 +151,7 @@ static void remember(dict_service_t *s, const char *name, size_t nlen, const cha
     s->undo = u;
 }
 
-/* Commit the pending frame; if the log cannot take it, undo the request's changes. */
-static int commit_or_undo(dict_service_t *s)
+int svc_commit(dict_service_t *s)
 {
     int r;
 
@@ -192,7 +172,7 @@ static int commit_or_undo(dict_service_t *s)
         free_changed(s); /* nothing changed after all */
         log_error("dict log: a write failed (%s); the change was undone and refused", strerror(-r));
     }
-    free_undo(s);
+    svc_forget_undo(s);
     return r;
 }
 
@@ -204,7 +184,14 @@ void dict_service_destroy(dict_service_t **sp)
 
     if (!s)
         return;
-    free_undo(s);
+    broker_attach_dict(s->broker, NULL, NULL);
+    if (s->queues)
+        queues_take_back(s); /* items still in a backlog go back to their queues, logged */
+    swaiters_free_all(s);
+    queues_free(s);
+    locks_free(s);
+    events_free(s);
+    svc_forget_undo(s);
     free_changed(s);
     dictlog_close(&s->log);
     while (s->waiters) {
@@ -218,8 +205,7 @@ void dict_service_destroy(dict_service_t **sp)
     *sp = NULL;
 }
 
-/* The error reply to a request whose change the log could not take (r: -errno). */
-static void log_refused(dict_service_t *s, const origin_t *o, const wire_hdr_t *req, int r)
+void svc_log_refused(dict_service_t *s, const origin_t *o, const wire_hdr_t *req, int r)
 {
     char msg[256];
     snprintf(msg, sizeof(msg),
@@ -229,15 +215,13 @@ static void log_refused(dict_service_t *s, const origin_t *o, const wire_hdr_t *
     outbox_error(s->out, o, req, r == -ENOSPC ? "disk_full" : "disk_error", msg);
 }
 
-/* Reply with h (cmd, req set here) and, when data is not NULL, one value frame — once the
- * request's changes are in the log; if they cannot be, an error instead. */
-static void reply(dict_service_t *s, const origin_t *o, const wire_hdr_t *req, wire_hdr_t *h,
-                  const void *data, size_t len)
+void svc_reply(dict_service_t *s, const origin_t *o, const wire_hdr_t *req, wire_hdr_t *h,
+               const void *data, size_t len)
 {
     zmq_msg_t m;
-    int r = commit_or_undo(s);
+    int r = svc_commit(s);
     if (r < 0)
-        return log_refused(s, o, req, r);
+        return svc_log_refused(s, o, req, r);
     h->cmd = WIRE_DICT_REPLY;
     h->req = req->req;
     h->has_req = req->has_req;
@@ -248,8 +232,7 @@ static void reply(dict_service_t *s, const origin_t *o, const wire_hdr_t *req, w
     outbox_send(s->out, o, h, data ? &m : NULL);
 }
 
-/* An error from the store as an error reply. */
-static void store_error(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, int r)
+void svc_store_error(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, int r)
 {
     char msg[256];
     const char *code;
@@ -300,9 +283,9 @@ static void wake(dict_service_t *s, dwaiter_t *w, const char *code)
         h.found = true;
         h.ver = v.ver;
         h.has_ver = true;
-        reply(s, &o, &req, &h, v.data, v.len);
+        svc_reply(s, &o, &req, &h, v.data, v.len);
     } else {
-        reply(s, &o, &req, &h, NULL, 0);
+        svc_reply(s, &o, &req, &h, NULL, 0);
     }
     DL_DELETE(s->waiters, w);
     loop_timer_disarm(s->loop, &w->timer);
@@ -324,6 +307,8 @@ static void on_change(void *ud, const char *name, size_t nlen, const char *key, 
         else
             dictlog_put(s->log, name, nlen, key, klen, NULL, 0, 0);
     }
+    if (skeys_is_internal(name, nlen))
+        return; /* a shared type's: no dict wait can name it */
     if (s->n_changed++ >= WAKE_BY_KEY_MAX)
         return; /* wake_changed will look at every waiter instead: no record per key */
     c = xcalloc(1, sizeof(*c) + klen + 1 + nlen + 1);
@@ -385,13 +370,13 @@ static int store_result(void *ud, const char *name, const char *key, const void 
     uint64_t ver;
     int r;
 
-    remember(s, name, strlen(name), key, strlen(key));
+    svc_remember(s, name, strlen(name), key, strlen(key));
     r = dstore_set(s->store, name, strlen(name), key, strlen(key), val, vlen, &ver);
     if (r < 0) {
-        free_undo(s);
+        svc_forget_undo(s);
         return r;
     }
-    if ((r = commit_or_undo(s)) < 0)
+    if ((r = svc_commit(s)) < 0)
         return r;
     wake_changed(s);
     return 0;
@@ -428,7 +413,7 @@ static void op_wait(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
     if (h->has_ver && h->ver != now) {
         /* it changed already: answer at once */
         wire_hdr_t r = {.found = now != 0, .ver = now, .has_ver = now != 0};
-        reply(s, o, h, &r, now ? v.data : NULL, now ? v.len : 0);
+        svc_reply(s, o, h, &r, now ? v.data : NULL, now ? v.len : 0);
         return;
     }
     if (s->n_waiters >= WAITERS_MAX) {
@@ -469,7 +454,7 @@ static void op_page(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, b
                      "start");
         return;
     }
-    reply(s, o, h, &p.rep, p.frame.data, p.frame.size);
+    svc_reply(s, o, h, &p.rep, p.frame.data, p.frame.size);
     page_done(&p);
 }
 
@@ -482,7 +467,7 @@ typedef struct {
 static bool readable(void *ud, const char *name, size_t nlen)
 {
     const reader_t *r = ud;
-    return broker_dict_readable(r->broker, r->who, name, nlen);
+    return !skeys_is_internal(name, nlen) && broker_dict_readable(r->broker, r->who, name, nlen);
 }
 
 /* The dicts the asker may read, with their key counts. */
@@ -492,111 +477,8 @@ static void op_dicts(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
     page_t p;
 
     page_dicts(&p, s->store, h, readable, &r);
-    reply(s, o, h, &p.rep, p.frame.data, p.frame.size);
+    svc_reply(s, o, h, &p.rep, p.frame.data, p.frame.size);
     page_done(&p);
-}
-
-/* ---- update: a map of string keys ---- */
-
-/* An update's entries in its request's frame (proven well formed): entry i's key starts at
- * at[i], its value ends where the next key starts (at[n]: after the last). */
-typedef struct {
-    const uint8_t *p;
-    const uint32_t *at; /* frames are under 4 GiB: --max-payload is at most 1 GiB */
-} frame_entries_t;
-
-static void frame_entry(const void *ud, size_t i, dstore_kv_t *ret)
-{
-    const frame_entries_t *f = ud;
-    size_t next = 0;
-
-    wire_str_header(f->p + f->at[i], f->at[i + 1] - f->at[i], &ret->key, &ret->klen, &next);
-    ret->val = f->p + f->at[i] + next;
-    ret->vlen = f->at[i + 1] - f->at[i] - next;
-}
-
-/* Limits before work: the entry count, read from the map's header, is checked against the
- * per-request bound and --dict-max-keys before anything is allocated. One linear walk then notes
- * where each entry starts: keys and values stay in the frame (values are stored as sent).
- *
- * Memory (issue 11 item 3): the store checks the whole update first (dstore_update_plan), the
- * log's frame is packed from the request and written before anything changes, and only then is
- * the update applied. A log that cannot take it leaves nothing to undo: no copy of the old state
- * per key, which cost more than the update. The bound: PROTOCOL.md `update`, check_dictsvc. */
-static void op_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload)
-{
-    const uint8_t *p = zmq_msg_data(payload);
-    size_t len = zmq_msg_size(payload), off;
-    uint32_t n;
-    char msg[256];
-    int r = 0;
-
-    if (wire_map_header(p, len, &n, &off) < 0) {
-        outbox_error(s->out, o, h, "bad_value", "update takes a map of string keys to values");
-        return;
-    }
-    if (n > UPDATE_KEYS_MAX) {
-        snprintf(msg, sizeof(msg),
-                 "update: %" PRIu32 " keys in one request, over the limit of %u per update; send "
-                 "them in several updates",
-                 n, UPDATE_KEYS_MAX);
-        outbox_error(s->out, o, h, "too_large", msg);
-        return;
-    }
-    if (n > (uint64_t)s->cfg->dict_max_keys) {
-        snprintf(msg, sizeof(msg),
-                 "update: %" PRIu32 " keys in one request, more than this forqd's "
-                 "--dict-max-keys of %ld; send fewer keys or raise the limit",
-                 n, s->cfg->dict_max_keys);
-        outbox_error(s->out, o, h, "dict_full", msg);
-        return;
-    }
-    uint32_t *at = xmalloc(((size_t)n + 1) * sizeof(*at));
-    frame_entries_t fe = {p, at};
-    dstore_batch_t batch = {n, frame_entry, &fe};
-    dstore_plan_t plan;
-    wire_err_t werr;
-
-    for (uint32_t i = 0; i < n && r == 0; i++) {
-        const char *key;
-        size_t klen, vlen, next;
-        at[i] = (uint32_t)off;
-        if (wire_str_header(p + off, len - off, &key, &klen, &next) < 0 || klen == 0 ||
-            klen > WIRE_KEY_MAX || memchr(key, '\0', klen)) {
-            r = -EBADMSG;
-            break;
-        }
-        off += next;
-        if (wire_value_len(p + off, len - off, WIRE_DEPTH_MAX, &vlen, &werr) < 0) {
-            r = -EINVAL;
-            break;
-        }
-        off += vlen;
-    }
-    at[n] = (uint32_t)off;
-    if (r == -EBADMSG) {
-        outbox_error(s->out, o, h, "bad_key",
-                     "update: keys must be non-empty strings of at most 1024 bytes without NUL");
-    } else if (r < 0) {
-        outbox_error(s->out, o, h, "bad_value", "update takes a map of string keys to values");
-    } else if ((r = dstore_update_plan(s->store, h->name.ptr, h->name.len, &batch, &plan)) < 0) {
-        store_error(s, o, h, r);
-    } else {
-        uint64_t ver = 0;
-        if (s->log)
-            r = dictlog_commit_update(s->log, h->name.ptr, h->name.len, &batch, &plan);
-        if (r < 0) {
-            dstore_plan_done(&plan);
-            log_refused(s, o, h, r);
-        } else {
-            s->logged = s->log != NULL; /* the hook must not log the changes again */
-            dstore_update_apply(s->store, h->name.ptr, h->name.len, &batch, &plan, &ver);
-            s->logged = false;
-            wire_hdr_t rep = {.count = n, .ver = ver, .has_ver = true, .found = true};
-            reply(s, o, h, &rep, NULL, 0);
-        }
-    }
-    free(at);
 }
 
 /* ---- the request ---- */
@@ -617,6 +499,26 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
         outbox_error(s->out, o, h, werr.code, werr.msg);
         return;
     }
+    /* a fenced change goes ahead only while its token holds its lock */
+    if (h->lock.ptr && !lock_fence_holds(s, h->lock.ptr, h->lock.len, h->token)) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "lock '%.*s' is not held with token %llu (its lease ended, or it was released): "
+                 "nothing was changed; acquire the lock again",
+                 (int)h->lock.len, h->lock.ptr, (unsigned long long)h->token);
+        outbox_error(s->out, o, h, "stale_token", msg);
+        return;
+    }
+    if (op->kind != OPS_KIND_DICT) {
+        if (op->kind == OPS_KIND_QUEUE)
+            queue_request(s, op, o, h, payload);
+        else if (op->kind == OPS_KIND_LOCK)
+            lock_request(s, op, o, h);
+        else
+            event_request(s, op, o, h);
+        svc_forget_undo(s);
+        return;
+    }
     const void *val = payload ? zmq_msg_data(payload) : NULL;
     size_t vlen = payload ? zmq_msg_size(payload) : 0;
     wire_hdr_t rep = {0};
@@ -624,7 +526,7 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
     /* what a one-key op may change, kept to undo it if the log cannot take it (update and
      * clear write the log first instead) */
     if (op->mutates && key)
-        remember(s, name, nlen, key, klen);
+        svc_remember(s, name, nlen, key, klen);
 
     switch (op->id) {
     case OPS_GET:
@@ -633,20 +535,20 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
             rep.found = true;
             rep.ver = v.ver;
             rep.has_ver = true;
-            reply(s, o, h, &rep, op->id == OPS_GET ? v.data : NULL, v.len);
+            svc_reply(s, o, h, &rep, op->id == OPS_GET ? v.data : NULL, v.len);
         } else {
-            reply(s, o, h, &rep, NULL, 0);
+            svc_reply(s, o, h, &rep, NULL, 0);
         }
         break;
     case OPS_SET:
         if ((r = dstore_set(s->store, name, nlen, key, klen, val, vlen, &ver)) < 0)
-            return store_error(s, o, h, r);
+            return svc_store_error(s, o, h, r);
         rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
-        reply(s, o, h, &rep, NULL, 0);
+        svc_reply(s, o, h, &rep, NULL, 0);
         break;
     case OPS_DEL:
         rep.found = dstore_del(s->store, name, nlen, key, klen) == 0;
-        reply(s, o, h, &rep, NULL, 0);
+        svc_reply(s, o, h, &rep, NULL, 0);
         break;
     case OPS_KEYS:
     case OPS_ITEMS:
@@ -657,7 +559,7 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
         break;
     case OPS_LEN:
         rep.count = dstore_len(s->store, name, nlen);
-        reply(s, o, h, &rep, NULL, 0);
+        svc_reply(s, o, h, &rep, NULL, 0);
         break;
     case OPS_CLEAR:
         /* the clear's record first: keeping a copy of the whole dict to undo it would cost as
@@ -666,22 +568,22 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
             dictlog_put_clear(s->log, name, nlen);
             dictlog_put_version(s->log, dstore_version(s->store));
             if ((r = dictlog_commit(s->log)) < 0)
-                return log_refused(s, o, h, r);
+                return svc_log_refused(s, o, h, r);
             s->logged = true;
         }
         rep.count = dstore_clear(s->store, name, nlen);
         s->logged = false;
-        reply(s, o, h, &rep, NULL, 0);
+        svc_reply(s, o, h, &rep, NULL, 0);
         break;
     case OPS_UPDATE:
-        op_update(s, o, h, payload);
+        svc_update(s, o, h, payload);
         break;
     case OPS_SETDEFAULT: {
         bool existed = dstore_get(s->store, name, nlen, key, klen, &v) == 0;
         if ((r = dstore_setdefault(s->store, name, nlen, key, klen, val, vlen, &v)) < 0)
-            return store_error(s, o, h, r);
+            return svc_store_error(s, o, h, r);
         rep = (wire_hdr_t){.found = existed, .ver = v.ver, .has_ver = true};
-        reply(s, o, h, &rep, v.data, v.len);
+        svc_reply(s, o, h, &rep, v.data, v.len);
         break;
     }
     case OPS_POP: {
@@ -689,10 +591,10 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
         size_t plen;
         if (dstore_pop(s->store, name, nlen, key, klen, &popped, &plen, &ver) == 0) {
             rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
-            reply(s, o, h, &rep, popped, plen);
+            svc_reply(s, o, h, &rep, popped, plen);
             free(popped);
         } else {
-            reply(s, o, h, &rep, NULL, 0);
+            svc_reply(s, o, h, &rep, NULL, 0);
         }
         break;
     }
@@ -702,12 +604,12 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
         msgpack_packer pk;
         if ((r = dstore_incr(s->store, name, nlen, key, klen, h->has_delta ? h->delta : 1, &now,
                              &ver)) < 0)
-            return store_error(s, o, h, r);
+            return svc_store_error(s, o, h, r);
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_pack_int64(&pk, now);
         rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
-        reply(s, o, h, &rep, sb.data, sb.size);
+        svc_reply(s, o, h, &rep, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
         break;
     }
@@ -716,29 +618,34 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
         if (r == -ESTALE) {
             rep = (wire_hdr_t){
                 .code = wire_str(op->reply_code), .found = ver != 0, .ver = ver, .has_ver = true};
-            reply(s, o, h, &rep, NULL, 0);
+            svc_reply(s, o, h, &rep, NULL, 0);
             return;
         }
         if (r < 0)
-            return store_error(s, o, h, r);
+            return svc_store_error(s, o, h, r);
         rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
-        reply(s, o, h, &rep, NULL, 0);
+        svc_reply(s, o, h, &rep, NULL, 0);
         break;
     case OPS_WAIT:
     default:
         op_wait(s, o, h);
         break;
     }
-    free_undo(s); /* an op that changed nothing kept its pre-images for nothing */
+    svc_forget_undo(s); /* an op that changed nothing kept its pre-images for nothing */
     wake_changed(s);
 }
 
 static void pack_stats(void *ud, msgpack_packer *pk)
 {
     dict_service_t *s = ud;
-    static const char *const keys[] = {"dict_keys", "dict_bytes", "dicts", "dict_waiters"};
-    uint64_t vals[] = {dstore_keys(s->store), dstore_bytes(s->store), dstore_dicts(s->store),
-                       s->n_waiters};
+    static const char *const keys[] = {"dict_keys", "dict_bytes",  "dicts",      "dict_waiters",
+                                       "queues",    "queue_items", "locks_held", "shared_waiters"};
+    static const char *const internal[] = {SKEYS_QUEUES, SKEYS_LOCKS, SKEYS_EVENTS};
+    size_t dicts = dstore_dicts(s->store);
+    for (size_t i = 0; i < ELEMENTSOF(internal); i++)
+        dicts -= dstore_len(s->store, internal[i], SKEYS_NLEN) > 0;
+    uint64_t vals[] = {dstore_keys(s->store), dstore_bytes(s->store), dicts,         s->n_waiters,
+                       queues_count(s),       queues_items(s),        locks_held(s), s->n_swaiters};
 
     for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
         msgpack_pack_str_with_body(pk, keys[i], strlen(keys[i]));
@@ -755,11 +662,30 @@ static void pack_stats(void *ud, msgpack_packer *pk)
     msgpack_pack_uint64(pk, s->log ? dictlog_size(s->log) : 0);
 }
 
+/* A worker died: its task's waits go (a queue's item it waited for stays for the next). */
+static void worker_gone(void *ud, pid_t pid)
+{
+    dict_service_t *s = ud;
+    dwaiter_t *w, *tmp;
+
+    DL_FOREACH_SAFE(s->waiters, w, tmp)
+    {
+        if (w->worker != pid)
+            continue;
+        DL_DELETE(s->waiters, w);
+        loop_timer_disarm(s->loop, &w->timer);
+        s->n_waiters--;
+        free(w);
+    }
+    swaiters_worker_gone(s, pid);
+}
+
 static const broker_dict_ops_t ops_for_broker = {
     .request = on_request,
     .pack_stats = pack_stats,
-    .n_stats = 6,
+    .n_stats = 10,
     .store = store_result,
+    .worker_gone = worker_gone,
 };
 
 dict_service_t *dict_service_new(broker_t *b, const config_t *cfg)
@@ -775,6 +701,10 @@ dict_service_t *dict_service_new(broker_t *b, const config_t *cfg)
         return NULL;
     }
     s->timer_kind = loop_timer_kind(s->loop, on_timer, s);
+    swaiters_init(s);
+    queues_new(s);
+    locks_new(s);
+    events_new(s);
     loop_tick_add(s->loop, tick, s);
     broker_attach_dict(b, &ops_for_broker, s);
     return s;

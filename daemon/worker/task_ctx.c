@@ -107,9 +107,7 @@ int forq_task_cancelled(forq_task_ctx_t *ctx)
 
 /* ---- the dict service ---- */
 
-static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int dict_fail(forq_task_ctx_t *ctx, const char *fmt, ...)
+int task_ctx_fail(forq_task_ctx_t *ctx, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -128,9 +126,9 @@ static int dict_recv(forq_task_ctx_t *ctx, wlink_t *l, uint64_t req, int timeout
     wire_err_t err;
 
     for (;;) {
-        int64_t left = (int64_t)(deadline - now_ms());
+        int64_t left = timeout_ms < 0 ? -1 : (int64_t)(deadline - now_ms());
 
-        if (left <= 0 || wlink_recv(l, (int)left, true, m) <= 0)
+        if (left == 0 || (timeout_ms >= 0 && left < 0) || wlink_recv(l, (int)left, true, m) <= 0)
             return -1;
         msgpack_zone_clear(zone);
         if (wire_hdr_decode(m->hdr, m->hlen, zone, h, &err) < 0) {
@@ -152,18 +150,14 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
                      char **ret_next)
 {
     bool next = version == FORQ_TASK_DICT_NEXT_CHANGE;
-    const ops_desc_t *d = op ? ops_find(op, strlen(op)) : NULL;
-    wire_hdr_t h = {.cmd = WIRE_DICT,
-                    .op = wire_str(op),
+    const ops_desc_t *d = ops_find_verb(OPS_KIND_DICT, op);
+    wire_hdr_t h = {.op = wire_str(op),
                     .name = wire_str(name),
                     .key = wire_str(key),
-                    .req = ++ctx->dict_req,
-                    .has_req = true,
                     .delta = delta,
                     .has_delta = d && (d->takes & OPS_F_DELTA),
                     .timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : 0,
                     .limit = limit};
-    msgpack_sbuffer sb;
     msgpack_zone zone;
     wlink_msg_t m;
     wire_hdr_t r;
@@ -171,36 +165,27 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
     int rc;
 
     if (!ctx->link)
-        return dict_fail(ctx, "the dict service is reachable only from a task run by forqd");
-    if (!op || !name || !wire_id_is_valid(name, strlen(name)))
-        return dict_fail(ctx, "dict name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+        return task_ctx_fail(ctx, "the dict service is reachable only from a task run by forqd");
+    if (!d)
+        return task_ctx_fail(ctx,
+                             "unknown dict op '%s' (queues, locks and events have calls of "
+                             "their own: forq_task_queue_*, ...)",
+                             op ? op : "(null)");
+    if (!name || !wire_id_is_valid(name, strlen(name)))
+        return task_ctx_fail(ctx, "dict name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
     if (value && wire_check(value, len, WIRE_DEPTH_MAX, &err) < 0)
-        return dict_fail(ctx, "the value is not one msgpack value: %s", err.msg);
+        return task_ctx_fail(ctx, "the value is not one msgpack value: %s", err.msg);
     /* cas needs the version it expects; wait takes the one seen, unless it waits for the next
      * change */
     if (d && ((d->needs & OPS_F_VER) || ((d->takes & OPS_F_VER) && !next))) {
         h.ver = version;
         h.has_ver = true;
     }
-    /* refused here with the words forqd would answer, without the round trip */
-    if (ops_check_request(&h, value, len, value != NULL, &d, &err) < 0)
-        return dict_fail(ctx, "%s: %s", err.code, err.msg);
-    msgpack_sbuffer_init(&sb);
-    if (wire_hdr_encode(&sb, &h) < 0 ||
-        wlink_send(ctx->link, sb.data, sb.size, value, value ? len : 0, value != NULL) < 0) {
-        msgpack_sbuffer_destroy(&sb);
-        return dict_fail(ctx, "cannot send the dict request to forqd");
-    }
-    msgpack_sbuffer_destroy(&sb);
     msgpack_zone_init(&zone, 1024);
-    if (dict_recv(ctx, ctx->link, h.req, timeout_ms > 0 ? timeout_ms + 5000 : 30000, &m, &zone,
-                  &r) < 0) {
-        rc = dict_fail(ctx, "forqd did not answer the dict request");
-    } else if (r.cmd == WIRE_ERROR) {
-        rc = dict_fail(ctx, "%.*s: %.*s", (int)r.code.len, r.code.ptr, (int)r.msg.len, r.msg.ptr);
-        free(m.base);
-    } else {
-        rc = FORQ_TASK_DICT_OK;
+    rc = task_ctx_call(ctx, &h, value, len, timeout_ms > 0 ? timeout_ms + 5000 : 30000, &zone, &m,
+                       &r);
+    d = ops_find(h.op.ptr, h.op.len);
+    if (rc == FORQ_TASK_DICT_OK) {
         if (d->reply_code && wire_str_eq(r.code, d->reply_code))
             rc = d->id == OPS_CAS ? FORQ_TASK_DICT_CONFLICT : FORQ_TASK_DICT_TIMEOUT;
         else if (!r.found && d->absent_is_not_found)
@@ -222,6 +207,39 @@ static int dict_call(forq_task_ctx_t *ctx, const char *op, const char *name, con
     }
     msgpack_zone_destroy(&zone);
     return rc;
+}
+
+int task_ctx_call(forq_task_ctx_t *ctx, wire_hdr_t *h, const void *value, size_t len, int wait_ms,
+                  msgpack_zone *zone, wlink_msg_t *ret_m, wire_hdr_t *ret)
+{
+    msgpack_sbuffer sb;
+    wire_err_t err;
+
+    if (!ctx->link)
+        return task_ctx_fail(ctx, "the dict service is reachable only from a task run by forqd");
+    h->cmd = WIRE_DICT;
+    h->req = ++ctx->dict_req;
+    h->has_req = true;
+    /* refused here with the words forqd would answer, without the round trip */
+    if (ops_check_request(h, value, len, value != NULL, NULL, &err) < 0)
+        return task_ctx_fail(ctx, "%s: %s", err.code, err.msg);
+    msgpack_sbuffer_init(&sb);
+    if (wire_hdr_encode(&sb, h) < 0 ||
+        wlink_send(ctx->link, sb.data, sb.size, value, value ? len : 0, value != NULL) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return task_ctx_fail(ctx, "cannot send the request to forqd");
+    }
+    msgpack_sbuffer_destroy(&sb);
+    if (dict_recv(ctx, ctx->link, h->req, wait_ms, ret_m, zone, ret) < 0)
+        return task_ctx_fail(ctx, "forqd did not answer the %.*s request", (int)h->op.len,
+                             h->op.ptr);
+    if (ret->cmd == WIRE_ERROR) {
+        task_ctx_fail(ctx, "%.*s: %.*s", (int)ret->code.len, ret->code.ptr, (int)ret->msg.len,
+                      ret->msg.ptr);
+        free(ret_m->base);
+        return FORQ_TASK_DICT_ERROR;
+    }
+    return FORQ_TASK_DICT_OK;
 }
 
 int forq_task_dict(forq_task_ctx_t *ctx, const char *op, const char *name, const char *key,
@@ -262,7 +280,7 @@ int forq_task_dict_incr(forq_task_ctx_t *ctx, const char *name, const char *key,
         if (ret_value)
             *ret_value = o.via.i64;
     } else {
-        rc = dict_fail(ctx, "forqd's incr answer had no integer");
+        rc = task_ctx_fail(ctx, "forqd's incr answer had no integer");
     }
     msgpack_zone_destroy(&zone);
     free(v);
@@ -416,7 +434,8 @@ static int dict_get_object(forq_task_ctx_t *ctx, const char *name, const char *k
     /* dict_recv checked the payload's structure before it was handed over */
     if (!v || msgpack_unpack(v, len, &off, zone, ret) != MSGPACK_UNPACK_SUCCESS) {
         free(v);
-        return dict_fail(ctx, "forqd's get answer for dict '%s' key '%s' had no value", name, key);
+        return task_ctx_fail(ctx, "forqd's get answer for dict '%s' key '%s' had no value", name,
+                             key);
     }
     *ret_raw = v;
     return FORQ_TASK_DICT_OK;
@@ -425,7 +444,7 @@ static int dict_get_object(forq_task_ctx_t *ctx, const char *name, const char *k
 static int wrong_type(forq_task_ctx_t *ctx, const char *name, const char *key,
                       const msgpack_object *o, const char *want)
 {
-    return dict_fail(ctx, "dict '%s' key '%s' holds %s, not %s", name, key, type_word(o), want);
+    return task_ctx_fail(ctx, "dict '%s' key '%s' holds %s, not %s", name, key, type_word(o), want);
 }
 
 int forq_task_dict_get_int(forq_task_ctx_t *ctx, const char *name, const char *key,
@@ -443,7 +462,8 @@ int forq_task_dict_get_int(forq_task_ctx_t *ctx, const char *name, const char *k
             if (ret_value)
                 *ret_value = o.via.i64;
         } else if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            rc = dict_fail(ctx, "dict '%s' key '%s' holds an integer above INT64_MAX", name, key);
+            rc = task_ctx_fail(ctx, "dict '%s' key '%s' holds an integer above INT64_MAX", name,
+                               key);
         } else {
             rc = wrong_type(ctx, name, key, &o, "an integer");
         }
@@ -551,7 +571,7 @@ int forq_task_dict_set_str(forq_task_ctx_t *ctx, const char *name, const char *k
     size_t n;
 
     if (!value)
-        return dict_fail(ctx, "forq_task_dict_set_str: the value is NULL");
+        return task_ctx_fail(ctx, "forq_task_dict_set_str: the value is NULL");
     n = strlen(value);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -567,7 +587,7 @@ int forq_task_dict_set_bytes(forq_task_ctx_t *ctx, const char *name, const char 
     msgpack_packer pk;
 
     if (!value && len)
-        return dict_fail(ctx, "forq_task_dict_set_bytes: the value is NULL");
+        return task_ctx_fail(ctx, "forq_task_dict_set_bytes: the value is NULL");
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_bin(&pk, len);

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "forq/task.h"
 #include "wire.h"
+#include "wlink.h"
 
 #include <stdbool.h>
 
@@ -23,6 +24,17 @@ struct forq_task_ctx {
     char dict_error[WIRE_TEXT_MAX + 1]; /* why the last dict call failed */
     bool cancelled;                     /* a cancel naming this job has come (ABI 2) */
 };
+
+/* Set the error forq_task_dict_error() reports; returns FORQ_TASK_DICT_ERROR. */
+int task_ctx_fail(forq_task_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Send the `dict` command h (op, name and the op's fields set here by the caller; cmd and req
+ * set here) with value (may be NULL) on the worker's link, checked first as forqd would
+ * (ops_check_request), and wait up to wait_ms (-1: for ever) for its answer. FORQ_TASK_DICT_OK
+ * with the answer's header in *ret, borrowing from *ret_m (free ret_m->base) and zone; or
+ * FORQ_TASK_DICT_ERROR with the reason set (an `error` answer, no answer, no link). */
+int task_ctx_call(forq_task_ctx_t *ctx, wire_hdr_t *h, const void *value, size_t len, int wait_ms,
+                  msgpack_zone *zone, wlink_msg_t *ret_m, wire_hdr_t *ret);
 
 /* The built-in tasks, registered in every forkserver. */
 extern const forq_plugin_t builtin_plugin;

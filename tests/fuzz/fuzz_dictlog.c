@@ -10,11 +10,17 @@
  * nothing, even when its checksum is good but a record in it is malformed. The state, compacted,
  * replays to itself again. ASan and LeakSanitizer watch every step.
  *
+ * What forqd then reads back of the shared types (skeys.h: queue items, lock grants, events kept
+ * under internal dict names) is parsed too, as at every start: whatever the bytes, each entry is
+ * a well-formed one (a valid name) or skipped and counted, and the counts add up.
+ *
  * The state directory is on /dev/shm when it can be: replay fsyncs what it cuts and compaction
  * fsyncs twice, which on a disk would make each input cost milliseconds. */
 #define _GNU_SOURCE
 #include "store.h"
 #include "dictlog.h"
+#include "skeys.h"
+#include "wire.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -103,6 +109,25 @@ static void same_state(dstore_t *a, dstore_t *b)
             abort();
     items_free(&x);
     items_free(&y);
+}
+
+static int shared_entry(void *ud, const skeys_entry_t *e)
+{
+    if (!wire_id_is_valid(e->name, e->nlen) || !e->val)
+        abort();
+    (*(size_t *)ud)++;
+    return 0;
+}
+
+/* forqd's reading of the shared types at start: every entry is either taken or skipped. */
+static void read_shared(dstore_t *s)
+{
+    static const char *const kinds[] = {SKEYS_QUEUES, SKEYS_LOCKS, SKEYS_EVENTS};
+    for (size_t i = 0; i < 3; i++) {
+        size_t good = 0, bad = skeys_each(s, kinds[i], shared_entry, &good);
+        if (good + bad != dstore_len(s, kinds[i], SKEYS_NLEN))
+            abort();
+    }
 }
 
 static off_t file_size(void)
@@ -210,6 +235,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t isize)
     }
     if (dictlog_size(l) != (uint64_t)file_size())
         abort();
+    read_shared(s1);
     off_t left = file_size();
     dictlog_close(&l);
 

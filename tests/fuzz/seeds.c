@@ -7,6 +7,7 @@
 #include "clients.h"
 #include "store.h"
 #include "dictlog.h"
+#include "skeys.h"
 #include "wire.h"
 #include "wlink.h"
 
@@ -86,6 +87,39 @@ static int dictlog_seeds(const char *out)
     put_file(out, "dictlog", 2, path, 3, 0); /* torn in the last frame */
     dictlog_compact(l, s);
     put_file(out, "dictlog", 3, path, 0, 0);
+    /* the shared types as forqd keeps them (skeys.h): two queue items, a lock's grant, an event;
+     * then the first item taken */
+    char key[SKEYS_KEY_MAX + 1];
+    size_t klen = skeys_make(key, S("jobs"), 0x8000000000000000ull);
+    dstore_set(s, SKEYS_QUEUES, SKEYS_NLEN, key, klen,
+               "\xa5"
+               "apple",
+               6, &v);
+    dictlog_put(l, SKEYS_QUEUES, SKEYS_NLEN, key, klen,
+                "\xa5"
+                "apple",
+                6, v);
+    klen = skeys_make(key, S("jobs"), 0x8000000000000001ull);
+    dstore_set(s, SKEYS_QUEUES, SKEYS_NLEN, key, klen, "\xc0", 1, &v);
+    dictlog_put(l, SKEYS_QUEUES, SKEYS_NLEN, key, klen, "\xc0", 1, v);
+    dictlog_commit(l);
+    msgpack_sbuffer lease;
+    msgpack_sbuffer_init(&lease);
+    skeys_pack_lease(&lease, 1764547200000ull, 60000);
+    klen = skeys_make(key, S("deploy"), dstore_version(s) + 1);
+    dstore_set(s, SKEYS_LOCKS, SKEYS_NLEN, key, klen, lease.data, lease.size, &v);
+    dictlog_put(l, SKEYS_LOCKS, SKEYS_NLEN, key, klen, lease.data, lease.size, v);
+    dstore_set(s, SKEYS_EVENTS, SKEYS_NLEN, S("go"), "\xc3", 1, &v);
+    dictlog_put(l, SKEYS_EVENTS, SKEYS_NLEN, S("go"), "\xc3", 1, v);
+    dictlog_commit(l);
+    msgpack_sbuffer_destroy(&lease);
+    klen = skeys_make(key, S("jobs"), 0x8000000000000000ull);
+    dstore_del(s, SKEYS_QUEUES, SKEYS_NLEN, key, klen);
+    dictlog_put(l, SKEYS_QUEUES, SKEYS_NLEN, key, klen, NULL, 0, 0);
+    dictlog_commit(l);
+    put_file(out, "dictlog", 4, path, 0, 1);
+    dictlog_compact(l, s);
+    put_file(out, "dictlog", 5, path, 0, 0);
     dictlog_close(&l);
     dstore_free(s);
     unlink(path);

@@ -2,8 +2,8 @@
 """An FJP/1 client written from proto/PROTOCOL.md alone, with pyzmq and msgpack: proof that
 another language can talk to forqd, and a check of what the document says against a real forqd.
 Starts $FORQD in a temporary directory, exercises every client command, the defaults of absent
-fields, the header and frame rules, routing ids and reconnection, progress, the built-in tasks
-and the dict service, then stops forqd with SIGTERM. Each check names the section it holds to.
+fields, the header and frame rules, routing ids and reconnection, progress, the built-in tasks,
+the dict service and its shared types, then stops forqd with SIGTERM. Each check names the section it holds to.
 Prints one line per check and "interop: N passed, M failed"; exit 77 (skip) without pyzmq."""
 import hashlib
 import os
@@ -548,6 +548,106 @@ def test_routing(endpoint):
 
 # ---- the dict service ----
 
+def test_shared_types(c, other, endpoint):
+    """§6.9: queues, locks and events, with the `dict` command."""
+    h, p = c.dict("queue.get", "py-q")
+    check("§6.9.1: get of an empty queue: found false, code empty, no value frame",
+          h.get("found") is False and h.get("code") == "empty" and p == [], (h, p))
+    for item in ("apple", "banana"):
+        h, _ = c.dict("queue.put", "py-q", item)
+    h2, _ = c.dict("queue.put", "py-q", "first", front=True)
+    check("§6.9.1: put: found true and count the items now; front puts first",
+          h.get("found") is True and h.get("count") == 2 and h2.get("count") == 3, (h, h2))
+    h, p = c.dict("queue.range", "py-q", start=1, limit=1)
+    check("§6.9.1: range: the items from start, count, more",
+          p == [["apple"]] and h.get("count") == 1 and h.get("more") is True, (h, p))
+    h, p = c.dict("queue.get", "py-q")
+    check("§6.9.1: get takes the front: found, count left, the item",
+          h.get("found") is True and p == ["first"] and h.get("count") == 2, (h, p))
+    h, _ = c.dict("queue.len", "py-q")
+    check("§6.9.1: len", h.get("count") == 2, h)
+    h, _ = c.dict("queue.clear", "py-q")
+    check("§6.9.1: clear: count removed", h.get("count") == 2, h)
+    h, _ = c.dict("queue.pop", "py-q")
+    check("§6.9: an unknown op of a kind lists that kind's ops",
+          h.get("code") == "bad_op" and "queue.put" in h.get("msg", "") and "incr" not in h["msg"],
+          h)
+    h, _ = c.dict("queue.put", "py-q")
+    check("§6.8/6.9: a put without its item is bad_frames", h.get("code") == "bad_frames", h)
+    # a blocked get is answered by the next put, and reaches only its consumer
+    other.send(dict(cmd="dict", op="queue.get", name="py-w", block=True, timeout_ms=10000, req=77))
+    time.sleep(0.2)
+    h, _ = c.dict("queue.put", "py-w", {"n": 1})
+    h2, p2 = other.recv()
+    check("§6.9.1: a put hands its item to the consumer that waits (count 0)",
+          h.get("count") in (None, 0) and h2.get("req") == 77 and p2 == [{"n": 1}], (h, h2, p2))
+    other.send(dict(cmd="dict", op="queue.get", name="py-w", block=True, timeout_ms=200, req=78))
+    h2, _ = other.recv()
+    check("§6.9: a blocked get answers code empty after timeout_ms",
+          h2.get("code") == "empty" and h2.get("found") is False, h2)
+    # a consumer that goes away while it waits takes nothing with it
+    gone = Client(endpoint, b"py-gone")
+    gone.send(dict(cmd="dict", op="queue.get", name="py-g", block=True, req=1))
+    time.sleep(0.2)
+    gone.close()
+    time.sleep(0.2)
+    c.dict("queue.put", "py-g", "kept")
+    h, p = c.dict("queue.get", "py-g")
+    check("§6.9.1: an item is not lost to a consumer that disconnected while it waited",
+          p == ["kept"], (h, p))
+    # maxsize
+    c.dict("queue.put", "py-m", 1, maxsize=1)
+    h, _ = c.dict("queue.put", "py-m", 2, maxsize=1)
+    check("§6.9.1: a put over maxsize: code full, nothing put",
+          h.get("code") == "full" and h.get("found") is False and h.get("count") == 1, h)
+    # locks
+    h, _ = c.dict("lock.acquire", "py-l", lease_ms=300)
+    t1 = h.get("token", 0)
+    check("§6.9.2: acquire: found, token, lease_ms, count",
+          h.get("found") is True and t1 > 0 and h.get("lease_ms") == 300 and h.get("count") == 1,
+          h)
+    h, _ = other.dict("lock.acquire", "py-l")
+    check("§6.9.2: a held lock: code held", h.get("code") == "held" and h["found"] is False, h)
+    h, _ = c.dict("set", "py-data", 1, key="k", lock="py-l", token=t1)
+    check("§6.9.2: a fenced set while the token holds: done", h.get("found") is True, h)
+    h, _ = c.dict("get", "py-data", key="k", lock="py-l", token=t1)
+    check("§6.9.2: a fence on a read is bad_field", h.get("code") == "bad_field", h)
+    h, _ = c.dict("set", "py-data", 1, key="k", lock="py-l")
+    check("§6.9.2: a fence without token is missing_field", h.get("code") == "missing_field", h)
+    other.send(dict(cmd="dict", op="lock.acquire", name="py-l", block=True, timeout_ms=5000,
+                    req=79))
+    h2, _ = other.recv()
+    t2 = h2.get("token", 0)
+    check("§6.9.2: the lease ends by itself; the waiting acquirer gets a larger token",
+          h2.get("found") is True and t2 > t1, h2)
+    h, _ = c.dict("set", "py-data", 2, key="k", lock="py-l", token=t1)
+    check("§6.9.2: the old token's fenced set: error stale_token",
+          h.get("cmd") == "error" and h.get("code") == "stale_token", h)
+    h, _ = c.dict("lock.release", "py-l", token=t1)
+    h2, _ = other.dict("lock.renew", "py-l", token=t2, lease_ms=1000)
+    h3, _ = other.dict("lock.release", "py-l", token=t2)
+    check("§6.9.2: release with a token that holds nothing: found false; renew, release: true",
+          h.get("found") is False and h2.get("found") is True and h2.get("token") == t2
+          and h3.get("found") is True, (h, h2, h3))
+    h, _ = c.dict("lock.release", "py-l")
+    check("§6.9.2: release without token: missing_field", h.get("code") == "missing_field", h)
+    # events
+    h, _ = c.dict("event.wait", "py-e")
+    check("§6.9.3: wait without block: whether it is set", h.get("found") is False, h)
+    other.send(dict(cmd="dict", op="event.wait", name="py-e", block=True, req=80))
+    time.sleep(0.2)
+    h, _ = c.dict("event.set", "py-e")
+    h2, _ = other.recv()
+    check("§6.9.3: set answers the waits (count) with found true",
+          h.get("count") == 1 and h2.get("req") == 80 and h2.get("found") is True, (h, h2))
+    h, _ = c.dict("event.clear", "py-e")
+    check("§6.9.3: clear: found, whether it was set", h.get("found") is True, h)
+    h, p = c.call(dict(cmd="dict", op="dicts"))
+    names = [n for n, _ in p[0]] if p else []
+    check("§6.9: queues, locks and events are not dicts", "py-data" in names
+          and not any(n.startswith("py-q") or n.startswith("\x01") for n in names), names)
+
+
 def test_dict(c, other):
     d = "py-d"
     h, p = c.dict("get", d, key="a")
@@ -813,6 +913,7 @@ def main():
 
         for test, args in ((test_headers, (c,)), (test_builtin_tasks, (c,)),
                            (test_progress, (c, other)), (test_dict, (c, other)),
+                           (test_shared_types, (c, other, endpoint)),
                            (test_routing, (endpoint,)), (test_sizes, (c, endpoint))):
             try:
                 test(*args)

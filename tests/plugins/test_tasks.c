@@ -326,8 +326,106 @@ static int t_gate(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_pack
     return msgpack_pack_true(out);
 }
 
+/* The name in argument i, NUL-terminated into buf (65 bytes). */
+static int arg_name(forq_task_ctx_t *ctx, const msgpack_object *args, uint32_t i, char *buf)
+{
+    const char *p;
+    size_t n;
+    if (forq_task_arg_bytes(ctx, args, i, &p, &n) < 0)
+        return -1;
+    snprintf(buf, 65, "%.*s", (int)n, p);
+    return 0;
+}
+
+/* queue_relay(src, dst, n) -> n: takes n items from queue src (each waiting for ever) and puts
+ * them into dst, in order; a put that finds dst at maxsize 1000 waits for room. */
+static int t_queue_relay(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    char src[65], dst[65];
+    int64_t n;
+    size_t left;
+
+    if (arg_name(ctx, args, 0, src) < 0 || arg_name(ctx, args, 1, dst) < 0 ||
+        forq_task_arg_int(ctx, args, 2, &n) < 0)
+        return -1;
+    for (int64_t i = 0; i < n; i++) {
+        void *v;
+        size_t len;
+        if (forq_task_queue_get(ctx, src, -1, &v, &len) != FORQ_TASK_DICT_OK)
+            return forq_task_error(ctx, "QueueError", "get: %s", forq_task_dict_error(ctx));
+        int rc = forq_task_queue_put(ctx, dst, v, len, 0, 1000, 10000, &left);
+        free(v);
+        if (rc != FORQ_TASK_DICT_OK)
+            return forq_task_error(ctx, "QueueError", "put: %d %s", rc, forq_task_dict_error(ctx));
+    }
+    if (forq_task_queue_get(ctx, src, 0, NULL, NULL) != FORQ_TASK_DICT_EMPTY ||
+        forq_task_queue_len(ctx, dst, &left) != FORQ_TASK_DICT_OK)
+        return forq_task_error(ctx, "QueueError", "src not empty, or len: %s",
+                               forq_task_dict_error(ctx));
+    return msgpack_pack_int64(out, n);
+}
+
+/* locked_incr(lock, dict, key, n) -> the counter: n times, under the lock, a get then a fenced
+ * set of one more (not atomic without the lock); checks that a released token fences nothing. */
+static int t_locked_incr(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    char lock[65], dict[65], key[65];
+    int64_t n, v = 0;
+    uint64_t token = 0;
+
+    if (arg_name(ctx, args, 0, lock) < 0 || arg_name(ctx, args, 1, dict) < 0 ||
+        arg_name(ctx, args, 2, key) < 0 || forq_task_arg_int(ctx, args, 3, &n) < 0)
+        return -1;
+    for (int64_t i = 0; i < n; i++) {
+        v = 0;
+        if (forq_task_lock_acquire(ctx, lock, 1, 10000, -1, &token) != FORQ_TASK_DICT_OK)
+            return forq_task_error(ctx, "LockError", "acquire: %s", forq_task_dict_error(ctx));
+        int rc = forq_task_dict_get_int(ctx, dict, key, &v);
+        if (rc != FORQ_TASK_DICT_OK && rc != FORQ_TASK_DICT_NOT_FOUND)
+            return forq_task_error(ctx, "LockError", "get: %s", forq_task_dict_error(ctx));
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_int64(&pk, ++v);
+        rc = forq_task_dict_set_fenced(ctx, dict, key, sb.data, sb.size, lock, token, NULL);
+        msgpack_sbuffer_destroy(&sb);
+        if (rc != FORQ_TASK_DICT_OK || forq_task_lock_renew(ctx, lock, token, 5000) != 0 ||
+            forq_task_lock_release(ctx, lock, token) != FORQ_TASK_DICT_OK)
+            return forq_task_error(ctx, "LockError", "set/renew/release: %s",
+                                   forq_task_dict_error(ctx));
+    }
+    if (forq_task_lock_release(ctx, lock, token) != FORQ_TASK_DICT_CONFLICT ||
+        forq_task_dict_set_fenced(ctx, dict, key, "\x00", 1, lock, token, NULL) !=
+            FORQ_TASK_DICT_CONFLICT)
+        return forq_task_error(ctx, "LockError", "a released token still holds");
+    return msgpack_pack_int64(out, v);
+}
+
+/* event_wait(name, timeout_ms) -> whether the event was set in time (sets "<name>-seen" then). */
+static int t_event_wait(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_packer *out)
+{
+    char name[65], seen[80];
+    int64_t ms;
+    int set = 0;
+
+    if (arg_name(ctx, args, 0, name) < 0 || forq_task_arg_int(ctx, args, 1, &ms) < 0)
+        return -1;
+    int rc = forq_task_event_wait(ctx, name, (int)ms, &set);
+    if (rc == FORQ_TASK_DICT_ERROR)
+        return forq_task_error(ctx, "EventError", "%s", forq_task_dict_error(ctx));
+    snprintf(seen, sizeof(seen), "%.40s-seen", name);
+    if (rc == FORQ_TASK_DICT_OK &&
+        (forq_task_event_set(ctx, seen) != 0 || forq_task_event_clear(ctx, name) != 0))
+        return forq_task_error(ctx, "EventError", "%s", forq_task_dict_error(ctx));
+    return rc == FORQ_TASK_DICT_OK ? msgpack_pack_true(out) : msgpack_pack_false(out);
+}
+
 static const forq_task_def_t tasks[] = {
     {"gate", t_gate, "gate(name, key) -> true once the key exists"},
+    {"queue_relay", t_queue_relay, "queue_relay(src, dst, n) -> n items moved"},
+    {"locked_incr", t_locked_incr, "locked_incr(lock, dict, key, n) -> counter"},
+    {"event_wait", t_event_wait, "event_wait(name, timeout_ms) -> set in time"},
     {"dict_count", t_dict_count, "dict_count(name, key, n) -> counter"},
     {"dict_count_keys", t_dict_count_keys, "dict_count_keys(name) -> keys, paged"},
     {"progress_steps", t_progress_steps, "progress_steps(n) -> n"},

@@ -84,9 +84,12 @@ typedef enum {
     FORQ_ERR_SYSTEM = 14,      /* a system or ZeroMQ call failed; the detail says which */
     FORQ_ERR_NOT_FOUND = 15,   /* forqd has no such job (never submitted, or forgotten) */
     FORQ_ERR_EXHAUSTED = 16,   /* an iterator has returned everything */
-    FORQ_ERR_CONFLICT = 17,    /* dict compare-and-set: the version differs */
-    FORQ_ERR_FULL = 18,        /* the dict service is at its limits (keys or bytes) */
+    FORQ_ERR_CONFLICT = 17,    /* dict compare-and-set: the version differs; a lock's token
+                                  no longer holds it (its lease ended, or it was released) */
+    FORQ_ERR_FULL = 18,        /* the dict service is at its limits (keys or bytes); a queue
+                                  holds its maxsize (put: no room came within the timeout) */
     FORQ_ERR_FORBIDDEN = 19,   /* forqd's clients file does not give this client the right */
+    FORQ_ERR_EMPTY = 20,       /* a queue had no item (get: none came within the timeout) */
 } forq_err_t;
 
 /* What a job is or became. Values match the wire protocol's states in order. */
@@ -616,6 +619,130 @@ FORQ_EXPORT forq_err_t forq_dict_submit(forq_client_t *client, const forq_dict_o
  * FORQ_ERR_TIMEOUT (wait), FORQ_ERR_FULL, FORQ_ERR_INVALID, FORQ_ERR_PENDING, FORQ_ERR_LOST. */
 FORQ_EXPORT forq_err_t forq_dict_reply(forq_future_t *future, bool *ret_found,
                                        uint64_t *ret_version, uint64_t *ret_count);
+
+/* ---- shared queues, locks and events: the rest of Manager() ---- */
+
+/* Queues, locks and events live in forqd beside the dicts: every operation is atomic, they are
+ * durable with the dicts (forqd --state-dir: in the same log, with the same fsync policy), and
+ * within the same limits (--dict-max-keys counts a queue's items, --dict-max-bytes their
+ * bytes). Names are 1-64 of A-Z a-z 0-9 . _ : - and each kind has its own: a queue "jobs" and a
+ * dict "jobs" are two things (under the same rights of forqd's clients file, read= and write=).
+ * A queue, lock or event exists while it holds something; an absent one is an empty queue, a
+ * free lock, an event that is not set.
+ *
+ * A call that blocks waits in forqd, up to its timeout_ms (-1: for ever; 0: not at all, it
+ * answers at once), and libforq waits for forqd's answer 5 s longer than that. The calls that
+ * do not block wait up to timeout_ms (-1: for ever) for forqd's answer, as the dict calls do,
+ * and return FORQ_ERR_TIMEOUT when none came. All are thread-safe, like every call on a
+ * client. Errors besides those listed: FORQ_ERR_INVALID (a bad name or value: the detail says
+ * which), FORQ_ERR_FULL (forqd's limits), FORQ_ERR_FORBIDDEN, FORQ_ERR_CONNECT, FORQ_ERR_LOST. */
+
+/* Put `value` (one msgpack value, len bytes) into queue `name`: at the back, or with `front`
+ * at the front (the next get takes it). With maxsize > 0 the queue holds at most maxsize items:
+ * when it is full the put waits for room up to timeout_ms, behind the puts already waiting, and
+ * returns FORQ_ERR_FULL if none came (the item is not put). *ret_count (may be NULL) gets the
+ * items the queue holds after the put (0 when the item went straight to a consumer that was
+ * waiting). */
+FORQ_EXPORT forq_err_t forq_queue_put(forq_client_t *client, const char *name, const void *value,
+                                      size_t len, bool front, size_t maxsize, int timeout_ms,
+                                      size_t *ret_count);
+
+/* Take the first item of queue `name`, waiting up to timeout_ms for one; FORQ_ERR_EMPTY if none
+ * came. *ret_value gets the item (malloc'ed msgpack, the caller frees) and *ret_len its size.
+ * Consumers that wait are served in the order they came, one item to exactly one consumer; an
+ * item is out of the queue only once it is on its way to this client: if this client goes away
+ * while it waits, it takes nothing with it. */
+FORQ_EXPORT forq_err_t forq_queue_get(forq_client_t *client, const char *name, int timeout_ms,
+                                      void **ret_value, size_t *ret_len);
+
+/* forq_queue_put() and forq_queue_get() without waiting: *ret_future resolves with forqd's
+ * answer, and works with forq_future_wait, callbacks, forq_wait and as_completed like a job's
+ * (destroy it). Read it with forq_queue_reply() and, for a get, the item with
+ * forq_future_result() (borrowed from the future). Requests from one client are answered in
+ * the order forqd took them: a consumer that keeps several gets in flight receives items in
+ * queue order as fast as they come. An item is on its way to this client once forqd answers
+ * the get: destroying a get's future before its answer came drops the item with it — wait for
+ * it first. */
+FORQ_EXPORT forq_err_t forq_queue_put_async(forq_client_t *client, const char *name,
+                                            const void *value, size_t len, bool front,
+                                            size_t maxsize, int timeout_ms,
+                                            forq_future_t **ret_future);
+FORQ_EXPORT forq_err_t forq_queue_get_async(forq_client_t *client, const char *name, int timeout_ms,
+                                            forq_future_t **ret_future);
+
+/* The answer of a queue future: FORQ_OK (*ret_count, may be NULL: the items the queue holds
+ * after it), FORQ_ERR_EMPTY (a get that found no item in time), FORQ_ERR_FULL (a put that
+ * found no room), FORQ_ERR_PENDING, or how the request failed. */
+FORQ_EXPORT forq_err_t forq_queue_reply(forq_future_t *future, size_t *ret_count);
+
+/* The number of items of queue `name` (0 for a queue that does not exist). */
+FORQ_EXPORT forq_err_t forq_queue_len(forq_client_t *client, const char *name, int timeout_ms,
+                                      size_t *ret_len);
+
+/* Read items of queue `name` without taking them: up to `limit` (0: 1000, at most 10000) from
+ * the item at index `start` (0: the first). *ret_data is a msgpack array of the items (the
+ * caller frees); *ret_more (may be NULL) is true when items follow. Items that gets take
+ * meanwhile shift the indexes: a page is a glimpse, not a cursor. */
+FORQ_EXPORT forq_err_t forq_queue_range(forq_client_t *client, const char *name, size_t start,
+                                        size_t limit, int timeout_ms, void **ret_data,
+                                        size_t *ret_len, bool *ret_more);
+
+/* Remove every item of queue `name`; *ret_removed (may be NULL) how many there were. Puts that
+ * waited for room go in. */
+FORQ_EXPORT forq_err_t forq_queue_clear(forq_client_t *client, const char *name, int timeout_ms,
+                                        size_t *ret_removed);
+
+/* Acquire lock `name`, waiting up to timeout_ms for it; FORQ_ERR_TIMEOUT if it was not granted
+ * in time. Acquirers that wait are served in the order they came. The grant is a lease of
+ * lease_ms (0: 60000; at most a day): unless renewed (forq_lock_renew) or released before, it
+ * ends by itself, so a holder that dies or hangs frees the lock. *ret_token gets the grant's
+ * fencing token, which grows with every grant of any lock and never repeats, restarts
+ * included: release and renew name the grant by it, and a change fenced with it
+ * (forq_dict_set_fenced) is refused once the grant has ended. */
+FORQ_EXPORT forq_err_t forq_lock_acquire(forq_client_t *client, const char *name, int lease_ms,
+                                         int timeout_ms, uint64_t *ret_token);
+
+/* A semaphore: lock `name` with up to `permits` (1 to 10000) holders at once, each with its
+ * own grant and token; otherwise as forq_lock_acquire(). Every acquirer of a name should give
+ * the same permits. */
+FORQ_EXPORT forq_err_t forq_sem_acquire(forq_client_t *client, const char *name, unsigned permits,
+                                        int lease_ms, int timeout_ms, uint64_t *ret_token);
+
+/* End the grant `token` of lock (or semaphore) `name`; acquirers waiting get it.
+ * FORQ_ERR_CONFLICT when the token does not hold the lock (its lease ended, or it was released
+ * already): whatever it guarded may have been changed by the next holder. */
+FORQ_EXPORT forq_err_t forq_lock_release(forq_client_t *client, const char *name, uint64_t token,
+                                         int timeout_ms);
+
+/* Renew the grant `token` of lock `name`: its lease ends lease_ms (0: 60000) from now.
+ * FORQ_ERR_CONFLICT when the token does not hold the lock any more. */
+FORQ_EXPORT forq_err_t forq_lock_renew(forq_client_t *client, const char *name, uint64_t token,
+                                       int lease_ms, int timeout_ms);
+
+/* forq_dict_set() and forq_dict_cas(), fenced: done only while grant `token` holds lock `lock`,
+ * else nothing changes and they return FORQ_ERR_CONFLICT ("stale_token"). Reading the lock
+ * needs the read right on its name. */
+FORQ_EXPORT forq_err_t forq_dict_set_fenced(forq_client_t *client, const char *name,
+                                            const char *key, const void *value, size_t len,
+                                            const char *lock, uint64_t token, int timeout_ms,
+                                            uint64_t *ret_version);
+FORQ_EXPORT forq_err_t forq_dict_cas_fenced(forq_client_t *client, const char *name,
+                                            const char *key, uint64_t expected_version,
+                                            const void *value, size_t len, const char *lock,
+                                            uint64_t token, int timeout_ms, uint64_t *ret_version);
+
+/* Set event `name` (multiprocessing.Event.set): everyone waiting for it is answered, and waits
+ * return at once until it is cleared. */
+FORQ_EXPORT forq_err_t forq_event_set(forq_client_t *client, const char *name, int timeout_ms);
+
+/* Clear event `name`. */
+FORQ_EXPORT forq_err_t forq_event_clear(forq_client_t *client, const char *name, int timeout_ms);
+
+/* Wait up to timeout_ms for event `name` to be set (at once if it is): FORQ_OK when it is set,
+ * FORQ_ERR_TIMEOUT when it was not set in time. With timeout_ms 0, *ret_is_set (may be NULL)
+ * says whether it is set, and the call returns FORQ_OK either way. */
+FORQ_EXPORT forq_err_t forq_event_wait(forq_client_t *client, const char *name, int timeout_ms,
+                                       bool *ret_is_set);
 
 #ifdef __cplusplus
 }

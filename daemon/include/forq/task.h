@@ -283,6 +283,56 @@ FORQ_TASK_EXPORT int forq_task_dict_set_bytes(forq_task_ctx_t *ctx, const char *
                                               const char *key, const void *value, size_t len,
                                               uint64_t *ret_version);
 
+/* ---- shared queues, locks and events, from a running task (added within ABI version 2) ---- */
+
+/* The same queues, locks and events as forq_queue_*(), forq_lock_*() and forq_event_*() in
+ * <forq/forq.h> (PROTOCOL.md, shared types), with the submitter's rights. Each sends one request
+ * and waits for forqd's answer: a call that blocks waits up to timeout_ms (-1: for ever, 0: not
+ * at all) in forqd, and this worker with it, so give it a timeout shorter than the job's. They
+ * return FORQ_TASK_DICT_OK, one of the answers below, or FORQ_TASK_DICT_ERROR (refused: a bad
+ * name or value, limits, rights; or no answer) with forq_task_dict_error() saying why. */
+#define FORQ_TASK_DICT_EMPTY 4 /* queue get: no item came in time */
+#define FORQ_TASK_DICT_FULL  5 /* queue put: the queue held maxsize items and no room came */
+
+/* Put value (msgpack, len bytes) into queue `name` (at the front when `front` is not 0); with
+ * maxsize > 0, wait up to timeout_ms for room (FORQ_TASK_DICT_FULL). *ret_count (may be NULL):
+ * the items it holds after. */
+FORQ_TASK_EXPORT int forq_task_queue_put(forq_task_ctx_t *ctx, const char *name, const void *value,
+                                         size_t len, int front, size_t maxsize, int timeout_ms,
+                                         size_t *ret_count);
+/* Take the first item of queue `name`, waiting up to timeout_ms for one (FORQ_TASK_DICT_EMPTY):
+ * *ret_value (malloc'ed msgpack: the caller frees) and *ret_len. */
+FORQ_TASK_EXPORT int forq_task_queue_get(forq_task_ctx_t *ctx, const char *name, int timeout_ms,
+                                         void **ret_value, size_t *ret_len);
+/* The number of items of queue `name`. */
+FORQ_TASK_EXPORT int forq_task_queue_len(forq_task_ctx_t *ctx, const char *name, size_t *ret_len);
+
+/* Acquire lock `name` (a semaphore of `permits` holders when permits > 1; 0 counts as 1) for a
+ * lease of lease_ms (0: 60000), waiting up to timeout_ms: FORQ_TASK_DICT_TIMEOUT when it was
+ * not granted in time; *ret_token the grant's fencing token. */
+FORQ_TASK_EXPORT int forq_task_lock_acquire(forq_task_ctx_t *ctx, const char *name,
+                                            unsigned permits, int lease_ms, int timeout_ms,
+                                            uint64_t *ret_token);
+/* Release grant `token`, or renew its lease (lease_ms, 0: 60000): FORQ_TASK_DICT_CONFLICT when
+ * the token does not hold the lock (its lease ended, or it was released). */
+FORQ_TASK_EXPORT int forq_task_lock_release(forq_task_ctx_t *ctx, const char *name, uint64_t token);
+FORQ_TASK_EXPORT int forq_task_lock_renew(forq_task_ctx_t *ctx, const char *name, uint64_t token,
+                                          int lease_ms);
+/* dict "set", fenced: done only while grant `token` holds `lock`, else FORQ_TASK_DICT_CONFLICT
+ * and nothing changes. *ret_version (may be NULL): the key's new version. */
+FORQ_TASK_EXPORT int forq_task_dict_set_fenced(forq_task_ctx_t *ctx, const char *name,
+                                               const char *key, const void *value, size_t len,
+                                               const char *lock, uint64_t token,
+                                               uint64_t *ret_version);
+
+/* Set or clear event `name`; wait up to timeout_ms for it to be set: FORQ_TASK_DICT_OK when it
+ * is, FORQ_TASK_DICT_TIMEOUT when it was not in time (with timeout_ms 0: whether it is set,
+ * as *ret_is_set, which may be NULL). */
+FORQ_TASK_EXPORT int forq_task_event_set(forq_task_ctx_t *ctx, const char *name);
+FORQ_TASK_EXPORT int forq_task_event_clear(forq_task_ctx_t *ctx, const char *name);
+FORQ_TASK_EXPORT int forq_task_event_wait(forq_task_ctx_t *ctx, const char *name, int timeout_ms,
+                                          int *ret_is_set);
+
 #ifdef __cplusplus
 }
 #endif
