@@ -71,6 +71,10 @@ MARKDOWN_ROWS = [
      [("Manager().dict()", "manager.dict50.incr"), ("redis-benchmark", "redis.dict50.incr")],
      True),
     ("6 crash to replacement READY", "µs", "forq.replace_us", [], False),
+    ("8 tiny jobs over tcp with CURVE", "jobs/s", "curve.jobs",
+     [("the same, plaintext tcp", "tcp.jobs")], True),
+    ("8 submit+wait over tcp with CURVE, p50", "µs", "curve.p50",
+     [("the same, plaintext tcp", "tcp.p50")], False),
     # ---- 9. the Python package (issue 14) ----
     ("9 Python: tiny jobs, 1,000 in flight", "jobs/s", "py.jobs",
      [("ProcessPoolExecutor", "ppe.jobs"), ("Pool.apply_async", "pool.jobs")], True),
