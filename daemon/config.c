@@ -354,7 +354,7 @@ static int set_option(config_t *cfg, int code, const char *what, const char *arg
         cfg->state_dir_where = xstrdup(where_of(what));
         return 0;
     case OPT_FSYNC:
-        if ((cfg->fsync_policy = dictlog_policy_from(arg)) < 0) {
+        if ((cfg->fsync_policy = config_fsync_from(arg)) < 0) {
             fprintf(stderr, "forqd: %s takes always, everysec or no, not '%s'\n", what, arg);
             return -EINVAL;
         }

@@ -68,7 +68,6 @@ static void print_list(FILE *out, const char *name, const strv_t *v)
 
 void config_print(const config_t *cfg, FILE *out)
 {
-    static const char *const fsyncs[] = {"always", "everysec", "no"};
 
     fprintf(out, "# forqd %s: the configuration in effect (%s)\n", FORQ_VERSION,
             cfg->config_file ? cfg->config_file : "no config file; defaults and flags");
@@ -97,7 +96,7 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "retain-bytes = %ld\n", cfg->retain_bytes);
     if (cfg->state_dir)
         fprintf(out, "state-dir = %s\n", cfg->state_dir);
-    fprintf(out, "fsync = %s\n", fsyncs[cfg->fsync_policy < 3 ? cfg->fsync_policy : 1]);
+    fprintf(out, "fsync = %s\n", config_fsync_name(cfg->fsync_policy));
     fprintf(out, "dict-max-keys = %ld\n", cfg->dict_max_keys);
     fprintf(out, "dict-max-value = %ld\n", cfg->dict_max_value);
     fprintf(out, "dict-max-bytes = %ld\n", cfg->dict_max_bytes);
@@ -116,6 +115,22 @@ void config_print(const config_t *cfg, FILE *out)
         fprintf(out, "python-allow-threads = %s\n", cfg->python_allow_threads ? "yes" : "no");
         fprintf(out, "python-runtime = %s\n", config_python_runtime(cfg));
     }
+}
+
+int config_fsync_from(const char *name)
+{
+    if (strcmp(name, "always") == 0)
+        return FSYNC_ALWAYS;
+    if (strcmp(name, "everysec") == 0)
+        return FSYNC_EVERYSEC;
+    if (strcmp(name, "no") == 0)
+        return FSYNC_NO;
+    return -1;
+}
+
+const char *config_fsync_name(int policy)
+{
+    return policy == FSYNC_ALWAYS ? "always" : policy == FSYNC_NO ? "no" : "everysec";
 }
 
 bool config_wants_python(const config_t *cfg)

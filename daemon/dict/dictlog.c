@@ -49,22 +49,6 @@ struct dictlog {
     uint8_t *wbuf;           /* STREAM_BUF bytes: frames are written through it (fw_t) */
 };
 
-int dictlog_policy_from(const char *name)
-{
-    if (strcmp(name, "always") == 0)
-        return FSYNC_ALWAYS;
-    if (strcmp(name, "everysec") == 0)
-        return FSYNC_EVERYSEC;
-    if (strcmp(name, "no") == 0)
-        return FSYNC_NO;
-    return -1;
-}
-
-const char *dictlog_policy_name(fsync_policy_t p)
-{
-    return p == FSYNC_ALWAYS ? "always" : p == FSYNC_EVERYSEC ? "everysec" : "no";
-}
-
 static void put_le32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)

@@ -64,9 +64,7 @@ typedef struct {
  * function; tests replace it to simulate a full or failing disk. */
 extern ssize_t (*dictlog_write_fn)(int fd, const void *buf, size_t n);
 
-/* Parse "always", "everysec", "no"; -1 otherwise. */
-int dictlog_policy_from(const char *name);
-const char *dictlog_policy_name(fsync_policy_t p);
+/* The policies' names: config_fsync_from() and config_fsync_name() (config.h). */
 
 /* Open (creating DIR and the log if needed) and replay the log into `store` (quietly). Returns
  * 0 with *ret, or -errno with one line in err. `*ret_truncated` gets the bytes of a torn tail

@@ -103,7 +103,7 @@ static int open_store(dict_service_t *s)
                  s->cfg->state_dir, cut, err[0] ? "; " : "", err);
     log_info("dict log %s/dict.log: %zu keys in %zu dicts restored, fsync %s", s->cfg->state_dir,
              dstore_keys(s->store), dstore_dicts(s->store),
-             dictlog_policy_name((fsync_policy_t)s->cfg->fsync_policy));
+             config_fsync_name(s->cfg->fsync_policy));
     return 0;
 }
 
@@ -652,8 +652,7 @@ static void pack_stats(void *ud, msgpack_packer *pk)
         msgpack_pack_uint64(pk, vals[i]);
     }
     char dur[64];
-    snprintf(dur, sizeof(dur), "log, fsync %s",
-             dictlog_policy_name((fsync_policy_t)s->cfg->fsync_policy));
+    snprintf(dur, sizeof(dur), "log, fsync %s", config_fsync_name(s->cfg->fsync_policy));
     if (!s->log)
         snprintf(dur, sizeof(dur), "memory");
     msgpack_pack_str_with_body(pk, "dict_durability", 15);
