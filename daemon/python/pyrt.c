@@ -116,6 +116,9 @@ static const char runtime_py[] =
     "        out[name] = fn\n"
     "    return out\n";
 
+#if PYRT_BUILTIN
+#define forq_plugin_v1 pyrt_builtin_plugin
+#endif
 FORQ_TASK_EXPORT extern const forq_plugin_t forq_plugin_v1;
 
 static PyObject *tasks;        /* task name -> function */
@@ -242,6 +245,9 @@ static int import_checked(forq_plugin_host_t *host, const char *module, bool all
 static int pin_libraries(forq_plugin_host_t *host)
 {
     Dl_info info;
+
+    if (PYRT_BUILTIN)
+        return 0; /* forqd-python: CPython is in the executable, which exports its symbols */
 
     if (dladdr(&_Py_NoneStruct, &info) && info.dli_fname &&
         !dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD | RTLD_NODELETE))
@@ -493,6 +499,8 @@ static int rt_call(forq_task_ctx_t *ctx, const msgpack_object *args, msgpack_pac
     return rc;
 }
 
+/* python.so's plugin; in forqd-python (pyfs_main.c) the same runtime linked in, registered by
+ * the forkserver itself (forkserver_python_builtin) */
 FORQ_TASK_EXPORT const forq_plugin_t forq_plugin_v1 = {
     .abi_version = FORQ_TASK_ABI_VERSION,
     .name = "python",

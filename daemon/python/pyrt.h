@@ -45,6 +45,15 @@
 
 #include <forq/task.h>
 
+/* Built into forqd-python (pyfs_main.c, -DFORQ_PYRT_BUILTIN) rather than as python.so: the
+ * plugin is then pyrt_builtin_plugin, which the forkserver registers itself. */
+#ifdef FORQ_PYRT_BUILTIN
+#define PYRT_BUILTIN 1
+extern const forq_plugin_t pyrt_builtin_plugin;
+#else
+#define PYRT_BUILTIN 0
+#endif
+
 /* The deepest a value may nest in msgpack (PROTOCOL.md section 5: 32 levels); deeper results are
  * refused while packing, which also ends self-referencing lists. */
 #define PYCONV_DEPTH_MAX 32

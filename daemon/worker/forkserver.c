@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -118,11 +119,41 @@ static void reset_signals(void)
     signal(SIGCHLD, SIG_DFL);
 }
 
+const forq_plugin_t *forkserver_python_builtin;
+
+/* The forkserver image for Python tasks: forqd-python in the Python runtime's directory, if the
+ * configuration wants Python and it is there (a new string), else NULL. */
+static char *python_image(const config_t *cfg)
+{
+    const char *rt, *slash;
+    size_t dir, size;
+    char *path;
+
+    if (!config_wants_python(cfg))
+        return NULL;
+    rt = config_python_runtime(cfg);
+    slash = strrchr(rt, '/');
+    dir = slash ? (size_t)(slash - rt + 1) : 0;
+    size = dir + sizeof(FORKSERVER_PYTHON_IMAGE);
+    path = xmalloc(size);
+    snprintf(path, size, "%.*s%s", (int)dir, rt, FORKSERVER_PYTHON_IMAGE);
+    if (access(path, X_OK) < 0) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
 int forkserver_fork(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
 {
     int sv[2];
     pid_t parent = getpid(), pid;
+    char *image = python_image(cfg);
 
+    if (image) { /* the Python image is a program of its own: exec it */
+        free(image);
+        return forkserver_exec(cfg, ret_pid, ret_fd);
+    }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
     pid = fork();
@@ -148,11 +179,12 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
 {
     int sv[2];
     pid_t parent = getpid(), pid;
-    char **argv;
+    char **argv, *image;
     char fdarg[32];
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
+    image = python_image(cfg);
     /* everything the child needs is built before fork: after it, only async-signal-safe calls */
     /* the original flags, plus what the broker derived from them (the last flag wins) */
     argv = xcalloc((size_t)cfg->argc + 2, sizeof(char *));
@@ -165,6 +197,7 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
     if (pid < 0) {
         int r = -errno;
         free(argv);
+        free(image);
         close(sv[0]);
         close(sv[1]);
         return r;
@@ -179,10 +212,11 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
         /* dup2 clears close-on-exec on fd 3; every other descriptor forqd has is O_CLOEXEC */
         if (dup2(sv[1], 3) < 0)
             _exit(1);
-        execv("/proc/self/exe", argv);
+        execv(image ? image : "/proc/self/exe", argv);
         _exit(127);
     }
     free(argv);
+    free(image);
     close(sv[1]);
     *ret_pid = pid;
     *ret_fd = sv[0];
@@ -329,8 +363,14 @@ void forkserver_main(const config_t *cfg, int fd)
             fail_start(fd, err);
     /* Python tasks: the runtime plugin initialises CPython and imports the modules, here,
      * once, before any worker is forked (daemon/python/pyrt.h) */
-    if (config_wants_python(cfg)) {
+    if (config_wants_python(cfg) && forkserver_python_builtin) {
+        if (plugins_start(forkserver_python_builtin, FORKSERVER_PYTHON_IMAGE, err, sizeof(err)) < 0)
+            fail_start(fd, err);
+    } else if (config_wants_python(cfg)) {
         const char *rt = config_python_runtime(cfg);
+        log_info("Python tasks: no %s beside %s: its interpreter runs in forqd's forkserver, "
+                 "from the shared libpython (slower Python code)",
+                 FORKSERVER_PYTHON_IMAGE, rt);
         if (access(rt, R_OK) < 0) {
             snprintf(err, sizeof(err),
                      "python-import and python-task need the Python runtime %s: %s; install "

@@ -18,6 +18,8 @@
 
 #include "config.h"
 
+#include <forq/task.h>
+
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -58,6 +60,15 @@ int forkserver_fork(const config_t *cfg, pid_t *ret_pid, int *ret_fd);
 /* Start a forkserver from a threaded process: fork + execve of /proc/self/exe with
  * --forkserver-fd. Returns 0 with pid and fd, or -errno. */
 int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd);
+
+/* Python tasks: when the configuration wants them and FORKSERVER_PYTHON_IMAGE is in the Python
+ * runtime's directory (python.so's, config_python_runtime), both functions above exec that
+ * program instead: the same forkserver with the runtime and CPython linked in statically
+ * (daemon/python/pyfs_main.c), whose Python code runs faster than libpython's shared build.
+ * It sets forkserver_python_builtin, which forkserver_main() registers instead of loading
+ * python.so. Without the image, forqd's own forkserver loads python.so. */
+#define FORKSERVER_PYTHON_IMAGE "forqd-python"
+extern const forq_plugin_t *forkserver_python_builtin;
 
 /* The forkserver itself: load plugins, say HELLO (or FAILED), serve until the channel closes.
  * Never returns. */

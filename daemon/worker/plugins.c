@@ -178,6 +178,20 @@ static int run_load(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* The load and init hooks of the plugin just registered. */
+static int start_registered(const forq_plugin_t *p, const char *origin, char *err, size_t errlen)
+{
+    int r;
+
+    if ((r = run_load(origin, err, errlen)) < 0)
+        return r;
+    if (p->init && p->init() < 0) {
+        snprintf(err, errlen, "task plugin %s refused to start: its init hook failed", origin);
+        return -ECANCELED;
+    }
+    return 0;
+}
+
 static int load_file(const char *path, char *err, size_t errlen)
 {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -204,13 +218,13 @@ static int load_file(const char *path, char *err, size_t errlen)
     }
     handles = xrealloc(handles, (n_handles + 1) * sizeof(*handles));
     handles[n_handles++] = h;
-    if ((r = run_load(path, err, errlen)) < 0)
-        return r;
-    if (p->init && p->init() < 0) {
-        snprintf(err, errlen, "task plugin %s refused to start: its init hook failed", path);
-        return -ECANCELED;
-    }
-    return 0;
+    return start_registered(p, path, err, errlen);
+}
+
+int plugins_start(const forq_plugin_t *p, const char *origin, char *err, size_t errlen)
+{
+    int r = plugins_register(p, origin, err, errlen);
+    return r < 0 ? r : start_registered(p, origin, err, errlen);
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b)

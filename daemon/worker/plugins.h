@@ -28,6 +28,10 @@ void plugins_set_config(const config_t *cfg);
  * err. */
 int plugins_load(const char *path, char *err, size_t errlen);
 
+/* The same for a plugin linked into the program (forqd-python's Python runtime): register it
+ * and run its load and init hooks. */
+int plugins_start(const forq_plugin_t *plugin, const char *origin, char *err, size_t errlen);
+
 /* Run every loaded plugin's before_fork hook (in load order), and after the fork, in the
  * forkserver, its after_fork_parent hook (in reverse order). */
 void plugins_before_fork(void);

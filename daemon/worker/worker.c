@@ -137,7 +137,7 @@ static void run_chunk(const task_entry_t *t, forq_task_ctx_t *ctx, const msgpack
         size_t mark = ret->result.size;
         msgpack_pack_array(&pk, 2);
         msgpack_pack_int(&pk, 0);
-        memset(&item, 0, sizeof(item));
+        item.ok = false; /* call() sets etype and emsg when it fails (no memset: 1 KiB an item) */
         /* an item's result goes out as [[0, value], ...] */
         if (!call(t, ctx, &args->via.array.ptr[i], &ret->result, WIRE_VALUE_DEPTH_MAX, &item)) {
             ret->result.size = mark;

@@ -79,6 +79,12 @@ def getpid():
 
 
 @forq.task
+def image():
+    """The program this worker runs: forqd-python, or forqd itself."""
+    return os.readlink("/proc/self/exe")
+
+
+@forq.task
 def talk(text):
     print("said:", text)
     print("partial", end="")
