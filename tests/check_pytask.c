@@ -776,9 +776,11 @@ int main(void)
     char *vg = NULL;
 
     /* under valgrind, forqd's processes that run CPython use its suppressions
-     * (python_tasks/valgrind.supp: what libpython allocated and never frees) */
+     * (python_tasks/valgrind.supp: what libpython allocated and never frees), and memcheck
+     * follows forqd into forqd-python, the forkserver image it execs, and its workers */
     if (wrap && strstr(wrap, "valgrind") && getenv("FORQ_PYTHON_TASKS") &&
-        asprintf(&vg, "%s --suppressions=%s/valgrind.supp", wrap, getenv("FORQ_PYTHON_TASKS")) > 0)
+        asprintf(&vg, "%s --trace-children=yes --suppressions=%s/valgrind.supp", wrap,
+                 getenv("FORQ_PYTHON_TASKS")) > 0)
         setenv("FORQ_TEST_WRAP", vg, 1);
     free(vg);
     tcase_set_timeout(core, test_ms(120));
