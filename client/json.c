@@ -2,7 +2,7 @@
  * forq_submit_json() and forq_future_result_json(), through jansson.
  *
  * JSON has no bytes and msgpack has more than JSON, so the forms are the forq command's (the
- * CLI's json_mp.c converts the same way; it can switch to these): msgpack bin is
+ * CLI's json_mp.c converts through these functions): msgpack bin is
  * {"$base64": "..."} and such an object (exactly that key, a string) becomes bin on the way in;
  * ext is {"$ext": TYPE, "$base64": "..."}; a map key that is not a string is written as its
  * JSON text; NaN and the infinities become null; a str that is not UTF-8 becomes $base64; an
