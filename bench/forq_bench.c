@@ -18,7 +18,7 @@
  *
  * Every result is checked: a wrong answer exits 1 rather than print a figure. */
 #define _GNU_SOURCE
-#include <forq/forq.h>
+#include "bench_util.h"
 
 #include "../daemon/worker/primes.h"
 
@@ -30,36 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "forq_bench: %s: %s\n", what, forq_errdetail());
-    exit(1);
-}
-
-static forq_client_t *connect_to(const char *ep)
-{
-    forq_client_opts_t o;
-    forq_client_t *c;
-
-    forq_client_opts_init(&o);
-    o.endpoint = ep;
-    o.connect_timeout_ms = 10000;
-    /* CURVE, for a tcp endpoint that requires it: forqd's public key and this client's pair */
-    o.server_key = getenv("FORQ_BENCH_SERVER_KEY");
-    o.public_key = getenv("FORQ_BENCH_PUBLIC_KEY");
-    o.secret_key = getenv("FORQ_BENCH_SECRET_KEY");
-    if (forq_client_new(&o, &c) != FORQ_OK)
-        die("connect");
-    return c;
-}
 
 /* msgpack [v] or [a, b] */
 static size_t pack_ints(char *buf, size_t size, int n, long a, long b)
@@ -107,23 +77,23 @@ static long result_int(forq_future_t *f)
 static void wait_ok(forq_future_t *f)
 {
     if (forq_future_wait(f, -1) != FORQ_OK)
-        die("wait");
+        bench_die("wait");
 }
 
 static int bench_jobs(const char *ep, long n, long inflight)
 {
-    forq_client_t *c = connect_to(ep);
+    forq_client_t *c = bench_connect(ep);
     forq_future_t **ring = calloc((size_t)inflight, sizeof(*ring));
     char args[32];
     long next = 0, done = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
 
     /* a window of `inflight`: wait for the oldest before submitting more */
     while (done < n) {
         while (next < n && next - done < inflight) {
             size_t len = pack_ints(args, sizeof(args), 1, next, 0);
             if (forq_submit(c, "echo", args, len, NULL, &ring[next % inflight]) != FORQ_OK)
-                die("submit");
+                bench_die("submit");
             next++;
         }
         forq_future_t *f = ring[done % inflight];
@@ -135,7 +105,7 @@ static int bench_jobs(const char *ep, long n, long inflight)
         forq_future_destroy(&ring[done % inflight]);
         done++;
     }
-    printf("jobs_per_s %.0f\n", (double)n / (now_s() - t0));
+    printf("jobs_per_s %.0f\n", (double)n / (bench_now_s() - t0));
     free(ring);
     forq_client_destroy(&c);
     return 0;
@@ -157,18 +127,18 @@ static void print_percentiles(double *us, long n)
 
 static int bench_latency(const char *ep, long n)
 {
-    forq_client_t *c = connect_to(ep);
+    forq_client_t *c = bench_connect(ep);
     double *us = calloc((size_t)n, sizeof(*us));
     char args[32];
 
     for (long i = 0; i < n + WARMUP; i++) {
         size_t len = pack_ints(args, sizeof(args), 1, i, 0);
         forq_future_t *f;
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (forq_submit(c, "echo", args, len, NULL, &f) != FORQ_OK)
-            die("submit");
+            bench_die("submit");
         wait_ok(f);
-        double dt = now_s() - t0;
+        double dt = bench_now_s() - t0;
         if (result_int(f) != i)
             return fprintf(stderr, "forq_bench: job %ld answered wrong\n", i), 1;
         forq_future_destroy(&f);
@@ -209,10 +179,10 @@ static int zmq_latency(const char *ep, long n)
         return fprintf(stderr, "forq_bench: connect %s: %s\n", ep, zmq_strerror(errno)), 1;
     for (long i = 0; i < n + WARMUP; i++) {
         size_t len = pack_ints(args, sizeof(args), 1, i, 0);
-        double t0 = now_s();
+        double t0 = bench_now_s();
         zmq_send(s, args, len, 0);
         int got = zmq_recv(s, back, sizeof(back), 0);
-        double dt = now_s() - t0;
+        double dt = bench_now_s() - t0;
         if (got != (int)len || memcmp(back, args, len) != 0)
             return fprintf(stderr, "forq_bench: the echo answered wrong\n"), 1;
         if (i >= WARMUP)
@@ -227,23 +197,23 @@ static int zmq_latency(const char *ep, long n)
 
 static int bench_cpu(const char *ep, long limit, long chunks)
 {
-    forq_client_t *c = connect_to(ep);
+    forq_client_t *c = bench_connect(ep);
     forq_future_t **f = calloc((size_t)chunks, sizeof(*f));
     char args[32];
     long primes = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
 
     for (long i = 0; i < chunks; i++) {
         size_t len = pack_ints(args, sizeof(args), 2, limit * i / chunks, limit * (i + 1) / chunks);
         if (forq_submit(c, "count_primes", args, len, NULL, &f[i]) != FORQ_OK)
-            die("submit");
+            bench_die("submit");
     }
     for (long i = 0; i < chunks; i++) {
         wait_ok(f[i]);
         primes += result_int(f[i]);
         forq_future_destroy(&f[i]);
     }
-    printf("seconds %.4f primes %ld\n", now_s() - t0, primes);
+    printf("seconds %.4f primes %ld\n", bench_now_s() - t0, primes);
     free(f);
     forq_client_destroy(&c);
     return 0;
@@ -251,9 +221,9 @@ static int bench_cpu(const char *ep, long limit, long chunks)
 
 static int bench_cpu_local(long limit)
 {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     long primes = (long)forq_count_primes(0, limit);
-    printf("seconds %.4f primes %ld\n", now_s() - t0, primes);
+    printf("seconds %.4f primes %ld\n", bench_now_s() - t0, primes);
     return 0;
 }
 
@@ -267,7 +237,7 @@ static long long stat_of(forq_client_t *c, const char *name)
     long long v = -1;
 
     if (forq_client_stats(c, 5000, &data, &len) != FORQ_OK)
-        die("stats");
+        bench_die("stats");
     msgpack_zone_init(&zone, 4096);
     if (msgpack_unpack(data, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
         o.type == MSGPACK_OBJECT_MAP)
@@ -295,7 +265,7 @@ static void wait_stat(forq_client_t *c, const char *name, long long want)
 
 static int bench_replace(const char *ep, long n)
 {
-    forq_client_t *c = connect_to(ep);
+    forq_client_t *c = bench_connect(ep);
     double *us = calloc((size_t)n, sizeof(*us));
     long long workers = stat_of(c, "workers");
 
@@ -303,7 +273,7 @@ static int bench_replace(const char *ep, long n)
         forq_future_t *f;
         wait_stat(c, "workers_idle", workers);
         if (forq_submit(c, "crash", "\x90", 1, NULL, &f) != FORQ_OK)
-            die("submit");
+            bench_die("submit");
         wait_ok(f);
         if (forq_future_state(f) != FORQ_STATE_CRASHED)
             return fprintf(stderr, "forq_bench: the crash job ended %s\n",
@@ -322,20 +292,20 @@ static int bench_replace(const char *ep, long n)
 
 static int bench_spawn(const char *ep, long n)
 {
-    forq_client_t *c = connect_to(ep);
+    forq_client_t *c = bench_connect(ep);
     forq_future_t **f = calloc((size_t)n, sizeof(*f));
     long long before = stat_of(c, "workers_started"), workers = stat_of(c, "workers");
-    double t0 = now_s();
+    double t0 = bench_now_s();
 
     for (long i = 0; i < n; i++)
         if (forq_submit(c, "echo", "\x91\x01", 2, NULL, &f[i]) != FORQ_OK)
-            die("submit");
+            bench_die("submit");
     for (long i = 0; i < n; i++) {
         wait_ok(f[i]);
         result_int(f[i]);
         forq_future_destroy(&f[i]);
     }
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     long long started = stat_of(c, "workers_started") - before;
     if (started + workers < n) /* each job on a fresh worker, or the figure means nothing */
         return fprintf(stderr,
@@ -383,7 +353,7 @@ static long child_of(long parent)
 
 static int bench_memory(const char *ep, long n, long broker)
 {
-    forq_client_t *c = connect_to(ep);
+    forq_client_t *c = bench_connect(ep);
     forq_future_t *blocker, **f = calloc((size_t)n, sizeof(*f));
     long fs = child_of(broker), worker = fs > 0 ? child_of(fs) : -1;
     long worker_rss = proc_kib(worker, "status", "VmRSS");
@@ -395,12 +365,12 @@ static int bench_memory(const char *ep, long n, long broker)
         return fprintf(stderr, "forq_bench: cannot find forqd %ld's worker\n", broker), 1;
     /* the one worker stays busy, so everything after queues */
     if (forq_submit(c, "sleep", "\x91\x3c", 2, NULL, &blocker) != FORQ_OK)
-        die("submit");
+        bench_die("submit");
     wait_stat(c, "running", 1);
     long before = proc_kib(broker, "status", "VmRSS");
     for (long i = 0; i < n; i++)
         if (forq_submit(c, "echo", args, args_len, NULL, &f[i]) != FORQ_OK)
-            die("submit");
+            bench_die("submit");
     wait_stat(c, "queued", n);
     long after = proc_kib(broker, "status", "VmRSS");
     printf("bytes_per_job %.0f payload_bytes %zu worker_rss_kib %ld worker_pss_kib %ld\n",

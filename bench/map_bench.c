@@ -1,20 +1,13 @@
 /* map_bench.c - items per second of forq_map and forq_imap of a tiny task (square) over N
  * integers, chunks of 1000. Prints "map ITEMS_PER_S" and "imap ITEMS_PER_S".
  *     map_bench ENDPOINT [N] */
-#include <forq/forq.h>
+#include "bench_util.h"
 
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 typedef struct {
     long next, n;
@@ -87,17 +80,17 @@ int main(int argc, char **argv)
     mo.chunksize = 1000;
     mo.window = 8;
 
-    t0 = now_s();
+    t0 = bench_now_s();
     if (forq_map(c, "square", items, lens, (size_t)n, &mo, &m) != FORQ_OK || drain(m, n) < 0)
         return fprintf(stderr, "map failed: %s\n", forq_errdetail()), 1;
-    printf("map %.0f\n", (double)n / (now_s() - t0));
+    printf("map %.0f\n", (double)n / (bench_now_s() - t0));
     forq_map_destroy(&m);
 
     gen_t g = {0, n, {0}};
-    t0 = now_s();
+    t0 = bench_now_s();
     if (forq_imap(c, "square", feed, &g, &mo, &m) != FORQ_OK || drain(m, n) < 0)
         return fprintf(stderr, "imap failed: %s\n", forq_errdetail()), 1;
-    printf("imap %.0f\n", (double)n / (now_s() - t0));
+    printf("imap %.0f\n", (double)n / (bench_now_s() - t0));
     forq_map_destroy(&m);
     forq_client_destroy(&c);
     free(bytes);

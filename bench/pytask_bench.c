@@ -10,40 +10,13 @@
  *
  * The chunks are those bench/pypeer.py gives ProcessPoolExecutor(2).map and Pool(2).map. Every
  * result is checked: a wrong answer exits 1 rather than print a figure. */
-#include <forq/forq.h>
+#include "bench_util.h"
 
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what) __attribute__((noreturn));
-static void die(const char *what)
-{
-    fprintf(stderr, "pytask_bench: %s: %s\n", what, forq_errdetail());
-    exit(1);
-}
-
-static forq_client_t *connect_to(const char *ep)
-{
-    forq_client_opts_t o;
-    forq_client_t *c;
-
-    forq_client_opts_init(&o);
-    o.endpoint = ep;
-    o.connect_timeout_ms = 10000;
-    if (forq_client_new(&o, &c) != FORQ_OK)
-        die("connect");
-    return c;
-}
 
 static int64_t result_int(const void *data, size_t len)
 {
@@ -54,13 +27,13 @@ static int64_t result_int(const void *data, size_t len)
 
     msgpack_zone_init(&zone, 64);
     if (msgpack_unpack(data, len, &off, &zone, &o) != MSGPACK_UNPACK_SUCCESS)
-        die("a result that is not msgpack");
+        bench_die("a result that is not msgpack");
     if (o.type == MSGPACK_OBJECT_BOOLEAN)
         v = o.via.boolean;
     else if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER || o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         v = o.via.i64;
     else
-        die("a result that is not an integer");
+        bench_die("a result that is not an integer");
     msgpack_zone_destroy(&zone);
     return v;
 }
@@ -87,7 +60,7 @@ static void pack_slice(msgpack_sbuffer *sb, long lo, long hi)
 
 static int bench_cpu(const char *ep, long range, long limit, long chunks)
 {
-    forq_client_t *c = connect_to(ep);
+    forq_client_t *c = bench_connect(ep);
     forq_future_t **f = calloc((size_t)chunks, sizeof(*f));
     forq_map_opts_t mo;
     forq_map_t *m;
@@ -100,35 +73,35 @@ static int bench_cpu(const char *ep, long range, long limit, long chunks)
     forq_map_opts_init(&mo);
     mo.chunksize = (size_t)((range - 1 + chunks - 1) / chunks);
     mo.window = (size_t)chunks;
-    t0 = now_s();
+    t0 = bench_now_s();
     if (forq_map_gen(c, "classic.is_prime", (size_t)(range - 1), gen_from_1, NULL, &mo, &m) !=
         FORQ_OK)
-        die("map");
+        bench_die("map");
     while (forq_map_next(m, -1, &it) == FORQ_OK) {
         if (it.state != FORQ_STATE_OK)
-            die(it.detail);
+            bench_die(it.detail);
         primes_range += result_int(it.data, it.len);
     }
-    t_isprime = now_s() - t0;
+    t_isprime = bench_now_s() - t0;
     forq_map_destroy(&m);
     /* count_primes over CHUNKS list slices of range(LIMIT), submitted at once */
     msgpack_sbuffer_init(&sb);
-    t0 = now_s();
+    t0 = bench_now_s();
     for (long i = 0; i < chunks; i++) {
         pack_slice(&sb, limit * i / chunks, limit * (i + 1) / chunks);
         if (forq_submit(c, "classic.count_primes", sb.data, sb.size, NULL, &f[i]) != FORQ_OK)
-            die("submit");
+            bench_die("submit");
     }
     for (long i = 0; i < chunks; i++) {
         const void *res = NULL;
         size_t len = 0;
         if (forq_future_wait(f[i], -1) != FORQ_OK ||
             forq_future_result(f[i], &res, &len) != FORQ_OK)
-            die("count_primes");
+            bench_die("count_primes");
         primes_limit += result_int(res, len);
         forq_future_destroy(&f[i]);
     }
-    t_count = now_s() - t0;
+    t_count = bench_now_s() - t0;
     msgpack_sbuffer_destroy(&sb);
     free(f);
     forq_client_destroy(&c);
@@ -143,7 +116,7 @@ static int bench_cpu(const char *ep, long range, long limit, long chunks)
 
 static int bench_jobs(const char *ep, long n, long inflight)
 {
-    forq_client_t *c = connect_to(ep);
+    forq_client_t *c = bench_connect(ep);
     forq_future_t **f = calloc((size_t)n, sizeof(*f));
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -151,7 +124,7 @@ static int bench_jobs(const char *ep, long n, long inflight)
     double t0;
 
     msgpack_sbuffer_init(&sb);
-    t0 = now_s();
+    t0 = bench_now_s();
     for (long i = 0; i < n; i++) {
         if (i - done >= inflight) { /* the window is full: take the oldest result */
             const void *res;
@@ -159,7 +132,7 @@ static int bench_jobs(const char *ep, long n, long inflight)
             if (forq_future_wait(f[done], -1) != FORQ_OK ||
                 forq_future_result(f[done], &res, &len) != FORQ_OK ||
                 result_int(res, len) != 2 * done)
-                die("multiply");
+                bench_die("multiply");
             forq_future_destroy(&f[done++]);
         }
         msgpack_sbuffer_clear(&sb);
@@ -168,17 +141,17 @@ static int bench_jobs(const char *ep, long n, long inflight)
         msgpack_pack_long(&pk, i);
         msgpack_pack_int(&pk, 2);
         if (forq_submit(c, "classic.multiply", sb.data, sb.size, NULL, &f[i]) != FORQ_OK)
-            die("submit");
+            bench_die("submit");
     }
     for (; done < n; done++) {
         const void *res;
         size_t len;
         if (forq_future_wait(f[done], -1) != FORQ_OK ||
             forq_future_result(f[done], &res, &len) != FORQ_OK || result_int(res, len) != 2 * done)
-            die("multiply");
+            bench_die("multiply");
         forq_future_destroy(&f[done]);
     }
-    printf("jobs_per_s %.0f\n", (double)n / (now_s() - t0));
+    printf("jobs_per_s %.0f\n", (double)n / (bench_now_s() - t0));
     msgpack_sbuffer_destroy(&sb);
     free(f);
     forq_client_destroy(&c);

@@ -2,11 +2,12 @@
  * forq_submit_json() and forq_future_result_json(), through jansson.
  *
  * JSON has no bytes and msgpack has more than JSON, so the forms are the forq command's (the
- * CLI's json_mp.c converts the same way; it can switch to these): msgpack bin is
+ * CLI's json_mp.c converts through these functions): msgpack bin is
  * {"$base64": "..."} and such an object (exactly that key, a string) becomes bin on the way in;
  * ext is {"$ext": TYPE, "$base64": "..."}; a map key that is not a string is written as its
  * JSON text; NaN and the infinities become null; a str that is not UTF-8 becomes $base64; an
- * unsigned integer above INT64_MAX becomes a real (jansson's integers are int64_t).
+ * unsigned integer above INT64_MAX becomes a real (jansson's integers are int64_t); a NUL in a
+ * str is written as \u0000 and read back (JSON_ALLOW_NUL), so every text written here reads.
  *
  * msgpack that comes in (a result from forqd, a caller's bytes) passes wire_check() before
  * msgpack-c unpacks it: msgpack-c reserves memory from declared sizes, and the check proves
@@ -124,7 +125,7 @@ forq_err_t forq_json_to_msgpack(const char *json, void **ret_data, size_t *ret_l
     if (!json || !ret_data || !ret_len)
         return errors_fail(FORQ_ERR_INVALID, "forq_json_to_msgpack: json, ret_data and ret_len "
                                              "are required");
-    if (!(j = json_loads(json, JSON_DECODE_ANY, &jerr)))
+    if (!(j = json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)))
         return errors_fail(FORQ_ERR_INVALID, "not JSON: %s (line %d, column %d)", jerr.text,
                            jerr.line, jerr.column);
     msgpack_sbuffer_init(&sb);

@@ -88,6 +88,23 @@ static int write_all(int fd, const char *buf, size_t len)
     return fsync(fd) < 0 ? -errno : 0;
 }
 
+/* mkstemp's template for a file beside path: "PATH." and the six 'X' that mkstemp replaces
+ * (MKSTEMP_XS, written out by memset rather than as a literal). 0, or -ENAMETOOLONG when it does
+ * not fit in size bytes. */
+#define MKSTEMP_XS 6
+static int tmp_template(char *buf, size_t size, const char *path)
+{
+    size_t n = strlen(path);
+
+    if (n + 1 + MKSTEMP_XS >= size)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n);
+    buf[n] = '.';
+    memset(buf + n + 1, 'X', MKSTEMP_XS);
+    buf[n + 1 + MKSTEMP_XS] = '\0';
+    return 0;
+}
+
 /* Sync the directory of path, so that a new name survives a crash (best effort). */
 static void sync_dir(const char *path)
 {
@@ -126,7 +143,7 @@ int keyfile_generate(const char *path, bool force, char pub_out[FORQ_KEY_Z85], c
     explicit_bzero(sec, sizeof(sec));
 
     if (force) { /* a new file renamed over the old one: never a half-written key */
-        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
+        if (tmp_template(tmp, sizeof(tmp), path) < 0) {
             explicit_bzero(text, sizeof(text));
             say(err, errlen, "%s: path too long; use a shorter one", path);
             return -ENAMETOOLONG;

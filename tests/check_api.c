@@ -41,6 +41,7 @@ START_TEST(test_json_round_trip)
         "\"caf\xc3\xa9\"",
         "9223372036854775807",
         "[{\"$base64\":\"\"}]",
+        "\"a\\u0000b\"", /* a str with a NUL in it, as forq_msgpack_to_json writes it */
     };
     for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
         char *back = round_trip(same[i]);

@@ -126,6 +126,36 @@ START_TEST(test_help_for_every_command)
 }
 END_TEST
 
+/* The options every job takes (--timeout, --priority, --retries) are checked alike in submit and
+ * map, before any connection, with the same words. */
+START_TEST(test_job_options_in_submit_and_map)
+{
+    static const char *const cmds[] = {"submit echo", "map echo"};
+    static const struct {
+        const char *opt, *err;
+    } bad[] = {
+        {"--priority 10", "forq: --priority takes a whole number from 0 to 9, not '10'\n"},
+        {"--priority=x", "forq: --priority takes a whole number from 0 to 9, not 'x'\n"},
+        {"--retries 101", "forq: --retries takes a whole number from 0 to 100, not '101'\n"},
+        {"--timeout=-1", "forq: --timeout takes a number of seconds, not '-1'\n"},
+        {"--timeout", ""}, /* no value: the usage error names the command */
+    };
+    char out[4096], err[4096], args[200];
+
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+            snprintf(args, sizeof(args), "%s %s", cmds[i], bad[k].opt);
+            ck_assert_int_eq(cli_run("ipc:///nowhere", args, out, sizeof(out), err, sizeof(err)),
+                             2);
+            if (bad[k].err[0])
+                ck_assert_str_eq(err, bad[k].err);
+            else
+                ck_assert_msg(strstr(err, "--timeout needs a value"), "%s: %s", args, err);
+        }
+    }
+}
+END_TEST
+
 /* The completions bash offers: run the installed script's function as bash would. */
 static void complete(const char *words, char *out, size_t size)
 {
@@ -334,6 +364,7 @@ static Suite *cli_cmds_suite(void)
     tcase_add_test(full, test_args_from_stdin_file_and_negative);
     tcase_add_test(full, test_args_70_mb_from_a_file);
     tcase_add_test(full, test_help_for_every_command);
+    tcase_add_test(full, test_job_options_in_submit_and_map);
     tcase_add_test(full, test_bash_completion);
     tcase_add_test(full, test_tasks);
     tcase_add_test(full, test_dict_version_and_incr);

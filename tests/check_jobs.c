@@ -551,19 +551,56 @@ END_TEST
 
 /* ---- a client that stops reading ---- */
 
-START_TEST(test_slow_client_backlog)
+/* A raw DEALER connected to forqd that takes one reply at a time (ZMQ_RCVHWM 1) and waits up to
+ * 10 s for each: while the test does not read, forqd must hold the rest. */
+static void *slow_reader(void *zctx)
 {
-    const char *extra[] = {"--client-hwm", "10", NULL};
-    int n = test_quick() ? 500 : 3000, hwm = 1, tmo = test_ms(10000);
-    char *seen;
-    msgpack_sbuffer sb;
-    msgpack_zone zone;
-    up(2, extra);
-    void *zctx = zmq_ctx_new(), *s = zmq_socket(zctx, ZMQ_DEALER);
+    void *s = zmq_socket(zctx, ZMQ_DEALER);
+    int hwm = 1, tmo = test_ms(10000);
 
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
     ck_assert_int_eq(zmq_connect(s, d.endpoint), 0);
+    return s;
+}
+
+/* Send an echo job `id` with the msgpack args, as a raw submit (sb: scratch). */
+static void raw_submit(void *s, msgpack_sbuffer *sb, const char *id, const void *args, size_t len)
+{
+    wire_hdr_t h = {.cmd = WIRE_SUBMIT, .id = wire_str(id), .task = wire_str("echo")};
+
+    msgpack_sbuffer_clear(sb);
+    wire_hdr_encode(sb, &h);
+    zmq_send(s, sb->data, sb->size, ZMQ_SNDMORE);
+    zmq_send(s, args, len, 0);
+}
+
+/* Receive reply `i` of n: its header into h (decoded into zone, borrowing from buf, which holds
+ * WIRE_HEADER_MAX bytes), the frames after it read and dropped. */
+static void raw_reply(void *s, int i, int n, char *buf, msgpack_zone *zone, wire_hdr_t *h)
+{
+    char junk[4096];
+    wire_err_t err;
+    int len = zmq_recv(s, buf, WIRE_HEADER_MAX, 0), more = 0;
+    size_t ml = sizeof(more);
+
+    ck_assert_msg(len > 0, "reply %d of %d never came", i, n);
+    msgpack_zone_clear(zone);
+    ck_assert_int_eq(wire_hdr_decode(buf, (size_t)len, zone, h, &err), 0);
+    while (zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml) == 0 && more)
+        zmq_recv(s, junk, sizeof(junk), 0);
+}
+
+START_TEST(test_slow_client_backlog)
+{
+    const char *extra[] = {"--client-hwm", "10", NULL};
+    int n = test_quick() ? 500 : 3000;
+    char *seen;
+    msgpack_sbuffer sb;
+    msgpack_zone zone;
+    up(2, extra);
+    void *zctx = zmq_ctx_new(), *s = slow_reader(zctx);
+
     msgpack_sbuffer_init(&sb);
     char args[200];
     memset(args, 'x', sizeof(args));
@@ -572,11 +609,7 @@ START_TEST(test_slow_client_backlog)
     for (int i = 0; i < n; i++) {
         char id[32];
         snprintf(id, sizeof(id), "slow-%d", i);
-        wire_hdr_t h = {.cmd = WIRE_SUBMIT, .id = wire_str(id), .task = wire_str("echo")};
-        msgpack_sbuffer_clear(&sb);
-        wire_hdr_encode(&sb, &h);
-        zmq_send(s, sb.data, sb.size, ZMQ_SNDMORE);
-        zmq_send(s, args, sizeof(args), 0);
+        raw_submit(s, &sb, id, args, sizeof(args));
     }
     /* not reading: forqd must hold what zmq will not take, and go on serving others */
     long long backlog = 0;
@@ -590,20 +623,13 @@ START_TEST(test_slow_client_backlog)
     seen = calloc((size_t)n, 1);
     msgpack_zone_init(&zone, 1024);
     for (int i = 0; i < n; i++) {
-        char buf[WIRE_HEADER_MAX], junk[256];
+        char buf[WIRE_HEADER_MAX];
         wire_hdr_t h;
-        wire_err_t err;
-        int len = zmq_recv(s, buf, sizeof(buf), 0), more = 0;
-        size_t ml = sizeof(more);
-        ck_assert_msg(len > 0, "result %d of %d never came", i, n);
-        msgpack_zone_clear(&zone);
-        ck_assert_int_eq(wire_hdr_decode(buf, (size_t)len, &zone, &h, &err), 0);
+        raw_reply(s, i, n, buf, &zone, &h);
         ck_assert_int_eq(h.state, WIRE_ST_OK);
         int k = atoi(h.id.ptr + 5);
         ck_assert_int_eq(seen[k], 0);
         seen[k] = 1;
-        while (zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml) == 0 && more)
-            zmq_recv(s, junk, sizeof(junk), 0);
     }
     ck_assert_int_eq(stat_of(c, "backlog"), 0);
     ck_assert_int_eq(stat_of(c, "undeliverable"), 0);
@@ -621,16 +647,13 @@ END_TEST
 START_TEST(test_backlog_bounded_in_bytes)
 {
     const char *extra[] = {"--client-hwm", "10", "--client-backlog-bytes", "100000", NULL};
-    int n = 300, hwm = 1, tmo = test_ms(10000), rejected = 0, ok = 0, over = 0;
+    int n = 300, rejected = 0, ok = 0, over = 0;
     static char args[2048];
     msgpack_sbuffer sb;
     msgpack_zone zone;
 
     up(2, extra);
-    void *zctx = zmq_ctx_new(), *s = zmq_socket(zctx, ZMQ_DEALER);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
-    ck_assert_int_eq(zmq_connect(s, d.endpoint), 0);
+    void *zctx = zmq_ctx_new(), *s = slow_reader(zctx);
     msgpack_sbuffer_init(&sb);
     memset(args, 'x', sizeof(args));
     args[0] = (char)0xda; /* str16 of 2045 bytes */
@@ -642,22 +665,13 @@ START_TEST(test_backlog_bounded_in_bytes)
             for (int k = 0; k < test_ms(500) && stat_of(c, "backlog") < 60; k++)
                 usleep(10000);
         snprintf(id, sizeof(id), "%s-%d", i == n ? "over" : "held", i);
-        wire_hdr_t h = {.cmd = WIRE_SUBMIT, .id = wire_str(id), .task = wire_str("echo")};
-        msgpack_sbuffer_clear(&sb);
-        wire_hdr_encode(&sb, &h);
-        zmq_send(s, sb.data, sb.size, ZMQ_SNDMORE);
-        zmq_send(s, args, sizeof(args), 0);
+        raw_submit(s, &sb, id, args, sizeof(args));
     }
     msgpack_zone_init(&zone, 1024);
     for (int i = 0; i <= n; i++) {
-        char buf[WIRE_HEADER_MAX], junk[4096];
+        char buf[WIRE_HEADER_MAX];
         wire_hdr_t h;
-        wire_err_t err;
-        int len = zmq_recv(s, buf, sizeof(buf), 0), more = 0;
-        size_t ml = sizeof(more);
-        ck_assert_msg(len > 0, "reply %d of %d never came", i, n + 1);
-        msgpack_zone_clear(&zone);
-        ck_assert_int_eq(wire_hdr_decode(buf, (size_t)len, &zone, &h, &err), 0);
+        raw_reply(s, i, n + 1, buf, &zone, &h);
         if (h.state == WIRE_ST_REJECTED) {
             /* the last one for sure; earlier ones too once the backlog had grown */
             over += wire_str_eq(h.id, "over-300");
@@ -669,8 +683,6 @@ START_TEST(test_backlog_bounded_in_bytes)
             ck_assert_int_eq(h.state, WIRE_ST_OK);
             ok++;
         }
-        while (zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml) == 0 && more)
-            zmq_recv(s, junk, sizeof(junk), 0);
     }
     ck_assert_int_eq(over, 1);
     ck_assert_int_eq(ok + rejected, n + 1);

@@ -199,6 +199,22 @@ START_TEST(test_generate_errors)
     ck_assert_int_eq(keyfile_generate(p, true, pub, err, sizeof(err)), -ENOENT);
     ck_assert_str_eq(err, want);
     ck_assert_str_eq(pub, "untouched");
+
+    /* forced, the temporary file's name ("PATH." and six X, in keyfile.c's 4,200 bytes) must
+     * fit: one byte short is refused before anything is made; one shorter reaches the system,
+     * which refuses a name that long itself */
+    char *lp = malloc(4194), *lerr = malloc(8192);
+    memset(lp, 'k', 4193);
+    lp[0] = '/';
+    lp[4193] = '\0';
+    ck_assert_int_eq(keyfile_generate(lp, true, pub, lerr, 8192), -ENAMETOOLONG);
+    ck_assert_msg(strstr(lerr, ": path too long; use a shorter one"), "%s", lerr);
+    lp[4192] = '\0';
+    ck_assert_int_eq(keyfile_generate(lp, true, pub, lerr, 8192), -ENAMETOOLONG);
+    ck_assert_msg(strstr(lerr, ": cannot create the key file: File name too long"), "%s", lerr);
+    ck_assert_str_eq(pub, "untouched");
+    free(lp);
+    free(lerr);
 }
 END_TEST
 

@@ -66,24 +66,33 @@ static int interrupted(const globals_t *g, forq_client_t *c, forq_future_t *f, b
     return EXIT_INTERRUPTED;
 }
 
+int job_option(int id, const char *val, forq_submit_opts_t *so)
+{
+    long v;
+
+    switch (id) {
+    case O_JOB_TIMEOUT:
+        return parse_seconds("--timeout", val, &so->timeout);
+    case O_JOB_PRIORITY:
+        if (parse_int("--priority", val, 0, 9, &v) < 0)
+            return -1;
+        so->priority = (int)v;
+        return 0;
+    case O_JOB_RETRIES:
+        if (parse_int("--retries", val, 0, 100, &v) < 0)
+            return -1;
+        so->retries = (unsigned)v;
+        return 0;
+    }
+    return -1;
+}
+
 int cmd_submit(const globals_t *g, int argc, char **argv)
 {
-    enum {
-        O_TIMEOUT = 1,
-        O_DEADLINE,
-        O_PRIORITY,
-        O_RETRIES,
-        O_ID,
-        O_NO_WAIT,
-        O_WAIT_TIMEOUT,
-        O_STORE,
-        O_DETACH
-    };
+    enum { O_DEADLINE = 1, O_ID, O_NO_WAIT, O_WAIT_TIMEOUT, O_STORE, O_DETACH };
     static const opt_t opts[] = {
-        {"timeout", true, O_TIMEOUT},
+        JOB_OPTS,
         {"deadline", true, O_DEADLINE},
-        {"priority", true, O_PRIORITY},
-        {"retries", true, O_RETRIES},
         {"id", true, O_ID},
         {"no-wait", false, O_NO_WAIT},
         {"wait-timeout", true, O_WAIT_TIMEOUT},
@@ -103,7 +112,6 @@ int cmd_submit(const globals_t *g, int argc, char **argv)
     double wait_s = -1;
     bool no_wait = false, detach = false;
     int nop = 0, r, rc;
-    long v;
     args_t a;
 
     forq_submit_opts_init(&so);
@@ -112,6 +120,12 @@ int cmd_submit(const globals_t *g, int argc, char **argv)
         switch (r) {
         case ARGS_STOP:
             return a.rc;
+        case O_JOB_TIMEOUT:
+        case O_JOB_PRIORITY:
+        case O_JOB_RETRIES:
+            if (job_option(r, a.val, &so) < 0)
+                return EXIT_USAGE;
+            break;
         case ARGS_OPERAND:
             if (nop == 2)
                 return cmd_usage_error("submit",
@@ -120,10 +134,6 @@ int cmd_submit(const globals_t *g, int argc, char **argv)
                                        a.val);
             operand[nop++] = a.val;
             break;
-        case O_TIMEOUT:
-            if (parse_seconds("--timeout", a.val, &so.timeout) < 0)
-                return EXIT_USAGE;
-            break;
         case O_DEADLINE:
             if (parse_seconds("--deadline", a.val, &so.deadline) < 0)
                 return EXIT_USAGE;
@@ -131,16 +141,6 @@ int cmd_submit(const globals_t *g, int argc, char **argv)
         case O_WAIT_TIMEOUT:
             if (parse_seconds("--wait-timeout", a.val, &wait_s) < 0)
                 return EXIT_USAGE;
-            break;
-        case O_PRIORITY:
-            if (parse_int("--priority", a.val, 0, 9, &v) < 0)
-                return EXIT_USAGE;
-            so.priority = (int)v;
-            break;
-        case O_RETRIES:
-            if (parse_int("--retries", a.val, 0, 100, &v) < 0)
-                return EXIT_USAGE;
-            so.retries = (unsigned)v;
             break;
         case O_ID:
             so.id = a.val;

@@ -1,8 +1,9 @@
-/* json_mp.h - JSON <-> msgpack for the forq CLI, through jansson.
- *
- * JSON has no bytes: msgpack bin values appear as {"$base64": "..."} and such an object (exactly
- * that one key) becomes bin on the way in. Ext values appear as {"$ext": TYPE, "$base64": "..."}.
- * Map keys that are not strings are written as their JSON text. NaN and infinities become null. */
+/* json_mp.h - the forq command's JSON <-> msgpack on jansson values: a thin layer over libforq's
+ * forq_json_to_msgpack() and forq_msgpack_to_json() (client/json.c), which hold the conversion
+ * and its forms (bin as {"$base64": "..."}, ext as {"$ext": TYPE, "$base64": "..."}, map keys
+ * that are not strings as their JSON text, NaN and infinities as null). The command keeps
+ * jansson values because it reads JSON with its own error words and writes results inside its
+ * own objects; each call here goes through the library's text, so the two cannot drift apart. */
 #ifndef FORQ_JSON_MP_H
 #define FORQ_JSON_MP_H
 

@@ -233,15 +233,13 @@ static const char *rejection_words(const char *detail)
 
 int cmd_map(const globals_t *g, int argc, char **argv)
 {
-    enum { O_INPUT = 1, O_CHUNK, O_WINDOW, O_UNORDERED, O_TIMEOUT, O_PRIO, O_RETRIES, O_SKIP };
+    enum { O_INPUT = 1, O_CHUNK, O_WINDOW, O_UNORDERED, O_SKIP };
     static const opt_t opts[] = {
         {"input", true, O_INPUT},
         {"chunksize", true, O_CHUNK},
         {"window", true, O_WINDOW},
         {"unordered", false, O_UNORDERED},
-        {"timeout", true, O_TIMEOUT},
-        {"priority", true, O_PRIO},
-        {"retries", true, O_RETRIES},
+        JOB_OPTS,
         {"skip-blank", false, O_SKIP},
         {NULL, false, 0},
     };
@@ -290,19 +288,11 @@ int cmd_map(const globals_t *g, int argc, char **argv)
         case O_UNORDERED:
             mo.unordered = o.unordered = true;
             break;
-        case O_TIMEOUT:
-            if (parse_seconds("--timeout", a.val, &mo.job.timeout) < 0)
+        case O_JOB_TIMEOUT:
+        case O_JOB_PRIORITY:
+        case O_JOB_RETRIES:
+            if (job_option(r, a.val, &mo.job) < 0)
                 return EXIT_USAGE;
-            break;
-        case O_PRIO:
-            if (parse_int("--priority", a.val, 0, 9, &v) < 0)
-                return EXIT_USAGE;
-            mo.job.priority = (int)v;
-            break;
-        case O_RETRIES:
-            if (parse_int("--retries", a.val, 0, 100, &v) < 0)
-                return EXIT_USAGE;
-            mo.job.retries = (unsigned)v;
             break;
         }
     }

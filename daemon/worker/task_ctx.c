@@ -417,28 +417,39 @@ int forq_task_arg_range(forq_task_ctx_t *ctx, const msgpack_object *args, uint32
 
 /* ---- typed dict get and set ---- */
 
-/* Get key and unpack its value into zone: FORQ_TASK_DICT_OK with *ret (and *ret_raw, the reply
- * the object borrows from: free it), or what the get returned. */
-static int dict_get_object(forq_task_ctx_t *ctx, const char *name, const char *key,
-                           msgpack_zone *zone, msgpack_object *ret, void **ret_raw)
+/* A typed get's value: the reply (raw) and the object unpacked from it into zone. */
+typedef struct {
+    msgpack_zone zone;
+    msgpack_object o;
+    void *raw; /* the reply the object borrows from */
+} got_t;
+
+/* Get key and unpack its value into g: FORQ_TASK_DICT_OK with g->o, or what the get returned.
+ * Either way the caller ends with got_done. */
+static int got_get(forq_task_ctx_t *ctx, const char *name, const char *key, got_t *g)
 {
     size_t len = 0, off = 0;
-    void *v = NULL;
-    int rc =
-        forq_task_dict(ctx, ops_get(OPS_GET)->name, name, key, NULL, 0, 0, 0, 0, &v, &len, NULL);
+    int rc;
 
-    if (rc != FORQ_TASK_DICT_OK) {
-        free(v);
+    msgpack_zone_init(&g->zone, 256);
+    g->raw = NULL;
+    rc = forq_task_dict(ctx, ops_get(OPS_GET)->name, name, key, NULL, 0, 0, 0, 0, &g->raw, &len,
+                        NULL);
+    if (rc != FORQ_TASK_DICT_OK)
         return rc;
-    }
     /* dict_recv checked the payload's structure before it was handed over */
-    if (!v || msgpack_unpack(v, len, &off, zone, ret) != MSGPACK_UNPACK_SUCCESS) {
-        free(v);
+    if (!g->raw || msgpack_unpack(g->raw, len, &off, &g->zone, &g->o) != MSGPACK_UNPACK_SUCCESS)
         return task_ctx_fail(ctx, "forqd's get answer for dict '%s' key '%s' had no value", name,
                              key);
-    }
-    *ret_raw = v;
     return FORQ_TASK_DICT_OK;
+}
+
+/* Free what got_get kept; returns rc. */
+static int got_done(got_t *g, int rc)
+{
+    msgpack_zone_destroy(&g->zone);
+    free(g->raw);
+    return rc;
 }
 
 static int wrong_type(forq_task_ctx_t *ctx, const char *name, const char *key,
@@ -450,148 +461,137 @@ static int wrong_type(forq_task_ctx_t *ctx, const char *name, const char *key,
 int forq_task_dict_get_int(forq_task_ctx_t *ctx, const char *name, const char *key,
                            int64_t *ret_value)
 {
-    msgpack_zone zone;
-    msgpack_object o;
-    void *raw = NULL;
+    got_t g;
     int rc;
 
-    msgpack_zone_init(&zone, 256);
-    if ((rc = dict_get_object(ctx, name, key, &zone, &o, &raw)) == FORQ_TASK_DICT_OK) {
-        if (o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
-            (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER && o.via.u64 <= INT64_MAX)) {
+    if ((rc = got_get(ctx, name, key, &g)) == FORQ_TASK_DICT_OK) {
+        const msgpack_object *o = &g.o;
+        if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+            (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)) {
             if (ret_value)
-                *ret_value = o.via.i64;
-        } else if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                *ret_value = o->via.i64;
+        } else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             rc = task_ctx_fail(ctx, "dict '%s' key '%s' holds an integer above INT64_MAX", name,
                                key);
         } else {
-            rc = wrong_type(ctx, name, key, &o, "an integer");
+            rc = wrong_type(ctx, name, key, o, "an integer");
         }
     }
-    msgpack_zone_destroy(&zone);
-    free(raw);
-    return rc;
+    return got_done(&g, rc);
 }
 
 int forq_task_dict_get_double(forq_task_ctx_t *ctx, const char *name, const char *key,
                               double *ret_value)
 {
-    msgpack_zone zone;
-    msgpack_object o;
-    void *raw = NULL;
+    got_t g;
     double d = 0;
     int rc;
 
-    msgpack_zone_init(&zone, 256);
-    if ((rc = dict_get_object(ctx, name, key, &zone, &o, &raw)) == FORQ_TASK_DICT_OK) {
-        if (o.type == MSGPACK_OBJECT_FLOAT32 || o.type == MSGPACK_OBJECT_FLOAT64)
-            d = o.via.f64;
-        else if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            d = (double)o.via.u64;
-        else if (o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-            d = (double)o.via.i64;
+    if ((rc = got_get(ctx, name, key, &g)) == FORQ_TASK_DICT_OK) {
+        const msgpack_object *o = &g.o;
+        if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
+            d = o->via.f64;
+        else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            d = (double)o->via.u64;
+        else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            d = (double)o->via.i64;
         else
-            rc = wrong_type(ctx, name, key, &o, "a number");
+            rc = wrong_type(ctx, name, key, o, "a number");
         if (rc == FORQ_TASK_DICT_OK && ret_value)
             *ret_value = d;
     }
-    msgpack_zone_destroy(&zone);
-    free(raw);
-    return rc;
+    return got_done(&g, rc);
 }
 
 int forq_task_dict_get_str(forq_task_ctx_t *ctx, const char *name, const char *key, char **ret_str,
                            size_t *ret_len)
 {
-    msgpack_zone zone;
-    msgpack_object o;
-    void *raw = NULL;
+    got_t g;
     int rc;
 
-    msgpack_zone_init(&zone, 256);
-    if ((rc = dict_get_object(ctx, name, key, &zone, &o, &raw)) == FORQ_TASK_DICT_OK) {
-        if (o.type == MSGPACK_OBJECT_STR || o.type == MSGPACK_OBJECT_BIN) {
+    if ((rc = got_get(ctx, name, key, &g)) == FORQ_TASK_DICT_OK) {
+        const msgpack_object *o = &g.o;
+        if (o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN) {
             /* str and bin share their layout; an empty one may have no pointer */
             if (ret_str) {
-                *ret_str = xmalloc(o.via.str.size + 1);
-                if (o.via.str.size)
-                    memcpy(*ret_str, o.via.str.ptr, o.via.str.size);
-                (*ret_str)[o.via.str.size] = '\0';
+                *ret_str = xmalloc(o->via.str.size + 1);
+                if (o->via.str.size)
+                    memcpy(*ret_str, o->via.str.ptr, o->via.str.size);
+                (*ret_str)[o->via.str.size] = '\0';
             }
             if (ret_len)
-                *ret_len = o.via.str.size;
+                *ret_len = o->via.str.size;
         } else {
-            rc = wrong_type(ctx, name, key, &o, "a string or bytes");
+            rc = wrong_type(ctx, name, key, o, "a string or bytes");
         }
     }
-    msgpack_zone_destroy(&zone);
-    free(raw);
-    return rc;
+    return got_done(&g, rc);
 }
 
-/* Set key to the one value packed in sb. */
-static int dict_set_packed(forq_task_ctx_t *ctx, const char *name, const char *key,
-                           msgpack_sbuffer *sb, uint64_t *ret_version)
+/* A typed set's value, packed into sb by pk. */
+typedef struct {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} packed_t;
+
+/* Start p; returns the packer to pack the one value with. */
+static msgpack_packer *packed_init(packed_t *p)
 {
-    int rc = forq_task_dict(ctx, ops_get(OPS_SET)->name, name, key, sb->data, sb->size, 0, 0, 0,
+    msgpack_sbuffer_init(&p->sb);
+    msgpack_packer_init(&p->pk, &p->sb, msgpack_sbuffer_write);
+    return &p->pk;
+}
+
+/* Set key to the value packed in p, and free p. */
+static int dict_set_packed(forq_task_ctx_t *ctx, const char *name, const char *key, packed_t *p,
+                           uint64_t *ret_version)
+{
+    int rc = forq_task_dict(ctx, ops_get(OPS_SET)->name, name, key, p->sb.data, p->sb.size, 0, 0, 0,
                             NULL, NULL, ret_version);
-    msgpack_sbuffer_destroy(sb);
+    msgpack_sbuffer_destroy(&p->sb);
     return rc;
 }
 
 int forq_task_dict_set_int(forq_task_ctx_t *ctx, const char *name, const char *key, int64_t value,
                            uint64_t *ret_version)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+    packed_t p;
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_int64(&pk, value);
-    return dict_set_packed(ctx, name, key, &sb, ret_version);
+    msgpack_pack_int64(packed_init(&p), value);
+    return dict_set_packed(ctx, name, key, &p, ret_version);
 }
 
 int forq_task_dict_set_double(forq_task_ctx_t *ctx, const char *name, const char *key, double value,
                               uint64_t *ret_version)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+    packed_t p;
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_double(&pk, value);
-    return dict_set_packed(ctx, name, key, &sb, ret_version);
+    msgpack_pack_double(packed_init(&p), value);
+    return dict_set_packed(ctx, name, key, &p, ret_version);
 }
 
 int forq_task_dict_set_str(forq_task_ctx_t *ctx, const char *name, const char *key,
                            const char *value, uint64_t *ret_version)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    size_t n;
+    packed_t p;
 
     if (!value)
         return task_ctx_fail(ctx, "forq_task_dict_set_str: the value is NULL");
-    n = strlen(value);
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_str(&pk, n);
-    msgpack_pack_str_body(&pk, value, n);
-    return dict_set_packed(ctx, name, key, &sb, ret_version);
+    msgpack_pack_str_with_body(packed_init(&p), value, strlen(value));
+    return dict_set_packed(ctx, name, key, &p, ret_version);
 }
 
 int forq_task_dict_set_bytes(forq_task_ctx_t *ctx, const char *name, const char *key,
                              const void *value, size_t len, uint64_t *ret_version)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+    packed_t p;
+    msgpack_packer *pk;
 
     if (!value && len)
         return task_ctx_fail(ctx, "forq_task_dict_set_bytes: the value is NULL");
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_bin(&pk, len);
+    pk = packed_init(&p);
+    msgpack_pack_bin(pk, len);
     if (len)
-        msgpack_pack_bin_body(&pk, value, len);
-    return dict_set_packed(ctx, name, key, &sb, ret_version);
+        msgpack_pack_bin_body(pk, value, len);
+    return dict_set_packed(ctx, name, key, &p, ret_version);
 }
