@@ -38,8 +38,8 @@ def _release_later(name: str) -> Any:
         if h.get("found") and h.get("token"):
             send_notice(conn, {"v": 1, "cmd": "dict", "op": "lock.release", "name": name,
                                "token": h["token"]}, None,
-                        "a grant of lock %r an interrupted acquire received could not be "
-                        "released (it ends with its lease)" % name)
+                        "releasing the grant of lock %r an interrupted acquire received (else "
+                        "it ends with its lease)" % name)
     return rescue
 
 

@@ -109,27 +109,31 @@ def _warn(text: str) -> None:
 
 
 class _Notice(Call):
-    """A request sent on behalf of nobody (a rescue): an error answer is written to stderr,
-    since no caller is left to raise it to."""
-    __slots__ = ("what",)
+    """A request sent on behalf of nobody (a rescue): a failure is written to stderr, since no
+    caller is left to raise it to. When this process closes its connection first (it exits),
+    the request is still sent (ZeroMQ's linger) but its answer is not read: nothing is said."""
+    __slots__ = ("conn", "what")
 
-    def __init__(self, key: int, frames: list, idempotent: bool, what: str) -> None:
+    def __init__(self, key: int, frames: list, idempotent: bool, conn: Any, what: str) -> None:
         super().__init__(key, frames, idempotent)
+        self.conn = conn
         self.what = what
 
     def _on_reply(self, h: dict, frames: list) -> None:
         if h.get("cmd") == "error":
-            _warn("%s: %s" % (self.what, h.get("msg") or h.get("code")))
+            _warn("%s failed: %s" % (self.what, h.get("msg") or h.get("code")))
 
     def _on_lost(self, exc: BaseException) -> None:
-        _warn("%s: %s" % (self.what, exc))
+        if not self.conn._closing:
+            _warn("%s: forqd's answer did not come (%s); whether it was done is unknown"
+                  % (self.what, exc))
 
 
 def send_notice(conn: Any, header: dict, payload: Optional[bytes], what: str) -> None:
-    """Send a request whose answer nobody waits for; a failure is written to stderr (``what``
-    says what it means)."""
+    """Send a request whose answer nobody waits for (``what`` says what it does, for the line
+    written to stderr if it fails)."""
     conn.request(header, payload, idempotent=False,
-                 make=lambda k, f, i: _Notice(k, f, i, what))
+                 make=lambda k, f, i: _Notice(k, f, i, conn, what))
 
 
 class Handle:
@@ -261,8 +265,8 @@ def _put_back(name: str) -> Rescue:
         if h.get("found") and payload is not None:
             send_notice(conn, {"v": 1, "cmd": "dict", "op": "queue.put", "name": name,
                                "front": True}, payload,
-                        "an item an interrupted get of queue %r received could not be put back "
-                        "(it is lost)" % name)
+                        "putting back into queue %r the item an interrupted get received"
+                        % name)
     return rescue
 
 

@@ -103,6 +103,26 @@ def test_four_consumers_get_every_item_exactly_once(forqd):
     assert q.qsize() == 0
 
 
+def blocked_getter(q: forq.Queue, ready: forq.Queue) -> None:
+    ready.put("waiting")
+    q.get()                             # killed while it waits here
+    os._exit(3)                         # never reached: it must not get an item
+
+
+def test_consumer_killed_while_waiting_takes_nothing(forqd):
+    q = forq.Queue(uniq("killed"), endpoint=forqd.endpoint)
+    ready = forq.Queue(uniq("killed-ready"), endpoint=forqd.endpoint)
+    p = multiprocessing.get_context("fork").Process(target=blocked_getter, args=(q, ready))
+    p.start()
+    assert ready.get(timeout=30) == "waiting"
+    time.sleep(0.3)                     # its get is in forqd's line
+    p.kill()
+    p.join(10)
+    assert p.exitcode == -signal.SIGKILL
+    q.put("item")
+    assert q.get(timeout=5) == "item"
+
+
 def test_maxsize_back_pressure(forqd):
     q = forq.Queue(uniq("bounded"), 2, forqd.endpoint)
     q.put("a")
@@ -272,6 +292,27 @@ def test_expired_lease_lets_the_next_in_with_a_larger_token(forqd):
     assert first.token is None
     nxt.release()
     d.clear()
+
+
+def short_holder(lock: forq.Lock, out: forq.Queue) -> None:
+    lock.acquire()
+    out.put(lock.token)
+    time.sleep(60)                      # killed while it holds the lock
+
+
+def test_killed_holder_frees_the_lock_when_its_lease_ends(forqd):
+    name = uniq("killed-holder")
+    out = forq.Queue(uniq("holder-token"), endpoint=forqd.endpoint)
+    p = multiprocessing.get_context("fork").Process(
+        target=short_holder, args=(forq.Lock(name, forqd.endpoint, lease=0.5), out))
+    p.start()
+    token = out.get(timeout=30)
+    p.kill()
+    p.join(10)
+    nxt = forq.Lock(name, forqd.endpoint)
+    assert nxt.acquire(timeout=10)
+    assert nxt.token > token
+    nxt.release()
 
 
 def test_stale_token_fenced_writes_are_refused(forqd):
