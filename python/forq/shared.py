@@ -407,6 +407,13 @@ class Queue(Handle):
         h, _ = self._call("queue.clear", changes=True)
         return h.get("count", 0)
 
+    def close(self) -> None:
+        """Nothing to do (``multiprocessing.Queue.close`` stops its feeder thread; a forq.Queue
+        has none: every put is in forqd when it returns). Kept so that ported code runs."""
+
+    def join_thread(self) -> None:
+        """Nothing to wait for (see :meth:`close`)."""
+
 
 class Event(Handle):
     """The event ``name`` inside forqd (``multiprocessing.Event``'s API), seen by every process

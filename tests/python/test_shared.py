@@ -68,6 +68,8 @@ def test_producer_consumer_order(forqd, method):
     assert (p.exitcode, c.exitcode) == (0, 0)
     assert out.get(timeout=5) == ["apple", "banana", "cherry"]
     assert q.qsize() == 0
+    q.close()                           # as multiprocessing code ends: nothing left to send
+    q.join_thread()
 
 
 def take_all(q: forq.Queue, out: forq.Queue) -> None:
