@@ -21,6 +21,9 @@ share an atomic dict across processes and machines (:class:`Dict`).
 * :class:`Future` - a ``concurrent.futures.Future`` (``wait()``, ``as_completed()`` and
   ``asyncio.wrap_future()`` work unchanged), with ``progress`` and ``job_id``.
 * :class:`Dict` - a ``MutableMapping`` in forqd, with ``incr``, ``cas``, ``wait``.
+* :class:`Queue`, :class:`Lock`, :class:`Semaphore`, :class:`Event`, :class:`Value` - the rest
+  of ``multiprocessing``'s shared types, in forqd: locks with leases and fencing tokens
+  (:func:`fenced` fences a Dict's changes with one).
 * Exceptions: :class:`Error` and its kinds (:mod:`forq.errors`).
 * Server side: :func:`task`, the decorator that makes a function a forqd task (Python tasks,
   README), and :mod:`forq.worker`, what a running task may call (progress, its dict).
@@ -38,10 +41,12 @@ from .config import default_endpoint, resolve_endpoint, write_keyfile
 from .defaults import default_executor
 from .dicts import Dict, Versioned
 from .errors import (Conflict, ConnectionError, DictFull, Error, Forbidden, JobTimeout, Lost,
-                     ProtocolError, Rejected, TaskError, UnknownJob, WorkerCrashed)
+                     ProtocolError, Rejected, StaleToken, TaskError, UnknownJob, WorkerCrashed)
 from .executor import Executor, task_name
 from .future import Future, Progress
+from .locks import Fenced, Lock, Semaphore, Value, fenced
 from .mapping import MapIterator
+from .shared import Event, Queue
 from . import worker
 from .tasks import task
 
@@ -49,9 +54,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "task", "worker", "Executor", "Future", "Progress", "MapIterator", "Dict", "Versioned", "fetch",
+    "Queue", "Lock", "Semaphore", "Event", "Value", "Fenced", "fenced",
     "default_executor", "default_endpoint", "resolve_endpoint", "task_name", "write_keyfile",
     "Error", "TaskError", "JobTimeout", "WorkerCrashed", "Rejected", "Forbidden", "Lost",
-    "UnknownJob", "ConnectionError", "ProtocolError", "Conflict", "DictFull",
+    "UnknownJob", "ConnectionError", "ProtocolError", "Conflict", "DictFull", "StaleToken",
 ]
 
 

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional
 
 __all__ = [
     "Error", "TaskError", "JobTimeout", "WorkerCrashed", "Rejected", "Forbidden", "Lost",
-    "UnknownJob", "ConnectionError", "ProtocolError", "Conflict", "DictFull",
+    "UnknownJob", "ConnectionError", "ProtocolError", "Conflict", "DictFull", "StaleToken",
 ]
 
 
@@ -174,6 +174,19 @@ class DictFull(Error):
     nothing was changed, and nothing is ever evicted. Delete keys, or ask the operator."""
 
 
+class StaleToken(Error):
+    """A lock's grant has ended (its lease ran out, or it was released): a change fenced with
+    its token was refused and nothing changed, or its release or renew found it no longer
+    holding the lock. Another holder may have had the lock meanwhile: read again under a new
+    grant. ``lock`` names the lock, ``token`` the grant's token."""
+
+    def __init__(self, message: str, *, lock: Optional[str] = None, token: Optional[int] = None,
+                 header: Optional[Mapping[str, Any]] = None) -> None:
+        super().__init__(message, header=header)
+        self.lock = lock
+        self.token = token
+
+
 def job_exception(h: Mapping[str, Any], job_id: str) -> Optional[BaseException]:
     """The exception for a job's ``result`` header whose status is not ``ok``; ``None`` for
     ``cancelled`` (the future becomes cancelled instead)."""
@@ -214,6 +227,8 @@ def reply_exception(h: Mapping[str, Any], what: str) -> Error:
         return Forbidden(code, msg, header=h)
     if code == "dict_full":
         return DictFull(msg, header=h)
+    if code == "stale_token":
+        return StaleToken(msg, header=h)
     if code in ("too_large", "too_many_waiters", "too_many_watchers", "disk_full",
                 "disk_error", "duplicate_id"):
         return Rejected(code, msg, header=h)

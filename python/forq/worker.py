@@ -20,6 +20,9 @@ time. There it may use::
 These functions act on the job the calling thread runs; called outside a task that forqd runs
 (or from a thread the task started) they raise RuntimeError. The dict calls go over the
 worker's own link to forqd and act with the rights of the client that submitted the job.
+forqd's queues, locks and events (forq.Queue, forq.Lock, forq.Event) are not reachable this way
+yet: forqd's Python runtime offers a task only the dict calls (C tasks have them, in
+<forq/task.h>).
 
 ``print()`` in a task writes to forqd's log, a line per line, at debug level with the job's id
 (``forqd --log-level debug`` shows them); ``sys.stderr`` goes there at warning level.

@@ -71,6 +71,15 @@ def test_counter(forqd):
     assert run(forqd, "counter.py") == "counter: 4000\n"
 
 
+def test_value_counter(forqd):
+    assert run(forqd, "value_counter.py") == "counter: 4000\n"
+
+
+def test_queue_fruit(forqd):
+    assert run(forqd, "queue_fruit.py") == ("consumed apple\nconsumed banana\n"
+                                            "consumed cherry\n")
+
+
 def test_manager_dict(forqd):
     assert run(forqd, "manager_dict.py") == "{0: 0, 1: 2, 2: 4, 3: 6, 4: 8}\n"
 

@@ -1,0 +1,475 @@
+"""forq.Queue, forq.Lock, forq.Semaphore, forq.Event, forq.Value and fenced dict writes against a
+real forqd (PROTOCOL.md section 6.9), across processes as multiprocessing programs use them."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import threading
+import time
+
+import pytest
+
+import forq
+from conftest import QUICK
+
+N_ITEMS = 500 if QUICK else 2000          # per consumer
+N_LOCKED = 100 if QUICK else 500         # get-then-set rounds per process
+N_VALUE = 200 if QUICK else 1000         # Value increments per process
+
+
+def uniq(what: str) -> str:
+    return "t-%s-%d-%d" % (what, os.getpid(), time.monotonic_ns() % 10**9)
+
+
+def run_procs(target, args_list, ctx=None, timeout: float = 120.0) -> None:
+    ctx = ctx or multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=target, args=args) for args in args_list]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+
+
+# ---- queues ----
+
+def producer(q: forq.Queue) -> None:
+    for fruit in ("apple", "banana", "cherry", None):
+        q.put(fruit)
+
+
+def consumer(q: forq.Queue, out: forq.Queue) -> None:
+    got = []
+    while True:
+        item = q.get(timeout=30)
+        if item is None:
+            break
+        got.append(item)
+    out.put(got)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_producer_consumer_order(forqd, method):
+    q = forq.Queue(uniq("fruit"), endpoint=forqd.endpoint)
+    out = forq.Queue(uniq("out"), endpoint=forqd.endpoint)
+    ctx = multiprocessing.get_context(method)     # spawn: the handles travel pickled
+    c = ctx.Process(target=consumer, args=(q, out))
+    c.start()
+    p = ctx.Process(target=producer, args=(q,))
+    p.start()
+    p.join(60)
+    c.join(60)
+    assert (p.exitcode, c.exitcode) == (0, 0)
+    assert out.get(timeout=5) == ["apple", "banana", "cherry"]
+    assert q.qsize() == 0
+    q.close()                           # as multiprocessing code ends: nothing left to send
+    q.join_thread()
+
+
+def take_all(q: forq.Queue, out: forq.Queue) -> None:
+    got = []
+    while True:
+        item = q.get(timeout=60)
+        if item is None:
+            break
+        got.append(item)
+    out.put(got)
+
+
+def test_four_consumers_get_every_item_exactly_once(forqd):
+    q = forq.Queue(uniq("work"), endpoint=forqd.endpoint)
+    out = forq.Queue(uniq("taken"), endpoint=forqd.endpoint)
+    total = 4 * N_ITEMS
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=take_all, args=(q, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for i in range(total):
+        q.put(i)
+    for _ in procs:
+        q.put(None)
+    taken = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    every = sorted(x for got in taken for x in got)
+    assert every == list(range(total))                 # none lost, none twice
+    for got in taken:
+        assert got == sorted(got)                      # each consumer saw them in order
+    assert q.qsize() == 0
+
+
+def blocked_getter(q: forq.Queue, ready: forq.Queue) -> None:
+    ready.put("waiting")
+    q.get()                             # killed while it waits here
+    os._exit(3)                         # never reached: it must not get an item
+
+
+def test_consumer_killed_while_waiting_takes_nothing(forqd):
+    q = forq.Queue(uniq("killed"), endpoint=forqd.endpoint)
+    ready = forq.Queue(uniq("killed-ready"), endpoint=forqd.endpoint)
+    p = multiprocessing.get_context("fork").Process(target=blocked_getter, args=(q, ready))
+    p.start()
+    assert ready.get(timeout=30) == "waiting"
+    time.sleep(0.3)                     # its get is in forqd's line
+    p.kill()
+    p.join(10)
+    assert p.exitcode == -signal.SIGKILL
+    q.put("item")
+    assert q.get(timeout=5) == "item"
+
+
+def test_maxsize_back_pressure(forqd):
+    q = forq.Queue(uniq("bounded"), 2, forqd.endpoint)
+    q.put("a")
+    q.put("b")
+    assert q.full() and q.qsize() == 2
+    with pytest.raises(queue.Full, match="maxsize 2"):
+        q.put_nowait("c")
+    t0 = time.monotonic()
+    with pytest.raises(queue.Full, match="no room came within 0.3 s"):
+        q.put("c", timeout=0.3)
+    assert 0.25 <= time.monotonic() - t0 < 3.0
+    assert q.peek() == ["a", "b"]                      # nothing was put
+    # a blocked put goes in as soon as a get makes room
+    done = []
+    t = threading.Thread(target=lambda: done.append(q.put("c", timeout=10)))
+    t.start()
+    time.sleep(0.2)
+    assert not done and q.qsize() == 2
+    assert q.get() == "a"
+    t.join(10)
+    assert done == [None]
+    assert [q.get_nowait(), q.get_nowait()] == ["b", "c"]
+    assert q.empty()
+
+
+def test_get_timeout_raises_empty_in_time(forqd):
+    q = forq.Queue(uniq("empty"), endpoint=forqd.endpoint)
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+    with pytest.raises(queue.Empty):
+        q.get(False)
+    t0 = time.monotonic()
+    with pytest.raises(queue.Empty, match="within 0.5 s"):
+        q.get(timeout=0.5)
+    took = time.monotonic() - t0
+    assert 0.45 <= took < 2.0, took
+    with pytest.raises(ValueError):
+        q.get(timeout=-1)
+
+
+def test_put_front_peek_clear_and_values(forqd):
+    q = forq.Queue(uniq("misc"), endpoint=forqd.endpoint)
+    q.put({"n": 1})
+    q.put(b"\x00raw")
+    q.put("first", front=True)
+    assert q.peek() == ["first", {"n": 1}, b"\x00raw"]
+    assert q.peek(1, 1) == [{"n": 1}]
+    assert q.get() == "first"
+    assert q.clear() == 2 and q.empty()
+    with pytest.raises(TypeError, match="msgpack value"):
+        q.put(object())
+    with pytest.raises(ValueError, match="1-64 characters"):
+        forq.Queue("no spaces", endpoint=forqd.endpoint)
+
+
+def interrupt_main_after(delay: float) -> threading.Thread:
+    """SIGINT to the main thread (the test's) after ``delay`` s: KeyboardInterrupt there."""
+    main = threading.main_thread().ident
+    t = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGINT))
+    t.start()
+    return t
+
+
+@pytest.fixture
+def sigint_raises():
+    """Python's own SIGINT handler (KeyboardInterrupt), whatever the suite was started with."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_interrupted_blocking_get_loses_no_item(forqd, sigint_raises):
+    name = uniq("interrupted")
+    q = forq.Queue(name, endpoint=forqd.endpoint)
+    interrupt_main_after(0.3)
+    with pytest.raises(KeyboardInterrupt):
+        q.get()                 # no timeout: forqd keeps this get waiting
+    # the abandoned get is still first in forqd's line: the next item goes to it, and comes
+    # back to the front of the queue rather than being dropped
+    other = forq.Executor(forqd.endpoint)
+    try:
+        q2 = forq.Queue(name, executor=other)
+        q2.put("precious")
+        assert q2.get(timeout=5) == "precious"
+        assert q2.qsize() == 0
+    finally:
+        other.shutdown()
+
+
+def test_interrupted_get_with_timeout_loses_no_item(forqd, sigint_raises):
+    name = uniq("interrupted-t")
+    q = forq.Queue(name, endpoint=forqd.endpoint)
+    interrupt_main_after(0.2)
+    with pytest.raises(KeyboardInterrupt):
+        q.get(timeout=3)
+    q.put("kept")               # before forqd's 3 s are over: the abandoned get takes it
+    assert q.get(timeout=5) == "kept"
+
+
+def test_get_cut_off_by_a_reconnection_loses_no_item(forqd):
+    """A reconnection fails the requests that were on their way (forq.ConnectionError); forqd,
+    which still has the get waiting and sees the same routing id again, answers it later: the
+    item goes back to the queue."""
+    name = uniq("cut-off")
+    ex = forq.Executor(forqd.endpoint)
+    try:
+        q = forq.Queue(name, executor=ex)
+        errs = []
+
+        def get() -> None:
+            try:
+                q.get(timeout=20)
+            except Exception as e:      # noqa: BLE001 - what the test looks at
+                errs.append(e)
+        t = threading.Thread(target=get)
+        t.start()
+        time.sleep(0.3)
+        ex._conn._after_reconnect()     # what the I/O thread does when the connection is back
+        t.join(5)
+        assert len(errs) == 1 and isinstance(errs[0], forq.ConnectionError), errs
+        assert "given back" in str(errs[0])
+        q.put("survivor")
+        assert q.get(timeout=5) == "survivor"
+    finally:
+        ex.shutdown()
+
+
+# ---- locks ----
+
+def locked_adder(lock: forq.Lock, endpoint: str, name: str, rounds: int) -> None:
+    d = forq.Dict(name, endpoint)       # a forq.Dict is made in the process that uses it
+    for _ in range(rounds):
+        with lock:
+            n = d.get("n", 0)                       # a read-modify-write, not atomic alone
+            lock.fence(d)["n"] = n + 1
+
+
+def test_lock_mutual_exclusion_four_processes(forqd):
+    lock = forq.Lock(uniq("mutex"), forqd.endpoint, lease=30)
+    d = forq.Dict(uniq("count"), forqd.endpoint)
+    d["n"] = 0
+    run_procs(locked_adder, [(lock, forqd.endpoint, d.name, N_LOCKED)] * 4)
+    assert d["n"] == 4 * N_LOCKED
+    d.clear()
+
+
+def test_expired_lease_lets_the_next_in_with_a_larger_token(forqd):
+    name = uniq("lease")
+    d = forq.Dict(uniq("fenced"), forqd.endpoint)
+    first = forq.Lock(name, forqd.endpoint, lease=0.3)
+    assert first.acquire()
+    old = first.token
+    first.fence(d)["owner"] = "first"
+    nxt = forq.Lock(name, forqd.endpoint, lease=30)
+    t0 = time.monotonic()
+    assert nxt.acquire(timeout=10)                  # the first holder never releases
+    assert 0.2 <= time.monotonic() - t0 < 5
+    assert nxt.token > old
+    nxt.fence(d)["owner"] = "next"
+    # the first holder wakes up late: its fenced write is refused, nothing changes
+    with pytest.raises(forq.StaleToken, match="not held with token %d" % old) as e:
+        first.fence(d)["owner"] = "first again"
+    assert (e.value.lock, e.value.token) == (name, old)
+    assert d["owner"] == "next"
+    with pytest.raises(forq.StaleToken, match="had already ended"):
+        first.release()
+    assert first.token is None
+    nxt.release()
+    d.clear()
+
+
+def short_holder(lock: forq.Lock, out: forq.Queue) -> None:
+    lock.acquire()
+    out.put(lock.token)
+    time.sleep(60)                      # killed while it holds the lock
+
+
+def test_killed_holder_frees_the_lock_when_its_lease_ends(forqd):
+    name = uniq("killed-holder")
+    out = forq.Queue(uniq("holder-token"), endpoint=forqd.endpoint)
+    p = multiprocessing.get_context("fork").Process(
+        target=short_holder, args=(forq.Lock(name, forqd.endpoint, lease=0.5), out))
+    p.start()
+    token = out.get(timeout=30)
+    p.kill()
+    p.join(10)
+    nxt = forq.Lock(name, forqd.endpoint)
+    assert nxt.acquire(timeout=10)
+    assert nxt.token > token
+    nxt.release()
+
+
+def test_stale_token_fenced_writes_are_refused(forqd):
+    name = uniq("stale")
+    d = forq.Dict(uniq("guarded"), forqd.endpoint)
+    lock = forq.Lock(name, forqd.endpoint)
+    with lock:
+        token = lock.token
+        f = forq.fenced(d, name, token)
+        f["k"] = 1
+        assert f.incr("k") == 2
+        v = d.get_versioned("k")
+        f.cas("k", v.version, 3)
+    assert lock.token is None
+    for change in (lambda: f.__setitem__("k", 9), lambda: f.cas("k", 0, 9),
+                   lambda: f.incr("k"), lambda: f.update(k=9), lambda: f.pop("k"),
+                   lambda: f.__delitem__("k"), lambda: f.clear()):
+        with pytest.raises(forq.StaleToken, match="nothing was changed"):
+            change()
+    assert d["k"] == 3
+    with pytest.raises(RuntimeError, match="not held by this handle"):
+        lock.fence(d)["k"] = 4
+    d.clear()
+
+
+def test_lock_api(forqd):
+    name = uniq("api")
+    a = forq.Lock(name, forqd.endpoint)
+    b = forq.Lock(name, forqd.endpoint)
+    assert a.acquire(blocking=False)
+    with pytest.raises(RuntimeError, match="not reentrant"):
+        a.acquire()
+    assert not b.acquire(False)
+    t0 = time.monotonic()
+    assert not b.acquire(timeout=0.3)
+    assert 0.25 <= time.monotonic() - t0 < 3
+    a.renew(10)
+    a.release()
+    with pytest.raises(ValueError, match="released more times"):
+        a.release()
+    with b as held:
+        assert held is b and b.token
+    with pytest.raises(ValueError):
+        forq.Lock(name, forqd.endpoint, lease=0)
+    with pytest.raises(ValueError, match="non-blocking"):
+        a.acquire(False, 1)
+
+
+def test_interrupted_acquire_releases_its_late_grant(forqd, sigint_raises):
+    name = uniq("late-grant")
+    holder = forq.Lock(name, forqd.endpoint, lease=30)
+    assert holder.acquire()
+    waiter = forq.Lock(name, forqd.endpoint, lease=30)
+    interrupt_main_after(0.3)
+    with pytest.raises(KeyboardInterrupt):
+        waiter.acquire()            # forqd keeps it in line, grants it at the release below
+    assert waiter.token is None
+    holder.release()
+    third = forq.Lock(name, forqd.endpoint)
+    assert third.acquire(timeout=5)     # the late grant was released, not kept for 30 s
+    third.release()
+
+
+def test_semaphore(forqd):
+    name = uniq("sem")
+    s = forq.Semaphore(name, 2, forqd.endpoint)
+    other = forq.Semaphore(name, 2, forqd.endpoint)
+    assert s.acquire() and s.acquire()
+    first, second = s._held[0][1], s.token
+    assert second > first
+    assert not other.acquire(False)
+    s.release()                         # the latest grant first
+    assert s.token == first
+    assert other.acquire(timeout=5)
+    other.release()
+    s.release()
+    with pytest.raises(ValueError):
+        forq.Semaphore(name, 0, forqd.endpoint)
+
+
+# ---- events ----
+
+def event_waiter(e: forq.Event, out: forq.Queue) -> None:
+    out.put("waiting")
+    out.put(e.wait(30))
+
+
+def test_event_across_processes(forqd):
+    e = forq.Event(uniq("ready"), forqd.endpoint)
+    out = forq.Queue(uniq("ev-out"), endpoint=forqd.endpoint)
+    assert not e.is_set()
+    t0 = time.monotonic()
+    assert e.wait(0.3) is False
+    assert 0.25 <= time.monotonic() - t0 < 3
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=event_waiter, args=(e, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    assert [out.get(timeout=30), out.get(timeout=30)] == ["waiting", "waiting"]
+    time.sleep(0.2)
+    assert out.qsize() == 0             # both still wait
+    e.set()
+    assert [out.get(timeout=30), out.get(timeout=30)] == [True, True]
+    for p in procs:
+        p.join(10)
+    assert e.is_set() and e.wait(0) and e.wait()
+    e.clear()
+    assert not e.is_set()
+
+
+# ---- values ----
+
+def value_adder(v: forq.Value, rounds: int) -> None:
+    for _ in range(rounds):
+        with v.get_lock():
+            v.value += 1
+
+
+def test_value_counter_four_processes(forqd):
+    counter = forq.Value(uniq("counter"), "i", 0, forqd.endpoint)
+    run_procs(value_adder, [(counter, N_VALUE)] * 4)
+    assert counter.value == 4 * N_VALUE
+    forq.Dict(counter.name, forqd.endpoint).clear()
+
+
+def test_value_types_attach_and_fence(forqd):
+    name = uniq("val")
+    v = forq.Value(name, "d", 1.5, forqd.endpoint)
+    assert v.value == 1.5
+    v.value = 2
+    assert v.value == 2.0 and type(v.value) is float
+    again = forq.Value(name, "d", endpoint=forqd.endpoint)     # attaches: no reset
+    assert again.value == 2.0
+    assert pickle.loads(pickle.dumps(v)).value == 2.0
+    assert forq.Dict(name, forqd.endpoint)["value"] == 2.0
+    b = forq.Value(uniq("byte"), "B", 255, forqd.endpoint)
+    with pytest.raises(OverflowError):
+        b.value = 256
+    with pytest.raises(TypeError):
+        b.value = "x"
+    with pytest.raises(ValueError, match="typecode"):
+        forq.Value(name, "z", 0, forqd.endpoint)
+    fresh = forq.Value(uniq("zero"), "q", endpoint=forqd.endpoint)
+    assert fresh.value == 0
+    # under its lock a write is fenced: once the lease is over it is refused
+    short = forq.Value(uniq("short"), "i", 0, forqd.endpoint,
+                       lock=forq.Lock(uniq("short-lock"), forqd.endpoint, lease=0.2))
+    lock = short.get_lock()
+    lock.acquire()
+    short.value = 1
+    time.sleep(0.5)
+    with pytest.raises(forq.StaleToken):
+        short.value = 2
+    assert short.value == 1
+    with pytest.raises(forq.StaleToken):
+        lock.release()
+    for n in (name, fresh.name, short.name, b.name):
+        forq.Dict(n, forqd.endpoint).clear()
