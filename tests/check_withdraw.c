@@ -81,6 +81,7 @@ START_TEST(test_withdraw)
     forq_dict_op_init(&op);
     op.op = "len";
     op.name = "dd";
+    forq_future_destroy(&j);
     ck_assert_int_eq(forq_dict_submit(c, &op, &j), FORQ_OK);
     ck_assert_int_eq(forq_shared_withdraw(j, T, &w), FORQ_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(forq_errdetail(), "no request waiting in forqd"));
