@@ -235,6 +235,26 @@ def test_interrupted_get_with_timeout_loses_no_item(forqd, sigint_raises):
     assert q.get(timeout=5) == "kept"
 
 
+def test_interrupted_put_and_event_wait_are_withdrawn(forqd, sigint_raises):
+    """A put waiting for room and an event wait, interrupted: out of forqd's line at once; the
+    put's item is never put, even when room comes."""
+    name = uniq("put-withdrawn")
+    q = forq.Queue(name, maxsize=1, endpoint=forqd.endpoint)
+    q.put("first")
+    interrupt_main_after(0.3)
+    with pytest.raises(KeyboardInterrupt):
+        q.put("second")                 # waits for room
+    assert shared_waiters(forqd.endpoint) == 0
+    assert q.get(timeout=5) == "first"  # room: a put still waiting would go in now
+    time.sleep(0.2)
+    assert q.qsize() == 0
+    ev = forq.Event(uniq("ev-withdrawn"), endpoint=forqd.endpoint)
+    interrupt_main_after(0.3)
+    with pytest.raises(KeyboardInterrupt):
+        ev.wait()
+    assert shared_waiters(forqd.endpoint) == 0
+
+
 def test_get_our_wait_ends_first_withdraws(forqd, monkeypatch):
     """When this process stops waiting before forqd's timeout (here: a grace made negative),
     the get is withdrawn: TimeoutError, and the next item is there for the next get."""
