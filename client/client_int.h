@@ -77,6 +77,10 @@ struct forq_future {
     uint64_t ver, count;
     uint64_t token, lease_ms; /* lock.acquire, lock.renew */
     char *cursor;             /* owned: the next page's starting key */
+    /* a shared-type request that may wait in forqd (forq_shared_withdraw); set by its sender
+     * before the caller sees the future */
+    int wait_op;                     /* its ops_id_t; 0 (OPS_NONE): not one */
+    char wait_name[FORQ_ID_MAX + 1]; /* the queue, lock or event it waits on */
 };
 
 /* errors.c */

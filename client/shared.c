@@ -4,8 +4,11 @@
  * checked first with the op table's own words (ops_check_request), as forqd would.
  *
  * A call that blocks sends "block" and its timeout_ms to forqd, which does the waiting, and
- * waits for the answer WAIT_GRACE_MS longer: giving up on an answer forqd still owes would drop
- * it when it comes, and for a queue's get that answer holds the item. */
+ * waits for the answer WAIT_GRACE_MS longer. If even that wait ends first (forqd is slow or
+ * unreachable), the call withdraws its request (<kind>.withdraw, forq_shared_withdraw) rather
+ * than drop an answer forqd still owes: withdrawn, nothing was taken, put or granted; answered
+ * already, the answer arrives before the withdraw's reply (one connection keeps its order) and
+ * the call returns it, item and all. */
 #define _GNU_SOURCE
 #include "client_int.h"
 #include "health.h"
@@ -56,6 +59,61 @@ static forq_err_t prepare(forq_client_t *c, ops_id_t id, wire_hdr_t *h, const ch
     return FORQ_OK;
 }
 
+/* Remember on f the op and name of a request that may wait in forqd (forq_shared_withdraw). */
+static void mark_waiting(forq_future_t *f, ops_id_t id, const char *name)
+{
+    f->wait_op = (int)id;
+    snprintf(f->wait_name, sizeof(f->wait_name), "%s", name);
+}
+
+/* A resolved request future as client_request() returns it: FORQ_OK with *ret_f, or the error
+ * of its `error` reply or its loss (f dropped then). */
+static forq_err_t answer_of(forq_future_t *f, forq_future_t **ret_f)
+{
+    forq_err_t e;
+
+    if (f->reply_cmd != WIRE_ERROR && f->state != FORQ_STATE_LOST) {
+        *ret_f = f;
+        return FORQ_OK;
+    }
+    e = f->reply_cmd != WIRE_ERROR                     ? FORQ_ERR_CONNECT
+        : f->code && strcmp(f->code, "forbidden") == 0 ? FORQ_ERR_FORBIDDEN
+                                                       : dict_err_of_code(f->code ? f->code : "");
+    errors_fail(e, "%s%s%s", f->code ? f->code : "", f->code ? ": " : "",
+                f->detail ? f->detail : "no answer");
+    future_unref(f);
+    return e;
+}
+
+/* A request that waits in forqd up to its timeout: sent, waited for answer_ms, and withdrawn
+ * if that wait ends first (see the top of the file). */
+static forq_err_t call_waiting(forq_client_t *c, ops_id_t id, wire_hdr_t *h, const char *name,
+                               const void *val, size_t vlen, int answer_ms, forq_future_t **ret_f)
+{
+    forq_future_t *f;
+    bool withdrawn = false;
+    forq_err_t e = client_request_async(c, h, val, vlen, &f);
+
+    if (e != FORQ_OK)
+        return e;
+    mark_waiting(f, id, name);
+    if (forq_future_wait(f, answer_ms) != FORQ_OK) {
+        e = forq_shared_withdraw(f, WAIT_GRACE_MS, &withdrawn);
+        if (e == FORQ_OK && !withdrawn) /* answered first: that answer came before */
+            forq_future_wait(f, 0);
+        if (withdrawn || !forq_future_done(f)) {
+            future_unref(f);
+            return errors_fail(FORQ_ERR_TIMEOUT,
+                               "forqd at %s did not answer %s on '%s' within %d ms; %s",
+                               forq_client_endpoint(c), ops_get(id)->name, name, answer_ms,
+                               withdrawn ? "the request was withdrawn: nothing was taken, put or "
+                                           "granted"
+                                         : "is it running? (withdrawing the request failed too)");
+        }
+    }
+    return answer_of(f, ret_f);
+}
+
 /* One request and its answer. */
 static forq_err_t call(forq_client_t *c, ops_id_t id, wire_hdr_t *h, const char *name,
                        const void *val, size_t vlen, bool blocks, int timeout_ms,
@@ -64,7 +122,53 @@ static forq_err_t call(forq_client_t *c, ops_id_t id, wire_hdr_t *h, const char 
     int answer_ms;
     forq_err_t e = prepare(c, id, h, name, val, vlen, blocks, timeout_ms, &answer_ms);
 
-    return e != FORQ_OK ? e : client_request(c, h, val, vlen, answer_ms, dict_err_of_code, ret_f);
+    if (e != FORQ_OK)
+        return e;
+    /* a request that waits in forqd, and that this client may stop waiting for */
+    if (h->block && answer_ms >= 0)
+        return call_waiting(c, id, h, name, val, vlen, answer_ms, ret_f);
+    return client_request(c, h, val, vlen, answer_ms, dict_err_of_code, ret_f);
+}
+
+/* The withdraw op of a kind. */
+static ops_id_t withdraw_op(ops_kind_t kind)
+{
+    return kind == OPS_KIND_QUEUE  ? OPS_QWITHDRAW
+           : kind == OPS_KIND_LOCK ? OPS_LWITHDRAW
+                                   : OPS_EWITHDRAW;
+}
+
+forq_err_t forq_shared_withdraw(forq_future_t *f, int timeout_ms, bool *ret_withdrawn)
+{
+    wire_hdr_t h = {0};
+    forq_future_t *wf;
+    bool withdrawn;
+    forq_err_t e;
+
+    if (!f || !ret_withdrawn)
+        return errors_fail(FORQ_ERR_INVALID, "future and ret_withdrawn are required");
+    if (!f->wait_op || !f->conn)
+        return errors_fail(FORQ_ERR_INVALID,
+                           "this future is not a queue get or put, lock acquire or event wait: "
+                           "it has no request waiting in forqd to withdraw");
+    if (forq_future_done(f)) { /* answered (or lost) already: nothing to ask */
+        *ret_withdrawn = false;
+        return FORQ_OK;
+    }
+    h.of = strtoull(f->key + 1, NULL, 10); /* the key is "#<req>" */
+    h.has_of = true;
+    e = call(f->conn, withdraw_op(ops_get((ops_id_t)f->wait_op)->kind), &h, f->wait_name, NULL, 0,
+             false, timeout_ms, &wf);
+    if (e != FORQ_OK)
+        return e;
+    withdrawn = wf->found;
+    future_unref(wf);
+    if (withdrawn) /* no answer will ever come: resolve it here */
+        future_resolve_local(f, FORQ_STATE_CANCELLED, "withdrawn",
+                             "the request was withdrawn before forqd answered it: nothing was "
+                             "taken, put or granted");
+    *ret_withdrawn = withdrawn;
+    return FORQ_OK;
 }
 
 /* The reply's `code` is the op's answer code ("full", "empty", "held", "timeout")? */
@@ -134,7 +238,9 @@ forq_err_t forq_queue_put_async(forq_client_t *c, const char *name, const void *
         return errors_fail(FORQ_ERR_INVALID, "value and ret_future are required");
     if ((e = prepare(c, OPS_QPUT, &h, name, value, len, true, timeout_ms, &answer_ms)) != FORQ_OK)
         return e;
-    return client_request_async(c, &h, value, len, ret_future);
+    if ((e = client_request_async(c, &h, value, len, ret_future)) == FORQ_OK)
+        mark_waiting(*ret_future, OPS_QPUT, name);
+    return e;
 }
 
 forq_err_t forq_queue_get_async(forq_client_t *c, const char *name, int timeout_ms,
@@ -148,15 +254,26 @@ forq_err_t forq_queue_get_async(forq_client_t *c, const char *name, int timeout_
         return errors_fail(FORQ_ERR_INVALID, "ret_future is required");
     if ((e = prepare(c, OPS_QGET, &h, name, NULL, 0, true, timeout_ms, &answer_ms)) != FORQ_OK)
         return e;
-    return client_request_async(c, &h, NULL, 0, ret_future);
+    if ((e = client_request_async(c, &h, NULL, 0, ret_future)) == FORQ_OK)
+        mark_waiting(*ret_future, OPS_QGET, name);
+    return e;
+}
+
+/* A future forq_shared_withdraw() resolved: FORQ_ERR_CANCELLED. */
+static bool was_withdrawn(forq_future_t *f)
+{
+    return f && forq_future_done(f) && f->code && strcmp(f->code, "withdrawn") == 0;
 }
 
 forq_err_t forq_queue_reply(forq_future_t *f, size_t *ret_count)
 {
-    forq_err_t e = forq_dict_reply(f, NULL, NULL, NULL);
+    forq_err_t e;
 
-    if (e != FORQ_OK)
+    if (was_withdrawn(f))
+        return errors_fail(FORQ_ERR_CANCELLED, "%s", f->detail);
+    if ((e = forq_dict_reply(f, NULL, NULL, NULL)) != FORQ_OK)
         return e;
+
     if (answered(f, OPS_QPUT))
         return errors_fail(FORQ_ERR_FULL, "the queue holds %llu items, its maxsize",
                            (unsigned long long)f->count);
@@ -237,6 +354,44 @@ forq_err_t forq_sem_acquire(forq_client_t *c, const char *name, unsigned permits
         *ret_token = f->token;
     future_unref(f);
     return e;
+}
+
+forq_err_t forq_sem_acquire_async(forq_client_t *c, const char *name, unsigned permits,
+                                  int lease_ms, int timeout_ms, forq_future_t **ret_future)
+{
+    wire_hdr_t h = {.lease_ms = lease_ms > 0 ? (uint64_t)lease_ms : 0, .permits = permits};
+    int answer_ms;
+    forq_err_t e;
+
+    if (!ret_future)
+        return errors_fail(FORQ_ERR_INVALID, "ret_future is required");
+    if (permits < 1 || permits > WIRE_PERMITS_MAX)
+        return errors_fail(FORQ_ERR_INVALID, "permits must be 1 to %d, not %u", WIRE_PERMITS_MAX,
+                           permits);
+    if ((e = prepare(c, OPS_LACQUIRE, &h, name, NULL, 0, true, timeout_ms, &answer_ms)) != FORQ_OK)
+        return e;
+    if ((e = client_request_async(c, &h, NULL, 0, ret_future)) == FORQ_OK)
+        mark_waiting(*ret_future, OPS_LACQUIRE, name);
+    return e;
+}
+
+forq_err_t forq_lock_reply(forq_future_t *f, uint64_t *ret_token)
+{
+    forq_err_t e;
+    bool found;
+
+    if (was_withdrawn(f))
+        return errors_fail(FORQ_ERR_CANCELLED, "%s", f->detail);
+    if ((e = forq_dict_reply(f, &found, NULL, NULL)) != FORQ_OK)
+        return e;
+    if (answered(f, OPS_LACQUIRE) || !found)
+        return errors_fail(FORQ_ERR_TIMEOUT,
+                           "the lock is held (%llu holders) and was not "
+                           "granted in time",
+                           (unsigned long long)f->count);
+    if (ret_token)
+        *ret_token = f->token;
+    return FORQ_OK;
 }
 
 forq_err_t forq_lock_acquire(forq_client_t *c, const char *name, int lease_ms, int timeout_ms,

@@ -2,7 +2,7 @@
  * request against it.
  *
  * The table is indexed by ops_id_t, so ops_get() is an array access and ops_find() a short
- * scan (27 entries); a _Static_assert keeps the table as long as the enum, and check_ops tests
+ * scan (30 entries); a _Static_assert keeps the table as long as the enum, and check_ops tests
  * that every entry's id is its index. The text refusing an unknown op lists the ops from the
  * table, those of the kind its name begins with ("queue." ...; the dict ops for any other), so
  * it names a new op by itself, the dict ops in the order forqd has always named them. */
@@ -28,6 +28,7 @@
 #define PERMITS OPS_F_PERMITS
 #define START   OPS_F_START
 #define FENCE   OPS_F_FENCE
+#define OF      OPS_F_OF
 
 #define DICT(n)  .name = n, .verb = n, .kind = OPS_KIND_DICT
 #define QUEUE(v) .name = "queue." v, .verb = v, .kind = OPS_KIND_QUEUE
@@ -103,6 +104,10 @@ static const ops_desc_t ops[] = {
     [OPS_QCLEAR] = {QUEUE("clear"), .id = OPS_QCLEAR, .takes = FENCE, .reply = OPS_REPLY_COUNT,
                     .mutates = true,
                     .args_min = 0, .args_max = 0, .json_arg = -1},
+    /* a blocked request of the same connection, no longer wanted (6.9) */
+    [OPS_QWITHDRAW] = {QUEUE("withdraw"), .id = OPS_QWITHDRAW, .needs = OF,
+                      .reply = OPS_REPLY_FOUND, .reply_code = "not_waiting",
+                      .connection_only = true, .args_min = 0, .args_max = 0, .json_arg = -1},
     /* locks: the token is the grant's, a fence of its own */
     [OPS_LACQUIRE] = {LOCK("acquire"), .id = OPS_LACQUIRE,
                       .takes = LEASE | PERMITS | BLOCK | TIMEOUT, .reply = OPS_REPLY_TOKEN,
@@ -114,6 +119,10 @@ static const ops_desc_t ops[] = {
     [OPS_LRENEW] = {LOCK("renew"), .id = OPS_LRENEW, .needs = TOKEN, .takes = LEASE,
                     .reply = OPS_REPLY_FOUND, .mutates = true, .absent_is_not_found = true,
                     .args_min = 1, .args_max = 1, .json_arg = -1},
+    /* a blocked request of the same connection, no longer wanted (6.9) */
+    [OPS_LWITHDRAW] = {LOCK("withdraw"), .id = OPS_LWITHDRAW, .needs = OF,
+                      .reply = OPS_REPLY_FOUND, .reply_code = "not_waiting",
+                      .connection_only = true, .args_min = 0, .args_max = 0, .json_arg = -1},
     /* events: `found` is whether the event is set */
     [OPS_ESET] = {EVENT("set"), .id = OPS_ESET, .takes = FENCE, .reply = OPS_REPLY_FOUND,
                   .mutates = true,
@@ -124,6 +133,10 @@ static const ops_desc_t ops[] = {
     [OPS_EWAIT] = {EVENT("wait"), .id = OPS_EWAIT, .takes = BLOCK | TIMEOUT,
                    .reply = OPS_REPLY_FOUND, .reply_code = "timeout",
                    .args_min = 0, .args_max = 0, .json_arg = -1},
+    /* a blocked request of the same connection, no longer wanted (6.9) */
+    [OPS_EWITHDRAW] = {EVENT("withdraw"), .id = OPS_EWITHDRAW, .needs = OF,
+                      .reply = OPS_REPLY_FOUND, .reply_code = "not_waiting",
+                      .connection_only = true, .args_min = 0, .args_max = 0, .json_arg = -1},
 };
 /* clang-format on */
 
@@ -150,7 +163,7 @@ const ops_desc_t *ops_get(ops_id_t id)
 const ops_desc_t *ops_find_verb(ops_kind_t kind, const char *verb)
 {
     for (size_t i = OPS_NONE + 1; verb && i < N_ELEMS(ops); i++)
-        if (ops[i].kind == kind && strcmp(ops[i].verb, verb) == 0)
+        if (ops[i].kind == kind && !ops[i].connection_only && strcmp(ops[i].verb, verb) == 0)
             return &ops[i];
     return NULL;
 }
@@ -250,6 +263,13 @@ int ops_check_request(const wire_hdr_t *h, const void *value, size_t len, bool h
         err->code = "missing_field";
         snprintf(err->msg, sizeof(err->msg),
                  "%s needs 'token': the one lock.acquire gave for this lock", op->name);
+        return -EBADMSG;
+    }
+    if ((op->needs & OPS_F_OF) && (!h->has_of || h->of == 0)) {
+        err->code = "missing_field";
+        snprintf(err->msg, sizeof(err->msg),
+                 "%s needs 'of': the req of the blocked request this connection withdraws",
+                 op->name);
         return -EBADMSG;
     }
     if (h->lock.ptr && !(op->takes & OPS_F_FENCE)) {

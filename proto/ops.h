@@ -47,14 +47,17 @@ typedef enum {
     OPS_QLEN,
     OPS_QRANGE,
     OPS_QCLEAR,
+    OPS_QWITHDRAW,
     /* locks and semaphores (6.9.2) */
     OPS_LACQUIRE,
     OPS_LRELEASE,
     OPS_LRENEW,
+    OPS_LWITHDRAW,
     /* events (6.9.3) */
     OPS_ESET,
     OPS_ECLEAR,
     OPS_EWAIT,
+    OPS_EWITHDRAW,
     OPS_COUNT_ /* not an op: one past the last */
 } ops_id_t;
 
@@ -86,6 +89,8 @@ enum {
     OPS_F_START = 1u << 12,   /* "start" (queue.range: index of the first item) */
     OPS_F_FENCE = 1u << 13,   /* "lock" + "token": the change is refused unless that lock is held
                                  with that token (a fenced write) */
+    OPS_F_OF = 1u << 14,      /* "of": the req of a blocked request of the same connection
+                                 (the withdraw ops, PROTOCOL.md 6.9) */
 };
 
 /* What the answer of a dict_reply is. */
@@ -118,11 +123,13 @@ typedef struct {
     bool absent_is_not_found; /* found:false means "no such key" to the caller */
     const char *reply_code;   /* a `code` the dict_reply may carry as an answer, not an error:
                                  "conflict" (cas), "timeout" (wait, event.wait), "empty"
-                                 (queue.get), "full" (queue.put), "held" (lock.acquire);
-                                 NULL: none */
+                                 (queue.get), "full" (queue.put), "held" (lock.acquire),
+                                 "not_waiting" (withdraw); NULL: none */
     uint8_t args_min;         /* forq KIND VERB NAME ...: operands after NAME, at least */
     uint8_t args_max;         /* ... and at most */
     int8_t json_arg;          /* which operand is the JSON value (update: the map), -1: none */
+    bool connection_only;     /* acts on a request of the asking connection (withdraw): the
+                                 CLI, one request per connection, has no verb for it */
 } ops_desc_t;
 
 /* The op named by `len` bytes at `name` (not NUL-terminated; NULL finds nothing). Returns the
@@ -133,7 +140,8 @@ const ops_desc_t *ops_find(const char *name, size_t len);
  * OPS_NONE + 1 to OPS_COUNT_ - 1 has one: iterate with it. */
 const ops_desc_t *ops_get(ops_id_t id);
 
-/* The op of `kind` whose CLI word is `verb` (NUL-terminated), or NULL. */
+/* The op of `kind` whose CLI word is `verb` (NUL-terminated), or NULL; never a
+ * connection_only op. */
 const ops_desc_t *ops_find_verb(ops_kind_t kind, const char *verb);
 
 /* The kind's word: "dict", "queue", "lock", "event" (NULL past the last). */
@@ -143,7 +151,8 @@ const char *ops_kind_name(ops_kind_t kind);
  * (bad_op), the dict's name is there unless the op is nameless (missing_field; wire.c checks a
  * name that is there), the key is there when needed (missing_field), a value frame is there exactly
  * when needed (bad_frames) and is one msgpack value (bad_value), cas has its "ver"
- * (missing_field), lock.release and lock.renew their "token" (missing_field), and a fence is
+ * (missing_field), lock.release and lock.renew their "token" (missing_field), a withdraw its
+ * "of" (missing_field), and a fence is
  * whole ("lock" with "token": missing_field) and on an op that takes one (bad_field). `has_value`
  * says whether a value frame came; `value`/`len` are its bytes. Returns 0 with *ret_op (may be
  * NULL) set, or -EBADMSG with `err` filled with the code and text forqd puts in its `error` reply;

@@ -11,12 +11,16 @@
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const all_names[] = {
-    "get",         "set",         "del",          "has",          "keys",       "items",
-    "len",         "clear",       "update",       "setdefault",   "pop",        "incr",
-    "cas",         "wait",        "dicts",        "queue.put",    "queue.get",  "queue.len",
-    "queue.range", "queue.clear", "lock.acquire", "lock.release", "lock.renew", "event.set",
-    "event.clear", "event.wait"};
+static const char *const all_names[] = {"get",           "set",           "del",
+                                        "has",           "keys",          "items",
+                                        "len",           "clear",         "update",
+                                        "setdefault",    "pop",           "incr",
+                                        "cas",           "wait",          "dicts",
+                                        "queue.put",     "queue.get",     "queue.len",
+                                        "queue.range",   "queue.clear",   "lock.acquire",
+                                        "lock.release",  "lock.renew",    "event.set",
+                                        "event.clear",   "event.wait",    "queue.withdraw",
+                                        "lock.withdraw", "event.withdraw"};
 
 /* forqd's text for an unknown op, as its dict service always sent it (dicts, the last op added,
  * last) */
@@ -105,6 +109,8 @@ START_TEST(test_check_accepts_well_formed)
         if (op->needs & OPS_F_VER)
             h.has_ver = true;
         h.has_token = (op->needs & OPS_F_TOKEN) != 0;
+        h.has_of = (op->needs & OPS_F_OF) != 0;
+        h.of = 7;
         const void *v = id == OPS_UPDATE ? (const void *)map_value : one_value;
         size_t n = id == OPS_UPDATE ? sizeof(map_value) : sizeof(one_value);
         ck_assert_msg(strcmp(check(&h, value, value ? v : NULL, value ? n : 0, NULL), "ok") == 0,
@@ -232,17 +238,30 @@ START_TEST(test_check_shared_types)
     /* an unknown op of a kind lists that kind's ops; any other name, the dict ops */
     h = request("queue.pop", NULL, 0);
     ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "bad_op");
-    ck_assert_str_eq(msg, "unknown queue op; use queue.put, queue.get, queue.len, queue.range or "
-                          "queue.clear");
+    ck_assert_str_eq(msg, "unknown queue op; use queue.put, queue.get, queue.len, queue.range, "
+                          "queue.clear or queue.withdraw");
     h = request("lock.", NULL, 0);
     ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "bad_op");
-    ck_assert_str_eq(msg, "unknown lock op; use lock.acquire, lock.release or lock.renew");
+    ck_assert_str_eq(msg, "unknown lock op; use lock.acquire, lock.release, lock.renew or "
+                          "lock.withdraw");
     h = request("event.fire", NULL, 0);
     ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "bad_op");
-    ck_assert_str_eq(msg, "unknown event op; use event.set, event.clear or event.wait");
+    ck_assert_str_eq(msg, "unknown event op; use event.set, event.clear, event.wait or "
+                          "event.withdraw");
     h = request("queue", NULL, 0);
     ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "bad_op");
     ck_assert_str_eq(msg, unknown_text);
+
+    /* a withdraw names the request it takes back */
+    h = request("lock.withdraw", NULL, 0);
+    ck_assert_str_eq(check(&h, false, NULL, 0, &msg), "missing_field");
+    ck_assert_str_eq(msg, "lock.withdraw needs 'of': the req of the blocked request this "
+                          "connection withdraws");
+    h.has_of = true; /* of: 0 is no req */
+    ck_assert_str_eq(check(&h, false, NULL, 0, NULL), "missing_field");
+    h.of = 3;
+    ck_assert_str_eq(check(&h, false, NULL, 0, NULL), "ok");
+    ck_assert_ptr_null(ops_find_verb(OPS_KIND_QUEUE, "withdraw"));
 
     /* names: the kind's */
     h = request("queue.get", NULL, 0);
@@ -427,7 +446,11 @@ START_TEST(test_table_matches_adopters)
                {"lock.renew", 1, 1},
                {"event.set", 0, 0},
                {"event.clear", 0, 0},
-               {"event.wait", 0, 0}};
+               {"event.wait", 0, 0},
+               /* no CLI verb (connection_only): a CLI run has no blocked request to withdraw */
+               {"queue.withdraw", 0, 0},
+               {"lock.withdraw", 0, 0},
+               {"event.withdraw", 0, 0}};
     /* libforq's forq_dict_submit: the ops that need a key */
     static const char *const key_ops[] = {"get", "set",  "del", "has", "setdefault",
                                           "pop", "incr", "cas", "wait"};
@@ -467,8 +490,9 @@ START_TEST(test_table_matches_adopters)
         ck_assert_msg(((op->takes & OPS_F_FENCE) != 0) ==
                           (op->mutates && op->kind != OPS_KIND_LOCK),
                       "%s: fence", op->name);
-        /* the name is the kind's, then the verb; the verb finds it back */
-        ck_assert_ptr_eq(ops_find_verb(op->kind, op->verb), op);
+        /* the name is the kind's, then the verb; the verb finds it back (the CLI's, so not a
+         * connection_only op's) */
+        ck_assert_ptr_eq(ops_find_verb(op->kind, op->verb), op->connection_only ? NULL : op);
         if (op->kind != OPS_KIND_DICT) {
             char full[WIRE_OP_MAX + 1];
             snprintf(full, sizeof(full), "%s.%s", ops_kind_name(op->kind), op->verb);
@@ -518,6 +542,8 @@ START_TEST(test_request_through_the_codec)
 
         h.has_ver = (op->needs & OPS_F_VER) != 0;
         h.has_token = (op->needs & OPS_F_TOKEN) != 0;
+        h.has_of = (op->needs & OPS_F_OF) != 0;
+        h.of = h.has_of ? 9 : 0;
         if (op->nameless)
             h.name = (wire_str_t){0};
         msgpack_sbuffer_init(&sb);

@@ -1,9 +1,10 @@
 /* check_pytask.c - end to end, Python functions as tasks (daemon/python/): a real forqd with the
  * Python runtime serving tests/python_tasks/ptasks.py. Calls with positional and keyword
  * arguments, every conversion both ways and each unsupported type, exceptions with their
- * traceback, crashes, timeouts and cancels of Python tasks, progress, dicts and print() from a
- * task, imports that fail or start threads, reloads of changed code, many tiny jobs, a chunked
- * map, the example module and the settings. (check_pyrt.c: the runtime in its own process.) */
+ * traceback, crashes, timeouts and cancels of Python tasks, progress, dicts, the shared types
+ * (queues, locks, events, values) and print() from a task, imports that fail or start threads,
+ * reloads of changed code, many tiny jobs, a chunked map, the example module and the settings.
+ * (check_pyrt.c: the runtime in its own process.) */
 #define _GNU_SOURCE
 #define FORQ_TEST_E2E
 #include "testutil.h"
@@ -399,6 +400,91 @@ START_TEST(test_progress_and_dict_from_a_task)
 }
 END_TEST
 
+/* The shared types from Python tasks (forq.worker.queue, lock, semaphore, event, value), on
+ * the same queues, locks and events as clients, with the submitter's rights. */
+static void wait_waiters(long long n)
+{
+    for (int i = 0; i < 500 && stat_of(c, "shared_waiters") != n; i++)
+        usleep(10000);
+    ck_assert_int_eq(stat_of(c, "shared_waiters"), n);
+}
+
+START_TEST(test_shared_types_from_a_task)
+{
+    forq_future_t *f;
+    void *v = NULL;
+    size_t len = 0;
+    uint64_t t;
+
+    up(2, NULL);
+    /* a task puts, a client gets them, in order */
+    EXPECT_JSON("ptasks.queue_produce", "[\"tq\", [\"apple\", \"banana\", 3]]", "[3,\"Full\",1]");
+    ck_assert_int_eq(forq_queue_get(c, "tq", 0, &v, &len), FORQ_OK);
+    ck_assert_mem_eq(v,
+                     "\xa5"
+                     "apple",
+                     6);
+    free(v);
+    ck_assert_int_eq(forq_queue_get(c, "tq", 0, &v, &len), FORQ_OK);
+    free(v);
+    ck_assert_int_eq(forq_queue_get(c, "tq", 0, &v, &len), FORQ_OK);
+    ck_assert_int_eq(((const unsigned char *)v)[0], 3);
+    free(v);
+    /* a task blocked in get takes what a client puts */
+    f = submit_json(c, "ptasks.queue_consume", "[\"tq\", 20]", NULL);
+    wait_waiters(1);
+    ck_assert_int_eq(forq_queue_put(c, "tq", "\xa4pear", 5, false, 0, test_ms(5000), NULL),
+                     FORQ_OK);
+    ASSERT_RESULT(f, "\"pear\"");
+    forq_future_destroy(&f);
+    EXPECT_JSON("ptasks.queue_consume", "[\"tq\", 0.2]", "\"empty\"");
+    /* a task's lock: its token, fenced into the dict, larger than a client's grant before */
+    ck_assert_int_eq(forq_lock_acquire(c, "tl", 0, 0, &t), FORQ_OK);
+    EXPECT_JSON("ptasks.lock_try", "[\"tl\"]", "false"); /* held by the client */
+    f = submit_json(c, "ptasks.lock_token", "[\"tl\"]", NULL);
+    wait_waiters(1); /* the task waits for the client's grant */
+    ck_assert_int_eq(forq_lock_release(c, "tl", t, test_ms(5000)), FORQ_OK);
+    ck_assert_int_eq(wait_state(f, test_ms(30000)), FORQ_STATE_OK);
+    ck_assert_int_eq(forq_dict_get(c, "tl", "token", test_ms(5000), &v, &len, NULL), FORQ_OK);
+    {
+        /* [token, true]: the token as the dict holds it, and larger than the client's */
+        const unsigned char *res;
+        msgpack_zone zone;
+        msgpack_object o;
+        size_t rlen, off = 0;
+        ck_assert_int_eq(forq_future_result(f, (const void **)&res, &rlen), FORQ_OK);
+        ck_assert_uint_eq(rlen, len + 2);
+        ck_assert_int_eq(res[0], 0x92);
+        ck_assert_mem_eq(res + 1, v, len);
+        ck_assert_int_eq(res[rlen - 1], 0xc3);
+        msgpack_zone_init(&zone, 64);
+        ck_assert_int_eq(msgpack_unpack(v, len, &off, &zone, &o), MSGPACK_UNPACK_SUCCESS);
+        ck_assert_int_eq(o.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+        ck_assert_uint_gt(o.via.u64, t);
+        msgpack_zone_destroy(&zone);
+    }
+    free(v);
+    forq_future_destroy(&f);
+    EXPECT_JSON("ptasks.lock_try", "[\"tl\"]", "true"); /* the task released it */
+    EXPECT_JSON("ptasks.stale_fence", "[\"ts\"]", "\"StaleToken\"");
+    /* an event a task waits on */
+    f = submit_json(c, "ptasks.event_wait", "[\"te\", 20]", NULL);
+    wait_waiters(1);
+    ck_assert_int_eq(forq_event_set(c, "te", test_ms(5000)), FORQ_OK);
+    ASSERT_RESULT(f, "true");
+    forq_future_destroy(&f);
+    EXPECT_JSON("ptasks.event_wait", "[\"te-unset\", 0.2]", "false");
+    EXPECT_JSON("ptasks.event_flip", "[\"tf\"]", "[true,false]");
+    /* a value under its lock, as forq.Value's counter */
+    EXPECT_JSON("ptasks.value_add", "[\"tv\", 5]", "5");
+    EXPECT_JSON("ptasks.value_add", "[\"tv\", 2]", "7");
+    ck_assert_int_eq(forq_dict_get(c, "tv", "value", test_ms(5000), &v, &len, NULL), FORQ_OK);
+    ck_assert_int_eq(((const char *)v)[0], 7);
+    free(v);
+    down();
+}
+END_TEST
+
 START_TEST(test_print_goes_to_the_log_with_the_job_id)
 {
     const char *extra[] = {"--log-level", "debug", NULL};
@@ -789,6 +875,7 @@ int main(void)
     tcase_add_test(core, test_conversions_out);
     tcase_add_test(core, test_exception_with_traceback);
     tcase_add_test(core, test_progress_and_dict_from_a_task);
+    tcase_add_test(core, test_shared_types_from_a_task);
     tcase_add_test(core, test_print_goes_to_the_log_with_the_job_id);
     tcase_add_test(core, test_only_declared_functions_are_tasks);
     tcase_add_test(core, test_import_error_stops_forqd_with_the_traceback);

@@ -2,7 +2,8 @@
  * end, tokens that grow, fenced writes refused once stale, semaphores, mutual exclusion of 4
  * clients on a non-atomic counter, a holder SIGKILLed: the test runs itself again as that
  * holder, `check_shared --holder FD ENDPOINT`), events; queues, locks and events across a
- * restart, from tasks, and from the CLI. Queues on their own: check_queue.c. */
+ * restart, from tasks, and from the CLI. Queues on their own: check_queue.c; withdrawing a
+ * blocked request: check_withdraw.c. */
 #define _GNU_SOURCE
 #define FORQ_TEST_E2E
 #include "shared_util.h"

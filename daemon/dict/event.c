@@ -138,9 +138,27 @@ static void op_wait(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
     forget_if_idle(s, e);
 }
 
+/* A blocked wait of o's, withdrawn: it is never answered. */
+static void op_withdraw(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
+{
+    evobj_t *e = find(s, h->name.ptr, h->name.len, false);
+    bool other = false;
+    swaiter_t *w = e ? swaiter_find(e->waiters, o, h->of, &other) : NULL;
+
+    if (w) {
+        DL_DELETE(e->waiters, w);
+        swaiter_free(s, w);
+    }
+    swaiter_withdraw_answer(s, o, h, w != NULL, other, 0);
+    if (e)
+        forget_if_idle(s, e);
+}
+
 void event_request(dict_service_t *s, const ops_desc_t *op, const origin_t *o, const wire_hdr_t *h)
 {
-    if (op->id == OPS_EWAIT)
+    if (op->id == OPS_EWITHDRAW)
+        op_withdraw(s, o, h);
+    else if (op->id == OPS_EWAIT)
         op_wait(s, o, h);
     else
         op_change(s, o, h, op->id == OPS_ESET);

@@ -10,7 +10,8 @@
  * a fence (`lock` and `token`) goes ahead only while that token holds that lock, so a holder
  * whose lease ended, and which has not noticed, cannot change what the next holder guards.
  *
- * Acquirers that block wait in FIFO order (swait.h). A grant to an acquirer that is gone (no
+ * Acquirers that block wait in FIFO order (swait.h), until granted, timed out or withdrawn
+ * (lock.withdraw: never granted after). A grant to an acquirer that is gone (no
  * connection holds its routing id when the grant goes out) is released at once and the next one
  * gets the lock; a grant lost on its way (the client went while it waited in forqd's backlog)
  * ends with its lease. Restarts keep the leases' ends (wall-clock time): a lock whose lease
@@ -323,9 +324,30 @@ static void op_renew(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
     answer(s, o, h, &rep);
 }
 
+/* A blocked acquire of o's, withdrawn: it is never granted. It may have held those behind it
+ * back (a semaphore's first waiter asking for fewer permits). */
+static void op_withdraw(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
+{
+    lockobj_t *lk = find(s, h->name.ptr, h->name.len, false);
+    bool other = false;
+    swaiter_t *w = lk ? swaiter_find(lk->waiters, o, h->of, &other) : NULL;
+
+    if (w) {
+        DL_DELETE(lk->waiters, w);
+        swaiter_free(s, w);
+    }
+    swaiter_withdraw_answer(s, o, h, w != NULL, other, lk ? lk->n : 0);
+    if (lk) {
+        grant_waiters(s, lk);
+        forget_if_idle(s, lk);
+    }
+}
+
 void lock_request(dict_service_t *s, const ops_desc_t *op, const origin_t *o, const wire_hdr_t *h)
 {
-    if (op->id == OPS_LACQUIRE)
+    if (op->id == OPS_LWITHDRAW)
+        op_withdraw(s, o, h);
+    else if (op->id == OPS_LACQUIRE)
         op_acquire(s, o, h);
     else if (op->id == OPS_LRELEASE)
         op_release(s, o, h);

@@ -15,7 +15,8 @@
  * while it waits takes nothing with it, and one item goes to exactly one consumer.
  *
  * Producers over a put's `maxsize` wait in FIFO order too, their item with them; room made by a
- * get or a clear lets them in, in order. */
+ * get or a clear lets them in, in order. A consumer or producer may withdraw its waiting request
+ * (queue.withdraw): it leaves its FIFO with nothing taken or put. */
 #define _GNU_SOURCE
 #include "skeys.h"
 #include "swait.h"
@@ -461,6 +462,31 @@ static void op_clear(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
     forget_if_idle(s, q);
 }
 
+/* A blocked get or put of o's, withdrawn: it goes with nothing taken or put. A put may have
+ * held those behind it back. */
+static void op_withdraw(dict_service_t *s, const origin_t *o, const wire_hdr_t *h)
+{
+    queue_t *q = find(s, h->name.ptr, h->name.len, false);
+    bool other = false, putter = false;
+    swaiter_t *w = NULL;
+
+    if (q && !(w = swaiter_find(q->getters, o, h->of, &other)))
+        putter = (w = swaiter_find(q->putters, o, h->of, &other)) != NULL;
+    if (w) {
+        if (putter)
+            DL_DELETE(q->putters, w);
+        else
+            DL_DELETE(q->getters, w);
+        swaiter_free(s, w);
+    }
+    swaiter_withdraw_answer(s, o, h, w != NULL, other, q ? q->n : 0);
+    if (q) {
+        if (putter)
+            let_putters_in(s, q);
+        forget_if_idle(s, q);
+    }
+}
+
 void queue_request(dict_service_t *s, const ops_desc_t *op, const origin_t *o, const wire_hdr_t *h,
                    zmq_msg_t *payload)
 {
@@ -481,6 +507,9 @@ void queue_request(dict_service_t *s, const ops_desc_t *op, const origin_t *o, c
         break;
     case OPS_QRANGE:
         op_range(s, o, h);
+        break;
+    case OPS_QWITHDRAW:
+        op_withdraw(s, o, h);
         break;
     default:
         op_clear(s, o, h);

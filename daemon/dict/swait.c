@@ -70,6 +70,50 @@ origin_t swaiter_origin(const swaiter_t *w)
     return (origin_t){w->ident, w->ident_len, w->delim, w->worker, w->who};
 }
 
+/* Did o send w's request (the same routing id, or the same worker's task)? */
+static bool same_origin(const swaiter_t *w, const origin_t *o)
+{
+    return w->worker == o->worker && w->ident_len == o->ilen &&
+           memcmp(w->ident, o->ident, w->ident_len) == 0;
+}
+
+swaiter_t *swaiter_find(swaiter_t *list, const origin_t *o, uint64_t of, bool *ret_other)
+{
+    for (swaiter_t *w = list; w; w = w->next) {
+        if (!w->req.has_req || w->req.req != of)
+            continue;
+        if (same_origin(w, o))
+            return w;
+        *ret_other = true;
+    }
+    return NULL;
+}
+
+void swaiter_withdraw_answer(dict_service_t *s, const origin_t *o, const wire_hdr_t *h,
+                             bool withdrawn, bool other, uint64_t count)
+{
+    const ops_desc_t *op = ops_find(h->op.ptr, h->op.len);
+    const char *kind = ops_kind_name(op->kind);
+    wire_hdr_t rep = {.cmd = WIRE_DICT_REPLY,
+                      .req = h->req,
+                      .has_req = h->has_req,
+                      .found = withdrawn,
+                      .count = count};
+
+    if (!withdrawn && other) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "request %llu waiting on %s '%.*s' was sent by another connection: a "
+                 "connection may withdraw only its own requests",
+                 (unsigned long long)h->of, kind, (int)h->name.len, h->name.ptr);
+        outbox_error(s->out, o, h, "forbidden", msg);
+        return;
+    }
+    if (!withdrawn)
+        rep.code = wire_str(op->reply_code);
+    outbox_send(s->out, o, &rep, NULL);
+}
+
 void swaiter_free(dict_service_t *s, swaiter_t *w)
 {
     loop_timer_disarm(s->loop, &w->timer);

@@ -6,10 +6,11 @@
  *
  * A waiter is answered once: by its module when what it waits for comes, or on its timeout
  * (`expired`: the module answers and frees it), or never when its client is gone (the module
- * finds out when it tries to answer: outbox_deliver) or its worker died (`dropped`: the module
- * unlinks it, nothing is answered). A waiter holds what its request carried (a put's item, the
- * lease asked for), never anything taken from the object it waits on: a consumer that
- * disappears while it waits takes nothing with it. */
+ * finds out when it tries to answer: outbox_deliver), its worker died (`dropped`: the module
+ * unlinks it, nothing is answered) or its connection withdrew it (<kind>.withdraw naming its
+ * req: the module unlinks it and answers the withdraw instead, swaiter_find). A waiter holds what
+ * its request carried (a put's item, the lease asked for), never anything taken from the object it
+ * waits on: a consumer that disappears while it waits takes nothing with it. */
 #ifndef FORQ_DICT_SWAIT_H
 #define FORQ_DICT_SWAIT_H
 
@@ -46,6 +47,15 @@ swaiter_t *swaiter_new(dict_service_t *s, const origin_t *o, const wire_hdr_t *h
                        zmq_msg_t *payload, void *obj, swaiter_fn expired, swaiter_fn dropped);
 /* Where the waiter's answer goes (borrows from w). */
 origin_t swaiter_origin(const swaiter_t *w);
+/* A withdraw: the waiter of o's request `of` in `list` (an object's FIFO, through next), or
+ * NULL; *ret_other is set when a waiter of another connection (or task) has that req. Scans
+ * the object's waiters only. */
+swaiter_t *swaiter_find(swaiter_t *list, const origin_t *o, uint64_t of, bool *ret_other);
+/* Answer the withdraw h: found:true when it was withdrawn; else `forbidden` when only another
+ * connection's request had that req (`other`), else found:false, code "not_waiting" (it was
+ * answered, or never waited). `count`: the reply's (the object's items or holders). */
+void swaiter_withdraw_answer(dict_service_t *s, const origin_t *o, const wire_hdr_t *h,
+                             bool withdrawn, bool other, uint64_t count);
 /* Disarm, take out of the service's list, free (its item too, if still there). The module has
  * unlinked it from its object. */
 void swaiter_free(dict_service_t *s, swaiter_t *w);

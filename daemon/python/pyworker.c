@@ -1,7 +1,8 @@
 /* pyworker.c - _forq_worker, the built-in module behind forq.worker (python/forq/worker.py):
- * the running job's id, progress, cancel check, log lines and dict calls, over the task
- * context that forqd gives the running task (<forq/task.h>). forq/worker.py holds the
- * user-facing API (docstrings, the Dict-like class, error classes); this file only crosses
+ * the running job's id, progress, cancel check, log lines, dict calls and the shared types'
+ * (queues, locks, events, fenced dict writes), over the task context that forqd gives the
+ * running task (<forq/task.h>). forq/worker.py holds the user-facing API (docstrings, the
+ * Dict-, Queue-, Lock-, Event- and Value-like classes, error classes); this file only crosses
  * into C. Every call acts on the job the worker's main thread runs now, and only from that
  * thread: the worker's link to forqd carries one request at a time. */
 #include "pyrt.h"
@@ -267,6 +268,218 @@ static PyObject *w_dict_page(PyObject *self, PyObject *args)
     return Py_BuildValue("(iNN)", rc, entries, nx);
 }
 
+/* ---- the shared types: queues, locks, events (<forq/task.h>'s forq_task_queue_* ...) ----
+ *
+ * Each returns (rc, answer): rc one of the FORQ_TASK_DICT_* codes, the answer the call's (an
+ * item, a count, a token, whether an event is set), or with ERROR the reason as a str ("code:
+ * message"). A call that waits in forqd releases the GIL, as w_dict does. */
+
+/* (rc, ok) or, with ERROR, (rc, the reason); steals ok (may be NULL: None). */
+static PyObject *answer(forq_task_ctx_t *ctx, int rc, PyObject *ok)
+{
+    if (rc == FORQ_TASK_DICT_ERROR) {
+        const char *why = forq_task_dict_error(ctx);
+        Py_XDECREF(ok);
+        ok = PyUnicode_DecodeUTF8(why, (Py_ssize_t)strlen(why), "replace");
+        if (!ok)
+            return NULL;
+    } else if (!ok) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_INCREF(Py_None);
+        ok = Py_None;
+    }
+    return Py_BuildValue("(iN)", rc, ok);
+}
+
+/* queue_put(name, value, front, maxsize, timeout_ms) -> (rc, items after) */
+static PyObject *w_queue_put(PyObject *self, PyObject *args)
+{
+    const char *name;
+    PyObject *value;
+    int front, timeout_ms, rc;
+    Py_ssize_t maxsize;
+    size_t count = 0;
+    forq_task_ctx_t *ctx;
+    msgpack_sbuffer sb;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "sOpni:queue_put", &name, &value, &front, &maxsize, &timeout_ms))
+        return NULL;
+    if (!(ctx = need_job("queue")))
+        return NULL;
+    msgpack_sbuffer_init(&sb);
+    if (pack_value(&sb, value) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS /* with maxsize, it may wait for room */
+        rc = forq_task_queue_put(ctx, name, sb.data, sb.size, front,
+                                 maxsize > 0 ? (size_t)maxsize : 0, timeout_ms, &count);
+    Py_END_ALLOW_THREADS msgpack_sbuffer_destroy(&sb);
+    return answer(ctx, rc, PyLong_FromSize_t(count));
+}
+
+/* queue_get(name, timeout_ms) -> (rc, item) */
+static PyObject *w_queue_get(PyObject *self, PyObject *args)
+{
+    const char *name;
+    int timeout_ms, rc;
+    forq_task_ctx_t *ctx;
+    void *out = NULL;
+    size_t len = 0;
+    PyObject *item = NULL;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "si:queue_get", &name, &timeout_ms))
+        return NULL;
+    if (!(ctx = need_job("queue")))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = forq_task_queue_get(ctx, name, timeout_ms, &out, &len);
+    Py_END_ALLOW_THREADS if (rc == FORQ_TASK_DICT_OK && out)
+    {
+        if (!(item = unpack(out, len))) {
+            free(out);
+            return NULL;
+        }
+    }
+    free(out);
+    return answer(ctx, rc, item);
+}
+
+/* queue_len(name) -> (rc, items) */
+static PyObject *w_queue_len(PyObject *self, PyObject *args)
+{
+    const char *name;
+    forq_task_ctx_t *ctx;
+    size_t n = 0;
+    int rc;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "s:queue_len", &name))
+        return NULL;
+    if (!(ctx = need_job("queue")))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = forq_task_queue_len(ctx, name, &n);
+    Py_END_ALLOW_THREADS return answer(ctx, rc, PyLong_FromSize_t(n));
+}
+
+/* lock_acquire(name, permits, lease_ms, timeout_ms) -> (rc, token) */
+static PyObject *w_lock_acquire(PyObject *self, PyObject *args)
+{
+    const char *name;
+    unsigned int permits;
+    int lease_ms, timeout_ms, rc;
+    uint64_t token = 0;
+    forq_task_ctx_t *ctx;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "sIii:lock_acquire", &name, &permits, &lease_ms, &timeout_ms))
+        return NULL;
+    if (!(ctx = need_job("lock")))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc =
+        forq_task_lock_acquire(ctx, name, permits, lease_ms, timeout_ms, &token);
+    Py_END_ALLOW_THREADS return answer(ctx, rc, PyLong_FromUnsignedLongLong(token));
+}
+
+/* lock_release(name, token) and lock_renew(name, token, lease_ms) -> (rc, None) */
+static PyObject *w_lock_release(PyObject *self, PyObject *args)
+{
+    const char *name;
+    unsigned long long token;
+    forq_task_ctx_t *ctx;
+    int rc;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "sK:lock_release", &name, &token))
+        return NULL;
+    if (!(ctx = need_job("lock")))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = forq_task_lock_release(ctx, name, token);
+    Py_END_ALLOW_THREADS return answer(ctx, rc, NULL);
+}
+
+static PyObject *w_lock_renew(PyObject *self, PyObject *args)
+{
+    const char *name;
+    unsigned long long token;
+    int lease_ms, rc;
+    forq_task_ctx_t *ctx;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "sKi:lock_renew", &name, &token, &lease_ms))
+        return NULL;
+    if (!(ctx = need_job("lock")))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = forq_task_lock_renew(ctx, name, token, lease_ms);
+    Py_END_ALLOW_THREADS return answer(ctx, rc, NULL);
+}
+
+/* dict_set_fenced(name, key, value, lock, token) -> (rc, version); CONFLICT: stale token */
+static PyObject *w_dict_set_fenced(PyObject *self, PyObject *args)
+{
+    const char *name, *key, *lock;
+    PyObject *value;
+    unsigned long long token;
+    uint64_t ver = 0;
+    forq_task_ctx_t *ctx;
+    msgpack_sbuffer sb;
+    int rc;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "ssOsK:dict_set_fenced", &name, &key, &value, &lock, &token))
+        return NULL;
+    if (!(ctx = need_job("dict")))
+        return NULL;
+    msgpack_sbuffer_init(&sb);
+    if (pack_value(&sb, value) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS rc =
+        forq_task_dict_set_fenced(ctx, name, key, sb.data, sb.size, lock, token, &ver);
+    Py_END_ALLOW_THREADS msgpack_sbuffer_destroy(&sb);
+    return answer(ctx, rc, PyLong_FromUnsignedLongLong(ver));
+}
+
+/* event(op, name) -> (rc, None): op "set" or "clear" */
+static PyObject *w_event(PyObject *self, PyObject *args)
+{
+    const char *op, *name;
+    forq_task_ctx_t *ctx;
+    int rc;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "ss:event", &op, &name))
+        return NULL;
+    if (strcmp(op, "set") != 0 && strcmp(op, "clear") != 0) {
+        PyErr_Format(PyExc_ValueError, "event op must be 'set' or 'clear', not '%s'", op);
+        return NULL;
+    }
+    if (!(ctx = need_job("event")))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc =
+        op[0] == 's' ? forq_task_event_set(ctx, name) : forq_task_event_clear(ctx, name);
+    Py_END_ALLOW_THREADS return answer(ctx, rc, NULL);
+}
+
+/* event_wait(name, timeout_ms) -> (rc, is set) */
+static PyObject *w_event_wait(PyObject *self, PyObject *args)
+{
+    const char *name;
+    int timeout_ms, rc, is_set = 0;
+    forq_task_ctx_t *ctx;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "si:event_wait", &name, &timeout_ms))
+        return NULL;
+    if (!(ctx = need_job("event")))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = forq_task_event_wait(ctx, name, timeout_ms, &is_set);
+    Py_END_ALLOW_THREADS return answer(ctx, rc, PyBool_FromLong(is_set));
+}
+
 static PyMethodDef methods[] = {
     {"job_id", w_job_id, METH_NOARGS, "The running job's id, or None between jobs."},
     {"task_name", w_task_name, METH_NOARGS, "The running task's name, or None between jobs."},
@@ -279,6 +492,18 @@ static PyMethodDef methods[] = {
      "dict(op, name, key, value, has_value, delta, version, timeout_ms) -> (rc, value, version)"},
     {"dict_page", w_dict_page, METH_VARARGS,
      "dict_page(name, items, after, limit) -> (rc, entries, next)"},
+    {"queue_put", w_queue_put, METH_VARARGS,
+     "queue_put(name, value, front, maxsize, timeout_ms) -> (rc, count)"},
+    {"queue_get", w_queue_get, METH_VARARGS, "queue_get(name, timeout_ms) -> (rc, item)"},
+    {"queue_len", w_queue_len, METH_VARARGS, "queue_len(name) -> (rc, count)"},
+    {"lock_acquire", w_lock_acquire, METH_VARARGS,
+     "lock_acquire(name, permits, lease_ms, timeout_ms) -> (rc, token)"},
+    {"lock_release", w_lock_release, METH_VARARGS, "lock_release(name, token) -> (rc, None)"},
+    {"lock_renew", w_lock_renew, METH_VARARGS, "lock_renew(name, token, lease_ms) -> (rc, None)"},
+    {"dict_set_fenced", w_dict_set_fenced, METH_VARARGS,
+     "dict_set_fenced(name, key, value, lock, token) -> (rc, version)"},
+    {"event", w_event, METH_VARARGS, "event(op, name) -> (rc, None): op 'set' or 'clear'"},
+    {"event_wait", w_event_wait, METH_VARARGS, "event_wait(name, timeout_ms) -> (rc, is_set)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -303,6 +528,8 @@ PyObject *pyworker_module_init(void)
               PyModule_AddIntConstant(m, "CONFLICT", FORQ_TASK_DICT_CONFLICT) < 0 ||
               PyModule_AddIntConstant(m, "TIMEOUT", FORQ_TASK_DICT_TIMEOUT) < 0 ||
               PyModule_AddIntConstant(m, "ERROR", FORQ_TASK_DICT_ERROR) < 0 ||
+              PyModule_AddIntConstant(m, "EMPTY", FORQ_TASK_DICT_EMPTY) < 0 ||
+              PyModule_AddIntConstant(m, "FULL", FORQ_TASK_DICT_FULL) < 0 ||
               PyModule_AddObject(m, "NEXT_CHANGE",
                                  PyLong_FromUnsignedLongLong(FORQ_TASK_DICT_NEXT_CHANGE)) < 0)) {
         Py_DECREF(m);

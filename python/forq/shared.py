@@ -7,14 +7,17 @@ atomic. A call that blocks (``get``, ``put`` on a full queue, ``Lock.acquire``, 
 waits in forqd, which answers by itself when its timeout passes (``timeout_ms``); this process
 waits for that answer 5 s longer.
 
-**No item is lost to an interrupted call.** forqd takes an item out of a queue as it sends it to
-a ``get``; an answer this process no longer waits for (the call was interrupted by
-KeyboardInterrupt or another exception, its answer did not come within its timeout and the
-grace, or the connection dropped and came back meanwhile) is still acted on when it comes, in
-forq's I/O thread: an item is put back at the *front* of its queue (``queue.put`` with
-``front``: the next get takes it; a ``maxsize`` does not hold it back), and a lock's grant is
-released. An item is lost only where ZeroMQ loses it (PROTOCOL.md section 6.9.1): an answer on
-its way when the connection breaks, or when this process exits before the answer is read.
+**No item is lost to an interrupted call.** A call that waits in forqd and is interrupted
+(KeyboardInterrupt or another exception, or its answer did not come within its timeout and the
+grace) first *withdraws* its request (``queue.withdraw``, ``lock.withdraw``, ``event.withdraw``,
+PROTOCOL.md section 6.9): forqd takes it out of its line atomically, and then nothing was taken,
+put or granted - no round trip more, nothing to lose if this process exits. Only when forqd had
+answered it first (or the withdraw could not be asked: the connection is down) is the answer
+acted on when it comes, in forq's I/O thread: an item is put back at the *front* of its queue
+(``queue.put`` with ``front``: the next get takes it; a ``maxsize`` does not hold it back), and
+a lock's grant is released; a call whose own wait ran out returns that answer instead. An item
+is lost only where ZeroMQ loses it (PROTOCOL.md section 6.9.1): an answer on its way when the
+connection breaks, or when this process exits before an answer sent first is read.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ __all__ = ["Queue", "Event"]
 
 _NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 WAIT_GRACE = 5.0            # seconds to wait for forqd's answer after its own timeout
+WITHDRAW_WAIT = 5.0         # seconds to wait for the answer to a withdraw
 _NEVER = float("inf")
 
 Rescue = Callable[[Any, dict, Optional[bytes]], None]
@@ -52,7 +56,7 @@ class _Pending(Call):
     __slots__ = ("conn", "rescue", "guard", "abandoned", "rescued")
 
     def __init__(self, key: int, frames: list, idempotent: bool, conn: Any,
-                 rescue: Rescue) -> None:
+                 rescue: Optional[Rescue]) -> None:
         super().__init__(key, frames, idempotent)
         self.conn = conn
         self.rescue = rescue
@@ -87,8 +91,15 @@ class _Pending(Call):
                 return True
         return False
 
+    def withdrawn(self) -> None:
+        """forqd withdrew the request: no answer will come; nothing to give back."""
+        with self.guard:
+            self.rescued = True
+        if self.conn.pending.get(self.key) is self:
+            self.conn.forget(self.key)
+
     def _give_back(self, h: Optional[dict], payload: Optional[bytes]) -> None:
-        if self.rescued or h is None or h.get("cmd") == "error":
+        if self.rescued or self.rescue is None or h is None or h.get("cmd") == "error":
             return
         self.rescued = True
         try:
@@ -213,32 +224,62 @@ class Handle:
                              % (len(payload), conn.max_payload))
         return payload
 
+    def _withdraw(self, conn: Any, call: "_Pending", op: str) -> bool:
+        """Take back ``call``, a request that waits in forqd, unanswered here: True when forqd
+        withdrew it (no answer will come; nothing was taken, put or granted), False when it
+        had answered first (the answer came before this reply) or could not be asked (the
+        connection is down, forqd did not answer in time): the answer is the rescue's then."""
+        if not conn.up or conn._closing or conn._forked:
+            return False
+        header = self._header(op.split(".")[0] + ".withdraw", {"of": call.key})
+        try:
+            h, _ = conn.call(header, None, idempotent=True, timeout=WITHDRAW_WAIT,
+                             what="withdrawing %s %s %s" % (self.kind, self.name, op))
+        except Exception:
+            return False
+        if not h.get("found"):
+            return False
+        call.withdrawn()
+        return True
+
     def _wait_call(self, op: str, payload: Optional[bytes], *, wait: Optional[float],
                    rescue: Optional[Rescue], changes: bool = True,
                    **fields: Any) -> tuple[dict, Optional[bytes]]:
         """A request whose answer may be long in coming (``wait``: seconds forqd may take, None
-        for ever) or may hold something (``rescue``: gives it back if the caller is gone)."""
+        for ever) or may hold something (``rescue``: gives it back if the caller is gone). One
+        that waits in forqd (``block``) is withdrawn if the caller gives up first."""
         conn = self._conn
         what = "%s %s %s" % (self.kind, self.name, op)
-        if fields.get("block"):
+        blocks = bool(fields.get("block"))
+        if blocks:
             conn.check_may_wait(what)
         if conn._closing or conn._forked:
             conn.check_usable()
         header = self._header(op, fields)
-        if rescue is None:
+        if rescue is None and not blocks:
             return conn.call(header, payload, idempotent=not changes,
                              timeout=None if wait is None else wait + WAIT_GRACE, what=what)
-        call = conn.request(header, payload, idempotent=False,
+        call = conn.request(header, payload, idempotent=not changes and rescue is None,
                             make=lambda k, f, i: _Pending(k, f, i, conn, rescue))
+        asked = False
         try:
             if not call.lock.acquire(True, -1 if wait is None else wait + WAIT_GRACE):
-                if call.abandon():
-                    if conn.up and not conn.auth_problem:
-                        raise TimeoutError(
-                            "forqd at %s did not answer %s within %g s (what it sends later "
-                            "is given back)" % (conn.endpoint, what, wait + WAIT_GRACE))
-                    raise errors.ConnectionError(conn.why_silent(wait + WAIT_GRACE))
-                call.lock.acquire()
+                asked = blocks
+                if blocks and self._withdraw(conn, call, op):
+                    raise TimeoutError(
+                        "forqd at %s did not answer %s within %g s: the request was withdrawn, "
+                        "nothing was taken, put or granted"
+                        % (conn.endpoint, what, wait + WAIT_GRACE))   # type: ignore[operator]
+                if not call.lock.acquire(False):    # else: answered before the withdraw
+                    if call.abandon():
+                        if conn.up and not conn.auth_problem:
+                            raise TimeoutError(
+                                "forqd at %s did not answer %s within %g s (what it sends "
+                                "later is given back)" % (conn.endpoint, what,
+                                                          wait + WAIT_GRACE))  # type: ignore
+                        raise errors.ConnectionError(
+                            conn.why_silent(wait + WAIT_GRACE))  # type: ignore[operator]
+                    call.lock.acquire()     # its answer is a moment away
             if call.error is not None:
                 if isinstance(call.error, errors.ConnectionError):
                     raise errors.ConnectionError(
@@ -252,6 +293,8 @@ class Handle:
         except BaseException:
             if not call.abandon():
                 call.give_back()
+            elif blocks and not asked:
+                self._withdraw(conn, call, op)  # else a late answer goes to the rescue
             raise
 
 

@@ -1,4 +1,5 @@
-"""Inside a task that forqd runs: the job's id, progress, a cancel check, and forqd's dicts.
+"""Inside a task that forqd runs: the job's id, progress, a cancel check, forqd's dicts, and its
+queues, locks, semaphores, events and values.
 
 A function declared with ``@forq.task`` runs in one of forqd's worker processes, one job at a
 time. There it may use::
@@ -18,11 +19,24 @@ time. There it may use::
         return total
 
 These functions act on the job the calling thread runs; called outside a task that forqd runs
-(or from a thread the task started) they raise RuntimeError. The dict calls go over the
-worker's own link to forqd and act with the rights of the client that submitted the job.
-forqd's queues, locks and events (forq.Queue, forq.Lock, forq.Event) are not reachable this way
-yet: forqd's Python runtime offers a task only the dict calls (C tasks have them, in
-<forq/task.h>).
+(or from a thread the task started) they raise RuntimeError. The dict calls, and those of the
+shared types - :func:`queue`, :func:`lock`, :func:`semaphore`, :func:`event`, :func:`value`,
+the API of forq.Queue, forq.Lock, forq.Semaphore, forq.Event and forq.Value on the same objects
+clients see - go over the worker's own link to forqd and act with the rights of the client
+that submitted the job::
+
+    @forq.task
+    def produce(n: int) -> int:
+        q = forq.worker.queue("jobs")
+        for i in range(n):
+            q.put(i)                        # a client's forq.Queue("jobs").get() takes them
+        with forq.worker.lock("report") as lk:
+            lk.fence(forq.worker.dict("report"))["last"] = n    # refused once the lease ended
+        return n
+
+A call that waits (a get, an acquire, a wait) waits in forqd and ties up this worker
+meanwhile: give it a timeout. A job cancelled or timed out while it waits takes nothing with
+it (forqd forgets a killed worker's waits).
 
 ``print()`` in a task writes to forqd's log, a line per line, at debug level with the job's id
 (``forqd --log-level debug`` shows them); ``sys.stderr`` goes there at warning level.
@@ -33,8 +47,9 @@ from __future__ import annotations
 from collections.abc import ItemsView, KeysView, MutableMapping
 from typing import Any, Iterator, Optional, Tuple
 
-__all__ = ["job_id", "task_name", "progress", "cancelled", "dict", "WorkerDict", "DictError",
-           "Conflict", "DictFull", "Forbidden"]
+__all__ = ["job_id", "task_name", "progress", "cancelled", "dict", "queue", "lock", "semaphore",
+           "event", "value", "WorkerDict", "WorkerQueue", "WorkerLock", "WorkerSemaphore",
+           "WorkerEvent", "WorkerValue", "DictError", "Conflict", "DictFull", "Forbidden"]
 
 _dict = dict  # the builtin, which dict() below shadows in this module
 
@@ -303,3 +318,347 @@ def dict(name: str) -> WorkerDict:  # noqa: A001 - the name forq's API gives it
     if not isinstance(name, str):
         raise TypeError("a dict name is a str, not %s" % type(name).__name__)
     return WorkerDict(name)
+
+
+# ---- the shared types: queues, locks and semaphores, events, values (PROTOCOL.md 6.9) ----
+
+LEASE_DEF = 60.0            # seconds: forqd's default lease
+PERMITS_MAX = 10000
+
+
+def _check_name(kind: str, name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError("a %s name is a str, not %s" % (kind, type(name).__name__))
+    return name
+
+
+def _ms(timeout: Optional[float]) -> int:
+    """Seconds as the task helpers' timeout_ms: None waits for ever (-1), 0 not at all."""
+    if timeout is None:
+        return -1
+    if timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    return 0 if timeout == 0 else max(1, int(timeout * 1000 + 0.999))
+
+
+def _lease_ms(lease: float) -> int:
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not 0 < lease <= 86400:
+        raise ValueError("lease must be > 0 and at most 86400 seconds (a day)")
+    return max(1, int(lease * 1000 + 0.5))
+
+
+def _checked(rc_answer: Tuple[int, Any]) -> Tuple[int, Any]:
+    """(rc, answer) of a _forq_worker call, raising forqd's refusal (rc ERROR)."""
+    rc, answer = rc_answer
+    if rc == _rt().ERROR:
+        _raise(answer)
+    return rc, answer
+
+
+def _stale(text: str, lock: str, token: int) -> BaseException:
+    return _make("StaleToken", DictError, text, lock=lock, token=token)
+
+
+class WorkerQueue:
+    """A forqd queue seen from a task: ``forq.Queue``'s API (``multiprocessing.Queue``'s) over
+    the worker's link. The same queue as a client's ``forq.Queue(name)``: items are msgpack
+    values, each to exactly one consumer, in order. ``maxsize`` > 0: a put waits for room (or
+    raises ``queue.Full``); it travels with each put, as for forq.Queue."""
+
+    def __init__(self, name: str, maxsize: int = 0) -> None:
+        if type(maxsize) is not int or maxsize < 0:
+            raise ValueError("maxsize must be an integer >= 0 (0: no bound)")
+        self.name = _check_name("queue", name)
+        self.maxsize = maxsize
+
+    def __repr__(self) -> str:
+        return "forq.worker.queue(%r)" % self.name
+
+    def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None, *,
+            front: bool = False) -> None:
+        """Put ``obj`` at the back (``front``: at the front). On a full queue (``maxsize``)
+        wait for room - for ever, or up to ``timeout`` seconds - then raise ``queue.Full``;
+        with ``block`` False raise it at once. Nothing is put when Full is raised."""
+        ms = _ms(timeout) if block else 0
+        rc, _ = _checked(_rt().queue_put(self.name, obj, bool(front), self.maxsize,
+                                         ms if self.maxsize else 0))
+        if rc == _rt().FULL:
+            import queue as _queue
+            raise _queue.Full("queue %r is full (maxsize %d): nothing was put"
+                              % (self.name, self.maxsize))
+
+    def put_nowait(self, obj: Any) -> None:
+        """``put(obj, False)``."""
+        self.put(obj, False)
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """Take the first item: wait for one - for ever, or up to ``timeout`` seconds - then
+        raise ``queue.Empty``; with ``block`` False raise it at once. The worker does nothing
+        else while it waits."""
+        rc, item = _checked(_rt().queue_get(self.name, _ms(timeout) if block else 0))
+        if rc == _rt().EMPTY:
+            import queue as _queue
+            raise _queue.Empty("queue %r is empty" % self.name)
+        return item
+
+    def get_nowait(self) -> Any:
+        """``get(False)``."""
+        return self.get(False)
+
+    def qsize(self) -> int:
+        """The number of items now."""
+        return _checked(_rt().queue_len(self.name))[1]
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        return self.maxsize > 0 and self.qsize() >= self.maxsize
+
+    def close(self) -> None:
+        """Nothing to do: every put is in forqd when it returns."""
+
+    def join_thread(self) -> None:
+        """Nothing to wait for (see :meth:`close`)."""
+
+
+class WorkerSemaphore:
+    """A forqd semaphore (``value`` holders at once, each with its own lease and fencing token)
+    seen from a task: ``forq.Semaphore``'s API over the worker's link. A grant the task still
+    holds when it ends is not released by itself: it ends with its lease - use ``with``."""
+
+    kind = "semaphore"
+
+    def __init__(self, name: str, value: int = 1, *, lease: float = LEASE_DEF) -> None:
+        if type(value) is not int or not 1 <= value <= PERMITS_MAX:
+            raise ValueError("a semaphore's value must be an integer from 1 to %d"
+                             % PERMITS_MAX)
+        self.name = _check_name("lock", name)
+        self.permits = value
+        self.lease = lease
+        self._lease_ms = _lease_ms(lease)
+        self._held: list = []           # tokens, oldest first
+
+    def __repr__(self) -> str:
+        return "forq.worker.%s(%r)" % (self.kind, self.name)
+
+    @property
+    def token(self) -> Optional[int]:
+        """The fencing token of the latest grant this handle holds, or None."""
+        return self._held[-1] if self._held else None
+
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = -1) -> bool:
+        """Take a grant: wait - for ever (``timeout`` -1 or None), or up to ``timeout``
+        seconds - and return True, or False if none came in time; with ``blocking`` False,
+        do not wait. Its token is then :attr:`token`."""
+        if not blocking:
+            if timeout is not None and timeout != -1:
+                raise ValueError("can't specify a timeout for a non-blocking call")
+            ms = 0
+        else:
+            ms = _ms(None if timeout is None or timeout == -1 else timeout)
+        rc, token = _checked(_rt().lock_acquire(self.name, self.permits, self._lease_ms, ms))
+        if rc == _rt().TIMEOUT:
+            return False
+        self._held.append(token)
+        return True
+
+    def release(self) -> None:
+        """End the latest grant this handle holds; ValueError if it holds none;
+        ``forq.StaleToken`` if it had already ended (its lease ran out)."""
+        if not self._held:
+            raise ValueError("%s %r released more times than it was acquired"
+                             % (self.kind, self.name))
+        token = self._held.pop()
+        rc, _ = _checked(_rt().lock_release(self.name, token))
+        if rc == _rt().CONFLICT:
+            raise _stale("%s %r: the grant with token %d had already ended when it was "
+                         "released (its lease ran out): another holder may have had it "
+                         "meanwhile" % (self.kind, self.name, token), self.name, token)
+
+    def renew(self, lease: Optional[float] = None) -> None:
+        """Make the latest grant last ``lease`` seconds from now (None: the handle's lease);
+        ``forq.StaleToken`` if it had already ended."""
+        token = self.token
+        if token is None:
+            raise ValueError("%s %r: this handle holds no grant to renew" % (self.kind,
+                                                                              self.name))
+        ms = self._lease_ms if lease is None else _lease_ms(lease)
+        rc, _ = _checked(_rt().lock_renew(self.name, token, ms))
+        if rc == _rt().CONFLICT:
+            self._held.remove(token)
+            raise _stale("%s %r: the grant with token %d had already ended: acquire it again"
+                         % (self.kind, self.name, token), self.name, token)
+
+    def fence(self, d: WorkerDict) -> "WorkerFenced":
+        """``d`` whose ``d[key] = value`` is fenced with this handle's grant (see
+        :class:`WorkerFenced`)."""
+        return WorkerFenced(d, self)
+
+    def __enter__(self) -> "WorkerSemaphore":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+class WorkerLock(WorkerSemaphore):
+    """A forqd lock seen from a task: ``forq.Lock``'s API (one holder, a lease, a fencing
+    token) over the worker's link. Not reentrant: acquiring it again while this handle holds
+    it raises RuntimeError."""
+
+    kind = "lock"
+
+    def __init__(self, name: str, *, lease: float = LEASE_DEF) -> None:
+        super().__init__(name, 1, lease=lease)
+
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = -1) -> bool:
+        if self._held:
+            raise RuntimeError("lock %r is held by this handle already (a forq lock is not "
+                               "reentrant)" % self.name)
+        return super().acquire(blocking, timeout)
+
+
+class WorkerFenced:
+    """A dict whose writes (``d[key] = value``, :meth:`set`) carry a lock's grant: forqd does
+    them only while that grant holds the lock, else nothing changes and ``forq.StaleToken`` is
+    raised. Reads pass through to the dict."""
+
+    def __init__(self, d: WorkerDict, lock: WorkerSemaphore) -> None:
+        self.dict = d
+        self.lock = lock
+
+    def set(self, key: str, value: Any) -> int:
+        """Store ``value`` under ``key``, fenced; the key's new version."""
+        token = self.lock.token
+        if token is None:
+            raise ValueError("%s %r is not held: acquire it before a fenced write"
+                             % (self.lock.kind, self.lock.name))
+        rc, ver = _checked(_rt().dict_set_fenced(self.dict.name, _key(key), value,
+                                                 self.lock.name, token))
+        if rc == _rt().CONFLICT:
+            raise _stale("lock %r is not held with token %d any more (its lease ended): "
+                         "nothing was changed" % (self.lock.name, token), self.lock.name, token)
+        return ver
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set(key, value)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.dict[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.dict
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.dict.get(key, default)
+
+
+class WorkerEvent:
+    """A forqd event seen from a task: ``forq.Event``'s API (``multiprocessing.Event``'s)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = _check_name("event", name)
+
+    def __repr__(self) -> str:
+        return "forq.worker.event(%r)" % self.name
+
+    def set(self) -> None:
+        """Set it: every wait for it is answered."""
+        _checked(_rt().event("set", self.name))
+
+    def clear(self) -> None:
+        _checked(_rt().event("clear", self.name))
+
+    def is_set(self) -> bool:
+        return bool(_checked(_rt().event_wait(self.name, 0))[1])
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait until it is set - for ever, or up to ``timeout`` seconds: True if it is set,
+        False if the timeout passed first. The worker does nothing else meanwhile."""
+        if timeout is not None and timeout <= 0:
+            return self.is_set()
+        rc, _ = _checked(_rt().event_wait(self.name, _ms(timeout)))
+        return rc == _rt().OK
+
+
+_ABSENT: Any = object()
+
+
+class WorkerValue:
+    """A shared value seen from a task: ``forq.Value``'s API. The same value as a client's
+    ``forq.Value(name, typecode)``: the key ``"value"`` of the dict ``name``, under the lock
+    ``name`` (:meth:`get_lock`); a write of ``.value`` while that lock is held here is fenced
+    with its grant. ``initial``: stored now; without it the value is attached to (stored as the
+    type's zero if there is none)."""
+
+    KEY = "value"
+
+    def __init__(self, name: str, typecode: str = "i", initial: Any = _ABSENT, *,
+                 lock: Any = True) -> None:
+        from .locks import _INTS, _ZERO
+        if not isinstance(typecode, str) or (typecode not in _ZERO
+                                             and typecode.lower() not in _INTS):
+            raise ValueError("typecode must be one of b B h H i I l L q Q f d c u, not %r"
+                             % (typecode,))
+        self.name = _check_name("value", name)
+        self.typecode = typecode
+        if lock is True:
+            lock = WorkerLock(name)
+        elif not isinstance(lock, WorkerLock):
+            raise TypeError("lock must be True or a forq.worker.lock(), not %r" % (lock,))
+        self._lock = lock
+        self._dict = WorkerDict(name)
+        self._zero = _ZERO.get(typecode, 0)
+        if initial is _ABSENT:
+            self._dict.setdefault(self.KEY, self._zero)
+        else:
+            self.value = initial
+
+    def __repr__(self) -> str:
+        return "<forq.worker.value %r typecode %r>" % (self.name, self.typecode)
+
+    def get_lock(self) -> WorkerLock:
+        """The value's lock: ``with v.get_lock(): v.value += 1``."""
+        return self._lock
+
+    @property
+    def value(self) -> Any:
+        """The value now (read from forqd at each access)."""
+        return self._dict.get(self.KEY, self._zero)
+
+    @value.setter
+    def value(self, v: Any) -> None:
+        from .locks import _convert
+        v = _convert(self.typecode, v)
+        if self._lock.token is None:
+            self._dict[self.KEY] = v
+        else:
+            self._lock.fence(self._dict)[self.KEY] = v
+
+
+def queue(name: str, maxsize: int = 0) -> WorkerQueue:
+    """forqd's queue ``name`` (the ``forq.Queue`` API), as the job's submitter may use it."""
+    return WorkerQueue(name, maxsize)
+
+
+def lock(name: str, *, lease: float = LEASE_DEF) -> WorkerLock:
+    """forqd's lock ``name`` (the ``forq.Lock`` API: a lease, a fencing token)."""
+    return WorkerLock(name, lease=lease)
+
+
+def semaphore(name: str, value: int = 1, *, lease: float = LEASE_DEF) -> WorkerSemaphore:
+    """forqd's semaphore ``name`` (the ``forq.Semaphore`` API)."""
+    return WorkerSemaphore(name, value, lease=lease)
+
+
+def event(name: str) -> WorkerEvent:
+    """forqd's event ``name`` (the ``forq.Event`` API)."""
+    return WorkerEvent(name)
+
+
+def value(name: str, typecode: str = "i", initial: Any = _ABSENT, *,
+          lock: Any = True) -> WorkerValue:
+    """forqd's shared value ``name`` (the ``forq.Value`` API, ``get_lock()`` included)."""
+    return WorkerValue(name, typecode, initial, lock=lock)

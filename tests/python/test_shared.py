@@ -196,18 +196,27 @@ def sigint_raises():
     signal.signal(signal.SIGINT, old)
 
 
+def shared_waiters(endpoint: str) -> int:
+    ex = forq.Executor(endpoint)
+    try:
+        return ex.stats()["shared_waiters"]
+    finally:
+        ex.shutdown()
+
+
 def test_interrupted_blocking_get_loses_no_item(forqd, sigint_raises):
     name = uniq("interrupted")
     q = forq.Queue(name, endpoint=forqd.endpoint)
     interrupt_main_after(0.3)
     with pytest.raises(KeyboardInterrupt):
         q.get()                 # no timeout: forqd keeps this get waiting
-    # the abandoned get is still first in forqd's line: the next item goes to it, and comes
-    # back to the front of the queue rather than being dropped
+    # withdrawn before the exception left get(): out of forqd's line, it takes nothing
+    assert shared_waiters(forqd.endpoint) == 0
     other = forq.Executor(forqd.endpoint)
     try:
         q2 = forq.Queue(name, executor=other)
         q2.put("precious")
+        assert q2.qsize() == 1
         assert q2.get(timeout=5) == "precious"
         assert q2.qsize() == 0
     finally:
@@ -220,8 +229,99 @@ def test_interrupted_get_with_timeout_loses_no_item(forqd, sigint_raises):
     interrupt_main_after(0.2)
     with pytest.raises(KeyboardInterrupt):
         q.get(timeout=3)
-    q.put("kept")               # before forqd's 3 s are over: the abandoned get takes it
+    assert shared_waiters(forqd.endpoint) == 0
+    q.put("kept")               # before forqd's 3 s are over: no withdrawn get takes it
+    assert q.qsize() == 1
     assert q.get(timeout=5) == "kept"
+
+
+def test_interrupted_put_and_event_wait_are_withdrawn(forqd, sigint_raises):
+    """A put waiting for room and an event wait, interrupted: out of forqd's line at once; the
+    put's item is never put, even when room comes."""
+    name = uniq("put-withdrawn")
+    q = forq.Queue(name, maxsize=1, endpoint=forqd.endpoint)
+    q.put("first")
+    interrupt_main_after(0.3)
+    with pytest.raises(KeyboardInterrupt):
+        q.put("second")                 # waits for room
+    assert shared_waiters(forqd.endpoint) == 0
+    assert q.get(timeout=5) == "first"  # room: a put still waiting would go in now
+    time.sleep(0.2)
+    assert q.qsize() == 0
+    ev = forq.Event(uniq("ev-withdrawn"), endpoint=forqd.endpoint)
+    interrupt_main_after(0.3)
+    with pytest.raises(KeyboardInterrupt):
+        ev.wait()
+    assert shared_waiters(forqd.endpoint) == 0
+
+
+def test_get_our_wait_ends_first_withdraws(forqd, monkeypatch):
+    """When this process stops waiting before forqd's timeout (here: a grace made negative),
+    the get is withdrawn: TimeoutError, and the next item is there for the next get."""
+    name = uniq("ours-first")
+    q = forq.Queue(name, endpoint=forqd.endpoint)
+    monkeypatch.setattr(forq.shared, "WAIT_GRACE", -2.7)
+    with pytest.raises(TimeoutError, match="withdrawn, nothing was taken"):
+        q.get(timeout=3)            # forqd would wait 3 s; this process 0.3 s
+    assert shared_waiters(forqd.endpoint) == 0
+    monkeypatch.setattr(forq.shared, "WAIT_GRACE", 5.0)
+    q.put("next")
+    assert q.qsize() == 1
+    assert q.get(timeout=5) == "next"
+
+
+def test_interrupted_get_answered_first_is_rescued(forqd, sigint_raises, monkeypatch):
+    """When forqd answered the get before the withdraw came (here: the withdraw says so), the
+    item in that answer goes back to the front of the queue, as before withdrawing existed."""
+    name = uniq("answered-first")
+    q = forq.Queue(name, endpoint=forqd.endpoint)
+    asked = []
+
+    def too_late(self, conn, call, op):     # forqd's answer "not_waiting", as if it came first
+        asked.append(op)
+        return False
+    monkeypatch.setattr(forq.shared.Handle, "_withdraw", too_late)
+    interrupt_main_after(0.3)
+    with pytest.raises(KeyboardInterrupt):
+        q.get()
+    assert asked == ["queue.get"]
+    other = forq.Executor(forqd.endpoint)
+    try:
+        q2 = forq.Queue(name, executor=other)
+        q2.put("second")
+        q2.put("first", front=True)     # the abandoned get takes "first", which comes back
+        deadline = time.monotonic() + 5
+        while q2.qsize() < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [q2.get(timeout=5), q2.get(timeout=5)] == ["first", "second"]
+    finally:
+        other.shutdown()
+
+
+def test_withdraw_on_the_wire(forqd):
+    """queue.withdraw names the req of the connection's own waiting get: found, then (answered
+    or unknown) not_waiting; another connection's is refused."""
+    name = uniq("wire")
+    a = forq.Executor(forqd.endpoint)
+    b = forq.Executor(forqd.endpoint)
+    try:
+        call = a._conn.request({"v": 1, "cmd": "dict", "op": "queue.get", "name": name,
+                                "block": True})
+        deadline = time.monotonic() + 5
+        while shared_waiters(forqd.endpoint) != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        wd = {"v": 1, "cmd": "dict", "op": "queue.withdraw", "name": name, "of": call.key}
+        with pytest.raises(forq.errors.Error, match="another connection"):
+            b._conn.call(dict(wd))
+        h, _ = a._conn.call(dict(wd))
+        assert h["found"] is True
+        a._conn.forget(call.key)
+        h, _ = a._conn.call(dict(wd))
+        assert h.get("found") is not True and h["code"] == "not_waiting"
+        assert shared_waiters(forqd.endpoint) == 0
+    finally:
+        a.shutdown()
+        b.shutdown()
 
 
 def test_get_cut_off_by_a_reconnection_loses_no_item(forqd):
@@ -363,15 +463,16 @@ def test_lock_api(forqd):
         a.acquire(False, 1)
 
 
-def test_interrupted_acquire_releases_its_late_grant(forqd, sigint_raises):
+def test_interrupted_acquire_is_never_granted(forqd, sigint_raises):
     name = uniq("late-grant")
     holder = forq.Lock(name, forqd.endpoint, lease=30)
     assert holder.acquire()
     waiter = forq.Lock(name, forqd.endpoint, lease=30)
     interrupt_main_after(0.3)
     with pytest.raises(KeyboardInterrupt):
-        waiter.acquire()            # forqd keeps it in line, grants it at the release below
+        waiter.acquire()            # withdrawn: out of forqd's line, never granted
     assert waiter.token is None
+    assert shared_waiters(forqd.endpoint) == 0
     holder.release()
     third = forq.Lock(name, forqd.endpoint)
     assert third.acquire(timeout=5)     # the late grant was released, not kept for 30 s

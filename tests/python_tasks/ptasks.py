@@ -182,3 +182,93 @@ def keytypes(d):
 @forq.task
 def alloc(mb):
     return len(bytearray(mb << 20))
+
+
+# ---- the shared types from a task (forq.worker.queue, lock, semaphore, event, value) ----
+
+@forq.task
+def queue_produce(name, items):
+    """Puts the items into queue `name`; then, on a queue of maxsize 1 that is full, a put that
+    does not wait: what it raised. Returns [the queue's length, that exception's type]."""
+    import queue
+    q = forq.worker.queue(name)
+    for item in items:
+        q.put(item)
+    bounded = forq.worker.queue(name + "-1", maxsize=1)
+    bounded.put("only")
+    try:
+        bounded.put_nowait("more")
+        full = None
+    except queue.Full:
+        full = "Full"
+    return [q.qsize(), full, bounded.qsize()]
+
+
+@forq.task
+def queue_consume(name, timeout):
+    """One item of queue `name`, waiting up to `timeout` s; "empty" if none came."""
+    import queue
+    try:
+        return forq.worker.queue(name).get(timeout=timeout)
+    except queue.Empty:
+        return "empty"
+
+
+@forq.task
+def lock_token(name):
+    """Acquires lock `name`, writes its token (fenced) into dict `name`, releases it; returns
+    [token, whether a second acquire without waiting was refused while it was held]."""
+    lk = forq.worker.lock(name, lease=10)
+    with lk:
+        lk.fence(forq.worker.dict(name))["token"] = lk.token
+        again = forq.worker.lock(name).acquire(False)
+        return [lk.token, again is False]
+
+
+@forq.task
+def lock_try(name):
+    """Whether lock `name` can be acquired without waiting (released again at once)."""
+    lk = forq.worker.semaphore(name, 1, lease=5)
+    if not lk.acquire(blocking=False):
+        return False
+    lk.release()
+    return True
+
+
+@forq.task
+def stale_fence(name):
+    """A grant whose lease ends before its fenced write: the write is refused (StaleToken)."""
+    lk = forq.worker.lock(name, lease=0.2)
+    lk.acquire()
+    time.sleep(0.5)
+    try:
+        lk.fence(forq.worker.dict(name))["late"] = 1
+        return "written"
+    except Exception as e:  # forq.StaleToken
+        return type(e).__name__
+
+
+@forq.task
+def event_wait(name, timeout):
+    """Waits up to `timeout` s for event `name`: whether it was set."""
+    return forq.worker.event(name).wait(timeout)
+
+
+@forq.task
+def event_flip(name):
+    """Sets event `name`, reads it, clears it, reads it: [True, False]."""
+    ev = forq.worker.event(name)
+    ev.set()
+    first = ev.is_set()
+    ev.clear()
+    return [first, ev.is_set()]
+
+
+@forq.task
+def value_add(name, n):
+    """Adds 1 to the shared value `name` n times under its lock; its value after."""
+    v = forq.worker.value(name, "i")
+    for _ in range(n):
+        with v.get_lock():
+            v.value += 1
+    return v.value

@@ -631,7 +631,9 @@ FORQ_EXPORT forq_err_t forq_dict_reply(forq_future_t *future, bool *ret_found,
  * free lock, an event that is not set.
  *
  * A call that blocks waits in forqd, up to its timeout_ms (-1: for ever; 0: not at all, it
- * answers at once), and libforq waits for forqd's answer 5 s longer than that. The calls that
+ * answers at once), and libforq waits for forqd's answer 5 s longer than that; if even that
+ * runs out, the call withdraws its request (forq_shared_withdraw) and returns FORQ_ERR_TIMEOUT
+ * with nothing taken, put or granted, or, when forqd answered first, its answer. The calls that
  * do not block wait up to timeout_ms (-1: for ever) for forqd's answer, as the dict calls do,
  * and return FORQ_ERR_TIMEOUT when none came. All are thread-safe, like every call on a
  * client. Errors besides those listed: FORQ_ERR_INVALID (a bad name or value: the detail says
@@ -672,8 +674,23 @@ FORQ_EXPORT forq_err_t forq_queue_get_async(forq_client_t *client, const char *n
 
 /* The answer of a queue future: FORQ_OK (*ret_count, may be NULL: the items the queue holds
  * after it), FORQ_ERR_EMPTY (a get that found no item in time), FORQ_ERR_FULL (a put that
- * found no room), FORQ_ERR_PENDING, or how the request failed. */
+ * found no room), FORQ_ERR_CANCELLED (withdrawn: forq_shared_withdraw), FORQ_ERR_PENDING, or
+ * how the request failed. */
 FORQ_EXPORT forq_err_t forq_queue_reply(forq_future_t *future, size_t *ret_count);
+
+/* Take back a request that waits in forqd and whose answer is no longer wanted: the future of
+ * forq_queue_get_async(), forq_queue_put_async() or forq_sem_acquire_async(). forqd answers
+ * at once whether it was still waiting, atomically: FORQ_OK with *ret_withdrawn true: it was,
+ * and now never will be answered: no item was taken (the next goes to the next consumer), none
+ * put, no grant made; the future is resolved cancelled (its reply: FORQ_ERR_CANCELLED).
+ * *ret_withdrawn false: forqd had answered it (or, for a future already done, there was nothing
+ * to ask): its answer is in the future, which is done (an item in it is this client's: use it,
+ * or put it back with `front`). Waits up to timeout_ms (-1: for ever) for forqd's reply:
+ * FORQ_ERR_TIMEOUT then, the future untouched. FORQ_ERR_INVALID for any other future (a job's,
+ * a dict call's); FORQ_ERR_FORBIDDEN, FORQ_ERR_CONNECT. Thread-safe; the future stays the
+ * caller's. */
+FORQ_EXPORT forq_err_t forq_shared_withdraw(forq_future_t *future, int timeout_ms,
+                                            bool *ret_withdrawn);
 
 /* The number of items of queue `name` (0 for a queue that does not exist). */
 FORQ_EXPORT forq_err_t forq_queue_len(forq_client_t *client, const char *name, int timeout_ms,
@@ -707,6 +724,18 @@ FORQ_EXPORT forq_err_t forq_lock_acquire(forq_client_t *client, const char *name
  * the same permits. */
 FORQ_EXPORT forq_err_t forq_sem_acquire(forq_client_t *client, const char *name, unsigned permits,
                                         int lease_ms, int timeout_ms, uint64_t *ret_token);
+
+/* forq_sem_acquire() without waiting: *ret_future resolves with forqd's answer (destroy it);
+ * read it with forq_lock_reply(). Take it back with forq_shared_withdraw(): a grant whose
+ * future is destroyed unread holds the lock until its lease ends. */
+FORQ_EXPORT forq_err_t forq_sem_acquire_async(forq_client_t *client, const char *name,
+                                              unsigned permits, int lease_ms, int timeout_ms,
+                                              forq_future_t **ret_future);
+
+/* The answer of an acquire future: FORQ_OK with *ret_token (may be NULL) the grant's token,
+ * FORQ_ERR_TIMEOUT (not granted in time), FORQ_ERR_CANCELLED (withdrawn), FORQ_ERR_PENDING, or
+ * how the request failed. */
+FORQ_EXPORT forq_err_t forq_lock_reply(forq_future_t *future, uint64_t *ret_token);
 
 /* End the grant `token` of lock (or semaphore) `name`; acquirers waiting get it.
  * FORQ_ERR_CONFLICT when the token does not hold the lock (its lease ended, or it was released
