@@ -91,12 +91,12 @@ void config_clients_path(const config_t *cfg, char *buf, size_t size);
  * $STATE_DIRECTORY, else in the clients file's directory. */
 void config_server_key_path(const config_t *cfg, char *buf, size_t size);
 
-/* Does cfg ask for Python tasks (python-import or python-task)? */
 /* The dict log's fsync policy (fsync_policy_t, dictlog.h) from its name: "always",
  * "everysec" or "no"; -1 for another. And back. */
 int config_fsync_from(const char *name);
 const char *config_fsync_name(int policy);
 
+/* Does cfg ask for Python tasks (python-import or python-task)? */
 bool config_wants_python(const config_t *cfg);
 
 /* The Python runtime plugin file: --python-runtime, else the installed one. */

@@ -525,54 +525,6 @@ START_TEST(test_only_declared_functions_are_tasks)
 }
 END_TEST
 
-/* The program a worker of the running forqd runs (/proc/self/exe), as JSON. */
-static char *worker_image(void)
-{
-    forq_future_t *f = submit_json(c, "ptasks.image", "[]", NULL);
-    char *got = result_json(f, test_ms(30000));
-    ck_assert_msg(got, "ptasks.image: %s", forq_future_detail(f));
-    forq_future_destroy(&f);
-    return got;
-}
-
-/* Beside the runtime (as installed, and in the build tree) forqd-python is the forkserver image:
- * Python code runs on the static libpython. Without it, forqd's own forkserver loads python.so,
- * says so in its log, and serves the same tasks. */
-START_TEST(test_forkserver_image_beside_the_runtime)
-{
-    const char *rt = env("FORQ_PYTHON_RUNTIME");
-    char image[4096], dir[] = "/tmp/forq-pyrt-XXXXXX", copy[4096], cmd[8400], *got;
-    const char *args[40], *extra[] = {"--python-import", "ptasks", NULL};
-    char w[16];
-
-    snprintf(image, sizeof(image), "%.*sforqd-python", (int)(strrchr(rt, '/') + 1 - rt), rt);
-    if (access(image, X_OK) == 0) {
-        up(1, NULL);
-        got = worker_image();
-        ck_assert_msg(strstr(got, "/forqd-python\""), "the worker runs %s, not %s", got, image);
-        free(got);
-        EXPECT_JSON("ptasks.add", "[2, 3]", "5");
-        down();
-    }
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(copy, sizeof(copy), "%s/python.so", dir);
-    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", rt, copy);
-    ck_assert_int_eq(system(cmd), 0);
-    py_args(args, w, sizeof(w), 1, extra);
-    args[3] = copy; /* --python-runtime */
-    forqd_start(&d, args);
-    c = forqd_client(&d);
-    got = worker_image();
-    ck_assert_msg(!strstr(got, "forqd-python"), "the worker runs %s", got);
-    free(got);
-    EXPECT_JSON("ptasks.add", "[2, 3]", "5");
-    ck_assert(forqd_log_has(&d, "no forqd-python beside"));
-    down();
-    unlink(copy);
-    rmdir(dir);
-}
-END_TEST
-
 START_TEST(test_import_error_stops_forqd_with_the_traceback)
 {
     const char *args[40], *extra[] = {"--python-import", "badimport", NULL};
@@ -882,7 +834,6 @@ int main(void)
     tcase_add_test(core, test_thread_at_import_is_refused_unless_allowed);
     tcase_add_test(core, test_examples_module);
     tcase_add_test(core, test_settings);
-    tcase_add_test(core, test_forkserver_image_beside_the_runtime);
     suite_add_tcase(s, core);
     /* under valgrind (FORQ_TEST_CORE_ONLY) the core cases only: not the segfault (memcheck
      * reports the fault itself), not the volume or the timing-bound cases, not the case that

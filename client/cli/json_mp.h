@@ -13,7 +13,8 @@
 /* Pack `j` into `pk`. Returns 0, or -1 with a one-line reason in err. */
 int json_to_msgpack(const json_t *j, msgpack_packer *pk, char *err, size_t errlen);
 
-/* A new JSON value for `o` (caller json_decref()s), or NULL on out-of-memory. */
+/* A new JSON value for `o` (caller json_decref()s), or NULL on out-of-memory or for a value
+ * libforq's forq_msgpack_to_json() refuses (one wire_check() passed cannot be refused). */
 json_t *msgpack_to_json(const msgpack_object *o);
 
 #endif

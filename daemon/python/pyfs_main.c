@@ -7,14 +7,19 @@
  * in statically, from the distribution's position-dependent libpython3.X.a: the code its own
  * python3 binary is built from, where the shared libpython that python.so links pays for
  * position-independent code and symbol interposition on every call inside the interpreter
- * (15-18 % of a CPU-bound Python task's time here, bench/ row 9). */
+ * (about 9 % of a CPU-bound Python task's time here: pyrt.h). */
 #include "pyrt.h" /* Python.h first: it sets the feature macros */
 
 #include "config.h"
 #include "forkserver.h"
 #include "proctitle.h"
 
+#include "forq_build.h"
+
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 int main(int argc, char **argv)
 {
@@ -32,6 +37,20 @@ int main(int argc, char **argv)
                         "forqd starts it; run forqd with python-import instead\n");
         config_done(&cfg);
         return 2;
+    }
+    /* forqd and this image must come from one build: the forkserver's messages and the worker
+     * link are internal, not a stable interface */
+    const char *theirs = getenv(FORKSERVER_BUILD_ENV);
+    if (!theirs || strcmp(theirs, FORQ_BUILD_ID) != 0) {
+        char why[512];
+        int n = snprintf(why, sizeof(why),
+                         "forqd-python is from build %s, forqd from build %s: they were "
+                         "installed apart (an upgrade?); restart forqd, or reinstall forq",
+                         FORQ_BUILD_ID, theirs ? theirs : "(unknown)");
+        forkserver_send(cfg.forkserver_fd, FS_FAILED, getpid(), 0, why,
+                        (uint32_t)(n < (int)sizeof(why) ? n : (int)sizeof(why) - 1));
+        config_done(&cfg);
+        return 1;
     }
     forkserver_python_builtin = &pyrt_builtin_plugin;
     forkserver_main(&cfg, cfg.forkserver_fd);

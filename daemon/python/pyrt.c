@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <link.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -211,7 +212,19 @@ static int thread_count(void)
     return n;
 }
 
-/* Import `module`; refuse one that fails or that starts threads. */
+/* dl_iterate_phdr: the first shared libpython loaded, into *data. */
+static int find_libpython(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    if (info->dlpi_name && strstr(info->dlpi_name, "/libpython")) {
+        snprintf(data, 256, "%s", info->dlpi_name);
+        return 1;
+    }
+    return 0;
+}
+
+/* Import `module`; refuse one that fails or that starts threads, and in forqd-python one that
+ * loads the shared libpython (an extension linked against it): a second interpreter. */
 static int import_checked(forq_plugin_host_t *host, const char *module, bool allow_threads)
 {
     char what[300];
@@ -222,6 +235,17 @@ static int import_checked(forq_plugin_host_t *host, const char *module, bool all
     if (!(m = PyImport_ImportModule(module)))
         return fail_load(host, what);
     Py_DECREF(m);
+    if (PYRT_BUILTIN) {
+        char lib[256] = "";
+        if (dl_iterate_phdr(find_libpython, lib))
+            return forq_plugin_fail(
+                host,
+                "python: importing module '%s' loaded %s, a second CPython beside the one "
+                "linked into forqd-python (an extension module linked against libpython); "
+                "remove forqd-python beside python.so so that forqd loads python.so, or "
+                "rebuild the extension without linking libpython",
+                module, lib);
+    }
     if ((after = thread_count()) > before) {
         if (!allow_threads)
             return forq_plugin_fail(

@@ -27,7 +27,7 @@
  * Where it runs: forqd-python (pyfs_main.c), installed beside python.so, is the same runtime and
  * forqd's forkserver linked with the distribution's static, position-dependent libpython3.X.a.
  * When it is there, forqd execs it as the forkserver (forkserver.h), and the workers it forks
- * run Python code 12-18 % faster than on the shared libpython (measured on one core with
+ * run Python code in about 9 % less time than on the shared libpython (measured on one core with
  * bench/pypeer.py's workload: 1.19 s on /usr/bin/python3, 1.24 s on the static library,
  * 1.36 s on the shared one). Without it, forqd's own forkserver loads python.so.
  *

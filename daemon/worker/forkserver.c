@@ -2,6 +2,7 @@
  * for SIGCHLD. */
 #define _GNU_SOURCE
 #include "forkserver.h"
+#include "forq_build.h"
 
 #include "log.h"
 #include "plugins.h"
@@ -175,12 +176,45 @@ int forkserver_fork(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
     return 0;
 }
 
+extern char **environ;
+
+/* Append s to the message in buf (len so far, size cap): async-signal-safe. */
+static size_t put_text(char *buf, size_t len, size_t size, const char *s)
+{
+    while (*s && len < size)
+        buf[len++] = *s++;
+    return len;
+}
+
+/* After a failed execv in the child: tell the broker on fd 3 (FAILED, as a forkserver that cannot
+ * start does) what could not run and why. Only async-signal-safe calls. */
+static void exec_failed(const char *path, bool python, int err)
+{
+    char msg[1024];
+    size_t n = 0;
+    const char *why = err == ENOENT    ? "it is not there"
+                      : err == EACCES  ? "permission denied"
+                      : err == ENOEXEC ? "it is not a program this machine runs"
+                      : err == ENOMEM  ? "out of memory"
+                                       : "execve failed";
+
+    n = put_text(msg, n, sizeof(msg), "cannot run the forkserver ");
+    n = put_text(msg, n, sizeof(msg), path);
+    n = put_text(msg, n, sizeof(msg), ": ");
+    n = put_text(msg, n, sizeof(msg), why);
+    n = put_text(msg, n, sizeof(msg),
+                 python ? "; reinstall forq, or remove that file so that forqd loads python.so"
+                        : "; restart forqd (was its program replaced or removed?)");
+    forkserver_send(3, FS_FAILED, getpid(), err, msg, (uint32_t)n);
+}
+
 int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
 {
     int sv[2];
     pid_t parent = getpid(), pid;
-    char **argv, *image;
+    char **argv, **envp, *image, *build_env;
     char fdarg[32];
+    size_t n_env = 0;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
@@ -193,10 +227,19 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
     argv[1] = fdarg;
     for (int i = 1; i < cfg->argc; i++)
         argv[i + 1] = cfg->argv[i];
+    /* the environment, and which build this forqd is: a forkserver image checks it */
+    while (environ[n_env])
+        n_env++;
+    envp = xcalloc(n_env + 2, sizeof(char *));
+    memcpy(envp, environ, n_env * sizeof(char *));
+    build_env = xstrdup(FORKSERVER_BUILD_ENV "=" FORQ_BUILD_ID);
+    envp[n_env] = build_env;
     pid = fork();
     if (pid < 0) {
         int r = -errno;
         free(argv);
+        free(envp);
+        free(build_env);
         free(image);
         close(sv[0]);
         close(sv[1]);
@@ -209,13 +252,17 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
             _exit(1);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        /* dup2 clears close-on-exec on fd 3; every other descriptor forqd has is O_CLOEXEC */
-        if (dup2(sv[1], 3) < 0)
+        /* fd 3 without close-on-exec (dup2 clears it; when the pair's end is 3 already,
+         * fcntl); every other descriptor forqd has is O_CLOEXEC */
+        if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sv[1], 3) < 0)
             _exit(1);
-        execv(image ? image : "/proc/self/exe", argv);
+        execve(image ? image : "/proc/self/exe", argv, envp);
+        exec_failed(image ? image : "/proc/self/exe", image != NULL, errno);
         _exit(127);
     }
     free(argv);
+    free(envp);
+    free(build_env);
     free(image);
     close(sv[1]);
     *ret_pid = pid;
@@ -338,6 +385,7 @@ void forkserver_main(const config_t *cfg, int fd)
     sigset_t mask;
     int sfd;
 
+    unsetenv(FORKSERVER_BUILD_ENV); /* forkserver_exec's note to us, not for the tasks */
     log_setup(cfg->log_level, "forkserver");
     proctitle_set("forqd: forkserver");
     proctitle_set_name("forqd-forksrv");

@@ -8,7 +8,10 @@
  * dies with forqd (PR_SET_PDEATHSIG) and takes its workers with it.
  *
  * When a forkserver dies, forqd — by then threaded — starts a new one by fork + execve of
- * /proc/self/exe with --forkserver-fd, which runs forkserver_main() in a fresh image.
+ * /proc/self/exe with --forkserver-fd, which runs forkserver_main() in a fresh image. For Python
+ * tasks with forqd-python installed, every forkserver, the first one too, is that program
+ * instead (FORKSERVER_PYTHON_IMAGE below). A program that cannot be run, or one from another
+ * build, answers FAILED with what to do, as a forkserver that cannot load its plugins does.
  *
  * The channel is an AF_UNIX SOCK_SEQPACKET pair: each message is one forkserver_msg_t, followed for
  * HELLO by the task names (each NUL-terminated) and for FAILED by a one-line reason. SPAWNED
@@ -68,6 +71,11 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd);
  * It sets forkserver_python_builtin, which forkserver_main() registers instead of loading
  * python.so. Without the image, forqd's own forkserver loads python.so. */
 #define FORKSERVER_PYTHON_IMAGE "forqd-python"
+
+/* forkserver_exec() tells the program it runs which build forqd is (forq_build.h) in this
+ * environment variable; forqd-python refuses to serve another build's forqd (FAILED, with what
+ * to do). */
+#define FORKSERVER_BUILD_ENV "FORQ_FORKSERVER_BUILD"
 extern const forq_plugin_t *forkserver_python_builtin;
 
 /* The forkserver itself: load plugins, say HELLO (or FAILED), serve until the channel closes.
