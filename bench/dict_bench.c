@@ -1,13 +1,31 @@
-/* dict_bench.c - ops/s of the dict service's set, get and incr, each client a thread with its own
- * connection doing synchronous calls (one round trip each), as the peers are measured.
- *     dict_bench ENDPOINT OPS CLIENTS      prints "set N", "get N", "incr N" (ops/s) */
+/* dict_bench.c - ops/s of the dict service's set, get and incr, measured three ways:
+ *
+ *     dict_bench ENDPOINT OPS CLIENTS          CLIENTS threads, each with its own connection,
+ *                                              doing synchronous calls (what a threaded program
+ *                                              sees); prints "set N get N incr N" (ops/s)
+ *     dict_bench inflight ENDPOINT OPS DEPTH   one thread, one connection, DEPTH requests in
+ *                                              flight through libforq's async dict API
+ *                                              (forq_dict_submit): pipelining, as
+ *                                              redis-benchmark -P does on one connection
+ *     dict_bench loop ENDPOINT OPS CONNS       one thread, CONNS raw DEALER sockets speaking the
+ *                                              protocol, each with one request outstanding,
+ *                                              driven by one zmq_poll: what redis-benchmark -c
+ *                                              CONNS does with its one event loop
+ *
+ * Every reply is checked (a dict_reply, not an error). Keys are "k<client>-<i % 100>" as in
+ * redis-benchmark's small keyspace; incr works on one counter. */
+#define _GNU_SOURCE
 #include <forq/forq.h>
 
+#include <msgpack.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zmq.h>
+
+static const char *const names[] = {"set", "get", "incr"};
 
 typedef struct {
     const char *ep;
@@ -21,6 +39,20 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static forq_client_t *connect_to(const char *ep)
+{
+    forq_client_opts_t o;
+    forq_client_t *c;
+    forq_client_opts_init(&o);
+    o.endpoint = ep;
+    o.connect_timeout_ms = 5000;
+    if (forq_client_new(&o, &c) != FORQ_OK) {
+        fprintf(stderr, "dict_bench: %s\n", forq_errdetail());
+        exit(1);
+    }
+    return c;
 }
 
 static void *run(void *arg)
@@ -43,28 +75,18 @@ static void *run(void *arg)
     return NULL;
 }
 
-int main(int argc, char **argv)
+static int threads(const char *ep, int ops, int clients)
 {
-    static const char *names[] = {"set", "get", "incr"};
-    if (argc != 4)
-        return fprintf(stderr, "usage: dict_bench ENDPOINT OPS CLIENTS\n"), 2;
-    int ops = atoi(argv[2]), clients = atoi(argv[3]);
     th_t *t = calloc((size_t)clients, sizeof(*t));
     pthread_t *th = calloc((size_t)clients, sizeof(*th));
     pthread_barrier_t start;
 
-    for (int i = 0; i < clients; i++) {
-        forq_client_opts_t o;
-        forq_client_opts_init(&o);
-        o.endpoint = argv[1];
-        o.connect_timeout_ms = 5000;
-        if (forq_client_new(&o, &t[i].c) != FORQ_OK)
-            return fprintf(stderr, "%s\n", forq_errdetail()), 1;
-    }
+    for (int i = 0; i < clients; i++)
+        t[i].c = connect_to(ep);
     for (int op = 0; op < 3; op++) {
         pthread_barrier_init(&start, NULL, (unsigned)clients + 1);
         for (int i = 0; i < clients; i++) {
-            t[i] = (th_t){argv[1], i, ops / clients, op, 0, &start, t[i].c};
+            t[i] = (th_t){ep, i, ops / clients, op, 0, &start, t[i].c};
             pthread_create(&th[i], NULL, run, &t[i]);
         }
         pthread_barrier_wait(&start);
@@ -86,4 +108,173 @@ int main(int argc, char **argv)
     free(t);
     free(th);
     return 0;
+}
+
+/* One connection, `depth` async requests in flight: a full window waits for its oldest. */
+static int inflight(const char *ep, int ops, int depth)
+{
+    forq_client_t *c = connect_to(ep);
+    forq_future_t **win = calloc((size_t)depth, sizeof(*win));
+    char key[32];
+
+    for (int op = 0; op < 3; op++) {
+        int failed = 0;
+        double t0 = now_s();
+        for (int i = 0; i < ops + depth; i++) {
+            int slot = i % depth;
+            if (win[slot]) {
+                failed += forq_future_wait(win[slot], -1) != FORQ_OK ||
+                          forq_dict_reply(win[slot], NULL, NULL, NULL) != FORQ_OK;
+                forq_future_destroy(&win[slot]);
+            }
+            if (i >= ops)
+                continue;
+            forq_dict_op_t o;
+            forq_dict_op_init(&o);
+            snprintf(key, sizeof(key), "k0-%d", i % 100);
+            o.op = names[op];
+            o.name = "bench";
+            o.key = op == 2 ? "counter" : key;
+            o.delta = 1;
+            if (op == 0) {
+                o.value = "\xcd\x30\x39";
+                o.len = 3;
+            }
+            if (forq_dict_submit(c, &o, &win[slot]) != FORQ_OK)
+                return fprintf(stderr, "dict_bench: submit: %s\n", forq_errdetail()), 1;
+        }
+        double dt = now_s() - t0;
+        if (failed)
+            return fprintf(stderr, "%d %s calls failed\n", failed, names[op]), 1;
+        printf("%s %.0f\n", names[op], ops / dt);
+    }
+    forq_client_destroy(&c);
+    free(win);
+    return 0;
+}
+
+/* ---- one event loop over raw DEALER sockets ---- */
+
+/* The request header {v:1, cmd:"dict", op, name:"bench", key, req} into sb (reset first). */
+static void pack_req(msgpack_sbuffer *sb, int op, const char *key, uint64_t req)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 6);
+    msgpack_pack_str_with_body(&pk, "v", 1);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "cmd", 3);
+    msgpack_pack_str_with_body(&pk, "dict", 4);
+    msgpack_pack_str_with_body(&pk, "op", 2);
+    msgpack_pack_str_with_body(&pk, names[op], strlen(names[op]));
+    msgpack_pack_str_with_body(&pk, "name", 4);
+    msgpack_pack_str_with_body(&pk, "bench", 5);
+    msgpack_pack_str_with_body(&pk, "key", 3);
+    msgpack_pack_str_with_body(&pk, key, strlen(key));
+    msgpack_pack_str_with_body(&pk, "req", 3);
+    msgpack_pack_uint64(&pk, req);
+}
+
+static int send_req(void *s, msgpack_sbuffer *sb, int op, int conn, uint64_t i)
+{
+    char key[32];
+    snprintf(key, sizeof(key), "k%d-%d", conn, (int)(i % 100));
+    pack_req(sb, op, op == 2 ? "counter" : key, i + 1);
+    if (zmq_send(s, sb->data, sb->size, op == 0 ? ZMQ_SNDMORE : 0) < 0)
+        return -1;
+    return op == 0 && zmq_send(s, "\xcd\x30\x39", 3, 0) < 0 ? -1 : 0;
+}
+
+/* Read one reply (header, maybe a value frame); 0 if it is a dict_reply. */
+static int recv_reply(void *s)
+{
+    char buf[4096];
+    int more = 0, ok;
+    size_t ml = sizeof(more);
+    int n = zmq_recv(s, buf, sizeof(buf), 0);
+    if (n < 0)
+        return -1;
+    ok = memmem(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf), "dict_reply", 10) != NULL;
+    zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+    while (more) {
+        zmq_recv(s, buf, sizeof(buf), 0);
+        zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+    }
+    return ok ? 0 : -1;
+}
+
+static int loop(const char *ep, int ops, int conns)
+{
+    void *ctx = zmq_ctx_new();
+    void **s = calloc((size_t)conns, sizeof(*s));
+    zmq_pollitem_t *items = calloc((size_t)conns, sizeof(*items));
+    uint64_t *sent = calloc((size_t)conns, sizeof(*sent));
+    msgpack_sbuffer sb;
+    int zero = 0;
+
+    msgpack_sbuffer_init(&sb);
+    for (int i = 0; i < conns; i++) {
+        s[i] = zmq_socket(ctx, ZMQ_DEALER);
+        zmq_setsockopt(s[i], ZMQ_LINGER, &zero, sizeof(zero));
+        if (zmq_connect(s[i], ep) < 0)
+            return fprintf(stderr, "dict_bench: connect %s: %s\n", ep, zmq_strerror(zmq_errno())),
+                   1;
+        items[i] = (zmq_pollitem_t){.socket = s[i], .events = ZMQ_POLLIN};
+        /* one round trip each before the clock starts: every connection is up */
+        if (send_req(s[i], &sb, 1, i, 0) < 0 || recv_reply(s[i]) < 0)
+            return fprintf(stderr, "dict_bench: no answer from %s\n", ep), 1;
+    }
+    for (int op = 0; op < 3; op++) {
+        int per = ops / conns, done = 0, failed = 0;
+        double t0 = now_s();
+        for (int i = 0; i < conns; i++) {
+            sent[i] = 0;
+            if (send_req(s[i], &sb, op, i, sent[i]++) < 0)
+                return fprintf(stderr, "dict_bench: send failed\n"), 1;
+        }
+        while (done < per * conns) {
+            if (zmq_poll(items, conns, -1) < 0)
+                return fprintf(stderr, "dict_bench: poll failed\n"), 1;
+            for (int i = 0; i < conns; i++) {
+                if (!(items[i].revents & ZMQ_POLLIN))
+                    continue;
+                /* take every reply this socket has, each answered by the next request */
+                int ev;
+                size_t el = sizeof(ev);
+                do {
+                    failed += recv_reply(s[i]) < 0;
+                    done++;
+                    if (sent[i] < (uint64_t)per && send_req(s[i], &sb, op, i, sent[i]++) < 0)
+                        return fprintf(stderr, "dict_bench: send failed\n"), 1;
+                    zmq_getsockopt(s[i], ZMQ_EVENTS, &ev, &el);
+                } while (ev & ZMQ_POLLIN);
+            }
+        }
+        double dt = now_s() - t0;
+        if (failed)
+            return fprintf(stderr, "%d %s replies were errors\n", failed, names[op]), 1;
+        printf("%s %.0f\n", names[op], per * conns / dt);
+    }
+    for (int i = 0; i < conns; i++)
+        zmq_close(s[i]);
+    zmq_ctx_term(ctx);
+    msgpack_sbuffer_destroy(&sb);
+    free(s);
+    free(items);
+    free(sent);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[1], "inflight") == 0 && atoi(argv[4]) > 0)
+        return inflight(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "loop") == 0 && atoi(argv[4]) > 0)
+        return loop(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 4 && atoi(argv[3]) > 0)
+        return threads(argv[1], atoi(argv[2]), atoi(argv[3]));
+    fprintf(stderr, "usage: dict_bench ENDPOINT OPS CLIENTS | inflight ENDPOINT OPS DEPTH | "
+                    "loop ENDPOINT OPS CONNS\n");
+    return 2;
 }
