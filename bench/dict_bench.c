@@ -13,12 +13,14 @@
  *                                              CONNS does with its one event loop
  *
  * Every reply is checked (a dict_reply, not an error). Keys are "k<client>-<i % 100>" as in
- * redis-benchmark's small keyspace; incr works on one counter. */
+ * redis-benchmark's small keyspace; incr works on one counter. DICT_BENCH_ONLY=get (or set,
+ * incr) in the environment runs that op alone (to profile forqd one op at a time). */
 #define _GNU_SOURCE
 #include <forq/forq.h>
 
 #include <msgpack.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,13 @@
 #include <zmq.h>
 
 static const char *const names[] = {"set", "get", "incr"};
+
+/* Is op left out by DICT_BENCH_ONLY? */
+static bool skip(int op)
+{
+    const char *only = getenv("DICT_BENCH_ONLY");
+    return only && *only && strcmp(only, names[op]) != 0;
+}
 
 typedef struct {
     const char *ep;
@@ -120,6 +129,8 @@ static int inflight(const char *ep, int ops, int depth)
     for (int op = 0; op < 3; op++) {
         int failed = 0;
         double t0 = now_s();
+        if (skip(op))
+            continue;
         for (int i = 0; i < ops + depth; i++) {
             int slot = i % depth;
             if (win[slot]) {
@@ -228,6 +239,8 @@ static int loop(const char *ep, int ops, int conns)
     for (int op = 0; op < 3; op++) {
         int per = ops / conns, done = 0, failed = 0;
         double t0 = now_s();
+        if (skip(op))
+            continue;
         for (int i = 0; i < conns; i++) {
             sent[i] = 0;
             if (send_req(s[i], &sb, op, i, sent[i]++) < 0)

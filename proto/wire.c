@@ -272,8 +272,11 @@ _Static_assert(N_ELEMS(state_names) == WIRE_ST_COUNT_, "state_names must name ev
 
 static int lookup(const char *const *names, size_t count, const char *s, size_t len)
 {
+    if (len == 0)
+        return 0;
     for (size_t i = 1; i < count; i++)
-        if (names[i] && strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
+        if (names[i] && names[i][0] == s[0] && strlen(names[i]) == len &&
+            memcmp(names[i], s, len) == 0)
             return (int)i;
     return 0;
 }
@@ -356,7 +359,7 @@ bool wire_str_eq(wire_str_t s, const char *lit)
 
 #define F(key, kind, max, m, has, written)                                                        \
     {key, WIRE_FK_##kind, max, offsetof(wire_hdr_t, m) + _Generic(HDR_M(m), TYPES_##kind),       \
-     sizeof(HDR_M(m)), has, written}
+     sizeof(HDR_M(m)), has, written, sizeof(key) - 1}
 
 /* Every header field, in the order encode writes them. A new field: its member in wire_hdr_t,
  * one line here, and its row in PROTOCOL.md section 4. */
@@ -534,8 +537,7 @@ static const wire_field_t *find_field(const char *k, size_t n)
     if (n == 0)
         return NULL;
     for (size_t i = 0; i < N_ELEMS(fields); i++)
-        if (fields[i].key[0] == k[0] && strlen(fields[i].key) == n &&
-            memcmp(fields[i].key, k, n) == 0)
+        if (fields[i].key[0] == k[0] && fields[i].klen == n && memcmp(fields[i].key, k, n) == 0)
             return &fields[i];
     return NULL;
 }
@@ -608,13 +610,133 @@ static int decode_fields(const msgpack_object *o, wire_hdr_t *ret, wire_err_t *e
     return check_required(ret, err);
 }
 
+/* Read the scalar (or empty container) at p[*pos] into o, as msgpack_unpack would have it, and
+ * step past it. Only for bytes wire_check() proved: every length is backed by the frame, no
+ * container holds anything (depth 1 below the map). */
+static void read_scalar(const uint8_t *p, size_t *pos, msgpack_object *o)
+{
+    uint8_t b = p[(*pos)++];
+    uint64_t u;
+    unsigned n = 0; /* bytes of a fixed-width body, or of a length field (str, bin, ext) */
+
+    memset(o, 0, sizeof(*o));
+    if (b <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = b;
+        return;
+    }
+    if (b >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)b;
+        return;
+    }
+    if (b >= 0xa0 && b <= 0xbf) {
+        o->type = MSGPACK_OBJECT_STR;
+        o->via.str.size = b & 0x1f;
+        o->via.str.ptr = (const char *)p + *pos;
+        *pos += o->via.str.size;
+        return;
+    }
+    if ((b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf)) {
+        /* an empty container (wire_check refused a full one below the header) */
+        o->type = (b <= 0x8f || b >= 0xde) ? MSGPACK_OBJECT_MAP : MSGPACK_OBJECT_ARRAY;
+        *pos += b >= 0xdc ? (b == 0xdc || b == 0xde ? 2 : 4) : 0;
+        return;
+    }
+    switch (b) {
+    case 0xc0:
+        o->type = MSGPACK_OBJECT_NIL;
+        return;
+    case 0xc2:
+    case 0xc3:
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = b == 0xc3;
+        return;
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        n = 1u << (b - 0xcc);
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = be(p + *pos, n);
+        *pos += n;
+        return;
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        int64_t i;
+        n = 1u << (b - 0xd0);
+        u = be(p + *pos, n);
+        *pos += n;
+        /* sign-extend the n-byte two's complement */
+        i = n == 8 ? (int64_t)u : (int64_t)(u << (64 - 8 * n)) >> (64 - 8 * n);
+        if (i < 0) {
+            o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            o->via.i64 = i;
+        } else {
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = (uint64_t)i;
+        }
+        return;
+    }
+    case 0xca:
+    case 0xcb:
+        n = b == 0xca ? 4 : 8;
+        u = be(p + *pos, n);
+        *pos += n;
+        if (n == 4) {
+            uint32_t u32 = (uint32_t)u;
+            float fl;
+            memcpy(&fl, &u32, sizeof(fl));
+            o->type = MSGPACK_OBJECT_FLOAT32;
+            o->via.f64 = fl;
+        } else {
+            o->type = MSGPACK_OBJECT_FLOAT64;
+            memcpy(&o->via.f64, &u, sizeof(u));
+        }
+        return;
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+        n = b >= 0xd9 ? 1u << (b - 0xd9) : 1u << (b - 0xc4);
+        o->type = b >= 0xd9 ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_BIN;
+        o->via.str.size = (uint32_t)be(p + *pos, n); /* bin's view has the same layout */
+        *pos += n;
+        o->via.str.ptr = (const char *)p + *pos;
+        *pos += o->via.str.size;
+        return;
+    default: /* ext: fixext1..16 (0xd4..0xd8), ext8/16/32 (0xc7..0xc9) */
+        o->type = MSGPACK_OBJECT_EXT;
+        if (b >= 0xd4) {
+            u = 1u << (b - 0xd4);
+        } else {
+            n = 1u << (b - 0xc7);
+            u = be(p + *pos, n);
+            *pos += n;
+        }
+        o->via.ext.type = (int8_t)p[*pos];
+        o->via.ext.size = (uint32_t)u;
+        o->via.ext.ptr = (const char *)p + *pos + 1;
+        *pos += 1 + u;
+        return;
+    }
+}
+
 int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t *ret,
                     wire_err_t *err)
 {
-    msgpack_object o;
-    size_t off = 0;
+    msgpack_object_kv kvs[WIRE_KEYS_MAX];
+    msgpack_object o = {.type = MSGPACK_OBJECT_MAP};
+    const uint8_t *p = data;
+    size_t pos = 1;
+    uint32_t n;
     int r;
 
+    (void)zone; /* the header is read in place: a header map holds no containers to allocate */
     memset(ret, 0, sizeof(*ret));
     if (len > WIRE_HEADER_MAX)
         return fail(err, "too_large", "header frame is %zu bytes, more than the %d allowed", len,
@@ -622,13 +744,23 @@ int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t
     r = wire_check(data, len, 1, err);
     if (r < 0)
         return r;
-    if (msgpack_unpack(data, len, &off, zone, &o) != MSGPACK_UNPACK_SUCCESS)
-        return fail(err, "bad_message", "header frame could not be unpacked");
-    if (o.type != MSGPACK_OBJECT_MAP)
+    if (p[0] >= 0x80 && p[0] <= 0x8f) {
+        n = p[0] & 0x0f;
+    } else if (p[0] == 0xde || p[0] == 0xdf) {
+        n = (uint32_t)be(p + 1, p[0] == 0xde ? 2 : 4);
+        pos += p[0] == 0xde ? 2 : 4;
+    } else {
         return fail(err, "bad_header", "header frame must be a msgpack map");
-    if (o.via.map.size > WIRE_KEYS_MAX)
-        return fail(err, "bad_header", "header map has %u entries, more than the %d allowed",
-                    o.via.map.size, WIRE_KEYS_MAX);
+    }
+    if (n > WIRE_KEYS_MAX)
+        return fail(err, "bad_header", "header map has %u entries, more than the %d allowed", n,
+                    WIRE_KEYS_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        read_scalar(p, &pos, &kvs[i].key);
+        read_scalar(p, &pos, &kvs[i].val);
+    }
+    o.via.map.size = n;
+    o.via.map.ptr = kvs;
 
     /* First pass for what an error reply needs (cmd, id, req), so that a later field's error
      * can still be answered precisely. */
@@ -636,13 +768,15 @@ int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t
         const msgpack_object_kv *kv = &o.via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR)
             return fail(err, "bad_header", "header keys must be strings");
-        wire_str_t k = {kv->key.via.str.ptr, kv->key.via.str.size};
-        if (wire_str_eq(k, "cmd") && kv->val.type == MSGPACK_OBJECT_STR)
+        const char *k = kv->key.via.str.ptr;
+        uint32_t kl = kv->key.via.str.size;
+        if (kl == 3 && memcmp(k, "cmd", 3) == 0 && kv->val.type == MSGPACK_OBJECT_STR)
             ret->cmd = wire_cmd_from(kv->val.via.str.ptr, kv->val.via.str.size);
-        else if (wire_str_eq(k, "req") && kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        else if (kl == 3 && memcmp(k, "req", 3) == 0 &&
+                 kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             ret->req = kv->val.via.u64;
             ret->has_req = true;
-        } else if (wire_str_eq(k, "id") && kv->val.type == MSGPACK_OBJECT_STR &&
+        } else if (kl == 2 && memcmp(k, "id", 2) == 0 && kv->val.type == MSGPACK_OBJECT_STR &&
                    wire_id_is_valid(kv->val.via.str.ptr, kv->val.via.str.size))
             ret->id = (wire_str_t){kv->val.via.str.ptr, kv->val.via.str.size};
     }
@@ -712,7 +846,7 @@ static void pack_field(msgpack_packer *pk, const wire_hdr_t *h, const wire_field
     wire_cmd_t cmd;
     wire_state_t st;
 
-    pack_str(pk, f->key, strlen(f->key));
+    pack_str(pk, f->key, f->klen);
     switch (f->kind) {
     case WIRE_FK_VERSION:
         u = load_uint(at, f->size);
@@ -753,15 +887,17 @@ int wire_hdr_encode(msgpack_sbuffer *buf, const wire_hdr_t *hdr)
 {
     msgpack_packer pk;
     size_t before = buf->size, count = 0;
+    uint8_t written[N_ELEMS(fields)];
 
+    _Static_assert(N_ELEMS(fields) <= UINT8_MAX, "field indexes fit a byte");
     for (size_t i = 0; i < N_ELEMS(fields); i++)
-        count += is_written(hdr, &fields[i]);
+        if (is_written(hdr, &fields[i]))
+            written[count++] = (uint8_t)i;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
     if (msgpack_pack_map(&pk, count) < 0)
         return -ENOMEM;
-    for (size_t i = 0; i < N_ELEMS(fields); i++)
-        if (is_written(hdr, &fields[i]))
-            pack_field(&pk, hdr, &fields[i]);
+    for (size_t i = 0; i < count; i++)
+        pack_field(&pk, hdr, &fields[written[i]]);
     /* sbuffer writes fail only on out-of-memory, which leaves the buffer short */
     if (buf->size == before)
         return -ENOMEM;

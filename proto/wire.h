@@ -184,6 +184,7 @@ typedef struct {
     size_t has_off;    /* offset of its has_ flag, or WIRE_NO_FLAG */
     wire_cmd_t always; /* written for this command even when not set (WIRE_CMD_NONE: none) */
     wire_cmd_t only;   /* written for this command alone (WIRE_CMD_NONE: any command) */
+    uint8_t klen;      /* strlen(key) */
 } wire_field_t;
 
 /* The field table, in the order encode writes the fields. Returns a static array of
@@ -219,11 +220,11 @@ int wire_value_len(const void *data, size_t len, unsigned max_depth, size_t *ret
 int wire_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object *ret,
                 wire_err_t *err);
 
-/* Decode a header frame into `ret` (zeroed first). `zone` is scratch memory the caller clears
- * between messages; strings in `ret` borrow from `data`. Checks structure, version, that the
- * command is known and that every known field has its type and bounds.
- * Returns 0, or -EBADMSG / -EPROTO with `err` filled; on error `ret` may be partly filled
- * (cmd, id and req, for the error reply). */
+/* Decode a header frame into `ret` (zeroed first). `zone` is not used (the header is read in
+ * place, allocating nothing); strings in `ret` borrow from `data`. Checks structure, version, that
+ * the command is known and that every known field has its type and bounds. Returns 0, or -EBADMSG /
+ * -EPROTO with `err` filled; on error `ret` may be partly filled (cmd, id and req, for the error
+ * reply). */
 int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t *ret,
                     wire_err_t *err);
 

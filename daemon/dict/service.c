@@ -309,6 +309,9 @@ static void on_change(void *ud, const char *name, size_t nlen, const char *key, 
     }
     if (skeys_is_internal(name, nlen))
         return; /* a shared type's: no dict wait can name it */
+    if (!s->n_waiters)
+        return; /* nobody waits: nothing to wake (a wait is a request of its own, never one
+                   that also changes keys) */
     if (s->n_changed++ >= WAKE_BY_KEY_MAX)
         return; /* wake_changed will look at every waiter instead: no record per key */
     c = xcalloc(1, sizeof(*c) + klen + 1 + nlen + 1);
@@ -600,17 +603,12 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
     }
     case OPS_INCR: {
         int64_t now;
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
+        char packed[DSTORE_INT_MAX];
         if ((r = dstore_incr(s->store, name, nlen, key, klen, h->has_delta ? h->delta : 1, &now,
                              &ver)) < 0)
             return svc_store_error(s, o, h, r);
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_int64(&pk, now);
         rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
-        svc_reply(s, o, h, &rep, sb.data, sb.size);
-        msgpack_sbuffer_destroy(&sb);
+        svc_reply(s, o, h, &rep, packed, dstore_pack_int(now, packed));
         break;
     }
     case OPS_CAS:
