@@ -86,6 +86,13 @@ static const ops_desc_t ops[] = {
     [OPS_DICTS] = {DICT("dicts"), .id = OPS_DICTS, .nameless = true, .takes = KEY | LIMIT,
                    .reply = OPS_REPLY_PAGE,
                    .args_min = 0, .args_max = 0, .json_arg = -1},
+    /* many keys in one request: mget's value is an array of keys, mset's a map (as update's);
+     * the CLI takes mget's keys as operands */
+    [OPS_MGET] = {DICT("mget"), .id = OPS_MGET, .needs = VALUE, .reply = OPS_REPLY_MANY,
+                  .args_min = 1, .args_max = 255, .json_arg = -1},
+    [OPS_MSET] = {DICT("mset"), .id = OPS_MSET, .needs = VALUE, .takes = FENCE,
+                  .reply = OPS_REPLY_VERSION, .mutates = true, .reply_has_ver = true,
+                  .args_min = 1, .args_max = 1, .json_arg = 0},
     /* queues: `count` in every reply is the items the queue holds after the op */
     [OPS_QPUT] = {QUEUE("put"), .id = OPS_QPUT, .needs = VALUE,
                   .takes = FRONT | MAXSIZE | BLOCK | TIMEOUT | FENCE, .reply = OPS_REPLY_COUNT,
@@ -167,7 +174,7 @@ static int refuse(wire_err_t *err, const char *code, const char *msg)
     return -EBADMSG;
 }
 
-/* "unknown dict op; use get, set, ..., wait or dicts"; for a name that begins with a shared
+/* "unknown dict op; use get, set, ..., dicts, mget or mset"; for a name that begins with a shared
  * type's kind ("queue.pop"), the ops of that kind: "unknown queue op; use queue.put, ..." */
 static int refuse_unknown(const wire_str_t *name, wire_err_t *err)
 {
@@ -225,7 +232,8 @@ int ops_check_request(const wire_hdr_t *h, const void *value, size_t len, bool h
      * one level above its values */
     if (has_value &&
         wire_check(value, len,
-                   op->id == OPS_UPDATE ? WIRE_VALUE_DEPTH_MAX + 1 : WIRE_VALUE_DEPTH_MAX,
+                   op->id == OPS_UPDATE || op->id == OPS_MSET ? WIRE_VALUE_DEPTH_MAX + 1
+                                                              : WIRE_VALUE_DEPTH_MAX,
                    err) < 0) {
         if (strcmp(err->code, "too_deep") == 0 && op->kind == OPS_KIND_DICT)
             snprintf(err->msg, sizeof(err->msg),

@@ -579,7 +579,11 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
         svc_reply(s, o, h, &rep, NULL, 0);
         break;
     case OPS_UPDATE:
+    case OPS_MSET:
         svc_update(s, o, h, payload);
+        break;
+    case OPS_MGET:
+        svc_mget(s, o, h, payload);
         break;
     case OPS_SETDEFAULT: {
         bool existed = dstore_get(s->store, name, nlen, key, klen, &v) == 0;

@@ -19,7 +19,7 @@ from .defaults import default_executor
 _NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 _MISSING: Any = object()
 PAGE = 1000                 # keys per page when iterating
-UPDATE_MAX = 100000         # keys forqd takes in one update
+UPDATE_MAX = 100000         # keys forqd takes in one update, mset or mget
 
 
 class Versioned(NamedTuple):
@@ -53,7 +53,8 @@ class Dict(MutableMapping):
     A :class:`collections.abc.MutableMapping`: ``d[k]``, ``d[k] = v``, ``del d[k]``, ``k in d``,
     ``len(d)``, iteration (paged), ``keys()``, ``items()``, ``values()``, ``get``, ``pop``,
     ``popitem``, ``setdefault``, ``update`` (atomic), ``clear``, ``copy()`` (a plain dict), plus
-    :meth:`incr`, :meth:`get_versioned`, :meth:`cas` and :meth:`wait`. Safe to share between
+    :meth:`incr`, :meth:`get_versioned`, :meth:`cas`, :meth:`wait`, and many keys in one request:
+    :meth:`mget` (read at one instant) and :meth:`mset` (all or none). Safe to share between
     threads. Errors: KeyError (no such key), :class:`forq.Conflict` (cas), :class:`forq.DictFull`
     (forqd's limits: nothing is evicted), :class:`forq.Forbidden` (rights), TypeError (a value
     ``incr`` cannot add to), ValueError (a value too large).
@@ -192,6 +193,47 @@ class Dict(MutableMapping):
         for k in m:
             _check_key(k)
         self._op("update", None, m, changes=True)
+
+    def mget(self, keys: Any, default: Any = None) -> list:
+        """The values of several keys, read in one request at one instant (no write falls
+        between two of them): a list in the order of ``keys``, ``default`` for a key that does
+        not exist. At most 100,000 keys a call; ValueError if their values would pass forqd's
+        ``max_payload`` (ask for fewer)."""
+        keys = [_check_key(k) for k in keys]
+        if not keys:
+            return []
+        if len(keys) > UPDATE_MAX:
+            raise ValueError("mget takes at most %d keys at once; split it" % UPDATE_MAX)
+        _, payload = self._op("mget", None, keys, changes=False)
+        return [default if e is None else e[1] for e in unpackb(payload)]
+
+    def mget_versioned(self, keys: Any, default: Any = None) -> list:
+        """As :meth:`mget`, each value with its version: ``Versioned(value, version)``, and
+        ``(default, 0)`` for a key that does not exist."""
+        keys = [_check_key(k) for k in keys]
+        if not keys:
+            return []
+        if len(keys) > UPDATE_MAX:
+            raise ValueError("mget takes at most %d keys at once; split it" % UPDATE_MAX)
+        _, payload = self._op("mget", None, keys, changes=False)
+        return [Versioned(default, 0) if e is None else Versioned(e[1], e[0])
+                for e in unpackb(payload)]
+
+    def mset(self, mapping: Any) -> int:
+        """Set several keys in one request, all of them or none (the same as :meth:`update`,
+        with forqd's --state-dir one frame of its log); returns the version of the last key
+        written - the keys got consecutive versions in the mapping's order. At most 100,000
+        keys a call; :class:`forq.DictFull` or ValueError at forqd's limits, nothing changed."""
+        m = dict(mapping)
+        if not m:
+            raise ValueError("mset needs at least one key")
+        if len(m) > UPDATE_MAX:
+            raise ValueError("mset takes at most %d keys at once (it is one atomic request); "
+                             "split it" % UPDATE_MAX)
+        for k in m:
+            _check_key(k)
+        h, _ = self._op("mset", None, m, changes=True)
+        return h.get("ver", 0)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """``d[key]`` if it exists, else store ``default`` there and return it (atomic)."""

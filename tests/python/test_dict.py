@@ -205,3 +205,34 @@ def test_shutdown_gives_up_a_waiting_dict_call(forqd):
     ex.shutdown(wait=True)                  # no job pending: it does not wait for the wait
     t.join(5)
     assert not t.is_alive() and isinstance(got[0], forq.ConnectionError)
+
+
+def test_mget_mset(d):
+    """Many keys in one request: mget in the order asked, default for the absent; mset all or
+    none, with consecutive versions."""
+    last = d.mset({"a": 1, "b": [2, 3], "c": "x"})
+    assert d.mget(["a", "zz", "c", "a"]) == [1, None, "x", 1]
+    assert d.mget(["zz"], default=0) == [0]
+    assert d.mget([]) == []
+    vs = d.mget_versioned(["a", "b", "c", "zz"])
+    assert [v.version for v in vs] == [last - 2, last - 1, last, 0]
+    assert vs[1].value == [2, 3] and vs[3] == (None, 0)
+    with pytest.raises(ValueError):
+        d.mset({})
+    with pytest.raises(ValueError):
+        d.mget([""])
+    with pytest.raises(TypeError):
+        d.mset({1: 2})
+    with pytest.raises(ValueError):
+        d.mget(["k"] * 100001)
+
+
+def test_mset_refused_whole(ex, request):
+    """A value over --dict-max-value among small ones: nothing is written."""
+    dd = forq.Dict("py-mset-refused", executor=ex)
+    dd.clear()
+    dd.mset({"a": 1})
+    with pytest.raises(ValueError):
+        dd.mset({"a": 2, "big": "x" * (17 << 20)})
+    assert dd.mget(["a", "big"]) == [1, None]
+    dd.clear()
