@@ -7,6 +7,10 @@
  *                                              flight through libforq's async dict API
  *                                              (forq_dict_submit): pipelining, as
  *                                              redis-benchmark -P does on one connection
+ *     dict_bench multi ENDPOINT KEYS DEPTH BATCH  one thread, DEPTH async mset/mget requests
+ *                                              in flight, each of BATCH keys; prints
+ *                                              "mset N mget N" in keys/s (the peer: redis-benchmark
+ *                                              -P BATCH, also keys/s)
  *     dict_bench loop ENDPOINT OPS CONNS       one thread, CONNS raw DEALER sockets speaking the
  *                                              protocol, each with one request outstanding,
  *                                              driven by one zmq_poll: what redis-benchmark -c
@@ -164,6 +168,70 @@ static int inflight(const char *ep, int ops, int depth)
     return 0;
 }
 
+/* The msgpack value of one mset (a map of batch keys) or mget (an array of them) into sb. */
+static void pack_multi(msgpack_sbuffer *sb, bool set, int first, int batch)
+{
+    msgpack_packer pk;
+    char key[32];
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (set)
+        msgpack_pack_map(&pk, (size_t)batch);
+    else
+        msgpack_pack_array(&pk, (size_t)batch);
+    for (int j = 0; j < batch; j++) {
+        int n = snprintf(key, sizeof(key), "k0-%d", (first + j) % 100);
+        msgpack_pack_str_with_body(&pk, key, (size_t)n);
+        if (set)
+            msgpack_pack_uint16(&pk, 12345);
+    }
+}
+
+/* One connection, `depth` mset (then mget) requests of `batch` keys in flight. */
+static int multi(const char *ep, int keys, int depth, int batch)
+{
+    static const char *const mnames[] = {"mset", "mget"};
+    forq_client_t *c = connect_to(ep);
+    forq_future_t **win = calloc((size_t)depth, sizeof(*win));
+    int reqs = keys / batch;
+    msgpack_sbuffer sb;
+
+    msgpack_sbuffer_init(&sb);
+    for (int op = 0; op < 2; op++) {
+        int failed = 0;
+        double t0 = now_s();
+        for (int i = 0; i < reqs + depth; i++) {
+            int slot = i % depth;
+            if (win[slot]) {
+                uint64_t count = 0;
+                failed += forq_future_wait(win[slot], -1) != FORQ_OK ||
+                          forq_dict_reply(win[slot], NULL, NULL, &count) != FORQ_OK ||
+                          count != (uint64_t)(op == 0 ? (batch < 100 ? batch : 100) : batch);
+                forq_future_destroy(&win[slot]);
+            }
+            if (i >= reqs)
+                continue;
+            forq_dict_op_t o;
+            forq_dict_op_init(&o);
+            pack_multi(&sb, op == 0, i * batch, batch);
+            o.op = mnames[op];
+            o.name = "bench";
+            o.value = sb.data;
+            o.len = sb.size;
+            if (forq_dict_submit(c, &o, &win[slot]) != FORQ_OK)
+                return fprintf(stderr, "dict_bench: submit: %s\n", forq_errdetail()), 1;
+        }
+        double dt = now_s() - t0;
+        if (failed)
+            return fprintf(stderr, "%d %s calls failed\n", failed, mnames[op]), 1;
+        printf("%s %.0f\n", mnames[op], (double)reqs * batch / dt);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    forq_client_destroy(&c);
+    free(win);
+    return 0;
+}
+
 /* ---- one event loop over raw DEALER sockets ---- */
 
 /* The request header {v:1, cmd:"dict", op, name:"bench", key, req} into sb (reset first). */
@@ -283,11 +351,13 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "inflight") == 0 && atoi(argv[4]) > 0)
         return inflight(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 6 && strcmp(argv[1], "multi") == 0 && atoi(argv[4]) > 0 && atoi(argv[5]) > 0)
+        return multi(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (argc == 5 && strcmp(argv[1], "loop") == 0 && atoi(argv[4]) > 0)
         return loop(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 4 && atoi(argv[3]) > 0)
         return threads(argv[1], atoi(argv[2]), atoi(argv[3]));
     fprintf(stderr, "usage: dict_bench ENDPOINT OPS CLIENTS | inflight ENDPOINT OPS DEPTH | "
-                    "loop ENDPOINT OPS CONNS\n");
+                    "loop ENDPOINT OPS CONNS | multi ENDPOINT KEYS DEPTH BATCH\n");
     return 2;
 }

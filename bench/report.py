@@ -89,6 +89,10 @@ MARKDOWN_ROWS = [
      [("redis-benchmark -c 50 -P 16", "redis.pipe16.set")], True),
     ("5b dict incr, pipelined, 800 in flight", "ops/s", "forq.pipe.incr",
      [("redis-benchmark -c 50 -P 16", "redis.pipe16.incr")], True),
+    ("5b dict mget, 16 keys a request, 50 in flight", "keys/s", "forq.multi16.mget",
+     [("redis-benchmark -c 50 -P 16 GET", "redis.pipe16.get")], True),
+    ("5b dict mset, 16 keys a request, 50 in flight", "keys/s", "forq.multi16.mset",
+     [("redis-benchmark -c 50 -P 16 SET", "redis.pipe16.set")], True),
     ("6 crash to replacement READY", "µs", "forq.replace_us", [], False),
     ("8 tiny jobs over tcp with CURVE", "jobs/s", "curve.jobs",
      [("the same, plaintext tcp", "tcp.jobs")], True),
@@ -329,6 +333,12 @@ def main(argv):
                          [("redis-benchmark -c 50 -P 16", rp)], "%.2fx Redis" % ratio(f, rp)))
             target(p, "5b: dict %s pipelined >= redis -P 16" % op, ratio(f, rp), 1,
                    ratio(f, rp) >= 1)
+        for op, peer in (("mget", "get"), ("mset", "set")):
+            f, rp = get(p, "forq.multi16.%s" % op), get(p, "redis.pipe16.%s" % peer)
+            rows.append((p, "5b dict %s, 16 keys x 50 in flight" % op, "keys/s", f,
+                         [("redis-benchmark -c 50 -P 16", rp)], "%.2fx Redis" % ratio(f, rp)))
+            target(p, "5b: dict %s per key >= redis -P 16" % op, ratio(f, rp), 1,
+                   ratio(f, rp) >= 1)
         # ---- end of 5b ----
 
         tj, cj, t50, c50 = (get(p, "tcp.jobs"), get(p, "curve.jobs"), get(p, "tcp.p50"),
@@ -422,9 +432,9 @@ def main(argv):
     if smoke:
         bad = [(p, m) for p, ms in raw.items() for m, v in ms.items()
                if not v or any(not (x > 0) for x in v)]
-        # what scripts/bench records: 63 metrics per placement (37, the CURVE rows' 4, the
-        # Python package's 10 and the dict capacity rows' 12 of issue 17), and 3 of memory
-        expected = 63 * len([p for p in raw if p != "memory"]) + 3
+        # what scripts/bench records: 65 metrics per placement (37, the CURVE rows' 4, the
+        # Python package's 10 and the dict capacity rows' 14 of issue 17), and 3 of memory
+        expected = 65 * len([p for p in raw if p != "memory"]) + 3
         # 9. Python tasks (issue 15), when the runtime was built
         expected += len(PYTASK_METRICS) * len([p for p in raw if "pyt.jobs" in raw[p]])
         # 10. shared queues (issue 16)
