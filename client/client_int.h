@@ -77,6 +77,8 @@ struct forq_future {
     uint64_t ver, count;
     uint64_t token, lease_ms; /* lock.acquire, lock.renew */
     char *cursor;             /* owned: the next page's starting key */
+    uint64_t cache_seq;       /* dict replies: the cache's invalidations applied when it was read */
+    uint64_t cache_session;   /* ... and the link's handshake count then (dcache_put) */
 };
 
 /* errors.c */

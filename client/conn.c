@@ -169,7 +169,7 @@ void conn_poke_locked(forq_client_t *c)
 /* Is there anything the socket's owner must do (client lock held)? */
 static bool has_work_locked(forq_client_t *c)
 {
-    return c->out_head || c->pending || c->stopping;
+    return c->out_head || c->pending || c->stopping || c->caching;
 }
 
 /* Send what is queued; the socket's owner only. Returns false if some must wait for room. */
@@ -234,6 +234,13 @@ static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_pa
         msgpack_zone_destroy(&zone);
         return;
     }
+    if (h.cmd == WIRE_INVALIDATE) {
+        /* dict keys this client tracks changed: drop them before any later reply is read */
+        dcache_invalidate(c->dcache, &h, has_payload ? zmq_msg_data(pm) : NULL,
+                          has_payload ? zmq_msg_size(pm) : 0, has_payload);
+        msgpack_zone_destroy(&zone);
+        return;
+    }
     pthread_mutex_lock(&c->lock);
     if (h.cmd == WIRE_PONG)
         health_learn_locked(c, &h);
@@ -252,6 +259,11 @@ static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_pa
         future_ref(f);
         if (h.cmd != WIRE_PROGRESS)
             conn_table_del(c, f);
+        if (h.cmd == WIRE_DICT_REPLY) {
+            /* what the cache knew when this value was read (dcache_put) */
+            f->cache_seq = dcache_seq(c->dcache);
+            f->cache_session = c->session;
+        }
     }
     pthread_mutex_unlock(&c->lock);
     if (!f) {
@@ -480,6 +492,47 @@ bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms)
     return done;
 }
 
+dcache_t *conn_dcache(forq_client_t *c)
+{
+    return c->dcache;
+}
+
+void conn_set_caching(forq_client_t *c, bool on)
+{
+    pthread_mutex_lock(&c->lock);
+    c->caching = on;
+    if (on && c->owner == OWN_NONE && !c->waiting)
+        util_fd_signal(c->wake_fd); /* the I/O thread takes the socket now */
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool conn_cache_ready(forq_client_t *c, uint64_t *ret_session)
+{
+    bool drain;
+
+    pthread_mutex_lock(&c->lock);
+    if (!c->up || c->stopping) {
+        pthread_mutex_unlock(&c->lock);
+        return false;
+    }
+    *ret_session = c->session;
+    drain = c->owner == OWN_NONE && tl_driving != c;
+    if (drain)
+        c->owner = OWN_CALLER;
+    pthread_mutex_unlock(&c->lock);
+    if (!drain)
+        return true; /* its owner reads the socket as messages come */
+    tl_driving = c;
+    int got = recv_all(c); /* an invalidation already here is applied before the lookup */
+    tl_driving = NULL;
+    pthread_mutex_lock(&c->lock);
+    if (got && c->waiting)
+        pthread_cond_broadcast(&c->owner_cv);
+    release_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    return true;
+}
+
 void conn_want_io(forq_client_t *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -594,6 +647,7 @@ static void client_free(forq_client_t *c)
         close(c->timer_fd);
     pthread_cond_destroy(&c->owner_cv);
     pthread_mutex_destroy(&c->lock);
+    dcache_free(c->dcache);
     free(c->endpoint);
     free(c);
 }
@@ -646,6 +700,11 @@ forq_err_t conn_new(const char *ep, const forq_client_opts_t *opts, forq_client_
         return errors_fail(FORQ_ERR_NOMEM, "out of memory creating a client");
     }
     c->wake_fd = c->drive_fd = c->timer_fd = -1;
+    if (!(c->dcache = dcache_new())) {
+        free(c->endpoint);
+        free(c);
+        return errors_fail(FORQ_ERR_NOMEM, "out of memory creating a client");
+    }
     pthread_mutex_init(&c->lock, NULL);
     util_cond_init(&c->owner_cv);
     c->max_message = opts->max_message ? opts->max_message : WIRE_PAYLOAD_DEF + WIRE_HEADER_MAX;

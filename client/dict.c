@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "client_int.h"
 #include "conn.h"
+#include "dcache.h"
 #include "health.h"
 #include "ops.h"
 
@@ -69,8 +70,14 @@ static forq_err_t build(forq_client_t *c, wire_hdr_t *h, const char *name, const
     if (val && health_check_payload(c, "the value", vlen) != FORQ_OK)
         return FORQ_ERR_INVALID; /* ZeroMQ would drop the connection; the detail is set */
     h->cmd = WIRE_DICT;
-    if (name)
+    if (name) {
+        const ops_desc_t *d = ops_find(h->op.ptr, h->op.len);
+        /* this client's own change: its cached copy goes first (forqd's invalidation follows) */
+        if (d && d->mutates && d->kind == OPS_KIND_DICT)
+            dcache_drop(conn_dcache(c), name,
+                        d->needs & OPS_F_KEY ? key : NULL); /* update, mset, clear: all */
         h->name = wire_str(name);
+    }
     if (key)
         h->key = wire_str(key);
     return FORQ_OK;
@@ -117,10 +124,61 @@ static forq_err_t value_op(forq_client_t *c, ops_id_t op, const char *name, cons
     return FORQ_OK;
 }
 
+/* get from a cached dict: the cache's copy, else a tracked get whose value the cache keeps. */
+static forq_err_t cached_get(forq_client_t *c, const char *name, const char *key, int timeout_ms,
+                             void **ret_value, size_t *ret_len, uint64_t *ret_version)
+{
+    dcache_t *dc = conn_dcache(c);
+    wire_hdr_t h = {.op = op_str(OPS_GET), .track = true};
+    uint64_t session;
+    forq_future_t *f;
+    forq_err_t e;
+
+    if (!key_ok(key))
+        return errors_fail(FORQ_ERR_INVALID, "dict key must be a string of 1-1024 bytes");
+    if (conn_cache_ready(c, &session) &&
+        dcache_get(dc, name, key, session, ret_value, ret_len, ret_version))
+        return FORQ_OK; /* no round trip */
+    dcache_count(dc, false);
+    if ((e = call(c, &h, name, key, true, NULL, 0, timeout_ms, &f)) != FORQ_OK)
+        return e;
+    if (!f->found) {
+        future_unref(f);
+        return errors_fail(FORQ_ERR_NOT_FOUND, "dict '%s' has no key '%s'", name, key);
+    }
+    if (f->result)
+        dcache_put(dc, name, key, f->result, f->result_len, f->ver, f->cache_seq, f->cache_session);
+    take_value(f, ret_value, ret_len);
+    if (ret_version)
+        *ret_version = f->ver;
+    future_unref(f);
+    return FORQ_OK;
+}
+
 forq_err_t forq_dict_get(forq_client_t *c, const char *name, const char *key, int timeout_ms,
                          void **ret_value, size_t *ret_len, uint64_t *ret_version)
 {
+    if (c && dcache_is_on(conn_dcache(c), name))
+        return cached_get(c, name, key, timeout_ms, ret_value, ret_len, ret_version);
     return value_op(c, OPS_GET, name, key, timeout_ms, ret_value, ret_len, ret_version);
+}
+
+forq_err_t forq_dict_cache(forq_client_t *c, const char *name, size_t max_bytes)
+{
+    if (!c)
+        return errors_fail(FORQ_ERR_INVALID, "client is NULL");
+    if (!name_ok(name))
+        return errors_fail(FORQ_ERR_INVALID,
+                           "dict name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+    conn_set_caching(c, dcache_enable(conn_dcache(c), name, max_bytes));
+    return FORQ_OK;
+}
+
+void forq_dict_cache_stats(forq_client_t *c, uint64_t *ret_hits, uint64_t *ret_misses,
+                           uint64_t *ret_invalidations, size_t *ret_entries)
+{
+    if (c)
+        dcache_stats(conn_dcache(c), ret_hits, ret_misses, ret_invalidations, ret_entries);
 }
 
 forq_err_t forq_dict_set(forq_client_t *c, const char *name, const char *key, const void *value,

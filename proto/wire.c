@@ -254,6 +254,7 @@ static const char *const cmd_names[] = {
     [WIRE_PURGE] = "purge",
     [WIRE_JOBS_REPLY] = "jobs_reply",
     [WIRE_PURGE_REPLY] = "purge_reply",
+    [WIRE_INVALIDATE] = "invalidate",
 };
 
 static const char *const state_names[] = {
@@ -414,6 +415,7 @@ static const wire_field_t fields[] = {
     F("lock",        STR,     WIRE_ID_MAX,       lock,        NO_FLAG,           SET),
     F("permits",     UINT,    WIRE_PERMITS_MAX,  permits,     NO_FLAG,           SET),
     F("start",       UINT,    0,                 start,       NO_FLAG,           SET),
+    F("track",       BOOL,    0,                 track,       NO_FLAG,           SET),
 };
 /* clang-format on */
 

@@ -66,6 +66,7 @@ typedef enum {
     WIRE_DICT_REPLY,
     WIRE_JOBS_REPLY,
     WIRE_PURGE_REPLY,
+    WIRE_INVALIDATE, /* dict keys a client tracks changed (client-side caching, 6.8.1) */
     /* worker <-> broker */
     WIRE_READY,
     WIRE_JOB,
@@ -157,6 +158,8 @@ typedef struct {
     wire_str_t lock;      /* "lock": the lock whose token fences a change */
     uint32_t permits;     /* "permits": lock.acquire: holders at once (semaphore), 0 = 1 */
     uint64_t start;       /* "start": queue.range: the index of the first item */
+    bool track;           /* "track": dict get: remember that this connection read the key and
+                             tell it (invalidate) when the key changes */
 } wire_hdr_t;
 
 /* The field table (wire.c) that drives encode and decode, readable for tests and tools. */

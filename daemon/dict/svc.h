@@ -32,6 +32,7 @@ typedef struct swaiter swaiter_t;
 typedef struct queues queues_t;
 typedef struct locks locks_t;
 typedef struct events events_t;
+typedef struct track track_t;
 
 struct dict_service {
     const config_t *cfg; /* as at start: the dict settings wait for a restart */
@@ -47,6 +48,7 @@ struct dict_service {
     size_t n_changed;   /* how many: past WAKE_BY_KEY_MAX only counted */
     dundo_t *undo;      /* their values before it, while a log is kept */
     bool logged;        /* the changes under way are in the log already (update, clear) */
+    track_t *track;     /* which connections cache which keys (track.h) */
     /* the shared types */
     swaiter_t *swaiters; /* every client and task waiting in one of their ops (swait.c) */
     size_t n_swaiters;   /* their count, at most SWAITERS_MAX */
@@ -76,8 +78,9 @@ void svc_store_error(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, 
 
 /* ---- update.c, multi.c: many keys in one request ---- */
 
-#define MULTI_KEYS_MAX 100000u /* keys in one update, mset or mget: bounds what one request costs  \
-                                */
+#define MULTI_KEYS_MAX                                                                             \
+    100000u /* keys in one update, mset or mget: bounds what one request costs                     \
+             */
 
 /* dict update (and mset): a map of string keys to values, all or none. */
 void svc_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload);

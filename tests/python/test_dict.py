@@ -236,3 +236,50 @@ def test_mset_refused_whole(ex, request):
         dd.mset({"a": 2, "big": "x" * (17 << 20)})
     assert dd.mget(["a", "big"]) == [1, None]
     dd.clear()
+
+
+def test_cache(ex, request):
+    """Dict(cache=): a cached read costs no round trip; every change invalidates it, this
+    process's own at once; a reader never sees a value older than forqd's answer just before
+    it on the same connection (mget always asks forqd)."""
+    w = forq.Dict("py-cache", executor=ex)
+    w.clear()
+    ex2 = forq.Executor(ex._conn.endpoint)
+    try:
+        r = forq.Dict("py-cache", executor=ex2, cache=1 << 20)
+        w["k"] = 1
+        assert r["k"] == 1 and r.get("k") == 1
+        assert r.cache_stats()["hits"] >= 1
+        for change, want in ((lambda: w.__setitem__("k", 2), 2), (lambda: w.incr("k", 5), 7),
+                             (lambda: w.mset({"k": 9}), 9), (lambda: w.update(k=10), 10),
+                             (lambda: w.pop("k"), None), (lambda: w.__setitem__("k", 3), 3),
+                             (lambda: w.clear(), None)):
+            change()
+            assert r.mget(["k"]) == [want]      # its invalidation is read by now
+            assert r.get("k") == want and r.get("k") == want
+        r["k"] = 11                             # our own change: dropped before it is sent
+        assert r["k"] == 11
+        # concurrent writers, cached readers: never older than forqd's answer just before
+        stop = threading.Event()
+        stale = []
+
+        def writer():
+            for _ in range(2000):
+                w.incr("n")
+            stop.set()
+
+        t = threading.Thread(target=writer)
+        t.start()
+        while not stop.is_set():
+            truth = r.mget(["n"])[0] or 0
+            got = r.get("n", 0)
+            if got < truth:
+                stale.append((got, truth))
+        t.join()
+        assert not stale
+        assert r.mget(["n"]) == [2000] and r.get("n") == 2000
+        r.close_cache()
+        assert r.get("n") == 2000
+    finally:
+        ex2.shutdown()
+        w.clear()

@@ -589,6 +589,29 @@ FORQ_EXPORT forq_err_t forq_dict_list(forq_client_t *client, const char *after, 
                                       int timeout_ms, void **ret_data, size_t *ret_len,
                                       char **ret_next);
 
+/* ---- a client-side cache, kept right by forqd ---- */
+
+/* Keep a local copy of what forq_dict_get reads from dict `name` on this client, at most
+ * max_bytes of keys and values (the oldest go first past it); max_bytes 0 turns it off and drops
+ * the copy. A cached get costs no round trip. The first get of a key asks forqd with tracking on
+ * (PROTOCOL.md 6.8.1): forqd remembers that this client read it and, when anyone changes it
+ * (set, del, pop, incr, cas, setdefault, update, mset, clear), sends this client an invalidation
+ * - before the change's own reply - and libforq drops the copy the moment it reads it: a value is
+ * never served after its invalidation was read. libforq reads them as they come (its I/O thread
+ * holds the socket while no call of yours does, and a cached get first reads what the socket
+ * already holds when it can). This client's own changes drop its copy before they are sent.
+ * While the link to forqd is down nothing is served from the copy, and it is emptied on the next
+ * connection (invalidations sent meanwhile were lost). Only forq_dict_get uses the copy; the
+ * other reads (has, mget, items...) always ask forqd. FORQ_ERR_INVALID for a bad name. Thread:
+ * any. A cached client's synchronous calls hand the socket back and forth with its I/O thread:
+ * an uncached call costs one hand-off more than on a client with no cache. */
+FORQ_EXPORT forq_err_t forq_dict_cache(forq_client_t *client, const char *name, size_t max_bytes);
+/* The cache's counters since the client was made: gets answered from the copy, gets that asked
+ * forqd, invalidations read, and entries held now (each may be NULL). */
+FORQ_EXPORT void forq_dict_cache_stats(forq_client_t *client, uint64_t *ret_hits,
+                                       uint64_t *ret_misses, uint64_t *ret_invalidations,
+                                       size_t *ret_entries);
+
 /* ---- many keys in one request ---- */
 
 #define FORQ_DICT_MULTI_MAX 100000 /* keys in one forq_dict_mget / forq_dict_mset */

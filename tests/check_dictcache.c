@@ -1,0 +1,350 @@
+/* check_dictcache.c - the client-side dict cache (issue 17, PROTOCOL.md 6.8.1) end to end: a
+ * cached get costs no round trip; every kind of change (set, del, pop, incr, cas, update, mset,
+ * clear, from this client or another) invalidates; a reader never sees a value older than what
+ * forqd held when it last asked forqd over the same connection (the invalidations of every
+ * earlier change come before that answer); concurrent writers and cached readers over 100,000
+ * ops agree with the final state; nothing is served while forqd is down, nor after it comes
+ * back; both sides stay within their bounds. */
+#define _GNU_SOURCE
+#define FORQ_TEST_E2E
+#include "testutil.h"
+
+#include <check.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static forqd_t d;
+static forq_client_t *c;
+
+#define T (test_ms(5000))
+
+static msgpack_sbuffer val_int(int64_t v)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_int64(&pk, v);
+    return sb;
+}
+
+static int64_t as_int(const void *data, size_t len)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+    int64_t v = -12345;
+    msgpack_zone_init(&zone, 64);
+    if (msgpack_unpack(data, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
+        (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER || o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
+        v = o.via.i64;
+    msgpack_zone_destroy(&zone);
+    return v;
+}
+
+static void set_int(forq_client_t *cl, const char *key, int64_t v)
+{
+    msgpack_sbuffer sb = val_int(v);
+    ck_assert_int_eq(forq_dict_set(cl, "c", key, sb.data, sb.size, T, NULL), FORQ_OK);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The value of key through the cache (-1: absent). */
+static int64_t get_int(forq_client_t *cl, const char *key)
+{
+    void *v;
+    size_t len;
+    forq_err_t e = forq_dict_get(cl, "c", key, T, &v, &len, NULL);
+    if (e == FORQ_ERR_NOT_FOUND)
+        return -1;
+    ck_assert_msg(e == FORQ_OK, "get %s: %s", key, forq_errdetail());
+    int64_t n = as_int(v, len);
+    free(v);
+    return n;
+}
+
+/* The value forqd holds now, asked over cl's connection without the cache (mget always asks):
+ * its answer comes after the invalidations of every change made before it (-1: absent). */
+static int64_t truth(forq_client_t *cl, const char *key)
+{
+    void *v;
+    size_t len;
+    ck_assert_int_eq(forq_dict_mget(cl, "c", &key, 1, T, &v, &len, NULL, NULL), FORQ_OK);
+    int64_t n = v ? as_int(v, len) : -1;
+    free(v);
+    return n;
+}
+
+static uint64_t hits(forq_client_t *cl)
+{
+    uint64_t h;
+    forq_dict_cache_stats(cl, &h, NULL, NULL, NULL);
+    return h;
+}
+
+/* Every change invalidates: the reader's next get is the new value (or absent). */
+START_TEST(test_every_change_invalidates)
+{
+    forq_client_t *w;
+    msgpack_sbuffer one = val_int(1), nine = val_int(9);
+
+    e2e_up(&d, &c, 1, NULL);
+    w = forqd_client(&d);
+    ck_assert_int_eq(forq_dict_cache(c, "c", 1 << 20), FORQ_OK);
+    ck_assert_int_eq(forq_dict_cache(c, "bad name", 1 << 20), FORQ_ERR_INVALID);
+    set_int(w, "k", 1);
+    ck_assert_int_eq(get_int(c, "k"), 1); /* a miss: asks forqd, tracked */
+    uint64_t h0 = hits(c);
+    ck_assert_int_eq(get_int(c, "k"), 1); /* a hit */
+    ck_assert_uint_eq(hits(c), h0 + 1);
+    ck_assert_int_eq(stat_of(c, "dict_tracked_keys"), 1);
+
+#define CHANGED_TO(v)                                                                              \
+    do {                                                                                           \
+        ck_assert_int_eq(truth(c, "k"), (v)); /* its invalidation is read by now */                \
+        ck_assert_int_eq(get_int(c, "k"), (v));                                                    \
+        ck_assert_int_eq(get_int(c, "k"), (v)); /* cached again (when it exists) */                \
+    } while (0)
+    set_int(w, "k", 2);
+    CHANGED_TO(2);
+    int64_t now;
+    ck_assert_int_eq(forq_dict_incr(w, "c", "k", 5, T, &now), FORQ_OK);
+    CHANGED_TO(7);
+    uint64_t ver;
+    void *v;
+    size_t len;
+    ck_assert_int_eq(forq_dict_get(w, "c", "k", T, &v, &len, &ver), FORQ_OK);
+    free(v);
+    ck_assert_int_eq(forq_dict_cas(w, "c", "k", ver, nine.data, nine.size, T, NULL), FORQ_OK);
+    CHANGED_TO(9);
+    ck_assert_int_eq(forq_dict_del(w, "c", "k", T), FORQ_OK);
+    CHANGED_TO(-1);
+    set_int(w, "k", 3);
+    CHANGED_TO(3);
+    ck_assert_int_eq(forq_dict_pop(w, "c", "k", T, &v, &len), FORQ_OK);
+    free(v);
+    CHANGED_TO(-1);
+    set_int(w, "k", 4);
+    CHANGED_TO(4);
+    {
+        const char *keys[] = {"k"};
+        const void *vals[] = {one.data};
+        size_t lens[] = {one.size};
+        ck_assert_int_eq(forq_dict_mset(w, "c", keys, vals, lens, 1, T, NULL), FORQ_OK);
+        CHANGED_TO(1);
+    }
+    {
+        msgpack_sbuffer m;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&m);
+        msgpack_packer_init(&pk, &m, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 1);
+        msgpack_pack_str_with_body(&pk, "k", 1);
+        msgpack_pack_int(&pk, 6);
+        ck_assert_int_eq(forq_dict_update(w, "c", m.data, m.size, T), FORQ_OK);
+        msgpack_sbuffer_destroy(&m);
+        CHANGED_TO(6);
+    }
+    ck_assert_int_eq(forq_dict_clear(w, "c", T, NULL), FORQ_OK);
+    CHANGED_TO(-1);
+    /* this client's own change: read back at once (dropped before it was sent) */
+    set_int(c, "k", 11);
+    ck_assert_int_eq(get_int(c, "k"), 11);
+    set_int(c, "k", 12);
+    ck_assert_int_eq(get_int(c, "k"), 12);
+#undef CHANGED_TO
+    /* forqd forgets a pair once it told it; a dict not cached is not tracked */
+    ck_assert_int_eq(forq_dict_incr(w, "c", "k", 1, T, &now), FORQ_OK);
+    ck_assert_int_eq(truth(c, "k"), 13);
+    ck_assert_int_eq(stat_of(c, "dict_tracked_keys"), 0);
+    ck_assert_int_eq(forq_dict_set(c, "other", "k", one.data, one.size, T, NULL), FORQ_OK);
+    ck_assert_int_eq(forq_dict_get(c, "other", "k", T, &v, &len, NULL), FORQ_OK);
+    free(v);
+    ck_assert_int_eq(stat_of(c, "dict_tracked_keys"), 0);
+    /* turned off: the copy goes, gets ask forqd */
+    ck_assert_int_eq(get_int(c, "k"), 13);
+    ck_assert_int_eq(forq_dict_cache(c, "c", 0), FORQ_OK);
+    h0 = hits(c);
+    ck_assert_int_eq(get_int(c, "k"), 13);
+    ck_assert_uint_eq(hits(c), h0);
+    msgpack_sbuffer_destroy(&one);
+    msgpack_sbuffer_destroy(&nine);
+    forq_client_destroy(&w);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+/* The client's copy stays within its cap; the oldest go first. */
+START_TEST(test_client_cap)
+{
+    size_t entries;
+
+    e2e_up(&d, &c, 1, NULL);
+    ck_assert_int_eq(forq_dict_cache(c, "c", 64), FORQ_OK);
+    for (int i = 0; i < 40; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "key%02d", i); /* 5 bytes + a 1-byte value */
+        set_int(c, key, i);
+        ck_assert_int_eq(get_int(c, key), i);
+    }
+    forq_dict_cache_stats(c, NULL, NULL, NULL, &entries);
+    ck_assert_uint_le(entries, 64 / 6);
+    ck_assert_uint_gt(entries, 0);
+    ck_assert_int_eq(get_int(c, "key39"), 39); /* the newest is there */
+    e2e_down(&d, &c);
+}
+END_TEST
+
+typedef struct {
+    const forqd_t *d;
+    int id, ops;
+    atomic_int *writers_left;
+    long stale, hits;
+} worker_t;
+
+#define KEYS 8
+
+static void *writer_main(void *arg)
+{
+    worker_t *wk = arg;
+    forq_client_t *cl = forqd_client(wk->d);
+    for (int i = 1; i <= wk->ops; i++) {
+        char key[8];
+        int64_t now;
+        snprintf(key, sizeof(key), "k%d", i % KEYS);
+        ck_assert_int_eq(forq_dict_incr(cl, "c", key, 1, T, &now), FORQ_OK);
+    }
+    atomic_fetch_sub(wk->writers_left, 1);
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+/* A reader's cached value is never older than forqd's answer just before it on the same
+ * connection (counters only grow: older is smaller). */
+static void *reader_main(void *arg)
+{
+    worker_t *wk = arg;
+    forq_client_t *cl = forqd_client(wk->d);
+    ck_assert_int_eq(forq_dict_cache(cl, "c", 1 << 20), FORQ_OK);
+    for (int i = 0; i < wk->ops; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", (i + wk->id) % KEYS);
+        if (i % 16 == 0) {
+            int64_t t = truth(cl, key), v = get_int(cl, key);
+            if (v < t)
+                wk->stale++;
+        } else {
+            get_int(cl, key);
+        }
+    }
+    /* the writers are done: after one more answer from forqd, every copy is the final state */
+    while (atomic_load(wk->writers_left) > 0)
+        usleep(1000);
+    for (int k = 0; k < KEYS; k++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", k);
+        int64_t t = truth(cl, key);
+        ck_assert_int_eq(get_int(cl, key), t);
+        ck_assert_int_eq(get_int(cl, key), t);
+    }
+    forq_dict_cache_stats(cl, (uint64_t *)&wk->hits, NULL, NULL, NULL);
+    forq_client_destroy(&cl);
+    return NULL;
+}
+
+START_TEST(test_concurrent_writers_and_cached_readers)
+{
+    enum { WRITERS = 2, READERS = 2 };
+    int total = test_quick() ? 20000 : 100000;
+    worker_t wk[WRITERS + READERS];
+    pthread_t th[WRITERS + READERS];
+    atomic_int left = WRITERS;
+    long stale = 0, hit = 0;
+
+    e2e_up(&d, &c, 1, NULL);
+    for (int i = 0; i < WRITERS + READERS; i++) {
+        /* a fifth of the ops are writes */
+        int ops = i < WRITERS ? total / 5 / WRITERS : total * 4 / 5 / READERS;
+        wk[i] = (worker_t){&d, i, ops, &left, 0, 0};
+        pthread_create(&th[i], NULL, i < WRITERS ? writer_main : reader_main, &wk[i]);
+    }
+    for (int i = 0; i < WRITERS + READERS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = WRITERS; i < WRITERS + READERS; i++) {
+        stale += wk[i].stale;
+        hit += wk[i].hits;
+    }
+    int64_t sum = 0;
+    for (int k = 0; k < KEYS; k++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", k);
+        sum += truth(c, key);
+    }
+    fprintf(stderr, "%d ops: %ld cached gets answered locally, %ld stale\n", total, hit, stale);
+    ck_assert_int_eq(sum, (int64_t)(total / 5 / WRITERS) * WRITERS); /* no increment lost */
+    ck_assert_int_eq(stale, 0);
+    ck_assert_int_gt(hit, 0);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+/* forqd down: nothing is served from the copy; back (a new forqd, empty): nothing stale. */
+START_TEST(test_nothing_stale_across_a_disconnect)
+{
+    void *v;
+    size_t len;
+
+    e2e_up(&d, &c, 1, NULL);
+    ck_assert_int_eq(forq_dict_cache(c, "c", 1 << 20), FORQ_OK);
+    set_int(c, "k", 1);
+    ck_assert_int_eq(get_int(c, "k"), 1);
+    ck_assert_int_eq(get_int(c, "k"), 1);
+    e2e_kill(&d);
+    /* the link is down once the client has seen it go: no answer from the copy */
+    for (int i = 0; i < 200; i++) {
+        forq_err_t e = forq_dict_get(c, "c", "k", 50, &v, &len, NULL);
+        if (e == FORQ_OK)
+            free(v);
+        if (e != FORQ_OK)
+            break;
+        usleep(10000);
+    }
+    ck_assert_int_ne(forq_dict_get(c, "c", "k", 50, &v, &len, NULL), FORQ_OK);
+    e2e_restart(&d, 1, NULL); /* memory only: the key is gone */
+    for (int i = 0; i < 500; i++) {
+        forq_err_t e = forq_dict_get(c, "c", "k", 200, &v, &len, NULL);
+        ck_assert_int_ne(e, FORQ_OK); /* never the old 1 */
+        if (e == FORQ_ERR_NOT_FOUND)
+            break;
+        usleep(10000);
+    }
+    ck_assert_int_eq(get_int(c, "k"), -1);
+    set_int(c, "k", 2);
+    ck_assert_int_eq(get_int(c, "k"), 2);
+    e2e_down(&d, &c);
+}
+END_TEST
+
+static Suite *dictcache_suite(void)
+{
+    Suite *s = suite_create("dictcache");
+    TCase *tc = tcase_create("cache");
+
+    tcase_set_timeout(tc, test_ms(120));
+    tcase_add_test(tc, test_every_change_invalidates);
+    tcase_add_test(tc, test_client_cap);
+    tcase_add_test(tc, test_concurrent_writers_and_cached_readers);
+    tcase_add_test(tc, test_nothing_stale_across_a_disconnect);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(dictcache_suite());
+}
