@@ -11,6 +11,10 @@
  *                                              in flight, each of BATCH keys; prints
  *                                              "mset N mget N" in keys/s (the peer: redis-benchmark
  *                                              -P BATCH, also keys/s)
+ *     dict_bench cache ENDPOINT OPS N          the client-side cache: OPS gets of one cached key
+ *                                              ("cached_get" ops/s), and N times a set by
+ *                                              one client until the copy is gone at another
+ *                                              ("inval_p50_us", "inval_p99_us")
  *     dict_bench loop ENDPOINT OPS CONNS       one thread, CONNS raw DEALER sockets speaking the
  *                                              protocol, each with one request outstanding,
  *                                              driven by one zmq_poll: what redis-benchmark -c
@@ -24,6 +28,7 @@
 
 #include <msgpack.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +237,91 @@ static int multi(const char *ep, int keys, int depth, int batch)
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t invalidations(forq_client_t *c)
+{
+    uint64_t n = 0;
+    forq_dict_cache_stats(c, NULL, NULL, &n, NULL);
+    return n;
+}
+
+/* Cached gets per second; then the time from a set by one client to the copy gone at another. */
+static int cache(const char *ep, int ops, int n)
+{
+    forq_client_t *r = connect_to(ep), *w = connect_to(ep);
+    double *us = calloc((size_t)n, sizeof(*us));
+    void *v;
+    size_t len;
+
+    if (forq_dict_set(w, "bcache", "k", "\x01", 1, -1, NULL) != FORQ_OK ||
+        forq_dict_cache(r, "bcache", 1 << 20) != FORQ_OK ||
+        forq_dict_get(r, "bcache", "k", -1, &v, &len, NULL) != FORQ_OK)
+        return fprintf(stderr, "dict_bench: %s\n", forq_errdetail()), 1;
+    free(v);
+    uint64_t h0;
+    forq_dict_cache_stats(r, &h0, NULL, NULL, NULL);
+    double t0 = now_s();
+    for (int i = 0; i < ops; i++) {
+        if (forq_dict_get(r, "bcache", "k", -1, &v, &len, NULL) != FORQ_OK)
+            return fprintf(stderr, "dict_bench: cached get: %s\n", forq_errdetail()), 1;
+        free(v);
+    }
+    double dt = now_s() - t0;
+    uint64_t h1;
+    forq_dict_cache_stats(r, &h1, NULL, NULL, NULL);
+    if (h1 - h0 != (uint64_t)ops)
+        return fprintf(stderr, "dict_bench: %llu of %d gets were cached\n",
+                       (unsigned long long)(h1 - h0), ops),
+               1;
+    printf("cached_get %.0f\n", ops / dt);
+    for (int i = 0; i < n; i++) {
+        char val[2] = {(char)(i & 0x7f), 0};
+        forq_future_t *f;
+        forq_dict_op_t o;
+        /* the reader holds a tracked copy */
+        if (forq_dict_get(r, "bcache", "k", -1, &v, &len, NULL) != FORQ_OK)
+            return fprintf(stderr, "dict_bench: get: %s\n", forq_errdetail()), 1;
+        free(v);
+        uint64_t before = invalidations(r);
+        forq_dict_op_init(&o);
+        o.op = "set";
+        o.name = "bcache";
+        o.key = "k";
+        o.value = val;
+        o.len = 1;
+        double s0 = now_s();
+        if (forq_dict_submit(w, &o, &f) != FORQ_OK)
+            return fprintf(stderr, "dict_bench: set: %s\n", forq_errdetail()), 1;
+        while (invalidations(r) == before) {
+            sched_yield(); /* the reader's I/O thread applies it: leave it the core */
+            if (now_s() - s0 > 5) {
+                uint64_t hh, mm, ii;
+                forq_dict_cache_stats(r, &hh, &mm, &ii, NULL);
+                return fprintf(stderr,
+                               "dict_bench: no invalidation within 5 s (set %d of %d; hits %llu "
+                               "misses %llu invalidations %llu)\n",
+                               i + 1, n, (unsigned long long)hh, (unsigned long long)mm,
+                               (unsigned long long)ii),
+                       1;
+            }
+        }
+        us[i] = (now_s() - s0) * 1e6;
+        forq_future_wait(f, -1);
+        forq_future_destroy(&f);
+    }
+    qsort(us, (size_t)n, sizeof(*us), cmp_double);
+    printf("inval_p50_us %.1f inval_p99_us %.1f\n", us[n / 2], us[(n * 99) / 100]);
+    free(us);
+    forq_client_destroy(&r);
+    forq_client_destroy(&w);
+    return 0;
+}
+
 /* ---- one event loop over raw DEALER sockets ---- */
 
 /* The request header {v:1, cmd:"dict", op, name:"bench", key, req} into sb (reset first). */
@@ -353,11 +443,14 @@ int main(int argc, char **argv)
         return inflight(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 6 && strcmp(argv[1], "multi") == 0 && atoi(argv[4]) > 0 && atoi(argv[5]) > 0)
         return multi(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+    if (argc == 5 && strcmp(argv[1], "cache") == 0 && atoi(argv[3]) > 0 && atoi(argv[4]) > 0)
+        return cache(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "loop") == 0 && atoi(argv[4]) > 0)
         return loop(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 4 && atoi(argv[3]) > 0)
         return threads(argv[1], atoi(argv[2]), atoi(argv[3]));
-    fprintf(stderr, "usage: dict_bench ENDPOINT OPS CLIENTS | inflight ENDPOINT OPS DEPTH | "
-                    "loop ENDPOINT OPS CONNS | multi ENDPOINT KEYS DEPTH BATCH\n");
+    fprintf(stderr,
+            "usage: dict_bench ENDPOINT OPS CLIENTS | inflight ENDPOINT OPS DEPTH | "
+            "loop ENDPOINT OPS CONNS | multi ENDPOINT KEYS DEPTH BATCH | cache ENDPOINT OPS N\n");
     return 2;
 }

@@ -93,6 +93,11 @@ MARKDOWN_ROWS = [
      [("redis-benchmark -c 50 -P 16 GET", "redis.pipe16.get")], True),
     ("5b dict mset, 16 keys a request, 50 in flight", "keys/s", "forq.multi16.mset",
      [("redis-benchmark -c 50 -P 16 SET", "redis.pipe16.set")], True),
+    ("5c dict get from the client-side cache", "ops/s", "forq.cache.get",
+     [("Manager().dict() get", "manager.dict1.get")], True),
+    ("5c a set to the copy gone at another client, p50", "µs", "forq.inval_p50",
+     [("forq get round trip (1 client)", "forq.dict1.get")], False),
+    ("5c the same, p99", "µs", "forq.inval_p99", [], False),
     ("6 crash to replacement READY", "µs", "forq.replace_us", [], False),
     ("8 tiny jobs over tcp with CURVE", "jobs/s", "curve.jobs",
      [("the same, plaintext tcp", "tcp.jobs")], True),
@@ -339,6 +344,13 @@ def main(argv):
                          [("redis-benchmark -c 50 -P 16", rp)], "%.2fx Redis" % ratio(f, rp)))
             target(p, "5b: dict %s per key >= redis -P 16" % op, ratio(f, rp), 1,
                    ratio(f, rp) >= 1)
+        cg, mg = get(p, "forq.cache.get"), get(p, "manager.dict1.get")
+        rows.append((p, "5c dict get, client-side cache", "ops/s", cg,
+                     [("Manager().dict() get", mg)], "%.0fx Manager" % ratio(cg, mg)))
+        target(p, "5c: cached get >= 100x Manager get", ratio(cg, mg), 100, ratio(cg, mg) >= 100)
+        for q in ("p50", "p99"):
+            rows.append((p, "5c invalidation: set to copy gone, %s" % q, "us",
+                         get(p, "forq.inval_%s" % q), [], ""))
         # ---- end of 5b ----
 
         tj, cj, t50, c50 = (get(p, "tcp.jobs"), get(p, "curve.jobs"), get(p, "tcp.p50"),
@@ -432,9 +444,10 @@ def main(argv):
     if smoke:
         bad = [(p, m) for p, ms in raw.items() for m, v in ms.items()
                if not v or any(not (x > 0) for x in v)]
-        # what scripts/bench records: 65 metrics per placement (37, the CURVE rows' 4, the
-        # Python package's 10 and the dict capacity rows' 14 of issue 17), and 3 of memory
-        expected = 65 * len([p for p in raw if p != "memory"]) + 3
+        # what scripts/bench records: 68 metrics per placement (37, the CURVE rows' 4, the
+        # Python package's 10 and issue 17's 17: capacity, many keys, the cache), and 3 of
+        # memory
+        expected = 68 * len([p for p in raw if p != "memory"]) + 3
         # 9. Python tasks (issue 15), when the runtime was built
         expected += len(PYTASK_METRICS) * len([p for p in raw if "pyt.jobs" in raw[p]])
         # 10. shared queues (issue 16)

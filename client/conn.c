@@ -183,7 +183,8 @@ static void release_locked(forq_client_t *c)
     c->owner = OWN_NONE;
     if (c->waiting) {
         pthread_cond_broadcast(&c->owner_cv);
-    } else if (c->io_wanted && has_work_locked(c)) {
+    } else if ((c->io_wanted || c->caching) && has_work_locked(c)) {
+        /* a listener waits, or a cache needs forqd's invalidations read as they come */
         util_fd_signal(c->wake_fd);
     } else if (has_work_locked(c) && !c->timer_armed) {
         struct itimerspec its = {.it_value = {0, HANDOFF_NS}};
@@ -446,6 +447,15 @@ static bool drive(forq_client_t *c, forq_future_t *f, uint64_t deadline)
     }
 }
 
+/* A waiter leaves without taking the socket (its answer came, or its time is up): the I/O
+ * thread may have given the socket up for it and gone to sleep without it while it still
+ * counted as waiting; if work is left, it must look again (client lock held). */
+static void unwait_locked(forq_client_t *c)
+{
+    if (c->owner == OWN_NONE && !c->waiting && !c->stopping && has_work_locked(c))
+        util_fd_signal(c->wake_fd);
+}
+
 bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms)
 {
     uint64_t deadline = timeout_ms >= 0 ? util_mono_ms() + (uint64_t)timeout_ms : 0;
@@ -458,6 +468,7 @@ bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms)
     pthread_mutex_lock(&c->lock);
     for (;;) {
         if (future_wait_done(f, 0)) {
+            unwait_locked(c);
             pthread_mutex_unlock(&c->lock);
             return true;
         }
@@ -467,6 +478,7 @@ bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms)
         }
         uint64_t now = util_mono_ms();
         if (deadline && now >= deadline) {
+            unwait_locked(c);
             pthread_mutex_unlock(&c->lock);
             return false;
         }

@@ -12,10 +12,12 @@
 #include <check.h>
 #include <msgpack.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static forqd_t d;
@@ -330,6 +332,56 @@ START_TEST(test_nothing_stale_across_a_disconnect)
 }
 END_TEST
 
+static uint64_t invalidations(forq_client_t *cl)
+{
+    uint64_t n;
+    forq_dict_cache_stats(cl, NULL, NULL, &n, NULL);
+    return n;
+}
+
+/* The invalidation of a change by another client reaches a reader that makes no call: its I/O
+ * thread reads it. (A synchronous get whose answer the I/O thread read itself, while the caller
+ * waited for the socket, left nobody reading it: the invalidation waited for the reader's next
+ * call - within a few hundred rounds of this loop.) */
+START_TEST(test_invalidation_reaches_an_idle_reader)
+{
+    forq_client_t *w;
+    int rounds = test_quick() ? 500 : 2000;
+
+    e2e_up(&d, &c, 1, NULL);
+    w = forqd_client(&d);
+    ck_assert_int_eq(forq_dict_cache(c, "c", 1 << 20), FORQ_OK);
+    set_int(w, "k", 0);
+    for (int i = 1; i <= rounds; i++) {
+        forq_dict_op_t o;
+        forq_future_t *f;
+        msgpack_sbuffer sb = val_int(i);
+        ck_assert_int_eq(get_int(c, "k"), i - 1); /* a miss: a tracked get */
+        uint64_t before = invalidations(c);
+        forq_dict_op_init(&o);
+        o.op = "set";
+        o.name = "c";
+        o.key = "k";
+        o.value = sb.data;
+        o.len = sb.size;
+        ck_assert_int_eq(forq_dict_submit(w, &o, &f), FORQ_OK);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        t1 = t0;
+        while (invalidations(c) == before && t1.tv_sec - t0.tv_sec < 3) {
+            sched_yield();
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+        }
+        ck_assert_msg(invalidations(c) > before, "round %d: no invalidation read in 3 s", i);
+        ck_assert_int_eq(forq_future_wait(f, T), FORQ_OK);
+        forq_future_destroy(&f);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    forq_client_destroy(&w);
+    e2e_down(&d, &c);
+}
+END_TEST
+
 static Suite *dictcache_suite(void)
 {
     Suite *s = suite_create("dictcache");
@@ -338,6 +390,7 @@ static Suite *dictcache_suite(void)
     tcase_set_timeout(tc, test_ms(120));
     tcase_add_test(tc, test_every_change_invalidates);
     tcase_add_test(tc, test_client_cap);
+    tcase_add_test(tc, test_invalidation_reaches_an_idle_reader);
     tcase_add_test(tc, test_concurrent_writers_and_cached_readers);
     tcase_add_test(tc, test_nothing_stale_across_a_disconnect);
     suite_add_tcase(s, tc);
