@@ -15,6 +15,9 @@
  *                                              ("cached_get" ops/s), and N times a set by
  *                                              one client until the copy is gone at another
  *                                              ("inval_p50_us", "inval_p99_us")
+ *     dict_bench latency ENDPOINT N            N synchronous gets, one at a time, after a warm-up:
+ *                                              "p50_us X p99_us Y" (beside forq_bench zmq-latency,
+ *                                              ZeroMQ's own DEALER/ROUTER round trip)
  *     dict_bench loop ENDPOINT OPS CONNS       one thread, CONNS raw DEALER sockets speaking the
  *                                              protocol, each with one request outstanding,
  *                                              driven by one zmq_poll: what redis-benchmark -c
@@ -322,6 +325,32 @@ static int cache(const char *ep, int ops, int n)
     return 0;
 }
 
+/* The round trip of one synchronous get, N times. */
+static int latency(const char *ep, int n)
+{
+    forq_client_t *c = connect_to(ep);
+    double *us = calloc((size_t)n, sizeof(*us));
+    void *v;
+    size_t len;
+
+    if (forq_dict_set(c, "blat", "k", "\x01", 1, -1, NULL) != FORQ_OK)
+        return fprintf(stderr, "dict_bench: %s\n", forq_errdetail()), 1;
+    for (int i = -200; i < n; i++) {
+        double t0 = now_s();
+        if (forq_dict_get(c, "blat", "k", -1, &v, &len, NULL) != FORQ_OK)
+            return fprintf(stderr, "dict_bench: get: %s\n", forq_errdetail()), 1;
+        double dt = now_s() - t0;
+        free(v);
+        if (i >= 0)
+            us[i] = dt * 1e6;
+    }
+    qsort(us, (size_t)n, sizeof(*us), cmp_double);
+    printf("p50_us %.1f p99_us %.1f\n", us[n / 2], us[(n * 99) / 100]);
+    free(us);
+    forq_client_destroy(&c);
+    return 0;
+}
+
 /* ---- one event loop over raw DEALER sockets ---- */
 
 /* The request header {v:1, cmd:"dict", op, name:"bench", key, req} into sb (reset first). */
@@ -445,12 +474,15 @@ int main(int argc, char **argv)
         return multi(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (argc == 5 && strcmp(argv[1], "cache") == 0 && atoi(argv[3]) > 0 && atoi(argv[4]) > 0)
         return cache(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 4 && strcmp(argv[1], "latency") == 0 && atoi(argv[3]) > 0)
+        return latency(argv[2], atoi(argv[3]));
     if (argc == 5 && strcmp(argv[1], "loop") == 0 && atoi(argv[4]) > 0)
         return loop(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 4 && atoi(argv[3]) > 0)
         return threads(argv[1], atoi(argv[2]), atoi(argv[3]));
     fprintf(stderr,
             "usage: dict_bench ENDPOINT OPS CLIENTS | inflight ENDPOINT OPS DEPTH | "
-            "loop ENDPOINT OPS CONNS | multi ENDPOINT KEYS DEPTH BATCH | cache ENDPOINT OPS N\n");
+            "loop ENDPOINT OPS CONNS | multi ENDPOINT KEYS DEPTH BATCH | cache ENDPOINT OPS N | "
+            "latency ENDPOINT N\n");
     return 2;
 }

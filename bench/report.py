@@ -97,6 +97,10 @@ MARKDOWN_ROWS = [
      [("Manager().dict() get", "manager.dict1.get")], True),
     ("5c a set to the copy gone at another client, p50", "µs", "forq.inval_p50", [], False),
     ("5c the same, p99", "µs", "forq.inval_p99", [], False),
+    ("5d one synchronous dict get, p50", "µs", "forq.get_p50",
+     [("raw ZeroMQ DEALER/ROUTER echo", "zmq2.p50")], False),
+    ("5d one synchronous dict get, p99", "µs", "forq.get_p99",
+     [("raw ZeroMQ DEALER/ROUTER echo", "zmq2.p99")], False),
     ("6 crash to replacement READY", "µs", "forq.replace_us", [], False),
     ("8 tiny jobs over tcp with CURVE", "jobs/s", "curve.jobs",
      [("the same, plaintext tcp", "tcp.jobs")], True),
@@ -350,6 +354,10 @@ def main(argv):
         for q in ("p50", "p99"):
             rows.append((p, "5c invalidation: set to copy gone, %s" % q, "us",
                          get(p, "forq.inval_%s" % q), [], ""))
+        for q in ("p50", "p99"):
+            fg, zg = get(p, "forq.get_%s" % q), get(p, "zmq2.%s" % q)
+            rows.append((p, "5d sync dict get vs ZeroMQ echo: %s" % q, "us", fg,
+                         [("raw ZeroMQ echo (floor)", zg)], "%.2fx ZeroMQ" % ratio(fg, zg)))
         # ---- end of 5b ----
 
         tj, cj, t50, c50 = (get(p, "tcp.jobs"), get(p, "curve.jobs"), get(p, "tcp.p50"),
@@ -443,10 +451,10 @@ def main(argv):
     if smoke:
         bad = [(p, m) for p, ms in raw.items() for m, v in ms.items()
                if not v or any(not (x > 0) for x in v)]
-        # what scripts/bench records: 68 metrics per placement (37, the CURVE rows' 4, the
-        # Python package's 10 and issue 17's 17: capacity, many keys, the cache), and 3 of
-        # memory
-        expected = 68 * len([p for p in raw if p != "memory"]) + 3
+        # what scripts/bench records: 72 metrics per placement (37, the CURVE rows' 4, the
+        # Python package's 10 and issue 17's 21: capacity, many keys, the cache, the round
+        # trip beside ZeroMQ's), and 3 of memory
+        expected = 72 * len([p for p in raw if p != "memory"]) + 3
         # 9. Python tasks (issue 15), when the runtime was built
         expected += len(PYTASK_METRICS) * len([p for p in raw if "pyt.jobs" in raw[p]])
         # 10. shared queues (issue 16)
