@@ -14,6 +14,8 @@
  *   as_completed, forq_wait and maps, and everything left once a submitter walked away. It is
  *   woken at once when someone registers a listener, otherwise 1 ms after the last owner left
  *   pending work behind (HANDOFF_NS, timer_fd) - a submit followed by a wait never wakes it.
+ *   While a dict is cached (dcache.h) it owns the socket whenever nobody else does, and is
+ *   woken at once: forqd's invalidations are read as they come, not at the next call.
  * Each owner is poked through its own eventfd: wake_fd (I/O thread), drive_fd (a caller).
  *
  * Messages wait on a mutex-protected queue until the owner sends them; queuing one pokes the
