@@ -110,7 +110,7 @@ static const help_t pages[] = {
      "  wait NAME KEY [--version V] [--timeout S] [--with-version]\n"
      "                         block until the key changes (from version V)\n"
      "  len NAME, clear NAME, update NAME '{\"k\": V, ...}'\n"
-     "  mget NAME KEY...       the keys that exist, read at one instant: a JSON object\n"
+     "  mget NAME KEY...       the keys that exist, read at one instant (JSON)\n"
      "  mset NAME '{\"k\": V, ...}'\n"
      "                         set them all or none; prints the last version\n"
      "  keys NAME, items NAME  a JSON array of keys, a JSON object\n"
