@@ -218,6 +218,13 @@ int wire_str_header(const void *data, size_t len, const char **ret, size_t *ret_
 int wire_value_len(const void *data, size_t len, unsigned max_depth, size_t *ret_len,
                    wire_err_t *err);
 
+/* The n-byte big-endian unsigned integer at p (n <= 8). */
+uint64_t wire_be(const uint8_t *p, unsigned n);
+/* Read the scalar at p[*pos] of bytes wire_check() proved (at depth 1: no container holds
+ * anything) into o, as msgpack_unpack would have it, and step *pos past it. Allocates nothing;
+ * strings and binaries in o borrow from p. */
+void wire_read_scalar(const uint8_t *p, size_t *pos, msgpack_object *o);
+
 /* Check and unpack a payload frame into `zone`. `*ret` borrows from `data` and `zone`.
  * Returns 0 or -EBADMSG with `err` filled. */
 int wire_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object *ret,
