@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 static forqd_t d;
 static forq_client_t *c;
@@ -382,6 +383,112 @@ START_TEST(test_invalidation_reaches_an_idle_reader)
 }
 END_TEST
 
+/* A raw tracked get of key "t<i>" in dict "big", request number i + 1. */
+static void raw_tracked_get(void *sock, int i)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char key[16];
+    int n = snprintf(key, sizeof(key), "t%d", i);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 7);
+    msgpack_pack_str_with_body(&pk, "v", 1);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "cmd", 3);
+    msgpack_pack_str_with_body(&pk, "dict", 4);
+    msgpack_pack_str_with_body(&pk, "op", 2);
+    msgpack_pack_str_with_body(&pk, "get", 3);
+    msgpack_pack_str_with_body(&pk, "name", 4);
+    msgpack_pack_str_with_body(&pk, "big", 3);
+    msgpack_pack_str_with_body(&pk, "key", 3);
+    msgpack_pack_str_with_body(&pk, key, (size_t)n);
+    msgpack_pack_str_with_body(&pk, "req", 3);
+    msgpack_pack_uint64(&pk, (uint64_t)i + 1);
+    msgpack_pack_str_with_body(&pk, "track", 5);
+    msgpack_pack_true(&pk);
+    ck_assert_int_eq(zmq_send(sock, sb.data, sb.size, 0), (int)sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* forqd tracks at most 100,000 keys per connection: the read past it is answered, then the
+ * connection is told to drop everything (an invalidate without name) and forgotten. */
+START_TEST(test_broker_bound_per_connection)
+{
+    enum { BOUND = 100000 };
+    void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+
+    e2e_up(&d, &c, 1, NULL);
+    /* the keys, in two msets */
+    for (int half = 0; half < 2; half++) {
+        int n = BOUND / 2 + half;
+        char **keys = calloc((size_t)n, sizeof(*keys));
+        const void **vals = calloc((size_t)n, sizeof(*vals));
+        size_t *lens = calloc((size_t)n, sizeof(*lens));
+        for (int i = 0; i < n; i++) {
+            ck_assert_int_gt(asprintf(&keys[i], "t%d", half * (BOUND / 2) + i), 0);
+            vals[i] = "\x01";
+            lens[i] = 1;
+        }
+        ck_assert_int_eq(forq_dict_mset(c, "big", (const char *const *)keys, vals, lens, (size_t)n,
+                                        test_ms(30000), NULL),
+                         FORQ_OK);
+        for (int i = 0; i < n; i++)
+            free(keys[i]);
+        free(keys);
+        free(vals);
+        free(lens);
+    }
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+    ck_assert_int_eq(zmq_connect(sock, d.endpoint), 0);
+    /* BOUND + 1 tracked gets, a window of 1000 in flight; every reply is a dict_reply, and one
+     * invalidate without name comes, after the reply to the read past the bound */
+    int sent = 0, replies = 0, drop_all = 0, replies_before_drop = -1;
+    while (replies < BOUND + 1) {
+        while (sent < BOUND + 1 && sent - replies < 1000)
+            raw_tracked_get(sock, sent++);
+        char buf[4096];
+        int n = zmq_recv(sock, buf, sizeof(buf), 0);
+        ck_assert_int_gt(n, 0);
+        int more = 0;
+        size_t ml = sizeof(more);
+        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
+        while (more) {
+            char junk[64];
+            zmq_recv(sock, junk, sizeof(junk), 0);
+            zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
+        }
+        if (memmem(buf, (size_t)n, "invalidate", 10)) {
+            ck_assert_ptr_null(memmem(buf, (size_t)n, "name", 4)); /* everything */
+            drop_all++;
+            replies_before_drop = replies;
+            continue;
+        }
+        ck_assert_ptr_nonnull(memmem(buf, (size_t)n, "dict_reply", 10));
+        replies++;
+    }
+    /* the last reply may come before or after the invalidate is read here: wait for it */
+    for (int i = 0; i < 200 && !drop_all; i++) {
+        char buf[4096];
+        int n = zmq_recv(sock, buf, sizeof(buf), ZMQ_DONTWAIT);
+        if (n > 0 && memmem(buf, (size_t)n, "invalidate", 10)) {
+            drop_all++;
+            replies_before_drop = replies;
+        } else {
+            usleep(10000);
+        }
+    }
+    ck_assert_int_eq(drop_all, 1);
+    ck_assert_int_eq(replies_before_drop, BOUND + 1); /* after the reply of the read past it */
+    ck_assert_int_eq(stat_of(c, "dict_tracked_keys"), 0);
+    ck_assert_int_eq(stat_of(c, "dict_tracking_conns"), 0);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    e2e_down(&d, &c);
+}
+END_TEST
+
 static Suite *dictcache_suite(void)
 {
     Suite *s = suite_create("dictcache");
@@ -391,6 +498,7 @@ static Suite *dictcache_suite(void)
     tcase_add_test(tc, test_every_change_invalidates);
     tcase_add_test(tc, test_client_cap);
     tcase_add_test(tc, test_invalidation_reaches_an_idle_reader);
+    tcase_add_test(tc, test_broker_bound_per_connection);
     tcase_add_test(tc, test_concurrent_writers_and_cached_readers);
     tcase_add_test(tc, test_nothing_stale_across_a_disconnect);
     suite_add_tcase(s, tc);
