@@ -70,6 +70,37 @@ MARKDOWN_ROWS = [
     ("5 dict incr, 50 clients", "ops/s", "forq.dict50.incr",
      [("Manager().dict()", "manager.dict50.incr"), ("redis-benchmark", "redis.dict50.incr")],
      True),
+    # ---- 5b. the broker's capacity (issue 17) ----
+    ("5b dict get, 1 thread, 50 in flight", "ops/s", "forq.dict50i.get",
+     [("redis-benchmark -c 50", "redis.dict50.get")], True),
+    ("5b dict set, 1 thread, 50 in flight", "ops/s", "forq.dict50i.set",
+     [("redis-benchmark -c 50", "redis.dict50.set")], True),
+    ("5b dict incr, 1 thread, 50 in flight", "ops/s", "forq.dict50i.incr",
+     [("redis-benchmark -c 50", "redis.dict50.incr")], True),
+    ("5b dict get, 50 connections, 1 event loop", "ops/s", "forq.dict50l.get",
+     [("redis-benchmark -c 50", "redis.dict50.get")], True),
+    ("5b dict set, 50 connections, 1 event loop", "ops/s", "forq.dict50l.set",
+     [("redis-benchmark -c 50", "redis.dict50.set")], True),
+    ("5b dict incr, 50 connections, 1 event loop", "ops/s", "forq.dict50l.incr",
+     [("redis-benchmark -c 50", "redis.dict50.incr")], True),
+    ("5b dict get, pipelined, 800 in flight", "ops/s", "forq.pipe.get",
+     [("redis-benchmark -c 50 -P 16", "redis.pipe16.get")], True),
+    ("5b dict set, pipelined, 800 in flight", "ops/s", "forq.pipe.set",
+     [("redis-benchmark -c 50 -P 16", "redis.pipe16.set")], True),
+    ("5b dict incr, pipelined, 800 in flight", "ops/s", "forq.pipe.incr",
+     [("redis-benchmark -c 50 -P 16", "redis.pipe16.incr")], True),
+    ("5b dict mget, 16 keys a request, 50 in flight", "keys/s", "forq.multi16.mget",
+     [("redis-benchmark -c 50 -P 16 GET", "redis.pipe16.get")], True),
+    ("5b dict mset, 16 keys a request, 50 in flight", "keys/s", "forq.multi16.mset",
+     [("redis-benchmark -c 50 -P 16 SET", "redis.pipe16.set")], True),
+    ("5c dict get from the client-side cache", "ops/s", "forq.cache.get",
+     [("Manager().dict() get", "manager.dict1.get")], True),
+    ("5c a set to the copy gone at another client, p50", "µs", "forq.inval_p50", [], False),
+    ("5c the same, p99", "µs", "forq.inval_p99", [], False),
+    ("5d one synchronous dict get, p50", "µs", "forq.get_p50",
+     [("raw ZeroMQ DEALER/ROUTER echo", "zmq2.p50")], False),
+    ("5d one synchronous dict get, p99", "µs", "forq.get_p99",
+     [("raw ZeroMQ DEALER/ROUTER echo", "zmq2.p99")], False),
     ("6 crash to replacement READY", "µs", "forq.replace_us", [], False),
     ("8 tiny jobs over tcp with CURVE", "jobs/s", "curve.jobs",
      [("the same, plaintext tcp", "tcp.jobs")], True),
@@ -295,6 +326,40 @@ def main(argv):
                 target(p, "5: dict %s %d: >= redis-benchmark" % (op, clients), ratio(f, r), 1,
                        ratio(f, r) >= 1)
 
+        # ---- 5b. the broker's capacity, measured as redis-benchmark measures Redis (issue 17)
+        for op in ("get", "set", "incr"):
+            r, rp = get(p, "redis.dict50.%s" % op), get(p, "redis.pipe16.%s" % op)
+            for m, label in (("dict50i", "1 thread, 50 in flight"),
+                             ("dict50l", "50 conns, 1 event loop")):
+                f = get(p, "forq.%s.%s" % (m, op))
+                rows.append((p, "5b dict %s, %s" % (op, label), "ops/s", f,
+                             [("redis-benchmark -c 50", r)], "%.2fx Redis" % ratio(f, r)))
+                target(p, "5b: dict %s %s >= redis -c 50" % (op, label), ratio(f, r), 1,
+                       ratio(f, r) >= 1)
+            f = get(p, "forq.pipe.%s" % op)
+            rows.append((p, "5b dict %s, pipelined 800 in flight" % op, "ops/s", f,
+                         [("redis-benchmark -c 50 -P 16", rp)], "%.2fx Redis" % ratio(f, rp)))
+            target(p, "5b: dict %s pipelined >= redis -P 16" % op, ratio(f, rp), 1,
+                   ratio(f, rp) >= 1)
+        for op, peer in (("mget", "get"), ("mset", "set")):
+            f, rp = get(p, "forq.multi16.%s" % op), get(p, "redis.pipe16.%s" % peer)
+            rows.append((p, "5b dict %s, 16 keys x 50 in flight" % op, "keys/s", f,
+                         [("redis-benchmark -c 50 -P 16", rp)], "%.2fx Redis" % ratio(f, rp)))
+            target(p, "5b: dict %s per key >= redis -P 16" % op, ratio(f, rp), 1,
+                   ratio(f, rp) >= 1)
+        cg, mg = get(p, "forq.cache.get"), get(p, "manager.dict1.get")
+        rows.append((p, "5c dict get, client-side cache", "ops/s", cg,
+                     [("Manager().dict() get", mg)], "%.0fx Manager" % ratio(cg, mg)))
+        target(p, "5c: cached get >= 100x Manager get", ratio(cg, mg), 100, ratio(cg, mg) >= 100)
+        for q in ("p50", "p99"):
+            rows.append((p, "5c invalidation: set to copy gone, %s" % q, "us",
+                         get(p, "forq.inval_%s" % q), [], ""))
+        for q in ("p50", "p99"):
+            fg, zg = get(p, "forq.get_%s" % q), get(p, "zmq2.%s" % q)
+            rows.append((p, "5d sync dict get vs ZeroMQ echo: %s" % q, "us", fg,
+                         [("raw ZeroMQ echo (floor)", zg)], "%.2fx ZeroMQ" % ratio(fg, zg)))
+        # ---- end of 5b ----
+
         tj, cj, t50, c50 = (get(p, "tcp.jobs"), get(p, "curve.jobs"), get(p, "tcp.p50"),
                             get(p, "curve.p50"))
         if tj and cj:
@@ -386,9 +451,10 @@ def main(argv):
     if smoke:
         bad = [(p, m) for p, ms in raw.items() for m, v in ms.items()
                if not v or any(not (x > 0) for x in v)]
-        # what scripts/bench records: 51 metrics per placement (37, the CURVE rows' 4 and the
-        # Python package's 10), and 3 of memory
-        expected = 51 * len([p for p in raw if p != "memory"]) + 3
+        # what scripts/bench records: 72 metrics per placement (37, the CURVE rows' 4, the
+        # Python package's 10 and issue 17's 21: capacity, many keys, the cache, the round
+        # trip beside ZeroMQ's), and 3 of memory
+        expected = 72 * len([p for p in raw if p != "memory"]) + 3
         # 9. Python tasks (issue 15), when the runtime was built
         expected += len(PYTASK_METRICS) * len([p for p in raw if "pyt.jobs" in raw[p]])
         # 10. shared queues (issue 16)

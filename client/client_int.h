@@ -81,6 +81,8 @@ struct forq_future {
      * before the caller sees the future */
     int wait_op;                     /* its ops_id_t; 0 (OPS_NONE): not one */
     char wait_name[FORQ_ID_MAX + 1]; /* the queue, lock or event it waits on */
+    uint64_t cache_seq;     /* dict replies: the cache's invalidations applied when it was read */
+    uint64_t cache_session; /* ... and the link's handshake count then (dcache_put) */
 };
 
 /* errors.c */

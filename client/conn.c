@@ -14,6 +14,8 @@
  *   as_completed, forq_wait and maps, and everything left once a submitter walked away. It is
  *   woken at once when someone registers a listener, otherwise 1 ms after the last owner left
  *   pending work behind (HANDOFF_NS, timer_fd) - a submit followed by a wait never wakes it.
+ *   While a dict is cached (dcache.h) it owns the socket whenever nobody else does, and is
+ *   woken at once: forqd's invalidations are read as they come, not at the next call.
  * Each owner is poked through its own eventfd: wake_fd (I/O thread), drive_fd (a caller).
  *
  * Messages wait on a mutex-protected queue until the owner sends them; queuing one pokes the
@@ -169,7 +171,7 @@ void conn_poke_locked(forq_client_t *c)
 /* Is there anything the socket's owner must do (client lock held)? */
 static bool has_work_locked(forq_client_t *c)
 {
-    return c->out_head || c->pending || c->stopping;
+    return c->out_head || c->pending || c->stopping || c->caching;
 }
 
 /* Send what is queued; the socket's owner only. Returns false if some must wait for room. */
@@ -183,7 +185,8 @@ static void release_locked(forq_client_t *c)
     c->owner = OWN_NONE;
     if (c->waiting) {
         pthread_cond_broadcast(&c->owner_cv);
-    } else if (c->io_wanted && has_work_locked(c)) {
+    } else if ((c->io_wanted || c->caching) && has_work_locked(c)) {
+        /* a listener waits, or a cache needs forqd's invalidations read as they come */
         util_fd_signal(c->wake_fd);
     } else if (has_work_locked(c) && !c->timer_armed) {
         struct itimerspec its = {.it_value = {0, HANDOFF_NS}};
@@ -197,13 +200,20 @@ static void release_locked(forq_client_t *c)
     }
 }
 
+#define HDR_GUESS 256 /* bytes of a typical header: the encode buffer starts there */
+
 /* The message h + an optional payload frame, copied into one block. NULL on out-of-memory. */
 outmsg_t *conn_encode(const wire_hdr_t *h, const void *payload, size_t plen, bool has)
 {
     msgpack_sbuffer sb;
     outmsg_t *m = NULL;
 
-    msgpack_sbuffer_init(&sb);
+    /* msgpack_sbuffer_init would grow from 8 KiB at the first write (out of malloc's fast
+     * bins); a small buffer grows the same way when a header is larger */
+    sb.size = 0;
+    sb.alloc = HDR_GUESS;
+    if (!(sb.data = malloc(HDR_GUESS)))
+        return NULL;
     if (wire_hdr_encode(&sb, h) == 0 && (m = malloc(sizeof(*m) + sb.size + plen))) {
         *m = (outmsg_t){.hlen = sb.size, .plen = plen, .has_payload = has};
         memcpy(m->data, sb.data, sb.size);
@@ -215,6 +225,22 @@ outmsg_t *conn_encode(const wire_hdr_t *h, const void *payload, size_t plen, boo
 }
 
 /* ---- replies ---- */
+
+/* "#<req>", a request's key in the pending table (as client.c names it), without snprintf: a
+ * formatted print was a tenth of a round trip's instructions in the client. */
+static void req_key(char key[FORQ_ID_MAX + 1], uint64_t req)
+{
+    char digits[20];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + req % 10);
+        req /= 10;
+    } while (req);
+    key[0] = '#';
+    for (int i = 0; i < n; i++)
+        key[1 + i] = digits[n - 1 - i];
+    key[1 + n] = '\0';
+}
 
 static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_payload)
 {
@@ -234,11 +260,18 @@ static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_pa
         msgpack_zone_destroy(&zone);
         return;
     }
+    if (h.cmd == WIRE_INVALIDATE) {
+        /* dict keys this client tracks changed: drop them before any later reply is read */
+        dcache_invalidate(c->dcache, &h, has_payload ? zmq_msg_data(pm) : NULL,
+                          has_payload ? zmq_msg_size(pm) : 0, has_payload);
+        msgpack_zone_destroy(&zone);
+        return;
+    }
     pthread_mutex_lock(&c->lock);
     if (h.cmd == WIRE_PONG)
         health_learn_locked(c, &h);
     if (h.has_req && h.cmd != WIRE_RESULT && h.cmd != WIRE_PROGRESS) {
-        snprintf(key, sizeof(key), "#%llu", (unsigned long long)h.req);
+        req_key(key, h.req);
         HASH_FIND_STR(c->pending, key, f);
     } else if (h.id.ptr &&
                (h.cmd == WIRE_RESULT || h.cmd == WIRE_PROGRESS || h.cmd == WIRE_ERROR)) {
@@ -252,6 +285,11 @@ static void on_reply(forq_client_t *c, zmq_msg_t *hm, zmq_msg_t *pm, bool has_pa
         future_ref(f);
         if (h.cmd != WIRE_PROGRESS)
             conn_table_del(c, f);
+        if (h.cmd == WIRE_DICT_REPLY) {
+            /* what the cache knew when this value was read (dcache_put) */
+            f->cache_seq = dcache_seq(c->dcache);
+            f->cache_session = c->session;
+        }
     }
     pthread_mutex_unlock(&c->lock);
     if (!f) {
@@ -434,6 +472,15 @@ static bool drive(forq_client_t *c, forq_future_t *f, uint64_t deadline)
     }
 }
 
+/* A waiter leaves without taking the socket (its answer came, or its time is up): the I/O
+ * thread may have given the socket up for it and gone to sleep without it while it still
+ * counted as waiting; if work is left, it must look again (client lock held). */
+static void unwait_locked(forq_client_t *c)
+{
+    if (c->owner == OWN_NONE && !c->waiting && !c->stopping && has_work_locked(c))
+        util_fd_signal(c->wake_fd);
+}
+
 bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms)
 {
     uint64_t deadline = timeout_ms >= 0 ? util_mono_ms() + (uint64_t)timeout_ms : 0;
@@ -446,6 +493,7 @@ bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms)
     pthread_mutex_lock(&c->lock);
     for (;;) {
         if (future_wait_done(f, 0)) {
+            unwait_locked(c);
             pthread_mutex_unlock(&c->lock);
             return true;
         }
@@ -455,6 +503,7 @@ bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms)
         }
         uint64_t now = util_mono_ms();
         if (deadline && now >= deadline) {
+            unwait_locked(c);
             pthread_mutex_unlock(&c->lock);
             return false;
         }
@@ -478,6 +527,47 @@ bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms)
     release_locked(c);
     pthread_mutex_unlock(&c->lock);
     return done;
+}
+
+dcache_t *conn_dcache(forq_client_t *c)
+{
+    return c->dcache;
+}
+
+void conn_set_caching(forq_client_t *c, bool on)
+{
+    pthread_mutex_lock(&c->lock);
+    c->caching = on;
+    if (on && c->owner == OWN_NONE && !c->waiting)
+        util_fd_signal(c->wake_fd); /* the I/O thread takes the socket now */
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool conn_cache_ready(forq_client_t *c, uint64_t *ret_session)
+{
+    bool drain;
+
+    pthread_mutex_lock(&c->lock);
+    if (!c->up || c->stopping) {
+        pthread_mutex_unlock(&c->lock);
+        return false;
+    }
+    *ret_session = c->session;
+    drain = c->owner == OWN_NONE && tl_driving != c;
+    if (drain)
+        c->owner = OWN_CALLER;
+    pthread_mutex_unlock(&c->lock);
+    if (!drain)
+        return true; /* its owner reads the socket as messages come */
+    tl_driving = c;
+    int got = recv_all(c); /* an invalidation already here is applied before the lookup */
+    tl_driving = NULL;
+    pthread_mutex_lock(&c->lock);
+    if (got && c->waiting)
+        pthread_cond_broadcast(&c->owner_cv);
+    release_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    return true;
 }
 
 void conn_want_io(forq_client_t *c)
@@ -594,6 +684,7 @@ static void client_free(forq_client_t *c)
         close(c->timer_fd);
     pthread_cond_destroy(&c->owner_cv);
     pthread_mutex_destroy(&c->lock);
+    dcache_free(c->dcache);
     free(c->endpoint);
     free(c);
 }
@@ -646,6 +737,11 @@ forq_err_t conn_new(const char *ep, const forq_client_opts_t *opts, forq_client_
         return errors_fail(FORQ_ERR_NOMEM, "out of memory creating a client");
     }
     c->wake_fd = c->drive_fd = c->timer_fd = -1;
+    if (!(c->dcache = dcache_new())) {
+        free(c->endpoint);
+        free(c);
+        return errors_fail(FORQ_ERR_NOMEM, "out of memory creating a client");
+    }
     pthread_mutex_init(&c->lock, NULL);
     util_cond_init(&c->owner_cv);
     c->max_message = opts->max_message ? opts->max_message : WIRE_PAYLOAD_DEF + WIRE_HEADER_MAX;

@@ -7,6 +7,7 @@
 #define FORQ_CLIENT_CONN_H
 
 #include "client_int.h"
+#include "dcache.h"
 
 /* Connect to endpoint `ep` (checked by the caller) with opts' limits and start the I/O thread.
  * FORQ_OK with *ret_client owned by the caller (conn_destroy); FORQ_ERR_INVALID when ZeroMQ
@@ -41,6 +42,16 @@ bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms);
 
 /* A listener was registered on a pending future of c: make sure someone reads the socket. */
 void conn_want_io(forq_client_t *c);
+
+/* The client's dict cache (dcache.h), never NULL after conn_new. */
+dcache_t *conn_dcache(forq_client_t *c);
+/* A dict is cached (on) or none is: while one is, the I/O thread reads the socket whenever no
+ * caller does, so forqd's invalidations are applied as they arrive. */
+void conn_set_caching(forq_client_t *c, bool on);
+/* May a cached value be served now? false while the link is down. Otherwise applies what the
+ * socket holds already (when no other thread drives it: that one reads as messages come) and
+ * gives the link's handshake count (dcache_get's session). */
+bool conn_cache_ready(forq_client_t *c, uint64_t *ret_session);
 
 /* Drop a reference to a pending future under the client's lock. Returns -1 if f is no longer
  * pending (the caller drops it plainly), 1 if it was the last (f left the table; the caller

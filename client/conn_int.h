@@ -15,6 +15,7 @@
 #define FORQ_CLIENT_CONN_INT_H
 
 #include "client_int.h"
+#include "dcache.h"
 
 /* A queued message (conn.c): header and payload in one block, freed by ZeroMQ once sent. */
 typedef struct outmsg outmsg_t;
@@ -63,6 +64,9 @@ struct forq_client {
     bool transport_seen;    /* a connection was made, handshake or not */
     bool curve;             /* connecting with CURVE (a server key was given) */
     char auth_problem[320]; /* why forqd refused the handshake, in full; "" if it did not */
+    /* the dict cache (dcache.h; its own lock): set at conn_new, freed at destroy */
+    dcache_t *dcache;
+    bool caching; /* a dict is cached: the I/O thread reads invalidations when nobody else does */
 };
 
 /* Is the forqd of this connection the one of the previous connection? */

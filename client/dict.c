@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "client_int.h"
 #include "conn.h"
+#include "dcache.h"
 #include "health.h"
 #include "ops.h"
 
@@ -69,8 +70,14 @@ static forq_err_t build(forq_client_t *c, wire_hdr_t *h, const char *name, const
     if (val && health_check_payload(c, "the value", vlen) != FORQ_OK)
         return FORQ_ERR_INVALID; /* ZeroMQ would drop the connection; the detail is set */
     h->cmd = WIRE_DICT;
-    if (name)
+    if (name) {
+        const ops_desc_t *d = ops_find(h->op.ptr, h->op.len);
+        /* this client's own change: its cached copy goes first (forqd's invalidation follows) */
+        if (d && d->mutates && d->kind == OPS_KIND_DICT)
+            dcache_drop(conn_dcache(c), name,
+                        d->needs & OPS_F_KEY ? key : NULL); /* update, mset, clear: all */
         h->name = wire_str(name);
+    }
     if (key)
         h->key = wire_str(key);
     return FORQ_OK;
@@ -117,10 +124,61 @@ static forq_err_t value_op(forq_client_t *c, ops_id_t op, const char *name, cons
     return FORQ_OK;
 }
 
+/* get from a cached dict: the cache's copy, else a tracked get whose value the cache keeps. */
+static forq_err_t cached_get(forq_client_t *c, const char *name, const char *key, int timeout_ms,
+                             void **ret_value, size_t *ret_len, uint64_t *ret_version)
+{
+    dcache_t *dc = conn_dcache(c);
+    wire_hdr_t h = {.op = op_str(OPS_GET), .track = true};
+    uint64_t session;
+    forq_future_t *f;
+    forq_err_t e;
+
+    if (!key_ok(key))
+        return errors_fail(FORQ_ERR_INVALID, "dict key must be a string of 1-1024 bytes");
+    if (conn_cache_ready(c, &session) &&
+        dcache_get(dc, name, key, session, ret_value, ret_len, ret_version))
+        return FORQ_OK; /* no round trip */
+    dcache_count(dc, false);
+    if ((e = call(c, &h, name, key, true, NULL, 0, timeout_ms, &f)) != FORQ_OK)
+        return e;
+    if (!f->found) {
+        future_unref(f);
+        return errors_fail(FORQ_ERR_NOT_FOUND, "dict '%s' has no key '%s'", name, key);
+    }
+    if (f->result)
+        dcache_put(dc, name, key, f->result, f->result_len, f->ver, f->cache_seq, f->cache_session);
+    take_value(f, ret_value, ret_len);
+    if (ret_version)
+        *ret_version = f->ver;
+    future_unref(f);
+    return FORQ_OK;
+}
+
 forq_err_t forq_dict_get(forq_client_t *c, const char *name, const char *key, int timeout_ms,
                          void **ret_value, size_t *ret_len, uint64_t *ret_version)
 {
+    if (c && dcache_is_on(conn_dcache(c), name))
+        return cached_get(c, name, key, timeout_ms, ret_value, ret_len, ret_version);
     return value_op(c, OPS_GET, name, key, timeout_ms, ret_value, ret_len, ret_version);
+}
+
+forq_err_t forq_dict_cache(forq_client_t *c, const char *name, size_t max_bytes)
+{
+    if (!c)
+        return errors_fail(FORQ_ERR_INVALID, "client is NULL");
+    if (!name_ok(name))
+        return errors_fail(FORQ_ERR_INVALID,
+                           "dict name must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+    conn_set_caching(c, dcache_enable(conn_dcache(c), name, max_bytes));
+    return FORQ_OK;
+}
+
+void forq_dict_cache_stats(forq_client_t *c, uint64_t *ret_hits, uint64_t *ret_misses,
+                           uint64_t *ret_invalidations, size_t *ret_entries)
+{
+    if (c)
+        dcache_stats(conn_dcache(c), ret_hits, ret_misses, ret_invalidations, ret_entries);
 }
 
 forq_err_t forq_dict_set(forq_client_t *c, const char *name, const char *key, const void *value,
@@ -354,6 +412,174 @@ forq_err_t forq_dict_list(forq_client_t *c, const char *after, size_t limit, int
         if (f->more)
             f->cursor = NULL;
     }
+    future_unref(f);
+    return FORQ_OK;
+}
+
+/* ---- many keys at once ---- */
+
+/* The array header at p: its entry count and its length. -1 if it is not an array. */
+static int array_at(const uint8_t *p, size_t len, uint32_t *ret_n, size_t *ret_off)
+{
+    if (len >= 1 && p[0] >= 0x90 && p[0] <= 0x9f) {
+        *ret_n = p[0] & 0x0f;
+        *ret_off = 1;
+    } else if (len >= 3 && p[0] == 0xdc) {
+        *ret_n = (uint32_t)p[1] << 8 | p[2];
+        *ret_off = 3;
+    } else if (len >= 5 && p[0] == 0xdd) {
+        *ret_n = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+        *ret_off = 5;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* A msgpack unsigned integer at p (as forqd packs versions), or -1. */
+static int uint_at(const uint8_t *p, size_t len, uint64_t *ret, size_t *ret_off)
+{
+    unsigned n = 0;
+    if (len >= 1 && p[0] <= 0x7f) {
+        *ret = p[0];
+        *ret_off = 1;
+        return 0;
+    }
+    if (len >= 1 && p[0] >= 0xcc && p[0] <= 0xcf)
+        n = 1u << (p[0] - 0xcc);
+    if (!n || len < 1 + n)
+        return -1;
+    *ret = 0;
+    for (unsigned i = 0; i < n; i++)
+        *ret = *ret << 8 | p[1 + i];
+    *ret_off = 1 + n;
+    return 0;
+}
+
+/* mget's reply (an array of nil or [ver, value], one per key asked) into the caller's arrays.
+ * On failure nothing is left allocated. */
+static forq_err_t take_many(const forq_future_t *f, size_t n, void **ret_values, size_t *ret_lens,
+                            uint64_t *ret_versions)
+{
+    const uint8_t *p = f->result;
+    size_t len = f->result_len, off, at;
+    uint32_t got;
+    wire_err_t werr;
+
+    if (!p || array_at(p, len, &got, &off) < 0 || got != n)
+        return errors_fail(FORQ_ERR_PROTOCOL, "forqd's mget reply is not an array of %zu entries",
+                           n);
+    at = off;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t ver = 0;
+        size_t vlen = 0, step;
+        uint32_t two;
+        void *copy = NULL;
+        if (at < len && p[at] == 0xc0) {
+            at++;
+        } else if (array_at(p + at, len - at, &two, &step) < 0 || two != 2 ||
+                   uint_at(p + at + step, len - at - step, &ver, &off) < 0 ||
+                   wire_value_len(p + at + step + off, len - at - step - off, WIRE_DEPTH_MAX, &vlen,
+                                  &werr) < 0) {
+            for (size_t j = 0; j < i; j++) {
+                free(ret_values[j]);
+                ret_values[j] = NULL;
+            }
+            return errors_fail(FORQ_ERR_PROTOCOL, "forqd's mget reply has a bad entry %zu", i);
+        } else {
+            at += step + off;
+            copy = malloc(vlen ? vlen : 1);
+            if (!copy) {
+                for (size_t j = 0; j < i; j++) {
+                    free(ret_values[j]);
+                    ret_values[j] = NULL;
+                }
+                return errors_fail(FORQ_ERR_NOMEM, "out of memory reading an mget reply");
+            }
+            memcpy(copy, p + at, vlen);
+            at += vlen;
+        }
+        ret_values[i] = copy;
+        if (ret_lens)
+            ret_lens[i] = vlen;
+        if (ret_versions)
+            ret_versions[i] = ver;
+    }
+    return FORQ_OK;
+}
+
+forq_err_t forq_dict_mget(forq_client_t *c, const char *name, const char *const *keys, size_t n,
+                          int timeout_ms, void **ret_values, size_t *ret_lens,
+                          uint64_t *ret_versions, size_t *ret_found)
+{
+    wire_hdr_t h = {.op = op_str(OPS_MGET)};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    forq_future_t *f;
+    forq_err_t e;
+
+    if (!keys || !ret_values || n == 0 || n > FORQ_DICT_MULTI_MAX)
+        return errors_fail(FORQ_ERR_INVALID,
+                           "mget needs keys and ret_values, and 1 to %d keys in one call",
+                           FORQ_DICT_MULTI_MAX);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        if (!key_ok(keys[i])) {
+            msgpack_sbuffer_destroy(&sb);
+            return errors_fail(FORQ_ERR_INVALID, "mget: key %zu must be a string of 1-1024 bytes",
+                               i);
+        }
+        msgpack_pack_str_with_body(&pk, keys[i], strlen(keys[i]));
+    }
+    e = call(c, &h, name, NULL, false, sb.data, sb.size, timeout_ms, &f);
+    msgpack_sbuffer_destroy(&sb);
+    if (e != FORQ_OK)
+        return e;
+    e = take_many(f, n, ret_values, ret_lens, ret_versions);
+    if (e == FORQ_OK && ret_found)
+        *ret_found = (size_t)f->count;
+    future_unref(f);
+    return e;
+}
+
+forq_err_t forq_dict_mset(forq_client_t *c, const char *name, const char *const *keys,
+                          const void *const *values, const size_t *lens, size_t n, int timeout_ms,
+                          uint64_t *ret_version)
+{
+    wire_hdr_t h = {.op = op_str(OPS_MSET)};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    forq_future_t *f;
+    wire_err_t werr;
+    forq_err_t e;
+
+    if (!keys || !values || !lens || n == 0 || n > FORQ_DICT_MULTI_MAX)
+        return errors_fail(FORQ_ERR_INVALID,
+                           "mset needs keys, values and lens, and 1 to %d keys in one call",
+                           FORQ_DICT_MULTI_MAX);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        if (!key_ok(keys[i]) || !values[i] ||
+            wire_check(values[i], lens[i], WIRE_VALUE_DEPTH_MAX, &werr) < 0) {
+            msgpack_sbuffer_destroy(&sb);
+            return errors_fail(FORQ_ERR_INVALID,
+                               "mset: entry %zu needs a key of 1-1024 bytes and one msgpack "
+                               "value (nesting at most %d levels)",
+                               i, WIRE_VALUE_DEPTH_MAX);
+        }
+        msgpack_pack_str_with_body(&pk, keys[i], strlen(keys[i]));
+        msgpack_sbuffer_write(&sb, values[i], lens[i]);
+    }
+    e = call(c, &h, name, NULL, false, sb.data, sb.size, timeout_ms, &f);
+    msgpack_sbuffer_destroy(&sb);
+    if (e != FORQ_OK)
+        return e;
+    if (ret_version)
+        *ret_version = f->ver;
     future_unref(f);
     return FORQ_OK;
 }

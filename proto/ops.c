@@ -2,7 +2,7 @@
  * request against it.
  *
  * The table is indexed by ops_id_t, so ops_get() is an array access and ops_find() a short
- * scan (30 entries); a _Static_assert keeps the table as long as the enum, and check_ops tests
+ * scan (32 entries); a _Static_assert keeps the table as long as the enum, and check_ops tests
  * that every entry's id is its index. The text refusing an unknown op lists the ops from the
  * table, those of the kind its name begins with ("queue." ...; the dict ops for any other), so
  * it names a new op by itself, the dict ops in the order forqd has always named them. */
@@ -87,6 +87,13 @@ static const ops_desc_t ops[] = {
     [OPS_DICTS] = {DICT("dicts"), .id = OPS_DICTS, .nameless = true, .takes = KEY | LIMIT,
                    .reply = OPS_REPLY_PAGE,
                    .args_min = 0, .args_max = 0, .json_arg = -1},
+    /* many keys in one request: mget's value is an array of keys, mset's a map (as update's);
+     * the CLI takes mget's keys as operands */
+    [OPS_MGET] = {DICT("mget"), .id = OPS_MGET, .needs = VALUE, .reply = OPS_REPLY_MANY,
+                  .args_min = 1, .args_max = 255, .json_arg = -1},
+    [OPS_MSET] = {DICT("mset"), .id = OPS_MSET, .needs = VALUE, .takes = FENCE,
+                  .reply = OPS_REPLY_VERSION, .mutates = true, .reply_has_ver = true,
+                  .args_min = 1, .args_max = 1, .json_arg = 0},
     /* queues: `count` in every reply is the items the queue holds after the op */
     [OPS_QPUT] = {QUEUE("put"), .id = OPS_QPUT, .needs = VALUE,
                   .takes = FRONT | MAXSIZE | BLOCK | TIMEOUT | FENCE, .reply = OPS_REPLY_COUNT,
@@ -180,7 +187,7 @@ static int refuse(wire_err_t *err, const char *code, const char *msg)
     return -EBADMSG;
 }
 
-/* "unknown dict op; use get, set, ..., wait or dicts"; for a name that begins with a shared
+/* "unknown dict op; use get, set, ..., dicts, mget or mset"; for a name that begins with a shared
  * type's kind ("queue.pop"), the ops of that kind: "unknown queue op; use queue.put, ..." */
 static int refuse_unknown(const wire_str_t *name, wire_err_t *err)
 {
@@ -238,7 +245,8 @@ int ops_check_request(const wire_hdr_t *h, const void *value, size_t len, bool h
      * one level above its values */
     if (has_value &&
         wire_check(value, len,
-                   op->id == OPS_UPDATE ? WIRE_VALUE_DEPTH_MAX + 1 : WIRE_VALUE_DEPTH_MAX,
+                   op->id == OPS_UPDATE || op->id == OPS_MSET ? WIRE_VALUE_DEPTH_MAX + 1
+                                                              : WIRE_VALUE_DEPTH_MAX,
                    err) < 0) {
         if (strcmp(err->code, "too_deep") == 0 && op->kind == OPS_KIND_DICT)
             snprintf(err->msg, sizeof(err->msg),

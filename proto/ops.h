@@ -41,6 +41,8 @@ typedef enum {
     OPS_CAS,
     OPS_WAIT,
     OPS_DICTS,
+    OPS_MGET, /* many keys at once (issue 17) */
+    OPS_MSET,
     /* queues (PROTOCOL.md 6.9.1) */
     OPS_QPUT,
     OPS_QGET,
@@ -104,6 +106,8 @@ typedef enum {
                           items: a key of the dict; dicts: a dict name; queue.range: no
                           cursor, `more` only) */
     OPS_REPLY_TOKEN,   /* `token` when `found` (lock.acquire: granted), `count` the holders */
+    OPS_REPLY_MANY,    /* a value frame holding an array, one entry per key asked: nil (absent)
+                          or [ver, value]; `count` the keys found (mget) */
 } ops_reply_t;
 
 /* One op. */

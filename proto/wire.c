@@ -1,11 +1,5 @@
-/* wire.c - structural check of untrusted msgpack and the header frame codec.
- *
- * wire_check() is a single pass over the bytes with a small stack of "elements still to read"
- * per open container. It keeps the sum of all pending elements and refuses a container whose
- * declared count, added to that sum, exceeds the bytes left: every element takes at least one
- * byte, so a frame that passes cannot make msgpack-c reserve more than a small multiple of its
- * own size. Strings, binaries and extensions must fit in what remains. Exactly one value, no
- * trailing bytes.
+/* wire.c - the header frame codec (the structural check of untrusted msgpack, and reading it
+ * in place, are wire_read.c's).
  *
  * Headers are flat maps (depth 1) of short string keys to scalars; unknown keys are ignored so
  * that later versions can add fields, known keys must have their type and bounds. One table of
@@ -35,200 +29,6 @@ static int fail(wire_err_t *err, const char *code, const char *fmt, ...)
     return -EBADMSG;
 }
 
-static uint64_t be(const uint8_t *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-/* Check the one value at the start of data; *ret_len gets its length. */
-static int check_one(const void *data, size_t len, unsigned max_depth, size_t *ret_len,
-                     wire_err_t *err)
-{
-    const uint8_t *p = data;
-    size_t pos = 0;
-    uint64_t stack[WIRE_DEPTH_MAX + 1];
-    unsigned depth = 0;
-    uint64_t pending = 1; /* elements declared and not yet read, all levels */
-
-    if (max_depth > WIRE_DEPTH_MAX)
-        max_depth = WIRE_DEPTH_MAX;
-    if (len == 0)
-        return fail(err, "bad_message", "empty frame where a msgpack value was expected");
-    stack[0] = 1;
-    for (;;) {
-        while (stack[depth] == 0) {
-            if (depth == 0)
-                goto done;
-            depth--;
-        }
-        if (pos >= len)
-            return fail(err, "bad_message", "msgpack value truncated at byte %zu", pos);
-        stack[depth]--;
-        pending--;
-
-        uint8_t b = p[pos++];
-        size_t left = len - pos;
-        uint64_t n = 0;    /* container elements */
-        uint64_t skip = 0; /* bytes of scalar body */
-        unsigned lenb = 0; /* bytes of a length field */
-        bool container = false;
-
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            /* fixint, nil, bool: nothing follows */
-        } else if (b >= 0x80 && b <= 0x8f) {
-            n = 2u * (b & 0x0f);
-            container = true;
-        } else if (b >= 0x90 && b <= 0x9f) {
-            n = b & 0x0f;
-            container = true;
-        } else if (b >= 0xa0 && b <= 0xbf) {
-            skip = b & 0x1f;
-        } else {
-            /* one line per type byte reads better than clang-format's layout */
-            /* clang-format off */
-            switch (b) {
-            case 0xc4: case 0xd9: lenb = 1; break;             /* bin8, str8 */
-            case 0xc5: case 0xda: lenb = 2; break;             /* bin16, str16 */
-            case 0xc6: case 0xdb: lenb = 4; break;             /* bin32, str32 */
-            case 0xc7: lenb = 1; skip = 1; break;              /* ext8: len, type */
-            case 0xc8: lenb = 2; skip = 1; break;              /* ext16 */
-            case 0xc9: lenb = 4; skip = 1; break;              /* ext32 */
-            case 0xca: skip = 4; break;                        /* float32 */
-            case 0xcb: skip = 8; break;                        /* float64 */
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xd4: skip = 2; break;                        /* fixext1..16: type + data */
-            case 0xd5: skip = 3; break;
-            case 0xd6: skip = 5; break;
-            case 0xd7: skip = 9; break;
-            case 0xd8: skip = 17; break;
-            case 0xdc: lenb = 2; container = true; break;      /* array16 */
-            case 0xdd: lenb = 4; container = true; break;      /* array32 */
-            case 0xde: lenb = 2; container = true; break;      /* map16 */
-            case 0xdf: lenb = 4; container = true; break;      /* map32 */
-            default:
-                return fail(err, "bad_message", "invalid msgpack type byte 0x%02x at byte %zu",
-                            b, pos - 1);
-            }
-            /* clang-format on */
-        }
-        if (lenb) {
-            if (left < lenb)
-                return fail(err, "bad_message", "msgpack length field truncated at byte %zu", pos);
-            uint64_t v = be(p + pos, lenb);
-            pos += lenb;
-            left -= lenb;
-            if (container)
-                n = (b == 0xde || b == 0xdf) ? 2 * v : v;
-            else
-                skip += v;
-        }
-        if (container) {
-            if (n > left || pending + n > left)
-                return fail(err, "bad_message",
-                            "msgpack container at byte %zu declares %llu elements but only %zu "
-                            "bytes follow",
-                            pos, (unsigned long long)n, left);
-            /* an empty container is a level too: msgpack-c opens it like any other */
-            if (depth + 1 > max_depth)
-                return fail(err, "too_deep", "msgpack value nested deeper than %u levels",
-                            max_depth);
-            if (n > 0) {
-                stack[++depth] = n;
-                pending += n;
-            }
-        } else if (skip) {
-            if (skip > left)
-                return fail(err, "bad_message",
-                            "msgpack value at byte %zu declares %llu bytes but only %zu follow",
-                            pos, (unsigned long long)skip, left);
-            pos += skip;
-        }
-    }
-done:
-    *ret_len = pos;
-    return 0;
-}
-
-int wire_check(const void *data, size_t len, unsigned max_depth, wire_err_t *err)
-{
-    size_t n;
-    int r = check_one(data, len, max_depth, &n, err);
-    if (r < 0)
-        return r;
-    if (n != len)
-        return fail(err, "bad_message", "%zu trailing bytes after the msgpack value", len - n);
-    return 0;
-}
-
-int wire_map_header(const void *data, size_t len, uint32_t *ret_n, size_t *ret_off)
-{
-    const uint8_t *p = data;
-
-    if (len >= 1 && (p[0] & 0xf0) == 0x80) {
-        *ret_n = p[0] & 0x0f;
-        *ret_off = 1;
-    } else if (len >= 3 && p[0] == 0xde) {
-        *ret_n = (uint32_t)be(p + 1, 2);
-        *ret_off = 3;
-    } else if (len >= 5 && p[0] == 0xdf) {
-        *ret_n = (uint32_t)be(p + 1, 4);
-        *ret_off = 5;
-    } else {
-        return -1;
-    }
-    return 0;
-}
-
-int wire_str_header(const void *data, size_t len, const char **ret, size_t *ret_len,
-                    size_t *ret_next)
-{
-    const uint8_t *p = data;
-    size_t h, n;
-
-    if (len >= 1 && (p[0] & 0xe0) == 0xa0)
-        h = 1, n = p[0] & 0x1f;
-    else if (len >= 2 && p[0] == 0xd9)
-        h = 2, n = p[1];
-    else if (len >= 3 && p[0] == 0xda)
-        h = 3, n = (size_t)be(p + 1, 2);
-    else if (len >= 5 && p[0] == 0xdb)
-        h = 5, n = (size_t)be(p + 1, 4);
-    else
-        return -1;
-    if (n > len - h)
-        return -1;
-    *ret = (const char *)p + h;
-    *ret_len = n;
-    *ret_next = h + n;
-    return 0;
-}
-
-int wire_value_len(const void *data, size_t len, unsigned max_depth, size_t *ret_len,
-                   wire_err_t *err)
-{
-    return check_one(data, len, max_depth, ret_len, err);
-}
-
-int wire_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object *ret,
-                wire_err_t *err)
-{
-    size_t off = 0;
-    int r = wire_check(data, len, WIRE_DEPTH_MAX, err);
-    if (r < 0)
-        return r;
-    if (msgpack_unpack(data, len, &off, zone, ret) != MSGPACK_UNPACK_SUCCESS)
-        return fail(err, "bad_message", "msgpack value could not be unpacked");
-    return 0;
-}
-
-/* ---- names ---- */
-
 /* two tables that read better in columns */
 /* clang-format off */
 static const char *const cmd_names[] = {
@@ -254,6 +54,7 @@ static const char *const cmd_names[] = {
     [WIRE_PURGE] = "purge",
     [WIRE_JOBS_REPLY] = "jobs_reply",
     [WIRE_PURGE_REPLY] = "purge_reply",
+    [WIRE_INVALIDATE] = "invalidate",
 };
 
 static const char *const state_names[] = {
@@ -272,8 +73,11 @@ _Static_assert(N_ELEMS(state_names) == WIRE_ST_COUNT_, "state_names must name ev
 
 static int lookup(const char *const *names, size_t count, const char *s, size_t len)
 {
+    if (len == 0)
+        return 0;
     for (size_t i = 1; i < count; i++)
-        if (names[i] && strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
+        if (names[i] && names[i][0] == s[0] && strlen(names[i]) == len &&
+            memcmp(names[i], s, len) == 0)
             return (int)i;
     return 0;
 }
@@ -356,7 +160,7 @@ bool wire_str_eq(wire_str_t s, const char *lit)
 
 #define F(key, kind, max, m, has, written)                                                        \
     {key, WIRE_FK_##kind, max, offsetof(wire_hdr_t, m) + _Generic(HDR_M(m), TYPES_##kind),       \
-     sizeof(HDR_M(m)), has, written}
+     sizeof(HDR_M(m)), has, written, sizeof(key) - 1}
 
 /* Every header field, in the order encode writes them. A new field: its member in wire_hdr_t,
  * one line here, and its row in PROTOCOL.md section 4. */
@@ -412,6 +216,7 @@ static const wire_field_t fields[] = {
     F("permits",     UINT,    WIRE_PERMITS_MAX,  permits,     NO_FLAG,           SET),
     F("start",       UINT,    0,                 start,       NO_FLAG,           SET),
     F("of",          UINT,    0,                 of,          HAS(has_of),       SET),
+    F("track",       BOOL,    0,                 track,       NO_FLAG,           SET),
 };
 /* clang-format on */
 
@@ -535,8 +340,7 @@ static const wire_field_t *find_field(const char *k, size_t n)
     if (n == 0)
         return NULL;
     for (size_t i = 0; i < N_ELEMS(fields); i++)
-        if (fields[i].key[0] == k[0] && strlen(fields[i].key) == n &&
-            memcmp(fields[i].key, k, n) == 0)
+        if (fields[i].key[0] == k[0] && fields[i].klen == n && memcmp(fields[i].key, k, n) == 0)
             return &fields[i];
     return NULL;
 }
@@ -612,10 +416,14 @@ static int decode_fields(const msgpack_object *o, wire_hdr_t *ret, wire_err_t *e
 int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t *ret,
                     wire_err_t *err)
 {
-    msgpack_object o;
-    size_t off = 0;
+    msgpack_object_kv kvs[WIRE_KEYS_MAX];
+    msgpack_object o = {.type = MSGPACK_OBJECT_MAP};
+    const uint8_t *p = data;
+    size_t pos = 1;
+    uint32_t n;
     int r;
 
+    (void)zone; /* the header is read in place: a header map holds no containers to allocate */
     memset(ret, 0, sizeof(*ret));
     if (len > WIRE_HEADER_MAX)
         return fail(err, "too_large", "header frame is %zu bytes, more than the %d allowed", len,
@@ -623,13 +431,23 @@ int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t
     r = wire_check(data, len, 1, err);
     if (r < 0)
         return r;
-    if (msgpack_unpack(data, len, &off, zone, &o) != MSGPACK_UNPACK_SUCCESS)
-        return fail(err, "bad_message", "header frame could not be unpacked");
-    if (o.type != MSGPACK_OBJECT_MAP)
+    if (p[0] >= 0x80 && p[0] <= 0x8f) {
+        n = p[0] & 0x0f;
+    } else if (p[0] == 0xde || p[0] == 0xdf) {
+        n = (uint32_t)wire_be(p + 1, p[0] == 0xde ? 2 : 4);
+        pos += p[0] == 0xde ? 2 : 4;
+    } else {
         return fail(err, "bad_header", "header frame must be a msgpack map");
-    if (o.via.map.size > WIRE_KEYS_MAX)
-        return fail(err, "bad_header", "header map has %u entries, more than the %d allowed",
-                    o.via.map.size, WIRE_KEYS_MAX);
+    }
+    if (n > WIRE_KEYS_MAX)
+        return fail(err, "bad_header", "header map has %u entries, more than the %d allowed", n,
+                    WIRE_KEYS_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        wire_read_scalar(p, &pos, &kvs[i].key);
+        wire_read_scalar(p, &pos, &kvs[i].val);
+    }
+    o.via.map.size = n;
+    o.via.map.ptr = kvs;
 
     /* First pass for what an error reply needs (cmd, id, req), so that a later field's error
      * can still be answered precisely. */
@@ -637,13 +455,15 @@ int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t
         const msgpack_object_kv *kv = &o.via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR)
             return fail(err, "bad_header", "header keys must be strings");
-        wire_str_t k = {kv->key.via.str.ptr, kv->key.via.str.size};
-        if (wire_str_eq(k, "cmd") && kv->val.type == MSGPACK_OBJECT_STR)
+        const char *k = kv->key.via.str.ptr;
+        uint32_t kl = kv->key.via.str.size;
+        if (kl == 3 && memcmp(k, "cmd", 3) == 0 && kv->val.type == MSGPACK_OBJECT_STR)
             ret->cmd = wire_cmd_from(kv->val.via.str.ptr, kv->val.via.str.size);
-        else if (wire_str_eq(k, "req") && kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        else if (kl == 3 && memcmp(k, "req", 3) == 0 &&
+                 kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             ret->req = kv->val.via.u64;
             ret->has_req = true;
-        } else if (wire_str_eq(k, "id") && kv->val.type == MSGPACK_OBJECT_STR &&
+        } else if (kl == 2 && memcmp(k, "id", 2) == 0 && kv->val.type == MSGPACK_OBJECT_STR &&
                    wire_id_is_valid(kv->val.via.str.ptr, kv->val.via.str.size))
             ret->id = (wire_str_t){kv->val.via.str.ptr, kv->val.via.str.size};
     }
@@ -713,7 +533,7 @@ static void pack_field(msgpack_packer *pk, const wire_hdr_t *h, const wire_field
     wire_cmd_t cmd;
     wire_state_t st;
 
-    pack_str(pk, f->key, strlen(f->key));
+    pack_str(pk, f->key, f->klen);
     switch (f->kind) {
     case WIRE_FK_VERSION:
         u = load_uint(at, f->size);
@@ -754,15 +574,17 @@ int wire_hdr_encode(msgpack_sbuffer *buf, const wire_hdr_t *hdr)
 {
     msgpack_packer pk;
     size_t before = buf->size, count = 0;
+    uint8_t written[N_ELEMS(fields)];
 
+    _Static_assert(N_ELEMS(fields) <= UINT8_MAX, "field indexes fit a byte");
     for (size_t i = 0; i < N_ELEMS(fields); i++)
-        count += is_written(hdr, &fields[i]);
+        if (is_written(hdr, &fields[i]))
+            written[count++] = (uint8_t)i;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
     if (msgpack_pack_map(&pk, count) < 0)
         return -ENOMEM;
-    for (size_t i = 0; i < N_ELEMS(fields); i++)
-        if (is_written(hdr, &fields[i]))
-            pack_field(&pk, hdr, &fields[i]);
+    for (size_t i = 0; i < count; i++)
+        pack_field(&pk, hdr, &fields[written[i]]);
     /* sbuffer writes fail only on out-of-memory, which leaves the buffer short */
     if (buf->size == before)
         return -ENOMEM;

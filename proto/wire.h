@@ -66,6 +66,7 @@ typedef enum {
     WIRE_DICT_REPLY,
     WIRE_JOBS_REPLY,
     WIRE_PURGE_REPLY,
+    WIRE_INVALIDATE, /* dict keys a client tracks changed (client-side caching, 6.8.1) */
     /* worker <-> broker */
     WIRE_READY,
     WIRE_JOB,
@@ -159,6 +160,8 @@ typedef struct {
     uint64_t start;       /* "start": queue.range: the index of the first item */
     uint64_t of;          /* "of": queue/lock/event.withdraw: the req of the request withdrawn */
     bool has_of;          /* "of" was present */
+    bool track;           /* "track": dict get: remember that this connection read the key and
+                             tell it (invalidate) when the key changes */
 } wire_hdr_t;
 
 /* The field table (wire.c) that drives encode and decode, readable for tests and tools. */
@@ -186,6 +189,7 @@ typedef struct {
     size_t has_off;    /* offset of its has_ flag, or WIRE_NO_FLAG */
     wire_cmd_t always; /* written for this command even when not set (WIRE_CMD_NONE: none) */
     wire_cmd_t only;   /* written for this command alone (WIRE_CMD_NONE: any command) */
+    uint8_t klen;      /* strlen(key) */
 } wire_field_t;
 
 /* The field table, in the order encode writes the fields. Returns a static array of
@@ -216,16 +220,23 @@ int wire_str_header(const void *data, size_t len, const char **ret, size_t *ret_
 int wire_value_len(const void *data, size_t len, unsigned max_depth, size_t *ret_len,
                    wire_err_t *err);
 
+/* The n-byte big-endian unsigned integer at p (n <= 8). */
+uint64_t wire_be(const uint8_t *p, unsigned n);
+/* Read the scalar at p[*pos] of bytes wire_check() proved (at depth 1: no container holds
+ * anything) into o, as msgpack_unpack would have it, and step *pos past it. Allocates nothing;
+ * strings and binaries in o borrow from p. */
+void wire_read_scalar(const uint8_t *p, size_t *pos, msgpack_object *o);
+
 /* Check and unpack a payload frame into `zone`. `*ret` borrows from `data` and `zone`.
  * Returns 0 or -EBADMSG with `err` filled. */
 int wire_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object *ret,
                 wire_err_t *err);
 
-/* Decode a header frame into `ret` (zeroed first). `zone` is scratch memory the caller clears
- * between messages; strings in `ret` borrow from `data`. Checks structure, version, that the
- * command is known and that every known field has its type and bounds.
- * Returns 0, or -EBADMSG / -EPROTO with `err` filled; on error `ret` may be partly filled
- * (cmd, id and req, for the error reply). */
+/* Decode a header frame into `ret` (zeroed first). `zone` is not used (the header is read in
+ * place, allocating nothing); strings in `ret` borrow from `data`. Checks structure, version, that
+ * the command is known and that every known field has its type and bounds. Returns 0, or -EBADMSG /
+ * -EPROTO with `err` filled; on error `ret` may be partly filled (cmd, id and req, for the error
+ * reply). */
 int wire_hdr_decode(const void *data, size_t len, msgpack_zone *zone, wire_hdr_t *ret,
                     wire_err_t *err);
 

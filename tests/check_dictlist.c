@@ -253,7 +253,7 @@ START_TEST(test_protocol_fields)
     h.req = 8;
     raw_call(s, &h, &zone, buf, sizeof(buf), &r, &v);
     ck_assert(wire_str_eq(r.code, "bad_op"));
-    ck_assert_msg(memmem(r.msg.ptr, r.msg.len, "wait or dicts", 13), "%.*s", (int)r.msg.len,
+    ck_assert_msg(memmem(r.msg.ptr, r.msg.len, "dicts, mget or mset", 19), "%.*s", (int)r.msg.len,
                   r.msg.ptr);
     /* dicts takes no value frame */
     h = (wire_hdr_t){.cmd = WIRE_DICT, .op = wire_str("dicts"), .req = 9, .has_req = true};

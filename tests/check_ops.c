@@ -11,21 +11,43 @@
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const all_names[] = {"get",           "set",           "del",
-                                        "has",           "keys",          "items",
-                                        "len",           "clear",         "update",
-                                        "setdefault",    "pop",           "incr",
-                                        "cas",           "wait",          "dicts",
-                                        "queue.put",     "queue.get",     "queue.len",
-                                        "queue.range",   "queue.clear",   "lock.acquire",
-                                        "lock.release",  "lock.renew",    "event.set",
-                                        "event.clear",   "event.wait",    "queue.withdraw",
-                                        "lock.withdraw", "event.withdraw"};
+static const char *const all_names[] = {"get",
+                                        "set",
+                                        "del",
+                                        "has",
+                                        "keys",
+                                        "items",
+                                        "len",
+                                        "clear",
+                                        "update",
+                                        "setdefault",
+                                        "pop",
+                                        "incr",
+                                        "cas",
+                                        "wait",
+                                        "dicts",
+                                        "mget",
+                                        "mset",
+                                        "queue.put",
+                                        "queue.get",
+                                        "queue.len",
+                                        "queue.range",
+                                        "queue.clear",
+                                        "lock.acquire",
+                                        "lock.release",
+                                        "lock.renew",
+                                        "event.set",
+                                        "event.clear",
+                                        "event.wait",
+                                        "queue.withdraw",
+                                        "lock.withdraw",
+                                        "event.withdraw"};
 
-/* forqd's text for an unknown op, as its dict service always sent it (dicts, the last op added,
- * last) */
-static const char unknown_text[] = "unknown dict op; use get, set, del, has, keys, items, len, "
-                                   "clear, update, setdefault, pop, incr, cas, wait or dicts";
+/* forqd's text for an unknown op, as its dict service sends it (the ops in the table's order:
+ * mget and mset, the last added, last) */
+static const char unknown_text[] =
+    "unknown dict op; use get, set, del, has, keys, items, len, "
+    "clear, update, setdefault, pop, incr, cas, wait, dicts, mget or mset";
 
 START_TEST(test_every_op_found)
 {
@@ -111,8 +133,8 @@ START_TEST(test_check_accepts_well_formed)
         h.has_token = (op->needs & OPS_F_TOKEN) != 0;
         h.has_of = (op->needs & OPS_F_OF) != 0;
         h.of = 7;
-        const void *v = id == OPS_UPDATE ? (const void *)map_value : one_value;
-        size_t n = id == OPS_UPDATE ? sizeof(map_value) : sizeof(one_value);
+        const void *v = id == OPS_UPDATE || id == OPS_MSET ? (const void *)map_value : one_value;
+        size_t n = id == OPS_UPDATE || id == OPS_MSET ? sizeof(map_value) : sizeof(one_value);
         ck_assert_msg(strcmp(check(&h, value, value ? v : NULL, value ? n : 0, NULL), "ok") == 0,
                       "%s refused", op->name);
     }
@@ -152,8 +174,8 @@ START_TEST(test_check_name_by_table)
         const ops_desc_t *op = ops_get((ops_id_t)id);
         bool value = op->needs & OPS_F_VALUE;
         wire_hdr_t h = request(op->name, (op->needs & OPS_F_KEY) ? "k" : NULL, 1);
-        const void *v = id == OPS_UPDATE ? (const void *)map_value : one_value;
-        size_t n = id == OPS_UPDATE ? sizeof(map_value) : sizeof(one_value);
+        const void *v = id == OPS_UPDATE || id == OPS_MSET ? (const void *)map_value : one_value;
+        size_t n = id == OPS_UPDATE || id == OPS_MSET ? sizeof(map_value) : sizeof(one_value);
 
         h.has_ver = (op->needs & OPS_F_VER) != 0;
         h.has_token = (op->needs & OPS_F_TOKEN) != 0;
@@ -435,6 +457,8 @@ START_TEST(test_table_matches_adopters)
                {"keys", 0, 0},
                {"items", 0, 0},
                {"dicts", 0, 0},
+               {"mget", 1, 255},
+               {"mset", 1, 1},
                /* forq queue/lock/event VERB NAME ...: put VALUE, release/renew TOKEN */
                {"queue.put", 1, 1},
                {"queue.get", 0, 0},
@@ -460,9 +484,9 @@ START_TEST(test_table_matches_adopters)
     /* the dict service: the ops that keep pre-images to undo (clear: the whole dict); and the
      * shared types' that change something (the write right, PROTOCOL.md 2.2) */
     static const char *const mutating[] = {
-        "set",          "del",        "clear",     "update",     "setdefault",  "pop",
-        "incr",         "cas",        "queue.put", "queue.get",  "queue.clear", "lock.acquire",
-        "lock.release", "lock.renew", "event.set", "event.clear"};
+        "set",          "del",          "clear",      "update",    "mset",       "setdefault",
+        "pop",          "incr",         "cas",        "queue.put", "queue.get",  "queue.clear",
+        "lock.acquire", "lock.release", "lock.renew", "event.set", "event.clear"};
 
     ck_assert_uint_eq(N_ELEMS(cli), OPS_COUNT_ - 1);
     for (size_t i = 0; i < N_ELEMS(cli); i++) {
@@ -549,8 +573,10 @@ START_TEST(test_request_through_the_codec)
         msgpack_sbuffer_init(&sb);
         ck_assert_int_eq(wire_hdr_encode(&sb, &h), 0);
         ck_assert_int_eq(wire_hdr_decode(sb.data, sb.size, &zone, &d, &err), 0);
-        ck_assert_msg(ops_check_request(&d, id == OPS_UPDATE ? map_value : one_value,
-                                        id == OPS_UPDATE ? sizeof(map_value) : sizeof(one_value),
+        ck_assert_msg(ops_check_request(&d,
+                                        id == OPS_UPDATE || id == OPS_MSET ? map_value : one_value,
+                                        id == OPS_UPDATE || id == OPS_MSET ? sizeof(map_value)
+                                                                           : sizeof(one_value),
                                         value, NULL, &err) == 0,
                       "%s: %s", op->name, err.msg);
         msgpack_sbuffer_destroy(&sb);

@@ -1010,6 +1010,124 @@ START_TEST(test_every_name_roundtrips)
 }
 END_TEST
 
+/* wire_hdr_decode reads the header map in place (no msgpack_unpack): every width of every
+ * scalar must mean what msgpack-c makes of it. Each case is {v:1, cmd:"dict", op:"get",
+ * <field>: <raw value bytes>}, decoded and compared with the value msgpack-c unpacks. */
+START_TEST(test_decode_reads_every_encoding)
+{
+    static const struct {
+        const char *field;
+        const char *raw;
+        size_t len;
+        const char *code; /* "ok" or the error */
+    } cases[] = {
+        {"req", "\x05", 1, "ok"},
+        {"req", "\xcc\xfe", 2, "ok"},
+        {"req", "\xcd\x12\x34", 3, "ok"},
+        {"req", "\xce\x12\x34\x56\x78", 5, "ok"},
+        {"req", "\xcf\xff\x34\x56\x78\x9a\xbc\xde\xf0", 9, "ok"},
+        {"req", "\xd0\x05", 2, "ok"},
+        {"req", "\xd1\x7f\xff", 3, "ok"},
+        {"req", "\xd2\x00\x01\x00\x00", 5, "ok"},
+        {"req", "\xd3\x00\x00\x00\x01\x00\x00\x00\x00", 9, "ok"},
+        {"req", "\xd0\xfb", 2, "bad_field"}, /* -5 */
+        {"req", "\xca\x40\xa0\x00\x00", 5, "bad_field"},
+        {"req", "\xcb\x40\x14\x00\x00\x00\x00\x00\x00", 9, "bad_field"},
+        {"delta", "\xfb", 1, "ok"},
+        {"delta", "\xd0\x80", 2, "ok"},
+        {"delta", "\xd1\x80\x00", 3, "ok"},
+        {"delta", "\xd2\x80\x00\x00\x00", 5, "ok"},
+        {"delta", "\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9, "ok"},
+        {"delta", "\xd3\xff\xff\xff\xff\xff\xff\xff\xfe", 9, "ok"},
+        {"delta", "\xcf\x80\x00\x00\x00\x00\x00\x00\x00", 9, "bad_field"},
+        {"delta", "\xc0", 1, "bad_field"},
+        {"found", "\xc3", 1, "ok"},
+        {"found", "\xc2", 1, "ok"},
+        {"found", "\x01", 1, "bad_field"},
+        {"key",
+         "\xa3"
+         "abc",
+         4, "ok"},
+        {"key",
+         "\xd9\x03"
+         "abc",
+         5, "ok"},
+        {"key",
+         "\xda\x00\x03"
+         "abc",
+         6, "ok"},
+        {"key",
+         "\xdb\x00\x00\x00\x03"
+         "abc",
+         8, "ok"},
+        {"key",
+         "\xc4\x03"
+         "abc",
+         5, "bad_field"},
+        {"key",
+         "\xc5\x00\x03"
+         "abc",
+         6, "bad_field"},
+        {"key", "\xd4\x01\x02", 3, "bad_field"},
+        {"key",
+         "\xc7\x02\x01"
+         "ab",
+         5, "bad_field"},
+        {"zz",
+         "\xd8\x01"
+         "0123456789abcdef",
+         18, "ok"},
+        {"zz", "\xc8\x00\x01\x01z", 5, "ok"},
+        {"zz", "\xca\x40\xa0\x00\x00", 5, "ok"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[128];
+        size_t n = 0, fl = strlen(cases[i].field);
+        static const char head[] = "\x84\xa1v\x01\xa3"
+                                   "cmd\xa4"
+                                   "dict\xa2op\xa3get";
+        memcpy(buf, head, sizeof(head) - 1);
+        n = sizeof(head) - 1;
+        buf[n++] = (char)(0xa0 | fl);
+        memcpy(buf + n, cases[i].field, fl);
+        n += fl;
+        memcpy(buf + n, cases[i].raw, cases[i].len);
+        n += cases[i].len;
+
+        wire_hdr_t h;
+        wire_err_t err;
+        int r = wire_hdr_decode(buf, n, &zone, &h, &err);
+        ck_assert_msg(strcmp(r == 0 ? "ok" : err.code, cases[i].code) == 0,
+                      "case %zu (%s): got %s, want %s", i, cases[i].field, r == 0 ? "ok" : err.code,
+                      cases[i].code);
+        if (r < 0)
+            continue;
+        /* the reference: msgpack-c's own reading of the value */
+        msgpack_object o;
+        size_t off = 0;
+        ck_assert_int_eq(msgpack_unpack(cases[i].raw, cases[i].len, &off, &zone, &o),
+                         MSGPACK_UNPACK_SUCCESS);
+        if (strcmp(cases[i].field, "req") == 0) {
+            ck_assert(h.has_req);
+            ck_assert_uint_eq(h.req, o.via.u64);
+        } else if (strcmp(cases[i].field, "delta") == 0) {
+            ck_assert(h.has_delta);
+            ck_assert(o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+                      o.type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+            ck_assert_int_eq(h.delta, o.via.i64);
+        } else if (strcmp(cases[i].field, "found") == 0) {
+            ck_assert_int_eq(h.found, o.via.boolean);
+        } else if (strcmp(cases[i].field, "key") == 0) {
+            ck_assert_uint_eq(h.key.len, 3);
+            ck_assert_int_eq(memcmp(h.key.ptr, "abc", 3), 0);
+        }
+        ck_assert(wire_str_eq(h.op, "get"));
+        msgpack_zone_clear(&zone);
+    }
+}
+END_TEST
+
 static Suite *wire_suite(void)
 {
     Suite *s = suite_create("wire");
@@ -1042,6 +1160,7 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_every_field_checks_type_and_bound);
     tcase_add_test(tc, test_unknown_fields_ignored);
     tcase_add_test(tc, test_every_name_roundtrips);
+    tcase_add_test(tc, test_decode_reads_every_encoding);
     suite_add_tcase(s, tc);
     return s;
 }

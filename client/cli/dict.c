@@ -153,6 +153,39 @@ static int dict_list_dicts(forq_client_t *c, int tmo)
     return e == FORQ_OK ? 0 : dict_exit(e, "list", NULL, NULL);
 }
 
+#define OPERANDS_MAX 257 /* OP NAME and up to 255 keys (mget: the op table's args_max) */
+
+/* mget: the keys found, as one JSON object (a key that does not exist is left out). */
+static int dict_mget(forq_client_t *c, const char *name, char **keys, int n, int tmo)
+{
+    void **vals = calloc((size_t)n, sizeof(*vals));
+    size_t *lens = calloc((size_t)n, sizeof(*lens));
+    json_t *all = json_object();
+    forq_err_t e = vals && lens ? forq_dict_mget(c, name, (const char *const *)keys, (size_t)n, tmo,
+                                                 vals, lens, NULL, NULL)
+                                : FORQ_ERR_NOMEM;
+
+    for (int i = 0; e == FORQ_OK && i < n; i++) {
+        msgpack_zone zone;
+        msgpack_object o;
+        size_t off = 0;
+        if (!vals[i])
+            continue;
+        msgpack_zone_init(&zone, 4096);
+        if (msgpack_unpack(vals[i], lens[i], &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS)
+            json_object_set_new(all, keys[i], msgpack_to_json(&o));
+        msgpack_zone_destroy(&zone);
+    }
+    if (e == FORQ_OK)
+        print_json(all, JSON_COMPACT);
+    for (int i = 0; vals && i < n; i++)
+        free(vals[i]);
+    free(vals);
+    free(lens);
+    json_decref(all);
+    return e == FORQ_OK ? 0 : dict_exit(e, "mget", name, NULL);
+}
+
 /* A value and its version, for --with-version: {"value": V, "ver": N}. */
 static void print_with_version(const void *val, size_t len, uint64_t ver)
 {
@@ -185,7 +218,7 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
     bool with_version = false;
     void *val = NULL;
     size_t vlen = 0;
-    char *end, *operand[8];
+    char *end, *operand[OPERANDS_MAX];
     args_t a;
 
     args_init(&a, argc, argv);
@@ -194,8 +227,11 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
         case ARGS_STOP:
             return a.rc;
         case ARGS_OPERAND:
-            if (nop == 8)
-                return cmd_usage_error("dict", "unexpected argument '%s'", a.val);
+            if (nop == OPERANDS_MAX)
+                return cmd_usage_error("dict",
+                                       "too many arguments at '%s' (mget: at most %d keys on "
+                                       "the command line)",
+                                       a.val, OPERANDS_MAX - 2);
             operand[nop++] = (char *)a.val;
             break;
         case O_VERSION:
@@ -238,8 +274,11 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
                                            "a KEY, a VERSION and a VALUE"};
         if (d->id == OPS_INCR)
             return cmd_usage_error("dict", "%s", "dict incr takes NAME KEY [DELTA]");
-        if (d->id == OPS_UPDATE)
-            return cmd_usage_error("dict", "%s", "dict update takes NAME and a JSON object");
+        if (d->id == OPS_UPDATE || d->id == OPS_MSET)
+            return cmd_usage_error("dict", "dict %s takes NAME and a JSON object", op);
+        if (d->id == OPS_MGET)
+            return cmd_usage_error("dict", "dict mget takes NAME and 1 to %d KEYs",
+                                   OPERANDS_MAX - 2);
         return cmd_usage_error("dict", "dict %s takes a NAME and %s", op, what[d->args_max]);
     }
     if (with_version && d->id != OPS_GET && d->id != OPS_WAIT)
@@ -247,9 +286,9 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
     msgpack_sbuffer_init(&sb);
     /* the JSON operand: set/setdefault VALUE, cas VALUE, update MAP */
     const char *json = d->json_arg >= 0 ? rest[d->json_arg] : NULL;
-    if (json &&
-        json_argument_msgpack(d->id == OPS_UPDATE ? "the update's JSON object" : "VALUE_JSON", json,
-                              &sb) < 0) {
+    if (json && json_argument_msgpack(d->id == OPS_UPDATE || d->id == OPS_MSET ? "the JSON object"
+                                                                               : "VALUE_JSON",
+                                      json, &sb) < 0) {
         msgpack_sbuffer_destroy(&sb);
         return EXIT_USAGE;
     }
@@ -324,6 +363,52 @@ int cmd_dict(const globals_t *g, int argc, char **argv)
     case OPS_UPDATE:
         e = forq_dict_update(c, name, sb.data, sb.size, tmo);
         break;
+    case OPS_MSET: {
+        /* the JSON object's entries as the C call takes them */
+        msgpack_zone zone;
+        msgpack_object o;
+        size_t off = 0;
+        msgpack_zone_init(&zone, 4096);
+        if (msgpack_unpack(sb.data, sb.size, &off, &zone, &o) != MSGPACK_UNPACK_SUCCESS ||
+            o.type != MSGPACK_OBJECT_MAP || o.via.map.size == 0) {
+            msgpack_zone_destroy(&zone);
+            rc = cmd_usage_error("dict", "%s", "dict mset takes a non-empty JSON object");
+            goto out;
+        }
+        size_t n = o.via.map.size;
+        char **keys = calloc(n, sizeof(*keys));
+        msgpack_sbuffer *vs = calloc(n, sizeof(*vs));
+        const void **vals = calloc(n, sizeof(*vals));
+        size_t *lens = calloc(n, sizeof(*lens));
+        for (size_t i = 0; keys && vs && vals && lens && i < n; i++) {
+            const msgpack_object_kv *kv = &o.via.map.ptr[i];
+            msgpack_packer pk;
+            keys[i] = strndup(kv->key.via.str.ptr, kv->key.via.str.size);
+            msgpack_sbuffer_init(&vs[i]);
+            msgpack_packer_init(&pk, &vs[i], msgpack_sbuffer_write);
+            msgpack_pack_object(&pk, kv->val);
+            vals[i] = vs[i].data;
+            lens[i] = vs[i].size;
+        }
+        e = keys && vs && vals && lens
+                ? forq_dict_mset(c, name, (const char *const *)keys, vals, lens, n, tmo, &ver)
+                : FORQ_ERR_NOMEM;
+        if (e == FORQ_OK)
+            printf("%llu\n", (unsigned long long)ver);
+        for (size_t i = 0; keys && vs && i < n; i++) {
+            free(keys[i]);
+            msgpack_sbuffer_destroy(&vs[i]);
+        }
+        free(keys);
+        free(vs);
+        free(vals);
+        free(lens);
+        msgpack_zone_destroy(&zone);
+        break;
+    }
+    case OPS_MGET:
+        rc = dict_mget(c, name, rest, nrest, tmo);
+        goto out;
     case OPS_DICTS:
         rc = dict_list_dicts(c, tmo);
         goto out;

@@ -27,6 +27,7 @@
 #include "skeys.h"
 #include "svc.h"
 #include "swait.h"
+#include "track.h"
 
 #include "log.h"
 #include "util.h"
@@ -193,6 +194,7 @@ void dict_service_destroy(dict_service_t **sp)
     events_free(s);
     svc_forget_undo(s);
     free_changed(s);
+    track_free(s->track);
     dictlog_close(&s->log);
     while (s->waiters) {
         dwaiter_t *w = s->waiters;
@@ -222,6 +224,7 @@ void svc_reply(dict_service_t *s, const origin_t *o, const wire_hdr_t *req, wire
     int r = svc_commit(s);
     if (r < 0)
         return svc_log_refused(s, o, req, r);
+    track_flush(s->track, false); /* the changes' invalidations go before the reply */
     h->cmd = WIRE_DICT_REPLY;
     h->req = req->req;
     h->has_req = req->has_req;
@@ -309,6 +312,11 @@ static void on_change(void *ud, const char *name, size_t nlen, const char *key, 
     }
     if (skeys_is_internal(name, nlen))
         return; /* a shared type's: no dict wait can name it */
+    if (s->track)
+        track_changed(s->track, name, nlen, key, klen); /* told before the reply: svc_reply */
+    if (!s->n_waiters)
+        return; /* nobody waits: nothing to wake (a wait is a request of its own, never one
+                   that also changes keys) */
     if (s->n_changed++ >= WAKE_BY_KEY_MAX)
         return; /* wake_changed will look at every waiter instead: no record per key */
     c = xcalloc(1, sizeof(*c) + klen + 1 + nlen + 1);
@@ -323,9 +331,11 @@ static void on_change(void *ud, const char *name, size_t nlen, const char *key, 
     s->changed = c;
 }
 
-/* After a request's changes are committed: answer the waiters whose key changed. */
+/* After a request's changes are committed: tell the connections that track a changed key, and
+ * answer the waiters whose key changed. */
 static void wake_changed(dict_service_t *s)
 {
+    track_flush(s->track, true);
     if (s->n_changed > WAKE_BY_KEY_MAX) {
         /* many keys changed (an update): one pass over the waiters, not one per key and waiter.
          * A waiting key keeps the version its waiter saw until a change, so a version that
@@ -535,6 +545,8 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
             rep.found = true;
             rep.ver = v.ver;
             rep.has_ver = true;
+            if (h->track && op->id == OPS_GET)
+                track_read(s->track, o, name, nlen, key, klen);
             svc_reply(s, o, h, &rep, op->id == OPS_GET ? v.data : NULL, v.len);
         } else {
             svc_reply(s, o, h, &rep, NULL, 0);
@@ -576,7 +588,11 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
         svc_reply(s, o, h, &rep, NULL, 0);
         break;
     case OPS_UPDATE:
+    case OPS_MSET:
         svc_update(s, o, h, payload);
+        break;
+    case OPS_MGET:
+        svc_mget(s, o, h, payload);
         break;
     case OPS_SETDEFAULT: {
         bool existed = dstore_get(s->store, name, nlen, key, klen, &v) == 0;
@@ -600,17 +616,12 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
     }
     case OPS_INCR: {
         int64_t now;
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
+        char packed[DSTORE_INT_MAX];
         if ((r = dstore_incr(s->store, name, nlen, key, klen, h->has_delta ? h->delta : 1, &now,
                              &ver)) < 0)
             return svc_store_error(s, o, h, r);
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_int64(&pk, now);
         rep = (wire_hdr_t){.found = true, .ver = ver, .has_ver = true};
-        svc_reply(s, o, h, &rep, sb.data, sb.size);
-        msgpack_sbuffer_destroy(&sb);
+        svc_reply(s, o, h, &rep, packed, dstore_pack_int(now, packed));
         break;
     }
     case OPS_CAS:
@@ -638,14 +649,16 @@ static void on_request(void *ud, const origin_t *o, const wire_hdr_t *h, zmq_msg
 static void pack_stats(void *ud, msgpack_packer *pk)
 {
     dict_service_t *s = ud;
-    static const char *const keys[] = {"dict_keys", "dict_bytes",  "dicts",      "dict_waiters",
-                                       "queues",    "queue_items", "locks_held", "shared_waiters"};
+    static const char *const keys[] = {
+        "dict_keys",   "dict_bytes", "dicts",          "dict_waiters",      "queues",
+        "queue_items", "locks_held", "shared_waiters", "dict_tracked_keys", "dict_tracking_conns"};
     static const char *const internal[] = {SKEYS_QUEUES, SKEYS_LOCKS, SKEYS_EVENTS};
     size_t dicts = dstore_dicts(s->store);
     for (size_t i = 0; i < ELEMENTSOF(internal); i++)
         dicts -= dstore_len(s->store, internal[i], SKEYS_NLEN) > 0;
     uint64_t vals[] = {dstore_keys(s->store), dstore_bytes(s->store), dicts,         s->n_waiters,
-                       queues_count(s),       queues_items(s),        locks_held(s), s->n_swaiters};
+                       queues_count(s),       queues_items(s),        locks_held(s), s->n_swaiters,
+                       track_keys(s->track),  track_conns(s->track)};
 
     for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
         msgpack_pack_str_with_body(pk, keys[i], strlen(keys[i]));
@@ -682,7 +695,7 @@ static void worker_gone(void *ud, pid_t pid)
 static const broker_dict_ops_t ops_for_broker = {
     .request = on_request,
     .pack_stats = pack_stats,
-    .n_stats = 10,
+    .n_stats = 12,
     .store = store_result,
     .worker_gone = worker_gone,
 };
@@ -699,6 +712,7 @@ dict_service_t *dict_service_new(broker_t *b, const config_t *cfg)
         dict_service_destroy(&s);
         return NULL;
     }
+    s->track = track_new(s->out);
     s->timer_kind = loop_timer_kind(s->loop, on_timer, s);
     swaiters_init(s);
     queues_new(s);

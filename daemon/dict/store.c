@@ -299,30 +299,52 @@ static int read_int(const void *data, size_t len, int64_t *ret)
     return r;
 }
 
+/* A msgpack_packer's sink that is a fixed buffer (an int's encoding: never more than 9 bytes). */
+typedef struct {
+    char *at;
+    size_t len;
+} fixed_buf_t;
+
+static int fixed_write(void *data, const char *buf, size_t len)
+{
+    fixed_buf_t *f = data;
+    if (f->len + len > DSTORE_INT_MAX)
+        return -1;
+    memcpy(f->at + f->len, buf, len);
+    f->len += len;
+    return 0;
+}
+
+size_t dstore_pack_int(int64_t v, char out[DSTORE_INT_MAX])
+{
+    fixed_buf_t f = {out, 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &f, fixed_write);
+    msgpack_pack_int64(&pk, v);
+    return f.len;
+}
+
 int dstore_incr(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
                 int64_t delta, int64_t *ret_value, uint64_t *ret_ver)
 {
     entry_t *e = find_entry(s, name, nlen, key, klen);
     int64_t v = 0, sum;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+    char packed[DSTORE_INT_MAX];
+    size_t plen;
     int r;
 
     if (e && (r = read_int(e->val, e->vlen, &v)) < 0)
         return r;
     if (__builtin_add_overflow(v, delta, &sum))
         return -ERANGE;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_int64(&pk, sum);
-    r = fits(s, !e, klen, e ? e->vlen : 0, sb.size);
+    plen = dstore_pack_int(sum, packed);
+    r = fits(s, !e, klen, e ? e->vlen : 0, plen);
     if (r == 0) {
-        e = put(s, find_dict(s, name, nlen, true), key, klen, sb.data, sb.size);
+        e = put(s, find_dict(s, name, nlen, true), key, klen, packed, plen);
         *ret_value = sum;
         *ret_ver = e->ver;
         notify(s, name, nlen, key, klen);
     }
-    msgpack_sbuffer_destroy(&sb);
     return r;
 }
 

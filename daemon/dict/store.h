@@ -53,6 +53,10 @@ int dstore_setdefault(dstore_t *s, const char *name, size_t nlen, const char *ke
 /* Remove the key and hand its value to the caller (*ret_val malloc'ed, caller frees). */
 int dstore_pop(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
                void **ret_val, size_t *ret_len, uint64_t *ret_ver);
+/* The msgpack encoding of v into out (at most DSTORE_INT_MAX bytes), as msgpack_pack_int64
+ * writes it. Returns its length. No allocation: incr's hot path. */
+#define DSTORE_INT_MAX 9
+size_t dstore_pack_int(int64_t v, char out[DSTORE_INT_MAX]);
 /* Add delta to an integer value (a missing key counts as 0). */
 int dstore_incr(dstore_t *s, const char *name, size_t nlen, const char *key, size_t klen,
                 int64_t delta, int64_t *ret_value, uint64_t *ret_ver);

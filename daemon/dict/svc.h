@@ -1,7 +1,7 @@
 /* svc.h - the dict service's insides, shared by its files: service.c (requests, dict ops and
  * their waits, the log's commit and undo), update.c (dict update), and the shared types:
- * queue.c, lock.c, event.c, with swait.c (what their blocked requests wait with) and skeys.c
- * (how they are kept in the store).
+ * multi.c (dict mget), queue.c, lock.c, event.c, with swait.c (what their blocked requests wait
+ * with) and skeys.c (how they are kept in the store).
  *
  * The shared types live in the same store as the dicts, under internal dict names that no
  * client can name (they begin with a byte outside the names' alphabet, skeys.h): so they are in
@@ -32,6 +32,7 @@ typedef struct swaiter swaiter_t;
 typedef struct queues queues_t;
 typedef struct locks locks_t;
 typedef struct events events_t;
+typedef struct track track_t;
 
 struct dict_service {
     const config_t *cfg; /* as at start: the dict settings wait for a restart */
@@ -47,6 +48,7 @@ struct dict_service {
     size_t n_changed;   /* how many: past WAKE_BY_KEY_MAX only counted */
     dundo_t *undo;      /* their values before it, while a log is kept */
     bool logged;        /* the changes under way are in the log already (update, clear) */
+    track_t *track;     /* which connections cache which keys (track.h) */
     /* the shared types */
     swaiter_t *swaiters; /* every client and task waiting in one of their ops (swait.c) */
     size_t n_swaiters;   /* their count, at most SWAITERS_MAX */
@@ -74,10 +76,16 @@ void svc_log_refused(dict_service_t *s, const origin_t *o, const wire_hdr_t *req
 /* An error from the store (-E2BIG, -ENOSPC, ...) as an error reply. */
 void svc_store_error(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, int r);
 
-/* ---- update.c ---- */
+/* ---- update.c, multi.c: many keys in one request ---- */
 
-/* dict update: a map of string keys to values, all or none. */
+#define MULTI_KEYS_MAX                                                                             \
+    100000u /* keys in one update, mset or mget: bounds what one request costs                     \
+             */
+
+/* dict update (and mset): a map of string keys to values, all or none. */
 void svc_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload);
+/* dict mget: an array of keys, read at one instant; the reply holds nil or [ver, value] each. */
+void svc_mget(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, zmq_msg_t *payload);
 
 /* ---- queue.c, lock.c, event.c: each builds its state from the store (after the log's replay)
  * at _new, answers its ops, and frees everything (waiters unanswered) at _free ---- */

@@ -1,5 +1,6 @@
-/* update.c - the dict op `update`: a map of string keys to values, all or none (PROTOCOL.md
- * 6.8), with the bound on the memory one request may cost. */
+/* update.c - the dict ops `update` and `mset`: a map of string keys to values, all or none
+ * (PROTOCOL.md 6.8), with the bound on the memory one request may cost. The two differ only in
+ * the reply's `count`: update's counts the map's entries, mset's the distinct keys written. */
 #include "svc.h"
 
 #include "util.h"
@@ -8,8 +9,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-
-#define UPDATE_KEYS_MAX 100000u /* entries in one update: bounds what one request may cost */
 
 /* An update's entries in its request's frame (proven well formed): entry i's key starts at
  * at[i], its value ends where the next key starts (at[n]: after the last). */
@@ -44,23 +43,26 @@ void svc_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, zmq_m
     char msg[256];
     int r = 0;
 
+    const char *what = wire_str_eq(h->op, "mset") ? "mset" : "update";
+
     if (wire_map_header(p, len, &n, &off) < 0) {
-        outbox_error(s->out, o, h, "bad_value", "update takes a map of string keys to values");
+        snprintf(msg, sizeof(msg), "%s takes a map of string keys to values", what);
+        outbox_error(s->out, o, h, "bad_value", msg);
         return;
     }
-    if (n > UPDATE_KEYS_MAX) {
+    if (n > MULTI_KEYS_MAX) {
         snprintf(msg, sizeof(msg),
-                 "update: %" PRIu32 " keys in one request, over the limit of %u per update; send "
-                 "them in several updates",
-                 n, UPDATE_KEYS_MAX);
+                 "%s: %" PRIu32 " keys in one request, over the limit of %u per %s; send "
+                 "them in several %ss",
+                 what, n, MULTI_KEYS_MAX, what, what);
         outbox_error(s->out, o, h, "too_large", msg);
         return;
     }
     if (n > (uint64_t)s->cfg->dict_max_keys) {
         snprintf(msg, sizeof(msg),
-                 "update: %" PRIu32 " keys in one request, more than this forqd's "
+                 "%s: %" PRIu32 " keys in one request, more than this forqd's "
                  "--dict-max-keys of %ld; send fewer keys or raise the limit",
-                 n, s->cfg->dict_max_keys);
+                 what, n, s->cfg->dict_max_keys);
         outbox_error(s->out, o, h, "dict_full", msg);
         return;
     }
@@ -88,14 +90,17 @@ void svc_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, zmq_m
     }
     at[n] = (uint32_t)off;
     if (r == -EBADMSG) {
-        outbox_error(s->out, o, h, "bad_key",
-                     "update: keys must be non-empty strings of at most 1024 bytes without NUL");
+        snprintf(msg, sizeof(msg),
+                 "%s: keys must be non-empty strings of at most 1024 bytes without NUL", what);
+        outbox_error(s->out, o, h, "bad_key", msg);
     } else if (r < 0) {
-        outbox_error(s->out, o, h, "bad_value", "update takes a map of string keys to values");
+        snprintf(msg, sizeof(msg), "%s takes a map of string keys to values", what);
+        outbox_error(s->out, o, h, "bad_value", msg);
     } else if ((r = dstore_update_plan(s->store, h->name.ptr, h->name.len, &batch, &plan)) < 0) {
         svc_store_error(s, o, h, r);
     } else {
         uint64_t ver = 0;
+        size_t distinct = plan.distinct;
         if (s->log)
             r = dictlog_commit_update(s->log, h->name.ptr, h->name.len, &batch, &plan);
         if (r < 0) {
@@ -105,7 +110,8 @@ void svc_update(dict_service_t *s, const origin_t *o, const wire_hdr_t *h, zmq_m
             s->logged = s->log != NULL; /* the hook must not log the changes again */
             dstore_update_apply(s->store, h->name.ptr, h->name.len, &batch, &plan, &ver);
             s->logged = false;
-            wire_hdr_t rep = {.count = n, .ver = ver, .has_ver = true, .found = true};
+            wire_hdr_t rep = {
+                .count = what[0] == 'm' ? distinct : n, .ver = ver, .has_ver = true, .found = true};
             svc_reply(s, o, h, &rep, NULL, 0);
         }
     }

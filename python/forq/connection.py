@@ -211,7 +211,7 @@ else:                                           # pragma: no cover - Python < 3.
 class Call:
     """A request waiting for its one reply; the waiting thread blocks on ``lock``."""
     __slots__ = ("key", "lock", "header", "payload", "error", "frames", "idempotent",
-                 "since", "sent_session")
+                 "since", "sent_session", "on_reply")
 
     def __init__(self, key: int, frames: list, idempotent: bool) -> None:
         self.key = key
@@ -224,10 +224,13 @@ class Call:
         self.idempotent = idempotent
         self.since = time.monotonic()
         self.sent_session: Optional[int] = None     # the session it was sent in while up
+        self.on_reply: Optional[Callable[[Any], None]] = None  # run by the I/O thread first
 
     def _on_reply(self, h: dict, frames: list) -> None:
         self.header = h
         self.payload = frames[1] if len(frames) > 1 else None
+        if self.on_reply is not None:
+            self.on_reply(self)     # in the I/O thread, in order with the invalidations
         self.lock.release()
 
     def _on_lost(self, exc: BaseException) -> None:
@@ -272,6 +275,9 @@ class Connection:
         self._orders_while_down = False
         self.io_ident = 0
         self.curve = keys is not None
+        # the client-side dict caches (dicts.py's _Cache) by dict name: the I/O thread applies
+        # forqd's invalidations to them as it reads them, and empties them when the link drops
+        self.caches: dict = {}
         self._rfd, self._wfd = _wakefd()
         ctx = _context()
         sock = ctx.socket(zmq.DEALER)
@@ -373,15 +379,19 @@ class Connection:
         return self.pending.pop(key, None)
 
     def request(self, header: dict, payload: Optional[bytes] = None, *,
-                idempotent: bool = True, make: Callable[[int, list, bool], Call] = Call) -> Call:
+                idempotent: bool = True, make: Callable[[int, list, bool], Call] = Call,
+                on_reply: Any = None) -> Call:
         """Send a request (it gets a ``req``); wait on the returned Call's lock. ``make``: the
-        Call's class (a subclass that acts on an answer nobody waits for any more: shared.py)."""
+        Call's class (a subclass that acts on an answer nobody waits for any more: shared.py).
+        ``on_reply`` (the Call) runs in the I/O thread as the reply is read, before the waiter
+        wakes."""
         req = next(self._reqs)
         header["req"] = req
         frames = [packb(header)]
         if payload is not None:
             frames.append(payload)
         call = make(req, frames, idempotent)
+        call.on_reply = on_reply
         self.pending[req] = call
         if not idempotent:
             self._orders = True
@@ -391,8 +401,8 @@ class Connection:
         return call
 
     def call(self, header: dict, payload: Optional[bytes] = None, *, idempotent: bool = True,
-             timeout: Optional[float] = None,
-             what: Any = "request") -> tuple[dict, Optional[bytes]]:
+             timeout: Optional[float] = None, what: Any = "request",
+             on_reply: Any = None) -> tuple[dict, Optional[bytes]]:
         """Send a request and wait for its reply: ``(header, payload frame or None)``. An
         ``error`` reply raises its exception; no answer within ``timeout`` raises TimeoutError
         (forqd answers slowly) or forq.ConnectionError (forqd is not there). ``what`` names
@@ -401,7 +411,7 @@ class Connection:
             self.check_may_wait(_what(what))
         if self._closing or self._forked:
             self.check_usable()
-        call = self.request(header, payload, idempotent=idempotent)
+        call = self.request(header, payload, idempotent=idempotent, on_reply=on_reply)
         if not call.lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
             if self.forget(call.key) is not None:
                 if self.up and not self.auth_problem:
@@ -554,6 +564,9 @@ class Connection:
             self.peer_problem = "it answered with a message that is not forq's protocol"
             return
         cmd = h.get("cmd")
+        if cmd == "invalidate":
+            self._invalidate(h, frames)
+            return
         if cmd == "result" or cmd == "progress":
             key = h.get("id")
         else:
@@ -578,6 +591,35 @@ class Connection:
             self._job_unknown(entry)
             return
         entry._on_reply(h, frames)
+
+    def _invalidate(self, h: dict, frames: list) -> None:
+        """forqd's ``invalidate`` (PROTOCOL.md 6.8.1): keys of a dict, a whole dict, or (no
+        name) everything this connection cached changed."""
+        name = h.get("name")
+        if name is None:
+            for caches in list(self.caches.values()):
+                for cache in list(caches):
+                    cache.drop(None)
+            return
+        keys = None
+        if len(frames) > 1:
+            try:
+                keys = unpackb(frames[1])
+            except Exception:
+                keys = None     # never keep doubt: the whole dict goes
+            if not isinstance(keys, list):
+                keys = None
+        for cache in list(self.caches.get(name, ())):
+            if keys is None:
+                cache.drop(None)
+            else:
+                for k in keys:
+                    cache.drop(k)
+
+    def _drop_caches(self) -> None:
+        for caches in list(self.caches.values()):
+            for cache in list(caches):
+                cache.drop(None)
 
     def _learn(self, h: dict) -> None:
         """A pong: forqd's limits, and (first pong of a connection) whether it restarted."""
@@ -607,6 +649,7 @@ class Connection:
                 self.up = self.ever_up = True
                 self._orders_while_down = False
                 self._session += 1
+                self._drop_caches()     # invalidations sent while the link was down are lost
                 self.auth_problem = self.peer_problem = ""
                 # hello: forqd's limits and instance (not waited for: read like any pong)
                 self._push([packb({"v": 1, "cmd": "ping", "req": next(self._reqs)})])
@@ -616,6 +659,7 @@ class Connection:
                 if self.up:
                     self.up = False
                     self.down_since = time.monotonic()
+                self._drop_caches()
             elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
                 if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
                     self.auth_problem = (

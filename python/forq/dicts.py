@@ -8,7 +8,9 @@ request). Keys are strings (1-1024 bytes, no NUL); values are any msgpack value.
 """
 from __future__ import annotations
 
+import collections
 import re
+import threading
 from collections.abc import ItemsView, MutableMapping, ValuesView
 from typing import Any, Iterator, NamedTuple, Optional
 
@@ -19,7 +21,7 @@ from .defaults import default_executor
 _NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 _MISSING: Any = object()
 PAGE = 1000                 # keys per page when iterating
-UPDATE_MAX = 100000         # keys forqd takes in one update
+UPDATE_MAX = 100000         # keys forqd takes in one update, mset or mget
 
 
 class Versioned(NamedTuple):
@@ -35,6 +37,49 @@ def _check_key(key: Any) -> str:
     if not key or "\0" in key or (len(key) > 256 and len(key.encode()) > 1024):
         raise ValueError("forq dict key %r must be 1-1024 bytes without NUL" % key[:64])
     return key
+
+
+class _Cache:
+    """A Dict's local copy (``cache=``): packed values by key, oldest evicted first past
+    ``max_bytes``. The connection's I/O thread drops keys as forqd's invalidations come
+    (``drop``) and stores what a tracked get read (``put``), both in the order it reads
+    forqd's messages: a value is never kept after the invalidation that followed it."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.lock = threading.Lock()
+        self.entries: collections.OrderedDict = collections.OrderedDict()  # key -> (packed, ver)
+        self.bytes = 0
+        self.hits = self.misses = self.invalidations = 0
+
+    def get(self, key: str) -> Any:
+        with self.lock:
+            return self.entries.get(key)
+
+    def put(self, key: str, packed: bytes, ver: int) -> None:
+        size = len(key) + len(packed)
+        if size > self.max_bytes:
+            return
+        with self.lock:
+            old = self.entries.pop(key, None)
+            if old is not None:
+                self.bytes -= len(key) + len(old[0])
+            self.entries[key] = (packed, ver)
+            self.bytes += size
+            while self.bytes > self.max_bytes and self.entries:
+                k, (p, _) = self.entries.popitem(last=False)
+                self.bytes -= len(k) + len(p)
+
+    def drop(self, key: Optional[str]) -> None:
+        with self.lock:
+            self.invalidations += 1
+            if key is None:
+                self.entries.clear()
+                self.bytes = 0
+                return
+            old = self.entries.pop(key, None)
+            if old is not None:
+                self.bytes -= len(key) + len(old[0])
 
 
 class Dict(MutableMapping):
@@ -53,15 +98,24 @@ class Dict(MutableMapping):
     A :class:`collections.abc.MutableMapping`: ``d[k]``, ``d[k] = v``, ``del d[k]``, ``k in d``,
     ``len(d)``, iteration (paged), ``keys()``, ``items()``, ``values()``, ``get``, ``pop``,
     ``popitem``, ``setdefault``, ``update`` (atomic), ``clear``, ``copy()`` (a plain dict), plus
-    :meth:`incr`, :meth:`get_versioned`, :meth:`cas` and :meth:`wait`. Safe to share between
+    :meth:`incr`, :meth:`get_versioned`, :meth:`cas`, :meth:`wait`, and many keys in one request:
+    :meth:`mget` (read at one instant) and :meth:`mset` (all or none). Safe to share between
     threads. Errors: KeyError (no such key), :class:`forq.Conflict` (cas), :class:`forq.DictFull`
     (forqd's limits: nothing is evicted), :class:`forq.Forbidden` (rights), TypeError (a value
     ``incr`` cannot add to), ValueError (a value too large).
+
+    ``cache``: keep a local copy of what ``d[k]`` and ``get`` read, at most that many bytes
+    (0: none), kept right by forqd (PROTOCOL.md 6.8.1): the first read of a key asks forqd to
+    track it, forqd pushes an invalidation when anyone changes the key, and the connection's
+    I/O thread drops the copy the moment it reads it - a cached read costs no round trip and is
+    never older than the last invalidation read. While the link to forqd is down nothing is
+    served from the copy, and it is emptied at the next connection. Only ``d[k]`` and ``get``
+    use it (``get_versioned``, ``mget``, iteration ask forqd). :meth:`close_cache` stops it.
     """
 
     def __init__(self, name: str, endpoint: Optional[str] = None, *, executor: Any = None,
                  key: Optional[str] = None, server_key: Optional[str] = None,
-                 timeout: Optional[float] = None) -> None:
+                 timeout: Optional[float] = None, cache: int = 0) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ValueError("dict name %r must be 1-64 characters of A-Z a-z 0-9 . _ : -"
                              % (name,))
@@ -73,6 +127,54 @@ class Dict(MutableMapping):
         self.executor = executor
         self.timeout = timeout
         self._conn = executor._conn
+        self._cache: Optional[_Cache] = None
+        if cache:
+            if type(cache) is not int or cache < 0:
+                raise ValueError("cache is a size in bytes (0: no cache)")
+            self._cache = _Cache(cache)
+            self._conn.caches.setdefault(name, set()).add(self._cache)
+
+    def close_cache(self) -> None:
+        """Stop caching: drop the local copy (gets ask forqd again)."""
+        if self._cache is not None:
+            self._conn.caches.get(self.name, set()).discard(self._cache)
+            self._cache = None
+
+    def __del__(self) -> None:
+        try:
+            self.close_cache()
+        except Exception:
+            pass
+
+    def cache_stats(self) -> dict:
+        """The local copy's counters: ``hits`` (gets answered without forqd), ``misses``,
+        ``invalidations`` (keys dropped as forqd or this process changed them), ``entries``."""
+        c = self._cache
+        if c is None:
+            return {"hits": 0, "misses": 0, "invalidations": 0, "entries": 0}
+        return {"hits": c.hits, "misses": c.misses, "invalidations": c.invalidations,
+                "entries": len(c.entries)}
+
+    def _cached(self, key: str) -> tuple:
+        """A get through the local copy: ``(found, packed, version)``."""
+        cache, conn = self._cache, self._conn
+        if conn.up:
+            e = cache.get(key)      # type: ignore[union-attr]
+            if e is not None:
+                cache.hits += 1     # type: ignore[union-attr]
+                return True, e[0], e[1]
+        cache.misses += 1           # type: ignore[union-attr]
+        session = conn._session
+
+        def keep(call: Any) -> None:
+            # the I/O thread, as it reads the reply: before any later invalidation
+            h = call.header
+            if (h.get("cmd") == "dict_reply" and h.get("found") and call.payload is not None
+                    and conn.up and call.sent_session == conn._session == session):
+                cache.put(key, call.payload, h.get("ver", 0))   # type: ignore[union-attr]
+
+        h, payload = self._op("get", key, changes=False, on_reply=keep, track=True)
+        return bool(h.get("found")), payload, h.get("ver", 0)
 
     def __repr__(self) -> str:
         return "forq.Dict(%r, %r)" % (self.name, self._conn.endpoint)
@@ -80,7 +182,11 @@ class Dict(MutableMapping):
     # ---- one request ----
 
     def _op(self, op: str, key: Optional[str] = None, value: Any = _MISSING, *,
-            changes: bool, **fields: Any) -> tuple[dict, Optional[bytes]]:
+            changes: bool, on_reply: Any = None, **fields: Any) -> tuple[dict, Optional[bytes]]:
+        if changes:
+            # this process's own change: every local copy of the key (or dict) goes first
+            for cache in list(self._conn.caches.get(self.name, ())):
+                cache.drop(key if op not in ("update", "mset", "clear") else None)
         header = {"v": 1, "cmd": "dict", "op": op, "name": self.name}
         if key is not None:
             header["key"] = key
@@ -95,7 +201,7 @@ class Dict(MutableMapping):
         what = ("dict %s %s(%.80r)", (self.name, op, "" if key is None else key))
         try:
             return self._conn.call(header, payload, idempotent=not changes,
-                                   timeout=self.timeout, what=what)
+                                   timeout=self.timeout, what=what, on_reply=on_reply)
         except (errors.ProtocolError, errors.Rejected) as e:
             code = getattr(e, "code", "")
             if code == "not_integer":
@@ -112,6 +218,11 @@ class Dict(MutableMapping):
     # ---- the mapping ----
 
     def __getitem__(self, key: str) -> Any:
+        if self._cache is not None:
+            found, payload, _ = self._cached(_check_key(key))
+            if not found:
+                raise KeyError(key)
+            return unpackb(payload)
         h, payload = self._op("get", _check_key(key), changes=False)
         if not h.get("found"):
             raise KeyError(key)
@@ -119,6 +230,9 @@ class Dict(MutableMapping):
 
     def get(self, key: str, default: Any = None) -> Any:
         """``d[key]``, or ``default`` when the key does not exist."""
+        if self._cache is not None:
+            found, payload, _ = self._cached(_check_key(key))
+            return unpackb(payload) if found else default
         h, payload = self._op("get", _check_key(key), changes=False)
         return unpackb(payload) if h.get("found") else default
 
@@ -192,6 +306,47 @@ class Dict(MutableMapping):
         for k in m:
             _check_key(k)
         self._op("update", None, m, changes=True)
+
+    def mget(self, keys: Any, default: Any = None) -> list:
+        """The values of several keys, read in one request at one instant (no write falls
+        between two of them): a list in the order of ``keys``, ``default`` for a key that does
+        not exist. At most 100,000 keys a call; ValueError if their values would pass forqd's
+        ``max_payload`` (ask for fewer)."""
+        keys = [_check_key(k) for k in keys]
+        if not keys:
+            return []
+        if len(keys) > UPDATE_MAX:
+            raise ValueError("mget takes at most %d keys at once; split it" % UPDATE_MAX)
+        _, payload = self._op("mget", None, keys, changes=False)
+        return [default if e is None else e[1] for e in unpackb(payload)]
+
+    def mget_versioned(self, keys: Any, default: Any = None) -> list:
+        """As :meth:`mget`, each value with its version: ``Versioned(value, version)``, and
+        ``(default, 0)`` for a key that does not exist."""
+        keys = [_check_key(k) for k in keys]
+        if not keys:
+            return []
+        if len(keys) > UPDATE_MAX:
+            raise ValueError("mget takes at most %d keys at once; split it" % UPDATE_MAX)
+        _, payload = self._op("mget", None, keys, changes=False)
+        return [Versioned(default, 0) if e is None else Versioned(e[1], e[0])
+                for e in unpackb(payload)]
+
+    def mset(self, mapping: Any) -> int:
+        """Set several keys in one request, all of them or none (the same as :meth:`update`,
+        with forqd's --state-dir one frame of its log); returns the version of the last key
+        written - the keys got consecutive versions in the mapping's order. At most 100,000
+        keys a call; :class:`forq.DictFull` or ValueError at forqd's limits, nothing changed."""
+        m = dict(mapping)
+        if not m:
+            raise ValueError("mset needs at least one key")
+        if len(m) > UPDATE_MAX:
+            raise ValueError("mset takes at most %d keys at once (it is one atomic request); "
+                             "split it" % UPDATE_MAX)
+        for k in m:
+            _check_key(k)
+        h, _ = self._op("mset", None, m, changes=True)
+        return h.get("ver", 0)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """``d[key]`` if it exists, else store ``default`` there and return it (atomic)."""

@@ -205,3 +205,81 @@ def test_shutdown_gives_up_a_waiting_dict_call(forqd):
     ex.shutdown(wait=True)                  # no job pending: it does not wait for the wait
     t.join(5)
     assert not t.is_alive() and isinstance(got[0], forq.ConnectionError)
+
+
+def test_mget_mset(d):
+    """Many keys in one request: mget in the order asked, default for the absent; mset all or
+    none, with consecutive versions."""
+    last = d.mset({"a": 1, "b": [2, 3], "c": "x"})
+    assert d.mget(["a", "zz", "c", "a"]) == [1, None, "x", 1]
+    assert d.mget(["zz"], default=0) == [0]
+    assert d.mget([]) == []
+    vs = d.mget_versioned(["a", "b", "c", "zz"])
+    assert [v.version for v in vs] == [last - 2, last - 1, last, 0]
+    assert vs[1].value == [2, 3] and vs[3] == (None, 0)
+    with pytest.raises(ValueError):
+        d.mset({})
+    with pytest.raises(ValueError):
+        d.mget([""])
+    with pytest.raises(TypeError):
+        d.mset({1: 2})
+    with pytest.raises(ValueError):
+        d.mget(["k"] * 100001)
+
+
+def test_mset_refused_whole(ex, request):
+    """A value over --dict-max-value among small ones: nothing is written."""
+    dd = forq.Dict("py-mset-refused", executor=ex)
+    dd.clear()
+    dd.mset({"a": 1})
+    with pytest.raises(ValueError):
+        dd.mset({"a": 2, "big": "x" * (17 << 20)})
+    assert dd.mget(["a", "big"]) == [1, None]
+    dd.clear()
+
+
+def test_cache(ex, request):
+    """Dict(cache=): a cached read costs no round trip; every change invalidates it, this
+    process's own at once; a reader never sees a value older than forqd's answer just before
+    it on the same connection (mget always asks forqd)."""
+    w = forq.Dict("py-cache", executor=ex)
+    w.clear()
+    ex2 = forq.Executor(ex._conn.endpoint)
+    try:
+        r = forq.Dict("py-cache", executor=ex2, cache=1 << 20)
+        w["k"] = 1
+        assert r["k"] == 1 and r.get("k") == 1
+        assert r.cache_stats()["hits"] >= 1
+        for change, want in ((lambda: w.__setitem__("k", 2), 2), (lambda: w.incr("k", 5), 7),
+                             (lambda: w.mset({"k": 9}), 9), (lambda: w.update(k=10), 10),
+                             (lambda: w.pop("k"), None), (lambda: w.__setitem__("k", 3), 3),
+                             (lambda: w.clear(), None)):
+            change()
+            assert r.mget(["k"]) == [want]      # its invalidation is read by now
+            assert r.get("k") == want and r.get("k") == want
+        r["k"] = 11                             # our own change: dropped before it is sent
+        assert r["k"] == 11
+        # concurrent writers, cached readers: never older than forqd's answer just before
+        stop = threading.Event()
+        stale = []
+
+        def writer():
+            for _ in range(2000):
+                w.incr("n")
+            stop.set()
+
+        t = threading.Thread(target=writer)
+        t.start()
+        while not stop.is_set():
+            truth = r.mget(["n"])[0] or 0
+            got = r.get("n", 0)
+            if got < truth:
+                stale.append((got, truth))
+        t.join()
+        assert not stale
+        assert r.mget(["n"]) == [2000] and r.get("n") == 2000
+        r.close_cache()
+        assert r.get("n") == 2000
+    finally:
+        ex2.shutdown()
+        w.clear()

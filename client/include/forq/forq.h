@@ -589,15 +589,75 @@ FORQ_EXPORT forq_err_t forq_dict_list(forq_client_t *client, const char *after, 
                                       int timeout_ms, void **ret_data, size_t *ret_len,
                                       char **ret_next);
 
+/* ---- a client-side cache, kept right by forqd ---- */
+
+/* Keep a local copy of what forq_dict_get reads from dict `name` on this client, at most
+ * max_bytes of keys and values (the oldest go first past it); max_bytes 0 turns it off and drops
+ * the copy. A cached get costs no round trip. The first get of a key asks forqd with tracking on
+ * (PROTOCOL.md 6.8.1): forqd remembers that this client read it and, when anyone changes it
+ * (set, del, pop, incr, cas, setdefault, update, mset, clear), sends this client an invalidation
+ * - before the change's own reply - and libforq drops the copy the moment it reads it: a value is
+ * never served after its invalidation was read. libforq reads them as they come (its I/O thread
+ * holds the socket while no call of yours does, and a cached get first reads what the socket
+ * already holds when it can). This client's own changes drop its copy before they are sent.
+ * While the link to forqd is down nothing is served from the copy, and it is emptied on the next
+ * connection (invalidations sent meanwhile were lost). Only forq_dict_get uses the copy; the
+ * other reads (has, mget, items...) always ask forqd. FORQ_ERR_INVALID for a bad name. Thread:
+ * any. A cached client's synchronous calls hand the socket back and forth with its I/O thread:
+ * an uncached call costs one hand-off more than on a client with no cache. */
+FORQ_EXPORT forq_err_t forq_dict_cache(forq_client_t *client, const char *name, size_t max_bytes);
+/* The cache's counters since the client was made: gets answered from the copy, gets that asked
+ * forqd, invalidations read, and entries held now (each may be NULL). */
+FORQ_EXPORT void forq_dict_cache_stats(forq_client_t *client, uint64_t *ret_hits,
+                                       uint64_t *ret_misses, uint64_t *ret_invalidations,
+                                       size_t *ret_entries);
+
+/* ---- many keys in one request ---- */
+
+#define FORQ_DICT_MULTI_MAX 100000 /* keys in one forq_dict_mget / forq_dict_mset */
+
+/* Read n keys of dict `name` (1 <= n <= FORQ_DICT_MULTI_MAX; a key may repeat) in one request,
+ * all at one instant: no write falls between two of them. On FORQ_OK, for each i:
+ * ret_values[i] is key i's value (malloc'ed msgpack, the caller frees each) or NULL when the key
+ * does not exist; ret_lens[i] its size and ret_versions[i] its version, 0 when absent (either
+ * array may be NULL); *ret_found (may be NULL) how many exist. Errors: FORQ_ERR_INVALID (a bad
+ * name or key; or "too_large": the values would pass forqd's --max-payload - ask for fewer),
+ * and those of every dict call; on an error nothing is allocated. */
+FORQ_EXPORT forq_err_t forq_dict_mget(forq_client_t *client, const char *name,
+                                      const char *const *keys, size_t n, int timeout_ms,
+                                      void **ret_values, size_t *ret_lens, uint64_t *ret_versions,
+                                      size_t *ret_found);
+/* Set n keys of dict `name` in one request, all or none: values[i] is one msgpack value of
+ * lens[i] bytes for keys[i] (a key given twice keeps its first place and its last value). With
+ * forqd's --state-dir the whole mset is one frame of the log, so a crash keeps all of it or none.
+ * *ret_version (may be NULL): the version of the last key written; the distinct keys got
+ * consecutive versions in the order of their first place. Refused whole, nothing changed:
+ * FORQ_ERR_INVALID (a bad key or value; more than FORQ_DICT_MULTI_MAX keys; a value over
+ * --dict-max-value), FORQ_ERR_FULL (the keys would pass --dict-max-keys or --dict-max-bytes). */
+FORQ_EXPORT forq_err_t forq_dict_mset(forq_client_t *client, const char *name,
+                                      const char *const *keys, const void *const *values,
+                                      const size_t *lens, size_t n, int timeout_ms,
+                                      uint64_t *ret_version);
+
 /* ---- the dict service, asynchronously ---- */
+
+/* Pipelining: forq_dict_submit() returns at once, so one thread may keep many requests in flight
+ * on one client - send a window of them, then wait for the oldest and send the next (bench/
+ * dict_bench.c `inflight`). forqd answers one connection's requests in the order they were sent
+ * (a `wait` answers when its key changes), and the client matches each answer to its future by
+ * request number whatever the order. A window of 50 to 800 requests reaches forqd's capacity from
+ * one thread; mget/mset ("mget": value an array of keys; "mset": value a map) carry many keys per
+ * request on top of that. */
 
 /* One dict operation for forq_dict_submit(). Initialise with forq_dict_op_init(). */
 typedef struct {
     const char *op;    /* "get", "set", "del", "has", "setdefault", "pop", "incr", "cas",
-                          "wait", "len", "clear", "update", "keys", "items" or "dicts" */
+                          "wait", "len", "clear", "update", "keys", "items", "dicts", "mget" or
+                          "mset" */
     const char *name;  /* the dict (dicts: ignored, may be NULL) */
     const char *key;   /* the key (keys, items, dicts: the page cursor, or NULL) */
-    const void *value; /* msgpack value (set, setdefault, cas; update: a map), or NULL */
+    const void *value; /* msgpack value (set, setdefault, cas; update, mset: a map; mget: an
+                          array of keys), or NULL */
     size_t len;
     int64_t delta;    /* incr */
     uint64_t version; /* cas: expected (0: absent); wait: seen (FORQ_DICT_NEXT_CHANGE) */
