@@ -479,6 +479,41 @@ def test_interrupted_acquire_is_never_granted(forqd, sigint_raises):
     third.release()
 
 
+def forked_while_held(lock: forq.Lock, endpoint: str, dname: str, out: forq.Queue) -> None:
+    seen: dict = {"token": lock.token}
+    try:
+        lock.fence(forq.Dict(dname, endpoint))["owner"] = "child"
+        seen["fenced"] = "written"
+    except RuntimeError:
+        seen["fenced"] = "refused"
+    t0 = time.monotonic()
+    try:
+        seen["acquired"] = lock.acquire(timeout=1)
+    except RuntimeError as e:
+        seen["acquired"] = str(e)
+    seen["waited"] = time.monotonic() - t0
+    out.put(seen)
+
+
+def test_forked_child_does_not_inherit_the_grant(forqd):
+    """A child forked while the parent holds the lock holds nothing: no token, a fenced write
+    is refused (not fenced with the parent's grant), and its acquire waits like another's."""
+    lock = forq.Lock(uniq("fork-held"), forqd.endpoint, lease=30)
+    d = forq.Dict(uniq("fork-fenced"), forqd.endpoint)
+    out = forq.Queue(uniq("fork-seen"), endpoint=forqd.endpoint)
+    assert lock.acquire()
+    lock.fence(d)["owner"] = "parent"
+    run_procs(forked_while_held, [(lock, forqd.endpoint, d.name, out)])
+    seen = out.get(timeout=5)
+    assert seen["token"] is None, seen
+    assert seen["fenced"] == "refused", seen
+    assert seen["acquired"] is False and 0.9 <= seen["waited"] < 5, seen
+    assert d["owner"] == "parent"
+    assert lock.token is not None          # the parent's grant is the parent's still
+    lock.release()
+    d.clear()
+
+
 def test_semaphore(forqd):
     name = uniq("sem")
     s = forq.Semaphore(name, 2, forqd.endpoint)
