@@ -176,12 +176,17 @@ class Handle:
     def __repr__(self) -> str:
         return "forq.%s(%r, %r)" % (type(self).__name__, self.name, self.executor.endpoint)
 
+    def _where(self) -> tuple:
+        """(endpoint, key, server_key) a copy in another process connects with: the handle's
+        own, or those its executor was made with."""
+        if self._own:
+            return self._args
+        return (self.executor.endpoint,) + tuple(self.executor._key_args)
+
     def _state(self) -> dict:
         """What a copy in another process needs (the executor is not sent: the copy uses its
-        own process's default connection to the same endpoint)."""
-        endpoint, key, server_key = self._args
-        if not self._own:
-            endpoint = self.executor.endpoint
+        own process's default connection to the same endpoint, with the same keys)."""
+        endpoint, key, server_key = self._where()
         return {"name": self.name, "endpoint": endpoint, "key": key, "server_key": server_key,
                 "timeout": self.timeout}
 
@@ -192,8 +197,8 @@ class Handle:
     def _conn(self) -> Any:
         if self._pid != os.getpid():        # inherited by fork: this process's own connection
             if self._own or self.executor._conn._forked:
-                endpoint = self._args[0] if self._own else self.executor.endpoint
-                self.executor = default_executor(endpoint, *self._args[1:])
+                self._args = self._where()
+                self.executor = default_executor(*self._args)
                 self._own = True
             self._pid = os.getpid()
         return self.executor._conn

@@ -7,13 +7,14 @@ import os
 import pickle
 import queue
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
 
 import forq
-from conftest import QUICK
+from conftest import FORQD, QUICK, Forqd, executor, free_port
 
 N_ITEMS = 500 if QUICK else 2000          # per consumer
 N_LOCKED = 100 if QUICK else 500         # get-then-set rounds per process
@@ -350,6 +351,43 @@ def test_get_cut_off_by_a_reconnection_loses_no_item(forqd):
         assert q.get(timeout=5) == "survivor"
     finally:
         ex.shutdown()
+
+
+@pytest.fixture(scope="module")
+def curve_forqd(tmp_path_factory):
+    """A tcp forqd with CURVE and a clients file: (forqd, its public key, a client's key file
+    that may change every name)."""
+    tmp = str(tmp_path_factory.mktemp("curve-shared"))
+    key = os.path.join(tmp, "client.key")
+    clients = os.path.join(tmp, "clients")
+    with open(clients, "w") as f:
+        f.write("%s carol write=*\n" % forq.write_keyfile(key))
+    server_key = os.path.join(tmp, "server.key")
+    pub = subprocess.run([FORQD, "--show-key", "--server-key", server_key],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    d = Forqd("--clients", clients, "--server-key", server_key,
+              listen="tcp://127.0.0.1:%d" % free_port(), tmp=tmp)
+    yield d, pub, key
+    assert d.stop() == 0, d.logtext()
+    d.remove()
+
+
+def put_method(q: forq.Queue, method: str) -> None:
+    q.put(method)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_executor_keys_travel_with_the_handle(curve_forqd, monkeypatch, method):
+    """A handle made with executor= on a CURVE forqd works in a child: inherited by fork or
+    pickled for spawn, it connects there with the executor's keys."""
+    d, pub, key = curve_forqd
+    for var in ("FORQ_ENDPOINT", "FORQ_KEY", "FORQ_SERVER_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    with executor(d.endpoint, key=key, server_key=pub) as ex:
+        q = forq.Queue(uniq("curve"), executor=ex)
+        assert pickle.loads(pickle.dumps(q))._state()["server_key"] == pub
+        run_procs(put_method, [(q, method)], ctx=multiprocessing.get_context(method))
+        assert q.get(timeout=5) == method
 
 
 # ---- locks ----
