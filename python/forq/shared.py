@@ -17,7 +17,9 @@ acted on when it comes, in forq's I/O thread: an item is put back at the *front*
 (``queue.put`` with ``front``: the next get takes it; a ``maxsize`` does not hold it back), and
 a lock's grant is released; a call whose own wait ran out returns that answer instead. An item
 is lost only where ZeroMQ loses it (PROTOCOL.md section 6.9.1): an answer on its way when the
-connection breaks, or when this process exits before an answer sent first is read.
+connection breaks, or when this process exits before an answer sent first is read. When a
+new forqd instance answers after a reconnection, such a request is withdrawn from it (it may
+have reached it, sent while forqd was away) and its place for an answer goes.
 """
 from __future__ import annotations
 
@@ -91,6 +93,25 @@ class _Pending(Call):
                 return True
         return False
 
+    def _new_instance(self) -> None:
+        """forqd restarted (in the I/O thread). If nobody waits for this request any more, the
+        old instance can send no answer; the new one can, though, if ZeroMQ delivered the
+        request to it (sent while forqd was away). A withdraw tells: its answer comes after
+        any answer to the request (PROTOCOL.md section 6.9), and then the place kept for one
+        goes (_Forget)."""
+        with self.guard:
+            if not self.abandoned or self.rescued:
+                return
+        try:
+            h = unpackb(self.frames[0])
+            kind = h["op"].split(".")[0]
+            if kind in ("queue", "lock", "event"):
+                self.conn.request({"v": 1, "cmd": "dict", "op": kind + ".withdraw",
+                                   "name": h["name"], "of": self.key}, None, idempotent=True,
+                                  make=lambda k, f, i: _Forget(k, f, i, self))
+        except Exception as e:      # never in the I/O thread's way
+            _warn("could not take back an abandoned request after forqd restarted: %r" % (e,))
+
     def withdrawn(self) -> None:
         """forqd withdrew the request: no answer will come; nothing to give back."""
         with self.guard:
@@ -110,6 +131,30 @@ class _Pending(Call):
     def give_back(self) -> None:
         """The caller has the answer but leaves with an exception: give it back now."""
         self._give_back(self.header, self.payload)
+
+
+class _Forget(Call):
+    """The withdraw of an abandoned request after forqd restarted: once it is answered, any
+    answer to the request has come (and was rescued); its place in the table goes. No answer
+    (the connection dropped again) or an error: the place stays."""
+    __slots__ = ("entry",)
+
+    def __init__(self, key: int, frames: list, idempotent: bool, entry: _Pending) -> None:
+        super().__init__(key, frames, idempotent)
+        self.entry = entry
+
+    def _on_reply(self, h: dict, frames: list) -> None:
+        if h.get("cmd") == "error":
+            return
+        entry = self.entry
+        with entry.guard:
+            entry.rescued = entry.rescued or bool(h.get("found"))   # withdrawn: nothing came
+        pending = entry.conn.pending
+        if pending.get(entry.key) is entry:
+            pending.pop(entry.key, None)
+
+    def _on_lost(self, exc: BaseException) -> None:
+        pass
 
 
 def _warn(text: str) -> None:

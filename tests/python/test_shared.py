@@ -14,7 +14,7 @@ import time
 import pytest
 
 import forq
-from conftest import FORQD, QUICK, Forqd, executor, free_port
+from conftest import FORQD, QUICK, Forqd, executor, free_port, wait_until
 
 N_ITEMS = 500 if QUICK else 2000          # per consumer
 N_LOCKED = 100 if QUICK else 500         # get-then-set rounds per process
@@ -388,6 +388,88 @@ def test_executor_keys_travel_with_the_handle(curve_forqd, monkeypatch, method):
         assert pickle.loads(pickle.dumps(q))._state()["server_key"] == pub
         run_procs(put_method, [(q, method)], ctx=multiprocessing.get_context(method))
         assert q.get(timeout=5) == method
+
+
+def requests_kept(ex: forq.Executor) -> list:
+    """The request numbers the connection keeps a place for (shared.py's _Pending)."""
+    return [k for k in list(ex._conn.pending) if type(k) is int]
+
+
+def test_requests_cut_off_are_forgotten_when_forqd_restarts(own_forqd):
+    """A get lost with the connection keeps its place for an answer the same forqd may still
+    send; once a new forqd instance answers in its place, none can come: the place goes."""
+    d = Forqd(workers=1)
+    own_forqd.append(d)
+    ex = forq.Executor(d.endpoint, lost_after=0.5)
+    try:
+        q = forq.Queue(uniq("orphan"), executor=ex)
+        errs = []
+
+        def get() -> None:
+            try:
+                q.get(timeout=30)
+            except Exception as e:      # noqa: BLE001 - what the test looks at
+                errs.append(e)
+        t = threading.Thread(target=get)
+        t.start()
+        assert wait_until(lambda: len(requests_kept(ex)) == 1, 5)
+        time.sleep(0.2)                 # the get waits in forqd
+        assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+        t.join(10)
+        assert len(errs) == 1 and isinstance(errs[0], forq.ConnectionError), errs
+        assert len(requests_kept(ex)) == 1          # kept: an answer may still come
+        first = ex._conn.instance
+        d.start()                                   # a new instance on the same endpoint
+        assert wait_until(lambda: ex._conn.instance not in (0, first), 10)
+        assert wait_until(lambda: not requests_kept(ex), 5), requests_kept(ex)
+        q.put("after")
+        assert q.get(timeout=5) == "after"
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
+
+
+def test_get_sent_while_forqd_is_away_is_answered_by_the_next_one(own_forqd, tmp_path):
+    """A get sent while forqd is away waits in ZeroMQ and goes to the forqd that comes (a new
+    instance, here with the queue's item kept by --state-dir): its answer, which nobody waits
+    for any more, is still rescued - the item goes back to the queue."""
+    d = Forqd("--state-dir", str(tmp_path), workers=1)
+    own_forqd.append(d)
+    ex = forq.Executor(d.endpoint, lost_after=0.5)
+    try:
+        q = forq.Queue(uniq("kept"), executor=ex)
+        q.put("precious")
+        assert d.stop() == 0
+        assert wait_until(lambda: ex.unreachable_for > 0, 5)
+        with pytest.raises(forq.ConnectionError):
+            q.get_nowait()              # sent to nobody yet; lost after 0.5 s
+        assert len(requests_kept(ex)) == 1
+        d.start()
+        assert wait_until(lambda: not requests_kept(ex), 10)
+        assert q.get(timeout=5) == "precious"
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
+
+
+def test_get_waiting_in_the_next_forqd_is_withdrawn(own_forqd):
+    """A blocking get sent while forqd is away, given up (lost_after), waits in the forqd that
+    comes next: it is withdrawn there, so the next item put is not taken by nobody."""
+    d = Forqd(workers=1)
+    own_forqd.append(d)
+    ex = forq.Executor(d.endpoint, lost_after=0.5)
+    try:
+        q = forq.Queue(uniq("next"), executor=ex)
+        assert d.stop() == 0
+        assert wait_until(lambda: ex.unreachable_for > 0, 5)
+        with pytest.raises(forq.ConnectionError):
+            q.get(timeout=30)           # ZeroMQ keeps it for the next forqd
+        assert len(requests_kept(ex)) == 1
+        d.start()
+        assert wait_until(lambda: not requests_kept(ex), 10)
+        assert shared_waiters(d.endpoint) == 0
+        q.put("precious")
+        assert q.get(timeout=5) == "precious"
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
 
 
 # ---- locks ----
