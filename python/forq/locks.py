@@ -144,14 +144,24 @@ class Semaphore(Handle):
             if wait is not None:
                 fields["timeout_ms"] = _timeout_ms(wait)
         h, _ = self._wait_call("lock.acquire", None, wait=self.timeout if wait == 0.0 else wait,
-                               rescue=_release_later(self.name), **fields)
-        if not h.get("found"):
-            return False
-        with self._grants():
-            self._held.append((threading.get_ident(), h["token"]))
-        return True
+                               rescue=_release_later(self.name), keep=self._keep,
+                               unkeep=self._unkeep, **fields)
+        return bool(h.get("found"))
 
-    def _take(self) -> int:
+    def _keep(self, h: dict) -> None:
+        """The grant an acquire's answer holds is this handle's (before acquire returns)."""
+        if h.get("found") and h.get("token"):
+            with self._grants():
+                self._held.append((threading.get_ident(), h["token"]))
+
+    def _unkeep(self, h: dict) -> None:
+        """The acquire was interrupted after _keep: its grant is given back, not held."""
+        with self._grants():
+            self._held = [e for e in self._held if e[1] != h.get("token")]
+
+    def _take(self) -> tuple[int, tuple]:
+        """The grant release ends, taken out of ``_held`` while its release is on its way:
+        (its index there, the entry)."""
         me = threading.get_ident()
         with self._grants():
             if not self._held:
@@ -159,16 +169,23 @@ class Semaphore(Handle):
                                  % (self.kind, self.name))
             for i in range(len(self._held) - 1, -1, -1):
                 if self._held[i][0] == me:
-                    return self._held.pop(i)[1]
-            return self._held.pop()[1]
+                    return i, self._held.pop(i)
+            return len(self._held) - 1, self._held.pop()
 
     def release(self) -> None:
         """End a grant this handle holds (the calling thread's latest, else the handle's
         latest): the next acquirer gets it. ValueError if the handle holds none;
         :class:`forq.StaleToken` if the grant had already ended (its lease ran out): another
-        holder may have had the lock meanwhile."""
-        token = self._take()
-        h, _ = self._call("lock.release", changes=True, token=token)
+        holder may have had the lock meanwhile. A release whose request fails (no answer:
+        the connection dropped, a timeout) leaves the grant held: call it again."""
+        i, entry = self._take()
+        token = entry[1]
+        try:
+            h, _ = self._call("lock.release", changes=True, token=token)
+        except BaseException:
+            with self._grants():            # not known to be released: still this handle's
+                self._held.insert(min(i, len(self._held)), entry)
+            raise
         if not h.get("found"):
             raise errors.StaleToken(
                 "%s %r: the grant with token %d had already ended when it was released (its "

@@ -294,10 +294,15 @@ class Handle:
 
     def _wait_call(self, op: str, payload: Optional[bytes], *, wait: Optional[float],
                    rescue: Optional[Rescue], changes: bool = True,
+                   keep: Optional[Callable[[dict], None]] = None,
+                   unkeep: Optional[Callable[[dict], None]] = None,
                    **fields: Any) -> tuple[dict, Optional[bytes]]:
         """A request whose answer may be long in coming (``wait``: seconds forqd may take, None
         for ever) or may hold something (``rescue``: gives it back if the caller is gone). One
-        that waits in forqd (``block``) is withdrawn if the caller gives up first."""
+        that waits in forqd (``block``) is withdrawn if the caller gives up first. ``keep``
+        records what the answer holds before this returns (an interruption after this returns
+        loses nothing); interrupted before it returns, ``unkeep`` undoes it and the answer is
+        given back."""
         conn = self._conn
         what = "%s %s %s" % (self.kind, self.name, op)
         blocks = bool(fields.get("block"))
@@ -307,11 +312,15 @@ class Handle:
             conn.check_usable()
         header = self._header(op, fields)
         if rescue is None and not blocks:
-            return conn.call(header, payload, idempotent=not changes,
+            h, p = conn.call(header, payload, idempotent=not changes,
                              timeout=None if wait is None else wait + WAIT_GRACE, what=what)
+            if keep is not None:
+                keep(h)
+            return h, p
         call = conn.request(header, payload, idempotent=not changes and rescue is None,
                             make=lambda k, f, i: _Pending(k, f, i, conn, rescue))
         asked = False
+        kept: Optional[dict] = None
         try:
             if not call.lock.acquire(True, -1 if wait is None else wait + WAIT_GRACE):
                 asked = blocks
@@ -339,8 +348,13 @@ class Handle:
             h = call.header
             if h.get("cmd") == "error":     # type: ignore[union-attr]
                 raise errors.reply_exception(h, what)   # type: ignore[arg-type]
+            if keep is not None:
+                kept = h
+                keep(h)                     # type: ignore[arg-type]
             return h, call.payload          # type: ignore[return-value]
         except BaseException:
+            if kept is not None and unkeep is not None:
+                unkeep(kept)
             if not call.abandon():
                 call.give_back()
             elif blocks and not asked:

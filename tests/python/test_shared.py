@@ -634,6 +634,59 @@ def test_forked_child_does_not_inherit_the_grant(forqd):
     d.clear()
 
 
+def test_release_that_fails_keeps_the_grant_to_retry(forqd, monkeypatch):
+    """A release whose request fails (the connection dropped, no answer in time) leaves the
+    grant with the handle: the caller retries, and the lock is free at once, not at the end of
+    its lease."""
+    name = uniq("release-retry")
+    lock = forq.Lock(name, forqd.endpoint, lease=30)
+    other = forq.Lock(name, forqd.endpoint)
+    assert lock.acquire()
+    token = lock.token
+    real = forq.shared.Handle._call
+
+    def dropped(self, op, *args, **kwargs):
+        if op == "lock.release":
+            raise forq.ConnectionError("the connection to forqd dropped (simulated)")
+        return real(self, op, *args, **kwargs)
+    monkeypatch.setattr(forq.shared.Handle, "_call", dropped)
+    with pytest.raises(forq.ConnectionError):
+        lock.release()
+    monkeypatch.undo()
+    assert lock.token == token
+    lock.release()
+    assert lock.token is None
+    assert other.acquire(timeout=5)
+    other.release()
+
+
+class _InterruptedAnswer(dict):
+    """An answer whose first look raises KeyboardInterrupt: a Ctrl-C that comes just after
+    _wait_call returned it."""
+
+    def get(self, *args):
+        raise KeyboardInterrupt
+
+
+def test_acquire_interrupted_after_its_answer_loses_no_grant(forqd, monkeypatch):
+    name = uniq("late-interrupt")
+    lock = forq.Lock(name, forqd.endpoint, lease=30)
+    other = forq.Lock(name, forqd.endpoint)
+    real = forq.shared.Handle._wait_call
+
+    def answered_then_interrupted(self, *args, **kwargs):
+        h, payload = real(self, *args, **kwargs)
+        return _InterruptedAnswer(h), payload
+    monkeypatch.setattr(forq.shared.Handle, "_wait_call", answered_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lock.acquire()
+    monkeypatch.undo()
+    if lock.token is not None:          # the handle kept the grant: its release frees the lock
+        lock.release()
+    assert other.acquire(timeout=2)     # not held by nobody until its lease ends
+    other.release()
+
+
 def test_semaphore(forqd):
     name = uniq("sem")
     s = forq.Semaphore(name, 2, forqd.endpoint)
