@@ -15,6 +15,7 @@ import pytest
 
 import forq
 from conftest import FORQD, QUICK, Forqd, executor, free_port, wait_until
+from test_restart import Proxy
 
 N_ITEMS = 500 if QUICK else 2000          # per consumer
 N_LOCKED = 100 if QUICK else 500         # get-then-set rounds per process
@@ -325,12 +326,16 @@ def test_withdraw_on_the_wire(forqd):
         b.shutdown()
 
 
-def test_get_cut_off_by_a_reconnection_loses_no_item(forqd):
+def test_get_cut_off_by_a_reconnection_loses_no_item(own_forqd):
     """A reconnection fails the requests that were on their way (forq.ConnectionError); forqd,
     which still has the get waiting and sees the same routing id again, answers it later: the
-    item goes back to the queue."""
+    item goes back to the queue. The connection is cut for real, by a TCP relay."""
+    port = free_port()
+    d = Forqd("--insecure-tcp", listen="tcp://127.0.0.1:%d" % port, workers=1)
+    own_forqd.append(d)
+    proxy = Proxy(port)
     name = uniq("cut-off")
-    ex = forq.Executor(forqd.endpoint)
+    ex = forq.Executor("tcp://127.0.0.1:%d" % proxy.port)
     try:
         q = forq.Queue(name, executor=ex)
         errs = []
@@ -342,15 +347,23 @@ def test_get_cut_off_by_a_reconnection_loses_no_item(forqd):
                 errs.append(e)
         t = threading.Thread(target=get)
         t.start()
-        time.sleep(0.3)
-        ex._conn._after_reconnect()     # what the I/O thread does when the connection is back
-        t.join(5)
+        assert wait_until(lambda: shared_waiters(d.endpoint) == 1, 5)
+        first = ex._conn.instance
+        proxy.cut()
+        assert wait_until(lambda: ex.unreachable_for > 0, 5)
+        proxy.open = True               # ZeroMQ reconnects by itself
+        t.join(10)
         assert len(errs) == 1 and isinstance(errs[0], forq.ConnectionError), errs
         assert "given back" in str(errs[0])
-        q.put("survivor")
+        assert wait_until(lambda: ex._conn._restart == "same", 5)     # the pong: same forqd
+        assert ex._conn.instance == first
+        assert shared_waiters(d.endpoint) == 1      # the get still waits in forqd
+        q.put("survivor")               # it goes to that get, whose answer is given back
         assert q.get(timeout=5) == "survivor"
+        assert q.qsize() == 0
     finally:
-        ex.shutdown()
+        ex.shutdown(wait=False, cancel_futures=True)
+        proxy.close()
 
 
 @pytest.fixture(scope="module")
