@@ -632,10 +632,20 @@ class Connection:
             self._pong_session = self._session
             self._restart = (None if not inst or not self.instance else
                              RESTART_SAME if inst == self.instance else RESTART_NEW)
+            if self._restart == RESTART_NEW:
+                self._new_instance()
         if inst:
             self.instance = inst
         self._ponged = True
         self._ready.set()
+
+    def _new_instance(self) -> None:
+        """forqd restarted (a new instance): the requests that want to know are told (shared.py
+        keeps a place for answers nobody waits for; the old instance can send none now)."""
+        for entry in list(self.pending.values()):
+            told = getattr(entry, "_new_instance", None)
+            if told is not None:
+                told()
 
     def _monitor(self) -> None:
         while True:

@@ -181,6 +181,7 @@ class Executor(concurrent.futures.Executor):
             why = probe_ipc(ep)
             if why:
                 raise errors.ConnectionError(why)
+        self._key_args = (key, server_key)     # as given: a handle's copy elsewhere uses them
         self._max = max_in_flight
         self._inflight = 0
         self._lock = threading.Lock()

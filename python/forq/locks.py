@@ -11,6 +11,7 @@ forqd refuses it (:class:`forq.StaleToken`) and nothing changes.
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Optional
 
@@ -24,6 +25,16 @@ __all__ = ["Lock", "Semaphore", "Value", "Fenced", "fenced"]
 LEASE_DEF = 60.0            # seconds: forqd's default lease
 LEASE_MAX = 86400.0         # forqd's longest lease (a day)
 PERMITS_MAX = 10000
+
+_reset_lock = threading.Lock()      # over the first look at a handle's grants after a fork
+
+
+def _new_reset_lock() -> None:
+    global _reset_lock
+    _reset_lock = threading.Lock()  # one another thread held at the fork is never released
+
+
+os.register_at_fork(after_in_child=_new_reset_lock)
 
 
 def _lease_ms(lease: float) -> int:
@@ -74,6 +85,20 @@ class Semaphore(Handle):
         self.lease = lease
         self._held: list = []           # (thread ident, token), oldest first
         self._mutex = threading.Lock()
+        self._held_pid = os.getpid()
+
+    def _grants(self) -> threading.Lock:
+        """The mutex over ``_held``. In a process forked from the one that took the grants they
+        are forgotten first: they are the parent's (the forking thread's ident is this
+        process's main thread's), and so is the mutex, which another thread may have held."""
+        pid = os.getpid()
+        if self._held_pid != pid:
+            with _reset_lock:
+                if self._held_pid != pid:
+                    self._held = []
+                    self._mutex = threading.Lock()
+                    self._held_pid = pid
+        return self._mutex
 
     def _state(self) -> dict:
         s = super()._state()
@@ -90,7 +115,7 @@ class Semaphore(Handle):
         """The fencing token of the calling thread's latest grant (else of this handle's
         latest), or None when the handle holds no grant."""
         me = threading.get_ident()
-        with self._mutex:
+        with self._grants():
             for ident, tok in reversed(self._held):
                 if ident == me:
                     return tok
@@ -119,31 +144,48 @@ class Semaphore(Handle):
             if wait is not None:
                 fields["timeout_ms"] = _timeout_ms(wait)
         h, _ = self._wait_call("lock.acquire", None, wait=self.timeout if wait == 0.0 else wait,
-                               rescue=_release_later(self.name), **fields)
-        if not h.get("found"):
-            return False
-        with self._mutex:
-            self._held.append((threading.get_ident(), h["token"]))
-        return True
+                               rescue=_release_later(self.name), keep=self._keep,
+                               unkeep=self._unkeep, **fields)
+        return bool(h.get("found"))
 
-    def _take(self) -> int:
+    def _keep(self, h: dict) -> None:
+        """The grant an acquire's answer holds is this handle's (before acquire returns)."""
+        if h.get("found") and h.get("token"):
+            with self._grants():
+                self._held.append((threading.get_ident(), h["token"]))
+
+    def _unkeep(self, h: dict) -> None:
+        """The acquire was interrupted after _keep: its grant is given back, not held."""
+        with self._grants():
+            self._held = [e for e in self._held if e[1] != h.get("token")]
+
+    def _take(self) -> tuple[int, tuple]:
+        """The grant release ends, taken out of ``_held`` while its release is on its way:
+        (its index there, the entry)."""
         me = threading.get_ident()
-        with self._mutex:
+        with self._grants():
             if not self._held:
                 raise ValueError("%s %r released more times than this handle acquired it"
                                  % (self.kind, self.name))
             for i in range(len(self._held) - 1, -1, -1):
                 if self._held[i][0] == me:
-                    return self._held.pop(i)[1]
-            return self._held.pop()[1]
+                    return i, self._held.pop(i)
+            return len(self._held) - 1, self._held.pop()
 
     def release(self) -> None:
         """End a grant this handle holds (the calling thread's latest, else the handle's
         latest): the next acquirer gets it. ValueError if the handle holds none;
         :class:`forq.StaleToken` if the grant had already ended (its lease ran out): another
-        holder may have had the lock meanwhile."""
-        token = self._take()
-        h, _ = self._call("lock.release", changes=True, token=token)
+        holder may have had the lock meanwhile. A release whose request fails (no answer:
+        the connection dropped, a timeout) leaves the grant held: call it again."""
+        i, entry = self._take()
+        token = entry[1]
+        try:
+            h, _ = self._call("lock.release", changes=True, token=token)
+        except BaseException:
+            with self._grants():            # not known to be released: still this handle's
+                self._held.insert(min(i, len(self._held)), entry)
+            raise
         if not h.get("found"):
             raise errors.StaleToken(
                 "%s %r: the grant with token %d had already ended when it was released (its "
@@ -162,7 +204,7 @@ class Semaphore(Handle):
         ms = self._lease_ms if lease is None else _lease_ms(lease)
         h, _ = self._call("lock.renew", changes=True, token=token, lease_ms=ms)
         if not h.get("found"):
-            with self._mutex:
+            with self._grants():
                 self._held = [e for e in self._held if e[1] != token]
             raise errors.StaleToken("%s %r: the grant with token %d had already ended (its "
                                     "lease ran out): acquire it again" % (self.kind, self.name,
@@ -208,7 +250,7 @@ class Lock(Semaphore):
 
     def acquire(self, blocking: bool = True, timeout: Optional[float] = -1) -> bool:
         me = threading.get_ident()
-        with self._mutex:
+        with self._grants():
             if any(ident == me for ident, _ in self._held):
                 raise RuntimeError("lock %r is already held by this thread (forq locks are not "
                                    "reentrant): release it first" % self.name)

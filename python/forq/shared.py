@@ -17,7 +17,9 @@ acted on when it comes, in forq's I/O thread: an item is put back at the *front*
 (``queue.put`` with ``front``: the next get takes it; a ``maxsize`` does not hold it back), and
 a lock's grant is released; a call whose own wait ran out returns that answer instead. An item
 is lost only where ZeroMQ loses it (PROTOCOL.md section 6.9.1): an answer on its way when the
-connection breaks, or when this process exits before an answer sent first is read.
+connection breaks, or when this process exits before an answer sent first is read. When a
+new forqd instance answers after a reconnection, such a request is withdrawn from it (it may
+have reached it, sent while forqd was away) and its place for an answer goes.
 """
 from __future__ import annotations
 
@@ -91,6 +93,25 @@ class _Pending(Call):
                 return True
         return False
 
+    def _new_instance(self) -> None:
+        """forqd restarted (in the I/O thread). If nobody waits for this request any more, the
+        old instance can send no answer; the new one can, though, if ZeroMQ delivered the
+        request to it (sent while forqd was away). A withdraw tells: its answer comes after
+        any answer to the request (PROTOCOL.md section 6.9), and then the place kept for one
+        goes (_Forget)."""
+        with self.guard:
+            if not self.abandoned or self.rescued:
+                return
+        try:
+            h = unpackb(self.frames[0])
+            kind = h["op"].split(".")[0]
+            if kind in ("queue", "lock", "event"):
+                self.conn.request({"v": 1, "cmd": "dict", "op": kind + ".withdraw",
+                                   "name": h["name"], "of": self.key}, None, idempotent=True,
+                                  make=lambda k, f, i: _Forget(k, f, i, self))
+        except Exception as e:      # never in the I/O thread's way
+            _warn("could not take back an abandoned request after forqd restarted: %r" % (e,))
+
     def withdrawn(self) -> None:
         """forqd withdrew the request: no answer will come; nothing to give back."""
         with self.guard:
@@ -110,6 +131,30 @@ class _Pending(Call):
     def give_back(self) -> None:
         """The caller has the answer but leaves with an exception: give it back now."""
         self._give_back(self.header, self.payload)
+
+
+class _Forget(Call):
+    """The withdraw of an abandoned request after forqd restarted: once it is answered, any
+    answer to the request has come (and was rescued); its place in the table goes. No answer
+    (the connection dropped again) or an error: the place stays."""
+    __slots__ = ("entry",)
+
+    def __init__(self, key: int, frames: list, idempotent: bool, entry: _Pending) -> None:
+        super().__init__(key, frames, idempotent)
+        self.entry = entry
+
+    def _on_reply(self, h: dict, frames: list) -> None:
+        if h.get("cmd") == "error":
+            return
+        entry = self.entry
+        with entry.guard:
+            entry.rescued = entry.rescued or bool(h.get("found"))   # withdrawn: nothing came
+        pending = entry.conn.pending
+        if pending.get(entry.key) is entry:
+            pending.pop(entry.key, None)
+
+    def _on_lost(self, exc: BaseException) -> None:
+        pass
 
 
 def _warn(text: str) -> None:
@@ -176,12 +221,17 @@ class Handle:
     def __repr__(self) -> str:
         return "forq.%s(%r, %r)" % (type(self).__name__, self.name, self.executor.endpoint)
 
+    def _where(self) -> tuple:
+        """(endpoint, key, server_key) a copy in another process connects with: the handle's
+        own, or those its executor was made with."""
+        if self._own:
+            return self._args
+        return (self.executor.endpoint,) + tuple(self.executor._key_args)
+
     def _state(self) -> dict:
         """What a copy in another process needs (the executor is not sent: the copy uses its
-        own process's default connection to the same endpoint)."""
-        endpoint, key, server_key = self._args
-        if not self._own:
-            endpoint = self.executor.endpoint
+        own process's default connection to the same endpoint, with the same keys)."""
+        endpoint, key, server_key = self._where()
         return {"name": self.name, "endpoint": endpoint, "key": key, "server_key": server_key,
                 "timeout": self.timeout}
 
@@ -192,8 +242,8 @@ class Handle:
     def _conn(self) -> Any:
         if self._pid != os.getpid():        # inherited by fork: this process's own connection
             if self._own or self.executor._conn._forked:
-                endpoint = self._args[0] if self._own else self.executor.endpoint
-                self.executor = default_executor(endpoint, *self._args[1:])
+                self._args = self._where()
+                self.executor = default_executor(*self._args)
                 self._own = True
             self._pid = os.getpid()
         return self.executor._conn
@@ -244,10 +294,15 @@ class Handle:
 
     def _wait_call(self, op: str, payload: Optional[bytes], *, wait: Optional[float],
                    rescue: Optional[Rescue], changes: bool = True,
+                   keep: Optional[Callable[[dict], None]] = None,
+                   unkeep: Optional[Callable[[dict], None]] = None,
                    **fields: Any) -> tuple[dict, Optional[bytes]]:
         """A request whose answer may be long in coming (``wait``: seconds forqd may take, None
         for ever) or may hold something (``rescue``: gives it back if the caller is gone). One
-        that waits in forqd (``block``) is withdrawn if the caller gives up first."""
+        that waits in forqd (``block``) is withdrawn if the caller gives up first. ``keep``
+        records what the answer holds before this returns (an interruption after this returns
+        loses nothing); interrupted before it returns, ``unkeep`` undoes it and the answer is
+        given back."""
         conn = self._conn
         what = "%s %s %s" % (self.kind, self.name, op)
         blocks = bool(fields.get("block"))
@@ -257,11 +312,15 @@ class Handle:
             conn.check_usable()
         header = self._header(op, fields)
         if rescue is None and not blocks:
-            return conn.call(header, payload, idempotent=not changes,
+            h, p = conn.call(header, payload, idempotent=not changes,
                              timeout=None if wait is None else wait + WAIT_GRACE, what=what)
+            if keep is not None:
+                keep(h)
+            return h, p
         call = conn.request(header, payload, idempotent=not changes and rescue is None,
                             make=lambda k, f, i: _Pending(k, f, i, conn, rescue))
         asked = False
+        kept: Optional[dict] = None
         try:
             if not call.lock.acquire(True, -1 if wait is None else wait + WAIT_GRACE):
                 asked = blocks
@@ -289,8 +348,13 @@ class Handle:
             h = call.header
             if h.get("cmd") == "error":     # type: ignore[union-attr]
                 raise errors.reply_exception(h, what)   # type: ignore[arg-type]
+            if keep is not None:
+                kept = h
+                keep(h)                     # type: ignore[arg-type]
             return h, call.payload          # type: ignore[return-value]
         except BaseException:
+            if kept is not None and unkeep is not None:
+                unkeep(kept)
             if not call.abandon():
                 call.give_back()
             elif blocks and not asked:

@@ -7,13 +7,15 @@ import os
 import pickle
 import queue
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
 
 import forq
-from conftest import QUICK
+from conftest import FORQD, QUICK, Forqd, executor, free_port, wait_until
+from test_restart import Proxy
 
 N_ITEMS = 500 if QUICK else 2000          # per consumer
 N_LOCKED = 100 if QUICK else 500         # get-then-set rounds per process
@@ -288,11 +290,9 @@ def test_interrupted_get_answered_first_is_rescued(forqd, sigint_raises, monkeyp
     other = forq.Executor(forqd.endpoint)
     try:
         q2 = forq.Queue(name, executor=other)
+        q2.put("first")                 # the abandoned get takes it; it comes back
+        assert wait_until(lambda: q2.qsize() == 1, 5)
         q2.put("second")
-        q2.put("first", front=True)     # the abandoned get takes "first", which comes back
-        deadline = time.monotonic() + 5
-        while q2.qsize() < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
         assert [q2.get(timeout=5), q2.get(timeout=5)] == ["first", "second"]
     finally:
         other.shutdown()
@@ -324,12 +324,16 @@ def test_withdraw_on_the_wire(forqd):
         b.shutdown()
 
 
-def test_get_cut_off_by_a_reconnection_loses_no_item(forqd):
+def test_get_cut_off_by_a_reconnection_loses_no_item(own_forqd):
     """A reconnection fails the requests that were on their way (forq.ConnectionError); forqd,
     which still has the get waiting and sees the same routing id again, answers it later: the
-    item goes back to the queue."""
+    item goes back to the queue. The connection is cut for real, by a TCP relay."""
+    port = free_port()
+    d = Forqd("--insecure-tcp", listen="tcp://127.0.0.1:%d" % port, workers=1)
+    own_forqd.append(d)
+    proxy = Proxy(port)
     name = uniq("cut-off")
-    ex = forq.Executor(forqd.endpoint)
+    ex = forq.Executor("tcp://127.0.0.1:%d" % proxy.port)
     try:
         q = forq.Queue(name, executor=ex)
         errs = []
@@ -341,15 +345,142 @@ def test_get_cut_off_by_a_reconnection_loses_no_item(forqd):
                 errs.append(e)
         t = threading.Thread(target=get)
         t.start()
-        time.sleep(0.3)
-        ex._conn._after_reconnect()     # what the I/O thread does when the connection is back
-        t.join(5)
+        assert wait_until(lambda: shared_waiters(d.endpoint) == 1, 5)
+        first = ex._conn.instance
+        proxy.cut()
+        assert wait_until(lambda: ex.unreachable_for > 0, 5)
+        proxy.open = True               # ZeroMQ reconnects by itself
+        t.join(10)
         assert len(errs) == 1 and isinstance(errs[0], forq.ConnectionError), errs
         assert "given back" in str(errs[0])
-        q.put("survivor")
+        assert wait_until(lambda: ex._conn._restart == "same", 5)     # the pong: same forqd
+        assert ex._conn.instance == first
+        assert shared_waiters(d.endpoint) == 1      # the get still waits in forqd
+        q.put("survivor")               # it goes to that get, whose answer is given back
         assert q.get(timeout=5) == "survivor"
+        assert q.qsize() == 0
     finally:
-        ex.shutdown()
+        ex.shutdown(wait=False, cancel_futures=True)
+        proxy.close()
+
+
+@pytest.fixture(scope="module")
+def curve_forqd(tmp_path_factory):
+    """A tcp forqd with CURVE and a clients file: (forqd, its public key, a client's key file
+    that may change every name)."""
+    tmp = str(tmp_path_factory.mktemp("curve-shared"))
+    key = os.path.join(tmp, "client.key")
+    clients = os.path.join(tmp, "clients")
+    with open(clients, "w") as f:
+        f.write("%s carol write=*\n" % forq.write_keyfile(key))
+    server_key = os.path.join(tmp, "server.key")
+    pub = subprocess.run([FORQD, "--show-key", "--server-key", server_key],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    d = Forqd("--clients", clients, "--server-key", server_key,
+              listen="tcp://127.0.0.1:%d" % free_port(), tmp=tmp)
+    yield d, pub, key
+    assert d.stop() == 0, d.logtext()
+    d.remove()
+
+
+def put_method(q: forq.Queue, method: str) -> None:
+    q.put(method)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_executor_keys_travel_with_the_handle(curve_forqd, monkeypatch, method):
+    """A handle made with executor= on a CURVE forqd works in a child: inherited by fork or
+    pickled for spawn, it connects there with the executor's keys."""
+    d, pub, key = curve_forqd
+    for var in ("FORQ_ENDPOINT", "FORQ_KEY", "FORQ_SERVER_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    with executor(d.endpoint, key=key, server_key=pub) as ex:
+        q = forq.Queue(uniq("curve"), executor=ex)
+        assert pickle.loads(pickle.dumps(q))._state()["server_key"] == pub
+        run_procs(put_method, [(q, method)], ctx=multiprocessing.get_context(method))
+        assert q.get(timeout=5) == method
+
+
+def requests_kept(ex: forq.Executor) -> list:
+    """The request numbers the connection keeps a place for (shared.py's _Pending)."""
+    return [k for k in list(ex._conn.pending) if type(k) is int]
+
+
+def test_requests_cut_off_are_forgotten_when_forqd_restarts(own_forqd):
+    """A get lost with the connection keeps its place for an answer the same forqd may still
+    send; once a new forqd instance answers in its place, none can come: the place goes."""
+    d = Forqd(workers=1)
+    own_forqd.append(d)
+    ex = forq.Executor(d.endpoint, lost_after=0.5)
+    try:
+        q = forq.Queue(uniq("orphan"), executor=ex)
+        errs = []
+
+        def get() -> None:
+            try:
+                q.get(timeout=30)
+            except Exception as e:      # noqa: BLE001 - what the test looks at
+                errs.append(e)
+        t = threading.Thread(target=get)
+        t.start()
+        assert wait_until(lambda: len(requests_kept(ex)) == 1, 5)
+        time.sleep(0.2)                 # the get waits in forqd
+        assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+        t.join(10)
+        assert len(errs) == 1 and isinstance(errs[0], forq.ConnectionError), errs
+        assert len(requests_kept(ex)) == 1          # kept: an answer may still come
+        first = ex._conn.instance
+        d.start()                                   # a new instance on the same endpoint
+        assert wait_until(lambda: ex._conn.instance not in (0, first), 10)
+        assert wait_until(lambda: not requests_kept(ex), 5), requests_kept(ex)
+        q.put("after")
+        assert q.get(timeout=5) == "after"
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
+
+
+def test_get_sent_while_forqd_is_away_is_answered_by_the_next_one(own_forqd, tmp_path):
+    """A get sent while forqd is away waits in ZeroMQ and goes to the forqd that comes (a new
+    instance, here with the queue's item kept by --state-dir): its answer, which nobody waits
+    for any more, is still rescued - the item goes back to the queue."""
+    d = Forqd("--state-dir", str(tmp_path), workers=1)
+    own_forqd.append(d)
+    ex = forq.Executor(d.endpoint, lost_after=0.5)
+    try:
+        q = forq.Queue(uniq("kept"), executor=ex)
+        q.put("precious")
+        assert d.stop() == 0
+        assert wait_until(lambda: ex.unreachable_for > 0, 5)
+        with pytest.raises(forq.ConnectionError):
+            q.get_nowait()              # sent to nobody yet; lost after 0.5 s
+        assert len(requests_kept(ex)) == 1
+        d.start()
+        assert wait_until(lambda: not requests_kept(ex), 10)
+        assert q.get(timeout=5) == "precious"
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
+
+
+def test_get_waiting_in_the_next_forqd_is_withdrawn(own_forqd):
+    """A blocking get sent while forqd is away, given up (lost_after), waits in the forqd that
+    comes next: it is withdrawn there, so the next item put is not taken by nobody."""
+    d = Forqd(workers=1)
+    own_forqd.append(d)
+    ex = forq.Executor(d.endpoint, lost_after=0.5)
+    try:
+        q = forq.Queue(uniq("next"), executor=ex)
+        assert d.stop() == 0
+        assert wait_until(lambda: ex.unreachable_for > 0, 5)
+        with pytest.raises(forq.ConnectionError):
+            q.get(timeout=30)           # ZeroMQ keeps it for the next forqd
+        assert len(requests_kept(ex)) == 1
+        d.start()
+        assert wait_until(lambda: not requests_kept(ex), 10)
+        assert shared_waiters(d.endpoint) == 0
+        q.put("precious")
+        assert q.get(timeout=5) == "precious"
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
 
 
 # ---- locks ----
@@ -477,6 +608,94 @@ def test_interrupted_acquire_is_never_granted(forqd, sigint_raises):
     third = forq.Lock(name, forqd.endpoint)
     assert third.acquire(timeout=5)     # the late grant was released, not kept for 30 s
     third.release()
+
+
+def forked_while_held(lock: forq.Lock, endpoint: str, dname: str, out: forq.Queue) -> None:
+    seen: dict = {"token": lock.token}
+    try:
+        lock.fence(forq.Dict(dname, endpoint))["owner"] = "child"
+        seen["fenced"] = "written"
+    except RuntimeError:
+        seen["fenced"] = "refused"
+    t0 = time.monotonic()
+    try:
+        seen["acquired"] = lock.acquire(timeout=1)
+    except RuntimeError as e:
+        seen["acquired"] = str(e)
+    seen["waited"] = time.monotonic() - t0
+    out.put(seen)
+
+
+def test_forked_child_does_not_inherit_the_grant(forqd):
+    """A child forked while the parent holds the lock holds nothing: no token, a fenced write
+    is refused (not fenced with the parent's grant), and its acquire waits like another's."""
+    lock = forq.Lock(uniq("fork-held"), forqd.endpoint, lease=30)
+    d = forq.Dict(uniq("fork-fenced"), forqd.endpoint)
+    out = forq.Queue(uniq("fork-seen"), endpoint=forqd.endpoint)
+    assert lock.acquire()
+    lock.fence(d)["owner"] = "parent"
+    run_procs(forked_while_held, [(lock, forqd.endpoint, d.name, out)])
+    seen = out.get(timeout=5)
+    assert seen["token"] is None, seen
+    assert seen["fenced"] == "refused", seen
+    assert seen["acquired"] is False and 0.9 <= seen["waited"] < 5, seen
+    assert d["owner"] == "parent"
+    assert lock.token is not None          # the parent's grant is the parent's still
+    lock.release()
+    d.clear()
+
+
+def test_release_that_fails_keeps_the_grant_to_retry(forqd, monkeypatch):
+    """A release whose request fails (the connection dropped, no answer in time) leaves the
+    grant with the handle: the caller retries, and the lock is free at once, not at the end of
+    its lease."""
+    name = uniq("release-retry")
+    lock = forq.Lock(name, forqd.endpoint, lease=30)
+    other = forq.Lock(name, forqd.endpoint)
+    assert lock.acquire()
+    token = lock.token
+    real = forq.shared.Handle._call
+
+    def dropped(self, op, *args, **kwargs):
+        if op == "lock.release":
+            raise forq.ConnectionError("the connection to forqd dropped (simulated)")
+        return real(self, op, *args, **kwargs)
+    monkeypatch.setattr(forq.shared.Handle, "_call", dropped)
+    with pytest.raises(forq.ConnectionError):
+        lock.release()
+    monkeypatch.undo()
+    assert lock.token == token
+    lock.release()
+    assert lock.token is None
+    assert other.acquire(timeout=5)
+    other.release()
+
+
+class _InterruptedAnswer(dict):
+    """An answer whose first look raises KeyboardInterrupt: a Ctrl-C that comes just after
+    _wait_call returned it."""
+
+    def get(self, *args):
+        raise KeyboardInterrupt
+
+
+def test_acquire_interrupted_after_its_answer_loses_no_grant(forqd, monkeypatch):
+    name = uniq("late-interrupt")
+    lock = forq.Lock(name, forqd.endpoint, lease=30)
+    other = forq.Lock(name, forqd.endpoint)
+    real = forq.shared.Handle._wait_call
+
+    def answered_then_interrupted(self, *args, **kwargs):
+        h, payload = real(self, *args, **kwargs)
+        return _InterruptedAnswer(h), payload
+    monkeypatch.setattr(forq.shared.Handle, "_wait_call", answered_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lock.acquire()
+    monkeypatch.undo()
+    if lock.token is not None:          # the handle kept the grant: its release frees the lock
+        lock.release()
+    assert other.acquire(timeout=2)     # not held by nobody until its lease ends
+    other.release()
 
 
 def test_semaphore(forqd):
