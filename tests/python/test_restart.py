@@ -2,14 +2,12 @@
 the others end Lost), a forqd that does not come back (lost_after), a reconnection to the same
 forqd (results that finished meanwhile are fetched), shutdown with pending jobs."""
 import signal
-import socket
-import threading
 import time
 
 import pytest
 
 import forq
-from conftest import Forqd, executor, free_port, wait_running, wait_until
+from conftest import Forqd, Proxy, executor, free_port, wait_running, wait_until
 
 
 def test_restart_resubmits_with_retries_else_lost(own_forqd):
@@ -51,65 +49,6 @@ def test_unreachable_for_lost_after(own_forqd):
             g.result(10)
     finally:
         ex.shutdown(wait=False, cancel_futures=True)
-
-
-class Proxy:
-    """A TCP relay between the client and forqd that can cut every connection and refuse new
-    ones for a while: the connection drops while forqd (the same instance) runs on."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target = target_port
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(8)
-        self.port = self.lsock.getsockname()[1]
-        self.open = True
-        self.conns: list = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            if not self.open:
-                c.close()
-                continue
-            u = socket.create_connection(("127.0.0.1", self.target))
-            self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self) -> None:
-        self.open = False
-        for s in self.conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.conns = []
-
-    def close(self) -> None:
-        self.cut()
-        self.lsock.close()
 
 
 def test_results_of_a_reconnection_are_fetched(own_forqd):

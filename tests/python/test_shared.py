@@ -14,8 +14,7 @@ import time
 import pytest
 
 import forq
-from conftest import FORQD, QUICK, Forqd, executor, free_port, wait_until
-from test_restart import Proxy
+from conftest import FORQD, QUICK, Forqd, Proxy, executor, free_port, wait_until
 
 N_ITEMS = 500 if QUICK else 2000          # per consumer
 N_LOCKED = 100 if QUICK else 500         # get-then-set rounds per process
