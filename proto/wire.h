@@ -157,6 +157,7 @@ typedef struct {
     wire_str_t lock;      /* "lock": the lock whose token fences a change */
     uint32_t permits;     /* "permits": lock.acquire: holders at once (semaphore), 0 = 1 */
     uint64_t start;       /* "start": queue.range: the index of the first item */
+    wire_str_t tags;      /* "tags": submit: comma-separated tags the executor must have */
 } wire_hdr_t;
 
 /* The field table (wire.c) that drives encode and decode, readable for tests and tools. */

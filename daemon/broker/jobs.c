@@ -10,6 +10,7 @@
 #include "access.h"
 #include "jobtab.h"
 #include "log.h"
+#include "nodes.h"
 #include "outbox.h"
 #include "pool.h"
 #include "tasks.h"
@@ -64,6 +65,7 @@ static void job_free(job_t *job)
         }
         free_watchers(job);
         free(job->x->store);
+        free(job->x->tags);
         free(job->x);
     }
     free(job);
@@ -143,6 +145,10 @@ static void leave_worker(jobs_t *jobs, job_t *job)
     }
     if (job->phase == JOB_AHEAD)
         unlink_ahead(jobs, job);
+    if (job->phase == JOB_REMOTE) {
+        nodes_run_end(jobs->b->nodes, job);
+        jobs->running--;
+    }
 }
 
 static void enqueue(jobs_t *jobs, job_t *job, bool front)
@@ -313,24 +319,72 @@ static void promote(jobs_t *jobs, worker_t *w, job_t *job)
     }
 }
 
+/* Does every tag of `want` (comma-separated; NULL: none) appear among this forqd's --tag? */
+static bool tags_here(const config_t *cfg, const char *want)
+{
+    while (want && *want) {
+        const char *comma = strchr(want, ',');
+        size_t len = comma ? (size_t)(comma - want) : strlen(want), i = 0;
+        while (i < cfg->tags.n &&
+               !(strlen(cfg->tags.items[i]) == len && memcmp(cfg->tags.items[i], want, len) == 0))
+            i++;
+        if (len && i == cfg->tags.n)
+            return false;
+        want = comma ? comma + 1 : NULL;
+    }
+    return true;
+}
+
+/* May the job run on this forqd's own workers? */
+static bool runs_here(const jobs_t *jobs, const job_t *job)
+{
+    return tasks_is_local(job->task) && tags_here(jobs->b->cfg, job->x ? job->x->tags : NULL);
+}
+
+/* The job goes to a node (nodes.h). */
+static void start_remote(jobs_t *jobs, node_t *node, job_t *job)
+{
+    loop_timer_disarm(jobs->b->loop, &job->timer);
+    job->deadline_at = 0;
+    job->phase = JOB_REMOTE;
+    job->attempts++;
+    jobs->running++;
+    if (job->timeout_ms) /* the node enforces it; this is the backstop if it cannot say */
+        loop_timer_arm(jobs->b->loop, &job->timer,
+                       now_ms() + job->timeout_ms + 3 * (uint64_t)jobs->b->cfg->heartbeat_ms +
+                           2000);
+    nodes_start(jobs->b->nodes, node, job);
+}
+
+/* The queue meets idle workers and nodes with credit, in the scheduler's order (priorities,
+ * then round robin between clients); a job that can go nowhere now holds the queue. */
 static void dispatch(jobs_t *jobs)
 {
     pool_t *pool = jobs->b->pool;
     worker_t *w;
 
-    while (jobs->sched.total > 0 && (w = pool_take_idle(pool))) {
-        job_t *job = container_of(sched_pop(&jobs->sched), job_t, item);
+    while (jobs->sched.total > 0) {
+        job_t *job = container_of(sched_peek(&jobs->sched), job_t, item);
+        node_t *node = NULL;
 
-        start_running(jobs, w, job);
-        if (!pool_send_job(pool, w, job)) {
-            job->attempts--;
-            requeue(jobs, job);
+        if (runs_here(jobs, job) && (w = pool_take_idle(pool))) {
+            sched_pop(&jobs->sched);
+            start_running(jobs, w, job);
+            if (!pool_send_job(pool, w, job)) {
+                job->attempts--;
+                requeue(jobs, job);
+            }
+            continue;
         }
+        if (jobs->b->draining || !(node = nodes_pick(jobs->b->nodes, job)))
+            break;
+        sched_pop(&jobs->sched);
+        start_remote(jobs, node, job);
     }
     while (jobs->sched.total > 0 && !jobs->b->draining) {
         job_t *job = container_of(sched_peek(&jobs->sched), job_t, item);
 
-        if (!tasks_is_short(job->task) || !(w = pool_ahead_slot(pool)))
+        if (!tasks_is_short(job->task) || !runs_here(jobs, job) || !(w = pool_ahead_slot(pool)))
             return;
         sched_pop(&jobs->sched);
         loop_timer_disarm(jobs->b->loop, &job->timer);
@@ -393,6 +447,8 @@ void jobs_accept(jobs_t *jobs, client_t *c, const wire_hdr_t *h, const char *tas
     job->as_bytes = h->as_bytes;
     job->accepted_ms = now_ms();
     job->cpu_s = (uint32_t)h->cpu_s;
+    if (h->tags.len)
+        job_extra(job)->tags = xstrndup(h->tags.ptr, h->tags.len);
     jobtab_add(&jobs->tab, job);
     c->live++;
     access_live_add(jobs->b->access, job->owner, 1);
@@ -451,6 +507,16 @@ void jobs_cancel(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
             loop_timer_arm(jobs->b->loop, &job->timer, now_ms() + grace);
         break;
     }
+    case JOB_REMOTE: {
+        /* at a node, queued there or running: it answers with the job's result */
+        r.outcome = wire_str("killing");
+        outbox_send(out, o, &r, NULL);
+        if (!job_extra(job)->cancel_told) {
+            job->x->cancel_told = true;
+            nodes_cancel(jobs->b->nodes, job);
+        }
+        break;
+    }
     case JOB_DONE:
         r.outcome = wire_str("finished");
         r.state = job->final;
@@ -489,6 +555,13 @@ static void requeue_ahead(jobs_t *jobs, worker_t *w)
         }
     }
     free(list);
+}
+
+void jobs_requeue(jobs_t *jobs, job_t *job)
+{
+    if (job->attempts)
+        job->attempts--;
+    requeue(jobs, job);
 }
 
 static bool id_is(const job_t *job, wire_str_t id)
@@ -583,7 +656,7 @@ bool jobs_worker_done(jobs_t *jobs, worker_t *w, const wire_hdr_t *h, zmq_msg_t 
 }
 
 /* Retry a job whose worker died, if it may; false if it may not. */
-static bool retry(jobs_t *jobs, job_t *job)
+bool jobs_retry(jobs_t *jobs, job_t *job)
 {
     if (job->retries_left == 0 || jobs->b->draining)
         return false;
@@ -603,7 +676,7 @@ static void running_job_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died
     describe_wait_status(status, what, sizeof(what));
     if (w->kill != KILL_NONE && w->kill_seq != job->seq) {
         /* the job the kill was for had just finished and this one, sent ahead, had started */
-        if (retry(jobs, job))
+        if (jobs_retry(jobs, job))
             return;
         x.msg = wire_str("its worker was killed to stop the job before it, which finished just "
                          "as this one started; submit it with retries to have it run again");
@@ -634,7 +707,7 @@ static void running_job_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died
         log_warn("worker %d %s while running job %s (%s); retrying it (%u retries left)",
                  (int)w->pid, fs_died ? "died with its forkserver" : what, job->id, job->task,
                  job->retries_left - 1u);
-        retry(jobs, job);
+        jobs_retry(jobs, job);
         return;
     }
     if (fs_died) {
@@ -687,6 +760,16 @@ static void on_timer(void *ud, timer_node_t *t, uint64_t now)
         /* a cancel's grace over, or the run timeout */
         pool_kill(jobs->b->pool, job->worker,
                   job->x && job->x->cancel_told ? KILL_CANCEL : KILL_TIMEOUT);
+    } else if (job->phase == JOB_REMOTE) {
+        /* the node did not answer its run timeout in time: the head does */
+        char msg[WIRE_TEXT_MAX];
+        uint64_t started;
+        snprintf(msg, sizeof(msg),
+                 "ran longer than its timeout of %lu ms on node %s, which did not report it",
+                 (unsigned long)job->timeout_ms, nodes_run_where(job, &started));
+        wire_hdr_t x = {.msg = wire_str(msg)};
+        nodes_cancel(jobs->b->nodes, job);
+        jobs_finish(jobs, job, WIRE_ST_TIMEOUT, &x, NULL);
     }
 }
 

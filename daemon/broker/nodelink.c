@@ -1,0 +1,421 @@
+/* nodelink.c - a node's link to its head. See nodelink.h and PROTOCOL.md section 14.
+ *
+ * States: JOINING (a join is sent every heartbeat interval until the head welcomes it) and
+ * JOINED. Any message from the head counts as its heartbeat; 3 intervals without one and the
+ * head is lost: the socket is made anew (ZeroMQ's Paranoid Pirate worker does the same, so
+ * that nothing queued for the dead connection is sent to the next), and the link joins again,
+ * naming the runs it still holds. Results that come while the head is away wait, for
+ * --node-grace, and go to the head after the welcome; past the grace every run held is
+ * cancelled and its result dropped. */
+#define _GNU_SOURCE
+#include "nodelink.h"
+
+#include "access.h"
+#include "log.h"
+#include "nodemsg.h"
+#include "tasks.h"
+#include "util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <uthash.h>
+
+typedef struct held {
+    UT_hash_handle hh;  /* in link->held by id */
+    zmq_msg_t hdr, pay; /* its result while the head is away (pending), else empty */
+    bool pending, has_pay;
+    char id[WIRE_ID_MAX + 1];
+} held_t;
+
+struct nodelink {
+    broker_t *b;
+    void *zctx;
+    void *head;  /* DEALER to the head */
+    void *local; /* DEALER to this forqd's client socket (inproc) */
+    loop_io_t *head_io, *local_io;
+    bool joined, ever_joined, bye_sent;
+    uint64_t hb_ms; /* agreed at the welcome */
+    uint64_t last_heard, last_sent, next_join;
+    uint64_t lost_since; /* when the head was lost with runs held; 0: not lost */
+    held_t *held;        /* runs given by the head and not yet reported to it */
+    msgpack_zone zone;
+    char name[WIRE_ID_MAX + 1];
+};
+
+static void on_head(void *ud, short revents);
+
+static held_t *held_find(nodelink_t *l, const char *id, size_t len)
+{
+    held_t *h;
+    HASH_FIND(hh, l->held, id, len, h);
+    return h;
+}
+
+static void held_free(nodelink_t *l, held_t *h)
+{
+    HASH_DEL(l->held, h);
+    if (h->pending) {
+        zmq_msg_close(&h->hdr);
+        if (h->has_pay)
+            zmq_msg_close(&h->pay);
+    }
+    free(h);
+}
+
+static void to_head(nodelink_t *l, const char *kind, const void *data, size_t len, zmq_msg_t *m1,
+                    zmq_msg_t *m2)
+{
+    if (nodemsg_send(l->head, NULL, 0, kind, data, len, m1, m2) < 0)
+        log_debug("node link: a %s could not be sent to the head: %s", kind, zmq_strerror(errno));
+    l->last_sent = now_ms();
+}
+
+static int open_head(nodelink_t *l)
+{
+    const config_t *cfg = l->b->cfg;
+    int linger = 2000, ivl = 100, ivl_max = 1000, hwm = 1000000;
+    int64_t maxmsg = cfg->max_payload + WIRE_HEADER_MAX;
+    char ident[WIRE_ID_MAX + 8];
+
+    l->head = zmq_socket(l->zctx, ZMQ_DEALER);
+    snprintf(ident, sizeof(ident), "node:%s", l->name);
+    zmq_setsockopt(l->head, ZMQ_ROUTING_ID, ident, strlen(ident));
+    zmq_setsockopt(l->head, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(l->head, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
+    zmq_setsockopt(l->head, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max));
+    zmq_setsockopt(l->head, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(l->head, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(l->head, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+    if (strncmp(cfg->join, "tcp://", 6) == 0 && !cfg->insecure_tcp) {
+        char pub[FORQ_KEY_Z85], sec[FORQ_KEY_Z85];
+        bool made;
+        if (!cfg->head_key) {
+            fprintf(stderr,
+                    "forqd: --join %s needs --head-key (the head's forqd --show-key), or "
+                    "--insecure-tcp on both sides for a loopback test\n",
+                    cfg->join);
+            return -EINVAL;
+        }
+        if (access_server_key(cfg, pub, sec, &made) < 0)
+            return -EINVAL;
+        zmq_setsockopt(l->head, ZMQ_CURVE_SERVERKEY, cfg->head_key, 40);
+        zmq_setsockopt(l->head, ZMQ_CURVE_PUBLICKEY, pub, 40);
+        zmq_setsockopt(l->head, ZMQ_CURVE_SECRETKEY, sec, 40);
+    } else if (strncmp(cfg->join, "tcp://", 6) == 0) {
+        log_warn("joining %s in plaintext, without keys (--insecure-tcp): loopback tests only",
+                 cfg->join);
+    }
+    if (zmq_connect(l->head, cfg->join) < 0) {
+        fprintf(stderr, "forqd: cannot join %s: %s\n", cfg->join, zmq_strerror(errno));
+        return -errno;
+    }
+    l->head_io = loop_io_add(l->b->loop, l->head, -1, ZMQ_POLLIN, ORDER_CLIENTS, on_head, l);
+    return 0;
+}
+
+static void send_join(nodelink_t *l)
+{
+    const config_t *cfg = l->b->cfg;
+    long credit = cfg->workers + (cfg->prefetch < cfg->workers ? cfg->prefetch : cfg->workers);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    held_t *h, *tmp;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 7);
+    msgpack_pack_str_with_body(&pk, "v", 1);
+    msgpack_pack_uint64(&pk, NODE_VERSION);
+    msgpack_pack_str_with_body(&pk, "name", 4);
+    msgpack_pack_str_with_body(&pk, l->name, strlen(l->name));
+    msgpack_pack_str_with_body(&pk, "slots", 5);
+    msgpack_pack_uint64(&pk, (uint64_t)cfg->workers);
+    msgpack_pack_str_with_body(&pk, "credit", 6);
+    msgpack_pack_uint64(&pk, (uint64_t)credit);
+    msgpack_pack_str_with_body(&pk, "tasks", 5);
+    tasks_pack(l->b->tasks, &pk);
+    msgpack_pack_str_with_body(&pk, "tags", 4);
+    msgpack_pack_array(&pk, cfg->tags.n);
+    for (size_t i = 0; i < cfg->tags.n; i++)
+        msgpack_pack_str_with_body(&pk, cfg->tags.items[i], strlen(cfg->tags.items[i]));
+    msgpack_pack_str_with_body(&pk, "held", 4);
+    msgpack_pack_array(&pk, HASH_COUNT(l->held));
+    HASH_ITER(hh, l->held, h, tmp)
+    msgpack_pack_str_with_body(&pk, h->id, strlen(h->id));
+    to_head(l, "join", sb.data, sb.size, NULL, NULL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Send what waited for the head: results of runs it still names. */
+static void flush_pending(nodelink_t *l)
+{
+    held_t *h, *tmp;
+
+    HASH_ITER(hh, l->held, h, tmp)
+    {
+        if (!h->pending)
+            continue;
+        to_head(l, "fjp", NULL, 0, &h->hdr, h->has_pay ? &h->pay : NULL);
+        held_free(l, h);
+    }
+}
+
+static void on_head_msg(nodelink_t *l, zmq_msg_t *f, int n)
+{
+    l->last_heard = now_ms();
+    if (nodemsg_is(&f[0], "welcome")) {
+        msgpack_zone_clear(&l->zone);
+        l->hb_ms = n > 1 ? nodemsg_map_uint(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &l->zone,
+                                            "hb_ms", (uint64_t)l->b->cfg->heartbeat_ms)
+                         : (uint64_t)l->b->cfg->heartbeat_ms;
+        if (l->hb_ms < 10)
+            l->hb_ms = 10;
+        log_notice("node %s %s %s (heartbeat %" PRIu64 " ms, %u run(s) held)", l->name,
+                   l->ever_joined ? "rejoined" : "joined", l->b->cfg->join, l->hb_ms,
+                   HASH_COUNT(l->held));
+        l->joined = l->ever_joined = true;
+        l->lost_since = 0;
+        flush_pending(l);
+    } else if (nodemsg_is(&f[0], "refuse")) {
+        char why[WIRE_TEXT_MAX + 1] = "";
+        if (n > 1) {
+            /* the map's one string, shown as sent (it is one line from the head) */
+            msgpack_object o;
+            size_t off = 0;
+            wire_err_t err;
+            msgpack_zone_clear(&l->zone);
+            if (wire_check(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), 1, &err) == 0 &&
+                msgpack_unpack(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &off, &l->zone, &o) ==
+                    MSGPACK_UNPACK_SUCCESS &&
+                o.type == MSGPACK_OBJECT_MAP && o.via.map.size == 1 &&
+                o.via.map.ptr[0].val.type == MSGPACK_OBJECT_STR)
+                snprintf(why, sizeof(why), "%.*s", (int)o.via.map.ptr[0].val.via.str.size,
+                         o.via.map.ptr[0].val.via.str.ptr);
+        }
+        log_error("the head %s refused this node: %s; trying again in 10 s", l->b->cfg->join, why);
+        l->joined = false;
+        l->next_join = now_ms() + 10000;
+    } else if (nodemsg_is(&f[0], "rejoin")) {
+        if (l->joined)
+            log_warn("the head %s no longer knows this node; joining again", l->b->cfg->join);
+        l->joined = false;
+        l->next_join = 0;
+    } else if (nodemsg_is(&f[0], "fjp") && n > 1) {
+        wire_hdr_t h;
+        wire_err_t err;
+        msgpack_zone_clear(&l->zone);
+        if (wire_hdr_decode(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &l->zone, &h, &err) < 0)
+            return;
+        if (h.cmd == WIRE_SUBMIT && !held_find(l, h.id.ptr, h.id.len)) {
+            held_t *x = xcalloc(1, sizeof(*x));
+            snprintf(x->id, sizeof(x->id), "%.*s", (int)h.id.len, h.id.ptr);
+            HASH_ADD(hh, l->held, id[0], strlen(x->id), x);
+        } else if (h.cmd == WIRE_SUBMIT) {
+            return; /* sent twice (a join raced it): it runs once */
+        }
+        zmq_msg_send(&f[1], l->local, n > 2 ? ZMQ_SNDMORE : 0);
+        if (n > 2)
+            zmq_msg_send(&f[2], l->local, 0);
+    }
+}
+
+static void on_head(void *ud, short revents)
+{
+    nodelink_t *l = ud;
+    zmq_msg_t f[NODE_FRAMES_MAX];
+
+    (void)revents;
+    for (int i = 0; i < BROKER_BATCH; i++) {
+        int n = nodemsg_recv(l->head, f, NODE_FRAMES_MAX);
+        if (n == -1)
+            break;
+        if (n < -1)
+            n = -2 - n;
+        on_head_msg(l, f, n);
+        nodemsg_close(f, n);
+    }
+}
+
+/* What this forqd answered for a run: to the head, or kept until it is back. */
+static void on_local_msg(nodelink_t *l, zmq_msg_t *f, int n)
+{
+    wire_hdr_t h;
+    wire_err_t err;
+    held_t *x;
+
+    msgpack_zone_clear(&l->zone);
+    if (wire_hdr_decode(zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), &l->zone, &h, &err) < 0)
+        return;
+    if (h.cmd == WIRE_PROGRESS) {
+        if (l->joined)
+            to_head(l, "fjp", NULL, 0, &f[0], NULL);
+        return;
+    }
+    if (h.cmd != WIRE_RESULT)
+        return; /* cancel replies: the result says it all */
+    if (!(x = held_find(l, h.id.ptr, h.id.len)) || x->pending)
+        return; /* abandoned after the grace: the head has given up on it */
+    if (l->joined) {
+        to_head(l, "fjp", NULL, 0, &f[0], n > 1 ? &f[1] : NULL);
+        held_free(l, x);
+        return;
+    }
+    x->pending = true;
+    zmq_msg_init(&x->hdr);
+    zmq_msg_move(&x->hdr, &f[0]);
+    if ((x->has_pay = n > 1)) {
+        zmq_msg_init(&x->pay);
+        zmq_msg_move(&x->pay, &f[1]);
+    }
+}
+
+static void read_local(nodelink_t *l, int max)
+{
+    zmq_msg_t f[NODE_FRAMES_MAX];
+
+    for (int i = 0; i < max; i++) {
+        int n = nodemsg_recv(l->local, f, NODE_FRAMES_MAX);
+        if (n == -1)
+            break;
+        if (n < -1)
+            n = -2 - n;
+        on_local_msg(l, f, n);
+        nodemsg_close(f, n);
+    }
+}
+
+static void on_local(void *ud, short revents)
+{
+    (void)revents;
+    read_local(ud, BROKER_BATCH);
+}
+
+/* Cancel every run held: the head did not come back within the grace. */
+static void abandon(nodelink_t *l)
+{
+    held_t *h, *tmp;
+    size_t n = 0;
+    msgpack_sbuffer sb;
+
+    msgpack_sbuffer_init(&sb);
+    HASH_ITER(hh, l->held, h, tmp)
+    {
+        if (!h->pending) {
+            wire_hdr_t c = {.cmd = WIRE_CANCEL, .id = wire_str(h->id)};
+            msgpack_sbuffer_clear(&sb);
+            if (wire_hdr_encode(&sb, &c) == 0)
+                zmq_send(l->local, sb.data, sb.size, 0);
+        }
+        held_free(l, h);
+        n++;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    if (n)
+        log_warn("the head %s stayed away longer than --node-grace: %zu run(s) cancelled, their "
+                 "results dropped",
+                 l->b->cfg->join, n);
+}
+
+static uint64_t tick(void *ud, uint64_t now)
+{
+    nodelink_t *l = ud;
+    uint64_t hb = l->joined ? l->hb_ms : (uint64_t)l->b->cfg->heartbeat_ms, next;
+
+    if (l->joined && l->b->draining && !l->bye_sent) {
+        to_head(l, "bye", NULL, 0, NULL, NULL);
+        l->bye_sent = true;
+    }
+    if (l->joined && now >= l->last_heard + 3 * hb) {
+        log_warn("lost the head %s: no heartbeat for %" PRIu64 " ms; %u run(s) kept for %ld s "
+                 "while joining again",
+                 l->b->cfg->join, now - l->last_heard, HASH_COUNT(l->held),
+                 l->b->cfg->node_grace_ms / 1000);
+        l->joined = false;
+        l->lost_since = now;
+        l->next_join = now;
+        loop_io_del(l->b->loop, l->head_io);
+        zmq_close(l->head);
+        if (open_head(l) < 0)
+            log_error("node link: cannot reconnect to %s", l->b->cfg->join);
+    }
+    if (!l->joined && l->lost_since && now >= l->lost_since + (uint64_t)l->b->cfg->node_grace_ms) {
+        abandon(l);
+        l->lost_since = 0;
+    }
+    if (!l->joined && now >= l->next_join && !l->b->draining) {
+        send_join(l);
+        l->next_join = now + hb;
+    }
+    if (l->joined && now >= l->last_sent + hb)
+        to_head(l, "hb", NULL, 0, NULL, NULL);
+    next = l->joined ? l->last_sent + hb : l->next_join;
+    if (l->joined && l->last_heard + 3 * hb < next)
+        next = l->last_heard + 3 * hb;
+    if (!l->joined && l->lost_since && l->lost_since + (uint64_t)l->b->cfg->node_grace_ms < next)
+        next = l->lost_since + (uint64_t)l->b->cfg->node_grace_ms;
+    return next;
+}
+
+nodelink_t *nodelink_new(broker_t *b, void *zctx)
+{
+    nodelink_t *l = xcalloc(1, sizeof(*l));
+    char host[256] = "node";
+
+    l->b = b;
+    l->zctx = zctx;
+    msgpack_zone_init(&l->zone, 4096);
+    if (b->cfg->node_name) {
+        snprintf(l->name, sizeof(l->name), "%s", b->cfg->node_name);
+    } else {
+        gethostname(host, sizeof(host) - 1);
+        snprintf(l->name, sizeof(l->name), "%s", host);
+        if (!wire_id_is_valid(l->name, strlen(l->name))) {
+            fprintf(stderr,
+                    "forqd: the host name '%s' is not a node name (1-64 of A-Z a-z 0-9 . "
+                    "_ : -); give one with --node-name\n",
+                    host);
+            nodelink_destroy(&l);
+            return NULL;
+        }
+    }
+    l->local = zmq_socket(zctx, ZMQ_DEALER);
+    int linger = 0, hwm = 1000000;
+    zmq_setsockopt(l->local, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(l->local, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(l->local, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(l->local, ZMQ_ROUTING_ID, "nodelink", 8);
+    if (zmq_connect(l->local, NODELINK_INPROC) < 0 || open_head(l) < 0) {
+        nodelink_destroy(&l);
+        return NULL;
+    }
+    l->local_io = loop_io_add(b->loop, l->local, -1, ZMQ_POLLIN, ORDER_CLIENTS, on_local, l);
+    loop_tick_add(b->loop, tick, l);
+    log_notice("node %s joining %s with %ld slots", l->name, b->cfg->join, b->cfg->workers);
+    return l;
+}
+
+void nodelink_destroy(nodelink_t **lp)
+{
+    nodelink_t *l = *lp;
+    held_t *h, *tmp;
+
+    if (!l)
+        return;
+    if (l->local && l->head) {
+        read_local(l, 1000000); /* the last answers of this forqd */
+        if (l->joined && l->b->draining)
+            to_head(l, "gone", NULL, 0, NULL, NULL);
+    }
+    HASH_ITER(hh, l->held, h, tmp)
+    held_free(l, h);
+    if (l->local)
+        zmq_close(l->local);
+    if (l->head)
+        zmq_close(l->head);
+    msgpack_zone_destroy(&l->zone);
+    free(l);
+    *lp = NULL;
+}
