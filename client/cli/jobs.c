@@ -73,6 +73,7 @@ int cmd_submit(const globals_t *g, int argc, char **argv)
         O_DEADLINE,
         O_PRIORITY,
         O_RETRIES,
+        O_TAGS,
         O_ID,
         O_NO_WAIT,
         O_WAIT_TIMEOUT,
@@ -84,6 +85,7 @@ int cmd_submit(const globals_t *g, int argc, char **argv)
         {"deadline", true, O_DEADLINE},
         {"priority", true, O_PRIORITY},
         {"retries", true, O_RETRIES},
+        {"tags", true, O_TAGS},
         {"id", true, O_ID},
         {"no-wait", false, O_NO_WAIT},
         {"wait-timeout", true, O_WAIT_TIMEOUT},
@@ -141,6 +143,9 @@ int cmd_submit(const globals_t *g, int argc, char **argv)
             if (parse_int("--retries", a.val, 0, 100, &v) < 0)
                 return EXIT_USAGE;
             so.retries = (unsigned)v;
+            break;
+        case O_TAGS:
+            so.tags = a.val;
             break;
         case O_ID:
             so.id = a.val;

@@ -233,17 +233,23 @@ static const char *rejection_words(const char *detail)
 
 int cmd_map(const globals_t *g, int argc, char **argv)
 {
-    enum { O_INPUT = 1, O_CHUNK, O_WINDOW, O_UNORDERED, O_TIMEOUT, O_PRIO, O_RETRIES, O_SKIP };
+    enum {
+        O_INPUT = 1,
+        O_CHUNK,
+        O_WINDOW,
+        O_UNORDERED,
+        O_TIMEOUT,
+        O_PRIO,
+        O_RETRIES,
+        O_SKIP,
+        O_TAGS
+    };
     static const opt_t opts[] = {
-        {"input", true, O_INPUT},
-        {"chunksize", true, O_CHUNK},
-        {"window", true, O_WINDOW},
-        {"unordered", false, O_UNORDERED},
-        {"timeout", true, O_TIMEOUT},
-        {"priority", true, O_PRIO},
-        {"retries", true, O_RETRIES},
-        {"skip-blank", false, O_SKIP},
-        {NULL, false, 0},
+        {"input", true, O_INPUT},      {"chunksize", true, O_CHUNK},
+        {"window", true, O_WINDOW},    {"unordered", false, O_UNORDERED},
+        {"timeout", true, O_TIMEOUT},  {"priority", true, O_PRIO},
+        {"retries", true, O_RETRIES},  {"tags", true, O_TAGS},
+        {"skip-blank", false, O_SKIP}, {NULL, false, 0},
     };
     forq_map_opts_t mo;
     out_t o = {0};
@@ -303,6 +309,9 @@ int cmd_map(const globals_t *g, int argc, char **argv)
             if (parse_int("--retries", a.val, 0, 100, &v) < 0)
                 return EXIT_USAGE;
             mo.job.retries = (unsigned)v;
+            break;
+        case O_TAGS:
+            mo.job.tags = a.val;
             break;
         }
     }
