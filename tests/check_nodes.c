@@ -1,0 +1,505 @@
+/* check_nodes.c - end to end, worker nodes (PROTOCOL.md section 14): real forqd processes, a
+ * head with --node-listen on tcp://127.0.0.1 and nodes that --join it (plaintext under
+ * --insecure-tcp on loopback, and CURVE with the node role). Jobs spread over every node and
+ * are each answered once; a task or tag only one node has goes only there; a node killed in
+ * the middle of a map has its jobs retried and the map completes; a frozen node (SIGSTOP) is
+ * lost within 3 heartbeats and its late results are dropped; it rejoins and gets work again;
+ * cancel and timeout of a job on a node; keys that are unknown, or lack the node role, are
+ * refused. */
+#define _GNU_SOURCE
+#define FORQ_TEST_E2E
+#include "testutil.h"
+
+#include <check.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HB_MS "200" /* the heartbeat interval of these tests' heads */
+
+static char head_ep[64]; /* tcp://127.0.0.1:PORT of the head's node endpoint */
+static char empty[256];  /* a plugin directory with no plugin: built-in tasks only */
+static forqd_t head;
+static forq_client_t *c;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A port of this test process's own (each test is a forked process). */
+static void pick_port(void)
+{
+    snprintf(head_ep, sizeof(head_ep), "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 30000));
+    temp_dir(empty, sizeof(empty), "forq-empty");
+}
+
+/* The head: `workers` workers with the built-in tasks only, nodes on head_ep in plaintext. */
+static void start_head(int workers, const char *const *extra)
+{
+    const char *args[32];
+    char w[16];
+    int n = 0;
+
+    pick_port();
+    snprintf(w, sizeof(w), "%d", workers);
+    args[n++] = "--workers";
+    args[n++] = w;
+    args[n++] = "--tasks";
+    args[n++] = empty;
+    args[n++] = "--node-listen";
+    args[n++] = head_ep;
+    args[n++] = "--heartbeat";
+    args[n++] = HB_MS;
+    args[n++] = "--insecure-tcp";
+    for (int i = 0; extra && extra[i] && n < 30; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    forqd_start(&head, args);
+    c = forqd_client(&head);
+}
+
+/* A node named `name` with `workers` workers, the test plugin's tasks when `plugin`. */
+static void start_node(forqd_t *d, const char *name, int workers, bool plugin,
+                       const char *const *extra)
+{
+    const char *args[32];
+    char w[16];
+    int n = 0;
+
+    snprintf(w, sizeof(w), "%d", workers);
+    args[n++] = "--workers";
+    args[n++] = w;
+    args[n++] = "--tasks";
+    args[n++] = plugin ? getenv("FORQ_TEST_PLUGIN") : empty;
+    args[n++] = "--join";
+    args[n++] = head_ep;
+    args[n++] = "--node-name";
+    args[n++] = name;
+    if (!extra || !extra[0] || strcmp(extra[0], "--curve") != 0)
+        args[n++] = "--insecure-tcp";
+    for (int i = extra && extra[0] && strcmp(extra[0], "--curve") == 0 ? 1 : 0;
+         extra && extra[i] && n < 30; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    forqd_start(d, args);
+}
+
+/* The head's stats map, unpacked into zone. */
+static msgpack_object head_stats(msgpack_zone *zone, void **data)
+{
+    size_t len, off = 0;
+    msgpack_object o;
+
+    ck_assert_int_eq(forq_client_stats(c, test_ms(5000), data, &len), FORQ_OK);
+    ck_assert_int_eq(msgpack_unpack(*data, len, &off, zone, &o), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(o.type, MSGPACK_OBJECT_MAP);
+    return o;
+}
+
+static bool str_is(const msgpack_object *o, const char *s)
+{
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
+           memcmp(o->via.str.ptr, s, strlen(s)) == 0;
+}
+
+static const msgpack_object *map_get(const msgpack_object *m, const char *key)
+{
+    for (uint32_t i = 0; m->type == MSGPACK_OBJECT_MAP && i < m->via.map.size; i++)
+        if (str_is(&m->via.map.ptr[i].key, key))
+            return &m->via.map.ptr[i].val;
+    return NULL;
+}
+
+/* A number the head's `nodes` list shows for node `name`; -1 when it is not listed. */
+static long long node_stat(const char *name, const char *key)
+{
+    msgpack_zone zone;
+    void *data;
+    long long v = -1;
+
+    msgpack_zone_init(&zone, 4096);
+    msgpack_object st = head_stats(&zone, &data);
+    const msgpack_object *nodes = map_get(&st, "nodes");
+    ck_assert_ptr_nonnull(nodes);
+    ck_assert_int_eq(nodes->type, MSGPACK_OBJECT_ARRAY);
+    for (uint32_t i = 0; i < nodes->via.array.size; i++) {
+        const msgpack_object *n = &nodes->via.array.ptr[i], *nm = map_get(n, "name");
+        if (nm && str_is(nm, name)) {
+            const msgpack_object *x = map_get(n, key);
+            ck_assert_msg(x && x->type == MSGPACK_OBJECT_POSITIVE_INTEGER, "node %s has no %s",
+                          name, key);
+            v = (long long)x->via.u64;
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    free(data);
+    return v;
+}
+
+/* Wait until the head lists `n` nodes (10 s). */
+static void wait_nodes(long long n)
+{
+    for (int i = 0; i < test_ms(200); i++) {
+        if (stat_of(c, "node_slots") >= 0) {
+            msgpack_zone zone;
+            void *data;
+            msgpack_zone_init(&zone, 4096);
+            msgpack_object st = head_stats(&zone, &data);
+            const msgpack_object *nodes = map_get(&st, "nodes");
+            long long have = nodes ? (long long)nodes->via.array.size : -1;
+            msgpack_zone_destroy(&zone);
+            free(data);
+            if (have == n)
+                return;
+        }
+        usleep(50000);
+    }
+    ck_abort_msg("the head never listed %lld node(s)", n);
+}
+
+static void wait_log(const forqd_t *d, const char *text, int ms)
+{
+    for (int i = 0; i < test_ms(ms) / 20; i++) {
+        if (forqd_log_has(d, text))
+            return;
+        usleep(20000);
+    }
+    ck_abort_msg("forqd's log never said '%s'", text);
+}
+
+/* ---- spreading ---- */
+
+/* 10,000 jobs (2,000 quick) over a head and three nodes: every one answered once, with its
+ * own result, and every node took a share. */
+START_TEST(test_jobs_spread_over_nodes_each_answered_once)
+{
+    forqd_t n[3];
+    const char *names[3] = {"n1", "n2", "n3"};
+    int total = test_quick() ? 2000 : 10000;
+    forq_future_t **f = calloc((size_t)total, sizeof(*f));
+    char args[32], want[32];
+
+    start_head(1, NULL);
+    for (int i = 0; i < 3; i++)
+        start_node(&n[i], names[i], 2, true, NULL);
+    wait_nodes(3);
+    for (int i = 0; i < total; i++) {
+        snprintf(args, sizeof(args), "[%d]", i);
+        f[i] = submit_json(c, "echo", args, NULL);
+    }
+    for (int i = 0; i < total; i++) {
+        snprintf(want, sizeof(want), "[%d]", i);
+        ASSERT_RESULT(f[i], want);
+        ck_assert_uint_eq(forq_future_attempts(f[i]), 1);
+        forq_future_destroy(&f[i]);
+    }
+    free(f);
+    ck_assert_int_eq(stat_of(c, "submitted"), total);
+    ck_assert_int_eq(stat_of(c, "ok"), total);
+    ck_assert_int_eq(stat_of(c, "lost") + stat_of(c, "retried"), 0);
+    long long at_nodes = 0;
+    for (int i = 0; i < 3; i++) {
+        long long done = node_stat(names[i], "done");
+        ck_assert_msg(done > 0, "node %s ran no job", names[i]);
+        at_nodes += done;
+    }
+    ck_assert_int_le(at_nodes, total);
+    ck_assert_int_eq(stat_of(c, "node_slots"), 6);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(forqd_stop(&n[i]), 0);
+    e2e_down(&head, &c);
+}
+END_TEST
+
+/* A task only one node has runs only there; a task nobody has is rejected; tags choose. */
+START_TEST(test_task_and_tags_choose_the_node)
+{
+    forqd_t a, b, g;
+    forq_future_t *f[20];
+    forq_submit_opts_t o = submit_opts();
+
+    start_head(1, NULL);
+    start_node(&a, "has-plugin", 1, true, NULL);
+    start_node(&b, "builtins", 1, false, NULL);
+    start_node(&g, "gpu-box", 1, false, (const char *const[]){"--tag", "gpu", NULL});
+    wait_nodes(3);
+    for (int i = 0; i < 20; i++)
+        f[i] = submit_json(c, "getpid", "[]", NULL);
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_eq(wait_state(f[i], 30000), FORQ_STATE_OK);
+        forq_future_destroy(&f[i]);
+    }
+    ck_assert_int_eq(node_stat("has-plugin", "done"), 20);
+    ck_assert_int_eq(node_stat("builtins", "done"), 0);
+    ck_assert_int_eq(node_stat("gpu-box", "done"), 0);
+    f[0] = submit_json(c, "no_such_task", "[]", NULL);
+    ck_assert_int_eq(wait_state(f[0], 10000), FORQ_STATE_REJECTED);
+    ck_assert_ptr_nonnull(strstr(forq_future_detail(f[0]), "no task 'no_such_task'"));
+    forq_future_destroy(&f[0]);
+    /* echo is everywhere; with tags=gpu only the tagged node may run it */
+    o.tags = "gpu";
+    for (int i = 0; i < 20; i++)
+        f[i] = submit_json(c, "echo", "[1]", &o);
+    for (int i = 0; i < 20; i++) {
+        ASSERT_RESULT(f[i], "[1]");
+        forq_future_destroy(&f[i]);
+    }
+    ck_assert_int_eq(node_stat("gpu-box", "done"), 20);
+    ck_assert_int_eq(forqd_stop(&a), 0);
+    ck_assert_int_eq(forqd_stop(&b), 0);
+    ck_assert_int_eq(forqd_stop(&g), 0);
+    e2e_down(&head, &c);
+}
+END_TEST
+
+/* ---- failures ---- */
+
+/* kill -9 of a node in the middle of a map: the chunks it held are retried elsewhere, every
+ * item is answered, the map completes. */
+START_TEST(test_node_killed_mid_map_map_completes)
+{
+    forqd_t n[3];
+    const char *names[3] = {"k1", "k2", "k3"};
+    size_t items = 240;
+    const void **it = calloc(items, sizeof(*it));
+    size_t *lens = calloc(items, sizeof(*lens));
+    static const char item[] = {(char)0xcb, 0x3f,       (char)0x94, 0x7a, (char)0xe1,
+                                0x47,       (char)0xae, 0x14,       0x7b}; /* 0.02 (float 64) */
+    forq_map_opts_t mo;
+    forq_map_t *m;
+    forq_map_item_t r;
+    size_t got = 0;
+
+    start_head(1, (const char *const[]){"--tag", "head", NULL});
+    for (int i = 0; i < 3; i++)
+        start_node(&n[i], names[i], 2, false, (const char *const[]){"--tag", "n", NULL});
+    wait_nodes(3);
+    for (size_t i = 0; i < items; i++) {
+        it[i] = item;
+        lens[i] = sizeof(item);
+    }
+    forq_map_opts_init(&mo);
+    mo.chunksize = 4;
+    mo.window = 16;
+    mo.job.retries = 3;
+    mo.job.tags = "n"; /* nodes only: the head's own worker takes none */
+    ck_assert_int_eq(forq_map(c, "sleep", (const void *const *)it, lens, items, &mo, &m), FORQ_OK);
+    while (got < 20) {
+        ck_assert_int_eq(forq_map_next(m, test_ms(30000), &r), FORQ_OK);
+        ck_assert_int_eq(r.state, FORQ_STATE_OK);
+        got++;
+    }
+    ck_assert_int_gt(node_stat("k2", "inflight"), 0);
+    e2e_kill(&n[1]);
+    for (; forq_map_next(m, test_ms(30000), &r) == FORQ_OK; got++)
+        ck_assert_msg(r.state == FORQ_STATE_OK, "item %zu: %s", r.index, r.detail);
+    ck_assert_uint_eq(got, items);
+    ck_assert_uint_eq(forq_map_failed(m), 0);
+    forq_map_destroy(&m);
+    ck_assert_int_gt(stat_of(c, "retried"), 0);
+    ck_assert_int_eq(stat_of(c, "lost"), 0);
+    ck_assert_int_eq(node_stat("k2", "done"), -1); /* gone from the list */
+    ck_assert(forqd_log_has(&head, "node k2 lost"));
+    free(it);
+    free(lens);
+    ck_assert_int_eq(forqd_stop(&n[0]), 0);
+    ck_assert_int_eq(forqd_stop(&n[2]), 0);
+    e2e_down(&head, &c);
+}
+END_TEST
+
+/* A frozen node (SIGSTOP) is lost within 3 heartbeats; its jobs run elsewhere; when it thaws
+ * its late results are dropped (each job answered once), and it rejoins and gets work again.
+ * A job without retries that was on it is answered lost, naming the node. */
+START_TEST(test_frozen_node_lost_late_results_dropped_rejoins)
+{
+    forqd_t a, b;
+    forq_future_t *f[4], *once;
+    forq_submit_opts_t o = submit_opts();
+    uint64_t t0;
+
+    start_head(1, NULL);
+    start_node(&a, "frozen", 1, false, (const char *const[]){"--tag", "n", NULL});
+    wait_nodes(1);
+    o.tags = "n";
+    once = submit_json(c, "sleep", "[0.5]", &o); /* no retries: lost with its node */
+    o.retries = 2;
+    for (int i = 0; i < 4; i++)
+        f[i] = submit_json(c, "sleep", "[0.5]", &o);
+    wait_running(c, forq_future_id(once));
+    start_node(&b, "thawed", 2, false, (const char *const[]){"--tag", "n", NULL});
+    wait_nodes(2);
+    kill(a.pid, SIGSTOP);
+    t0 = mono_ms();
+    while (node_stat("frozen", "slots") >= 0 && mono_ms() - t0 < 5000)
+        usleep(10000);
+    /* 3 intervals of 200 ms, and the head's turn and this poll */
+    ck_assert_msg(mono_ms() - t0 < 1200, "the frozen node was lost after %llu ms",
+                  (unsigned long long)(mono_ms() - t0));
+    ck_assert_int_eq(wait_state(once, 10000), FORQ_STATE_LOST);
+    ck_assert_ptr_nonnull(strstr(forq_future_detail(once), "node frozen lost"));
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(wait_state(f[i], 10000), FORQ_STATE_OK);
+    usleep(300000); /* the frozen node's workers finished their sleeps meanwhile */
+    kill(a.pid, SIGCONT);
+    wait_log(&head, "dropped the late result", 5000);
+    wait_nodes(2); /* it rejoined */
+    ck_assert_int_eq(stat_of(c, "ok"), 4);
+    ck_assert_int_eq(stat_of(c, "lost"), 1);
+    /* it gets work again: more jobs than the other node has credit for */
+    for (int i = 0; i < 4; i++)
+        forq_future_destroy(&f[i]);
+    for (int i = 0; i < 4; i++)
+        f[i] = submit_json(c, "sleep", "[0.3]", &o);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(wait_state(f[i], 10000), FORQ_STATE_OK);
+        forq_future_destroy(&f[i]);
+    }
+    ck_assert_int_gt(node_stat("frozen", "done"), 0);
+    ck_assert_int_eq(stat_of(c, "ok"), 8);
+    forq_future_destroy(&once);
+    ck_assert_int_eq(forqd_stop(&a), 0);
+    ck_assert_int_eq(forqd_stop(&b), 0);
+    e2e_down(&head, &c);
+}
+END_TEST
+
+/* Cancel of a job queued at a node and of one running there; a run timeout enforced there. */
+START_TEST(test_cancel_and_timeout_on_a_node)
+{
+    forqd_t a;
+    forq_future_t *run, *queued, *slow;
+    forq_submit_opts_t o = submit_opts();
+
+    start_head(1, NULL);
+    start_node(&a, "solo", 1, true, NULL);
+    wait_nodes(1);
+    run = submit_json(c, "spin", "[]", NULL);
+    queued = submit_json(c, "spin", "[]", NULL); /* credit 2: held at the node, queued there */
+    wait_running(c, forq_future_id(run));
+    ck_assert_int_eq(node_stat("solo", "inflight"), 2);
+    ck_assert_int_eq(forq_future_cancel(queued, 5000, NULL), FORQ_OK);
+    ck_assert_int_eq(wait_state(queued, 10000), FORQ_STATE_CANCELLED);
+    ck_assert_int_eq(forq_future_cancel(run, 5000, NULL), FORQ_OK);
+    ck_assert_int_eq(wait_state(run, 10000), FORQ_STATE_CANCELLED);
+    o.timeout = 0.3;
+    slow = submit_json(c, "spin", "[]", &o);
+    ck_assert_int_eq(wait_state(slow, 10000), FORQ_STATE_TIMEOUT);
+    ck_assert_ptr_nonnull(strstr(forq_future_detail(slow), "timeout of 300 ms"));
+    ck_assert_int_eq(node_stat("solo", "inflight"), 0);
+    forq_future_destroy(&run);
+    forq_future_destroy(&queued);
+    forq_future_destroy(&slow);
+    ck_assert_int_eq(forqd_stop(&a), 0);
+    e2e_down(&head, &c);
+}
+END_TEST
+
+/* ---- keys ---- */
+
+/* `forqd --server-key FILE --show-key`: makes the pair, prints the public key into pub. */
+static void make_key(const char *file, char pub[41])
+{
+    char cmd[600], out[128];
+
+    snprintf(cmd, sizeof(cmd), "'%s' --server-key '%s' --show-key", getenv("FORQD"), file);
+    ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
+    ck_assert_uint_ge(strlen(out), 40);
+    memcpy(pub, out, 40);
+    pub[40] = '\0';
+}
+
+/* Over CURVE: a node whose key has the node role joins; an unknown key fails the handshake,
+ * and a listed key without the role is refused at its join; both are logged. */
+START_TEST(test_node_keys_curve_and_roles)
+{
+    char dir[256], hkey[300], k1[300], k2[300], k3[300], clients[300], line[400];
+    char hpub[41], p1[41], p2[41], p3[41];
+    forqd_t good, norole, unknown;
+    const char *args[16];
+    int n = 0;
+    FILE *fp;
+
+    pick_port();
+    temp_dir(dir, sizeof(dir), "forq-keys");
+    snprintf(hkey, sizeof(hkey), "%s/head.key", dir);
+    snprintf(k1, sizeof(k1), "%s/good.key", dir);
+    snprintf(k2, sizeof(k2), "%s/norole.key", dir);
+    snprintf(k3, sizeof(k3), "%s/unknown.key", dir);
+    snprintf(clients, sizeof(clients), "%s/clients", dir);
+    make_key(hkey, hpub);
+    make_key(k1, p1);
+    make_key(k2, p2);
+    make_key(k3, p3);
+    ck_assert_ptr_nonnull(fp = fopen(clients, "w"));
+    fprintf(fp, "%s good node\n%s norole tasks=*\n", p1, p2);
+    fclose(fp);
+    chmod(clients, 0600);
+    args[n++] = "--workers";
+    args[n++] = "1";
+    args[n++] = "--node-listen";
+    args[n++] = head_ep;
+    args[n++] = "--heartbeat";
+    args[n++] = HB_MS;
+    args[n++] = "--clients";
+    args[n++] = clients;
+    args[n++] = "--server-key";
+    args[n++] = hkey;
+    args[n] = NULL;
+    forqd_start(&head, args);
+    c = forqd_client(&head);
+    start_node(&good, "good", 1, true,
+               (const char *const[]){"--curve", "--server-key", k1, "--head-key", hpub, NULL});
+    start_node(&norole, "norole", 1, true,
+               (const char *const[]){"--curve", "--server-key", k2, "--head-key", hpub, NULL});
+    start_node(&unknown, "unknown", 1, true,
+               (const char *const[]){"--curve", "--server-key", k3, "--head-key", hpub, NULL});
+    wait_nodes(1);
+    ck_assert_int_eq(node_stat("good", "slots"), 1);
+    snprintf(line, sizeof(line), "its public key %s is not in the clients file", p3);
+    wait_log(&head, line, 5000);
+    wait_log(&head, "refused node norole", 5000);
+    wait_log(&head, "has no node role", 5000);
+    wait_log(&norole, "refused this node", 5000);
+    ck_assert_int_eq(node_stat("norole", "slots"), -1);
+    ck_assert_int_eq(node_stat("unknown", "slots"), -1);
+    forq_future_t *f = submit_json(c, "getpid", "[]", NULL); /* only the good node has it */
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    forq_future_destroy(&f);
+    ck_assert_int_eq(node_stat("good", "done"), 1);
+    ck_assert_int_eq(forqd_stop(&good), 0);
+    ck_assert_int_eq(forqd_stop(&norole), 0);
+    ck_assert_int_eq(forqd_stop(&unknown), 0);
+    e2e_down(&head, &c);
+}
+END_TEST
+
+static Suite *nodes_suite(void)
+{
+    Suite *s = suite_create("nodes");
+    TCase *tc = tcase_create("nodes");
+
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_jobs_spread_over_nodes_each_answered_once);
+    tcase_add_test(tc, test_task_and_tags_choose_the_node);
+    tcase_add_test(tc, test_node_killed_mid_map_map_completes);
+    tcase_add_test(tc, test_frozen_node_lost_late_results_dropped_rejoins);
+    tcase_add_test(tc, test_cancel_and_timeout_on_a_node);
+    tcase_add_test(tc, test_node_keys_curve_and_roles);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(nodes_suite());
+}
