@@ -404,6 +404,81 @@ START_TEST(test_cancel_and_timeout_on_a_node)
 }
 END_TEST
 
+/* A node that leaves (SIGTERM) says so, finishes the job it runs and hands back the one it had
+ * not started, which runs on another node: no attempt lost, nothing retried, exit 0. */
+START_TEST(test_node_leaves_cleanly_its_jobs_finish_or_move)
+{
+    forqd_t a, b;
+    forq_future_t *f[4];
+    forq_submit_opts_t o = submit_opts();
+    int status;
+
+    start_head(1, NULL);
+    start_node(&a, "leaver", 1, false, (const char *const[]){"--tag", "n", NULL});
+    wait_nodes(1);
+    o.tags = "n";
+    for (int i = 0; i < 2; i++) /* credit 2: one runs at the node, one waits there */
+        f[i] = submit_json(c, "sleep", "[0.4]", &o);
+    wait_running(c, forq_future_id(f[0]));
+    ck_assert_int_eq(node_stat("leaver", "inflight"), 2);
+    start_node(&b, "stayer", 1, false, (const char *const[]){"--tag", "n", NULL});
+    wait_nodes(2);
+    for (int i = 2; i < 4; i++)
+        f[i] = submit_json(c, "sleep", "[0.4]", &o);
+    kill(a.pid, SIGTERM);
+    ck_assert_int_eq(waitpid(a.pid, &status, 0), a.pid);
+    a.pid = 0;
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(wait_state(f[i], 10000), FORQ_STATE_OK);
+        ck_assert_uint_eq(forq_future_attempts(f[i]), 1);
+        forq_future_destroy(&f[i]);
+    }
+    ck_assert(forqd_log_has(&head, "node leaver is leaving"));
+    wait_log(&head, "node leaver left", 5000);
+    ck_assert_int_eq(stat_of(c, "retried") + stat_of(c, "lost"), 0);
+    ck_assert_int_eq(node_stat("stayer", "done"), 3);
+    ck_assert_int_eq(forqd_stop(&b), 0);
+    e2e_down(&head, &c);
+}
+END_TEST
+
+/* The head killed and started again under its node: the node rejoins, the run it held for the
+ * old head is cancelled there, and it gets the new head's work. */
+START_TEST(test_head_restarted_node_rejoins)
+{
+    forqd_t a;
+    forq_client_t *ca;
+    forq_future_t *f;
+    int status;
+
+    start_head(1, NULL);
+    start_node(&a, "steady", 1, true, NULL);
+    wait_nodes(1);
+    f = submit_json(c, "spin", "[]", NULL);
+    wait_running(c, forq_future_id(f));
+    forq_future_destroy(&f);
+    forq_client_destroy(&c);
+    kill(head.pid, SIGKILL);
+    waitpid(head.pid, &status, 0);
+    head.pid = 0;
+    start_head(1, NULL); /* the same port: this test process's */
+    wait_nodes(1);
+    wait_log(&a, "rejoined", 5000);
+    ca = forqd_client(&a);
+    for (int i = 0; i < test_ms(100) && stat_of(ca, "cancelled") < 1; i++)
+        usleep(50000);
+    ck_assert_int_eq(stat_of(ca, "cancelled"), 1); /* the old head's spin */
+    forq_client_destroy(&ca);
+    f = submit_json(c, "getpid", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    forq_future_destroy(&f);
+    ck_assert_int_eq(node_stat("steady", "done"), 1);
+    ck_assert_int_eq(forqd_stop(&a), 0);
+    e2e_down(&head, &c);
+}
+END_TEST
+
 /* ---- keys ---- */
 
 /* `forqd --server-key FILE --show-key`: makes the pair, prints the public key into pub. */
@@ -494,6 +569,8 @@ static Suite *nodes_suite(void)
     tcase_add_test(tc, test_node_killed_mid_map_map_completes);
     tcase_add_test(tc, test_frozen_node_lost_late_results_dropped_rejoins);
     tcase_add_test(tc, test_cancel_and_timeout_on_a_node);
+    tcase_add_test(tc, test_node_leaves_cleanly_its_jobs_finish_or_move);
+    tcase_add_test(tc, test_head_restarted_node_rejoins);
     tcase_add_test(tc, test_node_keys_curve_and_roles);
     suite_add_tcase(s, tc);
     return s;

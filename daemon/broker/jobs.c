@@ -561,6 +561,12 @@ void jobs_requeue(jobs_t *jobs, job_t *job)
 {
     if (job->attempts)
         job->attempts--;
+    if (jobs->b->draining) { /* nothing will run it: the stop's answer */
+        wire_hdr_t x = {.code = wire_str("shutting_down"),
+                        .msg = wire_str("forqd is shutting down; the job never started")};
+        jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
+        return;
+    }
     requeue(jobs, job);
 }
 

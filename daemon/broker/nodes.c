@@ -311,9 +311,15 @@ static void on_fjp(nodes_t *n, node_t *node, zmq_msg_t *f, int nf)
          (h.state == WIRE_ST_CANCELLED && !asked)) &&
         jobs_retry(n->b->jobs, job))
         return;
-    if (h.state == WIRE_ST_OK && !payload) {
+    wire_err_t werr;
+    if (h.state == WIRE_ST_OK &&
+        (!payload ||
+         wire_check(zmq_msg_data(payload), zmq_msg_size(payload), WIRE_DEPTH_MAX, &werr) < 0)) {
+        /* a node is another machine: its result is checked before a client unpacks it */
         x.etype = wire_str("TaskError");
-        x.msg = wire_str("the node sent no result frame");
+        x.msg = wire_str(payload ? "the node sent a result frame that is not one valid msgpack "
+                                   "value"
+                                 : "the node sent no result frame");
         jobs_finish(n->b->jobs, job, WIRE_ST_ERROR, &x, NULL);
         return;
     }
