@@ -261,6 +261,52 @@ START_TEST(test_task_and_tags_choose_the_node)
 }
 END_TEST
 
+/* Tasks on every node reach the head's dict service through their node: incr from all of them
+ * adds up exactly, in the head's dict, and none lands in a node's own. */
+START_TEST(test_dict_incr_from_every_node_adds_up)
+{
+    forqd_t n[3];
+    const char *names[3] = {"d1", "d2", "d3"};
+    forq_future_t *f[6];
+    int per = test_quick() ? 50 : 200;
+    char args[64];
+    void *v;
+    size_t len;
+
+    start_head(1, NULL);
+    for (int i = 0; i < 3; i++)
+        start_node(&n[i], names[i], 2, true, NULL);
+    wait_nodes(3);
+    snprintf(args, sizeof(args), "[\"shared\", \"count\", %d]", per);
+    for (int i = 0; i < 6; i++) /* dict_count is the test plugin's: the nodes' alone */
+        f[i] = submit_json(c, "dict_count", args, NULL);
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(wait_state(f[i], 30000), FORQ_STATE_OK);
+        forq_future_destroy(&f[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_gt(node_stat(names[i], "done"), 0);
+    ck_assert_int_eq(forq_dict_get(c, "shared", "count", 5000, &v, &len, NULL), FORQ_OK);
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+    msgpack_zone_init(&zone, 256);
+    ck_assert_int_eq(msgpack_unpack(v, len, &off, &zone, &o), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(o.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    ck_assert_uint_eq(o.via.u64, 6u * (unsigned)per);
+    msgpack_zone_destroy(&zone);
+    free(v);
+    for (int i = 0; i < 3; i++) {
+        forq_client_t *cn = forqd_client(&n[i]);
+        ck_assert_int_eq(forq_dict_get(cn, "shared", "count", 5000, &v, &len, NULL),
+                         FORQ_ERR_NOT_FOUND);
+        forq_client_destroy(&cn);
+        ck_assert_int_eq(forqd_stop(&n[i]), 0);
+    }
+    e2e_down(&head, &c);
+}
+END_TEST
+
 /* ---- failures ---- */
 
 /* kill -9 of a node in the middle of a map: the chunks it held are retried elsewhere, every
@@ -566,6 +612,7 @@ static Suite *nodes_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_jobs_spread_over_nodes_each_answered_once);
     tcase_add_test(tc, test_task_and_tags_choose_the_node);
+    tcase_add_test(tc, test_dict_incr_from_every_node_adds_up);
     tcase_add_test(tc, test_node_killed_mid_map_map_completes);
     tcase_add_test(tc, test_frozen_node_lost_late_results_dropped_rejoins);
     tcase_add_test(tc, test_cancel_and_timeout_on_a_node);

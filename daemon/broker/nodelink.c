@@ -13,6 +13,8 @@
 #include "access.h"
 #include "log.h"
 #include "nodemsg.h"
+#include "outbox.h"
+#include "pool.h"
 #include "tasks.h"
 #include "util.h"
 
@@ -30,6 +32,15 @@ typedef struct held {
     char id[WIRE_ID_MAX + 1];
 } held_t;
 
+/* A dict request sent to the head for a worker's task, by the link's own request number. */
+typedef struct dreq {
+    UT_hash_handle hh; /* in link->dreqs by req */
+    uint64_t req;      /* the link's number for it */
+    uint64_t wreq;     /* the worker's own */
+    bool has_wreq;
+    pid_t pid; /* the worker */
+} dreq_t;
+
 struct nodelink {
     broker_t *b;
     void *zctx;
@@ -40,12 +51,15 @@ struct nodelink {
     uint64_t hb_ms; /* agreed at the welcome */
     uint64_t last_heard, last_sent, next_join;
     uint64_t lost_since; /* when the head was lost with runs held; 0: not lost */
+    dreq_t *dreqs;       /* dict requests the head has not answered */
+    uint64_t dreq_seq;   /* their numbers */
     held_t *held;        /* runs given by the head and not yet reported to it */
     msgpack_zone zone;
     char name[WIRE_ID_MAX + 1];
 };
 
 static void on_head(void *ud, short revents);
+static void dict_answer(nodelink_t *l, wire_hdr_t *h, zmq_msg_t *payload);
 
 static held_t *held_find(nodelink_t *l, const char *id, size_t len)
 {
@@ -209,6 +223,10 @@ static void on_head_msg(nodelink_t *l, zmq_msg_t *f, int n)
         msgpack_zone_clear(&l->zone);
         if (wire_hdr_decode(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &l->zone, &h, &err) < 0)
             return;
+        if (h.cmd == WIRE_DICT_REPLY || h.cmd == WIRE_ERROR) {
+            dict_answer(l, &h, n > 2 ? &f[2] : NULL);
+            return;
+        }
         if (h.cmd == WIRE_SUBMIT && !held_find(l, h.id.ptr, h.id.len)) {
             held_t *x = xcalloc(1, sizeof(*x));
             snprintf(x->id, sizeof(x->id), "%.*s", (int)h.id.len, h.id.ptr);
@@ -220,6 +238,86 @@ static void on_head_msg(nodelink_t *l, zmq_msg_t *f, int n)
         if (n > 2)
             zmq_msg_send(&f[2], l->local, 0);
     }
+}
+
+/* The head's answer to a dict request: to the worker that asked, with its own number. */
+static void dict_answer(nodelink_t *l, wire_hdr_t *h, zmq_msg_t *payload)
+{
+    dreq_t *d;
+    worker_t *w;
+    const msgpack_sbuffer *e;
+
+    HASH_FIND(hh, l->dreqs, &h->req, sizeof(h->req), d);
+    if (!d)
+        return;
+    HASH_DEL(l->dreqs, d);
+    h->req = d->wreq;
+    h->has_req = d->has_wreq;
+    h->id = (wire_str_t){0};
+    if ((w = pool_worker(l->b->pool, d->pid)) && (e = outbox_encode(l->b->out, h))) {
+        zmq_msg_t copy;
+        zmq_msg_init(&copy);
+        if (payload)
+            zmq_msg_copy(&copy, payload);
+        pool_send(l->b->pool, w, e->data, e->size, payload ? &copy : NULL);
+        zmq_msg_close(&copy);
+    }
+    free(d);
+}
+
+/* Every dict request in flight fails: the head is gone. */
+static void dict_fail_all(nodelink_t *l)
+{
+    dreq_t *d, *tmp;
+
+    HASH_ITER(hh, l->dreqs, d, tmp)
+    {
+        wire_hdr_t h = {.cmd = WIRE_ERROR,
+                        .req = d->req,
+                        .has_req = true,
+                        .code = wire_str("internal"),
+                        .msg = wire_str("this node lost its head during the request; the dict "
+                                        "service is the head's: retry")};
+        dict_answer(l, &h, NULL);
+    }
+}
+
+bool nodelink_dict(nodelink_t *l, worker_t *w, const wire_hdr_t *h, zmq_msg_t *payload)
+{
+    job_t *job = w->job;
+    const msgpack_sbuffer *e;
+    wire_hdr_t f = *h;
+    dreq_t *d;
+
+    if (!job || !held_find(l, job->id, job->id_len))
+        return false; /* a job of this forqd's own clients: its own dict service */
+    if (!l->joined) {
+        origin_t o = {.worker = w->pid};
+        outbox_error(l->b->out, &o, h, "internal",
+                     "this node has lost its head, whose dict service its tasks use; retry");
+        return true;
+    }
+    d = xcalloc(1, sizeof(*d));
+    d->req = ++l->dreq_seq;
+    d->wreq = h->req;
+    d->has_wreq = h->has_req;
+    d->pid = w->pid;
+    HASH_ADD(hh, l->dreqs, req, sizeof(d->req), d);
+    f.req = d->req;
+    f.has_req = true;
+    f.id = (wire_str_t){job->id, job->id_len}; /* the run: the head knows whose rights */
+    if ((e = outbox_encode(l->b->out, &f))) {
+        zmq_msg_t hm, copy;
+        zmq_msg_init_size(&hm, e->size);
+        memcpy(zmq_msg_data(&hm), e->data, e->size);
+        zmq_msg_init(&copy);
+        if (payload)
+            zmq_msg_copy(&copy, payload);
+        to_head(l, "fjp", NULL, 0, &hm, payload ? &copy : NULL);
+        zmq_msg_close(&hm);
+        zmq_msg_close(&copy);
+    }
+    return true;
 }
 
 static void on_head(void *ud, short revents)
@@ -336,6 +434,7 @@ static uint64_t tick(void *ud, uint64_t now)
         l->joined = false;
         l->lost_since = now;
         l->next_join = now;
+        dict_fail_all(l);
         loop_io_del(l->b->loop, l->head_io);
         zmq_close(l->head);
         if (open_head(l) < 0)
@@ -411,6 +510,12 @@ void nodelink_destroy(nodelink_t **lp)
     }
     HASH_ITER(hh, l->held, h, tmp)
     held_free(l, h);
+    dreq_t *d, *dt;
+    HASH_ITER(hh, l->dreqs, d, dt)
+    {
+        HASH_DEL(l->dreqs, d);
+        free(d);
+    }
     if (l->local)
         zmq_close(l->local);
     if (l->head)

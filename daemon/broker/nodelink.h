@@ -10,12 +10,17 @@
 #define FORQ_NODELINK_H
 
 #include "broker_int.h"
+#include "job.h"
 
 #define NODELINK_INPROC "inproc://forq-nodelink" /* where the link meets its own forqd */
 
 /* Start the link of b (cfg->join set) in zctx, where the client socket is bound (with
  * NODELINK_INPROC). NULL after printing why. */
 nodelink_t *nodelink_new(broker_t *b, void *zctx);
+/* A dict request of worker w's running task: when that job came from the head, the request
+ * goes to the head's dict service (with the job's owner's rights there), its answer back to
+ * the worker, and true is returned; false for a job this forqd's own clients submitted. */
+bool nodelink_dict(nodelink_t *l, worker_t *w, const wire_hdr_t *h, zmq_msg_t *payload);
 /* Send the head what this forqd answered last, say goodbye when stopping, close. Safe twice. */
 void nodelink_destroy(nodelink_t **l);
 

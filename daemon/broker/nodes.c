@@ -283,6 +283,18 @@ static void on_fjp(nodes_t *n, node_t *node, zmq_msg_t *f, int nf)
         return;
     }
     job_t *job = r->job;
+    if (h.cmd == WIRE_DICT) {
+        /* its task uses the head's dict service, with its submitter's rights */
+        uint8_t route[NODES_ROUTE_LEN + sizeof(node->ident)];
+        memcpy(route, NODES_ROUTE, NODES_ROUTE_LEN);
+        memcpy(route + NODES_ROUTE_LEN, node->ident, node->ilen);
+        origin_t o = {.ident = route, .ilen = NODES_ROUTE_LEN + node->ilen, .who = job->owner};
+        if (n->b->dict && commands_dict_allowed(n->b, &o, &h))
+            n->b->dict->request(n->b->dict_ud, &o, &h, nf > 3 ? &f[3] : NULL);
+        else if (!n->b->dict)
+            outbox_error(n->b->out, &o, &h, "unknown_command", "this forqd has no dict service");
+        return;
+    }
     if (h.cmd == WIRE_PROGRESS) {
         jobs_remote_progress(n->b->jobs, job, &h);
         return;
@@ -402,6 +414,21 @@ static uint64_t tick(void *ud, uint64_t now)
             next = at;
     }
     return next;
+}
+
+int nodes_route(nodes_t *n, const uint8_t *ident, size_t ilen, zmq_msg_t *hdr, zmq_msg_t *payload)
+{
+    node_t *node;
+
+    if (!n)
+        return -EHOSTUNREACH;
+    HASH_FIND(hh, n->tab, ident, ilen, node);
+    if (!node || !n->sock)
+        return -EHOSTUNREACH;
+    if (nodemsg_send(n->sock, node->ident, node->ilen, "fjp", NULL, 0, hdr, payload) < 0)
+        return -EHOSTUNREACH;
+    node->last_sent = now_ms();
+    return 0;
 }
 
 /* ---- jobs.c's side ---- */

@@ -38,6 +38,14 @@ void nodes_cancel(nodes_t *n, job_t *job);
 /* Where a REMOTE job runs: its node's name, since when (ms). */
 const char *nodes_run_where(const job_t *job, uint64_t *ret_started_ms);
 
+/* A node's task's dict request carries, as its origin's routing id, NODES_ROUTE and the
+ * node's routing id: no client's routing id begins so (ZeroMQ's own are 5 bytes, ids a client
+ * sets never begin with a zero byte). outbox.c sends what is addressed so through here: 0, or
+ * -EHOSTUNREACH when no such node is joined (payload then still the caller's). */
+#define NODES_ROUTE     "\0node:"
+#define NODES_ROUTE_LEN 6
+int nodes_route(nodes_t *n, const uint8_t *ident, size_t ilen, zmq_msg_t *hdr, zmq_msg_t *payload);
+
 /* Stopping: cancel every job at a node (final: answer them lost at once). */
 void nodes_stop_all(nodes_t *n, bool final);
 /* Counts, and the nodes as a msgpack array of maps for stats. */
