@@ -12,6 +12,9 @@
  *   reload.c    SIGHUP: a new configuration and forkserver, switched to at its HELLO
  *   access.c    CURVE, the ZAP handler, the clients file: who a client is, what it may do
  *   stats.c     counters, the stats reply, jobs/s, the service manager's view
+ *   dispatch.c  where queued jobs go each turn: own workers, worker nodes, ahead
+ *   nodes.c     a head's worker nodes (--node-listen): joins, credit, runs, heartbeats, loss
+ *   nodelink.c  a node's link to its head (--join), feeding this forqd's own queue
  *   loop.c      the event loop the others register with; knows none of them
  *
  * The only pair that calls each other is jobs.c and pool.c, through the small seam their

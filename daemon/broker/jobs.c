@@ -6,6 +6,7 @@
  * (zmq_msg_copy is a reference count), never copied or decoded. */
 #define _GNU_SOURCE
 #include "jobs.h"
+#include "jobs_int.h"
 
 #include "access.h"
 #include "jobtab.h"
@@ -22,19 +23,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <utlist.h>
-
-struct jobs {
-    broker_t *b;
-    jobtab_t tab;       /* every known job, by id */
-    sched_t sched;      /* QUEUED jobs */
-    uint8_t timer_kind; /* of job->timer (loop.h) */
-    job_t *done;        /* retention list, oldest first */
-    size_t n_done;
-    size_t retained_bytes; /* result headers and frames kept for fetch */
-    size_t running;        /* RUNNING jobs */
-    size_t ahead;          /* AHEAD jobs */
-    uint32_t next_seq;     /* job->seq */
-};
 
 static outbox_t *out_of(jobs_t *jobs)
 {
@@ -160,7 +148,7 @@ static void enqueue(jobs_t *jobs, job_t *job, bool front)
 }
 
 /* Back to the front of the queue (a retry, or a job a dead worker never started). */
-static void requeue(jobs_t *jobs, job_t *job)
+void jobs_requeue_front(jobs_t *jobs, job_t *job)
 {
     leave_worker(jobs, job);
     loop_timer_disarm(jobs->b->loop, &job->timer);
@@ -168,7 +156,7 @@ static void requeue(jobs_t *jobs, job_t *job)
 }
 
 /* The job starts running on w (which is not idle any more). */
-static void start_running(jobs_t *jobs, worker_t *w, job_t *job)
+void jobs_start_running(jobs_t *jobs, worker_t *w, job_t *job)
 {
     loop_timer_disarm(jobs->b->loop, &job->timer);
     job->deadline_at = 0; /* it started: the queue deadline is met, retries included */
@@ -311,99 +299,11 @@ void jobs_finish(jobs_t *jobs, job_t *job, wire_state_t state, const wire_hdr_t 
 static void promote(jobs_t *jobs, worker_t *w, job_t *job)
 {
     unlink_ahead(jobs, job);
-    start_running(jobs, w, job);
+    jobs_start_running(jobs, w, job);
     if (job->x && job->x->canceller) {
         /* it started before the worker saw the cancel: as for any running job, kill it */
         answer_cancellers(jobs, job, "killing");
         pool_kill(jobs->b->pool, w, KILL_CANCEL);
-    }
-}
-
-/* Does every tag of `want` (comma-separated; NULL: none) appear among this forqd's --tag? */
-static bool tags_here(const config_t *cfg, const char *want)
-{
-    while (want && *want) {
-        const char *comma = strchr(want, ',');
-        size_t len = comma ? (size_t)(comma - want) : strlen(want), i = 0;
-        while (i < cfg->tags.n &&
-               !(strlen(cfg->tags.items[i]) == len && memcmp(cfg->tags.items[i], want, len) == 0))
-            i++;
-        if (len && i == cfg->tags.n)
-            return false;
-        want = comma ? comma + 1 : NULL;
-    }
-    return true;
-}
-
-/* May the job run on this forqd's own workers? */
-static bool runs_here(const jobs_t *jobs, const job_t *job)
-{
-    return tasks_is_local(job->task) && tags_here(jobs->b->cfg, job->x ? job->x->tags : NULL);
-}
-
-/* The job goes to a node (nodes.h). */
-static void start_remote(jobs_t *jobs, node_t *node, job_t *job)
-{
-    loop_timer_disarm(jobs->b->loop, &job->timer);
-    job->deadline_at = 0;
-    job->phase = JOB_REMOTE;
-    job->attempts++;
-    jobs->running++;
-    if (job->timeout_ms) /* the node enforces it; this is the backstop if it cannot say */
-        loop_timer_arm(jobs->b->loop, &job->timer,
-                       now_ms() + job->timeout_ms + 3 * (uint64_t)jobs->b->cfg->heartbeat_ms +
-                           2000);
-    nodes_start(jobs->b->nodes, node, job);
-}
-
-/* The queue meets idle workers and nodes with credit, in the scheduler's order (priorities,
- * then round robin between clients); a job that can go nowhere now holds the queue. */
-static void dispatch(jobs_t *jobs)
-{
-    pool_t *pool = jobs->b->pool;
-    worker_t *w;
-
-    while (jobs->sched.total > 0) {
-        job_t *job = container_of(sched_peek(&jobs->sched), job_t, item);
-        node_t *node = NULL;
-
-        if (runs_here(jobs, job) && (w = pool_take_idle(pool))) {
-            sched_pop(&jobs->sched);
-            start_running(jobs, w, job);
-            if (!pool_send_job(pool, w, job)) {
-                job->attempts--;
-                requeue(jobs, job);
-            }
-            continue;
-        }
-        if (jobs->b->draining || !(node = nodes_pick(jobs->b->nodes, job)))
-            break;
-        sched_pop(&jobs->sched);
-        start_remote(jobs, node, job);
-    }
-    while (jobs->sched.total > 0 && !jobs->b->draining) {
-        job_t *job = container_of(sched_peek(&jobs->sched), job_t, item);
-
-        if (!tasks_is_short(job->task) || !runs_here(jobs, job) || !(w = pool_ahead_slot(pool)))
-            return;
-        sched_pop(&jobs->sched);
-        loop_timer_disarm(jobs->b->loop, &job->timer);
-        job->deadline_at = 0; /* handed to a worker: it starts within moments */
-        job->phase = JOB_AHEAD;
-        job->worker = w;
-        job->ahead_next = NULL;
-        if (w->ahead_tail)
-            w->ahead_tail->ahead_next = job;
-        else
-            w->ahead = job;
-        w->ahead_tail = job;
-        w->n_ahead++;
-        jobs->ahead++;
-        jobs->b->st.sent_ahead++;
-        if (!pool_send_job(pool, w, job)) {
-            requeue(jobs, job);
-            return;
-        }
     }
 }
 
@@ -551,7 +451,7 @@ static void requeue_ahead(jobs_t *jobs, worker_t *w)
             }
             jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
         } else {
-            requeue(jobs, job);
+            jobs_requeue_front(jobs, job);
         }
     }
     free(list);
@@ -567,7 +467,7 @@ void jobs_requeue(jobs_t *jobs, job_t *job)
         jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
         return;
     }
-    requeue(jobs, job);
+    jobs_requeue_front(jobs, job);
 }
 
 static bool id_is(const job_t *job, wire_str_t id)
@@ -627,7 +527,7 @@ bool jobs_worker_done(jobs_t *jobs, worker_t *w, const wire_hdr_t *h, zmq_msg_t 
         /* one whose start was undecided (start_next): the worker ran it */
         job = ahead;
         unlink_ahead(jobs, job);
-        start_running(jobs, w, job);
+        jobs_start_running(jobs, w, job);
     }
     w->jobs_done++;
     tasks_ran(job->task, h->run_us);
@@ -668,7 +568,7 @@ bool jobs_retry(jobs_t *jobs, job_t *job)
         return false;
     job->retries_left--;
     jobs->b->st.retried++;
-    requeue(jobs, job);
+    jobs_requeue_front(jobs, job);
     return true;
 }
 
@@ -806,7 +706,7 @@ static uint64_t tick(void *ud, uint64_t now)
     jobs_t *jobs = ud;
     uint64_t next = prune(jobs, now);
 
-    dispatch(jobs);
+    jobs_dispatch(jobs);
     return next;
 }
 
