@@ -133,7 +133,7 @@ static int open_head(nodelink_t *l)
 static void send_join(nodelink_t *l)
 {
     const config_t *cfg = l->b->cfg;
-    long credit = cfg->workers + (cfg->prefetch < cfg->workers ? cfg->prefetch : cfg->workers);
+    long credit = cfg->workers * (1 + cfg->prefetch); /* each worker: one job, and its prefetch */
     msgpack_sbuffer sb;
     msgpack_packer pk;
     held_t *h, *tmp;

@@ -155,7 +155,7 @@ int nodemsg_join_decode(const void *data, size_t len, msgpack_zone *zone, nodems
     else if (!ret->name || !wire_id_is_valid(ret->name, ret->name_len))
         *why = "its name is missing or not 1-64 of A-Z a-z 0-9 . _ : -";
     else if (ret->slots == 0 || ret->slots > 65536 || ret->credit < ret->slots ||
-             ret->credit > 4 * ret->slots + 1024)
+             ret->credit > 1025 * ret->slots)
         *why = "its slots or credit are out of bounds";
     else if (!str_array(&ret->tasks, NODE_TASKS_MAX) || !str_array(&ret->tags, NODE_TAGS_MAX) ||
              !str_array(&ret->held, NODE_HELD_MAX))

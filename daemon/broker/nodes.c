@@ -302,6 +302,8 @@ static void on_fjp(nodes_t *n, node_t *node, zmq_msg_t *f, int nf)
     if (h.cmd != WIRE_RESULT)
         return;
     node->done++;
+    if (h.state == WIRE_ST_OK || h.state == WIRE_ST_ERROR)
+        tasks_ran(job->task, h.run_us); /* short tasks get the node's whole credit */
     zmq_msg_t *payload = nf > 3 ? &f[3] : NULL;
     wire_hdr_t x = {.etype = h.etype,
                     .msg = h.msg,
@@ -462,8 +464,13 @@ node_t *nodes_pick(nodes_t *n, const job_t *job)
     node_t *best = NULL;
     uint32_t room = 0;
 
+    /* a node may hold its whole credit of a short task's jobs (they wait in its workers'
+     * prefetch, as the head's own do); of other tasks, its slots and as many again at most,
+     * so that a long job does not wait at one node while another is idle */
+    bool is_short = tasks_is_short(job->task);
     for (node_t *node = n ? n->tab : NULL; node; node = node->hh.next) {
-        uint32_t free_ = node->credit > node->inflight ? node->credit - node->inflight : 0;
+        uint32_t cap = is_short || node->credit < 2 * node->slots ? node->credit : 2 * node->slots;
+        uint32_t free_ = cap > node->inflight ? cap - node->inflight : 0;
         if (free_ <= room || node->draining)
             continue;
         size_t i = 0;
