@@ -182,7 +182,7 @@ static void wait_log(const forqd_t *d, const char *text, int ms)
  * own result, and every node took a share. */
 START_TEST(test_jobs_spread_over_nodes_each_answered_once)
 {
-    forqd_t n[3];
+    forqd_t n[3] = {0};
     const char *names[3] = {"n1", "n2", "n3"};
     int total = test_quick() ? 2000 : 10000;
     forq_future_t **f = calloc((size_t)total, sizeof(*f));
@@ -223,7 +223,7 @@ END_TEST
 /* A task only one node has runs only there; a task nobody has is rejected; tags choose. */
 START_TEST(test_task_and_tags_choose_the_node)
 {
-    forqd_t a, b, g;
+    forqd_t a = {0}, b = {0}, g = {0};
     forq_future_t *f[20];
     forq_submit_opts_t o = submit_opts();
 
@@ -265,7 +265,7 @@ END_TEST
  * adds up exactly, in the head's dict, and none lands in a node's own. */
 START_TEST(test_dict_incr_from_every_node_adds_up)
 {
-    forqd_t n[3];
+    forqd_t n[3] = {0};
     const char *names[3] = {"d1", "d2", "d3"};
     forq_future_t *f[6];
     int per = test_quick() ? 50 : 200;
@@ -313,7 +313,7 @@ END_TEST
  * item is answered, the map completes. */
 START_TEST(test_node_killed_mid_map_map_completes)
 {
-    forqd_t n[3];
+    forqd_t n[3] = {0};
     const char *names[3] = {"k1", "k2", "k3"};
     size_t items = 240;
     const void **it = calloc(items, sizeof(*it));
@@ -368,7 +368,7 @@ END_TEST
  * A job without retries that was on it is answered lost, naming the node. */
 START_TEST(test_frozen_node_lost_late_results_dropped_rejoins)
 {
-    forqd_t a, b;
+    forqd_t a = {0}, b = {0};
     forq_future_t *f[4], *once;
     forq_submit_opts_t o = submit_opts();
     uint64_t t0;
@@ -419,10 +419,40 @@ START_TEST(test_frozen_node_lost_late_results_dropped_rejoins)
 }
 END_TEST
 
+/* A head frozen for longer than 3 heartbeats: its node loses it, keeps its job running, joins
+ * again when the head thaws and reports the job, which ends ok on its first attempt. */
+START_TEST(test_frozen_head_node_keeps_and_reports_its_job)
+{
+    forqd_t a = {0};
+    forq_future_t *f;
+    forq_submit_opts_t o = submit_opts();
+
+    start_head(1, NULL);
+    start_node(&a, "patient", 1, false, (const char *const[]){"--tag", "n", NULL});
+    wait_nodes(1);
+    o.tags = "n";
+    f = submit_json(c, "sleep", "[2]", &o);
+    wait_running(c, forq_future_id(f));
+    kill(head.pid, SIGSTOP);
+    wait_log(&a, "lost the head", 5000);
+    kill(head.pid, SIGCONT);
+    wait_log(&a, "rejoined", 5000);
+    ck_assert(forqd_log_has(&a, "1 run(s) held"));
+    ck_assert_int_eq(node_stat("patient", "inflight"), 1);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
+    ck_assert_uint_eq(forq_future_attempts(f), 1);
+    forq_future_destroy(&f);
+    ck_assert_int_eq(stat_of(c, "lost") + stat_of(c, "retried"), 0);
+    ck_assert(!forqd_log_has(&head, "node patient lost"));
+    ck_assert_int_eq(forqd_stop(&a), 0);
+    e2e_down(&head, &c);
+}
+END_TEST
+
 /* Cancel of a job queued at a node and of one running there; a run timeout enforced there. */
 START_TEST(test_cancel_and_timeout_on_a_node)
 {
-    forqd_t a;
+    forqd_t a = {0};
     forq_future_t *run, *queued, *slow;
     forq_submit_opts_t o = submit_opts();
 
@@ -454,7 +484,7 @@ END_TEST
  * not started, which runs on another node: no attempt lost, nothing retried, exit 0. */
 START_TEST(test_node_leaves_cleanly_its_jobs_finish_or_move)
 {
-    forqd_t a, b;
+    forqd_t a = {0}, b = {0};
     forq_future_t *f[4];
     forq_submit_opts_t o = submit_opts();
     int status;
@@ -493,7 +523,7 @@ END_TEST
  * old head is cancelled there, and it gets the new head's work. */
 START_TEST(test_head_restarted_node_rejoins)
 {
-    forqd_t a;
+    forqd_t a = {0};
     forq_client_t *ca;
     forq_future_t *f;
     int status;
@@ -545,7 +575,7 @@ START_TEST(test_node_keys_curve_and_roles)
 {
     char dir[256], hkey[300], k1[300], k2[300], k3[300], clients[300], line[400];
     char hpub[41], p1[41], p2[41], p3[41];
-    forqd_t good, norole, unknown;
+    forqd_t good = {0}, norole = {0}, unknown = {0};
     const char *args[16];
     int n = 0;
     FILE *fp;
@@ -615,6 +645,7 @@ static Suite *nodes_suite(void)
     tcase_add_test(tc, test_dict_incr_from_every_node_adds_up);
     tcase_add_test(tc, test_node_killed_mid_map_map_completes);
     tcase_add_test(tc, test_frozen_node_lost_late_results_dropped_rejoins);
+    tcase_add_test(tc, test_frozen_head_node_keeps_and_reports_its_job);
     tcase_add_test(tc, test_cancel_and_timeout_on_a_node);
     tcase_add_test(tc, test_node_leaves_cleanly_its_jobs_finish_or_move);
     tcase_add_test(tc, test_head_restarted_node_rejoins);

@@ -399,6 +399,11 @@ static uint64_t tick(void *ud, uint64_t now)
     uint64_t hb = (uint64_t)n->b->cfg->heartbeat_ms, next = LOOP_NEVER;
     node_t *node, *tmp;
 
+    /* what the nodes sent while this forqd could not read (it was stopped, or busy) counts
+     * before silence does: a head that was frozen does not lose every node when it thaws */
+    for (int i = 0; i < BROKER_BATCH && node_input(n); i++)
+        ;
+    now = now_ms();
     HASH_ITER(hh, n->tab, node, tmp)
     {
         if (now >= node->last_heard + 3 * hb) {
