@@ -449,6 +449,55 @@ START_TEST(test_frozen_head_node_keeps_and_reports_its_job)
 }
 END_TEST
 
+/* Across the hop: priorities order what waits at the head (a high-priority job overtakes the
+ * low ones queued before it), a crash at the node is retried by the head (one attempt more),
+ * and a crash without retries is answered crashed with the node's signal. */
+START_TEST(test_priorities_and_retries_across_the_hop)
+{
+    forqd_t a = {0};
+    forq_future_t *low[6], *high, *f;
+    forq_submit_opts_t o = submit_opts();
+    char dir[256], args[400];
+
+    start_head(1, NULL);
+    start_node(&a, "one", 1, true, (const char *const[]){"--tag", "n", NULL});
+    wait_nodes(1);
+    o.tags = "n";
+    o.priority = 1;
+    for (int i = 0; i < 6; i++) /* 2 go to the node (its credit of a long task), 4 wait */
+        low[i] = submit_json(c, "sleep", "[0.2]", &o);
+    wait_running(c, forq_future_id(low[0]));
+    o.priority = 9;
+    high = submit_json(c, "sleep", "[0.2]", &o);
+    ck_assert_int_eq(wait_state(high, 10000), FORQ_STATE_OK);
+    int done_before = 0;
+    for (int i = 2; i < 6; i++)
+        done_before += forq_future_done(low[i]);
+    ck_assert_int_eq(done_before, 0); /* none of the waiting low ones ran before it */
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(wait_state(low[i], 10000), FORQ_STATE_OK);
+        forq_future_destroy(&low[i]);
+    }
+    forq_future_destroy(&high);
+    /* a crash at the node: retried by the head */
+    temp_dir(dir, sizeof(dir), "forq-crash");
+    snprintf(args, sizeof(args), "[\"%s/once\"]", dir);
+    o = submit_opts();
+    o.retries = 1;
+    f = submit_json(c, "crash_once", args, &o);
+    ASSERT_RESULT(f, "\"ok\"");
+    ck_assert_uint_eq(forq_future_attempts(f), 2);
+    forq_future_destroy(&f);
+    ck_assert_int_eq(stat_of(c, "retried"), 1);
+    f = submit_json(c, "segv", "[]", NULL);
+    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_CRASHED);
+    ck_assert_int_eq(forq_future_signal(f), SIGSEGV);
+    forq_future_destroy(&f);
+    ck_assert_int_eq(forqd_stop(&a), 0);
+    e2e_down(&head, &c);
+}
+END_TEST
+
 /* Cancel of a job queued at a node and of one running there; a run timeout enforced there. */
 START_TEST(test_cancel_and_timeout_on_a_node)
 {
@@ -647,6 +696,7 @@ static Suite *nodes_suite(void)
     tcase_add_test(tc, test_frozen_node_lost_late_results_dropped_rejoins);
     tcase_add_test(tc, test_frozen_head_node_keeps_and_reports_its_job);
     tcase_add_test(tc, test_cancel_and_timeout_on_a_node);
+    tcase_add_test(tc, test_priorities_and_retries_across_the_hop);
     tcase_add_test(tc, test_node_leaves_cleanly_its_jobs_finish_or_move);
     tcase_add_test(tc, test_head_restarted_node_rejoins);
     tcase_add_test(tc, test_node_keys_curve_and_roles);
