@@ -307,6 +307,35 @@ START_TEST(test_dict_incr_from_every_node_adds_up)
 }
 END_TEST
 
+/* A job that can go nowhere now (its tag only on a busy node) does not hold back the jobs
+ * behind it that the head's own workers can run. */
+START_TEST(test_blocked_job_does_not_hold_the_queue)
+{
+    forqd_t g = {0};
+    forq_future_t *gpu[4], *plain;
+    forq_submit_opts_t o = submit_opts();
+
+    start_head(1, NULL);
+    start_node(&g, "gpu-only", 1, false, (const char *const[]){"--tag", "gpu", NULL});
+    wait_nodes(1);
+    o.tags = "gpu";
+    for (int i = 0; i < 4; i++) /* the node holds 2; 2 wait at the head of the queue */
+        gpu[i] = submit_json(c, "sleep", "[0.5]", &o);
+    wait_running(c, forq_future_id(gpu[0]));
+    plain = submit_json(c, "echo", "[5]", NULL);
+    ck_assert_int_eq(wait_state(plain, 400), FORQ_STATE_OK); /* long before the gpu jobs */
+    ck_assert(!forq_future_done(gpu[2]));
+    forq_future_destroy(&plain);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(wait_state(gpu[i], 10000), FORQ_STATE_OK);
+        forq_future_destroy(&gpu[i]);
+    }
+    ck_assert_int_eq(node_stat("gpu-only", "done"), 4);
+    ck_assert_int_eq(forqd_stop(&g), 0);
+    e2e_down(&head, &c);
+}
+END_TEST
+
 /* ---- failures ---- */
 
 /* kill -9 of a node in the middle of a map: the chunks it held are retried elsewhere, every
@@ -692,6 +721,7 @@ static Suite *nodes_suite(void)
     tcase_add_test(tc, test_jobs_spread_over_nodes_each_answered_once);
     tcase_add_test(tc, test_task_and_tags_choose_the_node);
     tcase_add_test(tc, test_dict_incr_from_every_node_adds_up);
+    tcase_add_test(tc, test_blocked_job_does_not_hold_the_queue);
     tcase_add_test(tc, test_node_killed_mid_map_map_completes);
     tcase_add_test(tc, test_frozen_node_lost_late_results_dropped_rejoins);
     tcase_add_test(tc, test_frozen_head_node_keeps_and_reports_its_job);

@@ -49,30 +49,63 @@ static void start_remote(jobs_t *jobs, node_t *node, job_t *job)
     nodes_start(jobs->b->nodes, node, job);
 }
 
+/* Give a queued job to an idle worker of this forqd or to a node with credit; false when
+ * neither can take it now. *no_idle: this forqd has no idle worker left this turn. */
+static bool place(jobs_t *jobs, job_t *job, bool *no_idle)
+{
+    worker_t *w;
+    node_t *node;
+
+    if (!*no_idle && runs_here(jobs, job)) {
+        if ((w = pool_take_idle(jobs->b->pool))) {
+            sched_take(&jobs->sched, &job->item);
+            jobs_start_running(jobs, w, job);
+            if (!pool_send_job(jobs->b->pool, w, job)) {
+                job->attempts--;
+                jobs_requeue_front(jobs, job);
+            }
+            return true;
+        }
+        *no_idle = true;
+    }
+    if (jobs->b->draining || !(node = nodes_pick(jobs->b->nodes, job)))
+        return false;
+    sched_take(&jobs->sched, &job->item);
+    start_remote(jobs, node, job);
+    return true;
+}
+
+#define LOOKAHEAD 64 /* queued jobs looked at past one that can go nowhere now */
+
+typedef struct {
+    job_t *v[LOOKAHEAD];
+    size_t n;
+} lookahead_t;
+
+static bool collect(sched_item_t *item, void *ud)
+{
+    lookahead_t *la = ud;
+    la->v[la->n++] = container_of(item, job_t, item);
+    return la->n < LOOKAHEAD;
+}
+
 /* The queue meets idle workers and nodes with credit, in the scheduler's order (priorities,
- * then round robin between clients); a job that can go nowhere now holds the queue. */
+ * then round robin between clients). A job that can go nowhere now (its task or tags only on
+ * busy nodes) does not hold back the next LOOKAHEAD jobs that can. */
 void jobs_dispatch(jobs_t *jobs)
 {
     pool_t *pool = jobs->b->pool;
     worker_t *w;
+    bool no_idle = false;
 
-    while (jobs->sched.total > 0) {
-        job_t *job = container_of(sched_peek(&jobs->sched), job_t, item);
-        node_t *node = NULL;
-
-        if (runs_here(jobs, job) && (w = pool_take_idle(pool))) {
-            sched_pop(&jobs->sched);
-            jobs_start_running(jobs, w, job);
-            if (!pool_send_job(pool, w, job)) {
-                job->attempts--;
-                jobs_requeue_front(jobs, job);
-            }
-            continue;
-        }
-        if (jobs->b->draining || !(node = nodes_pick(jobs->b->nodes, job)))
-            break;
-        sched_pop(&jobs->sched);
-        start_remote(jobs, node, job);
+    while (jobs->sched.total > 0 &&
+           place(jobs, container_of(sched_peek(&jobs->sched), job_t, item), &no_idle))
+        ;
+    if (jobs->sched.total > 1 && (!no_idle || nodes_count(jobs->b->nodes) > 0)) {
+        lookahead_t la = {.n = 0};
+        sched_visit(&jobs->sched, collect, &la);
+        for (size_t i = 1; i < la.n; i++)
+            place(jobs, la.v[i], &no_idle);
     }
     while (jobs->sched.total > 0 && !jobs->b->draining) {
         job_t *job = container_of(sched_peek(&jobs->sched), job_t, item);

@@ -54,12 +54,13 @@ struct node {
 
 struct nodes {
     broker_t *b;
-    void *sock;        /* ROUTER on --node-listen */
-    node_t *tab;       /* by routing id */
-    run_t *runs;       /* by run id */
-    uint64_t seq;      /* of run ids */
-    msgpack_zone zone; /* scratch */
-    uint64_t dropped;  /* late results of superseded attempts */
+    void *sock;         /* ROUTER on --node-listen */
+    node_t *tab;        /* by routing id */
+    run_t *runs;        /* by run id */
+    uint64_t seq;       /* of run ids */
+    msgpack_zone zone;  /* scratch */
+    uint64_t dropped;   /* late results of superseded attempts */
+    uint64_t last_tick; /* when the tick last ran (ms) */
 };
 
 static void node_free(node_t *node)
@@ -404,6 +405,16 @@ static uint64_t tick(void *ud, uint64_t now)
     for (int i = 0; i < BROKER_BATCH && node_input(n); i++)
         ;
     now = now_ms();
+    if (n->tab && n->last_tick && now > n->last_tick + 2 * hb) {
+        /* this forqd did not run for a while (stopped, or starved): silence is counted only
+         * while it listened, so every node gets its 3 intervals again */
+        log_warn("the broker did not run for %" PRIu64 " ms; nodes get %" PRIu64
+                 " ms to be heard again",
+                 now - n->last_tick, 3 * hb);
+        for (node = n->tab; node; node = node->hh.next)
+            node->last_heard = now;
+    }
+    n->last_tick = now;
     HASH_ITER(hh, n->tab, node, tmp)
     {
         if (now >= node->last_heard + 3 * hb) {
