@@ -541,6 +541,20 @@ START_TEST(test_cancel_and_timeout_on_a_node)
     queued = submit_json(c, "spin", "[]", NULL); /* credit 2: held at the node, queued there */
     wait_running(c, forq_future_id(run));
     ck_assert_int_eq(node_stat("solo", "inflight"), 2);
+    /* the operator's list shows both: running at the node, by its name */
+    void *data;
+    size_t len, off = 0;
+    msgpack_zone zone;
+    msgpack_object o2;
+    ck_assert_int_eq(forq_client_jobs(c, "running", NULL, 0, 5000, &data, &len, NULL), FORQ_OK);
+    msgpack_zone_init(&zone, 1024);
+    ck_assert_int_eq(msgpack_unpack(data, len, &off, &zone, &o2), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(o2.type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(o2.via.array.size, 2);
+    const msgpack_object *where = map_get(&o2.via.array.ptr[0], "node");
+    ck_assert(where && str_is(where, "solo"));
+    msgpack_zone_destroy(&zone);
+    free(data);
     ck_assert_int_eq(forq_future_cancel(queued, 5000, NULL), FORQ_OK);
     ck_assert_int_eq(wait_state(queued, 10000), FORQ_STATE_CANCELLED);
     ck_assert_int_eq(forq_future_cancel(run, 5000, NULL), FORQ_OK);

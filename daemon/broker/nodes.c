@@ -547,6 +547,14 @@ const char *nodes_run_where(const job_t *job, uint64_t *ret_started_ms)
     return r ? r->node->name : "?";
 }
 
+void nodes_visit(nodes_t *n, bool (*fn)(const job_t *job, void *ud), void *ud)
+{
+    for (node_t *node = n ? n->tab : NULL; node; node = node->hh.next)
+        for (run_t *r = node->runs; r; r = r->next)
+            if (!fn(r->job, ud))
+                return;
+}
+
 void nodes_stop_all(nodes_t *n, bool final)
 {
     node_t *node, *tmp;

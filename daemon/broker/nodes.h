@@ -46,6 +46,9 @@ const char *nodes_run_where(const job_t *job, uint64_t *ret_started_ms);
 #define NODES_ROUTE_LEN 6
 int nodes_route(nodes_t *n, const uint8_t *ident, size_t ilen, zmq_msg_t *hdr, zmq_msg_t *payload);
 
+/* Call fn on every job at a node until it returns false. */
+void nodes_visit(nodes_t *n, bool (*fn)(const job_t *job, void *ud), void *ud);
+
 /* Stopping: cancel every job at a node (final: answer them lost at once). */
 void nodes_stop_all(nodes_t *n, bool final);
 /* Counts, and the nodes as a msgpack array of maps for stats. */
