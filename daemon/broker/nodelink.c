@@ -50,10 +50,11 @@ struct nodelink {
     bool joined, ever_joined, bye_sent;
     uint64_t hb_ms; /* agreed at the welcome */
     uint64_t last_heard, last_sent, next_join;
-    uint64_t lost_since; /* when the head was lost with runs held; 0: not lost */
-    dreq_t *dreqs;       /* dict requests the head has not answered */
-    uint64_t dreq_seq;   /* their numbers */
-    held_t *held;        /* runs given by the head and not yet reported to it */
+    uint64_t unheard_since; /* joining, and no answer from the head since (0: answered) */
+    uint64_t lost_since;    /* when the head was lost with runs held; 0: not lost */
+    dreq_t *dreqs;          /* dict requests the head has not answered */
+    uint64_t dreq_seq;      /* their numbers */
+    held_t *held;           /* runs given by the head and not yet reported to it */
     msgpack_zone zone;
     char name[WIRE_ID_MAX + 1];
 };
@@ -180,6 +181,7 @@ static void flush_pending(nodelink_t *l)
 static void on_head_msg(nodelink_t *l, zmq_msg_t *f, int n)
 {
     l->last_heard = now_ms();
+    l->unheard_since = 0;
     if (nodemsg_is(&f[0], "welcome")) {
         msgpack_zone_clear(&l->zone);
         l->hb_ms = n > 1 ? nodemsg_map_uint(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &l->zone,
@@ -421,6 +423,17 @@ static uint64_t tick(void *ud, uint64_t now)
 {
     nodelink_t *l = ud;
     uint64_t hb = l->joined ? l->hb_ms : (uint64_t)l->b->cfg->heartbeat_ms, next;
+
+    if (!l->joined && !l->unheard_since)
+        l->unheard_since = now;
+    if (!l->joined && l->unheard_since != UINT64_MAX && now >= l->unheard_since + 3 * hb) {
+        /* a refused handshake has no answer at all: say what to check, once */
+        log_warn("no answer from the head at %s yet: is it up, is this node's key (forqd "
+                 "--show-key) in its clients file with the node role, and --head-key its forqd "
+                 "--show-key?",
+                 l->b->cfg->join);
+        l->unheard_since = UINT64_MAX;
+    }
 
     if (l->joined && l->b->draining && !l->bye_sent) {
         to_head(l, "bye", NULL, 0, NULL, NULL);

@@ -39,6 +39,7 @@ struct node {
     size_t n_tasks;
     char **tags; /* owned */
     size_t n_tags;
+    uint16_t who;        /* the identity it joined with (its key's name; local without keys) */
     uint32_t slots;      /* its workers */
     uint32_t credit;     /* runs it may hold at once */
     uint32_t inflight;   /* runs it holds */
@@ -233,6 +234,7 @@ static void on_join(nodes_t *n, zmq_msg_t *f, int nf)
         const char *s = nodemsg_str(&j.tags.via.array.ptr[i], &len);
         node->tags[i] = xstrndup(s, len);
     }
+    node->who = who;
     node->slots = (uint32_t)j.slots;
     node->credit = (uint32_t)j.credit;
     node->draining = false;
@@ -366,6 +368,12 @@ static bool node_input(nodes_t *n)
                      NULL);
         if (nodemsg_is(&f[1], "fjp"))
             on_fjp(n, &(node_t){.name = "(unknown)"}, f, nf);
+        goto out;
+    }
+    if (access_who(n->b->access, &f[1]) != node->who) {
+        /* another key using a node's routing id: not that node */
+        log_warn("ignored a message in the name of node %s from another key (%s)", node->name,
+                 access_name(n->b->access, access_who(n->b->access, &f[1])));
         goto out;
     }
     node->last_heard = now_ms();
@@ -668,6 +676,8 @@ int nodes_bind(nodes_t *n, void *zctx)
     for (size_t i = 0; i < cfg->node_listen.n; i++) {
         const char *ep = cfg->node_listen.items[i];
         access_bind_options(n->b->access, n->sock, ep);
+        if (strncmp(ep, "tcp://", 6) == 0 && config_needs_curve(cfg))
+            zmq_setsockopt(n->sock, ZMQ_ZAP_DOMAIN, ACCESS_NODE_DOMAIN, strlen(ACCESS_NODE_DOMAIN));
         if (zmq_bind(n->sock, ep) < 0) {
             fprintf(stderr, "forqd: cannot accept nodes on %s: %s\n", ep, zmq_strerror(errno));
             return -errno;
