@@ -104,7 +104,7 @@ void jobs_dispatch(jobs_t *jobs)
     if (jobs->sched.total > 1 && (!no_idle || nodes_count(jobs->b->nodes) > 0)) {
         lookahead_t la = {.n = 0};
         sched_visit(&jobs->sched, collect, &la);
-        for (size_t i = 1; i < la.n; i++)
+        for (size_t i = 1; i < la.n && (!no_idle || nodes_have_room(jobs->b->nodes)); i++)
             place(jobs, la.v[i], &no_idle);
     }
     while (jobs->sched.total > 0 && !jobs->b->draining) {

@@ -483,6 +483,14 @@ static bool has_tags(const node_t *node, const char *want)
     return true;
 }
 
+bool nodes_have_room(const nodes_t *n)
+{
+    for (const node_t *node = n ? n->tab : NULL; node; node = node->hh.next)
+        if (!node->draining && node->inflight < node->credit)
+            return true;
+    return false;
+}
+
 node_t *nodes_pick(nodes_t *n, const job_t *job)
 {
     node_t *best = NULL;

@@ -29,6 +29,8 @@ int nodes_bind(nodes_t *n, void *zctx);
 bool nodes_offer(const nodes_t *n, const char *task, size_t len);
 /* A node that has job's task and tags and credit left (the one with the most), or NULL. */
 node_t *nodes_pick(nodes_t *n, const job_t *job);
+/* May some node take one more job (of a short task, at least)? */
+bool nodes_have_room(const nodes_t *n);
 /* Send job (its attempt just counted, phase JOB_REMOTE) to node. */
 void nodes_start(nodes_t *n, node_t *node, job_t *job);
 /* The job leaves its node (answered, retried, requeued): forget its run. */
