@@ -716,6 +716,8 @@ int config_derive(config_t *cfg)
     char dir[4096], buf[4200];
     int r;
 
+    if (config_check_nodes(cfg) < 0)
+        return -EINVAL;
     if (endpoint_default_dir(dir, sizeof(dir)) < 0) {
         fprintf(stderr, "forqd: the runtime directory path is too long; set XDG_RUNTIME_DIR\n");
         return -ENAMETOOLONG;

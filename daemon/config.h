@@ -79,6 +79,10 @@ int config_parse(config_t *cfg, int argc, char **argv);
  * 0, or -errno after printing the problem. */
 int config_check(const config_t *cfg);
 
+/* The node settings together: join over tcp needs head-key (or insecure-tcp), and names
+ * another forqd than this one. 0, or -EINVAL after printing the problem. */
+int config_check_nodes(const config_t *cfg);
+
 /* Print the configuration in effect as a config file forqd would read back. */
 void config_print(const config_t *cfg, FILE *out);
 

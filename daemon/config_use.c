@@ -18,9 +18,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int config_check_nodes(const config_t *cfg)
+{
+    if (cfg->join && strncmp(cfg->join, "tcp://", 6) == 0 && !cfg->insecure_tcp && !cfg->head_key) {
+        fprintf(stderr,
+                "forqd: join = %s needs head-key (the head's forqd --show-key), or insecure-tcp "
+                "on both sides for a loopback test\n",
+                cfg->join);
+        return -EINVAL;
+    }
+    for (size_t i = 0; cfg->join && i < cfg->node_listen.n; i++)
+        if (strcmp(cfg->node_listen.items[i], cfg->join) == 0) {
+            fprintf(stderr,
+                    "forqd: join = %s is this forqd's own node-listen; join another "
+                    "forqd's\n",
+                    cfg->join);
+            return -EINVAL;
+        }
+    return 0;
+}
+
 int config_check(const config_t *cfg)
 {
     struct stat st;
+
+    if (config_check_nodes(cfg) < 0)
+        return -EINVAL;
 
     for (size_t i = 0; i < cfg->tasks.n; i++) {
         if (stat(cfg->tasks.items[i], &st) < 0) {

@@ -654,6 +654,67 @@ START_TEST(test_head_restarted_node_rejoins)
 }
 END_TEST
 
+/* The node settings are checked before anything starts, each error one line that says what
+ * to do. */
+START_TEST(test_node_settings_checked)
+{
+    static const struct {
+        const char *args[6];
+        const char *says;
+    } bad[] = {
+        {{"--join", "tcp://127.0.0.1:1", NULL}, "needs head-key (the head's forqd --show-key)"},
+        {{"--join", "tcp://127.0.0.1:1", "--node-listen", "tcp://127.0.0.1:1", "--insecure-tcp",
+          NULL},
+         "is this forqd's own node-listen"},
+        {{"--join", "udp://x", NULL}, "takes the head's node endpoint, tcp://HOST:PORT"},
+        {{"--tag", "a,b", NULL}, "--tag takes a name of 1-64"},
+        {{"--heartbeat", "5", NULL}, "--heartbeat takes a whole number from 10"},
+        {{"--head-key", "short", NULL}, "--head-key takes the head's public key, 40 Z85"},
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        forqd_t d = {0};
+        ck_assert_int_eq(forqd_start_fail(&d, bad[i].args), 1);
+        ck_assert_msg(forqd_log_has(&d, bad[i].says), "case %zu: no '%s' in the log", i,
+                      bad[i].says);
+    }
+}
+END_TEST
+
+/* A node whose head does not come back within --node-grace cancels the job it kept. */
+START_TEST(test_node_grace_over_cancels_kept_jobs)
+{
+    forqd_t a = {0};
+    forq_client_t *ca;
+    forq_future_t *f;
+    forq_submit_opts_t o = submit_opts();
+    int status;
+
+    start_head(1, NULL);
+    start_node(&a, "orphan", 1, false,
+               (const char *const[]){"--tag", "n", "--node-grace", "1", NULL});
+    wait_nodes(1);
+    o.tags = "n";
+    f = submit_json(c, "sleep", "[30]", &o);
+    wait_running(c, forq_future_id(f));
+    forq_future_destroy(&f);
+    forq_client_destroy(&c);
+    kill(head.pid, SIGKILL);
+    waitpid(head.pid, &status, 0);
+    head.pid = 0;
+    wait_log(&a, "lost the head", 5000);
+    wait_log(&a, "stayed away longer than --node-grace: 1 run(s) cancelled", 5000);
+    ca = forqd_client(&a);
+    for (int i = 0; i < test_ms(100) && stat_of(ca, "cancelled") < 1; i++)
+        usleep(50000);
+    ck_assert_int_eq(stat_of(ca, "cancelled"), 1);
+    ck_assert_int_eq(stat_of(ca, "running"), 0);
+    forq_client_destroy(&ca);
+    ck_assert_int_eq(forqd_stop(&a), 0);
+    forqd_stop(&head); /* its directory */
+}
+END_TEST
+
 /* ---- keys ---- */
 
 /* `forqd --server-key FILE --show-key`: makes the pair, prints the public key into pub. */
@@ -743,6 +804,7 @@ static Suite *nodes_suite(void)
     tcase_add_test(core, test_jobs_spread_over_nodes_each_answered_once);
     tcase_add_test(core, test_cancel_and_timeout_on_a_node);
     tcase_add_test(core, test_node_keys_curve_and_roles);
+    tcase_add_test(core, test_node_settings_checked);
     suite_add_tcase(s, core);
     /* under valgrind (FORQ_TEST_CORE_ONLY) the core cases only: the others time losses */
     if (getenv("FORQ_TEST_CORE_ONLY"))
@@ -758,6 +820,7 @@ static Suite *nodes_suite(void)
     tcase_add_test(full, test_priorities_and_retries_across_the_hop);
     tcase_add_test(full, test_node_leaves_cleanly_its_jobs_finish_or_move);
     tcase_add_test(full, test_head_restarted_node_rejoins);
+    tcase_add_test(full, test_node_grace_over_cancels_kept_jobs);
     suite_add_tcase(s, full);
     return s;
 }
