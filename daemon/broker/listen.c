@@ -7,7 +7,6 @@
 
 #include "access.h"
 #include "conncap.h"
-#include "nodelink.h"
 #include "log.h"
 #include "outbox.h"
 #include "util.h"
@@ -213,13 +212,6 @@ int listener_bind(listener_t *l)
         }
         if ((r = access_secure_ipc(l->b->access, ep)) < 0)
             return r;
-    }
-    /* a node's link to its head hands jobs to this forqd as a local client would */
-    if (cfg->join)
-        access_bind_options(l->b->access, l->sock, NODELINK_INPROC);
-    if (cfg->join && zmq_bind(l->sock, NODELINK_INPROC) < 0) {
-        fprintf(stderr, "forqd: cannot bind %s: %s\n", NODELINK_INPROC, zmq_strerror(errno));
-        return -errno;
     }
     access_watch(l->b->access, l->sock);
     outbox_set_socket(l->b->out, l->sock);

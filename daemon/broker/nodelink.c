@@ -11,6 +11,7 @@
 #include "nodelink.h"
 
 #include "access.h"
+#include "jobs.h"
 #include "log.h"
 #include "nodemsg.h"
 #include "outbox.h"
@@ -44,9 +45,8 @@ typedef struct dreq {
 struct nodelink {
     broker_t *b;
     void *zctx;
-    void *head;  /* DEALER to the head */
-    void *local; /* DEALER to this forqd's client socket (inproc) */
-    loop_io_t *head_io, *local_io;
+    void *head; /* DEALER to the head */
+    loop_io_t *head_io;
     bool joined, ever_joined, bye_sent;
     uint64_t hb_ms; /* agreed at the welcome */
     uint64_t last_heard, last_sent, next_join;
@@ -236,9 +236,10 @@ static void on_head_msg(nodelink_t *l, zmq_msg_t *f, int n)
         } else if (h.cmd == WIRE_SUBMIT) {
             return; /* sent twice (a join raced it): it runs once */
         }
-        zmq_msg_send(&f[1], l->local, n > 2 ? ZMQ_SNDMORE : 0);
-        if (n > 2)
-            zmq_msg_send(&f[2], l->local, 0);
+        /* into this forqd's own queue, as a local client's request: its answers come back
+         * through nodelink_route() */
+        origin_t o = {.ident = (const uint8_t *)NODELINK_ROUTE, .ilen = NODELINK_ROUTE_LEN};
+        commands_handle(l->b, &o, &h, n - 2, n > 2 ? &f[2] : NULL);
     }
 }
 
@@ -339,58 +340,39 @@ static void on_head(void *ud, short revents)
     }
 }
 
-/* What this forqd answered for a run: to the head, or kept until it is back. */
-static void on_local_msg(nodelink_t *l, zmq_msg_t *f, int n)
+int nodelink_route(nodelink_t *l, zmq_msg_t *hdr, zmq_msg_t *payload)
 {
     wire_hdr_t h;
     wire_err_t err;
     held_t *x;
 
     msgpack_zone_clear(&l->zone);
-    if (wire_hdr_decode(zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), &l->zone, &h, &err) < 0)
-        return;
+    if (wire_hdr_decode(zmq_msg_data(hdr), zmq_msg_size(hdr), &l->zone, &h, &err) < 0 ||
+        (h.cmd != WIRE_PROGRESS && h.cmd != WIRE_RESULT) || (h.cmd == WIRE_PROGRESS && !l->joined))
+        goto drop; /* cancel replies and errors: the result says it all */
     if (h.cmd == WIRE_PROGRESS) {
-        if (l->joined)
-            to_head(l, "fjp", NULL, 0, &f[0], NULL);
-        return;
+        to_head(l, "fjp", NULL, 0, hdr, NULL);
+        goto drop;
     }
-    if (h.cmd != WIRE_RESULT)
-        return; /* cancel replies: the result says it all */
     if (!(x = held_find(l, h.id.ptr, h.id.len)) || x->pending)
-        return; /* abandoned after the grace: the head has given up on it */
+        goto drop; /* abandoned after the grace: the head has given up on it */
     if (l->joined) {
-        to_head(l, "fjp", NULL, 0, &f[0], n > 1 ? &f[1] : NULL);
+        to_head(l, "fjp", NULL, 0, hdr, payload);
         held_free(l, x);
-        return;
+        return 0;
     }
     x->pending = true;
     zmq_msg_init(&x->hdr);
-    zmq_msg_move(&x->hdr, &f[0]);
-    if ((x->has_pay = n > 1)) {
+    zmq_msg_move(&x->hdr, hdr);
+    if ((x->has_pay = payload != NULL)) {
         zmq_msg_init(&x->pay);
-        zmq_msg_move(&x->pay, &f[1]);
+        zmq_msg_move(&x->pay, payload);
     }
-}
-
-static void read_local(nodelink_t *l, int max)
-{
-    zmq_msg_t f[NODE_FRAMES_MAX];
-
-    for (int i = 0; i < max; i++) {
-        int n = nodemsg_recv(l->local, f, NODE_FRAMES_MAX);
-        if (n == -1)
-            break;
-        if (n < -1)
-            n = -2 - n;
-        on_local_msg(l, f, n);
-        nodemsg_close(f, n);
-    }
-}
-
-static void on_local(void *ud, short revents)
-{
-    (void)revents;
-    read_local(ud, BROKER_BATCH);
+    return 0;
+drop:
+    if (payload)
+        zmq_msg_close(payload);
+    return 0;
 }
 
 /* Cancel every run held: the head did not come back within the grace. */
@@ -398,21 +380,17 @@ static void abandon(nodelink_t *l)
 {
     held_t *h, *tmp;
     size_t n = 0;
-    msgpack_sbuffer sb;
+    origin_t o = {.ident = (const uint8_t *)NODELINK_ROUTE, .ilen = NODELINK_ROUTE_LEN};
 
-    msgpack_sbuffer_init(&sb);
     HASH_ITER(hh, l->held, h, tmp)
     {
-        if (!h->pending) {
-            wire_hdr_t c = {.cmd = WIRE_CANCEL, .id = wire_str(h->id)};
-            msgpack_sbuffer_clear(&sb);
-            if (wire_hdr_encode(&sb, &c) == 0)
-                zmq_send(l->local, sb.data, sb.size, 0);
-        }
-        held_free(l, h);
+        bool pending = h->pending;
+        wire_hdr_t c = {.cmd = WIRE_CANCEL, .id = wire_str(h->id)};
+        held_free(l, h); /* first: its result, if the cancel makes one now, is dropped */
+        if (!pending)
+            jobs_cancel(l->b->jobs, &o, &c);
         n++;
     }
-    msgpack_sbuffer_destroy(&sb);
     if (n)
         log_warn("the head %s stayed away longer than --node-grace: %zu run(s) cancelled, their "
                  "results dropped",
@@ -493,17 +471,10 @@ nodelink_t *nodelink_new(broker_t *b, void *zctx)
             return NULL;
         }
     }
-    l->local = zmq_socket(zctx, ZMQ_DEALER);
-    int linger = 0, hwm = 1000000;
-    zmq_setsockopt(l->local, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(l->local, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-    zmq_setsockopt(l->local, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-    zmq_setsockopt(l->local, ZMQ_ROUTING_ID, "nodelink", 8);
-    if (zmq_connect(l->local, NODELINK_INPROC) < 0 || open_head(l) < 0) {
+    if (open_head(l) < 0) {
         nodelink_destroy(&l);
         return NULL;
     }
-    l->local_io = loop_io_add(b->loop, l->local, -1, ZMQ_POLLIN, ORDER_CLIENTS, on_local, l);
     loop_tick_add(b->loop, tick, l);
     log_notice("node %s joining %s with %ld slots", l->name, b->cfg->join, b->cfg->workers);
     return l;
@@ -516,11 +487,8 @@ void nodelink_destroy(nodelink_t **lp)
 
     if (!l)
         return;
-    if (l->local && l->head) {
-        read_local(l, 1000000); /* the last answers of this forqd */
-        if (l->joined && l->b->draining)
-            to_head(l, "gone", NULL, 0, NULL, NULL);
-    }
+    if (l->head && l->joined && l->b->draining)
+        to_head(l, "gone", NULL, 0, NULL, NULL); /* after every answer: they left as made */
     HASH_ITER(hh, l->held, h, tmp)
     held_free(l, h);
     dreq_t *d, *dt;
@@ -529,8 +497,6 @@ void nodelink_destroy(nodelink_t **lp)
         HASH_DEL(l->dreqs, d);
         free(d);
     }
-    if (l->local)
-        zmq_close(l->local);
     if (l->head)
         zmq_close(l->head);
     msgpack_zone_destroy(&l->zone);
