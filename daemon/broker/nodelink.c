@@ -385,7 +385,9 @@ static void abandon(nodelink_t *l)
     HASH_ITER(hh, l->held, h, tmp)
     {
         bool pending = h->pending;
-        wire_hdr_t c = {.cmd = WIRE_CANCEL, .id = wire_str(h->id)};
+        char id[sizeof(h->id)];
+        memcpy(id, h->id, sizeof(id));
+        wire_hdr_t c = {.cmd = WIRE_CANCEL, .id = wire_str(id)};
         held_free(l, h); /* first: its result, if the cancel makes one now, is dropped */
         if (!pending)
             jobs_cancel(l->b->jobs, &o, &c);
