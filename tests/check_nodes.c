@@ -1,14 +1,13 @@
 /* check_nodes.c - end to end, worker nodes (PROTOCOL.md section 14): real forqd processes, a
  * head with --node-listen on tcp://127.0.0.1 and nodes that --join it (plaintext under
  * --insecure-tcp on loopback, and CURVE with the node role). Jobs spread over every node and
- * are each answered once; a task or tag only one node has goes only there; a node killed in
- * the middle of a map has its jobs retried and the map completes; a frozen node (SIGSTOP) is
- * lost within 3 heartbeats and its late results are dropped; it rejoins and gets work again;
- * cancel and timeout of a job on a node; keys that are unknown, or lack the node role, are
- * refused. */
+ * are each answered once; a task or tag only one node has goes only there; tasks on nodes use
+ * the head's dict service; a blocked job does not hold the queue; priorities and retries
+ * across the hop; cancel and timeout of a job on a node; the node settings; keys that are
+ * unknown, or lack the node role, are refused. Failures (lost nodes and heads): check_nodes_fail.c.
+ */
 #define _GNU_SOURCE
-#define FORQ_TEST_E2E
-#include "testutil.h"
+#include "nodes_util.h"
 
 #include <check.h>
 #include <msgpack.h>
@@ -18,172 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-/* The heartbeat interval of these tests' heads: 200 ms (20 times that under valgrind, where
- * only the core cases run, none of which times a loss). */
-static const char *hb_ms(void)
-{
-    static char buf[16];
-    snprintf(buf, sizeof(buf), "%d", test_ms(200));
-    return buf;
-}
-
-static char head_ep[64]; /* tcp://127.0.0.1:PORT of the head's node endpoint */
-static char empty[256];  /* a plugin directory with no plugin: built-in tasks only */
-static forqd_t head;
-static forq_client_t *c;
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* A port of this test process's own (each test is a forked process). */
-static void pick_port(void)
-{
-    snprintf(head_ep, sizeof(head_ep), "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 30000));
-    temp_dir(empty, sizeof(empty), "forq-empty");
-}
-
-/* The head: `workers` workers with the built-in tasks only, nodes on head_ep in plaintext. */
-static void start_head(int workers, const char *const *extra)
-{
-    const char *args[32];
-    char w[16];
-    int n = 0;
-
-    pick_port();
-    snprintf(w, sizeof(w), "%d", workers);
-    args[n++] = "--workers";
-    args[n++] = w;
-    args[n++] = "--tasks";
-    args[n++] = empty;
-    args[n++] = "--node-listen";
-    args[n++] = head_ep;
-    args[n++] = "--heartbeat";
-    args[n++] = hb_ms();
-    args[n++] = "--insecure-tcp";
-    for (int i = 0; extra && extra[i] && n < 30; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    forqd_start(&head, args);
-    c = forqd_client(&head);
-}
-
-/* A node named `name` with `workers` workers, the test plugin's tasks when `plugin`. */
-static void start_node(forqd_t *d, const char *name, int workers, bool plugin,
-                       const char *const *extra)
-{
-    const char *args[32];
-    char w[16];
-    int n = 0;
-
-    snprintf(w, sizeof(w), "%d", workers);
-    args[n++] = "--workers";
-    args[n++] = w;
-    args[n++] = "--tasks";
-    args[n++] = plugin ? getenv("FORQ_TEST_PLUGIN") : empty;
-    args[n++] = "--join";
-    args[n++] = head_ep;
-    args[n++] = "--node-name";
-    args[n++] = name;
-    if (!extra || !extra[0] || strcmp(extra[0], "--curve") != 0)
-        args[n++] = "--insecure-tcp";
-    for (int i = extra && extra[0] && strcmp(extra[0], "--curve") == 0 ? 1 : 0;
-         extra && extra[i] && n < 30; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    forqd_start(d, args);
-}
-
-/* The head's stats map, unpacked into zone. */
-static msgpack_object head_stats(msgpack_zone *zone, void **data)
-{
-    size_t len, off = 0;
-    msgpack_object o;
-
-    ck_assert_int_eq(forq_client_stats(c, test_ms(5000), data, &len), FORQ_OK);
-    ck_assert_int_eq(msgpack_unpack(*data, len, &off, zone, &o), MSGPACK_UNPACK_SUCCESS);
-    ck_assert_int_eq(o.type, MSGPACK_OBJECT_MAP);
-    return o;
-}
-
-static bool str_is(const msgpack_object *o, const char *s)
-{
-    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
-           memcmp(o->via.str.ptr, s, strlen(s)) == 0;
-}
-
-static const msgpack_object *map_get(const msgpack_object *m, const char *key)
-{
-    for (uint32_t i = 0; m->type == MSGPACK_OBJECT_MAP && i < m->via.map.size; i++)
-        if (str_is(&m->via.map.ptr[i].key, key))
-            return &m->via.map.ptr[i].val;
-    return NULL;
-}
-
-/* A number the head's `nodes` list shows for node `name`; -1 when it is not listed. */
-static long long node_stat(const char *name, const char *key)
-{
-    msgpack_zone zone;
-    void *data;
-    long long v = -1;
-
-    msgpack_zone_init(&zone, 4096);
-    msgpack_object st = head_stats(&zone, &data);
-    const msgpack_object *nodes = map_get(&st, "nodes");
-    ck_assert_ptr_nonnull(nodes);
-    ck_assert_int_eq(nodes->type, MSGPACK_OBJECT_ARRAY);
-    for (uint32_t i = 0; i < nodes->via.array.size; i++) {
-        const msgpack_object *n = &nodes->via.array.ptr[i], *nm = map_get(n, "name");
-        if (nm && str_is(nm, name)) {
-            const msgpack_object *x = map_get(n, key);
-            ck_assert_msg(x && x->type == MSGPACK_OBJECT_POSITIVE_INTEGER, "node %s has no %s",
-                          name, key);
-            v = (long long)x->via.u64;
-        }
-    }
-    msgpack_zone_destroy(&zone);
-    free(data);
-    return v;
-}
-
-/* Wait until the head lists `n` nodes (10 s). */
-static void wait_nodes(long long n)
-{
-    for (int i = 0; i < test_ms(200); i++) {
-        if (stat_of(c, "node_slots") >= 0) {
-            msgpack_zone zone;
-            void *data;
-            msgpack_zone_init(&zone, 4096);
-            msgpack_object st = head_stats(&zone, &data);
-            const msgpack_object *nodes = map_get(&st, "nodes");
-            long long have = nodes ? (long long)nodes->via.array.size : -1;
-            msgpack_zone_destroy(&zone);
-            free(data);
-            if (have == n)
-                return;
-        }
-        usleep(50000);
-    }
-    ck_abort_msg("the head never listed %lld node(s)", n);
-}
-
-static void wait_log(const forqd_t *d, const char *text, int ms)
-{
-    for (int i = 0; i < test_ms(ms) / 20; i++) {
-        if (forqd_log_has(d, text))
-            return;
-        usleep(20000);
-    }
-    ck_abort_msg("forqd's log never said '%s'", text);
-}
-
-/* ---- spreading ---- */
 
 /* 10,000 jobs (2,000 quick) over a head and three nodes: every one answered once, with its
  * own result, and every node took a share. */
@@ -343,148 +177,6 @@ START_TEST(test_blocked_job_does_not_hold_the_queue)
 }
 END_TEST
 
-/* ---- failures ---- */
-
-/* kill -9 of a node in the middle of a map: the chunks it held are retried elsewhere, every
- * item is answered, the map completes. */
-START_TEST(test_node_killed_mid_map_map_completes)
-{
-    forqd_t n[3] = {0};
-    const char *names[3] = {"k1", "k2", "k3"};
-    size_t items = 240;
-    const void **it = calloc(items, sizeof(*it));
-    size_t *lens = calloc(items, sizeof(*lens));
-    static const char item[] = {(char)0xcb, 0x3f,       (char)0x94, 0x7a, (char)0xe1,
-                                0x47,       (char)0xae, 0x14,       0x7b}; /* 0.02 (float 64) */
-    forq_map_opts_t mo;
-    forq_map_t *m;
-    forq_map_item_t r;
-    size_t got = 0;
-
-    start_head(1, (const char *const[]){"--tag", "head", NULL});
-    for (int i = 0; i < 3; i++)
-        start_node(&n[i], names[i], 2, false, (const char *const[]){"--tag", "n", NULL});
-    wait_nodes(3);
-    for (size_t i = 0; i < items; i++) {
-        it[i] = item;
-        lens[i] = sizeof(item);
-    }
-    forq_map_opts_init(&mo);
-    mo.chunksize = 4;
-    mo.window = 16;
-    mo.job.retries = 3;
-    mo.job.tags = "n"; /* nodes only: the head's own worker takes none */
-    ck_assert_int_eq(forq_map(c, "sleep", (const void *const *)it, lens, items, &mo, &m), FORQ_OK);
-    while (got < 20) {
-        ck_assert_int_eq(forq_map_next(m, test_ms(30000), &r), FORQ_OK);
-        ck_assert_int_eq(r.state, FORQ_STATE_OK);
-        got++;
-    }
-    ck_assert_int_gt(node_stat("k2", "inflight"), 0);
-    e2e_kill(&n[1]);
-    for (; forq_map_next(m, test_ms(30000), &r) == FORQ_OK; got++)
-        ck_assert_msg(r.state == FORQ_STATE_OK, "item %zu: %s", r.index, r.detail);
-    ck_assert_uint_eq(got, items);
-    ck_assert_uint_eq(forq_map_failed(m), 0);
-    forq_map_destroy(&m);
-    ck_assert_int_gt(stat_of(c, "retried"), 0);
-    ck_assert_int_eq(stat_of(c, "lost"), 0);
-    ck_assert_int_eq(node_stat("k2", "done"), -1); /* gone from the list */
-    ck_assert(forqd_log_has(&head, "node k2 lost"));
-    free(it);
-    free(lens);
-    ck_assert_int_eq(forqd_stop(&n[0]), 0);
-    ck_assert_int_eq(forqd_stop(&n[2]), 0);
-    e2e_down(&head, &c);
-}
-END_TEST
-
-/* A frozen node (SIGSTOP) is lost within 3 heartbeats; its jobs run elsewhere; when it thaws
- * its late results are dropped (each job answered once), and it rejoins and gets work again.
- * A job without retries that was on it is answered lost, naming the node. */
-START_TEST(test_frozen_node_lost_late_results_dropped_rejoins)
-{
-    forqd_t a = {0}, b = {0};
-    forq_future_t *f[4], *once;
-    forq_submit_opts_t o = submit_opts();
-    uint64_t t0;
-
-    start_head(1, NULL);
-    start_node(&a, "frozen", 1, false, (const char *const[]){"--tag", "n", NULL});
-    wait_nodes(1);
-    o.tags = "n";
-    once = submit_json(c, "sleep", "[0.5]", &o); /* no retries: lost with its node */
-    o.retries = 2;
-    for (int i = 0; i < 4; i++)
-        f[i] = submit_json(c, "sleep", "[0.5]", &o);
-    wait_running(c, forq_future_id(once));
-    start_node(&b, "thawed", 2, false, (const char *const[]){"--tag", "n", NULL});
-    wait_nodes(2);
-    kill(a.pid, SIGSTOP);
-    t0 = mono_ms();
-    while (node_stat("frozen", "slots") >= 0 && mono_ms() - t0 < 5000)
-        usleep(10000);
-    /* 3 intervals of 200 ms, and the head's turn and this poll */
-    ck_assert_msg(mono_ms() - t0 < 1200, "the frozen node was lost after %llu ms",
-                  (unsigned long long)(mono_ms() - t0));
-    ck_assert_int_eq(wait_state(once, 10000), FORQ_STATE_LOST);
-    ck_assert_ptr_nonnull(strstr(forq_future_detail(once), "node frozen lost"));
-    for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(wait_state(f[i], 10000), FORQ_STATE_OK);
-    usleep(300000); /* the frozen node's workers finished their sleeps meanwhile */
-    kill(a.pid, SIGCONT);
-    wait_log(&head, "dropped the late result", 5000);
-    wait_nodes(2); /* it rejoined */
-    ck_assert_int_eq(stat_of(c, "ok"), 4);
-    ck_assert_int_eq(stat_of(c, "lost"), 1);
-    /* it gets work again: more jobs than the other node has credit for */
-    for (int i = 0; i < 4; i++)
-        forq_future_destroy(&f[i]);
-    for (int i = 0; i < 4; i++)
-        f[i] = submit_json(c, "sleep", "[0.3]", &o);
-    for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(wait_state(f[i], 10000), FORQ_STATE_OK);
-        forq_future_destroy(&f[i]);
-    }
-    ck_assert_int_gt(node_stat("frozen", "done"), 0);
-    ck_assert_int_eq(stat_of(c, "ok"), 8);
-    forq_future_destroy(&once);
-    ck_assert_int_eq(forqd_stop(&a), 0);
-    ck_assert_int_eq(forqd_stop(&b), 0);
-    e2e_down(&head, &c);
-}
-END_TEST
-
-/* A head frozen for longer than 3 heartbeats: its node loses it, keeps its job running, joins
- * again when the head thaws and reports the job, which ends ok on its first attempt. */
-START_TEST(test_frozen_head_node_keeps_and_reports_its_job)
-{
-    forqd_t a = {0};
-    forq_future_t *f;
-    forq_submit_opts_t o = submit_opts();
-
-    start_head(1, NULL);
-    start_node(&a, "patient", 1, false, (const char *const[]){"--tag", "n", NULL});
-    wait_nodes(1);
-    o.tags = "n";
-    f = submit_json(c, "sleep", "[2]", &o);
-    wait_running(c, forq_future_id(f));
-    kill(head.pid, SIGSTOP);
-    wait_log(&a, "lost the head", 5000);
-    kill(head.pid, SIGCONT);
-    wait_log(&a, "rejoined", 5000);
-    ck_assert(forqd_log_has(&a, "1 run(s) held"));
-    ck_assert_int_eq(node_stat("patient", "inflight"), 1);
-    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
-    ck_assert_uint_eq(forq_future_attempts(f), 1);
-    forq_future_destroy(&f);
-    ck_assert_int_eq(stat_of(c, "lost") + stat_of(c, "retried"), 0);
-    ck_assert(!forqd_log_has(&head, "node patient lost"));
-    ck_assert_int_eq(forqd_stop(&a), 0);
-    e2e_down(&head, &c);
-}
-END_TEST
-
 /* Across the hop: priorities order what waits at the head (a high-priority job overtakes the
  * low ones queued before it), a crash at the node is retried by the head (one attempt more),
  * and a crash without retries is answered crashed with the node's signal. */
@@ -579,81 +271,6 @@ START_TEST(test_cancel_and_timeout_on_a_node)
 }
 END_TEST
 
-/* A node that leaves (SIGTERM) says so, finishes the job it runs and hands back the one it had
- * not started, which runs on another node: no attempt lost, nothing retried, exit 0. */
-START_TEST(test_node_leaves_cleanly_its_jobs_finish_or_move)
-{
-    forqd_t a = {0}, b = {0};
-    forq_future_t *f[4];
-    forq_submit_opts_t o = submit_opts();
-    int status;
-
-    start_head(1, NULL);
-    start_node(&a, "leaver", 1, false, (const char *const[]){"--tag", "n", NULL});
-    wait_nodes(1);
-    o.tags = "n";
-    for (int i = 0; i < 2; i++) /* credit 2: one runs at the node, one waits there */
-        f[i] = submit_json(c, "sleep", "[0.4]", &o);
-    wait_running(c, forq_future_id(f[0]));
-    ck_assert_int_eq(node_stat("leaver", "inflight"), 2);
-    start_node(&b, "stayer", 1, false, (const char *const[]){"--tag", "n", NULL});
-    wait_nodes(2);
-    for (int i = 2; i < 4; i++)
-        f[i] = submit_json(c, "sleep", "[0.4]", &o);
-    kill(a.pid, SIGTERM);
-    ck_assert_int_eq(waitpid(a.pid, &status, 0), a.pid);
-    a.pid = 0;
-    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(wait_state(f[i], 10000), FORQ_STATE_OK);
-        ck_assert_uint_eq(forq_future_attempts(f[i]), 1);
-        forq_future_destroy(&f[i]);
-    }
-    ck_assert(forqd_log_has(&head, "node leaver is leaving"));
-    wait_log(&head, "node leaver left", 5000);
-    ck_assert_int_eq(stat_of(c, "retried") + stat_of(c, "lost"), 0);
-    ck_assert_int_eq(node_stat("stayer", "done"), 3);
-    ck_assert_int_eq(forqd_stop(&b), 0);
-    e2e_down(&head, &c);
-}
-END_TEST
-
-/* The head killed and started again under its node: the node rejoins, the run it held for the
- * old head is cancelled there, and it gets the new head's work. */
-START_TEST(test_head_restarted_node_rejoins)
-{
-    forqd_t a = {0};
-    forq_client_t *ca;
-    forq_future_t *f;
-    int status;
-
-    start_head(1, NULL);
-    start_node(&a, "steady", 1, true, NULL);
-    wait_nodes(1);
-    f = submit_json(c, "spin", "[]", NULL);
-    wait_running(c, forq_future_id(f));
-    forq_future_destroy(&f);
-    forq_client_destroy(&c);
-    kill(head.pid, SIGKILL);
-    waitpid(head.pid, &status, 0);
-    head.pid = 0;
-    start_head(1, NULL); /* the same port: this test process's */
-    wait_nodes(1);
-    wait_log(&a, "rejoined", 5000);
-    ca = forqd_client(&a);
-    for (int i = 0; i < test_ms(100) && stat_of(ca, "cancelled") < 1; i++)
-        usleep(50000);
-    ck_assert_int_eq(stat_of(ca, "cancelled"), 1); /* the old head's spin */
-    forq_client_destroy(&ca);
-    f = submit_json(c, "getpid", "[]", NULL);
-    ck_assert_int_eq(wait_state(f, 10000), FORQ_STATE_OK);
-    forq_future_destroy(&f);
-    ck_assert_int_eq(node_stat("steady", "done"), 1);
-    ck_assert_int_eq(forqd_stop(&a), 0);
-    e2e_down(&head, &c);
-}
-END_TEST
-
 /* The node settings are checked before anything starts, each error one line that says what
  * to do. */
 START_TEST(test_node_settings_checked)
@@ -681,40 +298,6 @@ START_TEST(test_node_settings_checked)
 }
 END_TEST
 
-/* A node whose head does not come back within --node-grace cancels the job it kept. */
-START_TEST(test_node_grace_over_cancels_kept_jobs)
-{
-    forqd_t a = {0};
-    forq_client_t *ca;
-    forq_future_t *f;
-    forq_submit_opts_t o = submit_opts();
-    int status;
-
-    start_head(1, NULL);
-    start_node(&a, "orphan", 1, false,
-               (const char *const[]){"--tag", "n", "--node-grace", "1", NULL});
-    wait_nodes(1);
-    o.tags = "n";
-    f = submit_json(c, "sleep", "[30]", &o);
-    wait_running(c, forq_future_id(f));
-    forq_future_destroy(&f);
-    forq_client_destroy(&c);
-    kill(head.pid, SIGKILL);
-    waitpid(head.pid, &status, 0);
-    head.pid = 0;
-    wait_log(&a, "lost the head", 5000);
-    wait_log(&a, "stayed away longer than --node-grace: 1 run(s) cancelled", 5000);
-    ca = forqd_client(&a);
-    for (int i = 0; i < test_ms(100) && stat_of(ca, "cancelled") < 1; i++)
-        usleep(50000);
-    ck_assert_int_eq(stat_of(ca, "cancelled"), 1);
-    ck_assert_int_eq(stat_of(ca, "running"), 0);
-    forq_client_destroy(&ca);
-    ck_assert_int_eq(forqd_stop(&a), 0);
-    forqd_stop(&head); /* its directory */
-}
-END_TEST
-
 /* ---- keys ---- */
 
 /* `forqd --server-key FILE --show-key`: makes the pair, prints the public key into pub. */
@@ -730,7 +313,8 @@ static void make_key(const char *file, char pub[41])
 }
 
 /* Over CURVE: a node whose key has the node role joins; an unknown key fails the handshake,
- * and a listed key without the role is refused at its join; both are logged. */
+ * and so does a listed key without the node role; both are logged, and the nodes say what to
+ * check. */
 START_TEST(test_node_keys_curve_and_roles)
 {
     char dir[256], hkey[300], k1[300], k2[300], k3[300], clients[300], line[400];
@@ -806,7 +390,7 @@ static Suite *nodes_suite(void)
     tcase_add_test(core, test_node_keys_curve_and_roles);
     tcase_add_test(core, test_node_settings_checked);
     suite_add_tcase(s, core);
-    /* under valgrind (FORQ_TEST_CORE_ONLY) the core cases only: the others time losses */
+    /* under valgrind (FORQ_TEST_CORE_ONLY) the core cases only */
     if (getenv("FORQ_TEST_CORE_ONLY"))
         return s;
     full = tcase_create("full");
@@ -814,13 +398,7 @@ static Suite *nodes_suite(void)
     tcase_add_test(full, test_task_and_tags_choose_the_node);
     tcase_add_test(full, test_dict_incr_from_every_node_adds_up);
     tcase_add_test(full, test_blocked_job_does_not_hold_the_queue);
-    tcase_add_test(full, test_node_killed_mid_map_map_completes);
-    tcase_add_test(full, test_frozen_node_lost_late_results_dropped_rejoins);
-    tcase_add_test(full, test_frozen_head_node_keeps_and_reports_its_job);
     tcase_add_test(full, test_priorities_and_retries_across_the_hop);
-    tcase_add_test(full, test_node_leaves_cleanly_its_jobs_finish_or_move);
-    tcase_add_test(full, test_head_restarted_node_rejoins);
-    tcase_add_test(full, test_node_grace_over_cancels_kept_jobs);
     suite_add_tcase(s, full);
     return s;
 }

@@ -3,10 +3,10 @@
  * forqd's own key pair and the head's public key), joins, heartbeats, and feeds the jobs the
  * head sends straight into this forqd's own request handling (commands.c), as a local
  * client's requests under a routing id no client can have, whose answers outbox.c hands back
- * here (nodelink_route): no socket in between. The node's forkserver, workers, plugins, run timeouts and cancel are
- * the ones every forqd has. Results and progress go back untouched, named by the head's run
- * id. A node that loses its head keeps its jobs for --node-grace, reports them if it rejoins,
- * and cancels them otherwise. */
+ * here (nodelink_route): no socket in between. The node's forkserver, workers, plugins, run
+ * timeouts and cancel are the ones every forqd has. Results and progress go back untouched, named
+ * by the head's run id. A node that loses its head keeps its jobs for --node-grace, reports them if
+ * it rejoins, and cancels them otherwise. */
 #ifndef FORQ_NODELINK_H
 #define FORQ_NODELINK_H
 
