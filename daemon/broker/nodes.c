@@ -113,15 +113,22 @@ void nodes_run_end(nodes_t *n, job_t *job)
     free(r);
 }
 
-/* A node is gone (lost, or replaced): each of its jobs is retried if it may be, else lost. */
+/* A node is gone: each of its jobs is retried if it may be, else lost; why NULL: it left
+ * cleanly, and its jobs go back to the queue. */
 static void node_drop(nodes_t *n, node_t *node, const char *why)
 {
     char msg[WIRE_TEXT_MAX];
 
-    snprintf(msg, sizeof(msg), "node %s lost (%s)", node->name, why);
+    snprintf(msg, sizeof(msg), "node %s lost (%s)", node->name, why ? why : "it left");
     while (node->runs) {
         job_t *job = node->runs->job;
         wire_hdr_t x = {.msg = wire_str(msg)};
+        if (!why) {
+            /* it left cleanly, having answered every run it saw: it never saw this one (sent
+             * as it was stopping), which runs elsewhere, no attempt spent */
+            jobs_requeue(n->b->jobs, job);
+            continue;
+        }
         if (!jobs_retry(n->b->jobs, job))
             jobs_finish(n->b->jobs, job, WIRE_ST_LOST, &x, NULL);
     }
@@ -319,8 +326,11 @@ static void on_fjp(nodes_t *n, node_t *node, zmq_msg_t *f, int nf)
     bool asked = job->x && job->x->cancel_told;
     if (h.state == WIRE_ST_RUNNING || h.state == WIRE_ST_QUEUED || h.state == WIRE_ST_UNKNOWN)
         return;
-    if (h.state == WIRE_ST_CANCELLED && !asked && !h.attempts) {
-        /* the node stopped before it started the job: it runs elsewhere, no attempt spent */
+    if ((h.state == WIRE_ST_CANCELLED && !asked && !h.attempts) ||
+        (h.state == WIRE_ST_REJECTED && h.code.ptr && h.code.len == 13 &&
+         memcmp(h.code.ptr, "shutting_down", 13) == 0)) {
+        /* the node stopped before it started the job (or as it came): it runs elsewhere, no
+         * attempt spent */
         jobs_requeue(n->b->jobs, job);
         return;
     }
@@ -385,7 +395,7 @@ static bool node_input(nodes_t *n)
         node->draining = true;
     } else if (nodemsg_is(&f[1], "gone")) {
         log_notice("node %s left", node->name);
-        node_drop(n, node, "it left");
+        node_drop(n, node, NULL);
     }
 out:
     nodemsg_close(f, nf);
