@@ -444,6 +444,8 @@ forq_err_t forq_submit(forq_client_t *c, const char *task, const void *args, siz
          !opts->store_key || !*opts->store_key || strlen(opts->store_key) > WIRE_KEY_MAX))
         return errors_fail(FORQ_ERR_INVALID, "store_dict (a dict name) and store_key (1-1024 "
                                              "bytes) go together");
+    if (opts->tags && (!*opts->tags || strlen(opts->tags) > 256))
+        return errors_fail(FORQ_ERR_INVALID, "tags must be 1-256 bytes: names joined by commas");
     if (!args || wire_check(args, args_len, WIRE_DEPTH_MAX, &werr) < 0)
         return errors_fail(FORQ_ERR_INVALID, "args must be exactly one msgpack value: %s",
                            args ? werr.msg : "args is NULL");

@@ -51,6 +51,7 @@ struct forq_future {
     char task[FORQ_ID_MAX + 1];
     forq_submit_opts_t opts;      /* opts.id is NULL: the key is the id; the strings are below */
     char *store_dict, *store_key; /* owned copies behind opts.store_dict, opts.store_key */
+    char *tags;                   /* owned copy behind opts.tags */
     bool chunk;                   /* a map's chunk job */
     void *args;                   /* owned copy, only when opts.retries > 0 */
     size_t args_len;              /* its size, kept also without the copy */

@@ -42,6 +42,7 @@ static void future_free(forq_future_t *f)
     free(f->args);
     free(f->store_dict);
     free(f->store_key);
+    free(f->tags);
     free(f->p_text);
     free(f->result);
     free(f->etype);
@@ -89,7 +90,9 @@ forq_err_t future_set_job(forq_future_t *f, const char *task, const forq_submit_
     /* copies: the job may be submitted again long after the caller's strings are gone */
     f->opts.store_dict = f->store_dict = opts->store_dict ? strdup(opts->store_dict) : NULL;
     f->opts.store_key = f->store_key = opts->store_key ? strdup(opts->store_key) : NULL;
-    if ((opts->store_dict && !f->store_dict) || (opts->store_key && !f->store_key))
+    f->opts.tags = f->tags = opts->tags ? strdup(opts->tags) : NULL;
+    if ((opts->store_dict && !f->store_dict) || (opts->store_key && !f->store_key) ||
+        (opts->tags && !f->tags))
         return errors_fail(FORQ_ERR_NOMEM, "out of memory");
     return FORQ_OK;
 }
@@ -112,7 +115,8 @@ void future_submit_hdr(const forq_future_t *f, wire_hdr_t *ret_h)
                      .cpu_s = o->max_cpu_seconds,
                      .chunk = f->chunk,
                      .name = wire_str(o->store_dict),
-                     .key = wire_str(o->store_key)};
+                     .key = wire_str(o->store_key),
+                     .tags = wire_str(o->tags)};
 }
 
 static char *dup_str(wire_str_t s)

@@ -44,6 +44,7 @@ struct forq_map {
     char task[FORQ_ID_MAX + 1];
     forq_map_opts_t opts;         /* opts.job's strings are the copies below */
     char *store_dict, *store_key; /* owned */
+    char *tags;                   /* owned */
     forq_map_feed_fn feed;        /* the input, or NULL for an array or a generator */
     forq_map_gen_fn gen;          /* the input packed by the caller's callback, or NULL */
     void *feed_ud;                /* userdata of feed or gen */
@@ -345,11 +346,13 @@ static forq_err_t map_new(forq_client_t *c, const char *task, const forq_map_opt
         opts && opts->job.store_dict ? strdup(opts->job.store_dict) : NULL;
     m->opts.job.store_key = m->store_key =
         opts && opts->job.store_key ? strdup(opts->job.store_key) : NULL;
+    m->opts.job.tags = m->tags = opts && opts->job.tags ? strdup(opts->job.tags) : NULL;
     if ((opts && opts->job.store_dict && !m->store_dict) ||
-        (opts && opts->job.store_key && !m->store_key) ||
+        (opts && opts->job.store_key && !m->store_key) || (opts && opts->job.tags && !m->tags) ||
         (m->opts.unordered && !(m->cq = cq_new(m->opts.window)))) {
         free(m->store_dict);
         free(m->store_key);
+        free(m->tags);
         free(m);
         return errors_fail(FORQ_ERR_NOMEM, "out of memory");
     }
@@ -504,5 +507,6 @@ void forq_map_destroy(forq_map_t **mp)
     msgpack_sbuffer_destroy(&m->item);
     free(m->store_dict);
     free(m->store_key);
+    free(m->tags);
     free(m);
 }

@@ -90,6 +90,17 @@ static const char usage[] =
     "                              forkserver with threads may fork broken workers)\n"
     "      --python-runtime FILE   the Python task runtime (default\n"
     "                              " FORQ_PYTHON_RUNTIME ")\n"
+    "      --node-listen EP        accept worker nodes on EP (tcp://HOST:PORT, CURVE: their\n"
+    "                              keys need the node role in the clients file); repeatable\n"
+    "      --join EP               run as a node of the head forqd at EP (tcp://HOST:PORT)\n"
+    "      --head-key KEY          the head's CURVE public key (its forqd --show-key)\n"
+    "      --tag NAME              a tag this forqd's workers have (submit option tags);\n"
+    "                              repeatable\n"
+    "      --node-name NAME        the name a node joins under (default: the host name)\n"
+    "      --heartbeat MS          head: the heartbeat interval of the node link; a node\n"
+    "                              silent for 3 of them is lost (default 1000)\n"
+    "      --node-grace SECONDS    node: how long jobs keep running after the head is lost,\n"
+    "                              waiting for a rejoin, before they are cancelled (default 30)\n"
     "  -c, --config FILE           read settings from FILE (INI: every option above as\n"
     "                              `name = value`, repeatable ones on several lines);\n"
     "                              default " FORQ_CONFIG_DEFAULT " if it exists; flags win\n"
@@ -135,6 +146,13 @@ enum {
     OPT_PYTHON_TASK,
     OPT_PYTHON_ALLOW_THREADS,
     OPT_PYTHON_RUNTIME,
+    OPT_NODE_LISTEN,
+    OPT_JOIN,
+    OPT_HEAD_KEY,
+    OPT_TAG,
+    OPT_NODE_NAME,
+    OPT_HEARTBEAT,
+    OPT_NODE_GRACE,
 };
 
 static void strv_push(strv_t *v, const char *s)
@@ -234,6 +252,13 @@ static const struct option long_opts[] = {
     {"python-task", required_argument, NULL, OPT_PYTHON_TASK},
     {"python-allow-threads", no_argument, NULL, OPT_PYTHON_ALLOW_THREADS},
     {"python-runtime", required_argument, NULL, OPT_PYTHON_RUNTIME},
+    {"node-listen", required_argument, NULL, OPT_NODE_LISTEN},
+    {"join", required_argument, NULL, OPT_JOIN},
+    {"head-key", required_argument, NULL, OPT_HEAD_KEY},
+    {"tag", required_argument, NULL, OPT_TAG},
+    {"node-name", required_argument, NULL, OPT_NODE_NAME},
+    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+    {"node-grace", required_argument, NULL, OPT_NODE_GRACE},
     /* the options above are the settings a config file may hold; these are not */
     {"config", required_argument, NULL, 'c'},
     {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -274,6 +299,8 @@ static void defaults(config_t *cfg)
     cfg->dict_max_value = 16L << 20;
     cfg->dict_max_bytes = 1L << 30;
     cfg->forkserver_fd = -1;
+    cfg->heartbeat_ms = 1000;
+    cfg->node_grace_ms = 30000;
 }
 
 /* Where a setting came from, for --check-config's errors: "FILE:LINE" of "FILE:LINE: name",
@@ -410,6 +437,58 @@ static int set_option(config_t *cfg, int code, const char *what, const char *arg
         free(cfg->python_runtime);
         cfg->python_runtime = xstrdup(arg);
         return 0;
+    case OPT_NODE_LISTEN:
+        if (strncmp(arg, "tcp://", 6) != 0 && strncmp(arg, "ipc://", 6) != 0) {
+            fprintf(stderr, "forqd: %s takes tcp://HOST:PORT (or ipc://PATH), not '%s'\n", what,
+                    arg);
+            return -EINVAL;
+        }
+        strv_push(&cfg->node_listen, arg);
+        return 0;
+    case OPT_JOIN:
+        if (strncmp(arg, "tcp://", 6) != 0 && strncmp(arg, "ipc://", 6) != 0) {
+            fprintf(stderr, "forqd: %s takes the head's node endpoint, tcp://HOST:PORT, not '%s'\n",
+                    what, arg);
+            return -EINVAL;
+        }
+        free(cfg->join);
+        cfg->join = xstrdup(arg);
+        return 0;
+    case OPT_HEAD_KEY:
+        if (strlen(arg) != 40) {
+            fprintf(stderr,
+                    "forqd: %s takes the head's public key, 40 Z85 characters (its forqd "
+                    "--show-key), not '%s'\n",
+                    what, arg);
+            return -EINVAL;
+        }
+        free(cfg->head_key);
+        cfg->head_key = xstrdup(arg);
+        return 0;
+    case OPT_TAG:
+        if (!wire_id_is_valid(arg, strlen(arg)) || strchr(arg, ',')) {
+            fprintf(stderr, "forqd: %s takes a name of 1-64 of A-Z a-z 0-9 . _ : -, not '%s'\n",
+                    what, arg);
+            return -EINVAL;
+        }
+        strv_push(&cfg->tags, arg);
+        return 0;
+    case OPT_NODE_NAME:
+        if (!wire_id_is_valid(arg, strlen(arg))) {
+            fprintf(stderr, "forqd: %s takes a name of 1-64 of A-Z a-z 0-9 . _ : -, not '%s'\n",
+                    what, arg);
+            return -EINVAL;
+        }
+        free(cfg->node_name);
+        cfg->node_name = xstrdup(arg);
+        return 0;
+    case OPT_HEARTBEAT:
+        return number(what, arg, 10, 600000, &cfg->heartbeat_ms);
+    case OPT_NODE_GRACE:
+        if (number(what, arg, 0, 86400, &v) < 0)
+            return -EINVAL;
+        cfg->node_grace_ms = v * 1000;
+        return 0;
     case OPT_FORKSERVER_FD:
         if (number(what, arg, 0, 65535, &v) < 0)
             return -EINVAL;
@@ -508,8 +587,14 @@ static int load_file(config_t *cfg, const char *path, bool required)
 }
 
 /* The repeatable settings: a flag's values replace the file's. */
-static const int list_codes[] = {
-    'l', 't', OPT_ALLOW_EXEC, OPT_PYTHON_PATH, OPT_PYTHON_IMPORT, OPT_PYTHON_TASK};
+static const int list_codes[] = {'l',
+                                 't',
+                                 OPT_ALLOW_EXEC,
+                                 OPT_PYTHON_PATH,
+                                 OPT_PYTHON_IMPORT,
+                                 OPT_PYTHON_TASK,
+                                 OPT_NODE_LISTEN,
+                                 OPT_TAG};
 #define N_LISTS (sizeof(list_codes) / sizeof(list_codes[0]))
 
 static int list_index(int code)
@@ -523,7 +608,8 @@ static int list_index(int code)
 static strv_t *list_of(config_t *cfg, int code)
 {
     strv_t *lists[N_LISTS] = {&cfg->listen,      &cfg->tasks,         &cfg->exec_allow,
-                              &cfg->python_path, &cfg->python_import, &cfg->python_task};
+                              &cfg->python_path, &cfg->python_import, &cfg->python_task,
+                              &cfg->node_listen, &cfg->tags};
     return lists[list_index(code)];
 }
 
@@ -630,6 +716,8 @@ int config_derive(config_t *cfg)
     char dir[4096], buf[4200];
     int r;
 
+    if (config_check_nodes(cfg) < 0)
+        return -EINVAL;
     if (endpoint_default_dir(dir, sizeof(dir)) < 0) {
         fprintf(stderr, "forqd: the runtime directory path is too long; set XDG_RUNTIME_DIR\n");
         return -ENAMETOOLONG;
@@ -660,6 +748,11 @@ void config_done(config_t *cfg)
     free(cfg->clients_file);
     free(cfg->server_key);
     free(cfg->ipc_group);
+    strv_free(&cfg->node_listen);
+    strv_free(&cfg->tags);
+    free(cfg->join);
+    free(cfg->head_key);
+    free(cfg->node_name);
     cfg->state_dir = cfg->config_file = cfg->clients_file = cfg->server_key = cfg->ipc_group = NULL;
 }
 

@@ -54,6 +54,13 @@ typedef struct {
     strv_t python_task;        /* MODULE:FUNCTION tasks named in the configuration */
     bool python_allow_threads; /* import modules that start threads all the same */
     char *python_runtime;      /* the Python runtime plugin; NULL: FORQ_PYTHON_RUNTIME */
+    strv_t node_listen;        /* endpoints where worker nodes join (--node-listen) */
+    char *join;                /* --join: run as a node of the head at this endpoint */
+    char *head_key;            /* --head-key: the head's CURVE public key (Z85) */
+    strv_t tags;               /* --tag: tags this forqd's workers have */
+    char *node_name;           /* --node-name: the name a node joins under; NULL: host name */
+    long heartbeat_ms;         /* node link heartbeat interval (the head's is agreed) */
+    long node_grace_ms;        /* a node keeps jobs this long after losing its head */
     bool show_key;             /* --show-key: print forqd's public key and exit */
     int forkserver_fd;         /* >= 0: this process is a re-executed forkserver (internal) */
     char *config_file;         /* the config file read, NULL if none */
@@ -71,6 +78,10 @@ int config_parse(config_t *cfg, int argc, char **argv);
 /* What --check-config checks beyond parsing: the plugin paths and the state directory exist.
  * 0, or -errno after printing the problem. */
 int config_check(const config_t *cfg);
+
+/* The node settings together: join over tcp needs head-key (or insecure-tcp), and names
+ * another forqd than this one. 0, or -EINVAL after printing the problem. */
+int config_check_nodes(const config_t *cfg);
 
 /* Print the configuration in effect as a config file forqd would read back. */
 void config_print(const config_t *cfg, FILE *out);

@@ -18,9 +18,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int config_check_nodes(const config_t *cfg)
+{
+    if (cfg->join && strncmp(cfg->join, "tcp://", 6) == 0 && !cfg->insecure_tcp && !cfg->head_key) {
+        fprintf(stderr,
+                "forqd: join = %s needs head-key (the head's forqd --show-key), or insecure-tcp "
+                "on both sides for a loopback test\n",
+                cfg->join);
+        return -EINVAL;
+    }
+    for (size_t i = 0; cfg->join && i < cfg->node_listen.n; i++)
+        if (strcmp(cfg->node_listen.items[i], cfg->join) == 0) {
+            fprintf(stderr,
+                    "forqd: join = %s is this forqd's own node-listen; join another "
+                    "forqd's\n",
+                    cfg->join);
+            return -EINVAL;
+        }
+    return 0;
+}
+
 int config_check(const config_t *cfg)
 {
     struct stat st;
+
+    if (config_check_nodes(cfg) < 0)
+        return -EINVAL;
 
     for (size_t i = 0; i < cfg->tasks.n; i++) {
         if (stat(cfg->tasks.items[i], &st) < 0) {
@@ -108,6 +131,16 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "insecure-tcp = %s\n", cfg->insecure_tcp ? "yes" : "no");
     if (cfg->ipc_group)
         fprintf(out, "ipc-group = %s\n", cfg->ipc_group);
+    print_list(out, "node-listen", &cfg->node_listen);
+    if (cfg->join)
+        fprintf(out, "join = %s\n", cfg->join);
+    if (cfg->head_key)
+        fprintf(out, "head-key = %s\n", cfg->head_key);
+    print_list(out, "tag", &cfg->tags);
+    if (cfg->node_name)
+        fprintf(out, "node-name = %s\n", cfg->node_name);
+    fprintf(out, "heartbeat = %ld\n", cfg->heartbeat_ms);
+    fprintf(out, "node-grace = %ld\n", cfg->node_grace_ms / 1000);
     print_list(out, "python-path", &cfg->python_path);
     print_list(out, "python-import", &cfg->python_import);
     print_list(out, "python-task", &cfg->python_task);
@@ -166,6 +199,9 @@ bool config_needs_curve(const config_t *cfg)
         return false;
     for (size_t i = 0; i < cfg->listen.n; i++)
         if (strncmp(cfg->listen.items[i], "tcp://", 6) == 0)
+            return true;
+    for (size_t i = 0; i < cfg->node_listen.n; i++)
+        if (strncmp(cfg->node_listen.items[i], "tcp://", 6) == 0)
             return true;
     return false;
 }

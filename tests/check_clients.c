@@ -98,12 +98,21 @@ START_TEST(test_good_file)
     ck_assert(!auth_may_write(b, "x", 1));
     ck_assert(!auth_is_admin(b));
     ck_assert(auth_is_admin(o));
+    ck_assert(!auth_is_node(a) && !auth_is_node(b) && !auth_is_node(o));
+    ck_assert(!auth_is_node(NULL) && !auth_is_node(auth_local()));
     ck_assert(auth_may_submit(o, "exec"));
     ck_assert(auth_may_write(o, "res.1", 5));
     ck_assert(auth_may_read(o, "scratch", 7));
     ck_assert(!auth_may_read(o, "results", 7));
     auth_table_free(&t);
     ck_assert_ptr_null(t);
+    /* the node role: a worker node may join; it gives no other right */
+    t = parse_ok(K1 " rack1-07 node\n");
+    a = auth_by_name(t, "rack1-07");
+    ck_assert(auth_is_node(a));
+    ck_assert(!auth_is_admin(a));
+    ck_assert(!auth_may_submit(a, "echo"));
+    auth_table_free(&t);
 }
 END_TEST
 
@@ -304,10 +313,11 @@ START_TEST(test_errors)
                                     "clients; choose another name");
     ASSERT_ERR(K1 " alice\n# x\n" K2 " alice\n", "clients.conf:3: the name 'alice' is already "
                                                  "taken (line 1); give each client its own name");
-    ASSERT_ERR(K1 " alice foo=bar\n", "clients.conf:1: unknown permission 'foo=bar'; use "
-                                      "tasks=GLOB,..., read=GLOB,..., write=GLOB,... or admin");
+    ASSERT_ERR(K1 " alice foo=bar\n",
+               "clients.conf:1: unknown permission 'foo=bar'; use "
+               "tasks=GLOB,..., read=GLOB,..., write=GLOB,..., admin or node");
     ASSERT_ERR(K1 " alice Admin\n", "clients.conf:1: unknown permission 'Admin'; use "
-                                    "tasks=GLOB,..., read=GLOB,..., write=GLOB,... or admin");
+                                    "tasks=GLOB,..., read=GLOB,..., write=GLOB,..., admin or node");
     ASSERT_ERR(K1 " alice exec\n", "clients.conf:1: unknown permission 'exec'; exec is a task: "
                                    "name it in tasks=...,exec");
     ASSERT_ERR(K1 " alice tasks\n", "clients.conf:1: tasks needs its globs: "
@@ -318,6 +328,9 @@ START_TEST(test_errors)
                                         "write just admin");
     ASSERT_ERR(K1 " alice admin tasks=* admin\n", "clients.conf:1: admin is given twice; give "
                                                   "it once");
+    ASSERT_ERR(K1 " rack1 node=yes\n", "clients.conf:1: 'node=yes': node takes no value; "
+                                       "write just node");
+    ASSERT_ERR(K1 " rack1 node node\n", "clients.conf:1: node is given twice; give it once");
     ASSERT_ERR(K1 " alice tasks=a tasks=b\n", "clients.conf:1: tasks= is given twice; list all "
                                               "its globs in one tasks=GLOB,GLOB...");
     ASSERT_ERR(K1 " alice read=\n", "clients.conf:1: empty glob in 'read='; separate globs with "

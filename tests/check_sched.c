@@ -123,6 +123,24 @@ START_TEST(test_many_clients_interleave)
 }
 END_TEST
 
+/* sched_take: a job taken past the first (the first could not run) gives its client's turn
+ * away as a pop does: the other client's jobs come next. */
+START_TEST(test_take_gives_the_turn_away)
+{
+    push(0, 0, 5);
+    push(1, 1, 5);
+    push(2, 0, 5);
+    push(3, 1, 5);
+    sched_take(&s, &jobs[0].item); /* client 0 had its turn: to the back */
+    ck_assert_uint_eq(s.total, 3);
+    ck_assert_int_eq(pop(), 1); /* client 1 (sched_remove would have left client 0 first) */
+    ck_assert_int_eq(pop(), 2);
+    ck_assert_int_eq(pop(), 3);
+    sched_take(&s, &jobs[3].item); /* not queued: nothing */
+    ck_assert_uint_eq(s.total, 0);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
     Suite *su = suite_create("sched");
@@ -132,6 +150,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, test_priority_order);
     tcase_add_test(tc, test_round_robin_between_clients);
     tcase_add_test(tc, test_remove_and_front);
+    tcase_add_test(tc, test_take_gives_the_turn_away);
     tcase_add_test(tc, test_many_clients_interleave);
     suite_add_tcase(su, tc);
     return su;

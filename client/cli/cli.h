@@ -123,12 +123,13 @@ void json_error_words(const char *where, const json_error_t *e, char *buf, size_
 /* ---- jobs.c: the options every job takes, in submit and map ---- */
 
 /* Their ids, above any command's own; JOB_OPTS are their entries for a command's opt_t table. */
-enum { O_JOB_TIMEOUT = 100, O_JOB_PRIORITY, O_JOB_RETRIES };
+enum { O_JOB_TIMEOUT = 100, O_JOB_PRIORITY, O_JOB_RETRIES, O_JOB_TAGS };
 /* clang-format off */
 #define JOB_OPTS \
     {"timeout", true, O_JOB_TIMEOUT}, \
     {"priority", true, O_JOB_PRIORITY}, \
-    {"retries", true, O_JOB_RETRIES}
+    {"retries", true, O_JOB_RETRIES}, \
+    {"tags", true, O_JOB_TAGS}
 /* clang-format on */
 /* Set the option `id` (one of O_JOB_*) to val in so; -1 after a message on stderr. */
 int job_option(int id, const char *val, forq_submit_opts_t *so);

@@ -83,6 +83,9 @@ int job_option(int id, const char *val, forq_submit_opts_t *so)
             return -1;
         so->retries = (unsigned)v;
         return 0;
+    case O_JOB_TAGS:
+        so->tags = val;
+        return 0;
     }
     return -1;
 }
@@ -123,6 +126,7 @@ int cmd_submit(const globals_t *g, int argc, char **argv)
         case O_JOB_TIMEOUT:
         case O_JOB_PRIORITY:
         case O_JOB_RETRIES:
+        case O_JOB_TAGS:
             if (job_option(r, a.val, &so) < 0)
                 return EXIT_USAGE;
             break;

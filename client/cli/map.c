@@ -291,6 +291,7 @@ int cmd_map(const globals_t *g, int argc, char **argv)
         case O_JOB_TIMEOUT:
         case O_JOB_PRIORITY:
         case O_JOB_RETRIES:
+        case O_JOB_TAGS:
             if (job_option(r, a.val, &mo.job) < 0)
                 return EXIT_USAGE;
             break;

@@ -39,6 +39,35 @@ static void task_of(forq_client_t *c, int tmo, const char *id, char *buf, size_t
         snprintf(buf, size, "-"); /* finished meanwhile */
 }
 
+/* The worker nodes that joined this forqd (a head), when there are any. */
+static void print_nodes(const json_t *s)
+{
+    const json_t *nodes = json_object_get(s, "nodes"), *n, *x;
+    size_t i, k;
+
+    if (!json_array_size(nodes))
+        return;
+    printf("nodes:     %zu joined, %lld slots\n", json_array_size(nodes),
+           (long long)jint(s, "node_slots"));
+    printf("  %-16s %-21s %5s %5s %9s %8s  %s\n", "NAME", "ADDRESS", "SLOTS", "BUSY", "JOBS DONE",
+           "HEARD", "TASKS / TAGS");
+    json_array_foreach(nodes, i, n)
+    {
+        char heard[32];
+        snprintf(heard, sizeof(heard), "%lld ms", (long long)jint(n, "heartbeat_ms"));
+        printf("  %-16s %-21s %5lld %5lld %9lld %8s  %zu task(s)",
+               json_string_value(json_object_get(n, "name")),
+               json_string_value(json_object_get(n, "address")), (long long)jint(n, "slots"),
+               (long long)jint(n, "busy"), (long long)jint(n, "done"), heard,
+               json_array_size(json_object_get(n, "tasks")));
+        json_array_foreach(json_object_get(n, "tags"), k, x)
+            printf("%s%s", k ? "," : "; tags ", json_string_value(x));
+        if (json_is_true(json_object_get(n, "draining")))
+            printf(" (leaving)");
+        printf("\n");
+    }
+}
+
 /* forqd's view for an operator: what `forq status` prints without an ID. */
 static void print_overview(const json_t *s, forq_client_t *c, int tmo)
 {
@@ -74,6 +103,7 @@ static void print_overview(const json_t *s, forq_client_t *c, int tmo)
                json_is_string(owner) ? json_string_value(owner) : "-",
                json_is_string(job) ? json_string_value(job) : "-");
     }
+    print_nodes(s);
     printf("queue:     %lld queued, %lld sent ahead, %lld running", (long long)jint(s, "queued"),
            (long long)jint(s, "ahead"), (long long)jint(s, "running"));
     if (jint(s, "queued") > 0) {

@@ -37,6 +37,7 @@ struct auth_client {
     UT_hash_handle hh_name; /* in auth_table.by_name */
     uint8_t key[32];        /* CURVE public key */
     bool admin;             /* may act on other clients' jobs */
+    bool node;              /* may join as a worker node (--node-listen) */
     bool local;             /* the ipc identity: every right */
     unsigned line;          /* where the file gave it (duplicate errors name it) */
     globs_t perm[PERM_COUNT];
@@ -259,6 +260,15 @@ static int parse_perms(const pos_t *p, auth_client_t *c, const char *at, const c
             c->admin = true;
             continue;
         }
+        if (klen == 4 && memcmp(f.s, "node", 4) == 0) {
+            if (eq)
+                return fail(p, "'%s': node takes no value; write just node",
+                            shown(f.s, f.len, show));
+            if (c->node)
+                return fail(p, "node is given twice; give it once");
+            c->node = true;
+            continue;
+        }
         for (k = 0; k < PERM_COUNT; k++)
             if (strlen(perm_names[k]) == klen && memcmp(f.s, perm_names[k], klen) == 0)
                 break;
@@ -268,7 +278,7 @@ static int parse_perms(const pos_t *p, auth_client_t *c, const char *at, const c
                                "tasks=...,exec");
             return fail(p,
                         "unknown permission '%s'; use tasks=GLOB,..., read=GLOB,..., "
-                        "write=GLOB,... or admin",
+                        "write=GLOB,..., admin or node",
                         shown(f.s, f.len, show));
         }
         if (!eq)
@@ -540,6 +550,11 @@ bool auth_may_write(const auth_client_t *c, const char *dict, size_t len)
 bool auth_is_admin(const auth_client_t *c)
 {
     return c && c->admin;
+}
+
+bool auth_is_node(const auth_client_t *c)
+{
+    return c && c->node && !c->local;
 }
 
 const char *auth_missing(const auth_client_t *c, auth_action_t action, const char *name, size_t len,

@@ -14,6 +14,7 @@
  *   #   read=GLOB[,GLOB...]    dicts it may read
  *   #   write=GLOB[,GLOB...]   dicts it may read and write
  *   #   admin                  other clients' jobs: status, cancel, wait, fetch, listing, purge
+ *   #   node                   may join as a worker node on a --node-listen endpoint
  *   y7e0Z6rzqEalf#GC-adz)2ZxtC1^52^)yrXR8tzu  lab-01   tasks=count_*,sha256 read=* write=scratch
  *   Ah3%tHV]zuoupTmQ4mfC.BD9(?h2Yt%25}aNugc>  ops      admin tasks=*,exec
  *
@@ -105,6 +106,8 @@ bool auth_may_write(const auth_client_t *c, const char *dict, size_t len);
 
 /* May c act on other clients' jobs (status, cancel, wait, fetch, listing, purge)? */
 bool auth_is_admin(const auth_client_t *c);
+/* May it join as a worker node (the `node` role)? False for NULL and for local. */
+bool auth_is_node(const auth_client_t *c);
 
 /* The permission c lacks to do `action` on `name` (len bytes, not NUL-terminated; ignored for
  * AUTH_ADMIN), in words for a `forbidden` error: "tasks=count_primes", "read=results",

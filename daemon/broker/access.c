@@ -194,6 +194,13 @@ static bool zap_one(access_t *a)
                      "add a line for it to let it in",
                      addr, key);
         zap_reply(a->zap, &f[1], "400", "unknown key", "");
+    } else if (frame_is(&f[2], ACCESS_NODE_DOMAIN) && !auth_is_node(c)) {
+        /* the node endpoint: only keys with the node role (PROTOCOL.md section 14.1) */
+        if (may_log(a, REFUSED_KEY))
+            log_warn("refused a node at %s: its key (%s) has no node role in the clients file; "
+                     "add `node` to its line",
+                     addr, auth_name(c));
+        zap_reply(a->zap, &f[1], "400", "not a node", "");
     } else {
         log_debug("tcp peer at %s admitted as %s", addr, auth_name(c));
         zap_reply(a->zap, &f[1], "200", "OK", auth_name(c));

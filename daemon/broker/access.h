@@ -43,6 +43,10 @@ int access_server_key(const config_t *cfg, char pub[FORQ_KEY_Z85], char sec[FORQ
  * NULL otherwise. */
 void access_bind_options(access_t *a, void *sock, const char *ep);
 
+/* The ZAP domain of the node endpoint (nodes.c sets it after access_bind_options): the ZAP
+ * handler admits there only keys with the node role. */
+#define ACCESS_NODE_DOMAIN "forq-node"
+
 /* After an ipc endpoint is bound: its socket file (and forqd's own runtime directory) only for
  * this user, or this user and --ipc-group. 0, or -errno after printing why. */
 int access_secure_ipc(access_t *a, const char *ep);

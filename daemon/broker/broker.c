@@ -12,6 +12,8 @@
 #include "forq_config.h"
 #include "jobs.h"
 #include "log.h"
+#include "nodelink.h"
+#include "nodes.h"
 #include "notify.h"
 #include "outbox.h"
 #include "pool.h"
@@ -74,6 +76,7 @@ static uint64_t drain_tick(void *ud, uint64_t now)
         HASH_ITER(hh, pool_workers(b->pool), w, tmp)
         if (w->job)
             pool_kill(b->pool, w, KILL_SHUTDOWN);
+        nodes_stop_all(b->nodes, false);
         b->drain_killed = true;
         b->drain_deadline = now + 5000;
         return b->drain_deadline;
@@ -87,6 +90,7 @@ static uint64_t drain_tick(void *ud, uint64_t now)
         while (w->ahead)
             jobs_finish(b->jobs, w->ahead, WIRE_ST_LOST, &x, NULL);
     }
+    nodes_stop_all(b->nodes, true);
     loop_stop(b->loop);
     return LOOP_NEVER;
 }
@@ -115,6 +119,7 @@ broker_t *broker_new(const config_t *cfg, pid_t fs_pid, int fs_fd)
     b->reload = reload_new(b);
     b->listen = listener_new(b);
     b->access = access_new(b);
+    b->nodes = nodes_new(b);
     if ((r = loop_signal_add(b->loop, SIGTERM, ORDER_SIGNALS, on_stop_signal, b)) < 0 ||
         (r = loop_signal_add(b->loop, SIGINT, ORDER_SIGNALS, on_stop_signal, b)) < 0) {
         fprintf(stderr, "forqd: cannot create a signalfd: %s\n", strerror(-r));
@@ -150,7 +155,10 @@ int broker_run(broker_t *b)
 {
     const counters_t *st = &b->st;
 
-    if (pool_start(b->pool, 30000) < 0 || listener_bind(b->listen) < 0)
+    if (pool_start(b->pool, 30000) < 0 || listener_bind(b->listen) < 0 ||
+        nodes_bind(b->nodes, listener_context(b->listen)) < 0)
+        return 1;
+    if (b->cfg->join && !(b->nodelink = nodelink_new(b, listener_context(b->listen))))
         return 1;
     log_notice("forqd %s ready: %ld workers, listening on %s%s", FORQ_VERSION, b->cfg->workers,
                b->cfg->listen.items[0], b->cfg->listen.n > 1 ? " and more" : "");
@@ -169,12 +177,14 @@ void broker_destroy(broker_t **bp)
 
     if (!b)
         return;
+    nodelink_destroy(&b->nodelink); /* first: what its forqd answered last goes to the head */
     outbox_destroy(&b->out, now_ms() + LAST_CHANCE_MS);
     pool_destroy(&b->pool);
     reload_destroy(&b->reload);
     jobs_destroy(&b->jobs);
     tasks_destroy(&b->tasks);
     stats_destroy(&b->stats);
+    nodes_destroy(&b->nodes);
     access_destroy(&b->access); /* its sockets first: the listener's context ends with it */
     listener_destroy(&b->listen);
     loop_destroy(&b->loop);

@@ -12,6 +12,9 @@
  *   reload.c    SIGHUP: a new configuration and forkserver, switched to at its HELLO
  *   access.c    CURVE, the ZAP handler, the clients file: who a client is, what it may do
  *   stats.c     counters, the stats reply, jobs/s, the service manager's view
+ *   dispatch.c  where queued jobs go each turn: own workers, worker nodes, ahead
+ *   nodes.c     a head's worker nodes (--node-listen): joins, credit, runs, heartbeats, loss
+ *   nodelink.c  a node's link to its head (--join), feeding this forqd's own queue
  *   loop.c      the event loop the others register with; knows none of them
  *
  * The only pair that calls each other is jobs.c and pool.c, through the small seam their
@@ -44,6 +47,8 @@ typedef struct reload reload_t;
 typedef struct stats stats_t;
 typedef struct listener listener_t;
 typedef struct access access_t;
+typedef struct nodes nodes_t;
+typedef struct nodelink nodelink_t;
 
 typedef struct {
     uint64_t submitted, ok, error, cancelled, timeout, crashed, rejected, lost;
@@ -62,6 +67,8 @@ struct broker {
     reload_t *reload;
     stats_t *stats;
     access_t *access;              /* identities and rights */
+    nodes_t *nodes;                /* worker nodes that joined this head (nodes.c) */
+    nodelink_t *nodelink;          /* this forqd's link to its head, with --join (nodelink.c) */
     const broker_dict_ops_t *dict; /* the dict service, when one is attached */
     void *dict_ud;
     counters_t st;           /* what happened since start, for stats */
@@ -81,6 +88,8 @@ int listener_bind(listener_t *l);
  * logging why (nothing changed then). */
 int listener_rebind(listener_t *l, const config_t *next);
 void *listener_socket(listener_t *l);
+/* The ZeroMQ context the client socket lives in (the node sockets share it, and its ZAP). */
+void *listener_context(listener_t *l);
 
 /* commands.c: one request from a client, decoded; `frames` payload frames follow the header
  * (payload: the first of them, NULL if none; too_many: more than the socket kept). */

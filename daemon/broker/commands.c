@@ -9,6 +9,7 @@
 #include "ops.h"
 #include "jobs.h"
 #include "log.h"
+#include "nodes.h"
 #include "outbox.h"
 #include "pool.h"
 #include "stats.h"
@@ -173,7 +174,10 @@ static void on_submit(broker_t *b, const origin_t *o, const wire_hdr_t *h, zmq_m
     if (b->draining)
         return reject(b, o, h, "shutting_down",
                       "forqd is shutting down and accepts no new jobs; retry when it is back");
-    if (!(task = tasks_find(b->tasks, h->task.ptr, h->task.len)))
+    if (!(task = tasks_find(b->tasks, h->task.ptr, h->task.len)) &&
+        nodes_offer(b->nodes, h->task.ptr, h->task.len))
+        task = tasks_intern(b->tasks, h->task.ptr, h->task.len); /* a node's task */
+    if (!task)
         return reject(b, o, h, "unknown_task",
                       "forqd has no task '%.*s'; 'forq status' lists the tasks it has",
                       (int)h->task.len, h->task.ptr);
@@ -271,6 +275,11 @@ static void on_status(broker_t *b, const origin_t *o, const wire_hdr_t *h)
             r.total = job->worker->prog_total;
             if (job->worker->prog_text[0])
                 r.msg = wire_str(job->worker->prog_text);
+        } else if (job->phase == JOB_REMOTE) {
+            uint64_t started;
+            r.state = WIRE_ST_RUNNING;
+            r.msg = wire_str(nodes_run_where(job, &started)); /* the node's name */
+            r.run_ms = now - started;
         } else {
             r.state = job->final;
         }

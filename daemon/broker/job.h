@@ -9,6 +9,8 @@
  *   worker dies first it goes back to the front of the queue, no retry spent.
  * - RUNNING: `worker` set and worker->job == job, in `live`, its timer armed iff it has a run
  *   timeout.
+ * - REMOTE: sent to a worker node (nodes.h): x->run names the attempt, `worker` NULL, in
+ *   `live`, its timer armed iff it has a run timeout (the head's backstop, past the node's).
  * - DONE: answered, args freed, `client` NULL, in the retention list until pruned.
  * Every job that leaves QUEUED, AHEAD or RUNNING for DONE goes through jobs_finish(), which
  * sends its one result. */
@@ -26,7 +28,7 @@
 typedef struct client client_t;
 typedef struct worker worker_t;
 
-typedef enum { JOB_QUEUED, JOB_AHEAD, JOB_RUNNING, JOB_DONE } job_phase_t;
+typedef enum { JOB_QUEUED, JOB_AHEAD, JOB_RUNNING, JOB_DONE, JOB_REMOTE } job_phase_t;
 
 /* Who asked to cancel a job sent ahead, answered when the worker has said whether it had
  * started it. */
@@ -54,7 +56,10 @@ typedef struct job_extra {
     char *store;            /* "name\0key": store an ok result there (owned), or NULL */
     canceller_t *canceller; /* cancels waiting for the worker's answer (AHEAD), owned */
     bool cancel_told;       /* RUNNING: the task was told of a cancel (--cancel-grace); its
-                               worker is killed when the grace is over */
+                               worker is killed when the grace is over; REMOTE: a cancel was
+                               sent to its node */
+    void *run;              /* REMOTE: its run at a node (nodes.c owns it) */
+    char *tags;             /* tags its executor must have, comma-separated (owned), or NULL */
 } job_extra_t;
 
 /* A job. Kept small: a million of them may be queued (bench/, workload 7). */

@@ -9,6 +9,7 @@
 
 #include "access.h"
 #include "log.h"
+#include "nodes.h"
 #include "outbox.h"
 #include "pool.h"
 #include "util.h"
@@ -61,8 +62,9 @@ static void pack_job(list_t *l, const job_t *job, bool running)
     msgpack_packer *pk = &l->pk;
     const worker_t *w = running ? job->worker : NULL;
     const char *owner = access_name(l->b->access, job->owner);
+    bool remote = running && job->phase == JOB_REMOTE;
 
-    msgpack_pack_map(pk, w ? 12 : 7);
+    msgpack_pack_map(pk, w ? 12 : remote ? 9 : 7);
     pack_key(pk, "id");
     pack_str(pk, job->id, job->id_len);
     pack_key(pk, "task");
@@ -77,6 +79,13 @@ static void pack_job(list_t *l, const job_t *job, bool running)
     msgpack_pack_uint64(pk, l->now - job->accepted_ms);
     pack_key(pk, "attempts");
     msgpack_pack_uint32(pk, job->attempts);
+    if (remote) { /* at a worker node: its name instead of a pid */
+        uint64_t started;
+        pack_key(pk, "node");
+        pack_key(pk, nodes_run_where(job, &started));
+        pack_key(pk, "run_ms");
+        msgpack_pack_uint64(pk, l->now - started);
+    }
     if (w) {
         pack_key(pk, "pid");
         msgpack_pack_int64(pk, w->pid);
@@ -103,6 +112,11 @@ static bool add(list_t *l, const job_t *job, bool running)
     pack_job(l, job, running);
     l->listed++;
     return true;
+}
+
+static bool visit_remote(const job_t *job, void *ud)
+{
+    return add(ud, job, true);
 }
 
 static bool visit_queued(sched_item_t *item, void *ud)
@@ -139,6 +153,8 @@ void jobs_list(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
             if (!full && w->job)
                 full = !add(&l, w->job, true);
         }
+        if (!full)
+            nodes_visit(b->nodes, visit_remote, &l);
     }
     if (l.want != WIRE_ST_RUNNING) {
         HASH_ITER(hh, pool_workers(b->pool), w, tmp)

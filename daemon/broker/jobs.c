@@ -6,10 +6,12 @@
  * (zmq_msg_copy is a reference count), never copied or decoded. */
 #define _GNU_SOURCE
 #include "jobs.h"
+#include "jobs_int.h"
 
 #include "access.h"
 #include "jobtab.h"
 #include "log.h"
+#include "nodes.h"
 #include "outbox.h"
 #include "pool.h"
 #include "tasks.h"
@@ -21,19 +23,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <utlist.h>
-
-struct jobs {
-    broker_t *b;
-    jobtab_t tab;       /* every known job, by id */
-    sched_t sched;      /* QUEUED jobs */
-    uint8_t timer_kind; /* of job->timer (loop.h) */
-    job_t *done;        /* retention list, oldest first */
-    size_t n_done;
-    size_t retained_bytes; /* result headers and frames kept for fetch */
-    size_t running;        /* RUNNING jobs */
-    size_t ahead;          /* AHEAD jobs */
-    uint32_t next_seq;     /* job->seq */
-};
 
 static outbox_t *out_of(jobs_t *jobs)
 {
@@ -64,6 +53,7 @@ static void job_free(job_t *job)
         }
         free_watchers(job);
         free(job->x->store);
+        free(job->x->tags);
         free(job->x);
     }
     free(job);
@@ -143,6 +133,10 @@ static void leave_worker(jobs_t *jobs, job_t *job)
     }
     if (job->phase == JOB_AHEAD)
         unlink_ahead(jobs, job);
+    if (job->phase == JOB_REMOTE) {
+        nodes_run_end(jobs->b->nodes, job);
+        jobs->running--;
+    }
 }
 
 static void enqueue(jobs_t *jobs, job_t *job, bool front)
@@ -154,7 +148,7 @@ static void enqueue(jobs_t *jobs, job_t *job, bool front)
 }
 
 /* Back to the front of the queue (a retry, or a job a dead worker never started). */
-static void requeue(jobs_t *jobs, job_t *job)
+void jobs_requeue_front(jobs_t *jobs, job_t *job)
 {
     leave_worker(jobs, job);
     loop_timer_disarm(jobs->b->loop, &job->timer);
@@ -162,7 +156,7 @@ static void requeue(jobs_t *jobs, job_t *job)
 }
 
 /* The job starts running on w (which is not idle any more). */
-static void start_running(jobs_t *jobs, worker_t *w, job_t *job)
+void jobs_start_running(jobs_t *jobs, worker_t *w, job_t *job)
 {
     loop_timer_disarm(jobs->b->loop, &job->timer);
     job->deadline_at = 0; /* it started: the queue deadline is met, retries included */
@@ -305,51 +299,11 @@ void jobs_finish(jobs_t *jobs, job_t *job, wire_state_t state, const wire_hdr_t 
 static void promote(jobs_t *jobs, worker_t *w, job_t *job)
 {
     unlink_ahead(jobs, job);
-    start_running(jobs, w, job);
+    jobs_start_running(jobs, w, job);
     if (job->x && job->x->canceller) {
         /* it started before the worker saw the cancel: as for any running job, kill it */
         answer_cancellers(jobs, job, "killing");
         pool_kill(jobs->b->pool, w, KILL_CANCEL);
-    }
-}
-
-static void dispatch(jobs_t *jobs)
-{
-    pool_t *pool = jobs->b->pool;
-    worker_t *w;
-
-    while (jobs->sched.total > 0 && (w = pool_take_idle(pool))) {
-        job_t *job = container_of(sched_pop(&jobs->sched), job_t, item);
-
-        start_running(jobs, w, job);
-        if (!pool_send_job(pool, w, job)) {
-            job->attempts--;
-            requeue(jobs, job);
-        }
-    }
-    while (jobs->sched.total > 0 && !jobs->b->draining) {
-        job_t *job = container_of(sched_peek(&jobs->sched), job_t, item);
-
-        if (!tasks_is_short(job->task) || !(w = pool_ahead_slot(pool)))
-            return;
-        sched_pop(&jobs->sched);
-        loop_timer_disarm(jobs->b->loop, &job->timer);
-        job->deadline_at = 0; /* handed to a worker: it starts within moments */
-        job->phase = JOB_AHEAD;
-        job->worker = w;
-        job->ahead_next = NULL;
-        if (w->ahead_tail)
-            w->ahead_tail->ahead_next = job;
-        else
-            w->ahead = job;
-        w->ahead_tail = job;
-        w->n_ahead++;
-        jobs->ahead++;
-        jobs->b->st.sent_ahead++;
-        if (!pool_send_job(pool, w, job)) {
-            requeue(jobs, job);
-            return;
-        }
     }
 }
 
@@ -393,6 +347,8 @@ void jobs_accept(jobs_t *jobs, client_t *c, const wire_hdr_t *h, const char *tas
     job->as_bytes = h->as_bytes;
     job->accepted_ms = now_ms();
     job->cpu_s = (uint32_t)h->cpu_s;
+    if (h->tags.len)
+        job_extra(job)->tags = xstrndup(h->tags.ptr, h->tags.len);
     jobtab_add(&jobs->tab, job);
     c->live++;
     access_live_add(jobs->b->access, job->owner, 1);
@@ -451,6 +407,16 @@ void jobs_cancel(jobs_t *jobs, const origin_t *o, const wire_hdr_t *h)
             loop_timer_arm(jobs->b->loop, &job->timer, now_ms() + grace);
         break;
     }
+    case JOB_REMOTE: {
+        /* at a node, queued there or running: it answers with the job's result */
+        r.outcome = wire_str("killing");
+        outbox_send(out, o, &r, NULL);
+        if (!job_extra(job)->cancel_told) {
+            job->x->cancel_told = true;
+            nodes_cancel(jobs->b->nodes, job);
+        }
+        break;
+    }
     case JOB_DONE:
         r.outcome = wire_str("finished");
         r.state = job->final;
@@ -485,10 +451,23 @@ static void requeue_ahead(jobs_t *jobs, worker_t *w)
             }
             jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
         } else {
-            requeue(jobs, job);
+            jobs_requeue_front(jobs, job);
         }
     }
     free(list);
+}
+
+void jobs_requeue(jobs_t *jobs, job_t *job)
+{
+    if (job->attempts)
+        job->attempts--;
+    if (jobs->b->draining) { /* nothing will run it: the stop's answer */
+        wire_hdr_t x = {.code = wire_str("shutting_down"),
+                        .msg = wire_str("forqd is shutting down; the job never started")};
+        jobs_finish(jobs, job, WIRE_ST_CANCELLED, &x, NULL);
+        return;
+    }
+    jobs_requeue_front(jobs, job);
 }
 
 static bool id_is(const job_t *job, wire_str_t id)
@@ -548,7 +527,7 @@ bool jobs_worker_done(jobs_t *jobs, worker_t *w, const wire_hdr_t *h, zmq_msg_t 
         /* one whose start was undecided (start_next): the worker ran it */
         job = ahead;
         unlink_ahead(jobs, job);
-        start_running(jobs, w, job);
+        jobs_start_running(jobs, w, job);
     }
     w->jobs_done++;
     tasks_ran(job->task, h->run_us);
@@ -583,13 +562,13 @@ bool jobs_worker_done(jobs_t *jobs, worker_t *w, const wire_hdr_t *h, zmq_msg_t 
 }
 
 /* Retry a job whose worker died, if it may; false if it may not. */
-static bool retry(jobs_t *jobs, job_t *job)
+bool jobs_retry(jobs_t *jobs, job_t *job)
 {
     if (job->retries_left == 0 || jobs->b->draining)
         return false;
     job->retries_left--;
     jobs->b->st.retried++;
-    requeue(jobs, job);
+    jobs_requeue_front(jobs, job);
     return true;
 }
 
@@ -603,7 +582,7 @@ static void running_job_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died
     describe_wait_status(status, what, sizeof(what));
     if (w->kill != KILL_NONE && w->kill_seq != job->seq) {
         /* the job the kill was for had just finished and this one, sent ahead, had started */
-        if (retry(jobs, job))
+        if (jobs_retry(jobs, job))
             return;
         x.msg = wire_str("its worker was killed to stop the job before it, which finished just "
                          "as this one started; submit it with retries to have it run again");
@@ -634,7 +613,7 @@ static void running_job_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died
         log_warn("worker %d %s while running job %s (%s); retrying it (%u retries left)",
                  (int)w->pid, fs_died ? "died with its forkserver" : what, job->id, job->task,
                  job->retries_left - 1u);
-        retry(jobs, job);
+        jobs_retry(jobs, job);
         return;
     }
     if (fs_died) {
@@ -687,6 +666,16 @@ static void on_timer(void *ud, timer_node_t *t, uint64_t now)
         /* a cancel's grace over, or the run timeout */
         pool_kill(jobs->b->pool, job->worker,
                   job->x && job->x->cancel_told ? KILL_CANCEL : KILL_TIMEOUT);
+    } else if (job->phase == JOB_REMOTE) {
+        /* the node did not answer its run timeout in time: the head does */
+        char msg[WIRE_TEXT_MAX];
+        uint64_t started;
+        snprintf(msg, sizeof(msg),
+                 "ran longer than its timeout of %lu ms on node %s, which did not report it",
+                 (unsigned long)job->timeout_ms, nodes_run_where(job, &started));
+        wire_hdr_t x = {.msg = wire_str(msg)};
+        nodes_cancel(jobs->b->nodes, job);
+        jobs_finish(jobs, job, WIRE_ST_TIMEOUT, &x, NULL);
     }
 }
 
@@ -717,7 +706,7 @@ static uint64_t tick(void *ud, uint64_t now)
     jobs_t *jobs = ud;
     uint64_t next = prune(jobs, now);
 
-    dispatch(jobs);
+    jobs_dispatch(jobs);
     return next;
 }
 

@@ -36,6 +36,14 @@ void jobs_worker_progress(jobs_t *jobs, worker_t *w, const wire_hdr_t *h);
  * answered or retried, its jobs sent ahead go back to the queue. */
 void jobs_worker_lost(jobs_t *jobs, worker_t *w, int status, bool fs_died);
 
+/* From nodes.c: a job at a node that may be retried is queued again at the front (a retry
+ * spent; true), else false and nothing changed. */
+bool jobs_retry(jobs_t *jobs, job_t *job);
+/* A job at a node that never started there: back to the front, no attempt counted. */
+void jobs_requeue(jobs_t *jobs, job_t *job);
+/* A node's progress report for a REMOTE job (watch.c). */
+void jobs_remote_progress(jobs_t *jobs, job_t *job, const wire_hdr_t *p);
+
 /* The queue (joblist.c walks it), and the broker the jobs belong to. */
 const sched_t *jobs_queue(const jobs_t *jobs);
 broker_t *jobs_broker(const jobs_t *jobs);

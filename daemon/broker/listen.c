@@ -171,6 +171,11 @@ void *listener_socket(listener_t *l)
     return l->sock;
 }
 
+void *listener_context(listener_t *l)
+{
+    return l->zctx;
+}
+
 int listener_bind(listener_t *l)
 {
     const config_t *cfg = l->b->cfg;

@@ -4,6 +4,8 @@
 #include "outbox.h"
 
 #include "log.h"
+#include "nodelink.h"
+#include "nodes.h"
 #include "pool.h"
 #include "util.h"
 
@@ -49,6 +51,12 @@ static int try_send(outbox_t *out, const void *ident, size_t ilen, bool delim, z
 {
     int more = ZMQ_SNDMORE | ZMQ_DONTWAIT;
 
+    if (ilen == NODELINK_ROUTE_LEN && memcmp(ident, NODELINK_ROUTE, NODELINK_ROUTE_LEN) == 0 &&
+        out->b->nodelink)
+        return nodelink_route(out->b->nodelink, hdr, payload);
+    if (ilen > NODES_ROUTE_LEN && memcmp(ident, NODES_ROUTE, NODES_ROUTE_LEN) == 0)
+        return nodes_route(out->b->nodes, (const uint8_t *)ident + NODES_ROUTE_LEN,
+                           ilen - NODES_ROUTE_LEN, hdr, payload);
     if (!out->sock || zmq_send(out->sock, ident, ilen, more) < 0)
         return errno == EAGAIN ? -EAGAIN : -EHOSTUNREACH;
     /* the first frame is in: the rest of a multipart message always follows */

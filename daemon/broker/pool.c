@@ -20,6 +20,7 @@
 #include "jobs.h"
 #include "linkq.h"
 #include "log.h"
+#include "nodelink.h"
 #include "outbox.h"
 #include "reload.h"
 #include "tasks.h"
@@ -376,6 +377,9 @@ static void on_worker_msg(pool_t *pool, worker_t *w, wlink_msg_t *m)
         on_ready(pool, w);
     } else if (h.cmd == WIRE_DONE) {
         on_done(pool, w, &h, m->has_payload ? &pm : NULL);
+    } else if (h.cmd == WIRE_DICT && b->nodelink &&
+               nodelink_dict(b->nodelink, w, &h, m->has_payload ? &pm : NULL)) {
+        /* a job the head sent: its task uses the head's dict service */
     } else if (h.cmd == WIRE_DICT && b->dict) {
         /* the running task uses the dict service */
         origin_t o = {.worker = w->pid, .who = w->job ? w->job->owner : ACCESS_NOBODY};

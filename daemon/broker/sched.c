@@ -73,6 +73,20 @@ sched_item_t *sched_peek(const sched_t *s)
     return NULL;
 }
 
+void sched_take(sched_t *s, sched_item_t *item)
+{
+    sched_lane_t *lane = item->lane;
+
+    if (!lane)
+        return;
+    unlink_item(s, item);
+    if (lane->len > 0) {
+        /* its client had its turn: to the back of the ring, as sched_pop does */
+        DL_DELETE(s->ring[lane->prio], lane);
+        DL_APPEND(s->ring[lane->prio], lane);
+    }
+}
+
 void sched_remove(sched_t *s, sched_item_t *item)
 {
     if (item->lane)

@@ -53,6 +53,10 @@ sched_item_t *sched_peek(const sched_t *s);
  * order), until it returns false; fn must not change the queue. Returns how many it saw. */
 size_t sched_visit(const sched_t *s, bool (*fn)(sched_item_t *item, void *ud), void *ud);
 
+/* Take a queued item to run it, as sched_pop() takes the first: its lane goes to the back of
+ * its ring (its client had its turn). For a job found past one that cannot run now. */
+void sched_take(sched_t *s, sched_item_t *item);
+
 /* Remove a queued item (cancel, deadline). Does nothing if it is not queued. */
 void sched_remove(sched_t *s, sched_item_t *item);
 

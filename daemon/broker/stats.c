@@ -6,6 +6,7 @@
 #include "conncap.h"
 #include "forq_config.h"
 #include "jobs.h"
+#include "nodes.h"
 #include "notify.h"
 #include "outbox.h"
 #include "pool.h"
@@ -65,8 +66,15 @@ void stats_status_line(broker_t *b, char *buf, size_t size)
     jobs_counts_t jc;
 
     jobs_counts(b->jobs, &jc);
-    snprintf(buf, size, "%zu/%ld workers busy, %zu queued, %.0f jobs/s", pool_busy(b->pool),
-             b->cfg->workers, jc.queued, b->stats->rate);
+    if (nodes_count(b->nodes))
+        snprintf(buf, size,
+                 "%zu/%ld workers busy, %zu/%zu node slots busy on %zu node(s), %zu "
+                 "queued, %.0f jobs/s",
+                 pool_busy(b->pool), b->cfg->workers, nodes_busy(b->nodes), nodes_slots(b->nodes),
+                 nodes_count(b->nodes), jc.queued, b->stats->rate);
+    else
+        snprintf(buf, size, "%zu/%ld workers busy, %zu queued, %.0f jobs/s", pool_busy(b->pool),
+                 b->cfg->workers, jc.queued, b->stats->rate);
 }
 
 /* Memory a burst left behind goes back to the system once forqd is idle: freed job records,
@@ -218,7 +226,7 @@ static void pack_client_list(broker_t *b, msgpack_packer *pk)
     }
 }
 
-#define BROKER_STATS 40 /* the entries stats_reply packs itself, client_list aside */
+#define BROKER_STATS 42 /* the entries stats_reply packs itself, client_list aside */
 
 void stats_reply(broker_t *b, const origin_t *o, const wire_hdr_t *h)
 {
@@ -287,6 +295,9 @@ void stats_reply(broker_t *b, const origin_t *o, const wire_hdr_t *h)
     tasks_pack(b->tasks, &pk);
     pack_key(&pk, "task_docs");
     tasks_pack_docs(b->tasks, &pk);
+    pack_kv_u64(&pk, "node_slots", nodes_slots(b->nodes));
+    pack_key(&pk, "nodes");
+    nodes_pack(b->nodes, &pk);
     pack_key(&pk, "exec_allowed");
     pack_strs(&pk, b->cfg->exec_allow.items, b->cfg->exec_allow.n);
     if (b->dict)

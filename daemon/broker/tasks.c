@@ -138,3 +138,21 @@ void tasks_ran(const char *task, uint64_t run_us)
     if (n->samples < 1000)
         n->samples++;
 }
+
+const char *tasks_intern(tasks_t *t, const char *name, size_t len)
+{
+    task_name_t *n;
+
+    HASH_FIND(hh, t->tab, name, len, n);
+    if (!n) {
+        n = xcalloc(1, sizeof(*n) + len + 1);
+        memcpy(n->name, name, len);
+        HASH_ADD(hh, t->tab, name[0], len, n);
+    }
+    return n->name;
+}
+
+bool tasks_is_local(const char *task)
+{
+    return of(task)->present;
+}

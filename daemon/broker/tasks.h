@@ -19,6 +19,10 @@ size_t tasks_learn(tasks_t *t, const char *names, size_t len);
 /* The interned name, if it is offered now; NULL otherwise. */
 const char *tasks_find(tasks_t *t, const char *name, size_t len);
 size_t tasks_count(const tasks_t *t);
+/* The interned name, made when new (not offered by the forkserver: a node's task). */
+const char *tasks_intern(tasks_t *t, const char *name, size_t len);
+/* Does this forqd's own forkserver offer the (interned) task now? */
+bool tasks_is_local(const char *task);
 /* Pack the offered names as a msgpack array. */
 void tasks_pack(const tasks_t *t, msgpack_packer *pk);
 /* A map of the present tasks: name -> doc string ("" when a task has none). */

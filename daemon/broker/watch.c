@@ -90,3 +90,22 @@ void jobs_worker_progress(jobs_t *jobs, worker_t *w, const wire_hdr_t *p)
     outbox_send_raw(jobs_broker(jobs)->out, c->ident, c->ident_len, c->delim, e->data, e->size,
                     NULL);
 }
+
+void jobs_remote_progress(jobs_t *jobs, job_t *job, const wire_hdr_t *p)
+{
+    wire_hdr_t h = {.cmd = WIRE_PROGRESS,
+                    .id = {job->id, job->id_len},
+                    .done = p->done,
+                    .total = p->total,
+                    .msg = p->msg};
+    const msgpack_sbuffer *e;
+    client_t *c = job->client;
+
+    if (!(e = outbox_encode(jobs_broker(jobs)->out, &h)))
+        return;
+    for (watcher_t *x = job->x ? job->x->watchers : NULL; x; x = x->next)
+        outbox_send_raw(jobs_broker(jobs)->out, x->ident, x->ident_len, x->delim, e->data, e->size,
+                        NULL);
+    outbox_send_raw(jobs_broker(jobs)->out, c->ident, c->ident_len, c->delim, e->data, e->size,
+                    NULL);
+}

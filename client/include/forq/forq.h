@@ -159,6 +159,8 @@ typedef struct {
                                  in this dict under store_key (forq_dict_get), where it outlives
                                  the client; NULL: not stored */
     const char *store_key;
+    const char *tags; /* with worker nodes: comma-separated tags the forqd or node that runs the
+                         job must have (its --tag), e.g. "gpu"; NULL: any */
 } forq_submit_opts_t;
 
 /* What forq_client_status() tells about a job. */
