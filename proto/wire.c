@@ -215,6 +215,8 @@ static const wire_field_t fields[] = {
     F("lock",        STR,     WIRE_ID_MAX,       lock,        NO_FLAG,           SET),
     F("permits",     UINT,    WIRE_PERMITS_MAX,  permits,     NO_FLAG,           SET),
     F("start",       UINT,    0,                 start,       NO_FLAG,           SET),
+    F("of",          UINT,    0,                 of,          HAS(has_of),       SET),
+    F("track",       BOOL,    0,                 track,       NO_FLAG,           SET),
     F("tags",        STR,     256,               tags,        NO_FLAG,           SET),
 };
 /* clang-format on */

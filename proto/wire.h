@@ -158,6 +158,10 @@ typedef struct {
     wire_str_t lock;      /* "lock": the lock whose token fences a change */
     uint32_t permits;     /* "permits": lock.acquire: holders at once (semaphore), 0 = 1 */
     uint64_t start;       /* "start": queue.range: the index of the first item */
+    uint64_t of;          /* "of": queue/lock/event.withdraw: the req of the request withdrawn */
+    bool has_of;          /* "of" was present */
+    bool track;           /* "track": dict get: remember that this connection read the key and
+                             tell it (invalidate) when the key changes */
     wire_str_t tags;      /* "tags": submit: comma-separated tags the executor must have */
 } wire_hdr_t;
 
