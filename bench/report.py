@@ -218,6 +218,46 @@ def queue_rows(p, rows, target, get, ratio):
 # ---- end of 10 ----
 
 
+# ---- 11. worker nodes (issue 18) ----
+MARKDOWN_ROWS += [
+    ("11 tiny jobs through one node hop (1 worker)", "jobs/s", "node.hop_tput",
+     [("the head's own worker", "node.local_tput")], True),
+    ("11 submit+wait through one node hop, p50", "µs", "node.hop_rtt_p50_us",
+     [("the head's own worker", "node.local_rtt_p50_us")], False),
+    ("11 10 ms jobs, head + 3 nodes (8 slots): of ideal", "", "node.scale4_of_ideal",
+     [("head alone (2 slots)", "node.scale1_of_ideal")], True),
+]
+NODE_METRICS = ["node.local_tput", "node.hop_tput", "node.head_cpu_us_per_local_job",
+                "node.head_cpu_us_per_hop_job", "node.node_cpu_us_per_hop_job",
+                "node.local_rtt_p50_us", "node.local_rtt_p99_us", "node.hop_rtt_p50_us",
+                "node.hop_rtt_p99_us", "node.hop_rtt_ratio", "node.scale1_of_ideal",
+                "node.scale4_of_ideal"]
+
+
+def node_rows(p, rows, target, get, ratio):
+    """Issue 18's rows and targets for placement p, when scripts/bench measured them."""
+    if not get(p, "node.hop_tput"):
+        return
+    ht, lt = get(p, "node.hop_tput"), get(p, "node.local_tput")
+    rows.append((p, "11 tiny jobs through one node hop", "jobs/s", ht,
+                 [("the head's own worker", lt)], "%.2fx local" % ratio(ht, lt)))
+    for q in ("p50", "p99"):
+        h, l = get(p, "node.hop_rtt_%s_us" % q), get(p, "node.local_rtt_%s_us" % q)
+        rows.append((p, "11 round trip through one node hop: %s" % q, "us", h,
+                     [("the head's own worker", l)], "%.2fx local" % ratio(h, l)))
+    hc, lc, nc = (get(p, "node.head_cpu_us_per_hop_job"), get(p, "node.head_cpu_us_per_local_job"),
+                  get(p, "node.node_cpu_us_per_hop_job"))
+    rows.append((p, "11 head CPU per job through a node", "us", hc,
+                 [("a local job", lc), ("the node's forqd", nc)], ""))
+    rr = get(p, "node.hop_rtt_ratio")
+    target(p, "11: a hop adds <= 1.5x to the round trip", rr["median"], 1.5, rr["median"] <= 1.5)
+    s4, s1 = get(p, "node.scale4_of_ideal"), get(p, "node.scale1_of_ideal")
+    rows.append((p, "11 10 ms jobs, head + 3 nodes: of ideal", "", s4,
+                 [("head alone", s1)], ""))
+    target(p, "11: scaling to 3 nodes >= 90% of ideal", s4["median"], 0.9, s4["median"] >= 0.9)
+# ---- end of 11 ----
+
+
 def markdown(path):
     with open(path) as f:
         doc = json.load(f)
@@ -416,6 +456,7 @@ def main(argv):
         target(p, "6: replacement <= 2 ms", rep["median"], 2000, rep["median"] <= 2000)
         pytask_rows(p, res, raw, rows, target, get, ratio)  # 9. Python tasks (issue 15)
         queue_rows(p, rows, target, get, ratio)  # 10. shared queues (issue 16)
+        node_rows(p, rows, target, get, ratio)  # 11. worker nodes (issue 18)
 
     if "memory" in res:
         bpj = get("memory", "forq.bytes_per_job")
@@ -459,6 +500,7 @@ def main(argv):
         expected += len(PYTASK_METRICS) * len([p for p in raw if "pyt.jobs" in raw[p]])
         # 10. shared queues (issue 16)
         expected += len(QUEUE_METRICS) * len([p for p in raw if "forq.queue_tput" in raw[p]])
+        expected += len(NODE_METRICS) * len([p for p in raw if "node.hop_tput" in raw[p]])
         count = sum(len(ms) for ms in raw.values())
         if bad or count != expected:
             print("smoke: missing or non-positive figures: %s (%d metrics of %d)"
