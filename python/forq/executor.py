@@ -21,7 +21,8 @@ from .mapping import MapIterator, _Chunk
 
 _NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 _OPTIONS = ("run_timeout", "deadline", "priority", "retries", "store", "max_result",
-            "max_memory", "max_cpu_seconds", "job_id")
+            "max_memory", "max_cpu_seconds", "tags", "job_id")
+_TAG = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 WINDOW_DEF = 32         # chunk jobs a map keeps in flight by default
 
 Task = Union[str, Callable[..., Any]]
@@ -114,6 +115,16 @@ def job_options(options: dict) -> dict:
                      "max_cpu_seconds": "cpu_s"}[name]] = value
         elif name == "store":
             out.update(_store_fields(value))
+        elif name == "tags":
+            tags = [value] if isinstance(value, str) else value
+            if (not isinstance(tags, (list, tuple)) or not tags
+                    or not all(isinstance(t, str) and _TAG.match(t) for t in tags)):
+                raise ValueError("tags must be a tag or a list of tags of 1-64 of A-Z a-z 0-9 . _ "
+                                 ": -, not %r" % (value,))
+            joined = ",".join(tags)
+            if len(joined) > 256:
+                raise ValueError("tags must join to at most 256 bytes, not %d" % len(joined))
+            out["tags"] = joined
         else:
             hint = ("; the run timeout is run_timeout= (Future.result(timeout) waits)"
                     if name == "timeout" else
@@ -253,6 +264,8 @@ class Executor(concurrent.futures.Executor):
           name or a :class:`forq.Dict`), where it outlives this client;
         * ``max_result`` (bytes), ``max_memory`` (bytes of address space),
           ``max_cpu_seconds``: limits of this job;
+        * ``tags`` (a tag or a list of them): with worker nodes, only a forqd or node that has
+          every one runs the job (README "More machines", PROTOCOL.md section 14);
         * ``job_id``: the job's id (1-64 of ``A-Z a-z 0-9 . _ : -``); default a unique one;
         * ``kwargs`` (a dict of str keys): keyword arguments for a Python task (forqd's Python
           task runtime, README "Python tasks"): sent after ``args`` as ``{"$kw": kwargs}``,

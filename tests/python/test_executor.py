@@ -173,6 +173,23 @@ def test_options(ex, tmp_path):
         ex.submit("echo", object())
 
 
+def test_tags(own_forqd):
+    """tags= reaches forqd: a job runs only where every tag is (a forqd's own --tag)."""
+    d = Forqd("--tag", "gpu", workers=1)
+    own_forqd.append(d)
+    with executor(d.endpoint) as ex:
+        assert ex.submit("echo", 1, tags="gpu").result(5) == [1]
+        assert ex.submit("echo", 2, tags=["gpu"]).result(5) == [2]
+        waits = ex.submit("echo", 3, tags=["gpu", "big"])     # nobody has "big": it waits
+        time.sleep(0.3)
+        assert ex.status(waits.job_id)["status"] == "queued"
+        assert waits.cancel()
+        with pytest.raises(ValueError, match="tags"):
+            ex.submit("echo", tags="no spaces")
+        with pytest.raises(ValueError, match="tags"):
+            ex.submit("echo", tags=[])
+
+
 def test_deadline_and_priority(own_forqd):
     d = Forqd(workers=1)
     own_forqd.append(d)
