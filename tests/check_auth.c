@@ -683,7 +683,7 @@ START_TEST(test_the_cli_with_keys)
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 15);
     ck_assert_msg(strstr(out, "read=shared"), "%s", out);
     /* plaintext against a CURVE endpoint */
-    snprintf(cmd, sizeof(cmd), "%s -e %s --connect-timeout 3 ping 2>&1", cli, tcp_ep);
+    snprintf(cmd, sizeof(cmd), "%s -e %s --connect-timeout 10 ping 2>&1", cli, tcp_ep);
     ck_assert_int_eq(sh(cmd, out, sizeof(out)), 8);
     ck_assert_msg(strstr(out, "requires CURVE") && strstr(out, "--server-key"), "%s", out);
     /* a key file with loose permissions */
