@@ -463,6 +463,11 @@ static bool drive(forq_client_t *c, forq_future_t *f, uint64_t deadline)
         uint64_t now = util_mono_ms();
         if (deadline && now >= deadline)
             return false;
+        pthread_mutex_lock(&c->lock);
+        bool refused = health_refused_first_locked(c);
+        pthread_mutex_unlock(&c->lock);
+        if (refused)
+            return false;
         zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN | (out_left ? ZMQ_POLLOUT : 0), 0},
                                    {NULL, poke_fd, ZMQ_POLLIN, 0}};
         if (zmq_poll(items, 2, deadline ? (long)(deadline - now) : -1) < 0 && errno != EINTR)
@@ -502,7 +507,7 @@ bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms)
             break;
         }
         uint64_t now = util_mono_ms();
-        if (deadline && now >= deadline) {
+        if ((deadline && now >= deadline) || health_refused_first_locked(c)) {
             unwait_locked(c);
             pthread_mutex_unlock(&c->lock);
             return false;

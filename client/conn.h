@@ -37,7 +37,8 @@ forq_err_t conn_send(forq_client_t *c, const wire_hdr_t *h, const void *payload,
                      bool has_payload, forq_future_t *f, bool will_wait);
 
 /* Wait until f (sent on c) is done or timeout_ms passes (-1: no limit), driving c's socket in
- * this thread when nobody else does. Returns whether f is done. */
+ * this thread when nobody else does. Returns whether f is done; false early when forqd refused
+ * the handshake before c ever connected (health_refused_first_locked: nothing can answer). */
 bool conn_wait(forq_client_t *c, forq_future_t *f, int timeout_ms);
 
 /* A listener was registered on a pending future of c: make sure someone reads the socket. */

@@ -305,6 +305,12 @@ void health_monitor_events(forq_client_t *c)
         default:
             break;
         }
+        if (c->auth_problem[0] && !c->ever_up) {
+            /* refused before it ever connected: nothing will be answered; waiters hear it now
+             * (conn_wait, drive), not when their time is up */
+            pthread_cond_broadcast(&c->owner_cv);
+            util_fd_signal(c->drive_fd);
+        }
         pthread_mutex_unlock(&c->lock);
     }
 }
@@ -348,6 +354,11 @@ int64_t health_unreachable_ms(forq_client_t *c)
     }
     pthread_mutex_unlock(&c->lock);
     return ms;
+}
+
+bool health_refused_first_locked(const forq_client_t *c)
+{
+    return c->auth_problem[0] != '\0' && !c->ever_up;
 }
 
 bool health_refused(forq_client_t *c)

@@ -27,4 +27,8 @@ void health_why_silent(forq_client_t *c, int timeout_ms, char *buf, size_t size)
  * key)? health_why_silent() then says why. */
 bool health_refused(forq_client_t *c);
 
+/* ... before it was ever connected (client lock held): no request can be answered, and a
+ * waiter stops waiting (conn_wait) with the reason health_why_silent() gives. */
+bool health_refused_first_locked(const forq_client_t *c);
+
 #endif
