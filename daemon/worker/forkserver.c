@@ -186,7 +186,7 @@ static size_t put_text(char *buf, size_t len, size_t size, const char *s)
     return len;
 }
 
-/* After a failed execv in the child: tell the broker on fd 3 (FAILED, as a forkserver that cannot
+/* After a failed execve in the child: tell the broker on fd 3 (FAILED, as a forkserver that cannot
  * start does) what could not run and why. Only async-signal-safe calls. */
 static void exec_failed(const char *path, bool python, int err)
 {
@@ -227,11 +227,15 @@ int forkserver_exec(const config_t *cfg, pid_t *ret_pid, int *ret_fd)
     argv[1] = fdarg;
     for (int i = 1; i < cfg->argc; i++)
         argv[i + 1] = cfg->argv[i];
-    /* the environment, and which build this forqd is: a forkserver image checks it */
-    while (environ[n_env])
+    /* the environment, and which build this forqd is (in place of any such entry forqd was
+     * given): a forkserver image checks it */
+    for (char **e = environ; *e; e++)
         n_env++;
     envp = xcalloc(n_env + 2, sizeof(char *));
-    memcpy(envp, environ, n_env * sizeof(char *));
+    n_env = 0;
+    for (char **e = environ; *e; e++)
+        if (strncmp(*e, FORKSERVER_BUILD_ENV "=", sizeof(FORKSERVER_BUILD_ENV)) != 0)
+            envp[n_env++] = *e;
     build_env = xstrdup(FORKSERVER_BUILD_ENV "=" FORQ_BUILD_ID);
     envp[n_env] = build_env;
     pid = fork();
