@@ -255,7 +255,10 @@ int main(int argc, char **argv)
     n_tiny = atoi(argv[2]);
     n_rtt = atoi(argv[3]);
     n_sleep = atoi(argv[4]);
-    snprintf(dir, sizeof(dir), "/tmp/node_bench.XXXXXX");
+    /* mkdtemp's template: the prefix, then the six 'X' it replaces */
+    size_t n = (size_t)snprintf(dir, sizeof(dir), "/tmp/node_bench.");
+    memset(dir + n, 'X', 6);
+    dir[n + 6] = '\0';
     if (!mkdtemp(dir))
         return perror("mkdtemp"), 1;
     port = 30000 + (int)(getpid() % 20000);

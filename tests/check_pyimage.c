@@ -64,7 +64,10 @@ static void setup(void)
 {
     char cmd[1024];
 
-    snprintf(dir, sizeof(dir), "/tmp/forq-pyimage-XXXXXX");
+    /* mkdtemp's template: the prefix, then the six 'X' it replaces */
+    size_t n = (size_t)snprintf(dir, sizeof(dir), "/tmp/forq-pyimage-");
+    memset(dir + n, 'X', 6);
+    dir[n + 6] = '\0';
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(runtime, sizeof(runtime), "%s/python.so", dir);
     snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", env("FORQ_PYTHON_RUNTIME"), runtime);
